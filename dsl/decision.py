@@ -1,0 +1,123 @@
+"""What an evaluation returns: a :class:`Decision`, with its benefits and (on request) reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+#: A value a policy can compute: the runtime's whole value domain.
+Value = int | Decimal | str | bool | date | datetime | timedelta | list[Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Benefit:
+    """A benefit granted by a rule, e.g. ``late-arrival-grace`` with ``{"grace": 15 minutes}``."""
+
+    name: str
+    params: dict[str, Value]
+    policy: str
+    rule: str
+
+
+@dataclass(frozen=True, slots=True)
+class Reason:
+    """One line of an explanation.
+
+    ``kind`` is one of:
+
+    - ``fired``: the rule's condition held; ``awards`` is what it contributed.
+    - ``not_fired``: the condition did not hold; ``detail`` is the first false condition.
+    - ``not_chosen``: the rule fired but its group (best-of or first-match) chose another.
+    - ``rounded``: an award was rounded; ``detail`` says from what to what.
+    - ``capped``: a cap cut an award; ``detail`` names the cap.
+    - ``clamped``: a negative amount was raised to zero.
+    """
+
+    policy: str
+    rule: str
+    kind: str
+    detail: str = ""
+    awards: dict[str, int | Decimal] = field(default_factory=dict)
+    line: int = 0
+
+    def render(self) -> str:
+        """One readable line, as ``loyalty eval --explain`` prints it."""
+        who = f"{self.policy}.{self.rule}" if self.rule else self.policy
+        amounts = ", ".join(f"{v} {k}" for k, v in sorted(self.awards.items()))
+        parts = [f"{who}: {self.kind}"]
+        if amounts:
+            parts.append(f"+{amounts}" if self.kind == "fired" else amounts)
+        if self.detail:
+            parts.append(f"({self.detail})")
+        return " ".join(parts)
+
+
+@dataclass(slots=True)
+class Decision:
+    """The combined outcome of every policy that applied to one (customer, event).
+
+    ``awards`` maps currency name to an amount (``int`` for whole-unit currencies,
+    ``Decimal`` for currencies with decimals). ``tier`` is the highest tier any
+    rule qualified the customer for, or ``None``. ``tags`` are sorted and unique.
+    ``policies`` names the policies that applied, in evaluation order; ``fired`` lists
+    (policy, rule) for every rule whose effects applied.
+    ``reasons`` is ``None`` unless the evaluation was asked to explain.
+    """
+
+    revision: str
+    awards: dict[str, int | Decimal] = field(default_factory=dict)
+    benefits: list[Benefit] = field(default_factory=list)
+    tier: str | None = None
+    tags: list[str] = field(default_factory=list)
+    policies: list[str] = field(default_factory=list)
+    fired: list[tuple[str, str]] = field(default_factory=list)
+    reasons: list[Reason] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly form (decimals and dates as strings), used by the CLI and tests."""
+        out: dict[str, Any] = {
+            "revision": self.revision,
+            "awards": {k: _plain(v) for k, v in sorted(self.awards.items())},
+            "benefits": [
+                {"name": b.name, "params": {k: _plain(v) for k, v in sorted(b.params.items())},
+                 "policy": b.policy, "rule": b.rule}
+                for b in self.benefits
+            ],
+            "tier": self.tier,
+            "tags": list(self.tags),
+            "policies": list(self.policies),
+            "fired": [f"{p}.{r}" for p, r in self.fired],
+        }
+        if self.reasons is not None:
+            out["reasons"] = [
+                {"policy": r.policy, "rule": r.rule, "kind": r.kind, "detail": r.detail,
+                 "awards": {k: _plain(v) for k, v in sorted(r.awards.items())}, "line": r.line}
+                for r in self.reasons
+            ]
+        return out
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, date | datetime):
+        return value.isoformat()
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return str(value)
+
+
+def format_duration(value: timedelta) -> str:
+    """A duration in the policy language's own words: ``15 minutes``, ``2 days``."""
+    seconds = int(value.total_seconds())
+    for unit, size in (("weeks", 604800), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+        if seconds and seconds % size == 0:
+            n = seconds // size
+            return f"{n} {unit if n != 1 else unit[:-1]}"
+    return f"{seconds} seconds"

@@ -1,0 +1,554 @@
+"""Parse policy text into :mod:`dsl.nodes`, turning every parser failure into a diagnostic.
+
+The Lark parser is built once, from ``policy.lark`` beside this file, and shared.
+Limits on source size and nesting depth are enforced here, before any stage
+recurses over the tree, so no policy can drive the pipeline into a
+``RecursionError``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from lark import Lark, Token, Transformer, Tree, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+from lark.indenter import DedentError, Indenter
+
+from . import nodes as n
+from .errors import Diagnostic, PolicyError, Span
+
+GRAMMAR_PATH = Path(__file__).with_name("policy.lark")
+
+#: The largest policy file accepted, in bytes.
+MAX_SOURCE_BYTES = 512 * 1024
+#: The deepest nesting of expressions accepted.
+MAX_DEPTH = 48
+
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+
+
+class _PolicyIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR", "LSQB"]
+    CLOSE_PAREN_types = ["RPAR", "RSQB"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+
+@cache
+def _lark() -> Lark:
+    return Lark(
+        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        parser="lalr",
+        lexer="contextual",
+        postlex=_PolicyIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=True,
+    )
+
+
+def parse(source: str, file: str = "<policy>") -> list[n.Policy]:
+    """Parse ``source`` (the text of one ``.policy`` file) into policies.
+
+    Raises :class:`PolicyError` with positioned diagnostics on any syntax error.
+    """
+    problems = _precheck(source, file)
+    if problems:
+        raise PolicyError(problems)
+    text = source if source.endswith("\n") else source + "\n"
+    try:
+        tree = _lark().parse(text)
+    except UnexpectedInput as exc:
+        raise PolicyError([_syntax_diagnostic(exc, source, file)]) from None
+    except DedentError as exc:
+        raise PolicyError([_dedent_diagnostic(exc, source, file)]) from None
+    too_deep = _find_too_deep(tree)
+    if too_deep is not None:
+        span = _meta_span(too_deep)
+        raise PolicyError([
+            Diagnostic(
+                file, span, "too_deep",
+                f"this expression nests deeper than {MAX_DEPTH} levels",
+                "split it into several `let` bindings",
+                source_line=_line(source, span.line),
+            )
+        ])
+    builder = _AstBuilder(file, source)
+    policies: list[n.Policy] = builder.transform(tree)
+    if builder.diagnostics:
+        raise PolicyError(builder.diagnostics)
+    return policies
+
+
+# -- before and after Lark ----------------------------------------------------------------
+
+
+def _precheck(source: str, file: str) -> list[Diagnostic]:
+    out: list[Diagnostic] = []
+    size = len(source.encode("utf-8", "surrogatepass"))
+    if size > MAX_SOURCE_BYTES:
+        out.append(Diagnostic(
+            file, Span(1, 1, 1, 2), "too_large",
+            f"the file is {size} bytes; a policy file may be at most {MAX_SOURCE_BYTES} bytes",
+            "split the policy into several files",
+        ))
+        return out
+    for number, line in enumerate(source.splitlines(), 1):
+        indent = len(line) - len(line.lstrip(" \t"))
+        if "\t" in line[:indent]:
+            col = line.index("\t") + 1
+            out.append(Diagnostic(
+                file, Span.point(number, col), "tab_indent", "indentation uses a tab",
+                "indent with spaces only (two per level is the house style)",
+                source_line=line,
+            ))
+        for col, ch in enumerate(line, 1):
+            if ord(ch) < 32 and ch not in "\t\r" or ch in "\u2028\u2029\x7f":
+                out.append(Diagnostic(
+                    file, Span.point(number, col), "bad_character",
+                    f"control character U+{ord(ch):04X} is not allowed in a policy",
+                    "delete it; write escapes such as \\n inside strings instead",
+                    source_line=line,
+                ))
+                break
+    return out
+
+
+def _find_too_deep(tree: Tree) -> Tree | None:
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, Tree):
+            if depth > MAX_DEPTH + 12:  # the policy/member/effect levels above expressions
+                return node
+            stack.extend((c, depth + 1) for c in node.children)
+    return None
+
+
+def _meta_span(tree: Tree) -> Span:
+    m = tree.meta
+    if getattr(m, "empty", True):
+        return Span(1, 1, 1, 2)
+    return Span(m.line, m.column, m.end_line, m.end_column)
+
+
+def _tok_span(tok: Token) -> Span:
+    return Span(tok.line or 0, tok.column or 0, tok.end_line or 0, tok.end_column or 0)
+
+
+def _line(source: str, number: int) -> str:
+    lines = source.splitlines()
+    return lines[number - 1] if 0 < number <= len(lines) else ""
+
+
+# -- syntax errors -------------------------------------------------------------------------
+
+_TERMINAL_WORDS = {
+    "_NL": "a new line", "_INDENT": "an indented block", "_DEDENT": "the end of a block",
+    "NAME": "a name", "INT": "a whole number", "DECIMAL": "a decimal number",
+    "PERCENT": "a percentage", "STRING": "a quoted string", "DATE": "a date (YYYY-MM-DD)",
+    "DATETIME": "a date and time", "COMPARE": "a comparison", "COLON": "`:`",
+    "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`",
+    "EQUAL": "`=`", "DURATION_UNIT": "a time unit", "PLUS": "`+`", "MINUS": "`-`",
+    "TIMES": "`*`", "DIVIDE": "`/`", "OF": "`of`", "$END": "the end of the file",
+    "__ANON_0": "`->`", "DOT": "`.`",
+}
+
+
+def _describe_expected(expected: set[str]) -> str:
+    words: list[str] = []
+    for term in sorted(expected):
+        if term in _TERMINAL_WORDS:
+            words.append(_TERMINAL_WORDS[term])
+        else:
+            pattern = _lark().get_terminal(term).pattern
+            value = getattr(pattern, "value", term)
+            words.append(f"`{value}`" if isinstance(value, str) and value.isprintable() else term)
+    unique = sorted(set(words))
+    if len(unique) > 8:
+        return ", ".join(unique[:8]) + ", ..."
+    return ", ".join(unique)
+
+
+def _describe_token(tok: Token) -> str:
+    if tok.type == "_NL":
+        return "the end of the line"
+    if tok.type == "_DEDENT":
+        return "the end of the block"
+    if tok.type == "_INDENT":
+        return "an indented line"
+    if tok.type == "$END":
+        return "the end of the file"
+    return f"`{tok.value}`"
+
+
+def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnostic:
+    line = max(getattr(exc, "line", 1) or 1, 1)
+    column = max(getattr(exc, "column", 1) or 1, 1)
+    hint = ""
+    if isinstance(exc, UnexpectedCharacters):
+        text = _line(source, line)
+        ch = text[column - 1] if column - 1 < len(text) else ""
+        span = Span.point(line, column)
+        if ch == '"':
+            message = "this string is not closed"
+            hint = 'end the string with " on the same line'
+            span = Span(line, column, line, len(text) + 1)
+        elif ch == "'":
+            message = "strings use double quotes"
+            hint = "write \"text\" instead of 'text'"
+        elif ch == "=" and text[column - 1 : column + 1] != "==":
+            message = "unexpected `=`"
+            hint = "compare with `==`; `=` only appears in `let name = ...` and grant parameters"
+        else:
+            message = f"unexpected character `{ch}`" if ch else "unexpected end of line"
+            allowed = exc.allowed or set()
+            if allowed:
+                hint = f"expected {_describe_expected(set(allowed))}"
+        return Diagnostic(file, span, "syntax_error", message, hint, source_line=_line(source, line))
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type in ("_NL", "_DEDENT", "$END"):
+            # Point at the end of the line the parser was reading, not the next one.
+            prev = _last_content_line(source, line if tok.type != "_NL" else line)
+            line, column = prev
+        span = Span.point(line, column, len(str(tok.value)) if tok.type not in ("_NL", "_DEDENT", "$END", "_INDENT") else 1)
+        expected = set(exc.expected) - {"_NL"} if tok.type != "_NL" else set(exc.expected)
+        message = f"unexpected {_describe_token(tok)}"
+        hint = _hint_for(tok, set(exc.expected), source, line)
+        if not hint and expected:
+            hint = f"expected {_describe_expected(expected)}"
+        return Diagnostic(file, span, "syntax_error", message, hint, source_line=_line(source, line))
+    if isinstance(exc, UnexpectedEOF):
+        line, column = _last_content_line(source, len(source.splitlines()))
+        return Diagnostic(file, Span.point(line, column), "syntax_error", "the file ends too early",
+                          "finish the last line", source_line=_line(source, line))
+    return Diagnostic(file, Span.point(line, column), "syntax_error", str(exc).splitlines()[0],
+                      source_line=_line(source, line))
+
+
+def _last_content_line(source: str, upto: int) -> tuple[int, int]:
+    lines = source.splitlines()
+    i = min(upto, len(lines))
+    while i > 1 and (not lines[i - 1].strip() or lines[i - 1].lstrip().startswith("#")):
+        i -= 1
+    text = lines[i - 1] if lines else ""
+    body = text.split("#", 1)[0].rstrip() if '"' not in text else text.rstrip()
+    return i, len(body) + 1
+
+
+def _hint_for(tok: Token, expected: set[str], source: str, line: int) -> str:
+    text = _line(source, line).strip()
+    value = str(tok.value)
+    if tok.type == "_NL" and "COLON" in expected:
+        return "add `:` at the end of the line"
+    if tok.type == "NAME" and value in ("years", "year", "months", "month"):
+        return "durations are minutes, hours, days or weeks; count years with tenure_years(...)"
+    if tok.type == "NAME" and text.startswith("award") and "NAME" not in expected:
+        return "write the amount before the currency: award 500 miles"
+    if tok.type == "_INDENT":
+        return "this line is indented more than the block it is in"
+    if tok.type == "EQUAL":
+        return "compare with `==`"
+    if tok.type == "_NL" and text.startswith("award") and "NAME" in expected:
+        return "name the currency after the amount: award 500 miles"
+    if tok.type in ("_DEDENT", "$END") and "_INDENT" in expected:
+        return "indent the lines that belong to this block"
+    return ""
+
+
+def _dedent_diagnostic(exc: DedentError, source: str, file: str) -> Diagnostic:
+    m = re.search(r"(\d+)", str(exc))
+    line = 1
+    lines = source.splitlines()
+    # Find the first line whose indentation matches no enclosing block.
+    levels = [0]
+    for i, text in enumerate(lines, 1):
+        if not text.strip() or text.lstrip().startswith("#"):
+            continue
+        ind = len(text) - len(text.lstrip(" "))
+        if ind > levels[-1]:
+            levels.append(ind)
+        else:
+            while ind < levels[-1]:
+                levels.pop()
+            if ind != levels[-1]:
+                line = i
+                break
+    del m
+    return Diagnostic(
+        file, Span.point(line, 1), "bad_indent",
+        "this line's indentation matches no enclosing block",
+        "line it up with the block it belongs to", source_line=_line(source, line),
+    )
+
+
+# -- parse tree -> AST -------------------------------------------------------------------
+
+
+def _string_value(tok: Token) -> str:
+    body = str(tok)[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m[1], m[1]), body)
+
+
+@v_args(meta=True)
+class _AstBuilder(Transformer):
+    def __init__(self, file: str, source: str) -> None:
+        super().__init__()
+        self.file = file
+        self.source = source
+        self.diagnostics: list[Diagnostic] = []
+
+    def _span(self, meta: Any) -> Span:
+        if getattr(meta, "empty", True):
+            return Span(0, 0, 0, 0)
+        return Span(meta.line, meta.column, meta.end_line, meta.end_column)
+
+    def _error(self, span: Span, code: str, message: str, hint: str = "") -> None:
+        self.diagnostics.append(Diagnostic(self.file, span, code, message, hint,
+                                           source_line=_line(self.source, span.line)))
+
+    # top level
+    def start(self, meta: Any, children: list[Any]) -> list[n.Policy]:
+        return [c for c in children if isinstance(c, n.Policy)]
+
+    def policy(self, meta: Any, children: list[Any]) -> n.Policy:
+        name_tok = children[0]
+        p = n.Policy(str(name_tok), span=self._span(meta), file=self.file, source=self.source)
+        p.header_spans["name"] = _tok_span(name_tok)
+        seen: dict[str, Span] = {}
+        for item in children[1:]:
+            if isinstance(item, tuple):
+                key, value, span = item
+                if key in seen:
+                    self._error(span, "duplicate_header", f"the policy already has a `{key}` line",
+                                "keep one and delete the other")
+                    continue
+                seen[key] = span
+                p.header_spans[key] = span
+                if key == "version":
+                    p.version = value
+                elif key == "effective":
+                    p.effective_from, p.effective_until = value
+                elif key == "on":
+                    p.kinds = value
+                elif key == "description":
+                    p.description = value
+            else:
+                p.members.append(item)
+        return p
+
+    def version(self, meta: Any, c: list[Any]) -> tuple[str, int, Span]:
+        return ("version", int(str(c[0]).replace("_", "")), self._span(meta))
+
+    def _date(self, tok: Token) -> date | None:
+        try:
+            return date.fromisoformat(str(tok))
+        except ValueError:
+            self._error(_tok_span(tok), "bad_date", f"{tok} is not a date that exists",
+                        "check the month and the day")
+            return None
+
+    def effective_between(self, meta: Any, c: list[Any]) -> tuple[str, Any, Span]:
+        return ("effective", (self._date(c[0]), self._date(c[1])), self._span(meta))
+
+    def effective_from(self, meta: Any, c: list[Any]) -> tuple[str, Any, Span]:
+        return ("effective", (self._date(c[0]), None), self._span(meta))
+
+    def effective_until(self, meta: Any, c: list[Any]) -> tuple[str, Any, Span]:
+        return ("effective", (None, self._date(c[0])), self._span(meta))
+
+    def applies_to(self, meta: Any, c: list[Any]) -> tuple[str, Any, Span]:
+        return ("on", [str(t) for t in c], self._span(meta))
+
+    def description(self, meta: Any, c: list[Any]) -> tuple[str, Any, Span]:
+        return ("description", _string_value(c[0]), self._span(meta))
+
+    # members
+    def let(self, meta: Any, c: list[Any]) -> n.Let:
+        return n.Let(str(c[0]), c[1], span=self._span(meta))
+
+    def table(self, meta: Any, c: list[Any]) -> n.Table:
+        rows = [n.TableRow([], r[1], span=r[2]) if isinstance(r, tuple) else r for r in c[2:]]
+        return n.Table(str(c[0]), c[1], rows, span=self._span(meta))
+
+    def table_row(self, meta: Any, c: list[Any]) -> n.TableRow:
+        return n.TableRow(list(c[:-1]), c[-1], span=self._span(meta))
+
+    def else_row(self, meta: Any, c: list[Any]) -> tuple[str, Any, Span]:
+        return ("else", c[0], self._span(meta))
+
+    def decide(self, meta: Any, c: list[Any]) -> n.Decide:
+        rows = [n.DecideRow(None, r[1], span=r[2]) if isinstance(r, tuple) else r for r in c[2:]]
+        return n.Decide(str(c[0]), c[1], rows, span=self._span(meta))
+
+    def hit_first(self, meta: Any, c: list[Any]) -> str:
+        return "first"
+
+    def hit_collect(self, meta: Any, c: list[Any]) -> str:
+        return "collect"
+
+    def decide_row(self, meta: Any, c: list[Any]) -> n.DecideRow:
+        return n.DecideRow(c[0], c[1], span=self._span(meta))
+
+    def rule(self, meta: Any, c: list[Any]) -> n.Rule:
+        name, cond, effects = c
+        return n.Rule(str(name), cond, effects, span=self._span(meta), name_span=_tok_span(name))
+
+    def effects(self, meta: Any, c: list[Any]) -> list[n.Effect]:
+        return list(c)
+
+    def award(self, meta: Any, c: list[Any]) -> n.Award:
+        amount, currency, limit = c
+        return n.Award(amount, str(currency), limit, span=self._span(meta),
+                       currency_span=_tok_span(currency))
+
+    def grant(self, meta: Any, c: list[Any]) -> n.Grant:
+        params = [p for p in c[1:] if p is not None]
+        return n.Grant(_string_value(c[0]), params, span=self._span(meta))
+
+    def param(self, meta: Any, c: list[Any]) -> tuple[str, n.Expr, Span]:
+        return (str(c[0]), c[1], self._span(meta))
+
+    def qualify(self, meta: Any, c: list[Any]) -> n.Qualify:
+        return n.Qualify(_string_value(c[0]), span=self._span(meta))
+
+    def tag(self, meta: Any, c: list[Any]) -> n.Tag:
+        return n.Tag(_string_value(c[0]), span=self._span(meta))
+
+    def group(self, meta: Any, c: list[Any]) -> n.Group:
+        mode, currency = c[1]
+        return n.Group(str(c[0]), mode, currency, list(c[2:]), span=self._span(meta))
+
+    def mode_first(self, meta: Any, c: list[Any]) -> tuple[str, str]:
+        return ("first", "")
+
+    def mode_best(self, meta: Any, c: list[Any]) -> tuple[str, str]:
+        return ("best", str(c[0]))
+
+    def cap(self, meta: Any, c: list[Any]) -> n.Cap:
+        return n.Cap(str(c[0]), c[1], span=self._span(meta))
+
+    def round(self, meta: Any, c: list[Any]) -> n.Round:
+        return n.Round(str(c[0]), c[1], span=self._span(meta))
+
+    def round_down(self, meta: Any, c: list[Any]) -> str:
+        return "down"
+
+    def round_up(self, meta: Any, c: list[Any]) -> str:
+        return "up"
+
+    def round_half_even(self, meta: Any, c: list[Any]) -> str:
+        return "half even"
+
+    def round_half_up(self, meta: Any, c: list[Any]) -> str:
+        return "half up"
+
+    # expressions
+    def if_expr(self, meta: Any, c: list[Any]) -> n.IfExpr:
+        return n.IfExpr(c[0], c[1], c[2], span=self._span(meta))
+
+    def otherwise(self, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary("otherwise", c[0], c[1], span=self._span(meta))
+
+    def or_expr(self, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary("or", c[0], c[1], span=self._span(meta))
+
+    def and_expr(self, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary("and", c[0], c[1], span=self._span(meta))
+
+    def not_expr(self, meta: Any, c: list[Any]) -> n.Unary:
+        return n.Unary("not", c[0], span=self._span(meta))
+
+    def compare(self, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary(str(c[1]), c[0], c[2], span=self._span(meta))
+
+    def in_expr(self, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary("in", c[0], c[1], span=self._span(meta))
+
+    def not_in_expr(self, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary("not in", c[0], c[1], span=self._span(meta))
+
+    def is_missing(self, meta: Any, c: list[Any]) -> n.Presence:
+        return n.Presence(c[0], False, span=self._span(meta))
+
+    def is_present(self, meta: Any, c: list[Any]) -> n.Presence:
+        return n.Presence(c[0], True, span=self._span(meta))
+
+    def arith(self, meta: Any, c: list[Any]) -> n.Binary:
+        return n.Binary(str(c[1]), c[0], c[2], span=self._span(meta))
+
+    def negate(self, meta: Any, c: list[Any]) -> n.Expr:
+        operand = c[0]
+        if isinstance(operand, n.Literal) and isinstance(operand.value, int | Decimal) \
+                and not isinstance(operand.value, bool):
+            return n.Literal(-operand.value, "-" + operand.text, span=self._span(meta))
+        return n.Unary("neg", operand, span=self._span(meta))
+
+    def attribute(self, meta: Any, c: list[Any]) -> n.Attribute:
+        return n.Attribute(c[0], str(c[1]), span=self._span(meta))
+
+    def call(self, meta: Any, c: list[Any]) -> n.Call:
+        args = [a for a in c[1:] if a is not None]
+        return n.Call(str(c[0]), args, span=self._span(meta))
+
+    def aggregate(self, meta: Any, c: list[Any]) -> n.Aggregate:
+        func, body, var, source, where = c
+        return n.Aggregate(str(func), body, str(var), source, where, span=self._span(meta))
+
+    def name(self, meta: Any, c: list[Any]) -> n.Name:
+        return n.Name(str(c[0]), span=self._span(meta))
+
+    def list_lit(self, meta: Any, c: list[Any]) -> n.ListExpr:
+        return n.ListExpr([x for x in c if x is not None], span=self._span(meta))
+
+    def int_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        return n.Literal(int(str(c[0]).replace("_", "")), str(c[0]), span=self._span(meta))
+
+    def neg_int_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        return n.Literal(-int(str(c[0]).replace("_", "")), "-" + str(c[0]), span=self._span(meta))
+
+    def decimal_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        return n.Literal(Decimal(str(c[0])), str(c[0]), span=self._span(meta))
+
+    def neg_decimal_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        return n.Literal(-Decimal(str(c[0])), "-" + str(c[0]), span=self._span(meta))
+
+    def percent_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        text = str(c[0])
+        return n.Literal(Decimal(text[:-1]) / 100, text, span=self._span(meta))
+
+    def string_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        return n.Literal(_string_value(c[0]), str(c[0]), span=self._span(meta))
+
+    def date_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        d = self._date(c[0])
+        return n.Literal(d if d is not None else date(1970, 1, 1), str(c[0]), span=self._span(meta))
+
+    def datetime_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        text = str(c[0])
+        try:
+            value = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+        except ValueError:
+            self._error(self._span(meta), "bad_date", f"{text} is not a date and time that exists",
+                        "check the month, the day and the time")
+            value = datetime(1970, 1, 1, tzinfo=UTC)
+        return n.Literal(value, text, span=self._span(meta))
+
+    def duration_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        count = int(str(c[0]).replace("_", ""))
+        unit = str(c[1]).rstrip("s")
+        return n.Literal(timedelta(seconds=count * _UNIT_SECONDS[unit]), f"{c[0]} {c[1]}",
+                         span=self._span(meta))
+
+    def true_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        return n.Literal(True, "true", span=self._span(meta))
+
+    def false_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        return n.Literal(False, "false", span=self._span(meta))

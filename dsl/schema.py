@@ -1,0 +1,501 @@
+"""The input schema: one place that declares every field a policy can read, and its type.
+
+The standard schema ships as ``dsl/schema.toml``; a policy directory may add a
+``schema.toml`` of its own, merged on top, so that a business adds tiers,
+currencies, benefits, customer attributes and event fields without code.
+
+The schema also turns a caller's loose input (JSON, TOML, protobuf values) into
+the runtime's exact values: :meth:`Schema.prepare_customer` and
+:meth:`Schema.prepare_event` check every field and report every problem as a
+:class:`~dsl.errors.FieldError` with its path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+from . import airports
+from .errors import FieldError, InputError, did_you_mean
+from .types import SCALARS, Type, list_of
+
+BASE_SCHEMA_PATH = Path(__file__).with_name("schema.toml")
+
+_MISSING: Any = object()
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
+_BENEFIT = re.compile(r"[a-z][a-z0-9_\-]*\Z")
+
+
+class SchemaError(ValueError):
+    """The schema file itself is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One declared field: its type, its default (if any) and what it is derived from."""
+
+    name: str
+    type: Type
+    default: Any = _MISSING
+    derived: str = ""
+
+    @property
+    def has_default(self) -> bool:
+        return self.default is not _MISSING
+
+
+@dataclass(frozen=True, slots=True)
+class Currency:
+    """A currency policies can award: how many decimals it keeps, and an optional cap per event."""
+
+    name: str
+    decimals: int = 0
+    cap_per_event: int | Decimal | None = None
+
+
+@dataclass
+class Schema:
+    """Every field, event kind, currency, benefit and tier that policies may use."""
+
+    tiers: tuple[str, ...] = ()
+    currencies: dict[str, Currency] = field(default_factory=dict)
+    benefits: dict[str, dict[str, Type]] = field(default_factory=dict)
+    customer: dict[str, Field] = field(default_factory=dict)
+    event_common: dict[str, Field] = field(default_factory=dict)
+    events: dict[str, dict[str, Field]] = field(default_factory=dict)
+    records: dict[str, dict[str, Field]] = field(default_factory=dict)
+    digest: str = ""
+    _preparers: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
+
+    # -- loading -----------------------------------------------------------------
+
+    @classmethod
+    def load(cls, extra: Path | str | None = None) -> Schema:
+        """The standard schema, extended by the TOML file ``extra`` when given."""
+        docs = [(str(BASE_SCHEMA_PATH), BASE_SCHEMA_PATH.read_text(encoding="utf-8"))]
+        if extra is not None:
+            p = Path(extra)
+            docs.append((str(p), p.read_text(encoding="utf-8")))
+        return cls.from_texts(docs)
+
+    @classmethod
+    def for_directory(cls, directory: Path | str) -> Schema:
+        """The schema for a policy directory: the standard one plus its ``schema.toml``."""
+        extra = Path(directory) / "schema.toml"
+        return cls.load(extra if extra.is_file() else None)
+
+    @classmethod
+    def from_texts(cls, docs: list[tuple[str, str]]) -> Schema:
+        """Build a schema from (file name, TOML text) pairs, later ones extending earlier."""
+        schema = cls()
+        digest = hashlib.sha256()
+        for name, text in docs:
+            digest.update(text.encode())
+            try:
+                data = tomllib.loads(text)
+            except tomllib.TOMLDecodeError as exc:
+                raise SchemaError(f"{name}: {exc}") from None
+            _Merger(schema, name).merge(data)
+        schema._resolve_tiers()
+        schema.digest = digest.hexdigest()[:16]
+        return schema
+
+    def _resolve_tiers(self) -> None:
+        """Give every ``tier`` field the final tier list (a later file may declare the tiers)."""
+
+        def fix(t: Type) -> Type:
+            if t.kind == "enum" and t.name == "tier":
+                return self.tier_type.maybe() if t.optional else self.tier_type
+            if t.kind == "list" and t.elem is not None:
+                return Type("list", t.optional, fix(t.elem))
+            return t
+
+        tables = [self.customer, self.event_common, *self.events.values(), *self.records.values()]
+        for table in tables:
+            for name, f in table.items():
+                table[name] = Field(f.name, fix(f.type), f.default, f.derived)
+        for params in self.benefits.values():
+            for name, t in params.items():
+                params[name] = fix(t)
+
+    # -- questions the checker asks ----------------------------------------------------
+
+    @property
+    def tier_type(self) -> Type:
+        return Type("enum", values=self.tiers, name="tier")
+
+    def event_fields(self, kinds: tuple[str, ...]) -> dict[str, Field]:
+        """Fields readable on an event of any of ``kinds``: common ones plus those all kinds share."""
+        out = dict(self.event_common)
+        if not kinds:
+            return out
+        shared: dict[str, Field] | None = None
+        for kind in kinds:
+            fields = self.events.get(kind, {})
+            if shared is None:
+                shared = dict(fields)
+            else:
+                shared = {k: f for k, f in shared.items() if k in fields and fields[k].type == f.type}
+        out.update(shared or {})
+        return out
+
+    def record_fields(self, name: str) -> dict[str, Field]:
+        return self.records.get(name, {})
+
+    # -- preparing input ------------------------------------------------------------------
+
+    def prepare_customer(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Check and convert a customer; raises :class:`InputError` listing every bad field."""
+        errors: list[FieldError] = []
+        out = self._prepare_record(self.customer, data, "customer", errors)
+        if errors:
+            raise InputError(errors)
+        return out
+
+    def prepare_event(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Check and convert an event of a declared kind; raises :class:`InputError`."""
+        errors: list[FieldError] = []
+        if not isinstance(data, Mapping):
+            raise InputError([FieldError("event", "must be an object")])
+        kind = data.get("kind")
+        if not isinstance(kind, str) or not kind:
+            raise InputError([FieldError("event.kind", "is required")])
+        if kind not in self.events:
+            hint = did_you_mean(kind, self.events)
+            known = ", ".join(sorted(self.events))
+            reason = f'unknown event kind "{kind}" (known: {known})'
+            raise InputError([FieldError("event.kind", reason + (f"; {hint}" if hint else ""))])
+        fields = {**self.event_common, **self.events[kind]}
+        out = self._prepare_record(fields, data, "event", errors)
+        if errors:
+            raise InputError(errors)
+        return out
+
+    def _prepare_record(
+        self, fields: Mapping[str, Field], data: Any, path: str, errors: list[FieldError]
+    ) -> dict[str, Any]:
+        if not isinstance(data, Mapping):
+            errors.append(FieldError(path, "must be an object"))
+            return {}
+        out: dict[str, Any] = {}
+        for key in data:
+            if key not in fields or fields[key].derived:
+                if key in fields:
+                    reason = f"is derived from {fields[key].derived}; do not send it"
+                else:
+                    hint = did_you_mean(str(key), fields)
+                    reason = "is not a field in the schema" + (f"; {hint}" if hint else "")
+                errors.append(FieldError(f"{path}.{key}", reason))
+        for name, f in fields.items():
+            if f.derived:
+                continue
+            value = data.get(name)
+            fpath = f"{path}.{name}"
+            if value is None:
+                if f.has_default:
+                    value = f.default
+                elif f.type.kind == "record":
+                    value = {}
+                elif f.type.optional:
+                    out[name] = None
+                    continue
+                else:
+                    errors.append(FieldError(fpath, "is required"))
+                    continue
+            out[name] = self._convert(f.type, value, fpath, errors)
+        for name, f in fields.items():
+            if f.derived:
+                source = out.get(f.derived)
+                out[name] = source.astimezone(UTC).date() if isinstance(source, datetime) else None
+        return out
+
+    def _convert(self, t: Type, value: Any, path: str, errors: list[FieldError]) -> Any:
+        kind = t.kind
+        if kind == "record":
+            return self._prepare_record(self.records.get(t.name, {}), value, path, errors)
+        if kind == "list":
+            if not isinstance(value, list | tuple):
+                errors.append(FieldError(path, "must be a list"))
+                return []
+            assert t.elem is not None
+            return [self._convert(t.elem, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+        try:
+            return convert_scalar(t, value)
+        except ValueError as exc:
+            errors.append(FieldError(path, str(exc)))
+            return None
+
+
+# -- scalar conversion -------------------------------------------------------------
+
+
+def convert_scalar(t: Type, value: Any) -> Any:
+    """Convert one loose value to the runtime value of type ``t``; ValueError says why not."""
+    kind = t.kind
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+                return int(value)
+            raise ValueError(f"must be a whole number, not {_show(value)}")
+        return value
+    if kind == "decimal":
+        return parse_decimal(value)
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise ValueError(f"must be true or false, not {_show(value)}")
+        return value
+    if kind in ("string", "enum", "airport"):
+        if not isinstance(value, str):
+            raise ValueError(f"must be a string, not {_show(value)}")
+        if kind == "enum":
+            if value not in t.values:
+                hint = did_you_mean(value, t.values)
+                known = ", ".join(t.values) if t.values else "none declared"
+                raise ValueError(
+                    f'"{value}" is not a {t.name or "value"} (one of: {known})'
+                    + (f"; {hint}" if hint else "")
+                )
+        elif kind == "airport":
+            code = value.strip().upper()
+            if not airports.is_airport(code):
+                raise ValueError(f'unknown airport code "{value}"')
+            return code
+        return value
+    if kind == "date":
+        return parse_date(value)
+    if kind == "datetime":
+        return parse_datetime(value)
+    if kind == "duration":
+        return parse_duration(value)
+    raise ValueError(f"cannot read a value of type {t}")
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    text = json.dumps(value, default=str)
+    return text if len(text) < 40 else text[:37] + "..."
+
+
+def parse_decimal(value: Any) -> Decimal:
+    """An exact decimal from a string, int or Decimal. Binary floats are refused."""
+    if isinstance(value, bool):
+        raise ValueError("must be a decimal number, not a boolean")
+    if isinstance(value, Decimal):
+        result = value
+    elif isinstance(value, int):
+        result = Decimal(value)
+    elif isinstance(value, str):
+        try:
+            result = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f'"{value}" is not a decimal number') from None
+    elif isinstance(value, float):
+        raise ValueError(
+            f"must be an exact decimal written as a string (for example \"{value}\"), "
+            "not a binary floating-point number"
+        )
+    else:
+        raise ValueError(f"must be a decimal number, not {_show(value)}")
+    if not result.is_finite():
+        raise ValueError(f'"{value}" is not a finite number')
+    return result
+
+
+def parse_date(value: Any) -> date:
+    """A calendar date from a ``date`` or an ISO ``YYYY-MM-DD`` string."""
+    if isinstance(value, datetime):
+        raise ValueError("must be a date (YYYY-MM-DD), not a date and time")
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str):
+        m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", value.strip())
+        if m:
+            try:
+                return date(int(m[1]), int(m[2]), int(m[3]))
+            except ValueError:
+                raise ValueError(f'"{value}" is not a date that exists') from None
+    raise ValueError(f"must be a date written YYYY-MM-DD, not {_show(value)}")
+
+
+def parse_datetime(value: Any) -> datetime:
+    """An instant (time-zone aware, converted to UTC) from a datetime or an ISO 8601 string."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?[+-]\d{2}:\d{2}", text):
+            raise ValueError(
+                f'"{value}" is not a date and time with a time zone '
+                '(write for example "2026-03-01T09:30:00Z")'
+            )
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f'"{value}" is not a date and time that exists') from None
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError("needs a time zone (for example a trailing Z for UTC)")
+        return value.astimezone(UTC)
+    raise ValueError(f"must be a date and time, not {_show(value)}")
+
+
+_DURATION_UNITS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "second": 1}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """A duration from a timedelta, whole seconds, or text such as ``"15 minutes"``."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return timedelta(seconds=value)
+    if isinstance(value, str):
+        m = re.fullmatch(r"\s*(-?\d+)\s*([a-z]+?)s?\s*", value)
+        if m and m[2] in _DURATION_UNITS:
+            return timedelta(seconds=int(m[1]) * _DURATION_UNITS[m[2]])
+    raise ValueError(f'must be a duration such as "15 minutes", not {_show(value)}')
+
+
+# -- merging TOML into a schema ------------------------------------------------------------
+
+
+class _Merger:
+    def __init__(self, schema: Schema, source: str) -> None:
+        self.schema = schema
+        self.source = source
+
+    def fail(self, key: str, message: str) -> SchemaError:
+        return SchemaError(f"{self.source}: {key}: {message}")
+
+    def merge(self, data: dict[str, Any]) -> None:
+        s = self.schema
+        known = {"tiers", "currencies", "benefits", "customer", "event", "events", "records"}
+        for key in data:
+            if key not in known:
+                raise self.fail(key, "unknown section" + _hint(key, known))
+        # Records first: fields may refer to them.
+        for rname, rdata in data.get("records", {}).items():
+            self._check_name(f"records.{rname}", rname)
+            self._fields(s.records.setdefault(rname, {}), rdata, f"records.{rname}", rname)
+        if "tiers" in data:
+            tiers = data["tiers"]
+            if not isinstance(tiers, list) or not all(isinstance(t, str) and t for t in tiers):
+                raise self.fail("tiers", "must be a list of tier names, lowest first")
+            if len(set(tiers)) != len(tiers):
+                raise self.fail("tiers", "names a tier twice")
+            s.tiers = tuple(tiers)
+        for cname, cdata in data.get("currencies", {}).items():
+            self._check_name(f"currencies.{cname}", cname)
+            if not isinstance(cdata, dict):
+                raise self.fail(f"currencies.{cname}", "must be a table such as { decimals = 0 }")
+            decimals = cdata.get("decimals", 0)
+            if not isinstance(decimals, int) or not 0 <= decimals <= 6:
+                raise self.fail(f"currencies.{cname}.decimals", "must be a whole number from 0 to 6")
+            cap = cdata.get("cap_per_event")
+            cap_value: int | Decimal | None = None
+            if cap is not None:
+                try:
+                    d = parse_decimal(cap if not isinstance(cap, float) else str(cap))
+                except ValueError as exc:
+                    raise self.fail(f"currencies.{cname}.cap_per_event", str(exc)) from None
+                cap_value = int(d) if decimals == 0 and d == d.to_integral_value() else d
+            s.currencies[cname] = Currency(cname, decimals, cap_value)
+        for bname, params in data.get("benefits", {}).items():
+            if not _BENEFIT.match(bname):
+                raise self.fail(f"benefits.{bname}", "benefit names are lower case words joined by - or _")
+            if not isinstance(params, dict):
+                raise self.fail(f"benefits.{bname}", "must be a table of parameter = \"type\"")
+            s.benefits[bname] = {
+                p: self._type(str(t), f"benefits.{bname}.{p}") for p, t in params.items()
+            }
+        if "customer" in data:
+            self._fields(s.customer, data["customer"], "customer", "customer")
+        if "event" in data:
+            self._fields(s.event_common, data["event"], "event", "event")
+        for kind, kdata in data.get("events", {}).items():
+            self._check_name(f"events.{kind}", kind)
+            fields = s.events.setdefault(kind, {})
+            self._fields(fields, kdata, f"events.{kind}", f"event.{kind}")
+            clash = set(fields) & set(s.event_common)
+            if clash:
+                raise self.fail(f"events.{kind}", f"redeclares common event field {sorted(clash)[0]}")
+
+    def _check_name(self, key: str, name: str) -> None:
+        if not _NAME.match(name) or "__" in name:
+            raise self.fail(key, "names are lower case letters, digits and single underscores")
+
+    def _fields(self, into: dict[str, Field], data: Any, key: str, record: str) -> None:
+        if not isinstance(data, dict):
+            raise self.fail(key, "must be a table of fields")
+        for fname, spec in data.items():
+            fkey = f"{key}.{fname}"
+            self._check_name(fkey, fname)
+            if isinstance(spec, dict) and "type" not in spec:
+                nested = f"{record}.{fname}"
+                self._fields(self.schema.records.setdefault(nested, {}), spec, fkey, nested)
+                t = Type("record", name=nested)
+                new = Field(fname, t)
+            elif isinstance(spec, dict):
+                extra = set(spec) - {"type", "default", "derived", "doc"}
+                if extra:
+                    raise self.fail(fkey, f"unknown key {sorted(extra)[0]}")
+                t = self._type(str(spec["type"]), fkey)
+                default = _MISSING
+                if "default" in spec:
+                    raw = spec["default"]
+                    try:
+                        if t.kind == "list":
+                            if raw != []:
+                                raise ValueError("a list default must be []")
+                            default = []
+                        else:
+                            default = convert_scalar(t.required(), raw)
+                    except ValueError as exc:
+                        raise self.fail(f"{fkey}.default", str(exc)) from None
+                    t = t.required()
+                new = Field(fname, t, default, str(spec.get("derived", "")))
+            elif isinstance(spec, str):
+                new = Field(fname, self._type(spec, fkey))
+            else:
+                raise self.fail(fkey, 'must be a type name such as "int" or a table with a type')
+            old = into.get(fname)
+            if old is not None and old.type != new.type:
+                raise self.fail(fkey, f"is already declared as {old.type}; a field cannot change type")
+            into[fname] = new
+
+    def _type(self, text: str, key: str) -> Type:
+        text = text.strip()
+        optional = text.endswith("?")
+        if optional:
+            text = text[:-1].strip()
+        t: Type
+        if text in SCALARS:
+            t = SCALARS[text]
+        elif text == "tier":
+            t = Type("enum", values=self.schema.tiers, name="tier")
+        elif m := re.fullmatch(r"enum\((.*)\)", text):
+            values = tuple(v.strip() for v in m[1].split(",") if v.strip())
+            if not values:
+                raise self.fail(key, "an enum needs at least one value")
+            t = Type("enum", values=values, name=f"enum({', '.join(values)})")
+        elif m := re.fullmatch(r"list<(.+)>", text):
+            t = list_of(self._type(m[1], key))
+        elif text in self.schema.records:
+            t = Type("record", name=text)
+        else:
+            known = [*SCALARS, "tier", *self.schema.records]
+            raise self.fail(key, f'unknown type "{text}"' + _hint(text, known))
+        return t.maybe() if optional else t
+
+
+def _hint(name: str, candidates: Any) -> str:
+    h = did_you_mean(name, candidates)
+    return f"; {h}" if h else ""
