@@ -109,7 +109,7 @@ def _precheck(source: str, file: str) -> list[Diagnostic]:
                 source_line=line,
             ))
         for col, ch in enumerate(line, 1):
-            if ord(ch) < 32 and ch not in "\t\r" or ch in "\u2028\u2029\x7f":
+            if (ord(ch) < 32 and ch not in "\t\r") or ch in "\u2028\u2029\x7f":
                 out.append(Diagnostic(
                     file, Span.point(number, col), "bad_character",
                     f"control character U+{ord(ch):04X} is not allowed in a policy",
@@ -214,11 +214,11 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
         return Diagnostic(file, span, "syntax_error", message, hint, source_line=_line(source, line))
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
+        layout = ("_NL", "_DEDENT", "$END", "_INDENT")
         if tok.type in ("_NL", "_DEDENT", "$END"):
             # Point at the end of the line the parser was reading, not the next one.
-            prev = _last_content_line(source, line if tok.type != "_NL" else line)
-            line, column = prev
-        span = Span.point(line, column, len(str(tok.value)) if tok.type not in ("_NL", "_DEDENT", "$END", "_INDENT") else 1)
+            line, column = _last_content_line(source, line)
+        span = Span.point(line, column, 1 if tok.type in layout else len(str(tok.value)))
         expected = set(exc.expected) - {"_NL"} if tok.type != "_NL" else set(exc.expected)
         message = f"unexpected {_describe_token(tok)}"
         hint = _hint_for(tok, set(exc.expected), source, line)

@@ -1,0 +1,1072 @@
+"""Static checks: names, types against the schema, and conflicts, as positioned diagnostics.
+
+The checker runs after parsing and before code generation. It collects every
+problem in a file instead of stopping at the first, and records the type of
+each expression, which the code generator uses (for example, an award whose
+amount is a whole number needs no rounding).
+
+Stages, in order (each relies on the ones before it):
+
+1. header: event kinds exist, the effective window is not empty;
+2. members in source order: ``let``/``table``/``decide`` bindings are typed and
+   enter scope (a name is usable only after its definition);
+3. rules and groups: conditions are booleans, effects name declared currencies,
+   benefits and tiers; rules that can never fire are reported;
+4. caps and rounding: declared currencies, and every award that may be
+   fractional has an explicit rounding.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from . import airports
+from . import nodes as n
+from .errors import Diagnostic, Span, did_you_mean
+from .runtime import AGGREGATES, FUNCTIONS
+from .schema import Field, Schema
+from .types import (
+    AIRPORT,
+    ANY,
+    BOOL,
+    DATE,
+    DATETIME,
+    DECIMAL,
+    DURATION,
+    INT,
+    NULL,
+    STRING,
+    Type,
+    comparable,
+    list_of,
+    numeric_result,
+    unify,
+)
+
+#: The most rules one policy may hold.
+MAX_RULES = 2000
+#: The most rows one table or decision table may hold.
+MAX_ROWS = 5000
+#: The most members (bindings, tables, rules, groups, caps, roundings) in one policy.
+MAX_MEMBERS = 6000
+
+ROOTS = ("customer", "event")
+_RESERVED_NAME = re.compile(r"^_|__")
+
+
+@dataclass
+class CheckResult:
+    """What the checker learnt about one policy: diagnostics, and a type per expression."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    types: dict[int, Type] = field(default_factory=dict)
+    #: Currency -> rounding mode declared by the policy.
+    rounding: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not any(d.severity == "error" for d in self.diagnostics)
+
+    def type_of(self, expr: n.Expr) -> Type:
+        return self.types.get(id(expr), ANY)
+
+
+def literal_type(value: Any) -> Type:
+    """The type of a literal value."""
+    if isinstance(value, bool):
+        return BOOL
+    if isinstance(value, int):
+        return INT
+    if isinstance(value, Decimal):
+        return DECIMAL
+    if isinstance(value, str):
+        return STRING
+    if isinstance(value, datetime):
+        return DATETIME
+    if isinstance(value, date):
+        return DATE
+    if isinstance(value, timedelta):
+        return DURATION
+    return ANY
+
+
+class Checker:
+    """Checks one policy against a schema. Use :func:`check_policy`."""
+
+    def __init__(self, schema: Schema, policy: n.Policy) -> None:
+        self.schema = schema
+        self.policy = policy
+        self.result = CheckResult()
+        self.lines = policy.source.splitlines()
+        self.records: dict[str, dict[str, Field]] = dict(schema.records)
+        self.records["customer"] = schema.customer
+        self.records["event"] = schema.event_fields(tuple(policy.kinds))
+        self.scope: dict[str, Type] = {
+            "customer": Type("record", name="customer"),
+            "event": Type("record", name="event"),
+        }
+        self.defined_at: dict[str, Span] = {}
+        self.used: set[str] = set()
+        self.awarded: dict[str, list[n.Award]] = {}
+
+    # -- reporting -------------------------------------------------------------------------
+
+    def error(self, span: Span, code: str, message: str, hint: str = "",
+              severity: str = "error") -> None:
+        line = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
+        if span.end_line != span.line:
+            span = Span(span.line, span.column, span.line, len(line.rstrip()) + 1)
+        self.result.diagnostics.append(
+            Diagnostic(self.policy.file, span, code, message, hint, severity, line)
+        )
+
+    def warn(self, span: Span, code: str, message: str, hint: str = "") -> None:
+        self.error(span, code, message, hint, severity="warning")
+
+    def text(self, node: n.Node) -> str:
+        return n.source_text(self.policy.source, node.span) or "this expression"
+
+    # -- the policy --------------------------------------------------------------------------
+
+    def run(self) -> CheckResult:
+        p = self.policy
+        self.check_name(p.name, p.header_spans.get("name", p.span), "policy")
+        self.check_header()
+        if len(p.members) > MAX_MEMBERS:
+            self.error(p.span, "too_large",
+                       f"the policy has {len(p.members)} members; the limit is {MAX_MEMBERS}",
+                       "split it into several policies")
+            return self.result
+        rules = p.rules
+        if len(rules) > MAX_RULES:
+            self.error(rules[MAX_RULES].span, "too_many_rules",
+                       f"the policy has {len(rules)} rules; the limit is {MAX_RULES}",
+                       "split it into several policies")
+            return self.result
+        for m in p.roundings:
+            self.check_rounding(m)
+        rule_names: dict[str, Span] = {}
+        for m in p.members:
+            if isinstance(m, n.Let):
+                self.define(m.name, self.expr(m.value), m.span)
+            elif isinstance(m, n.Table):
+                self.define(m.name, self.check_table(m), m.span)
+            elif isinstance(m, n.Decide):
+                self.define(m.name, self.check_decide(m), m.span)
+            elif isinstance(m, n.Rule):
+                self.check_rule(m, rule_names)
+            elif isinstance(m, n.Group):
+                self.check_group(m, rule_names)
+            elif isinstance(m, n.Cap):
+                self.check_cap(m)
+        self.check_awards_rounded()
+        for name, span in self.defined_at.items():
+            if name not in self.used:
+                self.warn(span, "unused_binding", f"`{name}` is defined but never used",
+                          "use it or delete it")
+        return self.result
+
+    def check_name(self, name: str, span: Span, what: str) -> bool:
+        if _RESERVED_NAME.search(name):
+            self.error(span, "reserved_name",
+                       f"`{name}` is not allowed as a {what} name: names may not start with _ "
+                       "or contain __", "rename it with letters, digits and single underscores")
+            return False
+        return True
+
+    def check_header(self) -> None:
+        p = self.policy
+        spans = p.header_spans
+        if not p.kinds:
+            self.error(spans.get("name", p.span), "missing_event_kind",
+                       f"policy {p.name} does not say which events it applies to",
+                       "add a line such as `on flight` under the policy name")
+        for kind in p.kinds:
+            if kind not in self.schema.events:
+                hint = did_you_mean(kind, self.schema.events)
+                known = ", ".join(sorted(self.schema.events))
+                self.error(spans.get("on", p.span), "unknown_event_kind",
+                           f'unknown event kind "{kind}"',
+                           hint or f"the schema declares: {known}")
+        if len(set(p.kinds)) != len(p.kinds):
+            self.error(spans.get("on", p.span), "duplicate_name", "an event kind is listed twice",
+                       "list each kind once")
+        if p.effective_from and p.effective_until and p.effective_until < p.effective_from:
+            self.error(spans.get("effective", p.span), "empty_window",
+                       f"the effective window ends ({p.effective_until}) before it starts "
+                       f"({p.effective_from}), so the policy would never apply",
+                       "swap the dates, or correct the end date")
+        if p.version < 1:
+            self.error(spans.get("version", p.span), "bad_version",
+                       "the version must be a whole number from 1 up", "write for example `version 1`")
+
+    def define(self, name: str, t: Type, span: Span) -> None:
+        if not self.check_name(name, span, "binding"):
+            return
+        if name in ROOTS or name in FUNCTIONS or name in AGGREGATES:
+            self.error(span, "reserved_name", f"`{name}` is a built-in name and cannot be redefined",
+                       "choose another name")
+            return
+        if name in self.scope:
+            self.error(span, "duplicate_name", f"`{name}` is already defined on line "
+                       f"{self.defined_at[name].line}", "rename one of them")
+            return
+        self.scope[name] = t
+        self.defined_at[name] = span
+
+    # -- members ---------------------------------------------------------------------------
+
+    def check_table(self, t: n.Table) -> Type:
+        key_t = self.expr(t.key)
+        if len(t.rows) > MAX_ROWS:
+            self.error(t.span, "too_large", f"the table has {len(t.rows)} rows; the limit is {MAX_ROWS}",
+                       "split it")
+        result: Type | None = None
+        seen: dict[Any, int] = {}
+        has_else = False
+        for row in t.rows:
+            if has_else:
+                self.error(row.span, "unreachable_row", "this row comes after `else` and is never used",
+                           "move `else` to the last row")
+            if not row.keys:
+                has_else = True
+            for key in row.keys:
+                kt = literal_type(key.value)
+                if not comparable(key_t.required(), kt) or (key_t.kind != "any" and kt.kind != key_t.kind
+                                                            and not (kt.is_stringy and key_t.is_stringy)
+                                                            and not (kt.is_numeric and key_t.is_numeric)):
+                    self.error(key.span, "type_error",
+                               f"table {t.name} is keyed by {self.text(t.key)} ({key_t.required()}), "
+                               f"but this key is {kt}", "write a key of the same type")
+                elif key_t.kind == "enum" and isinstance(key.value, str) and key.value not in key_t.values:
+                    self.unknown_value(key, key.value, key_t)
+                marker = (type(key.value).__name__ if not isinstance(key.value, int | Decimal)
+                          or isinstance(key.value, bool) else "number", key.value)
+                if marker in seen:
+                    self.error(key.span, "unreachable_row",
+                               f"key {key.text} already appears on line {seen[marker]}, so this row is "
+                               "never used", "delete one of the two rows")
+                else:
+                    seen[marker] = key.span.line
+            vt = self.expr(row.value)
+            merged = vt if result is None else unify(result, vt)
+            if merged is None:
+                self.error(row.value.span, "type_error",
+                           f"table {t.name}'s rows give {result} but this row gives {vt}",
+                           "make every row give the same type")
+            else:
+                result = merged
+        result = result or ANY
+        return result if has_else else result.maybe()
+
+    def check_decide(self, d: n.Decide) -> Type:
+        result: Type | None = None
+        has_else = False
+        catch_all: int | None = None
+        seen_conditions: dict[str, int] = {}
+        for row in d.rows:
+            if has_else:
+                self.error(row.span, "unreachable_row", "this row comes after `else` and is never used",
+                           "move `else` to the last row")
+            if row.cond is None:
+                has_else = True
+            else:
+                self.condition(row.cond)
+                text = _canonical(row.cond)
+                if d.hit == "first" and catch_all is not None:
+                    self.error(row.span, "unreachable_row",
+                               f"the row on line {catch_all} always matches, so this row is never used",
+                               "put this row before it, or delete it")
+                elif d.hit == "first" and text in seen_conditions:
+                    self.error(row.cond.span, "unreachable_row",
+                               f"the row on line {seen_conditions[text]} has the same condition, so "
+                               "this row is never used", "change the condition or delete the row")
+                else:
+                    seen_conditions.setdefault(text, row.span.line)
+                    verdict = self.constant_truth(row.cond)
+                    if verdict is True:
+                        catch_all = row.span.line
+                    elif verdict is False:
+                        self.error(row.cond.span, "unreachable_row",
+                                   f"this condition can never be true ({self.why_false(row.cond)}), "
+                                   "so the row is never used", "correct the condition or delete the row")
+            vt = self.expr(row.value)
+            merged = vt if result is None else unify(result, vt)
+            if merged is None:
+                self.error(row.value.span, "type_error",
+                           f"decision table {d.name}'s rows give {result} but this row gives {vt}",
+                           "make every row give the same type")
+            else:
+                result = merged
+        result = result or ANY
+        if d.hit == "collect":
+            return list_of(result.required())
+        return result if has_else or catch_all is not None else result.maybe()
+
+    def check_rule(self, r: n.Rule, names: dict[str, Span], group: n.Group | None = None) -> None:
+        if self.check_name(r.name, r.name_span, "rule"):
+            if r.name in names:
+                self.error(r.name_span, "duplicate_name",
+                           f"rule {r.name} is already defined on line {names[r.name].line}",
+                           "give each rule its own name")
+            else:
+                names[r.name] = r.name_span
+        if r.cond is not None:
+            self.condition(r.cond)
+            if self.constant_truth(r.cond) is False:
+                self.error(r.cond.span, "never_fires",
+                           f"rule {r.name} can never fire: {self.why_false(r.cond)}",
+                           "correct the condition or delete the rule")
+        for effect in r.effects:
+            self.check_effect(effect, r)
+
+    def check_group(self, g: n.Group, names: dict[str, Span]) -> None:
+        self.check_name(g.name, g.span, "group")
+        if g.name in names:
+            self.error(g.span, "duplicate_name", f"`{g.name}` is already a rule or group name",
+                       "rename the group")
+        names[g.name] = g.span
+        if g.mode == "best":
+            if g.currency not in self.schema.currencies:
+                self.unknown_currency(g.currency, g.span)
+            elif not any(isinstance(e, n.Award) and e.currency == g.currency
+                         for r in g.rules for e in r.effects):
+                self.error(g.span, "type_error",
+                           f"group {g.name} takes the best {g.currency}, but none of its rules "
+                           f"award {g.currency}", f"award {g.currency} in its rules, or compare another "
+                           "currency")
+        catch_all: n.Rule | None = None
+        for r in g.rules:
+            if g.mode == "first" and catch_all is not None:
+                self.error(r.name_span, "never_fires",
+                           f"rule {r.name} can never fire: group {g.name} takes the first rule that "
+                           f"applies, and rule {catch_all.name} (line {catch_all.span.line}) always does",
+                           "move this rule above it, or delete it")
+            self.check_rule(r, names, g)
+            if catch_all is None and (r.cond is None or self.constant_truth(r.cond) is True):
+                catch_all = r
+
+    def check_effect(self, e: n.Effect, r: n.Rule) -> None:
+        if isinstance(e, n.Award):
+            t = self.expr(e.amount)
+            if t.kind != "any" and not t.is_numeric:
+                self.error(e.amount.span, "type_error",
+                           f"an award needs a number, but {self.text(e.amount)} is {t}",
+                           "award a number of a currency: award 500 miles")
+            elif t.optional:
+                self.optional_error(e.amount, t)
+            if e.currency not in self.schema.currencies:
+                self.unknown_currency(e.currency, e.currency_span)
+            else:
+                self.awarded.setdefault(e.currency, []).append(e)
+            if e.limit is not None:
+                lt = self.expr(e.limit)
+                if lt.kind != "any" and not lt.is_numeric:
+                    self.error(e.limit.span, "type_error",
+                               f"`up to` needs a number, but {self.text(e.limit)} is {lt}",
+                               "write for example: up to 1000")
+                elif lt.optional:
+                    self.optional_error(e.limit, lt)
+        elif isinstance(e, n.Grant):
+            params = self.schema.benefits.get(e.benefit)
+            if params is None:
+                hint = did_you_mean(e.benefit, self.schema.benefits)
+                self.error(e.span, "unknown_benefit", f'unknown benefit "{e.benefit}"',
+                           hint or "declare it under [benefits] in the schema")
+                params = {}
+                for _, value, _ in e.params:
+                    self.expr(value)
+                return
+            given = set()
+            for pname, value, pspan in e.params:
+                vt = self.expr(value)
+                if pname in given:
+                    self.error(pspan, "duplicate_name", f"parameter {pname} is given twice",
+                               "give it once")
+                given.add(pname)
+                want = params.get(pname)
+                if want is None:
+                    hint = did_you_mean(pname, params)
+                    declared = ", ".join(sorted(params)) or "none"
+                    self.error(pspan, "unknown_parameter",
+                               f'benefit "{e.benefit}" has no parameter {pname}',
+                               hint or f"its parameters are: {declared}")
+                elif vt.optional and vt.kind != "null":
+                    self.optional_error(value, vt)
+                elif vt.kind != "any" and unify(want.required(), vt) != want.required() and not (
+                        want.is_numeric and vt.kind == "int"):
+                    self.error(value.span, "type_error",
+                               f"parameter {pname} of \"{e.benefit}\" is {want}, but "
+                               f"{self.text(value)} is {vt}", f"give a {want}")
+            missing = [p for p, t in params.items() if p not in given and not t.optional]
+            if missing:
+                self.error(e.span, "missing_parameter",
+                           f'benefit "{e.benefit}" needs parameter {missing[0]}',
+                           f"add: with {missing[0]} = ...")
+        elif isinstance(e, n.Qualify):
+            if e.tier not in self.schema.tiers:
+                hint = did_you_mean(e.tier, self.schema.tiers)
+                tiers = ", ".join(self.schema.tiers) or "none declared"
+                self.error(e.span, "unknown_tier", f'unknown tier "{e.tier}"',
+                           hint or f"the schema's tiers are: {tiers}")
+        elif isinstance(e, n.Tag) and (not e.tag or len(e.tag) > 100):
+            self.error(e.span, "bad_tag", "a tag is from 1 to 100 characters",
+                       "shorten the tag")
+
+    def check_cap(self, c: n.Cap) -> None:
+        if c.currency not in self.schema.currencies:
+            self.unknown_currency(c.currency, c.span)
+        t = self.expr(c.amount)
+        if t.kind != "any" and not t.is_numeric:
+            self.error(c.amount.span, "type_error", f"a cap needs a number, but this is {t}",
+                       "write for example: cap miles at 25000")
+        elif t.optional:
+            self.optional_error(c.amount, t)
+        if sum(1 for m in self.policy.caps if m.currency == c.currency) > 1 and \
+                next(m for m in self.policy.caps if m.currency == c.currency) is not c:
+            self.error(c.span, "duplicate_name", f"{c.currency} is capped twice in this policy",
+                       "keep one cap per currency")
+
+    def check_rounding(self, r: n.Round) -> None:
+        if r.currency not in self.schema.currencies:
+            self.unknown_currency(r.currency, r.span)
+            return
+        if r.currency in self.result.rounding:
+            self.error(r.span, "duplicate_name", f"rounding for {r.currency} is declared twice",
+                       "keep one")
+            return
+        self.result.rounding[r.currency] = r.mode
+
+    def check_awards_rounded(self) -> None:
+        for currency, awards in self.awarded.items():
+            if currency in self.result.rounding:
+                continue
+            decimals = self.schema.currencies[currency].decimals
+            for a in awards:
+                t = self.result.type_of(a.amount)
+                if t.kind == "decimal" or (a.limit is not None and
+                                           self.result.type_of(a.limit).kind == "decimal"):
+                    places = "whole" if decimals == 0 else f"{decimals}-decimal"
+                    self.error(a.amount.span, "missing_rounding",
+                               f"{self.text(a.amount)} may not be a {places} amount of {currency}, "
+                               "and the policy does not say how to round it",
+                               f"add a line such as `round {currency} down` to the policy")
+                    break
+        for r in self.policy.roundings:
+            if r.currency in self.schema.currencies and r.currency not in self.awarded:
+                self.warn(r.span, "unused_rounding", f"the policy never awards {r.currency}",
+                          "delete this line")
+
+    # -- expressions -------------------------------------------------------------------------
+
+    def condition(self, e: n.Expr) -> None:
+        t = self.expr(e)
+        if t.kind not in ("bool", "any"):
+            self.error(e.span, "type_error", f"a condition must be true or false, but "
+                       f"{self.text(e)} is {t}", "compare it with something, for example: > 0")
+        elif t.optional:
+            self.optional_error(e, t)
+
+    def expr(self, e: n.Expr) -> Type:
+        t = self._expr(e)
+        self.result.types[id(e)] = t
+        return t
+
+    def _expr(self, e: n.Expr) -> Type:
+        if isinstance(e, n.Literal):
+            return literal_type(e.value)
+        if isinstance(e, n.ListExpr):
+            elem: Type | None = None
+            for item in e.items:
+                it = self.expr(item)
+                if it.optional:
+                    self.optional_error(item, it)
+                merged = it.required() if elem is None else unify(elem, it.required())
+                if merged is None:
+                    self.error(item.span, "type_error", f"a list holds values of one type; this one is "
+                               f"{it}, the others {elem}", "make the items the same type")
+                else:
+                    elem = merged
+            return list_of(elem or ANY)
+        if isinstance(e, n.Name):
+            return self.name(e)
+        if isinstance(e, n.Attribute):
+            return self.attribute(e)
+        if isinstance(e, n.Call):
+            return self.call(e)
+        if isinstance(e, n.Aggregate):
+            return self.aggregate(e)
+        if isinstance(e, n.Unary):
+            t = self.expr(e.operand)
+            if e.op == "not":
+                self.need(e.operand, t, ("bool",), "`not` needs true or false")
+                return BOOL
+            self.need(e.operand, t, ("int", "decimal", "duration"), "`-` needs a number or a duration")
+            return t.required() if t.kind != "any" else ANY
+        if isinstance(e, n.Presence):
+            t = self.expr(e.operand)
+            if not t.optional and t.kind != "any":
+                word = "missing" if not e.present else "present"
+                self.warn(e.span, "needless_check",
+                          f"{self.text(e.operand)} is never missing, so `is {word}` is always "
+                          f"{'false' if word == 'missing' else 'true'}", "delete the check")
+            return BOOL
+        if isinstance(e, n.IfExpr):
+            self.condition(e.cond)
+            a, b = self.expr(e.then), self.expr(e.orelse)
+            u = unify(a, b)
+            if u is None:
+                self.error(e.span, "type_error", f"the two branches give different types ({a} and {b})",
+                           "make both branches give the same type")
+                return ANY
+            return u
+        if isinstance(e, n.Binary):
+            return self.binary(e)
+        return ANY
+
+    def need(self, e: n.Expr, t: Type, kinds: tuple[str, ...], message: str) -> bool:
+        if t.kind == "any":
+            return False
+        if t.optional:
+            self.optional_error(e, t)
+            return False
+        ok = t.kind in kinds or ("string" in kinds and t.is_stringy)
+        if not ok:
+            self.error(e.span, "type_error", f"{message}, but {self.text(e)} is {t}",
+                       _conversion_hint(t, kinds))
+        return ok
+
+    def optional_error(self, e: n.Expr, t: Type) -> None:
+        what = self.text(e)
+        example = _default_example(t)
+        self.error(e.span, "optional_value",
+                   f"{what} may be missing, and this use needs a value",
+                   f"give a default: `{what} otherwise {example}`, or test `{what} is present` first"
+                   if t.kind != "null" else "replace it with a value")
+
+    def name(self, e: n.Name) -> Type:
+        t = self.scope.get(e.name)
+        if t is None:
+            later = next((m for m in self.policy.members
+                          if isinstance(m, n.Let | n.Table | n.Decide) and m.name == e.name), None)
+            if later is not None:
+                self.error(e.span, "unknown_name",
+                           f"`{e.name}` is used before it is defined (line {later.span.line})",
+                           "move its definition above this line")
+            else:
+                candidates = list(self.scope)
+                hint = did_you_mean(e.name, candidates)
+                self.error(e.span, "unknown_name", f"unknown name `{e.name}`",
+                           hint or "define it with `let` first, or read a field such as event.date")
+            return ANY
+        if e.name in ROOTS:
+            self.error(e.span, "type_error", f"`{e.name}` is a record; read one of its fields",
+                       f"for example {e.name}.{'member_since' if e.name == 'customer' else 'date'}")
+            return ANY
+        self.used.add(e.name)
+        return t
+
+    def attribute(self, e: n.Attribute) -> Type:
+        if isinstance(e.value, n.Name) and e.value.name in ROOTS and e.value.name not in self.defined_at:
+            base = self.scope[e.value.name]
+            self.result.types[id(e.value)] = base
+        else:
+            base = self.expr(e.value)
+        if base.kind == "any":
+            return ANY
+        if base.kind != "record":
+            self.error(e.span, "type_error", f"{self.text(e.value)} is {base}, which has no fields",
+                       "read fields of customer, event or a list item")
+            return ANY
+        if base.optional:
+            self.optional_error(e.value, base)
+        fields = self.records.get(base.name, {})
+        f = fields.get(e.name)
+        if f is None:
+            owner = self.text(e.value)
+            if base.name == "event":
+                owners = sorted(k for k, fs in self.schema.events.items() if e.name in fs)
+                if owners:
+                    on = ", ".join(self.policy.kinds) or "no kind"
+                    self.error(e.span, "unknown_field",
+                               f"event.{e.name} exists only for {', '.join(owners)} events, and this "
+                               f"policy is on {on}", f"apply the policy to {owners[0]} events, or "
+                               "read a field every listed kind has")
+                    return ANY
+            hint = did_you_mean(e.name, fields)
+            self.error(e.span, "unknown_field", f"{owner} has no field `{e.name}`",
+                       hint or f"its fields are: {', '.join(sorted(fields))}")
+            return ANY
+        return f.type
+
+    def call(self, e: n.Call) -> Type:
+        if e.func in ("any", "all"):
+            self.error(e.span, "type_error", f"{e.func}() takes a condition over a list",
+                       f"write {e.func}(x > 0 for x in some_list)")
+            return ANY
+        spec = FUNCTIONS.get(e.func)
+        arg_types = [self.expr(a) for a in e.args]
+        if spec is None:
+            hint = did_you_mean(e.func, FUNCTIONS)
+            self.error(e.span, "unknown_function", f"unknown function `{e.func}`",
+                       hint or f"the built-in functions are: {', '.join(sorted(FUNCTIONS))}")
+            return ANY
+        _, lo, hi = spec
+        if not lo <= len(e.args) <= hi:
+            want = str(lo) if lo == hi else f"{lo} to {hi}"
+            self.error(e.span, "wrong_arguments",
+                       f"{e.func}() takes {want} argument{'s' if hi != 1 else ''}, not {len(e.args)}",
+                       "see docs/language.md, built-in functions")
+            return ANY
+        for a, t in zip(e.args, arg_types, strict=True):
+            if t.optional:
+                self.optional_error(a, t)
+                return ANY
+        f = e.func
+        if f in ("min", "max"):
+            if len(arg_types) == 1:
+                t = arg_types[0]
+                if t.kind != "list":
+                    if t.kind != "any":
+                        self.error(e.span, "wrong_arguments",
+                                   f"{f}() of one value needs a list, but this is {t}",
+                                   f"write {f}(a, b) or {f}(a list)")
+                    return ANY
+                assert t.elem is not None
+                arg_types = [t.elem]
+                self.need(e.args[0], t.elem, ("int", "decimal", "date", "datetime", "duration"),
+                          f"{f}() compares numbers, dates or durations")
+                return t.elem
+            result = arg_types[0]
+            for a, t in zip(e.args, arg_types, strict=True):
+                self.need(a, t, ("int", "decimal", "date", "datetime", "duration"),
+                          f"{f}() compares numbers, dates or durations")
+                merged = unify(result, t)
+                if merged is None:
+                    self.error(a.span, "type_error", f"{f}() needs values of one kind; {self.text(a)} "
+                               f"is {t}, the first is {result}", "compare like with like")
+                    return ANY
+                result = merged
+            return result
+        if f in ("floor", "ceil"):
+            self.need(e.args[0], arg_types[0], ("int", "decimal"), f"{f}() needs a number")
+            return INT
+        if f == "round":
+            self.need(e.args[0], arg_types[0], ("int", "decimal"), "round() needs a number")
+            if len(e.args) == 2:
+                self.need(e.args[1], arg_types[1], ("int",), "round()'s places must be a whole number")
+                return DECIMAL
+            return INT
+        if f == "abs":
+            self.need(e.args[0], arg_types[0], ("int", "decimal", "duration"),
+                      "abs() needs a number or a duration")
+            return arg_types[0].required()
+        if f in ("tenure_years", "days_between"):
+            for a, t in zip(e.args, arg_types, strict=True):
+                self.need(a, t, ("date", "datetime"), f"{f}() needs dates")
+            return INT
+        if f in ("year", "month", "day", "weekday"):
+            self.need(e.args[0], arg_types[0], ("date", "datetime"), f"{f}() needs a date")
+            return INT
+        if f == "date":
+            self.need(e.args[0], arg_types[0], ("date", "datetime"), "date() needs a date and time")
+            return DATE
+        if f == "minutes":
+            self.need(e.args[0], arg_types[0], ("duration",), "minutes() needs a duration")
+            return INT
+        if f == "distance_miles":
+            for a, t in zip(e.args, arg_types, strict=True):
+                if isinstance(a, n.Literal) and isinstance(a.value, str):
+                    if not airports.is_airport(a.value):
+                        self.error(a.span, "unknown_airport", f'unknown airport code "{a.value}"',
+                                   "use a three-letter IATA code in capitals, such as \"JFK\"")
+                elif t.kind not in ("airport", "any"):
+                    self.need(a, t, ("airport",), "distance_miles() needs airport codes")
+            return INT
+        if f in ("sum", "count"):
+            t = arg_types[0]
+            if t.kind != "list":
+                if t.kind != "any":
+                    self.error(e.args[0].span, "type_error", f"{f}() needs a list, but this is {t}",
+                               f"write {f}(x for x in some_list)")
+                return ANY
+            if f == "count":
+                return INT
+            assert t.elem is not None
+            self.need(e.args[0], t.elem, ("int", "decimal"), "sum() adds numbers")
+            return INT if t.elem.kind == "int" else DECIMAL
+        return ANY
+
+    def aggregate(self, e: n.Aggregate) -> Type:
+        src = self.expr(e.source)
+        if e.func not in AGGREGATES:
+            hint = did_you_mean(e.func, AGGREGATES)
+            self.error(e.span, "unknown_function", f"`{e.func}` does not aggregate a list",
+                       hint or f"aggregates are: {', '.join(AGGREGATES)}")
+            return ANY
+        elem = ANY
+        if src.kind == "list":
+            assert src.elem is not None
+            elem = src.elem
+        elif src.kind != "any":
+            self.error(e.source.span, "type_error", f"{self.text(e.source)} is {src}, not a list",
+                       "aggregate over a list, such as event.items")
+        if src.optional:
+            self.optional_error(e.source, src)
+        self.check_name(e.var, e.span, "variable")
+        if e.var in self.scope:
+            self.error(e.span, "duplicate_name", f"`{e.var}` is already defined",
+                       "choose another name for the list item")
+            return ANY
+        self.scope[e.var] = elem
+        try:
+            if e.where is not None:
+                self.condition(e.where)
+            body = self.expr(e.body)
+        finally:
+            del self.scope[e.var]
+        if e.func in ("any", "all"):
+            self.need(e.body, body, ("bool",), f"{e.func}() needs a condition")
+            return BOOL
+        if e.func == "count":
+            self.need(e.body, body, ("bool", "int", "decimal", "string", "date", "datetime",
+                                     "duration", "airport", "enum", "record", "list"), "count()")
+            return INT
+        if e.func == "sum":
+            self.need(e.body, body, ("int", "decimal"), "sum() adds numbers")
+            return INT if body.kind == "int" else DECIMAL if body.kind != "any" else ANY
+        self.need(e.body, body, ("int", "decimal", "date", "datetime", "duration"),
+                  f"{e.func}() compares numbers, dates or durations")
+        return body.required()
+
+    def binary(self, e: n.Binary) -> Type:
+        op = e.op
+        if op in ("and", "or"):
+            for side in (e.left, e.right):
+                t = self.expr(side)
+                self.need(side, t, ("bool",), f"`{op}` needs true or false on both sides")
+            return BOOL
+        if op == "otherwise":
+            a = self.expr(e.left)
+            b = self.expr(e.right)
+            if not a.optional and a.kind != "any":
+                self.warn(e.span, "needless_default",
+                          f"{self.text(e.left)} is never missing, so the default is never used",
+                          f"write just {self.text(e.left)}")
+            u = unify(a.required(), b)
+            if u is None:
+                self.error(e.right.span, "type_error",
+                           f"the default is {b}, but {self.text(e.left)} is {a.required()}",
+                           "give a default of the same type")
+                return ANY
+            return u if b.optional else u.required()
+        a = self.expr(e.left)
+        b = self.expr(e.right)
+        if op in ("==", "!="):
+            if not comparable(a, b):
+                self.error(e.span, "type_error",
+                           f"cannot compare {self.text(e.left)} ({a}) with {self.text(e.right)} ({b})",
+                           _compare_hint(e, a, b))
+            else:
+                for x, y in ((e.left, b), (e.right, a)):
+                    if (isinstance(x, n.Literal) and isinstance(x.value, str) and y.kind == "enum"
+                            and x.value not in y.values):
+                        self.unknown_value(x, x.value, y)
+            return BOOL
+        if op in ("<", "<=", ">", ">="):
+            if a.optional and a.kind != "any":
+                self.optional_error(e.left, a)
+            elif b.optional and b.kind != "any":
+                self.optional_error(e.right, b)
+            elif not comparable(a, b) or a.kind in ("bool", "list", "record") or \
+                    (a.kind != "any" and b.kind != "any" and a.kind in ("date", "datetime")
+                     and a.kind != b.kind):
+                self.error(e.span, "type_error",
+                           f"cannot compare {self.text(e.left)} ({a}) with {self.text(e.right)} ({b})",
+                           _compare_hint(e, a, b))
+            return BOOL
+        if op in ("in", "not in"):
+            if b.kind == "any":
+                return BOOL
+            if b.kind != "list":
+                self.error(e.right.span, "type_error", f"`{op}` needs a list on the right, but "
+                           f"{self.text(e.right)} is {b}", 'write a list: ["a", "b"]')
+                return BOOL
+            if b.optional:
+                self.optional_error(e.right, b)
+            assert b.elem is not None
+            if not comparable(a.required(), b.elem):
+                self.error(e.span, "type_error",
+                           f"{self.text(e.left)} ({a}) can never be in a list of {b.elem}",
+                           "compare like with like")
+            elif a.kind == "enum" and isinstance(e.right, n.ListExpr):
+                for item in e.right.items:
+                    if isinstance(item, n.Literal) and isinstance(item.value, str) and \
+                            item.value not in a.values:
+                        self.unknown_value(item, item.value, a)
+            return BOOL
+        # arithmetic
+        for side, t in ((e.left, a), (e.right, b)):
+            if t.optional and t.kind != "any":
+                self.optional_error(side, t)
+                return ANY
+        if a.kind == "any" or b.kind == "any":
+            return ANY
+        k = (a.kind, b.kind)
+        if op in ("+", "-", "*", "of") and a.is_numeric and b.is_numeric:
+            return numeric_result(a, b)
+        if op == "/" and a.is_numeric and b.is_numeric:
+            return DECIMAL
+        if op == "+" and a.is_stringy and b.is_stringy:
+            return STRING
+        if op in ("+", "-") and k in (("datetime", "duration"), ("date", "duration")):
+            return a.required()
+        if op == "+" and k in (("duration", "datetime"), ("duration", "date")):
+            return b.required()
+        if op in ("+", "-") and k == ("duration", "duration"):
+            return DURATION
+        if op == "-" and k in (("datetime", "datetime"), ("date", "date")):
+            return DURATION
+        if op in ("*", "of") and k in (("duration", "int"), ("int", "duration")):
+            return DURATION
+        word = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "of": "take"}[op]
+        self.error(e.span, "type_error",
+                   f"cannot {word} {self.text(e.left)} ({a}) and {self.text(e.right)} ({b})",
+                   _arith_hint(a, b))
+        return ANY
+
+    # -- conflicts ----------------------------------------------------------------------------
+
+    def unknown_value(self, lit: n.Literal, value: str, t: Type) -> None:
+        hint = did_you_mean(value, t.values)
+        what = "tier" if t.name == "tier" else "value"
+        self.error(lit.span, "unknown_value",
+                   f'"{value}" is not a possible {what} here (one of: {", ".join(t.values) or "none"})',
+                   hint or "use one of the listed values")
+
+    def unknown_currency(self, name: str, span: Span) -> None:
+        hint = did_you_mean(name, self.schema.currencies)
+        self.error(span, "unknown_currency", f"unknown currency `{name}`",
+                   hint or f"the schema's currencies are: {', '.join(sorted(self.schema.currencies))}")
+
+    def constant_truth(self, cond: n.Expr) -> bool | None:
+        """True or False when a condition's value is known without input, else None."""
+        value = _fold(cond)
+        if isinstance(value, bool):
+            return value
+        if _contradiction(cond) is not None:
+            return False
+        return None
+
+    def why_false(self, cond: n.Expr) -> str:
+        clash = _contradiction(cond)
+        if clash is not None:
+            a, b = clash
+            return f"`{self.text(a)}` and `{self.text(b)}` cannot both hold"
+        return f"`{self.text(cond)}` is always false"
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+_NOT_CONSTANT: Any = object()
+
+
+def _fold(e: n.Expr) -> Any:
+    """The value of an expression built from literals only, or _NOT_CONSTANT."""
+    if isinstance(e, n.Literal):
+        return e.value
+    if isinstance(e, n.Unary) and e.op == "not":
+        v = _fold(e.operand)
+        return (not v) if isinstance(v, bool) else _NOT_CONSTANT
+    if isinstance(e, n.Binary):
+        if e.op in ("and", "or"):
+            a, b = _fold(e.left), _fold(e.right)
+            if e.op == "and" and (a is False or b is False):
+                return False
+            if e.op == "or" and (a is True or b is True):
+                return True
+            if isinstance(a, bool) and isinstance(b, bool):
+                return (a and b) if e.op == "and" else (a or b)
+            return _NOT_CONSTANT
+        a, b = _fold(e.left), _fold(e.right)
+        if a is _NOT_CONSTANT or b is _NOT_CONSTANT:
+            return _NOT_CONSTANT
+        try:
+            if e.op == "==":
+                return a == b
+            if e.op == "!=":
+                return a != b
+            if e.op == "<":
+                return a < b
+            if e.op == "<=":
+                return a <= b
+            if e.op == ">":
+                return a > b
+            if e.op == ">=":
+                return a >= b
+        except TypeError:
+            return _NOT_CONSTANT
+    return _NOT_CONSTANT
+
+
+def _conjuncts(e: n.Expr) -> list[n.Expr]:
+    out: list[n.Expr] = []
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, n.Binary) and x.op == "and":
+            stack.append(x.right)
+            stack.append(x.left)
+        else:
+            out.append(x)
+    return out
+
+
+def _path(e: n.Expr) -> str | None:
+    if isinstance(e, n.Name):
+        return e.name
+    if isinstance(e, n.Attribute):
+        base = _path(e.value)
+        return f"{base}.{e.name}" if base else None
+    return None
+
+
+_FLIP = {"<": ">", "<=": ">=", ">": "<", ">=": "<=", "==": "==", "!=": "!="}
+
+
+def _bound(c: n.Expr) -> tuple[str, str, Any] | None:
+    if not isinstance(c, n.Binary) or c.op not in _FLIP:
+        return None
+    lp, rp = _path(c.left), _path(c.right)
+    if lp and isinstance(c.right, n.Literal):
+        return lp, c.op, c.right.value
+    if rp and isinstance(c.left, n.Literal):
+        return rp, _FLIP[c.op], c.left.value
+    return None
+
+
+def _contradiction(cond: n.Expr) -> tuple[n.Expr, n.Expr] | None:
+    """Two conjuncts of ``cond`` that cannot both hold (same path, clashing constants)."""
+    seen: dict[str, list[tuple[str, Any, n.Expr]]] = {}
+    for c in _conjuncts(cond):
+        b = _bound(c)
+        if b is None:
+            continue
+        path, op, value = b
+        for op2, value2, other in seen.get(path, []):
+            try:
+                if not _compatible(op, value, op2, value2):
+                    return other, c
+            except TypeError:
+                continue
+        seen.setdefault(path, []).append((op, value, c))
+    return None
+
+
+def _compatible(op1: str, v1: Any, op2: str, v2: Any) -> bool:
+    """Whether some x satisfies both ``x op1 v1`` and ``x op2 v2`` (x ranges over values of v's type)."""
+    if isinstance(v1, bool) != isinstance(v2, bool) or isinstance(v1, str) != isinstance(v2, str):
+        return True
+    candidates = [v1, v2]
+    if isinstance(v1, int | Decimal) and not isinstance(v1, bool):
+        lo, hi = min(v1, v2), max(v1, v2)
+        candidates += [lo - 1, hi + 1, (Decimal(lo) + Decimal(hi)) / 2]
+        if isinstance(v1, int) and isinstance(v2, int):
+            candidates = [c for c in candidates]
+    elif isinstance(v1, date):
+        lo, hi = min(v1, v2), max(v1, v2)
+        step = timedelta(days=1) if not isinstance(v1, datetime) else timedelta(seconds=1)
+        candidates += [lo - step, hi + step]
+        if hi - lo > step:
+            candidates.append(lo + step)
+    else:
+        candidates.append(object())
+    return any(_holds(x, op1, v1) and _holds(x, op2, v2) for x in candidates)
+
+
+def _holds(x: Any, op: str, v: Any) -> bool:
+    if op == "==":
+        return bool(x == v)
+    if op == "!=":
+        return bool(x != v)
+    try:
+        if op == "<":
+            return bool(x < v)
+        if op == "<=":
+            return bool(x <= v)
+        if op == ">":
+            return bool(x > v)
+        if op == ">=":
+            return bool(x >= v)
+    except TypeError:
+        return False
+    return True
+
+
+def _canonical(e: n.Expr) -> str:
+    """A text for an expression that ignores layout, for spotting repeated conditions."""
+    parts: list[str] = []
+    for node in n.walk(e):
+        if isinstance(node, n.Literal):
+            parts.append(repr(node.value))
+        elif isinstance(node, n.Name):
+            parts.append(node.name)
+        else:
+            parts.append(type(node).__name__)
+            for attr in ("op", "name", "func", "var", "present"):
+                if hasattr(node, attr):
+                    parts.append(str(getattr(node, attr)))
+    return "|".join(parts)
+
+
+def _default_example(t: Type) -> str:
+    return {
+        "int": "0", "decimal": "0.00", "bool": "false", "date": "2000-01-01",
+        "datetime": "2000-01-01T00:00Z", "duration": "0 minutes",
+    }.get(t.kind, '""' if t.kind != "enum" or not t.values else f'"{t.values[0]}"')
+
+
+def _conversion_hint(t: Type, kinds: Iterable[str]) -> str:
+    kinds = tuple(kinds)
+    if t.is_stringy and ("int" in kinds or "decimal" in kinds):
+        return "write the number without quotes"
+    if t.kind == "datetime" and "date" in kinds:
+        return "take its date with date(...)"
+    if t.kind == "list":
+        return "aggregate the list with sum(...), count(...), any(...) or all(...)"
+    return f"expected {' or '.join(kinds)}"
+
+
+def _compare_hint(e: n.Binary, a: Type, b: Type) -> str:
+    for side, other in ((e.right, a), (e.left, b)):
+        if isinstance(side, n.Literal) and isinstance(side.value, str) and other.is_numeric:
+            try:
+                Decimal(side.value)
+                return f"write the number without quotes: {side.value}"
+            except ArithmeticError:
+                pass
+    if {a.kind, b.kind} == {"date", "datetime"}:
+        return "take the date of the instant with date(...)"
+    return "compare values of the same type"
+
+
+def _arith_hint(a: Type, b: Type) -> str:
+    if a.is_stringy or b.is_stringy:
+        return "write numbers without quotes"
+    if "date" in (a.kind, b.kind) and "int" in (a.kind, b.kind):
+        return "add a duration such as 30 days, not a bare number"
+    return "see docs/language.md, operators"
+
+
+_ = (AIRPORT, NULL)  # imported for the types table's completeness
+
+
+def check_policy(schema: Schema, policy: n.Policy) -> CheckResult:
+    """Check one policy against ``schema``: every diagnostic, and the type of every expression."""
+    return Checker(schema, policy).run()

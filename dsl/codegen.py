@@ -1,0 +1,642 @@
+"""Code generation: a checked policy's AST -> readable Python source.
+
+The generator is a visitor in the manner of Jinja2's: ``visit_<Node>`` methods
+for statements, ``expr`` for expressions, and ``writeline``/``indent``/``outdent``
+helpers. It emits one module per policy with two functions of the same shape:
+
+- ``evaluate(c, e, d)``: the hot path, with no trace of explanation;
+- ``explain(c, e, d, r)``: the same decisions, appending :class:`Reason` s to ``r``.
+
+It records which policy line each generated line came from (``line_map``), so a
+failure inside generated code is reported at the policy's own line.
+
+Security: policy text reaches the generated source only as identifiers that the
+grammar limits to ``[A-Za-z_][A-Za-z0-9_]*`` (and the checker refuses ``_``-leading
+and ``__`` names) behind a fixed prefix (``v_``, ``x_``), as ``repr()`` of ``str``
+and ``int`` values, or as hoisted constants built from ``repr()`` of their text.
+:mod:`dsl.compiler` then verifies the generated AST before compiling it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from . import nodes as n
+from .checker import CheckResult
+from .interpreter import awarded_currencies
+from .schema import Schema
+
+#: Prefix of every name that comes from policy text.
+NAME_PREFIX = "v_"
+ITEM_PREFIX = "x_"
+
+_BINOPS = {"+": "+", "-": "-", "*": "*", "of": "*", "<": "<", "<=": "<=", ">": ">",
+           ">=": ">=", "==": "==", "!=": "!=", "and": "and", "or": "or", "in": "in",
+           "not in": "not in"}
+
+
+@dataclass
+class Generated:
+    """The generated module: its source, constants, and generated-line -> policy-line map."""
+
+    source: str
+    constants: dict[str, Any] = field(default_factory=dict)
+    line_map: dict[int, int] = field(default_factory=dict)
+
+
+def _is_simple(e: n.Expr) -> bool:
+    """Cheap and side-effect free to evaluate twice: a literal, a name or a field path."""
+    while isinstance(e, n.Attribute):
+        e = e.value
+    return isinstance(e, n.Literal | n.Name)
+
+
+class CodeGenerator:
+    """Generates the Python module for one checked policy."""
+
+    def __init__(self, policy: n.Policy, check: CheckResult, schema: Schema) -> None:
+        self.policy = policy
+        self.check = check
+        self.schema = schema
+        self.lines: list[str] = []
+        self.line_map: dict[int, int] = {}
+        self.constants: dict[str, Any] = {}
+        self._const_ids: dict[tuple[str, str], str] = {}
+        self._indent = 0
+        self._temps = 0
+        self.src_line = policy.span.line
+        self.explain = False
+        self.in_iterable = 0
+        self.currencies = awarded_currencies(policy)
+        self.tier_rank = {t: i for i, t in enumerate(schema.tiers)}
+        self._items: set[str] = set()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def writeline(self, text: str) -> None:
+        self.lines.append("    " * self._indent + text)
+        self.line_map[len(self.lines)] = self.src_line
+
+    def indent(self) -> None:
+        self._indent += 1
+
+    def outdent(self) -> None:
+        self._indent -= 1
+
+    def temporary(self) -> str:
+        self._temps += 1
+        return f"_t{self._temps}"
+
+    def constant(self, value: Any) -> str:
+        """A module-level constant for a literal that has no plain Python literal form."""
+        key = (type(value).__name__, repr(value))
+        name = self._const_ids.get(key)
+        if name is None:
+            name = f"K{len(self._const_ids) + 1}"
+            self._const_ids[key] = name
+            self.constants[name] = value
+        return name
+
+    def lit(self, value: Any) -> str:
+        if isinstance(value, bool) or value is None:
+            return repr(value)
+        if isinstance(value, int):
+            return repr(int(value))
+        if isinstance(value, str):
+            return repr(str(value))
+        return self.constant(value)
+
+    # -- the module ------------------------------------------------------------------------------
+
+    def generate(self) -> Generated:
+        p = self.policy
+        body_start = len(self.lines)
+        for explain in (False, True):
+            self.explain = explain
+            self._temps = 0
+            self.src_line = p.span.line
+            if explain:
+                self.writeline("")
+                self.writeline("")
+                self.writeline("def explain(c, e, d, r):")
+            else:
+                self.writeline("def evaluate(c, e, d):")
+            self.indent()
+            self.writeline(f'"""{"Explain" if explain else "Evaluate"} policy {p.name} '
+                           f'(version {p.version})."""')
+            for cur in self.currencies:
+                self.writeline(f"{self.total(cur)} = 0")
+            for m in p.members:
+                self.visit(m)
+            self.finish_policy()
+            self.outdent()
+        body = self.lines[body_start:]
+        body_map = dict(self.line_map)
+        header = [
+            f"# Generated from {_comment_safe(p.file)} by the loyalty compiler. Do not edit.",
+            f"# policy {p.name} version {p.version}",
+        ]
+        for name, value in self.constants.items():
+            header.append(f"{name} = {_constant_source(value)}")
+        header += ["", ""]
+        shift = len(header)
+        line_map = {k + shift: v for k, v in body_map.items()}
+        source = "\n".join(header + body) + "\n"
+        return Generated(source, dict(self.constants), line_map)
+
+    def total(self, currency: str) -> str:
+        return f"total_{currency}"
+
+    def visit(self, m: n.Node) -> None:
+        self.src_line = m.span.line
+        getattr(self, f"visit_{type(m).__name__}")(m)
+
+    # -- members ------------------------------------------------------------------------------
+
+    def visit_Let(self, m: n.Let) -> None:
+        target = NAME_PREFIX + m.name
+        if isinstance(m.value, n.Binary) and m.value.op == "otherwise" and not self.in_iterable:
+            # `let x = a otherwise b` reads best as two statements.
+            self.writeline(f"{target} = {self.expr(m.value.left)}")
+            self.writeline(f"if {target} is None:")
+            self.indent()
+            self.writeline(f"{target} = {self.expr(m.value.right)}")
+            self.outdent()
+            return
+        self.writeline(f"{target} = {self.expr(m.value)}")
+
+    def visit_Table(self, t: n.Table) -> None:
+        target = NAME_PREFIX + t.name
+        key = self.expr(t.key)
+        rows = [r for r in t.rows if r.keys]
+        otherwise = next((r for r in t.rows if not r.keys), None)
+        if all(isinstance(r.value, n.Literal) for r in t.rows):
+            mapping = {k.value: r.value.value for r in rows for k in r.keys}  # type: ignore[union-attr]
+            table = self.constant(_Table(mapping))
+            default = self.lit(otherwise.value.value) if otherwise else "None"  # type: ignore[union-attr]
+            self.writeline(f"{target} = {table}.get({key}, {default})")
+            return
+        tmp = self.temporary()
+        self.writeline(f"{tmp} = {key}")
+        first = True
+        for r in rows:
+            keys = " or ".join(f"{tmp} == {self.lit(k.value)}" for k in r.keys)
+            self.writeline(f"{'if' if first else 'elif'} {tmp} is not None and ({keys}):")
+            first = False
+            self.indent()
+            self.writeline(f"{target} = {self.expr(r.value)}")
+            self.outdent()
+        fallback = self.expr(otherwise.value) if otherwise else "None"
+        if first:
+            self.writeline(f"{target} = {fallback}")
+        else:
+            self.writeline("else:")
+            self.indent()
+            self.writeline(f"{target} = {fallback}")
+            self.outdent()
+
+    def visit_Decide(self, d: n.Decide) -> None:
+        target = NAME_PREFIX + d.name
+        if d.hit == "first":
+            first = True
+            for row in d.rows:
+                if row.cond is None:
+                    if first:
+                        self.writeline(f"{target} = {self.expr(row.value)}")
+                        return
+                    self.writeline("else:")
+                else:
+                    self.writeline(f"{'if' if first else 'elif'} {self.expr(row.cond)}:")
+                first = False
+                self.indent()
+                self.writeline(f"{target} = {self.expr(row.value)}")
+                self.outdent()
+                if row.cond is None:
+                    return
+            if not first:
+                self.writeline("else:")
+                self.indent()
+                self.writeline(f"{target} = None")
+                self.outdent()
+            return
+        self.writeline(f"{target} = []")
+        fallback = None
+        for row in d.rows:
+            if row.cond is None:
+                fallback = row
+                continue
+            self.writeline(f"if {self.expr(row.cond)}:")
+            self.indent()
+            self.writeline(f"{target}.append({self.expr(row.value)})")
+            self.outdent()
+        if fallback is not None:
+            self.writeline(f"if not {target}:")
+            self.indent()
+            self.writeline(f"{target}.append({self.expr(fallback.value)})")
+            self.outdent()
+
+    def visit_Cap(self, c: n.Cap) -> None:
+        pass  # caps apply after every rule: see finish_policy
+
+    def visit_Round(self, r: n.Round) -> None:
+        pass  # rounding is applied at each award
+
+    def visit_Rule(self, r: n.Rule) -> None:
+        self.writeline(f"# rule {r.name} (line {r.span.line})")
+        if not self.explain:
+            if r.cond is None:
+                self.rule_body(r)
+                return
+            self.writeline(f"if {self.expr(r.cond)}:")
+            self.indent()
+            self.rule_body(r)
+            self.outdent()
+            return
+        why = self.explain_condition(r)
+        if why is None:
+            self.rule_body(r)
+            return
+        self.writeline(f"if {why} is not None:")
+        self.indent()
+        self.writeline(f"r.append(Reason({self.lit(self.policy.name)}, {self.lit(r.name)}, "
+                       f"'not_fired', {why}, {{}}, {r.span.line}))")
+        self.outdent()
+        self.writeline("else:")
+        self.indent()
+        self.rule_body(r)
+        self.outdent()
+
+    def explain_condition(self, r: n.Rule) -> str | None:
+        """Emit code leaving the first false conjunct's text in a temporary (None if all hold)."""
+        if r.cond is None:
+            return None
+        why = self.temporary()
+        parts = _conjuncts(r.cond)
+        self.writeline(f"{why} = None")
+        for i, part in enumerate(parts):
+            text = n.source_text(self.policy.source, part.span)
+            self.writeline(f"{'if' if i == 0 else 'elif'} not ({self.expr(part)}):")
+            self.indent()
+            self.writeline(f"{why} = {self.lit(text)}")
+            self.outdent()
+        return why
+
+    def award_value(self, e: n.Award, reasons: str | None, rule: n.Rule) -> str:
+        """Emit code computing one award; returns the temporary holding it."""
+        cur = self.schema.currencies[e.currency]
+        mode = self.check.rounding.get(e.currency)
+        a_type = self.check.type_of(e.amount)
+        tmp = self.temporary()
+        raw = self.expr(e.amount)
+        p, rn = self.lit(self.policy.name), self.lit(rule.name)
+        if a_type.kind == "int" and cur.decimals == 0:
+            self.writeline(f"{tmp} = {raw}")
+        elif reasons is None and mode == "down" and cur.decimals == 0:
+            self.writeline(f"{tmp} = int({raw})")
+        else:
+            how = (f"round_award({{}}, {cur.decimals}, {self.lit(mode)})" if mode
+                   else f"to_currency({{}}, {cur.decimals})")
+            if reasons is None:
+                self.writeline(f"{tmp} = {how.format(raw)}")
+            else:
+                rawt = self.temporary()
+                self.writeline(f"{rawt} = {raw}")
+                self.writeline(f"{tmp} = {how.format(rawt)}")
+                self.writeline(f"if {tmp} != {rawt}:")
+                self.indent()
+                detail = f"f'{{{rawt}}} {e.currency} -> {{{tmp}}} ({mode})'"
+                self.writeline(f"{reasons}.append(Reason({p}, {rn}, 'rounded', {detail}, {{}}, "
+                               f"{e.span.line}))")
+                self.outdent()
+        if e.limit is not None:
+            lim = self.temporary()
+            self.writeline(f"{lim} = round_award({self.expr(e.limit)}, {cur.decimals}, 'down')")
+            self.writeline(f"if {tmp} > {lim}:")
+            self.indent()
+            if reasons is not None:
+                detail = f"f'up to {{{lim}}}: {{{tmp}}} -> {{{lim}}} {e.currency}'"
+                self.writeline(f"{reasons}.append(Reason({p}, {rn}, 'capped', {detail}, {{}}, "
+                               f"{e.span.line}))")
+            self.writeline(f"{tmp} = {lim}")
+            self.outdent()
+        self.writeline(f"if {tmp} < 0:")
+        self.indent()
+        if reasons is not None:
+            detail = f"f'{{{tmp}}} {e.currency} -> 0 (awards are never negative)'"
+            self.writeline(f"{reasons}.append(Reason({p}, {rn}, 'clamped', {detail}, {{}}, "
+                           f"{e.span.line}))")
+        self.writeline(f"{tmp} = {self.lit(0) if cur.decimals == 0 else self.constant(_zero(cur.decimals))}")
+        self.outdent()
+        return tmp
+
+    def rule_awards(self, r: n.Rule, reasons: str | None) -> dict[str, str]:
+        """Emit the rule's awards; currency -> expression of the rule's amount."""
+        amounts: dict[str, list[str]] = {}
+        for e in r.effects:
+            if isinstance(e, n.Award):
+                amounts.setdefault(e.currency, []).append(self.award_value(e, reasons, r))
+        return {cur: " + ".join(parts) for cur, parts in amounts.items()}
+
+    def apply_effects(self, r: n.Rule, amounts: dict[str, str], reasons_src: str | None) -> None:
+        """Emit the effects of a rule that applies (awards already computed into ``amounts``)."""
+        self.src_line = r.span.line
+        p = self.lit(self.policy.name)
+        for cur, amount in amounts.items():
+            self.writeline(f"{self.total(cur)} += {amount}")
+        for e in r.effects:
+            if isinstance(e, n.Grant):
+                params = ", ".join(f"{self.lit(name)}: {self.expr(v)}" for name, v, _ in e.params)
+                self.writeline(f"d.benefits.append(Benefit({self.lit(e.benefit)}, {{{params}}}, {p}, "
+                               f"{self.lit(r.name)}))")
+            elif isinstance(e, n.Qualify):
+                rank = self.tier_rank[e.tier]
+                tier_rank = self.constant(_Table(dict(self.tier_rank)))
+                self.writeline(f"if d.tier is None or {tier_rank}[d.tier] < {rank}:")
+                self.indent()
+                self.writeline(f"d.tier = {self.lit(e.tier)}")
+                self.outdent()
+            elif isinstance(e, n.Tag):
+                self.writeline(f"d.tags.append({self.lit(e.tag)})")
+        self.writeline(f"d.fired.append(({p}, {self.lit(r.name)}))")
+        if self.explain:
+            if reasons_src is not None:
+                self.writeline(f"r.extend({reasons_src})")
+            awards = ", ".join(f"{self.lit(c)}: {a}" for c, a in amounts.items())
+            self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'fired', '', {{{awards}}}, "
+                           f"{r.span.line}))")
+
+    def rule_body(self, r: n.Rule) -> None:
+        if self.explain:
+            buf = self.temporary()
+            self.writeline(f"{buf} = []")
+            amounts = self.rule_awards(r, buf)
+            self.apply_effects(r, amounts, buf)
+        else:
+            amounts = self.rule_awards(r, None)
+            self.apply_effects(r, amounts, None)
+
+    def visit_Group(self, g: n.Group) -> None:
+        self.writeline(f"# group {g.name} takes {g.mode} {g.currency} (line {g.span.line})".rstrip())
+        if g.mode == "first":
+            self.group_first(g)
+        else:
+            self.group_best(g)
+
+    def group_first(self, g: n.Group) -> None:
+        chosen = self.temporary()
+        p = self.lit(self.policy.name)
+        self.writeline(f"{chosen} = None")
+        for r in g.rules:
+            self.src_line = r.span.line
+            self.writeline(f"# rule {r.name} (line {r.span.line})")
+            if self.explain:
+                self.writeline(f"if {chosen} is not None:")
+                self.indent()
+                self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'not_chosen', "
+                               f"{self.lit(f'group {g.name} already chose ')} + {chosen}, {{}}, "
+                               f"{r.span.line}))")
+                self.outdent()
+                self.writeline("else:")
+                self.indent()
+                why = self.explain_condition(r)
+                if why is not None:
+                    self.writeline(f"if {why} is not None:")
+                    self.indent()
+                    self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'not_fired', {why}, "
+                                   f"{{}}, {r.span.line}))")
+                    self.outdent()
+                    self.writeline("else:")
+                    self.indent()
+                self.rule_body(r)
+                self.writeline(f"{chosen} = {self.lit(r.name)}")
+                if why is not None:
+                    self.outdent()
+                self.outdent()
+                continue
+            cond = f" and {self.expr(r.cond)}" if r.cond is not None else ""
+            self.writeline(f"if {chosen} is None{cond}:")
+            self.indent()
+            self.rule_body(r)
+            self.writeline(f"{chosen} = {self.lit(r.name)}")
+            self.outdent()
+
+    def group_best(self, g: n.Group) -> None:
+        p = self.lit(self.policy.name)
+        chosen, best = self.temporary(), self.temporary()
+        self.writeline(f"{chosen} = -1")
+        self.writeline(f"{best} = 0")
+        per_rule: list[tuple[dict[str, str], str | None, str]] = []
+        for i, r in enumerate(g.rules):
+            self.src_line = r.span.line
+            self.writeline(f"# rule {r.name} (line {r.span.line})")
+            fired = self.temporary()
+            buf = self.temporary() if self.explain else None
+            self.writeline(f"{fired} = False")
+            why = None
+            if self.explain:
+                why = self.explain_condition(r)
+                if why is not None:
+                    self.writeline(f"if {why} is not None:")
+                    self.indent()
+                    self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'not_fired', {why}, "
+                                   f"{{}}, {r.span.line}))")
+                    self.outdent()
+                    self.writeline("else:")
+                    self.indent()
+            elif r.cond is not None:
+                self.writeline(f"if {self.expr(r.cond)}:")
+                self.indent()
+            if buf is not None:
+                self.writeline(f"{buf} = []")
+            amounts = self.rule_awards(r, buf)
+            # Keep each rule's amounts in their own temporaries for the choice below.
+            kept: dict[str, str] = {}
+            for cur, expr in amounts.items():
+                t = self.temporary()
+                self.writeline(f"{t} = {expr}")
+                kept[cur] = t
+            self.writeline(f"{fired} = True")
+            mine = kept.get(g.currency, "0")
+            self.writeline(f"if {chosen} < 0 or {mine} > {best}:")
+            self.indent()
+            self.writeline(f"{chosen} = {i}")
+            self.writeline(f"{best} = {mine}")
+            self.outdent()
+            if why is not None or (not self.explain and r.cond is not None):
+                self.outdent()
+            per_rule.append((kept, buf, fired))
+        for i, r in enumerate(g.rules):
+            kept, buf, fired = per_rule[i]
+            self.src_line = r.span.line
+            self.writeline(f"if {chosen} == {i}:")
+            self.indent()
+            self.apply_effects(r, kept, buf)
+            self.outdent()
+            if self.explain:
+                self.writeline(f"elif {fired}:")
+                self.indent()
+                self.writeline(f"r.extend({buf})")
+                awards = ", ".join(f"{self.lit(c)}: {a}" for c, a in kept.items())
+                names = self.constant(tuple(x.name for x in g.rules))
+                detail = (f"{self.lit(f'group {g.name} chose ')} + {names}[{chosen}] + ' (' + "
+                          f"str({best}) + {self.lit(f' {g.currency})')}")
+                self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'not_chosen', {detail}, "
+                               f"{{{awards}}}, {r.span.line}))")
+                self.outdent()
+
+    def finish_policy(self) -> None:
+        p = self.lit(self.policy.name)
+        for cap in self.policy.caps:
+            if cap.currency not in self.currencies:
+                continue
+            self.src_line = cap.span.line
+            decimals = self.schema.currencies[cap.currency].decimals
+            lim = self.temporary()
+            total = self.total(cap.currency)
+            if isinstance(cap.amount, n.Literal) and type(cap.amount.value) is int:
+                lim = self.lit(cap.amount.value)
+            else:
+                self.writeline(f"{lim} = round_award({self.expr(cap.amount)}, {decimals}, 'down')")
+            self.writeline(f"if {total} > {lim}:")
+            self.indent()
+            if self.explain:
+                detail = f"f'cap {cap.currency} at {{{lim}}}: {{{total}}} -> {{{lim}}}'"
+                self.writeline(f"r.append(Reason({p}, '', 'capped', {detail}, "
+                               f"{{{self.lit(cap.currency)}: {lim}}}, {cap.span.line}))")
+            self.writeline(f"{total} = {lim}")
+            self.outdent()
+        if self.currencies:
+            self.writeline("aw = d.awards")
+            for cur in self.currencies:
+                self.writeline(f"aw[{self.lit(cur)}] = aw.get({self.lit(cur)}, 0) + {self.total(cur)}")
+
+    # -- expressions --------------------------------------------------------------------------
+
+    def expr(self, e: n.Expr) -> str:
+        if isinstance(e, n.Literal):
+            return self.lit(e.value)
+        if isinstance(e, n.Name):
+            if e.name == "customer":
+                return "c"
+            if e.name == "event":
+                return "e"
+            if e.name in self._items:
+                return ITEM_PREFIX + e.name
+            return NAME_PREFIX + e.name
+        if isinstance(e, n.Attribute):
+            return f"{self.expr(e.value)}[{self.lit(e.name)}]"
+        if isinstance(e, n.ListExpr):
+            items = [self.expr(x) for x in e.items]
+            return "[" + ", ".join(items) + "]"
+        if isinstance(e, n.Unary):
+            inner = self.expr(e.operand)
+            return f"(not {inner})" if e.op == "not" else f"(-{inner})"
+        if isinstance(e, n.Presence):
+            return f"({self.expr(e.operand)} is {'not ' if e.present else ''}None)"
+        if isinstance(e, n.IfExpr):
+            return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.orelse)})"
+        if isinstance(e, n.Call):
+            return self.call(e)
+        if isinstance(e, n.Aggregate):
+            return self.aggregate(e)
+        if isinstance(e, n.Binary):
+            return self.binary(e)
+        raise TypeError(f"cannot generate code for {type(e).__name__}")
+
+    def call(self, e: n.Call) -> str:
+        args = [self.expr(a) for a in e.args]
+        if e.func in ("min", "max") and len(args) == 2 and all(_is_simple(a) for a in e.args):
+            a, b = args
+            op = "<" if e.func == "min" else ">"
+            return f"({b} if {b} {op} {a} else {a})"
+        return f"fn_{e.func}({', '.join(args)})"
+
+    def aggregate(self, e: n.Aggregate) -> str:
+        var = ITEM_PREFIX + e.var
+        self.in_iterable += 1
+        try:
+            source = self.expr(e.source)
+        finally:
+            self.in_iterable -= 1
+        saved = self._items
+        self._items = saved | {e.var}
+        try:
+            body = self.expr(e.body)
+            where = f" if {self.expr(e.where)}" if e.where is not None else ""
+        finally:
+            self._items = saved
+        values = f"[{body} for {var} in {source}{where}]"
+        if e.func == "count":
+            return f"len({values})"
+        if e.func == "any":
+            return f"(True in {values})"
+        if e.func == "all":
+            return f"(False not in {values})"
+        return {"sum": "fn_sum", "min": "fn_min", "max": "fn_max"}[e.func] + f"({values})"
+
+    def binary(self, e: n.Binary) -> str:
+        if e.op == "otherwise":
+            left = self.expr(e.left)
+            right = self.expr(e.right)
+            if _is_simple(e.left) or self.in_iterable:
+                return f"({left} if {left} is not None else {right})"
+            tmp = self.temporary()
+            return f"({tmp} if ({tmp} := {left}) is not None else {right})"
+        left = self.expr(e.left)
+        right = self.expr(e.right)
+        if e.op == "/":
+            return f"div({left}, {right})"
+        return f"({left} {_BINOPS[e.op]} {right})"
+
+
+class _Table(dict):  # type: ignore[type-arg]
+    """A lookup table constant (a dict whose source form is built from literals)."""
+
+
+def _zero(decimals: int) -> Decimal:
+    return Decimal(0).quantize(Decimal(1).scaleb(-decimals))
+
+
+def _conjuncts(e: n.Expr) -> list[n.Expr]:
+    out: list[n.Expr] = []
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, n.Binary) and x.op == "and":
+            stack.append(x.right)
+            stack.append(x.left)
+        else:
+            out.append(x)
+    return out
+
+
+def _comment_safe(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def _constant_source(value: Any) -> str:
+    """Python source that rebuilds a constant from literals only (shown by ``loyalty compile``)."""
+    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+        return repr(value)
+    if isinstance(value, Decimal):
+        return f"Decimal({str(value)!r})"
+    if isinstance(value, datetime):
+        return f"datetime_from_iso({value.isoformat()!r})"
+    if isinstance(value, date):
+        return f"date_from_iso({value.isoformat()!r})"
+    if isinstance(value, timedelta):
+        return f"timedelta(seconds={int(value.total_seconds())!r})"
+    if isinstance(value, tuple):
+        return "(" + "".join(_constant_source(v) + ", " for v in value) + ")"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_constant_source(k)}: {_constant_source(v)}"
+                               for k, v in value.items()) + "}"
+    raise TypeError(f"no source form for {type(value).__name__}")
+
+
+def generate(policy: n.Policy, check: CheckResult, schema: Schema) -> Generated:
+    """Generate the Python module for one checked policy."""
+    return CodeGenerator(policy, check, schema).generate()

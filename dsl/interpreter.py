@@ -1,0 +1,374 @@
+"""The reference interpreter: the executable specification of what a policy means.
+
+It walks the AST directly, with no cleverness, calling the same runtime helpers
+as compiled code. The differential tests hold the code generator to it: on
+every input the compiled and interpreted evaluations give the same decision,
+reasons included.
+
+One policy's evaluation, in order:
+
+1. ``let``, ``table`` and ``decide`` members are computed in source order;
+2. rules run in source order. A rule whose condition holds *fires*: each award
+   is computed, rounded with the policy's rounding for its currency (or made
+   exact when it needs none), limited by ``up to`` (rounded down), and raised
+   to zero if negative; then its benefits, tier and tags apply. A
+   ``takes first`` group applies its first rule that fires and evaluates no
+   more; a ``takes best C`` group evaluates every rule's condition and awards
+   and applies only the one with the most of currency C (the first on ties);
+3. each ``cap`` (rounded down to the currency) limits the policy's total;
+4. the totals are added to the decision.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import nodes as n
+from . import runtime as rt
+from .decision import Benefit, Decision, Reason
+from .schema import Schema
+
+
+class _Fault(Exception):
+    def __init__(self, line: int, message: str) -> None:
+        self.line = line
+        self.message = message
+
+
+@dataclass
+class _RuleOutcome:
+    rule: n.Rule
+    awards: dict[str, Any]
+    reasons: list[Reason]
+
+
+def fault_message(exc: BaseException) -> str:
+    """The policy author's words for a failure during evaluation."""
+    if isinstance(exc, rt.PolicyFault):
+        return str(exc)
+    if isinstance(exc, ZeroDivisionError):
+        return "division by zero"
+    if isinstance(exc, OverflowError | ArithmeticError):
+        return f"arithmetic error: {type(exc).__name__}"
+    return f"evaluation failed: {type(exc).__name__}"
+
+
+class Interpreter:
+    """Evaluates one checked policy by walking its AST."""
+
+    def __init__(self, policy: n.Policy, schema: Schema, rounding: dict[str, str]) -> None:
+        self.policy = policy
+        self.schema = schema
+        self.rounding = rounding
+        self.tier_rank = {t: i for i, t in enumerate(schema.tiers)}
+        self.line = policy.span.line
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def run(self, customer: dict[str, Any], event: dict[str, Any], d: Decision,
+            reasons: list[Reason] | None) -> None:
+        """Evaluate against one (customer, event), adding to decision ``d``."""
+        p = self.policy
+        env: dict[str, Any] = {"customer": customer, "event": event}
+        totals: dict[str, Any] = dict.fromkeys(awarded_currencies(p), 0)
+        self.line = p.span.line
+        try:
+            for m in p.members:
+                self.line = m.span.line
+                if isinstance(m, n.Let):
+                    env[m.name] = self.eval(m.value, env)
+                elif isinstance(m, n.Table):
+                    env[m.name] = self.table(m, env)
+                elif isinstance(m, n.Decide):
+                    env[m.name] = self.decide(m, env)
+                elif isinstance(m, n.Rule):
+                    outcome = self.fire(m, env, reasons)
+                    if outcome is not None:
+                        self.apply(outcome, env, d, totals, reasons)
+                elif isinstance(m, n.Group):
+                    self.group(m, env, d, totals, reasons)
+            for cap in p.caps:
+                if cap.currency not in totals:
+                    continue
+                self.line = cap.span.line
+                limit = rt.round_award(self.eval(cap.amount, env),
+                                       self.schema.currencies[cap.currency].decimals, "down")
+                amount = totals.get(cap.currency)
+                if amount is not None and amount > limit:
+                    totals[cap.currency] = limit
+                    if reasons is not None:
+                        reasons.append(Reason(p.name, "", "capped",
+                                              f"cap {cap.currency} at {limit}: {amount} -> {limit}",
+                                              {cap.currency: limit}, cap.span.line))
+        except _Fault:
+            raise
+        except Exception as exc:  # every failure becomes a positioned fault
+            raise _Fault(self.line, fault_message(exc)) from None
+        awards = d.awards
+        for currency, amount in totals.items():
+            awards[currency] = awards.get(currency, 0) + amount
+
+    # -- members --------------------------------------------------------------------------------
+
+    def table(self, t: n.Table, env: dict[str, Any]) -> Any:
+        key = self.eval(t.key, env)
+        for row in t.rows:
+            if not row.keys:
+                return self.eval(row.value, env)
+            for k in row.keys:
+                if key is not None and key == k.value:
+                    return self.eval(row.value, env)
+        return None
+
+    def decide(self, d: n.Decide, env: dict[str, Any]) -> Any:
+        if d.hit == "first":
+            for row in d.rows:
+                if row.cond is None or self.eval(row.cond, env) is True:
+                    return self.eval(row.value, env)
+            return None
+        out: list[Any] = []
+        for row in d.rows:
+            if row.cond is None:
+                if not out:
+                    out.append(self.eval(row.value, env))
+            elif self.eval(row.cond, env) is True:
+                out.append(self.eval(row.value, env))
+        return out
+
+    def first_false(self, cond: n.Expr, env: dict[str, Any]) -> str | None:
+        """None when ``cond`` holds; else the source text of its first false conjunct."""
+        stack = [cond]
+        parts: list[n.Expr] = []
+        while stack:
+            x = stack.pop()
+            if isinstance(x, n.Binary) and x.op == "and":
+                stack.append(x.right)
+                stack.append(x.left)
+            else:
+                parts.append(x)
+        for part in parts:
+            if self.eval(part, env) is not True:
+                return n.source_text(self.policy.source, part.span)
+        return None
+
+    def fire(self, r: n.Rule, env: dict[str, Any], reasons: list[Reason] | None,
+             awards_only: bool = False) -> _RuleOutcome | None:
+        """Evaluate a rule's condition and awards; None (and a reason) when it does not fire."""
+        p = self.policy
+        self.line = r.span.line
+        if r.cond is not None:
+            if reasons is None:
+                if self.eval(r.cond, env) is not True:
+                    return None
+            else:
+                why = self.first_false(r.cond, env)
+                if why is not None:
+                    reasons.append(Reason(p.name, r.name, "not_fired", why, {}, r.span.line))
+                    return None
+        outcome = _RuleOutcome(r, {}, [])
+        for e in r.effects:
+            if isinstance(e, n.Award):
+                amount = self.award(e, env, outcome.reasons if reasons is not None else None, r)
+                outcome.awards[e.currency] = outcome.awards.get(e.currency, 0) + amount
+        return outcome
+
+    def award(self, e: n.Award, env: dict[str, Any], reasons: list[Reason] | None,
+              r: n.Rule) -> Any:
+        p = self.policy
+        decimals = self.schema.currencies[e.currency].decimals
+        raw = self.eval(e.amount, env)
+        mode = self.rounding.get(e.currency)
+        value = rt.round_award(raw, decimals, mode) if mode else rt.to_currency(raw, decimals)
+        if reasons is not None and value != raw:
+            reasons.append(Reason(p.name, r.name, "rounded",
+                                  f"{raw} {e.currency} -> {value} ({mode})", {}, e.span.line))
+        if e.limit is not None:
+            limit = rt.round_award(self.eval(e.limit, env), decimals, "down")
+            if value > limit:
+                if reasons is not None:
+                    reasons.append(Reason(p.name, r.name, "capped",
+                                          f"up to {limit}: {value} -> {limit} {e.currency}",
+                                          {}, e.span.line))
+                value = limit
+        if value < 0:
+            if reasons is not None:
+                reasons.append(Reason(p.name, r.name, "clamped",
+                                      f"{value} {e.currency} -> 0 (awards are never negative)",
+                                      {}, e.span.line))
+            value = rt.to_currency(0, decimals)
+        return value
+
+    def apply(self, outcome: _RuleOutcome, env: dict[str, Any], d: Decision,
+              totals: dict[str, Any], reasons: list[Reason] | None) -> None:
+        """Apply a fired rule's effects to the policy totals and the decision."""
+        p = self.policy
+        r = outcome.rule
+        self.line = r.span.line
+        for currency, amount in outcome.awards.items():
+            totals[currency] = totals.get(currency, 0) + amount
+        for e in r.effects:
+            if isinstance(e, n.Grant):
+                params = {name: self.eval(value, env) for name, value, _ in e.params}
+                d.benefits.append(Benefit(e.benefit, params, p.name, r.name))
+            elif isinstance(e, n.Qualify):
+                if d.tier is None or self.tier_rank[e.tier] > self.tier_rank[d.tier]:
+                    d.tier = e.tier
+            elif isinstance(e, n.Tag):
+                d.tags.append(e.tag)
+        d.fired.append((p.name, r.name))
+        if reasons is not None:
+            reasons.extend(outcome.reasons)
+            reasons.append(Reason(p.name, r.name, "fired", "", dict(outcome.awards), r.span.line))
+
+    def group(self, g: n.Group, env: dict[str, Any], d: Decision, totals: dict[str, Any],
+              reasons: list[Reason] | None) -> None:
+        p = self.policy
+        if g.mode == "first":
+            chosen: n.Rule | None = None
+            for r in g.rules:
+                if chosen is not None:
+                    if reasons is not None:
+                        reasons.append(Reason(p.name, r.name, "not_chosen",
+                                              f"group {g.name} already chose {chosen.name}", {},
+                                              r.span.line))
+                    continue
+                outcome = self.fire(r, env, reasons)
+                if outcome is not None:
+                    chosen = r
+                    self.apply(outcome, env, d, totals, reasons)
+            return
+        fired: list[_RuleOutcome] = []
+        for r in g.rules:
+            outcome = self.fire(r, env, reasons)
+            if outcome is not None:
+                fired.append(outcome)
+        if not fired:
+            return
+        best = fired[0]
+        for o in fired[1:]:
+            if o.awards.get(g.currency, 0) > best.awards.get(g.currency, 0):
+                best = o
+        for o in fired:
+            if o is best:
+                self.apply(o, env, d, totals, reasons)
+            elif reasons is not None:
+                reasons.extend(o.reasons)
+                reasons.append(Reason(
+                    p.name, o.rule.name, "not_chosen",
+                    f"group {g.name} chose {best.rule.name} "
+                    f"({best.awards.get(g.currency, 0)} {g.currency})",
+                    dict(o.awards), o.rule.span.line))
+
+    # -- expressions ----------------------------------------------------------------------------
+
+    def eval(self, e: n.Expr, env: dict[str, Any]) -> Any:
+        if isinstance(e, n.Literal):
+            return e.value
+        if isinstance(e, n.Name):
+            return env[e.name]
+        if isinstance(e, n.Attribute):
+            return self.eval(e.value, env)[e.name]
+        if isinstance(e, n.ListExpr):
+            return [self.eval(x, env) for x in e.items]
+        if isinstance(e, n.Unary):
+            v = self.eval(e.operand, env)
+            return (not v) if e.op == "not" else -v
+        if isinstance(e, n.Presence):
+            v = self.eval(e.operand, env)
+            return (v is not None) if e.present else (v is None)
+        if isinstance(e, n.IfExpr):
+            if self.eval(e.cond, env) is True:
+                return self.eval(e.then, env)
+            return self.eval(e.orelse, env)
+        if isinstance(e, n.Call):
+            impl = rt.FUNCTIONS[e.func][0]
+            return impl(*[self.eval(a, env) for a in e.args])
+        if isinstance(e, n.Aggregate):
+            return self.aggregate(e, env)
+        if isinstance(e, n.Binary):
+            return self.binary(e, env)
+        raise TypeError(f"unknown node {type(e).__name__}")
+
+    def aggregate(self, e: n.Aggregate, env: dict[str, Any]) -> Any:
+        values: list[Any] = []
+        for item in self.eval(e.source, env):
+            inner = dict(env)
+            inner[e.var] = item
+            if e.where is not None and self.eval(e.where, inner) is not True:
+                continue
+            values.append(self.eval(e.body, inner))
+        f = e.func
+        if f == "sum":
+            return rt.total(values)
+        if f == "count":
+            return len(values)
+        if f == "any":
+            return any(v is True for v in values)
+        if f == "all":
+            return all(v is True for v in values)
+        if f == "min":
+            return rt.minimum(values)
+        return rt.maximum(values)
+
+    _ARITH: dict[str, Callable[[Any, Any], Any]] = {
+        "+": lambda a, b: a + b,
+        "-": lambda a, b: a - b,
+        "*": lambda a, b: a * b,
+        "of": lambda a, b: a * b,
+        "/": rt.div,
+        "<": lambda a, b: a < b,
+        "<=": lambda a, b: a <= b,
+        ">": lambda a, b: a > b,
+        ">=": lambda a, b: a >= b,
+        "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b,
+    }
+
+    def binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
+        op = e.op
+        if op == "and":
+            return self.eval(e.left, env) is True and self.eval(e.right, env) is True
+        if op == "or":
+            return self.eval(e.left, env) is True or self.eval(e.right, env) is True
+        if op == "otherwise":
+            v = self.eval(e.left, env)
+            return v if v is not None else self.eval(e.right, env)
+        a = self.eval(e.left, env)
+        b = self.eval(e.right, env)
+        if op == "in":
+            return rt.contains(b, a)
+        if op == "not in":
+            return not rt.contains(b, a)
+        return self._ARITH[op](a, b)
+
+
+def awarded_currencies(policy: n.Policy) -> list[str]:
+    """The currencies a policy's rules award, in order of first appearance."""
+    out: list[str] = []
+    for r in policy.rules:
+        for e in r.effects:
+            if isinstance(e, n.Award) and e.currency not in out:
+                out.append(e.currency)
+    return out
+
+
+def interpret(interp: Interpreter) -> Callable[..., None]:
+    """A policy function with the compiled code's calling convention, backed by ``interp``.
+
+    The returned ``run(customer, event, decision, reasons)`` raises
+    :class:`~dsl.errors.EvaluationError` on a fault, as compiled code does.
+    """
+    from .errors import EvaluationError
+
+    p = interp.policy
+
+    def run(customer: dict[str, Any], event: dict[str, Any], d: Decision,
+            reasons: list[Reason] | None = None) -> None:
+        try:
+            interp.run(customer, event, d, reasons)
+        except _Fault as f:
+            raise EvaluationError(p.name, p.file, f.line, f.message) from None
+
+    return run

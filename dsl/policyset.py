@@ -1,0 +1,333 @@
+"""A policy set: every policy of a directory, compiled, indexed, and evaluated as one.
+
+This is the embedding API ("prepare once, evaluate many"). Loading runs the
+whole pipeline for every file -- parse, check, generate, compile -- and collects
+every diagnostic before refusing anything. Evaluation looks up the policies
+that apply to the event's kind and date in a precomputed index, so policies
+for other kinds or other dates cost nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+from . import nodes as n
+from .checker import CheckResult, check_policy
+from .codegen import Generated, generate
+from .compiler import CompiledModule, compile_module
+from .decision import Decision, Reason
+from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
+from .interpreter import Interpreter, fault_message, interpret
+from .parser import parse
+from .runtime import finish
+from .schema import Schema
+
+#: The most policies one set may hold.
+MAX_POLICIES = 20000
+#: Above this many (segment, policy) entries the date index falls back to filtering.
+_INDEX_BUDGET = 2_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyInfo:
+    """What a client may know about a loaded policy (``ListPolicies`` returns these)."""
+
+    name: str
+    version: int
+    effective_from: date | None
+    effective_until: date | None
+    kinds: tuple[str, ...]
+    digest: str
+    file: str
+    description: str
+    rules: tuple[str, ...]
+
+
+@dataclass
+class CompiledPolicy:
+    """One policy through the whole pipeline: AST, check result, Python source and functions."""
+
+    info: PolicyInfo
+    ast: n.Policy
+    check: CheckResult
+    generated: Generated
+    module: CompiledModule
+    interpreted: Callable[..., None]
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def applies_on(self, day: date) -> bool:
+        lo, hi = self.info.effective_from, self.info.effective_until
+        return (lo is None or lo <= day) and (hi is None or day <= hi)
+
+
+@dataclass
+class _KindIndex:
+    bounds: list[date]
+    segments: list[tuple[CompiledPolicy, ...]]
+    fallback: tuple[CompiledPolicy, ...] = ()
+
+    def lookup(self, day: date) -> Sequence[CompiledPolicy]:
+        if self.segments:
+            return self.segments[bisect_right(self.bounds, day)]
+        return [p for p in self.fallback if p.applies_on(day)]
+
+
+@dataclass
+class PolicySet:
+    """Compiled policies indexed by event kind and effective date, with their revision."""
+
+    schema: Schema
+    compiled: list[CompiledPolicy]
+    revision: str
+    warnings: list[Diagnostic] = field(default_factory=list)
+    _index: dict[str, _KindIndex] = field(default_factory=dict, repr=False)
+    _caps: tuple[tuple[str, Any], ...] = ()
+    _tier_rank: dict[str, int] = field(default_factory=dict, repr=False)
+
+    def __post_init__(self) -> None:
+        by_kind: dict[str, list[CompiledPolicy]] = {}
+        for p in self.compiled:
+            for kind in p.info.kinds:
+                by_kind.setdefault(kind, []).append(p)
+        self._index = {kind: _build_index(ps) for kind, ps in by_kind.items()}
+        self._caps = tuple((c.name, c.cap_per_event) for c in self.schema.currencies.values()
+                           if c.cap_per_event is not None)
+        self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
+
+    @property
+    def policies(self) -> list[PolicyInfo]:
+        """Every loaded policy, in evaluation order."""
+        return [p.info for p in self.compiled]
+
+    def policy(self, name: str) -> CompiledPolicy:
+        """The compiled policy called ``name`` (KeyError if there is none)."""
+        for p in self.compiled:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def applicable(self, event: dict[str, Any]) -> Sequence[CompiledPolicy]:
+        """The policies that apply to a prepared event: its kind, on its date."""
+        index = self._index.get(event["kind"])
+        if index is None:
+            return ()
+        return index.lookup(event["date"])
+
+    def evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool = False,
+                 only: Iterable[str] | None = None) -> Decision:
+        """Evaluate every applicable policy and combine them into one decision.
+
+        ``customer`` and ``event`` are prepared dicts (see :meth:`Schema.prepare_event`).
+        With ``explain`` the decision carries its reasons. ``only`` limits the
+        evaluation to the named policies. Raises :class:`EvaluationError` when a
+        policy fails at run time.
+        """
+        index = self._index.get(event["kind"])
+        d = Decision(self.revision, {}, [], None, [], [], [], None)
+        if index is None:
+            return d
+        policies = index.lookup(event["date"])
+        if only is not None:
+            wanted = set(only)
+            policies = [p for p in policies if p.name in wanted]
+        applied = d.policies
+        if not explain:
+            p = None
+            try:
+                for p in policies:
+                    applied.append(p.info.name)
+                    p.module.evaluate(customer, event, d)
+            except Exception as exc:
+                raise _evaluation_error(p, exc) from None
+            return finish(d, self._tier_rank, self._caps, None)
+        reasons: list[Reason] = []
+        p = None
+        try:
+            for p in policies:
+                applied.append(p.info.name)
+                p.module.explain(customer, event, d, reasons)
+        except Exception as exc:
+            raise _evaluation_error(p, exc) from None
+        d.reasons = reasons
+        return finish(d, self._tier_rank, self._caps, reasons)
+
+    def evaluate_interpreted(self, customer: dict[str, Any], event: dict[str, Any],
+                             explain: bool = False, only: Iterable[str] | None = None) -> Decision:
+        """The same as :meth:`evaluate`, by the reference interpreter (the specification)."""
+        index = self._index.get(event["kind"])
+        d = Decision(self.revision, {}, [], None, [], [], [], None)
+        if index is None:
+            return d
+        policies: Sequence[CompiledPolicy] = index.lookup(event["date"])
+        if only is not None:
+            wanted = set(only)
+            policies = [p for p in policies if p.name in wanted]
+        reasons: list[Reason] | None = [] if explain else None
+        for p in policies:
+            d.policies.append(p.info.name)
+            p.interpreted(customer, event, d, reasons)
+        d.reasons = reasons
+        return finish(d, self._tier_rank, self._caps, reasons)
+
+
+def _evaluation_error(p: CompiledPolicy | None, exc: BaseException) -> EvaluationError:
+    if p is None:
+        return EvaluationError("?", "?", 0, fault_message(exc))
+    line = 0
+    tb = exc.__traceback__
+    filename = p.module.filename
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename == filename:
+            line = p.generated.line_map.get(tb.tb_lineno, 0)
+        tb = tb.tb_next
+    return EvaluationError(p.info.name, p.info.file, line, fault_message(exc))
+
+
+def _build_index(policies: list[CompiledPolicy]) -> _KindIndex:
+    points: set[date] = set()
+    for p in policies:
+        if p.info.effective_from is not None:
+            points.add(p.info.effective_from)
+        if p.info.effective_until is not None and p.info.effective_until < date.max:
+            points.add(p.info.effective_until + timedelta(days=1))
+    bounds = sorted(points)
+    if (len(bounds) + 1) * len(policies) > _INDEX_BUDGET:
+        # Worst case (many overlapping windows): filter per call instead of a huge table.
+        active_total = 0
+        segments: list[tuple[CompiledPolicy, ...]] = []
+        starts = [date.min, *bounds]
+        for start in starts:
+            seg = tuple(p for p in policies if p.applies_on(start))
+            active_total += len(seg)
+            if active_total > _INDEX_BUDGET:
+                return _KindIndex([], [], tuple(policies))
+            segments.append(seg)
+        return _KindIndex(bounds, segments)
+    starts = [date.min, *bounds]
+    return _KindIndex(bounds, [tuple(p for p in policies if p.applies_on(s)) for s in starts])
+
+
+# -- loading ---------------------------------------------------------------------------------
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult) -> CompiledPolicy:
+    """Generate, verify and compile one checked policy."""
+    generated = generate(policy, check, schema)
+    module = compile_module(generated.source, f"<policy {policy.name}>")
+    info = PolicyInfo(
+        name=policy.name, version=policy.version, effective_from=policy.effective_from,
+        effective_until=policy.effective_until, kinds=tuple(policy.kinds),
+        digest=_digest(policy.source), file=policy.file, description=policy.description,
+        rules=tuple(r.name for r in policy.rules),
+    )
+    interp = interpret(Interpreter(policy, schema, check.rounding))
+    return CompiledPolicy(info, policy, check, generated, module, interp)
+
+
+def build(sources: Sequence[tuple[str, str]], schema: Schema) -> PolicySet:
+    """Run the pipeline over (file name, text) pairs; raise PolicyError with every diagnostic."""
+    diagnostics: list[Diagnostic] = []
+    checked: list[tuple[n.Policy, CheckResult]] = []
+    seen: dict[str, n.Policy] = {}
+    for file, text in sources:
+        try:
+            policies = parse(text, file)
+        except PolicyError as exc:
+            diagnostics.extend(exc.diagnostics)
+            continue
+        for policy in policies:
+            result = check_policy(schema, policy)
+            diagnostics.extend(result.diagnostics)
+            first = seen.get(policy.name)
+            if first is not None:
+                span = policy.header_spans.get("name", policy.span)
+                lines = text.splitlines()
+                diagnostics.append(Diagnostic(
+                    file, span, "duplicate_policy",
+                    f"policy {policy.name} is already defined at {first.file}:"
+                    f"{first.header_spans.get('name', first.span).line}",
+                    "give every policy its own name", "error",
+                    lines[span.line - 1] if 0 < span.line <= len(lines) else ""))
+            else:
+                seen[policy.name] = policy
+            checked.append((policy, result))
+    if len(checked) > MAX_POLICIES:
+        diagnostics.append(Diagnostic(sources[-1][0], Span(1, 1, 1, 2), "too_large",
+                                      f"the set has {len(checked)} policies; the limit is "
+                                      f"{MAX_POLICIES}", "split it into several services"))
+    errors = [d for d in diagnostics if d.severity == "error"]
+    if errors:
+        raise PolicyError(diagnostics)
+    compiled = [compile_policy(policy, schema, result) for policy, result in checked]
+    compiled.sort(key=lambda c: c.name)
+    digest = hashlib.sha256(schema.digest.encode())
+    for file, text in sorted(sources):
+        digest.update(b"\0" + file.encode("utf-8", "surrogatepass") + b"\0")
+        digest.update(text.encode("utf-8", "surrogatepass"))
+    return PolicySet(schema, compiled, "r" + digest.hexdigest()[:12],
+                     warnings=sort_diagnostics(d for d in diagnostics if d.severity != "error"))
+
+
+def policy_files(directory: Path | str) -> list[Path]:
+    """Every ``.policy`` file below ``directory``, in a stable order."""
+    root = Path(directory)
+    return sorted(p for p in root.rglob("*.policy") if p.is_file())
+
+
+def read_sources(directory: Path | str) -> list[tuple[str, str]]:
+    """(display path, text) for every policy file below ``directory``."""
+    root = Path(directory)
+    out: list[tuple[str, str]] = []
+    for path in policy_files(root):
+        try:
+            shown = str(path.relative_to(Path.cwd()))
+        except ValueError:
+            shown = str(path)
+        raw = path.read_bytes()
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            out.append((shown, ""))
+            raise PolicyError([Diagnostic(shown, Span(1, 1, 1, 2), "bad_encoding",
+                                          f"the file is not UTF-8 text (byte {exc.start})",
+                                          "save the file as UTF-8")]) from None
+        out.append((shown, text))
+    return out
+
+
+def load_directory(directory: Path | str, *, schema: Schema | None = None) -> PolicySet:
+    """Load, check and compile every policy below ``directory`` into one set.
+
+    The schema is the standard one extended by ``directory/schema.toml`` unless
+    given. Raises :class:`PolicyError` (every diagnostic) or ``SchemaError``.
+    """
+    schema = schema or Schema.for_directory(directory)
+    return build(read_sources(directory), schema)
+
+
+def load_source(text: str, *, file: str = "<policy>", schema: Schema | None = None) -> PolicySet:
+    """Load one policy text (which may hold several policies) into a set."""
+    return build([(file, text)], schema or Schema.load())
+
+
+def check_directory(directory: Path | str, *, schema: Schema | None = None) -> list[Diagnostic]:
+    """Every diagnostic (errors and warnings) for a policy directory; never raises for policies."""
+    try:
+        policy_set = load_directory(directory, schema=schema)
+    except PolicyError as exc:
+        return exc.diagnostics
+    return policy_set.warnings
+

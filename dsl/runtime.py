@@ -1,0 +1,302 @@
+"""The runtime's allow-listed helpers: everything generated code may reach.
+
+Compiled policies run in a namespace built from :data:`EXPORTS` alone, with
+empty ``__builtins__``; the reference interpreter calls the same functions, so
+both share one definition of every built-in and every rounding rule.
+
+Every function here is pure: no I/O, no clock, no randomness.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Callable, Iterable
+from datetime import date, datetime, timedelta
+from decimal import (
+    ROUND_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Decimal,
+    DecimalException,
+)
+from typing import Any
+
+from . import airports
+from .decision import Benefit, Decision, Reason
+
+
+class PolicyFault(Exception):
+    """A run-time failure inside a policy (division by zero, an unknown airport, overflow)."""
+
+
+ROUNDING_MODES = {
+    "down": ROUND_DOWN,
+    "up": ROUND_UP,
+    "half even": ROUND_HALF_EVEN,
+    "half up": ROUND_HALF_UP,
+}
+
+_ONE = Decimal(1)
+
+
+# -- arithmetic ------------------------------------------------------------------------------
+
+
+def div(a: int | Decimal, b: int | Decimal) -> Decimal:
+    """``a / b`` as an exact decimal; dividing by zero is a policy fault."""
+    if b == 0:
+        raise PolicyFault("division by zero")
+    try:
+        return Decimal(a) / b
+    except DecimalException as exc:
+        raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+
+
+def round_award(value: int | Decimal, decimals: int, mode: str) -> int | Decimal:
+    """Round an award to a currency's decimals with one of :data:`ROUNDING_MODES`.
+
+    Whole-unit currencies (``decimals == 0``) give an ``int``; others a ``Decimal``
+    with exactly ``decimals`` places.
+    """
+    if decimals == 0:
+        if isinstance(value, int):
+            return value
+        try:
+            return int(value.to_integral_value(ROUNDING_MODES[mode]))
+        except DecimalException as exc:
+            raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+    try:
+        return Decimal(value).quantize(Decimal(1).scaleb(-decimals), ROUNDING_MODES[mode])
+    except DecimalException as exc:
+        raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+
+
+def to_currency(value: int | Decimal, decimals: int) -> int | Decimal:
+    """An already-exact amount in a currency's representation (no rounding needed)."""
+    if decimals == 0:
+        return int(value)
+    return Decimal(value).quantize(Decimal(1).scaleb(-decimals))
+
+
+# -- built-in functions ----------------------------------------------------------------------
+
+
+def floor(x: int | Decimal) -> int:
+    """The largest whole number not above ``x``."""
+    return x if isinstance(x, int) else int(x.to_integral_value(rounding="ROUND_FLOOR"))
+
+
+def ceil(x: int | Decimal) -> int:
+    """The smallest whole number not below ``x``."""
+    return x if isinstance(x, int) else int(x.to_integral_value(rounding="ROUND_CEILING"))
+
+
+def round_half_even(x: int | Decimal, places: int | None = None) -> int | Decimal:
+    """``round(x)``: to a whole number, or to ``places`` decimals, halves to even."""
+    if places is None:
+        return x if isinstance(x, int) else int(x.to_integral_value(ROUND_HALF_EVEN))
+    if places < 0 or places > 12:
+        raise PolicyFault("round() keeps from 0 to 12 decimal places")
+    return Decimal(x).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+
+
+def absolute(x: Any) -> Any:
+    """``abs(x)`` for numbers and durations."""
+    return -x if x < type(x)(0) else x
+
+
+def minimum(*args: Any) -> Any:
+    """``min(a, b, ...)``, or ``min(list)``; the minimum of an empty list is a fault."""
+    values = args[0] if len(args) == 1 and isinstance(args[0], list) else args
+    if not values:
+        raise PolicyFault("min() of an empty list")
+    best = values[0]
+    for v in values[1:]:
+        if v < best:
+            best = v
+    return best
+
+
+def maximum(*args: Any) -> Any:
+    """``max(a, b, ...)``, or ``max(list)``; the maximum of an empty list is a fault."""
+    values = args[0] if len(args) == 1 and isinstance(args[0], list) else args
+    if not values:
+        raise PolicyFault("max() of an empty list")
+    best = values[0]
+    for v in values[1:]:
+        if v > best:
+            best = v
+    return best
+
+
+def total(values: Iterable[int | Decimal]) -> int | Decimal:
+    """``sum(...)``: 0 for an empty list; an int unless a decimal is involved."""
+    acc: int | Decimal = 0
+    for v in values:
+        acc = acc + v
+    return acc
+
+
+def count(values: Iterable[Any]) -> int:
+    """``count(...)``: how many values."""
+    n = 0
+    for _ in values:
+        n += 1
+    return n
+
+
+def tenure_years(since: date, on: date) -> int:
+    """Whole years of membership from ``since`` to ``on``, counted by anniversaries.
+
+    A member who joined on 29 February has their anniversary on 28 February in
+    years without one (the earlier date: the benefit of the doubt goes to the
+    member). A date on or before ``since`` gives 0.
+    """
+    if isinstance(since, datetime):
+        since = since.date()
+    if isinstance(on, datetime):
+        on = on.date()
+    if on <= since:
+        return 0
+    years = on.year - since.year
+    month, day = since.month, since.day
+    if month == 2 and day == 29 and not calendar.isleap(on.year):
+        day = 28
+    if (on.month, on.day) < (month, day):
+        years -= 1
+    return years
+
+
+def days_between(start: date, end: date) -> int:
+    """Calendar days from ``start`` to ``end`` (negative when ``end`` is earlier)."""
+    if isinstance(start, datetime):
+        start = start.date()
+    if isinstance(end, datetime):
+        end = end.date()
+    return (end - start).days
+
+
+def year(d: date) -> int:
+    """The year of a date."""
+    return d.year
+
+
+def month(d: date) -> int:
+    """The month of a date, 1 to 12."""
+    return d.month
+
+
+def day(d: date) -> int:
+    """The day of the month, 1 to 31."""
+    return d.day
+
+
+def weekday(d: date) -> int:
+    """The ISO weekday: 1 is Monday, 7 is Sunday."""
+    return d.isoweekday()
+
+
+def date_of(d: datetime | date) -> date:
+    """The UTC calendar date of an instant (a date is returned as it is)."""
+    return d.date() if isinstance(d, datetime) else d
+
+
+def minutes(d: timedelta) -> int:
+    """A duration in whole minutes (toward zero)."""
+    return int(d.total_seconds() / 60)
+
+
+def distance_miles(origin: str, destination: str) -> int:
+    """Great-circle miles between two IATA airports; an unknown code is a policy fault."""
+    try:
+        return airports.great_circle_miles(origin, destination)
+    except airports.UnknownAirport as exc:
+        raise PolicyFault(str(exc)) from None
+
+
+def contains(haystack: list[Any], needle: Any) -> bool:
+    """``needle in haystack`` for lists (a missing needle is in no list)."""
+    return needle is not None and needle in haystack
+
+
+#: Built-in functions by their policy-language name: (implementation, min args, max args).
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
+    "min": (minimum, 1, 16),
+    "max": (maximum, 1, 16),
+    "floor": (floor, 1, 1),
+    "ceil": (ceil, 1, 1),
+    "round": (round_half_even, 1, 2),
+    "abs": (absolute, 1, 1),
+    "tenure_years": (tenure_years, 2, 2),
+    "days_between": (days_between, 2, 2),
+    "year": (year, 1, 1),
+    "month": (month, 1, 1),
+    "day": (day, 1, 1),
+    "weekday": (weekday, 1, 1),
+    "date": (date_of, 1, 1),
+    "minutes": (minutes, 1, 1),
+    "distance_miles": (distance_miles, 2, 2),
+    "sum": (total, 1, 1),
+    "count": (count, 1, 1),
+}
+
+#: Aggregates usable as ``f(expr for x in list where cond)``.
+AGGREGATES = ("sum", "count", "any", "all", "min", "max")
+
+
+def finish(decision: Decision, tier_rank: dict[str, int], caps: tuple[tuple[str, Any], ...],
+           explain: list[Reason] | None) -> Decision:
+    """Combine what the policies accumulated into the final decision.
+
+    Applies the schema's per-event caps, drops zero awards, keeps the first
+    grant of each benefit, picks the highest tier and sorts the tags.
+    """
+    awards = decision.awards
+    for currency, cap in caps:
+        amount = awards.get(currency)
+        if amount is not None and amount > cap:
+            awards[currency] = cap
+            if explain is not None:
+                explain.append(Reason("", "", "capped",
+                                      f"cap_per_event for {currency}: {amount} -> {cap}",
+                                      {currency: cap}))
+    if awards:
+        for currency in [k for k, v in awards.items() if v == 0]:
+            del awards[currency]
+    if len(decision.benefits) > 1:
+        seen: set[str] = set()
+        kept: list[Benefit] = []
+        for b in decision.benefits:
+            if b.name not in seen:
+                seen.add(b.name)
+                kept.append(b)
+            elif explain is not None:
+                explain.append(Reason(b.policy, b.rule, "not_chosen",
+                                      f'benefit "{b.name}" was already granted'))
+        decision.benefits = kept
+    tags = decision.tags
+    if len(tags) > 1:
+        decision.tags = sorted(set(tags))
+    del tier_rank
+    return decision
+
+
+#: The names generated code may use, and nothing else.
+EXPORTS: dict[str, Any] = {
+    "Decimal": Decimal,
+    "Benefit": Benefit,
+    "Reason": Reason,
+    "PolicyFault": PolicyFault,
+    "div": div,
+    "round_award": round_award,
+    "to_currency": to_currency,
+    "contains": contains,
+    **{f"fn_{name}": impl for name, (impl, _, _) in FUNCTIONS.items()},
+    "int": int,
+    "len": len,
+    "str": str,
+    "timedelta": timedelta,
+    "date_from_iso": date.fromisoformat,
+    "datetime_from_iso": datetime.fromisoformat,
+}
