@@ -23,8 +23,15 @@ Rules
     :data:`MAX_WIDTH` columns and no comment has to sit between the rule's header and
     its effect; otherwise its effects form an indented block.
 Lines
-    Long lines are never wrapped, and an expression the author spread over several
-    lines (inside brackets or after a backslash) is joined onto one line.
+    An expression the author spread over several lines (inside brackets or after a
+    backslash) is joined onto one line. A line longer than :data:`MAX_WIDTH` columns
+    is broken inside its longest expression, in this order of preference: inside the
+    brackets of a call, list or aggregate that ends an operator (``tier in ["GOLD",``
+    with the rest of the list filled onto the lines below); before each operator of
+    the loosest chain of operators, or at ``then`` and ``else``, in added parentheses
+    with the continuation lines lined up one column inside them; between the
+    arguments of a call (one per line) or the clauses of an aggregate. A line that
+    cannot be broken this way (a long name, a long string) stays long.
 Spacing
     One space around binary operators, ``->``, ``=`` and ``then``/``else``; one after
     a comma; none inside brackets; none after unary minus; ``name: `` only after the
@@ -34,8 +41,9 @@ Parentheses
     ``if/then/else`` < ``otherwise`` < ``or`` < ``and`` < ``not`` < comparisons, ``in``,
     ``is missing`` < ``+ -`` < ``* / of`` < unary minus < ``.name`` and calls.
     Binary operators are left-associative except ``otherwise`` (right-associative) and
-    comparisons (which do not chain). One readability exception: an ``if`` used as the
-    condition or the ``then`` branch of another ``if`` keeps its parentheses.
+    comparisons (which do not chain). Two readability exceptions: an ``and`` inside an
+    ``or`` is always parenthesised (``a or (b and c)``), and so is an ``if`` used as the
+    condition or the ``then`` branch of another ``if``.
 Literals
     Numbers keep the author's spelling (``25_000``, ``420.00`` and ``12.5%`` stay as
     written, so the exact decimal value, trailing zeros included, is preserved) except
@@ -250,12 +258,32 @@ def _scan_line(text: str, depth: int) -> tuple[int, bool, int]:
 _FROM_SOURCE, _NEVER, _ALWAYS = "source", "never", "always"
 
 
+@dataclass(frozen=True, slots=True)
+class _Slot:
+    """An expression in a line of output: the place where a long line may break."""
+
+    expr: n.Expr
+    #: always in parentheses (``award (5) days``, where ``5 days`` would be a duration)
+    parens: bool = False
+
+    def flat(self) -> str:
+        text = _expr(self.expr)[0]
+        return f"({text})" if self.parens else text
+
+
+_Parts = list[str | _Slot]
+
+
+def _flat(parts: _Parts) -> str:
+    return "".join(p if isinstance(p, str) else p.flat() for p in parts)
+
+
 @dataclass
 class _Line:
     """One line of output code and the source lines it stands for."""
 
     depth: int
-    text: str
+    parts: _Parts
     starts: tuple[int, ...]
     blank: str = _FROM_SOURCE
     #: blank lines among this item's own comments are dropped (header lines)
@@ -277,11 +305,11 @@ class _Printer:
 
     def policy(self, p: n.Policy, *, first: bool) -> None:
         spans = p.header_spans
-        self.emit(0, f"policy {p.name}", spans["name"].line, blank=_FROM_SOURCE if first
-                  else _ALWAYS)
+        self.emit(0, [f"policy {p.name}"], spans["name"].line,
+                  blank=_FROM_SOURCE if first else _ALWAYS)
         for key in ("version", "effective", "on", "description"):
             if key in spans:
-                self.emit(1, self.header(p, key), spans[key].line, blank=_NEVER, tight=True)
+                self.emit(1, [self.header(p, key)], spans[key].line, blank=_NEVER, tight=True)
         for index, member in enumerate(p.members):
             self.member(member, 1, _ALWAYS if index == 0 else _FROM_SOURCE)
 
@@ -304,49 +332,49 @@ class _Printer:
     def member(self, m: n.Member, depth: int, blank: str) -> None:
         line = m.span.line
         if isinstance(m, n.Let):
-            self.emit(depth, f"let {m.name} = {_expr(m.value)[0]}", line, blank)
+            self.emit(depth, [f"let {m.name} = ", _Slot(m.value)], line, blank)
         elif isinstance(m, n.Table):
-            self.emit(depth, f"table {m.name} by {_expr(m.key)[0]}:", line, blank)
+            self.emit(depth, [f"table {m.name} by ", _Slot(m.key), ":"], line, blank)
             for i, row in enumerate(m.rows):
                 keys = ", ".join(_literal(k) for k in row.keys) if row.keys else "else"
-                self.emit(depth + 1, f"{keys} -> {_expr(row.value)[0]}", row.span.line,
+                self.emit(depth + 1, [f"{keys} -> ", _Slot(row.value)], row.span.line,
                           _NEVER if i == 0 else _FROM_SOURCE)
         elif isinstance(m, n.Decide):
-            self.emit(depth, f"decide {m.name} {m.hit}:", line, blank)
+            self.emit(depth, [f"decide {m.name} {m.hit}:"], line, blank)
             for i, drow in enumerate(m.rows):
-                cond = f"when {_expr(drow.cond)[0]}" if drow.cond is not None else "else"
-                self.emit(depth + 1, f"{cond} -> {_expr(drow.value)[0]}", drow.span.line,
+                cond: _Parts = ["when ", _Slot(drow.cond)] if drow.cond is not None else ["else"]
+                self.emit(depth + 1, [*cond, " -> ", _Slot(drow.value)], drow.span.line,
                           _NEVER if i == 0 else _FROM_SOURCE)
         elif isinstance(m, n.Rule):
             self.rule(m, depth, blank)
         elif isinstance(m, n.Group):
             mode = "first" if m.mode == "first" else f"best {m.currency}"
-            self.emit(depth, f"group {m.name} takes {mode}:", line, blank)
+            self.emit(depth, [f"group {m.name} takes {mode}:"], line, blank)
             for i, rule in enumerate(m.rules):
                 self.rule(rule, depth + 1, _NEVER if i == 0 else _FROM_SOURCE)
         elif isinstance(m, n.Cap):
-            self.emit(depth, f"cap {m.currency} at {_expr(m.amount)[0]}", line, blank)
+            self.emit(depth, [f"cap {m.currency} at ", _Slot(m.amount)], line, blank)
         elif isinstance(m, n.Round):
-            self.emit(depth, f"round {m.currency} {m.mode}", line, blank)
+            self.emit(depth, [f"round {m.currency} {m.mode}"], line, blank)
         else:  # pragma: no cover - the parser makes no other members
             raise FormatError(f"cannot format a {type(m).__name__}")
 
     def rule(self, r: n.Rule, depth: int, blank: str) -> None:
-        head = f"rule {r.name}"
+        head: _Parts = [f"rule {r.name}"]
         if r.cond is not None:
-            head += f" when {_expr(r.cond)[0]}"
-        head += ":"
+            head += [" when ", _Slot(r.cond)]
+        head.append(":")
         effects = [_effect(e) for e in r.effects]
-        if len(effects) == 1 and self.fits_on_one_line(r, depth, head, effects[0]):
-            self.emit(depth, f"{head} {effects[0]}", r.span.line, blank,
+        if len(effects) == 1 and self.fits_on_one_line(r, depth, [*head, " ", *effects[0]]):
+            self.emit(depth, [*head, " ", *effects[0]], r.span.line, blank,
                       extra=(r.effects[0].span.line,))
             return
         self.emit(depth, head, r.span.line, blank)
-        for i, (effect, text) in enumerate(zip(r.effects, effects, strict=True)):
-            self.emit(depth + 1, text, effect.span.line, _NEVER if i == 0 else _FROM_SOURCE)
+        for i, (effect, parts) in enumerate(zip(r.effects, effects, strict=True)):
+            self.emit(depth + 1, parts, effect.span.line, _NEVER if i == 0 else _FROM_SOURCE)
 
-    def fits_on_one_line(self, r: n.Rule, depth: int, head: str, effect: str) -> bool:
-        if len(INDENT * depth) + len(head) + 1 + len(effect) > MAX_WIDTH:
+    def fits_on_one_line(self, r: n.Rule, depth: int, parts: _Parts) -> bool:
+        if len(INDENT * depth) + len(_flat(parts)) > MAX_WIDTH:
             return False
         first = self.layout.logical_range(r.span.line)[0]
         last = self.layout.logical_range(r.effects[0].span.line)[1]
@@ -360,9 +388,9 @@ class _Printer:
                      *range(*_closed(self.layout.logical_range(r.effects[0].span.line)))}
         return inside[0].line in own_lines
 
-    def emit(self, depth: int, text: str, line: int, blank: str = _FROM_SOURCE, *,
+    def emit(self, depth: int, parts: _Parts, line: int, blank: str = _FROM_SOURCE, *,
              tight: bool = False, extra: tuple[int, ...] = ()) -> None:
-        self.out.append(_Line(depth, text, (line, *extra), blank, tight))
+        self.out.append(_Line(depth, parts, (line, *extra), blank, tight))
 
     # -- comments and blank lines
 
@@ -386,7 +414,9 @@ class _Printer:
                 moved[0] = (moved[0][0], line.starts[0])
                 elements.extend(moved)
             code_line: int | None = None if len(elements) > len(line.leading) else line.starts[0]
-            elements.append((pad + line.text + trailing, code_line))
+            code = _lay_out(line.parts, len(pad))
+            code[-1] += trailing
+            elements.append((pad + "\n".join(code), code_line))
             for i, (text, source_line) in enumerate(elements):
                 if i == 0 and line.blank != _FROM_SOURCE:
                     blank = line.blank == _ALWAYS
@@ -456,32 +486,29 @@ _BINARY_LEVELS = {
 _DURATION_UNIT = re.compile(r"(minute|hour|day|week)s?\Z")
 
 
-def _effect(e: n.Effect) -> str:
+def _effect(e: n.Effect) -> _Parts:
     if isinstance(e, n.Award):
-        amount = _expr(e.amount)[0]
-        if _DURATION_UNIT.match(e.currency) and _ends_with_int(e.amount, amount):
-            # `award 5 days` would read as a duration: keep the amount apart.
-            amount = f"({amount})"
-        text = f"award {amount} {e.currency}"
+        # `award 5 days` would read as a duration: keep such an amount apart.
+        apart = bool(_DURATION_UNIT.match(e.currency)) and _ends_with_int(e.amount)
+        parts: _Parts = ["award ", _Slot(e.amount, parens=apart), f" {e.currency}"]
         if e.limit is not None:
-            text += f" up to {_expr(e.limit)[0]}"
-        return text
+            parts += [" up to ", _Slot(e.limit)]
+        return parts
     if isinstance(e, n.Grant):
-        text = f"grant {_string(e.benefit)}"
-        if e.params:
-            text += " with " + ", ".join(f"{name} = {_expr(value)[0]}"
-                                         for name, value, *_ in e.params)
-        return text
+        parts = [f"grant {_string(e.benefit)}"]
+        for i, (name, value, *_) in enumerate(e.params):
+            parts += [" with " if i == 0 else ", ", f"{name} = ", _Slot(value)]
+        return parts
     if isinstance(e, n.Qualify):
-        return f"qualify for {_string(e.tier)}"
+        return [f"qualify for {_string(e.tier)}"]
     if isinstance(e, n.Tag):
-        return f"tag {_string(e.tag)}"
+        return [f"tag {_string(e.tag)}"]
     raise FormatError(f"cannot format a {type(e).__name__}")  # pragma: no cover
 
 
-def _ends_with_int(expr: n.Expr, text: str) -> bool:
-    """Whether the last token of ``text`` (the rendering of ``expr``) is a whole number."""
-    if text.endswith((")", "]")):
+def _ends_with_int(expr: n.Expr) -> bool:
+    """Whether the last token of ``expr``'s text is a whole number."""
+    if _expr(expr)[0].endswith((")", "]")):
         return False
     while True:
         if isinstance(expr, n.Binary):
@@ -529,21 +556,192 @@ def _expr(e: n.Expr) -> tuple[str, int]:
         level = _BINARY_LEVELS.get(e.op)
         if level is None:  # pragma: no cover - the parser makes no other operators
             raise FormatError(f"unknown operator {e.op!r}")
-        if level == _OTHERWISE:
-            left, right = level + 1, level
-        elif level == _COMPARE:
-            left = right = _SUM
-        else:
-            left, right = level, level + 1
-        return f"{_operand(e.left, left)} {e.op} {_operand(e.right, right)}", level
+        left, right = _binary_operands(e)
+        left_text = _operand(e.left, left, parent=e.op)
+        return f"{left_text} {e.op} {_operand(e.right, right, parent=e.op)}", level
     raise FormatError(f"cannot format a {type(e).__name__}")  # pragma: no cover
 
 
-def _operand(e: n.Expr, at_least: int, *, nested_if: bool = False) -> str:
+def _binary_operands(e: n.Binary) -> tuple[int, int]:
+    """The least precedence level each operand of ``e`` may have without parentheses."""
+    level = _BINARY_LEVELS[e.op]
+    if level == _OTHERWISE:
+        return level + 1, level
+    if level == _COMPARE:
+        return _SUM, _SUM
+    return level, level + 1
+
+
+def _needs_parens(e: n.Expr, level: int, at_least: int, nested_if: bool, parent: str) -> bool:
+    if level < at_least:
+        return True
+    if nested_if and isinstance(e, n.IfExpr):
+        return True
+    # `a or (b and c)`: precedence alone would drop these, but readers misjudge them.
+    return parent == "or" and isinstance(e, n.Binary) and e.op == "and"
+
+
+def _operand(e: n.Expr, at_least: int, *, nested_if: bool = False, parent: str = "") -> str:
     text, level = _expr(e)
-    if level < at_least or (nested_if and isinstance(e, n.IfExpr)):
+    if _needs_parens(e, level, at_least, nested_if, parent):
         return f"({text})"
     return text
+
+
+# -- breaking long lines ---------------------------------------------------------------------
+
+
+def _lay_out(parts: _Parts, col: int) -> list[str]:
+    """``parts`` as lines, the first starting at column ``col``.
+
+    A line that does not fit in :data:`MAX_WIDTH` is broken inside its longest
+    expression; continuation lines carry their own indentation.
+    """
+    flat = _flat(parts)
+    if col + len(flat) <= MAX_WIDTH:
+        return [flat]
+    slots = [(i, p) for i, p in enumerate(parts) if isinstance(p, _Slot)]
+    if not slots:
+        return [flat]
+    k, slot = max(slots, key=lambda item: len(item[1].flat()))
+    before, after = _flat(parts[:k]), _flat(parts[k + 1:])
+    lines = _layout(slot.expr, col + len(before), len(after), parens=slot.parens)
+    lines[0] = before + lines[0]
+    lines[-1] += after
+    return lines
+
+
+def _layout(e: n.Expr, col: int, tail: int, at_least: int = _IF, *, nested_if: bool = False,
+            parent: str = "", in_brackets: bool = False,
+            parens: bool | None = None) -> list[str]:
+    """Lines for the expression ``e`` starting at column ``col`` with ``tail`` characters
+    still to come after it on its last line.
+
+    Too long for one line, it breaks before each operator of its loosest operator chain
+    (``if``/``then``/``else`` each start a line), and between the items of a call or a
+    list, with continuation lines lined up under the first; brackets are added around it
+    when it is not already inside some, because only brackets let a line continue.
+    """
+    text, level = _expr(e)
+    if parens is None:
+        parens = _needs_parens(e, level, at_least, nested_if, parent)
+    flat = f"({text})" if parens else text
+    if col + len(flat) + tail <= MAX_WIDTH:
+        return [flat]
+    if parens:
+        return _enclose(_layout(e, col + 1, tail + 1, parens=False, in_brackets=True))
+    if isinstance(e, n.Call | n.ListExpr | n.Aggregate):
+        return _layout_bracketed(e, col, tail)
+    if not isinstance(e, n.Binary | n.IfExpr):
+        return [flat]
+    if isinstance(e, n.Binary) and isinstance(e.right, n.Call | n.ListExpr | n.Aggregate):
+        # `tier in ["GOLD", ...` : break inside the brackets that end the line first.
+        head = f"{_operand(e.left, _binary_operands(e)[0], parent=e.op)} {e.op} "
+        right = _layout_bracketed(e.right, col + len(head), tail)
+        if col + len(head) + len(right[0]) <= MAX_WIDTH:
+            return [head + right[0], *right[1:]]
+    if in_brackets:
+        return _layout_open(e, col, tail)
+    return _enclose(_layout_open(e, col + 1, tail + 1))
+
+
+def _layout_open(e: n.Binary | n.IfExpr, col: int, tail: int) -> list[str]:
+    """``e`` broken over several lines, inside brackets that are already open."""
+    pieces: list[tuple[str, n.Expr, int, bool]] = []  # (prefix, operand, at_least, nested_if)
+    parent = ""
+    if isinstance(e, n.IfExpr):
+        pieces = [("if ", e.cond, _IF, True), ("then ", e.then, _IF, True),
+                  ("else ", e.orelse, _IF, False)]
+    else:
+        parent = e.op
+        level = _BINARY_LEVELS[e.op]
+        left_min, right_min = _binary_operands(e)
+        if level == _OTHERWISE:  # right-associative: a otherwise b otherwise c
+            node: n.Expr = e
+            while isinstance(node, n.Binary) and node.op == "otherwise":
+                pieces.append(("otherwise " if pieces else "", node.left, left_min, False))
+                node = node.right
+            pieces.append(("otherwise ", node, right_min, False))
+        elif level == _COMPARE:
+            pieces = [("", e.left, left_min, False), (f"{e.op} ", e.right, right_min, False)]
+        else:  # left-associative: collect a - b - c from the bottom up
+            node = e
+            rights: list[tuple[str, n.Expr, int, bool]] = []
+            while (isinstance(node, n.Binary) and _BINARY_LEVELS.get(node.op) == level
+                   and not _needs_parens(node, level, left_min, False, parent)):
+                rights.append((f"{node.op} ", node.right, right_min, False))
+                node = node.left
+            pieces = [("", node, left_min, False), *reversed(rights)]
+    lines: list[str] = []
+    for i, (prefix, operand, at_least, nested_if) in enumerate(pieces):
+        last = i == len(pieces) - 1
+        sub = _layout(operand, col + len(prefix), tail if last else 0, at_least,
+                      nested_if=nested_if, parent=parent, in_brackets=True)
+        sub[0] = prefix + sub[0]
+        if i:
+            sub[0] = " " * col + sub[0]
+        lines.extend(sub)
+    return lines
+
+
+def _layout_bracketed(e: n.Call | n.ListExpr | n.Aggregate, col: int, tail: int) -> list[str]:
+    """A call, a list or an aggregate with one item (or clause) per line."""
+    pieces: list[tuple[str, n.Expr]]
+    if isinstance(e, n.Aggregate):
+        opener, closer, separator = f"{e.func}(", ")", ""
+        pieces = [("", e.body), (f"for {e.var} in ", e.source)]
+        if e.where is not None:
+            pieces.append(("where ", e.where))
+    elif isinstance(e, n.Call):
+        opener, closer, separator = f"{e.func}(", ")", ","
+        pieces = [("", a) for a in e.args]
+    else:
+        opener, closer, separator = "[", "]", ","
+        pieces = [("", x) for x in e.items]
+    if not pieces:
+        return [opener + closer]
+    inner = col + len(opener)
+    if isinstance(e, n.ListExpr):
+        packed = _pack([_expr(x)[0] for x in e.items], inner, tail + len(closer))
+        if packed is not None:
+            packed[0] = opener + packed[0]
+            packed[-1] += closer
+            return packed
+    lines: list[str] = []
+    for i, (prefix, item) in enumerate(pieces):
+        last = i == len(pieces) - 1
+        end = closer if last else separator
+        sub = _layout(item, inner + len(prefix), len(end) + (tail if last else 0),
+                      in_brackets=True)
+        sub[0] = (opener if i == 0 else " " * inner) + prefix + sub[0]
+        sub[-1] += end
+        lines.extend(sub)
+    return lines
+
+
+def _pack(items: list[str], col: int, tail: int) -> list[str] | None:
+    """List items filled onto as few lines as fit, or None if one of them cannot fit."""
+    lines: list[str] = []
+    current = ""
+    for i, item in enumerate(items):
+        piece = item + ("," if i < len(items) - 1 else "")
+        room = MAX_WIDTH - col - (tail if i == len(items) - 1 else 0)
+        if len(piece) > room:
+            return None
+        if current and len(current) + 1 + len(piece) <= room:
+            current += " " + piece
+        else:
+            if current:
+                lines.append(current)
+            current = piece
+    lines.append(current)
+    return [lines[0], *(" " * col + line for line in lines[1:])]
+
+
+def _enclose(lines: list[str]) -> list[str]:
+    lines[0] = "(" + lines[0]
+    lines[-1] += ")"
+    return lines
 
 
 def _literal(e: n.Literal) -> str:
