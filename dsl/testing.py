@@ -174,6 +174,8 @@ class Report:
     files: list[str] = field(default_factory=list)
     results: list[CaseResult] = field(default_factory=list)
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    #: Policy warnings (never a reason to fail): shown, so that authors see them.
+    warnings: list[Diagnostic] = field(default_factory=list)
     revision: str = ""
     keyword: str | None = None
 
@@ -222,6 +224,7 @@ class Report:
             "failed": self.failed,
             "cases": [r.to_dict() for r in self.results],
             "diagnostics": [d.to_dict() for d in self.diagnostics],
+            "warnings": [d.to_dict() for d in self.warnings],
         }
 
 
@@ -459,7 +462,7 @@ class _CaseLoader:
             try:
                 amount = parse_decimal(value)
             except ValueError as exc:
-                self.error(where, "test_bad_value", f"{label}: awards.{currency} {exc}",
+                self.error(where, "test_bad_value", f"{label}: awards.{currency}: {exc}",
                            _input_hint(str(exc)))
                 ok = False
                 continue
@@ -542,7 +545,7 @@ class _CaseLoader:
             try:
                 out[pname] = convert_scalar(ptype.required(), value)
             except ValueError as exc:
-                self.error(where, "test_bad_value", f"{label}: {benefit}.{pname} {exc}",
+                self.error(where, "test_bad_value", f"{label}: {benefit}.{pname}: {exc}",
                            _input_hint(str(exc)))
                 return False
         return out
@@ -593,12 +596,44 @@ def run_case(policy_set: PolicySet, case: Case) -> CaseResult:
     if expected_error is not None:
         got = _show_decision(decision)
         return CaseResult(case, (Mismatch("error", _quote(expected_error), f"no error; {got}"),))
+    disagreement = _check_interpreter(policy_set, customer, event, only, decision)
+    if disagreement:
+        return CaseResult(case, error=disagreement)
     mismatches = compare(case.expect, decision)
     if not mismatches:
         return CaseResult(case)
     explained = policy_set.evaluate(customer, event, explain=True, only=only)
     reasons = tuple(r.render() for r in explained.reasons or ())
     return CaseResult(case, tuple(mismatches), reasons)
+
+
+def _check_interpreter(
+    policy_set: PolicySet,
+    customer: dict[str, Any],
+    event: dict[str, Any],
+    only: list[str] | None,
+    decision: Decision,
+) -> str:
+    """An error message when the reference interpreter decides otherwise than compiled code.
+
+    That would be a bug in the evaluator, not in the policy; a policy test is a
+    cheap place to notice it, so every case runs both.
+    """
+    try:
+        reference = policy_set.evaluate_interpreted(customer, event, only=only)
+    except EvaluationError as exc:
+        return f"the reference interpreter failed where compiled code did not: {exc}"
+    mine, theirs = _outcome(decision), _outcome(reference)
+    if mine == theirs:
+        return ""
+    return ("the compiled evaluator and the reference interpreter disagree (an evaluator bug; "
+            f"please report it): compiled {mine}, interpreted {theirs}")
+
+
+def _outcome(d: Decision) -> str:
+    benefits = show_benefits([(b.name, b.params) for b in d.benefits])
+    return (f"awards {show_awards(d.awards)}, benefits {benefits}, tier {show_value(d.tier)}, "
+            f"tags {show_value(sorted(d.tags))}")
 
 
 def compare(expect: Expectation, decision: Decision) -> list[Mismatch]:
@@ -652,11 +687,19 @@ def run_directory(
         report.diagnostics.append(_schema_diagnostic(exc, root))
         return report
     report.revision = policy_set.revision
+    report.warnings.extend(policy_set.warnings)
     names = [p.name for p in policy_set.policies]
     for path in find_test_files(directory):
         file = _display_path(path)
         report.files.append(file)
-        text = path.read_text(encoding="utf-8")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            report.diagnostics.append(Diagnostic(
+                file, Span.point(1, 1), "test_unreadable", f"cannot read the test file: {reason}",
+                "save it as UTF-8 text"))
+            continue
         cases, problems = load_case_file(text, file, policy_set.schema, names)
         report.diagnostics.extend(problems)
         for case in cases:

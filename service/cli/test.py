@@ -41,7 +41,13 @@ def run(args: argparse.Namespace) -> int:
     if not target.exists():
         print(f"loyalty test: {args.directory}: no such file or directory", file=sys.stderr)
         return 2
-    report = run_directory(target, keyword=args.keyword)
+    try:
+        report = run_directory(target, keyword=args.keyword)
+    except Exception as exc:  # a bug in the pipeline must still not print a traceback
+        print(f"loyalty test: internal error: {type(exc).__name__}: {exc} "
+              "(this is a bug in loyalty, not in your policies; please report it)",
+              file=sys.stderr)
+        return 2
     if args.format == "json":
         print(json.dumps(report.to_dict(), indent=2))
     else:
@@ -51,9 +57,10 @@ def run(args: argparse.Namespace) -> int:
 
 def render(report: Report, *, verbose: bool = False) -> str:
     """The human form of a report: diagnostics, failures (and passes if verbose), a summary."""
-    blocks = [d.render() for d in report.diagnostics]
-    for result in report.results:
-        if verbose or not result.passed:
-            blocks.append(result.render())
+    blocks = [d.render() for d in (*report.warnings, *report.diagnostics)]
+    passes = [r.render() for r in report.results if r.passed]
+    if verbose and passes:
+        blocks.append("\n".join(passes))
+    blocks.extend(r.render() for r in report.results if not r.passed)
     blocks.append(report.summary())
     return "\n\n".join(blocks)
