@@ -1,0 +1,319 @@
+"""A bounded loopback load generator for the gRPC service, and the server processes it drives.
+
+Every server runs in its own process (:mod:`benchmarks.serve`), so the load
+generator and the server do not share a GIL, and its memory and CPU time can be
+read from ``/proc``. Requests are serialised once, before timing, and sent as
+bytes through a generic channel method; responses come back as bytes and are
+not parsed on the timed path. The client's own protobuf work is thereby kept
+off the measurement, and both arms of every comparison send identical bytes.
+
+Every function here is bounded twice: by a number of calls or messages, and by
+a deadline after which it gives up and reports what it managed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import select
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+
+ROOT = Path(__file__).resolve().parent.parent
+SERVICE = "/loyalty.v1.LoyaltyRules"
+#: Room for a 10,000-item batch in either direction.
+MAX_MESSAGE = 256 * 1024 * 1024
+CHANNEL_OPTIONS = [
+    ("grpc.max_send_message_length", MAX_MESSAGE),
+    ("grpc.max_receive_message_length", MAX_MESSAGE),
+]
+_CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+class ServerProcess:
+    """A benchmark server in a child process: ``with ServerProcess("real", dir) as s: ...``.
+
+    The child stops when this object closes its standard input, and on its own
+    after ``max_seconds`` in any case.
+    """
+
+    def __init__(self, servicer: str, policies: Path | str = ROOT / "policies",
+                 max_seconds: float = 1800.0, start_timeout: float = 120.0) -> None:
+        self.servicer = servicer
+        self.policies = str(policies)
+        self.max_seconds = max_seconds
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
+        self.startup_s = 0.0
+        self.channel: grpc.Channel | None = None
+
+    def __enter__(self) -> ServerProcess:
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.serve", "--servicer", self.servicer,
+             "--policies", self.policies, "--max-seconds", str(self.max_seconds)],
+            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+        )
+        assert self.proc.stdout is not None
+        ready, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout)
+        line = self.proc.stdout.readline() if ready else ""
+        if not line.startswith("PORT "):
+            self.close()
+            raise RuntimeError(f"benchmark server ({self.servicer}) did not start: {line!r}")
+        self.port = int(line.split()[1])
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=CHANNEL_OPTIONS)
+        grpc.channel_ready_future(self.channel).result(timeout=self.start_timeout)
+        self.startup_s = time.perf_counter() - t0
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the child: close its input, then SIGTERM, then SIGKILL, each with a deadline."""
+        if self.channel is not None:
+            self.channel.close()
+            self.channel = None
+        proc, self.proc = self.proc, None
+        if proc is None:
+            return
+        try:
+            if proc.stdin:
+                proc.stdin.close()
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def memory(self) -> dict[str, float]:
+        """The server's resident size now (``rss``) and at its peak (``hwm``), in MiB."""
+        out = {}
+        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                out["rss" if key == "VmRSS" else "hwm"] = int(value.split()[0]) / 1024
+        return out
+
+    def cpu_seconds(self) -> float:
+        """User plus system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLK_TCK
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+
+@dataclass
+class Throughput:
+    """A closed-loop run: how many calls (and items) completed in how long."""
+
+    calls: int
+    items: int
+    seconds: float
+    errors: int
+
+    @property
+    def calls_per_s(self) -> float:
+        return self.calls / self.seconds if self.seconds else 0.0
+
+    @property
+    def items_per_s(self) -> float:
+        return self.items / self.seconds if self.seconds else 0.0
+
+
+def closed_loop(address: str, method: str, payloads: list[bytes], calls: int, concurrency: int,
+                items_per_call: int = 1, deadline_s: float = 120.0) -> Throughput:
+    """``calls`` unary calls from ``concurrency`` workers that each wait for their reply.
+
+    Stops at ``deadline_s`` whatever has completed. The client is ``grpc.aio``: on
+    this machine it needs about half the CPU per call of the future-based sync client,
+    which keeps the server, not the generator, the bottleneck.
+    """
+    return asyncio.run(_closed_loop(address, method, payloads, calls, concurrency,
+                                    items_per_call, deadline_s))
+
+
+async def _closed_loop(address: str, method: str, payloads: list[bytes], calls: int,
+                       concurrency: int, items_per_call: int, deadline_s: float) -> Throughput:
+    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        call = channel.unary_unary(f"{SERVICE}/{method}")
+        await call(payloads[0], timeout=60.0)  # connect and warm up off the clock
+        n = len(payloads)
+        state = {"next": 0, "done": 0, "errors": 0}
+
+        async def worker() -> None:
+            while state["next"] < calls:
+                i = state["next"]
+                state["next"] += 1
+                try:
+                    await call(payloads[i % n], timeout=60.0)
+                except grpc.aio.AioRpcError:
+                    state["errors"] += 1
+                state["done"] += 1
+
+        t0 = time.perf_counter()
+        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+        _, pending = await asyncio.wait(tasks, timeout=deadline_s)
+        seconds = time.perf_counter() - t0
+        for task in pending:
+            task.cancel()
+        done, errors = state["done"], state["errors"]
+        ok = done - errors
+        return Throughput(ok, ok * items_per_call, seconds, errors + (calls - done))
+
+
+def stream_run(address: str, payloads: list[bytes], messages: int,
+               deadline_s: float = 120.0) -> Throughput:
+    """One ``EvaluateStream`` carrying ``messages`` requests; counts the responses."""
+    return asyncio.run(_stream_run(address, payloads, messages, deadline_s))
+
+
+async def _stream_run(address: str, payloads: list[bytes], messages: int,
+                      deadline_s: float) -> Throughput:
+    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        await channel.channel_ready()
+        stream = channel.stream_stream(f"{SERVICE}/EvaluateStream")(timeout=deadline_s)
+        n = len(payloads)
+        received = 0
+
+        async def write() -> None:
+            for k in range(messages):
+                await stream.write(payloads[k % n])
+            await stream.done_writing()
+
+        t0 = time.perf_counter()
+        writer = asyncio.create_task(write())
+        errors = 0
+        try:
+            async for _ in stream:
+                received += 1
+            await writer
+        except grpc.aio.AioRpcError:
+            errors += 1
+            writer.cancel()
+        seconds = time.perf_counter() - t0
+        return Throughput(received, received, seconds, errors + (messages - received))
+
+
+@dataclass
+class Latency:
+    """An open-loop run at a fixed offered rate; latencies count from each call's scheduled time."""
+
+    offered_per_s: float
+    calls: int
+    completed: int
+    errors: int
+    seconds: float
+    latencies_ms: list[float]
+
+    def percentile(self, p: float) -> float:
+        """The ``p``-th percentile latency in milliseconds (nearest rank)."""
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+        return ordered[k]
+
+    def summary(self) -> dict[str, float]:
+        """Offered and achieved rate, p50/p90/p99/p99.9/max latency, errors."""
+        return {
+            "offered_per_s": self.offered_per_s,
+            "achieved_per_s": self.completed / self.seconds if self.seconds else 0.0,
+            "calls": self.calls,
+            "errors": self.errors,
+            "p50_ms": self.percentile(50),
+            "p90_ms": self.percentile(90),
+            "p99_ms": self.percentile(99),
+            "p999_ms": self.percentile(99.9),
+            "max_ms": max(self.latencies_ms, default=float("nan")),
+            "mean_ms": statistics.fmean(self.latencies_ms) if self.latencies_ms else float("nan"),
+        }
+
+
+def open_loop(address: str, payloads: list[bytes], rate: float, seconds: float,
+              method: str = "Evaluate", deadline_s: float | None = None) -> Latency:
+    """Offer ``rate`` calls per second for ``seconds``, whatever the server does.
+
+    Each call is issued at its scheduled time (or as soon after as the generator
+    can), and its latency counts from the schedule, so a slow server cannot hide
+    its queueing by slowing the generator down (no coordinated omission).
+    """
+    limit = deadline_s if deadline_s is not None else seconds + 30.0
+    return asyncio.run(_open_loop(address, method, payloads, rate, seconds, limit))
+
+
+async def _open_loop(address: str, method: str, payloads: list[bytes], rate: float,
+                     seconds: float, deadline_s: float) -> Latency:
+    async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
+        call = channel.unary_unary(f"{SERVICE}/{method}")
+        await call(payloads[0], timeout=60.0)
+        calls = int(rate * seconds)
+        latencies: list[float] = []
+        errors = 0
+
+        async def one(i: int, scheduled: float) -> None:
+            nonlocal errors
+            try:
+                await call(payloads[i % len(payloads)], timeout=30.0)
+            except grpc.aio.AioRpcError:
+                errors += 1
+                return
+            latencies.append((time.perf_counter() - scheduled) * 1000)
+
+        tasks = []
+        t0 = time.perf_counter() + 0.05
+        for i in range(calls):
+            scheduled = t0 + i / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0.0005:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, scheduled)))
+        _, pending = await asyncio.wait(tasks, timeout=deadline_s) if tasks else ((), ())
+        for task in pending:
+            task.cancel()
+        elapsed = time.perf_counter() - t0
+        return Latency(rate, calls, len(latencies), errors + len(pending), elapsed, latencies)
+
+
+class MemorySampler:
+    """Samples a server's resident size every ``interval`` seconds in a background thread."""
+
+    def __init__(self, server: ServerProcess, interval: float = 0.5) -> None:
+        self.server = server
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - t0, self.server.memory()["rss"]))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> MemorySampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5.0)
