@@ -19,6 +19,8 @@ and ``int`` values, or as hoisted constants built from ``repr()`` of their text.
 
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -73,6 +75,10 @@ class CodeGenerator:
         self.currencies = awarded_currencies(policy)
         self.tier_rank = {t: i for i, t in enumerate(schema.tiers)}
         self._items: set[str] = set()
+        #: Tables of constant numbers as (numerator expression, denominator).
+        self.ratio_tables: dict[str, tuple[str, int]] = {}
+        #: (line index, variable, table name) of lookups that may be dropped when unused.
+        self.droppable: list[tuple[int, str, str]] = []
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -129,10 +135,13 @@ class CodeGenerator:
                            f'(version {p.version})."""')
             for cur in self.currencies:
                 self.writeline(f"{self.total(cur)} = 0")
+            self.droppable = []
+            start = len(self.lines)
             for m in p.members:
                 self.visit(m)
             self.finish_policy()
             self.outdent()
+            self.drop_unused(start)
         body = self.lines[body_start:]
         body_map = dict(self.line_map)
         header = [
@@ -146,6 +155,16 @@ class CodeGenerator:
         line_map = {k + shift: v for k, v in body_map.items()}
         source = "\n".join(header + body) + "\n"
         return Generated(source, dict(self.constants), line_map)
+
+    def drop_unused(self, start: int) -> None:
+        """Turn lookups whose result this function never reads into comments."""
+        body = self.lines[start:]
+        for index, var, name in self.droppable:
+            pattern = re.compile(rf"\b{re.escape(var)}\b")
+            uses = sum(1 for line in body if pattern.search(line))
+            if uses == 1:
+                indent = self.lines[index][: len(self.lines[index]) - len(self.lines[index].lstrip())]
+                self.lines[index] = f"{indent}# table {name}: not read on this path"
 
     def total(self, currency: str) -> str:
         return f"total_{currency}"
@@ -178,6 +197,9 @@ class CodeGenerator:
             table = self.constant(_Table(mapping))
             default = self.lit(otherwise.value.value) if otherwise else "None"  # type: ignore[union-attr]
             self.writeline(f"{target} = {table}.get({key}, {default})")
+            if _is_simple(t.key):  # a lookup that cannot fail: dropped below if unused
+                self.droppable.append((len(self.lines) - 1, target, t.name))
+            self.register_ratio_table(t, mapping, otherwise, key)
             return
         tmp = self.temporary()
         self.writeline(f"{tmp} = {key}")
@@ -197,6 +219,22 @@ class CodeGenerator:
             self.indent()
             self.writeline(f"{target} = {fallback}")
             self.outdent()
+
+    def register_ratio_table(self, t: n.Table, mapping: dict[Any, Any], otherwise: n.TableRow | None,
+                             key: str) -> None:
+        """Remember a table of constant numbers as whole-number ratios, for exact fast awards."""
+        if otherwise is None or not _is_simple(t.key) or self.in_iterable:
+            return
+        values = [*mapping.values(), otherwise.value.value]  # type: ignore[union-attr]
+        if not all(isinstance(v, int | Decimal) and not isinstance(v, bool) for v in values):
+            return
+        den = 1
+        for v in values:
+            den = math.lcm(den, Decimal(v).as_integer_ratio()[1])
+        scaled = {k: int(Decimal(v) * den) for k, v in mapping.items()}
+        table = self.constant(_Table(scaled))
+        default = int(Decimal(otherwise.value.value) * den)  # type: ignore[union-attr]
+        self.ratio_tables[t.name] = (f"{table}.get({key}, {default})", den)
 
     def visit_Decide(self, d: n.Decide) -> None:
         target = NAME_PREFIX + d.name
@@ -292,8 +330,13 @@ class CodeGenerator:
         tmp = self.temporary()
         raw = self.expr(e.amount)
         p, rn = self.lit(self.policy.name), self.lit(rule.name)
+        exact = (self.ratio_award(e.amount, mode)
+                 if reasons is None and mode and cur.decimals == 0 else None)
         if a_type.kind == "int" and cur.decimals == 0:
             self.writeline(f"{tmp} = {raw}")
+        elif exact is not None:
+            # Whole-number arithmetic: exact, and several times cheaper than Decimal.
+            self.writeline(f"{tmp} = {exact}")
         elif reasons is None and mode == "down" and cur.decimals == 0:
             self.writeline(f"{tmp} = int({raw})")
         else:
@@ -331,6 +374,41 @@ class CodeGenerator:
         self.writeline(f"{tmp} = {self.lit(0) if cur.decimals == 0 else self.constant(_zero(cur.decimals))}")
         self.outdent()
         return tmp
+
+    def ratio_award(self, amount: n.Expr, mode: str) -> str | None:
+        """Integer code for ``constant ratio * whole number``, rounded by ``mode``, or None.
+
+        Only for the evaluate variant, where a negative product is clamped to
+        zero anyway, so floor division and rounding toward zero agree.
+        """
+        if not (isinstance(amount, n.Binary) and amount.op in ("*", "of")):
+            return None
+        for k, x in ((amount.left, amount.right), (amount.right, amount.left)):
+            if self.check.type_of(x).kind != "int":
+                continue
+            ratio = self.ratio_source(k)
+            if ratio is None:
+                continue
+            num, den = ratio
+            product = f"{self.expr(x)} * {num}" if num != "1" else self.expr(x)
+            if den == 1:
+                return f"({product})"
+            return {
+                "down": f"(({product}) // {den})",
+                "up": f"(-(-({product}) // {den}))",
+                "half up": f"((2 * ({product}) + {den}) // {2 * den})",
+                "half even": f"round_ratio_half_even({product}, {den})",
+            }[mode]
+        return None
+
+    def ratio_source(self, k: n.Expr) -> tuple[str, int] | None:
+        """(integer numerator expression, denominator) for a constant decimal multiplier."""
+        if isinstance(k, n.Literal) and isinstance(k.value, Decimal):
+            num, den = k.value.as_integer_ratio()
+            return repr(num), den
+        if isinstance(k, n.Name) and k.name in self.ratio_tables:
+            return self.ratio_tables[k.name]
+        return None
 
     def rule_awards(self, r: n.Rule, reasons: str | None) -> dict[str, str]:
         """Emit the rule's awards; currency -> expression of the rule's amount."""

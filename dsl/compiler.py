@@ -35,7 +35,7 @@ _ALLOWED_NODES: tuple[type[ast.AST], ...] = (
     ast.Expr, ast.Name, ast.Constant, ast.Attribute, ast.Subscript, ast.Call, ast.keyword,
     ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.ListComp,
     ast.comprehension, ast.List, ast.Tuple, ast.Dict, ast.NamedExpr, ast.JoinedStr,
-    ast.FormattedValue, ast.Load, ast.Store, ast.Add, ast.Sub, ast.Mult, ast.Not, ast.USub,
+    ast.FormattedValue, ast.Load, ast.Store, ast.Add, ast.Sub, ast.Mult, ast.FloorDiv, ast.Not, ast.USub,
     ast.And, ast.Or, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
     ast.Is, ast.IsNot,
 )

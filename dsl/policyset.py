@@ -20,7 +20,7 @@ from typing import Any
 from . import nodes as n
 from .checker import CheckResult, check_policy
 from .codegen import Generated, generate
-from .compiler import CompiledModule, compile_module
+from .compiler import CompiledModule, UnsafeCode, compile_module
 from .decision import Decision, Reason
 from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
 from .interpreter import Interpreter, fault_message, interpret
@@ -271,7 +271,20 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema) -> PolicySet:
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
         raise PolicyError(diagnostics)
-    compiled = [compile_policy(policy, schema, result) for policy, result in checked]
+    compiled: list[CompiledPolicy] = []
+    for policy, result in checked:
+        try:
+            compiled.append(compile_policy(policy, schema, result))
+        except (UnsafeCode, SyntaxError, RecursionError, MemoryError) as exc:
+            # A code generator bug must not take the service down: refuse the policy instead.
+            span = policy.header_spans.get("name", policy.span)
+            diagnostics.append(Diagnostic(
+                policy.file, span, "internal_error",
+                f"the compiler could not compile policy {policy.name} ({type(exc).__name__}: "
+                f"{str(exc)[:200]})", "this is a bug in the loyalty compiler; please report it "
+                "with the policy file"))
+    if len(compiled) != len(checked):
+        raise PolicyError(diagnostics)
     compiled.sort(key=lambda c: c.name)
     digest = hashlib.sha256(schema.digest.encode())
     for file, text in sorted(sources):

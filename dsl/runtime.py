@@ -72,6 +72,15 @@ def round_award(value: int | Decimal, decimals: int, mode: str) -> int | Decimal
         raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
 
 
+def round_ratio_half_even(numerator: int, denominator: int) -> int:
+    """``numerator / denominator`` (denominator > 0) to a whole number, halves to even."""
+    q, r = divmod(numerator, denominator)
+    twice = 2 * r
+    if twice > denominator or (twice == denominator and q & 1):
+        return q + 1
+    return q
+
+
 def to_currency(value: int | Decimal, decimals: int) -> int | Decimal:
     """An already-exact amount in a currency's representation (no rounding needed)."""
     if decimals == 0:
@@ -153,17 +162,16 @@ def tenure_years(since: date, on: date) -> int:
     years without one (the earlier date: the benefit of the doubt goes to the
     member). A date on or before ``since`` gives 0.
     """
-    if isinstance(since, datetime):
-        since = since.date()
-    if isinstance(on, datetime):
-        on = on.date()
+    if type(since) is not date or type(on) is not date:  # instants count by their UTC date
+        since, on = date_of(since), date_of(on)
     if on <= since:
         return 0
     years = on.year - since.year
     month, day = since.month, since.day
     if month == 2 and day == 29 and not calendar.isleap(on.year):
         day = 28
-    if (on.month, on.day) < (month, day):
+    on_month = on.month
+    if on_month < month or (on_month == month and on.day < day):
         years -= 1
     return years
 
@@ -261,7 +269,7 @@ def finish(decision: Decision, tier_rank: dict[str, int], caps: tuple[tuple[str,
                 explain.append(Reason("", "", "capped",
                                       f"cap_per_event for {currency}: {amount} -> {cap}",
                                       {currency: cap}))
-    if awards:
+    if 0 in awards.values():
         for currency in [k for k, v in awards.items() if v == 0]:
             del awards[currency]
     if len(decision.benefits) > 1:
@@ -290,6 +298,7 @@ EXPORTS: dict[str, Any] = {
     "PolicyFault": PolicyFault,
     "div": div,
     "round_award": round_award,
+    "round_ratio_half_even": round_ratio_half_even,
     "to_currency": to_currency,
     "contains": contains,
     **{f"fn_{name}": impl for name, (impl, _, _) in FUNCTIONS.items()},
