@@ -1,0 +1,790 @@
+"""Request messages -> the runtime's prepared input, and decisions -> response messages.
+
+The policy runtime takes *prepared* dicts (docs/architecture.md): every field the
+schema declares, defaults filled in, exact Python values. :class:`Converter`
+builds them from ``loyalty.v1`` messages for one schema, on two paths that give
+the same result:
+
+- the **checking path** turns a message into the loose mapping the schema reads
+  (only the fields that were given) and lets ``Schema.prepare_customer`` /
+  ``Schema.prepare_event`` check and convert it, collecting every problem; the
+  schema's field paths are then renamed to request paths (``event.origin`` becomes
+  ``event.flight.origin``, an extension field ``customer.home_store`` becomes
+  ``customer.attributes.home_store``);
+- the **fast path** is straight-line Python generated once per schema (like the
+  policy compiler does for policies) that reads the message fields directly. It
+  handles well-formed input only; on anything unusual it gives up and the checking
+  path runs, so errors and odd-but-valid input (``"jfk"`` for ``"JFK"``) are always
+  judged by the schema itself. Tests hold the two paths to the same output.
+
+Two checks the schema does not make are added here, on both paths: counters and
+distances must not be negative (:data:`NON_NEGATIVE`), and money ``currency`` fields
+must be ISO 4217 codes (:data:`CURRENCY_FIELDS`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import duration_pb2, timestamp_pb2
+
+from dsl import airports
+from dsl.decision import Benefit, Decision, Reason
+from dsl.errors import FieldError, InputError
+from dsl.schema import Field, Schema, convert_scalar
+from dsl.types import Type
+from service.currencies import ISO_4217
+from service.errors import InvalidArgument, Violation
+from service.gen.loyalty.v1 import loyalty_pb2 as pb
+
+#: Fields (schema paths, ``[]`` for any list index, ``*`` for every field of a record)
+#: that must not be negative. The schema has no such constraint yet.
+NON_NEGATIVE: frozenset[str] = frozenset(
+    {
+        "customer.lifetime.*",
+        "event.distance_miles",
+        "event.fare",
+        "event.party_size",
+        "event.items[].quantity",
+    }
+)
+#: Fields (schema paths) that hold an ISO 4217 money-currency code.
+CURRENCY_FIELDS: frozenset[str] = frozenset({"event.currency"})
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MAX_NANOS = 999_999_999
+_INDEX = re.compile(r"\[\d+\]")
+_FD = _descriptor.FieldDescriptor
+_STRING_TYPES = {_FD.TYPE_STRING}
+_INT_TYPES = {_FD.TYPE_INT64, _FD.TYPE_INT32, _FD.TYPE_UINT32, _FD.TYPE_UINT64, _FD.TYPE_SINT64}
+_TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
+_EVENT_OWN = ("id", "kind", "time")
+_CUSTOMER_FIELDS = frozenset(f.name for f in pb.Customer.DESCRIPTOR.fields) - {"attributes"}
+_DETAILS = {f.name: f.message_type for f in pb.Event.DESCRIPTOR.oneofs_by_name["details"].fields}
+
+
+class _Slow(Exception):
+    """The fast path met input it does not handle; the checking path decides."""
+
+
+# -- scalar helpers shared by both paths ---------------------------------------------------
+
+
+def timestamp_to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
+    """A ``Timestamp`` as an aware UTC datetime; ValueError for one outside years 1-9999."""
+    if not 0 <= ts.nanos <= _MAX_NANOS:
+        raise ValueError("is not a valid timestamp (nanos out of range)")
+    try:
+        return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
+    except OverflowError:
+        raise ValueError("is not a valid timestamp (outside years 1 to 9999)") from None
+
+
+def datetime_to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
+    """An aware datetime as a ``Timestamp``."""
+    delta = value - _EPOCH
+    seconds = delta.days * 86400 + delta.seconds
+    return timestamp_pb2.Timestamp(seconds=seconds, nanos=delta.microseconds * 1000)
+
+
+def amount_text(value: int | Decimal) -> str:
+    """An award amount as exact decimal text, never in exponent form: ``1250``, ``12.50``."""
+    if type(value) is int:
+        return str(value)
+    return format(value, "f")
+
+
+#: Whole-second instants already converted: event times cluster, and building a
+#: datetime costs more than the rest of an event's fields together.
+_INSTANTS: dict[int, datetime] = {}
+_INSTANTS_MAX = 65536
+
+
+def _ts(ts: timestamp_pb2.Timestamp) -> datetime:
+    seconds = ts.seconds
+    nanos = ts.nanos
+    if nanos:
+        if nanos < 0 or nanos > _MAX_NANOS:
+            raise _Slow
+        return _EPOCH + timedelta(0, seconds, nanos // 1000)
+    value = _INSTANTS.get(seconds)
+    if value is None:
+        value = _EPOCH + timedelta(0, seconds)
+        if len(_INSTANTS) >= _INSTANTS_MAX:
+            _INSTANTS.clear()
+        _INSTANTS[seconds] = value
+    return value
+
+
+def _dec(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise _Slow from None
+    if not value.is_finite():
+        raise _Slow
+    return value
+
+
+def _date(text: str) -> date:
+    # The schema accepts exactly YYYY-MM-DD (after stripping); anything else goes the slow way.
+    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
+        raise _Slow
+    return date.fromisoformat(text)
+
+
+# -- proto Value <-> Python --------------------------------------------------------------------
+
+#: Which Value kinds a schema type accepts.
+_ACCEPTS = {
+    "int": ("int_value",),
+    "decimal": ("decimal_value", "int_value"),
+    "string": ("string_value",),
+    "enum": ("string_value",),
+    "airport": ("string_value",),
+    "bool": ("bool_value",),
+    "date": ("date_value", "string_value"),
+    "datetime": ("time_value", "string_value"),
+    "duration": ("duration_value", "string_value"),
+    "list": ("list_value",),
+    "record": ("record_value",),
+}
+
+
+def value_to_loose(
+    value: pb.Value, t: Type | None, schema: Schema, path: str, errors: list[FieldError]
+) -> Any:
+    """A ``Value`` as the loose Python value the schema reads, checking its kind against ``t``.
+
+    ``t`` is the declared type (``None`` for a name the schema does not know, which
+    the schema itself will report). A kind that does not fit adds a FieldError.
+    """
+    which = value.WhichOneof("kind")
+    if which is None:
+        return None
+    if t is not None and which not in _ACCEPTS.get(t.kind, ()):
+        want = " or ".join(_ACCEPTS.get(t.kind, ("a value",)))
+        errors.append(FieldError(path, f"expects a {t.required()} value ({want}), not {which}"))
+        return None
+    if which == "time_value":
+        try:
+            return timestamp_to_datetime(value.time_value)
+        except ValueError as exc:
+            errors.append(FieldError(path, str(exc)))
+            return None
+    if which == "duration_value":
+        d = value.duration_value
+        return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
+    if which == "list_value":
+        elem = t.elem if t is not None else None
+        return [
+            value_to_loose(v, elem, schema, f"{path}[{i}]", errors)
+            for i, v in enumerate(value.list_value.values)
+        ]
+    if which == "record_value":
+        fields = schema.record_fields(t.name) if t is not None else {}
+        return {
+            k: value_to_loose(v, fields[k].type if k in fields else None, schema, f"{path}.{k}", errors)
+            for k, v in sorted(value.record_value.fields.items())
+        }
+    return getattr(value, which)
+
+
+def python_to_value(value: Any) -> pb.Value:
+    """A runtime value (a benefit parameter) as a ``Value``."""
+    if value is None:
+        return pb.Value()
+    if isinstance(value, bool):
+        return pb.Value(bool_value=value)
+    if isinstance(value, int):
+        return pb.Value(int_value=value)
+    if isinstance(value, Decimal):
+        return pb.Value(decimal_value=format(value, "f"))
+    if isinstance(value, str):
+        return pb.Value(string_value=value)
+    if isinstance(value, datetime):
+        return pb.Value(time_value=datetime_to_timestamp(value))
+    if isinstance(value, date):
+        return pb.Value(date_value=value.isoformat())
+    if isinstance(value, timedelta):
+        seconds = value.days * 86400 + value.seconds
+        return pb.Value(
+            duration_value=duration_pb2.Duration(seconds=seconds, nanos=value.microseconds * 1000)
+        )
+    if isinstance(value, list | tuple):
+        return pb.Value(list_value=pb.ValueList(values=[python_to_value(v) for v in value]))
+    if isinstance(value, dict):
+        return pb.Value(record_value=pb.Record(fields={k: python_to_value(v) for k, v in value.items()}))
+    return pb.Value(string_value=str(value))
+
+
+# -- the converter ------------------------------------------------------------------------------------
+
+
+class Converter:
+    """Turns ``loyalty.v1`` messages into prepared input for one schema, and decisions into messages.
+
+    Build one per policy set (the policy store does, off the request path); it is
+    immutable afterwards and safe to share between threads.
+    """
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        gen = _FastPathGenerator(schema)
+        self._fast_customer: Callable[[pb.Customer], dict[str, Any]] = gen.customer()
+        #: (kind, details oneof name or None) -> fast event function
+        self._fast_events: dict[tuple[str, str | None], Callable[..., dict[str, Any]]] = gen.events()
+        self.source = gen.source()
+
+    # -- input --------------------------------------------------------------------------------
+
+    def customer(self, msg: pb.Customer) -> dict[str, Any]:
+        """The prepared customer; raises :class:`InvalidArgument` listing every bad field."""
+        try:
+            return self._fast_customer(msg)
+        except Exception:  # anything unusual: the checking path judges it
+            pass
+        return self.check_customer(msg)
+
+    def event(self, msg: pb.Event) -> dict[str, Any]:
+        """The prepared event; raises :class:`InvalidArgument` listing every bad field."""
+        which = msg.WhichOneof("details")
+        fast = self._fast_events.get((msg.kind or which or "", which))
+        if fast is not None:
+            try:
+                return fast(msg, getattr(msg, which) if which else None, msg.attributes)
+            except Exception:  # anything unusual: the checking path judges it
+                pass
+        return self.check_event(msg)
+
+    def inputs(self, customer: pb.Customer, event: pb.Event) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Both prepared records; one :class:`InvalidArgument` lists the problems of both."""
+        violations: list[Violation] = []
+        c: dict[str, Any] = {}
+        e: dict[str, Any] = {}
+        try:
+            c = self.customer(customer)
+        except InvalidArgument as exc:
+            violations += exc.violations
+        try:
+            e = self.event(event)
+        except InvalidArgument as exc:
+            violations += exc.violations
+        if violations:
+            raise InvalidArgument(violations)
+        return c, e
+
+    def check_customer(self, msg: pb.Customer) -> dict[str, Any]:
+        """The checking path for a customer (always run by the schema itself)."""
+        errors: list[FieldError] = []
+        loose = _loose_message(msg, "customer", errors)
+        attrs = dict(loose.pop("attributes", {}))
+        for name, value in sorted(msg.attributes.items()):
+            path = f"customer.attributes.{name}"
+            if name in _CUSTOMER_FIELDS:
+                errors.append(FieldError(path, f"is a field of Customer; set customer.{name} instead"))
+                continue
+            field = self.schema.customer.get(name)
+            attrs[name] = value_to_loose(value, field.type if field else None, self.schema, path, errors)
+        loose.update(attrs)
+        return self._prepare(self.schema.prepare_customer, "customer", loose, errors, _customer_path)
+
+    def check_event(self, msg: pb.Event) -> dict[str, Any]:
+        """The checking path for an event (always run by the schema itself)."""
+        errors: list[FieldError] = []
+        which = msg.WhichOneof("details")
+        kind = msg.kind or which or ""
+        if which and msg.kind and msg.kind != which:
+            errors.append(
+                FieldError("event.kind", f'is "{msg.kind}" but the event carries {which} details')
+            )
+        loose: dict[str, Any] = {}
+        if msg.id:
+            loose["id"] = msg.id
+        if kind:
+            loose["kind"] = kind
+        if msg.HasField("time"):
+            try:
+                loose["time"] = timestamp_to_datetime(msg.time)
+            except ValueError as exc:
+                errors.append(FieldError("event.time", str(exc)))
+        if which:
+            loose.update(_loose_message(getattr(msg, which), f"event.{which}", errors))
+        details_fields = set(_DETAILS[kind].fields_by_name) if kind in _DETAILS else set()
+        declared = {**self.schema.event_common, **self.schema.events.get(kind, {})}
+        for name, value in sorted(msg.attributes.items()):
+            path = f"event.attributes.{name}"
+            if name in _EVENT_OWN or name in details_fields:
+                where = f"event.{name}" if name in _EVENT_OWN else f"event.{kind}.{name}"
+                errors.append(FieldError(path, f"is not an extension field; set {where} instead"))
+                continue
+            field = declared.get(name)
+            loose[name] = value_to_loose(value, field.type if field else None, self.schema, path, errors)
+
+        def rename(path: str) -> str:
+            return _event_path(path, kind, details_fields)
+
+        return self._prepare(self.schema.prepare_event, "event", loose, errors, rename)
+
+    def _prepare(
+        self,
+        prepare: Callable[[Mapping[str, Any]], dict[str, Any]],
+        root: str,
+        loose: dict[str, Any],
+        errors: list[FieldError],
+        rename: Callable[[str], str],
+    ) -> dict[str, Any]:
+        schema_errors: list[FieldError] = []
+        prepared: dict[str, Any] = {}
+        try:
+            prepared = prepare(loose)
+        except InputError as exc:
+            schema_errors = exc.errors
+        violations = [Violation(e.path, e.reason) for e in errors]
+        seen = {v.field for v in violations}
+        for e in schema_errors:
+            path = rename(e.path)
+            if path not in seen:
+                violations.append(Violation(path, e.reason))
+                seen.add(path)
+        for e in _extra_checks(loose, root):
+            path = rename(e.path)
+            if path not in seen:
+                violations.append(Violation(path, e.reason))
+                seen.add(path)
+        if violations:
+            raise InvalidArgument(violations)
+        return prepared
+
+    # -- output ---------------------------------------------------------------------------------
+
+    def decision(self, decision: Decision) -> pb.Decision:
+        """A decision as a message (reasons included when the decision has them)."""
+        return decision_message(decision)
+
+
+def decision_message(decision: Decision) -> pb.Decision:
+    """A :class:`~dsl.decision.Decision` as a ``loyalty.v1.Decision``."""
+    msg = pb.Decision(
+        revision=decision.revision,
+        awards={k: amount_text(v) for k, v in decision.awards.items()},
+        tier=decision.tier or "",
+        tags=decision.tags,
+        policies=decision.policies,
+    )
+    if decision.benefits:
+        msg.benefits.extend(benefit_message(b) for b in decision.benefits)
+    fired = msg.fired
+    for policy, rule in decision.fired:
+        fired.add(policy=policy, rule=rule)
+    if decision.reasons:
+        msg.reasons.extend(reason_message(r) for r in decision.reasons)
+    return msg
+
+
+def benefit_message(benefit: Benefit) -> pb.Benefit:
+    """A granted benefit with its typed parameters."""
+    return pb.Benefit(
+        name=benefit.name,
+        params={k: python_to_value(v) for k, v in benefit.params.items()},
+        policy=benefit.policy,
+        rule=benefit.rule,
+    )
+
+
+def reason_message(reason: Reason) -> pb.Reason:
+    """One line of an explanation."""
+    return pb.Reason(
+        policy=reason.policy,
+        rule=reason.rule,
+        kind=reason.kind,
+        detail=reason.detail,
+        awards={k: amount_text(v) for k, v in reason.awards.items()},
+        line=reason.line,
+        text=reason.render(),
+    )
+
+
+# -- the checking path's helpers ------------------------------------------------------------------
+
+
+def _loose_message(msg: Any, path: str, errors: list[FieldError]) -> dict[str, Any]:
+    """The fields of a message that were given, as the loose values the schema reads."""
+    out: dict[str, Any] = {}
+    for fd in msg.DESCRIPTOR.fields:
+        name = fd.name
+        if name == "attributes":
+            continue
+        value = getattr(msg, name)
+        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
+            continue
+        if fd.is_repeated:
+            if fd.message_type is not None:
+                out[name] = [
+                    _loose_message(v, f"{path}.{name}[{i}]", errors) for i, v in enumerate(value)
+                ]
+            else:
+                out[name] = list(value)
+        elif fd.message_type is not None:
+            if fd.message_type.full_name == _TIMESTAMP:
+                if msg.HasField(name):
+                    try:
+                        out[name] = timestamp_to_datetime(value)
+                    except ValueError as exc:
+                        errors.append(FieldError(f"{path}.{name}", str(exc)))
+            else:
+                out[name] = _loose_message(value, f"{path}.{name}", errors)
+        elif fd.has_presence:
+            if msg.HasField(name):
+                out[name] = value
+        elif fd.type in _STRING_TYPES:
+            if value:
+                out[name] = value
+        else:
+            out[name] = value
+    return out
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
+    """(path, path with list indices as ``[]``, value) for every scalar below ``value``."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _walk(v, f"{path}.{k}")
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _walk(v, f"{path}[{i}]")
+    else:
+        yield path, _INDEX.sub("[]", path), value
+
+
+def _extra_checks(loose: dict[str, Any], root: str) -> list[FieldError]:
+    errors = []
+    for path, shape, value in _walk(loose, root):
+        parent = shape.rsplit(".", 1)[0] + ".*"
+        if (shape in NON_NEGATIVE or parent in NON_NEGATIVE) and _negative(value):
+            errors.append(FieldError(path, "must not be negative"))
+        if shape in CURRENCY_FIELDS and isinstance(value, str) and value not in ISO_4217:
+            errors.append(
+                FieldError(path, f'unknown currency code "{value}" (ISO 4217, such as "USD")')
+            )
+    return errors
+
+
+def _negative(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int | Decimal):
+        return value < 0
+    if isinstance(value, str):
+        try:
+            d = Decimal(value)
+        except InvalidOperation:
+            return False
+        return d.is_finite() and d < 0
+    return False
+
+
+def _customer_path(path: str) -> str:
+    name = re.split(r"[.\[]", path, maxsplit=2)[1] if path.startswith("customer.") else ""
+    if not name or name in _CUSTOMER_FIELDS:
+        return path
+    return "customer.attributes." + path[len("customer.") :]
+
+
+def _event_path(path: str, kind: str, details_fields: set[str]) -> str:
+    if not path.startswith("event."):
+        return path
+    rest = path[len("event.") :]
+    name = re.split(r"[.\[]", rest, maxsplit=1)[0]
+    if name in _EVENT_OWN or rest.startswith(("attributes.", f"{kind}.")):
+        return path
+    if name in details_fields:
+        return f"event.{kind}.{rest}"
+    return f"event.attributes.{rest}"
+
+
+# -- the fast path: generated per schema --------------------------------------------------------------
+
+
+class _FastPathGenerator:
+    """Writes one Python function per record (customer, each event kind) for a schema.
+
+    Names in the generated source come from the schema (checked there against
+    ``[a-z][a-z0-9_]*``) and the proto descriptors; every other value is passed in
+    the namespace as a constant, never spliced into the source as text.
+    """
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {
+            "SLOW": _Slow,
+            "TS": _ts,
+            "DEC": _dec,
+            "DATE": _date,
+            "ATTR": self._attr,
+            "AIRPORTS": airports.airport_codes(),
+            "CURRENCIES": ISO_4217,
+        }
+        self._consts: dict[int, str] = {}
+        self._counter = 0
+        self._helpers: dict[str, str] = {}
+
+    # -- public -----------------------------------------------------------------------------------
+
+    def customer(self) -> Callable[[pb.Customer], dict[str, Any]]:
+        """The fast customer function."""
+        known = {n for n in self.schema.customer if n not in _CUSTOMER_FIELDS}
+        name = "fast_customer"
+        body = self._function(name, ["m"])
+        body.append("    attrs = m.attributes")
+        body.append(f"    if attrs and not {self._const(frozenset(known))}.issuperset(attrs): raise SLOW")
+        result = self._record(body, self.schema.customer, "m", pb.Customer.DESCRIPTOR, "attrs", "customer", 1)
+        body.append(f"    return {result}")
+        self.lines += body
+        return self._compile(name)
+
+    def events(self) -> dict[tuple[str, str | None], Callable[..., dict[str, Any]]]:
+        """The fast event functions, keyed by (kind, details oneof name or None)."""
+        out: dict[tuple[str, str | None], Callable[..., dict[str, Any]]] = {}
+        for kind, kind_fields in self.schema.events.items():
+            details = _DETAILS.get(kind)
+            fields = {**self.schema.event_common, **kind_fields}
+            known = {
+                n for n in fields
+                if n not in _EVENT_OWN and (details is None or n not in details.fields_by_name)
+            }
+            name = f"fast_event_{kind}"
+            body = self._function(name, ["e", "m", "attrs"])
+            body.append(f"    if attrs and not {self._const(frozenset(known))}.issuperset(attrs): raise SLOW")
+            result = self._event_record(body, fields, kind, details)
+            body.append(f"    return {result}")
+            self.lines += body
+            out[(kind, kind if details is not None else None)] = self._compile(name)
+        return out
+
+    def source(self) -> str:
+        """The generated source, for debugging and tests."""
+        return "\n".join(self.lines)
+
+    # -- generation ---------------------------------------------------------------------------------
+
+    def _function(self, name: str, params: list[str]) -> list[str]:
+        return [f"def {name}({', '.join(params)}):"]
+
+    def _compile(self, name: str) -> Callable[..., Any]:
+        code = compile("\n".join(self.lines), f"<fast path for schema {self.schema.digest}>", "exec")
+        exec(code, self.ns)
+        return self.ns[name]
+
+    def _const(self, value: Any) -> str:
+        key = id(value)
+        if key not in self._consts:
+            self._counter += 1
+            name = f"K{self._counter}"
+            self.ns[name] = value
+            self._consts[key] = name
+            self.ns.setdefault("_keep", []).append(value)  # ids stay unique while referenced
+        return self._consts[key]
+
+    def _var(self) -> str:
+        self._counter += 1
+        return f"v{self._counter}"
+
+    def _event_record(
+        self, body: list[str], fields: dict[str, Field], kind: str, details: Any
+    ) -> str:
+        items: list[tuple[str, str]] = []
+        derived: list[tuple[str, Field]] = []
+        for name, f in fields.items():
+            if f.derived:
+                derived.append((name, f))
+                continue
+            if name == "kind":
+                items.append((name, self._const(kind)))
+                continue
+            if name in _EVENT_OWN:
+                src, msg, desc = "proto", "e", pb.Event.DESCRIPTOR
+            elif details is not None and name in details.fields_by_name:
+                src, msg, desc = "proto", "m", details
+            else:
+                src, msg, desc = "attr", "", None
+            var = self._field(body, f, src, msg, desc, "attrs", f"event.{name}", 1)
+            items.append((name, var))
+        return self._finish(body, items, derived, 1)
+
+    def _record(
+        self,
+        body: list[str],
+        fields: dict[str, Field],
+        msg: str,
+        desc: Any,
+        attrs: str | None,
+        path: str,
+        depth: int,
+    ) -> str:
+        items: list[tuple[str, str]] = []
+        derived: list[tuple[str, Field]] = []
+        for name, f in fields.items():
+            if f.derived:
+                derived.append((name, f))
+                continue
+            if desc is not None and name in desc.fields_by_name:
+                src = "proto"
+            elif attrs is not None:
+                src = "attr"
+            else:
+                src = "none"
+            var = self._field(body, f, src, msg, desc, attrs, f"{path}.{name}", depth)
+            items.append((name, var))
+        return self._finish(body, items, derived, depth)
+
+    def _finish(
+        self, body: list[str], items: list[tuple[str, str]], derived: list[tuple[str, Field]], depth: int
+    ) -> str:
+        pad = "    " * depth
+        vars_by_name = dict(items)
+        for name, f in derived:
+            var = self._var()
+            source = vars_by_name.get(f.derived)
+            if source is None:
+                body.append(f"{pad}{var} = None")
+            else:
+                body.append(f"{pad}{var} = {source}.date() if {source} is not None else None")
+            items.append((name, var))
+        return "{" + ", ".join(f"{name!r}: {var}" for name, var in items) + "}"
+
+    def _field(
+        self,
+        body: list[str],
+        f: Field,
+        src: str,
+        msg: str,
+        desc: Any,
+        attrs: str | None,
+        path: str,
+        depth: int,
+    ) -> str:
+        pad = "    " * depth
+        var = self._var()
+        t = f.type
+        shape = _INDEX.sub("[]", path)
+        parent = shape.rsplit(".", 1)[0] + ".*"
+        non_negative = shape in NON_NEGATIVE or parent in NON_NEGATIVE
+        currency = shape in CURRENCY_FIELDS
+        may_be_missing = True
+        checks: list[str] = []
+        if src == "proto":
+            fd = desc.fields_by_name[f.name]
+            name = f.name
+            if fd.is_repeated:
+                if fd.message_type is None or t.kind != "list" or t.elem is None or t.elem.kind != "record":
+                    body.append(f"{pad}raise SLOW")
+                    return var
+                helper = self._record_helper(t.elem.name, fd.message_type, f"{shape}[]")
+                body.append(f"{pad}{var} = [{helper}(x) for x in {msg}.{name}]")
+                return var
+            if fd.message_type is not None:
+                if fd.message_type.full_name == _TIMESTAMP:
+                    if t.kind != "datetime":
+                        body.append(f"{pad}raise SLOW")
+                        return var
+                    body.append(f"{pad}{var} = TS({msg}.{name}) if {msg}.HasField({name!r}) else None")
+                elif t.kind == "record":
+                    sub = self._var()
+                    body.append(f"{pad}{sub} = {msg}.{name}")
+                    record = self.schema.record_fields(t.name)
+                    result = self._record(body, record, sub, fd.message_type, None, path, depth)
+                    body.append(f"{pad}{var} = {result}")
+                    return var
+                else:
+                    body.append(f"{pad}raise SLOW")
+                    return var
+            elif fd.type in _STRING_TYPES:
+                body.append(f"{pad}{var} = {msg}.{name} or None")
+                kind = t.kind
+                if kind == "enum":
+                    checks.append(f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW")
+                elif kind == "airport":
+                    checks.append(f"if {var} not in AIRPORTS: raise SLOW")
+                elif kind == "decimal":
+                    checks.append(f"{var} = DEC({var})")
+                elif kind == "date":
+                    checks.append(f"{var} = DATE({var})")
+                elif kind != "string":
+                    body.append(f"{pad}raise SLOW")
+                    return var
+            elif fd.type in _INT_TYPES:
+                if t.kind not in ("int", "decimal"):
+                    body.append(f"{pad}raise SLOW")
+                    return var
+                if fd.has_presence:
+                    body.append(f"{pad}{var} = {msg}.{name} if {msg}.HasField({name!r}) else None")
+                else:
+                    body.append(f"{pad}{var} = {msg}.{name}")
+                    may_be_missing = False
+                if t.kind == "decimal":
+                    checks.append(f"{var} = Decimal({var})")
+            elif fd.type == _FD.TYPE_BOOL:
+                if t.kind != "bool":
+                    body.append(f"{pad}raise SLOW")
+                    return var
+                body.append(f"{pad}{var} = {msg}.{name}")
+                may_be_missing = False
+            else:
+                body.append(f"{pad}raise SLOW")
+                return var
+        elif src == "attr":
+            body.append(f"{pad}{var} = {attrs}.get({f.name!r}) if {attrs} else None")
+            body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self._const(t)})")
+        else:
+            body.append(f"{pad}{var} = None")
+        if non_negative:
+            checks.append(f"if {var} < 0: raise SLOW")
+        if currency:
+            checks.append(f"if {var} not in CURRENCIES: raise SLOW")
+        if may_be_missing:
+            body.append(f"{pad}if {var} is None:")
+            if f.has_default:
+                default = "[]" if f.default == [] else self._const(f.default)
+                body.append(f"{pad}    {var} = {default}")
+            elif t.optional:
+                body.append(f"{pad}    pass")
+            else:
+                body.append(f"{pad}    raise SLOW")
+            if checks:
+                body.append(f"{pad}else:")
+                body += [f"{pad}    {c}" for c in checks]
+        else:
+            body += [f"{pad}{c}" for c in checks]
+        return var
+
+    def _record_helper(self, record: str, desc: Any, shape: str) -> str:
+        key = f"{record}:{desc.full_name}"
+        if key in self._helpers:
+            return self._helpers[key]
+        self._counter += 1
+        name = f"rec_{self._counter}"
+        self._helpers[key] = name
+        body = self._function(name, ["m"])
+        result = self._record(body, self.schema.record_fields(record), "m", desc, None, shape, 1)
+        body.append(f"    return {result}")
+        self.lines += body
+        return name
+
+    def _attr(self, value: pb.Value, t: Type) -> Any:
+        errors: list[FieldError] = []
+        loose = value_to_loose(value, t, self.schema, "", errors)
+        if errors or t.kind in ("list", "record"):
+            raise _Slow
+        if loose is None:
+            return None
+        try:
+            return convert_scalar(t.required(), loose)
+        except ValueError:
+            raise _Slow from None

@@ -1,0 +1,132 @@
+"""Errors that carry their gRPC status, and the one place that turns an exception into a status.
+
+Servicer code raises; it never calls ``context.abort`` itself. The interceptor in
+:mod:`service.interceptor` (and the per-item paths of EvaluateBatch and
+EvaluateStream) call :func:`status_for` to get the ``google.rpc.Status`` for
+any exception, so a caller's mistake is always INVALID_ARGUMENT with
+``google.rpc.BadRequest`` field violations, a failing policy is
+FAILED_PRECONDITION with its location, and only a bug in the service is INTERNAL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+
+from dsl.errors import EvaluationError, InputError
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One problem with one request field: ``field`` is the request path, such as ``event.flight.origin``."""
+
+    field: str
+    description: str
+
+
+class ServiceError(Exception):
+    """An exception that knows its gRPC status code; subclasses fix the code."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def details(self) -> list[any_pb2.Any]:
+        """``google.rpc`` detail messages to attach to the status."""
+        return []
+
+    def to_status(self) -> status_pb2.Status:
+        """This error as a ``google.rpc.Status``."""
+        return _status(self.code, self.message, self.details())
+
+
+class InvalidArgument(ServiceError):
+    """The request does not match the API or the schema; ``violations`` lists every bad field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, violations: Sequence[Violation], message: str = "") -> None:
+        self.violations = list(violations)
+        if not message:
+            message = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
+        super().__init__(message or "invalid request")
+
+    def details(self) -> list[any_pb2.Any]:
+        """A ``google.rpc.BadRequest`` with one field violation per problem."""
+        bad = error_details_pb2.BadRequest(
+            field_violations=[
+                error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+                for v in self.violations
+            ]
+        )
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        return [packed]
+
+
+class PolicyFailed(ServiceError):
+    """A policy failed at run time (for example a division by zero): the policy set, not the caller, is at fault."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def __init__(self, error: EvaluationError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+    def details(self) -> list[any_pb2.Any]:
+        """A ``google.rpc.ErrorInfo`` naming the policy, file and line."""
+        info = error_details_pb2.ErrorInfo(
+            reason="POLICY_EVALUATION_FAILED",
+            domain="loyalty.v1",
+            metadata={
+                "policy": self.error.policy,
+                "file": self.error.file,
+                "line": str(self.error.line),
+            },
+        )
+        packed = any_pb2.Any()
+        packed.Pack(info)
+        return [packed]
+
+
+class Unavailable(ServiceError):
+    """The server cannot answer yet (no policy set loaded) or is shutting down."""
+
+    code = grpc.StatusCode.UNAVAILABLE
+
+
+class DeadlineExceeded(ServiceError):
+    """The call's deadline passed before the work was done."""
+
+    code = grpc.StatusCode.DEADLINE_EXCEEDED
+
+
+def input_violations(error: InputError) -> list[Violation]:
+    """The field problems of a schema :class:`InputError` as violations, paths unchanged."""
+    return [Violation(e.path, e.reason) for e in error.errors]
+
+
+def status_for(exc: BaseException) -> status_pb2.Status:
+    """The ``google.rpc.Status`` for any exception raised while serving a call."""
+    if isinstance(exc, ServiceError):
+        return exc.to_status()
+    if isinstance(exc, InputError):
+        return InvalidArgument(input_violations(exc)).to_status()
+    if isinstance(exc, EvaluationError):
+        return PolicyFailed(exc).to_status()
+    return _status(grpc.StatusCode.INTERNAL, "internal error (logged on the server)", ())
+
+
+def code_name(status: status_pb2.Status) -> str:
+    """The status code's name, such as ``INVALID_ARGUMENT``."""
+    return code_pb2.Code.Name(status.code)
+
+
+def _status(code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any]) -> status_pb2.Status:
+    return status_pb2.Status(code=code.value[0], message=message, details=list(details))

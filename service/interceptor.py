@@ -1,0 +1,148 @@
+"""The one server interceptor: exceptions to statuses, one canonical log line and metrics per RPC.
+
+Servicer methods raise (:mod:`service.errors`, or the policy runtime's own
+``InputError`` / ``EvaluationError``); this interceptor maps the exception to a
+``google.rpc.Status`` with details, so no servicer calls ``context.abort``. It
+clears structlog's context variables at the start of every call; the servicer
+binds ``customer_id``, ``revision`` and the like, and they land on the call's
+canonical line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import grpc
+import structlog
+from grpc_status import rpc_status
+from structlog.contextvars import clear_contextvars, get_contextvars
+
+from service.errors import code_name, status_for
+from service.metrics import Metrics
+
+log = structlog.get_logger("loyalty.rpc")
+
+#: Services whose calls are logged at debug level (probes would drown the log otherwise).
+QUIET_SERVICES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class ServiceInterceptor(grpc.ServerInterceptor):
+    """Maps exceptions to statuses and records every call (log line and metrics)."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
+        self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
+
+    def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], grpc.RpcMethodHandler | None],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        """Wrap the method's handler (once per method; the wrapper is cached)."""
+        handler = continuation(handler_call_details)
+        if handler is None:
+            return None
+        method = handler_call_details.method
+        key = (method, id(handler))
+        wrapped = self._wrapped.get(key)
+        if wrapped is None:
+            wrapped = self._wrap(method, handler)
+            self._wrapped[key] = wrapped
+        return wrapped
+
+    def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        short = method.rsplit("/", 1)[-1]
+        quiet = method.startswith(QUIET_SERVICES)
+        record = self._recorder(short, quiet)
+        if handler.unary_unary:
+            return grpc.unary_unary_rpc_method_handler(
+                _unary(handler.unary_unary, record),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.unary_stream:
+            return grpc.unary_stream_rpc_method_handler(
+                _streaming(handler.unary_stream, record),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        if handler.stream_unary:
+            return grpc.stream_unary_rpc_method_handler(
+                _unary(handler.stream_unary, record),
+                handler.request_deserializer,
+                handler.response_serializer,
+            )
+        return grpc.stream_stream_rpc_method_handler(
+            _streaming(handler.stream_stream, record),
+            handler.request_deserializer,
+            handler.response_serializer,
+        )
+
+    def _recorder(self, method: str, quiet: bool) -> Callable[[str, float], None]:
+        metrics = self.metrics
+
+        def record(code: str, seconds: float) -> None:
+            if metrics is not None:
+                metrics.observe_rpc(method, code, seconds)
+            fields = get_contextvars()
+            if quiet:
+                log.debug("rpc", method=method, code=code, ms=round(seconds * 1000, 3), **fields)
+            elif code in ("OK", "INVALID_ARGUMENT", "CANCELLED", "DEADLINE_EXCEEDED", "NOT_FOUND"):
+                log.info("rpc", method=method, code=code, ms=round(seconds * 1000, 3), **fields)
+            else:
+                log.warning("rpc", method=method, code=code, ms=round(seconds * 1000, 3), **fields)
+
+        return record
+
+
+def _failure(exc: Exception, context: grpc.ServicerContext) -> tuple[str, grpc.Status | None]:
+    """The code name and status for ``exc``; no status when a handler below already aborted."""
+    already = context.code()
+    if already is not None:
+        return already.name, None
+    status = status_for(exc)
+    name = code_name(status)
+    if name == "INTERNAL":
+        log.error("unhandled exception", exc_info=exc)
+    return name, rpc_status.to_status(status)
+
+
+def _unary(behavior: Callable[..., Any], record: Callable[[str, float], None]) -> Callable[..., Any]:
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        clear_contextvars()
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            return behavior(request, context)
+        except Exception as exc:
+            code, status = _failure(exc, context)
+            if status is None:
+                raise
+            context.abort_with_status(status)
+        finally:
+            record(code, time.perf_counter() - start)
+
+    return handle
+
+
+def _streaming(behavior: Callable[..., Any], record: Callable[[str, float], None]) -> Callable[..., Any]:
+    def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        clear_contextvars()
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            yield from behavior(request, context)
+        except GeneratorExit:  # the client went away mid-stream
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            code, status = _failure(exc, context)
+            if status is None:
+                raise
+            context.abort_with_status(status)
+        finally:
+            record(code, time.perf_counter() - start)
+
+    return handle

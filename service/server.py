@@ -1,0 +1,303 @@
+"""Build and run the gRPC server: servicer, health, reflection, interceptor, TLS, graceful shutdown.
+
+:func:`create_server` builds a bound, not yet started server (tests bind
+``127.0.0.1:0`` and read the port back). :func:`run` is one whole server process
+as ``loyalty serve`` runs it: load the policies, serve, watch the directory,
+reload on SIGHUP, and on SIGTERM or SIGINT stop accepting, finish the calls in
+flight within the grace period and return 0.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from concurrent import futures
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from service.gen.loyalty.v1 import loyalty_pb2 as pb
+from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+from service.interceptor import ServiceInterceptor
+from service.metrics import Metrics
+from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
+from service.store import PolicyStore
+
+log = structlog.get_logger("loyalty.server")
+
+#: The full name of the service, as health checks and reflection know it.
+SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LoyaltyRules"].full_name
+#: The largest request or response accepted by default, in bytes.
+DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: Request threads per process by default.
+DEFAULT_THREADS = 16
+
+_SHARED_METRICS: Metrics | None = None
+
+
+def default_metrics() -> Metrics:
+    """The process's metrics in the default registry (created once)."""
+    global _SHARED_METRICS
+    if _SHARED_METRICS is None:
+        _SHARED_METRICS = Metrics()
+    return _SHARED_METRICS
+
+
+def server_credentials(
+    cert_file: Path | str, key_file: Path | str, client_ca_file: Path | str | None = None
+) -> grpc.ServerCredentials:
+    """TLS credentials from PEM files; with ``client_ca_file``, clients must present a certificate it signed."""
+    cert = Path(cert_file).read_bytes()
+    key = Path(key_file).read_bytes()
+    ca = Path(client_ca_file).read_bytes() if client_ca_file else None
+    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+
+
+def create_server(
+    address: str = "127.0.0.1:0",
+    *,
+    policies: Path | str | None = None,
+    store: PolicyStore | None = None,
+    servicer: pb_grpc.LoyaltyRulesServicer | None = None,
+    credentials: grpc.ServerCredentials | None = None,
+    metrics: Metrics | None = None,
+    health_servicer: health.HealthServicer | None = None,
+    threads: int = DEFAULT_THREADS,
+    max_batch: int = DEFAULT_MAX_BATCH,
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+    log_decisions: bool = False,
+    reuse_port: bool = False,
+    max_connection_age_s: float | None = None,
+) -> tuple[grpc.Server, int]:
+    """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
+
+    The policies come from ``store``, or from a store made for the directory
+    ``policies`` (loaded now: a bad directory raises ``dsl.PolicyError``; it is not
+    watched), or the bundled ``policies/`` when neither is given. ``servicer``
+    replaces the real servicer (the benchmarks' trivial one); health then reports
+    SERVING at once. Otherwise health is NOT_SERVING until the store has a set.
+    """
+    metrics = metrics if metrics is not None else default_metrics()
+    if servicer is None:
+        if store is None:
+            store = PolicyStore(policies if policies is not None else _bundled_policies())
+            if not store.load():
+                _raise_load_error(store)
+        servicer = LoyaltyRulesServicer(
+            store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions
+        )
+    options: list[tuple[str, Any]] = [
+        ("grpc.max_receive_message_length", max_message_bytes),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+    ]
+    if max_connection_age_s:
+        # Clients reconnect now and then, so new replicas get their share of the load.
+        options.append(("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)))
+        options.append(("grpc.max_connection_age_grace_ms", 30_000))
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
+        interceptors=[ServiceInterceptor(metrics)],
+        options=options,
+    )
+    pb_grpc.add_LoyaltyRulesServicer_to_server(servicer, server)
+    health_servicer = health_servicer or health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    _wire_health(health_servicer, store)
+    if store is not None:
+        store.on_swap(lambda snapshot: metrics.loaded(snapshot.revision, snapshot.policy_set.policies))
+    port = (
+        server.add_secure_port(address, credentials)
+        if credentials is not None
+        else server.add_insecure_port(address)
+    )
+    if port == 0:
+        raise OSError(f"could not bind {address}")
+    return server, port
+
+
+def _wire_health(health_servicer: health.HealthServicer, store: PolicyStore | None) -> None:
+    serving = health_pb2.HealthCheckResponse.SERVING
+
+    def set_all(status: Any) -> None:
+        health_servicer.set("", status)
+        health_servicer.set(SERVICE_NAME, status)
+
+    if store is None:
+        set_all(serving)
+        return
+    set_all(health_pb2.HealthCheckResponse.NOT_SERVING)
+    store.on_swap(lambda _snapshot: set_all(serving))
+
+
+def _bundled_policies() -> Path:
+    return Path(__file__).resolve().parent.parent / "policies"
+
+
+def _raise_load_error(store: PolicyStore) -> None:
+    import dsl
+
+    status = store.status
+    if status.diagnostics:
+        raise dsl.PolicyError(status.diagnostics)
+    raise RuntimeError(f"cannot load policies from {store.directory}: {status.last_error}")
+
+
+# -- one server process --------------------------------------------------------------------------
+
+
+@dataclass
+class ServeConfig:
+    """Everything ``loyalty serve`` can be told (flags or LOYALTY_* variables)."""
+
+    policies: Path = field(default_factory=_bundled_policies)
+    host: str = "127.0.0.1"
+    port: int = 50051
+    workers: int = 1
+    threads: int = DEFAULT_THREADS
+    metrics_port: int | None = None
+    metrics_host: str | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    grace: float = 10.0
+    max_batch: int = DEFAULT_MAX_BATCH
+    max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    max_connection_age_s: float | None = None
+    log_decisions: bool = False
+    watch: bool = True
+    wait_for_policies: bool = False
+
+    @property
+    def address(self) -> str:
+        """``host:port`` for gRPC (IPv6 hosts in brackets)."""
+        return f"{format_host(self.host)}:{self.port}"
+
+    def credentials(self) -> grpc.ServerCredentials | None:
+        """TLS credentials when a certificate is configured."""
+        if self.tls_cert is None:
+            return None
+        if self.tls_key is None:
+            raise ValueError("--tls-cert needs --tls-key")
+        return server_credentials(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+
+def format_host(host: str) -> str:
+    """A host for an address: IPv6 literals in brackets."""
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def run(
+    config: ServeConfig,
+    *,
+    ready: Callable[[int], None] | None = None,
+    reuse_port: bool = False,
+    serve_metrics: bool = True,
+    stop: threading.Event | None = None,
+) -> int:
+    """Run one server process until SIGTERM/SIGINT (or ``stop``); returns the exit status.
+
+    ``ready(port)`` is called once the server is listening with a policy set loaded
+    (or, with ``wait_for_policies``, listening and waiting for one).
+    """
+    stop = stop or threading.Event()
+    store = PolicyStore(config.policies)
+    metrics = default_metrics()
+    store.on_attempt(lambda ok, _status: metrics.reload(ok))
+    if not store.load() and not config.wait_for_policies:
+        _print_refusal(store)
+        return 2
+    credentials = config.credentials()
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    server, port = create_server(
+        config.address,
+        store=store,
+        credentials=credentials,
+        metrics=metrics,
+        health_servicer=health_servicer,
+        threads=config.threads,
+        max_batch=config.max_batch,
+        max_message_bytes=config.max_message_bytes,
+        log_decisions=config.log_decisions,
+        reuse_port=reuse_port,
+        max_connection_age_s=config.max_connection_age_s,
+    )
+    server.start()
+    store.start(watch=config.watch)
+    if serve_metrics and config.metrics_port is not None:
+        metrics_port = start_metrics_server(config.metrics_port, config.metrics_host or config.host)
+        print(f"metrics on {format_host(config.metrics_host or config.host)}:{metrics_port}", flush=True)
+    previous = _install_signals(stop, store)
+    log.info(
+        "serving",
+        address=f"{format_host(config.host)}:{port}",
+        tls=credentials is not None,
+        mutual_tls=config.tls_client_ca is not None,
+        policies=str(config.policies),
+        revision=store.current.revision if store.current else None,
+        threads=config.threads,
+    )
+    if ready is not None:
+        ready(port)
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        log.info("shutting down", grace_s=config.grace)
+        health_servicer.enter_graceful_shutdown()
+        server.stop(config.grace).wait()
+        store.stop()
+        _restore_signals(previous)
+        log.info("stopped")
+    return 0
+
+
+def start_metrics_server(port: int, host: str, registry: Any = None) -> int:
+    """Serve Prometheus metrics over HTTP on ``host:port`` (0 picks a port); returns the port."""
+    from prometheus_client import REGISTRY, start_http_server
+
+    httpd, _thread = start_http_server(port, addr=host, registry=registry or REGISTRY)
+    return int(httpd.server_port)
+
+
+def _print_refusal(store: PolicyStore) -> None:
+    status = store.status
+    if status.diagnostics:
+        for d in status.diagnostics:
+            print(d.render(), file=sys.stderr)
+    else:
+        print(f"loyalty serve: cannot load {store.directory}: {status.last_error}", file=sys.stderr)
+
+
+def _install_signals(stop: threading.Event, store: PolicyStore) -> dict[int, Any]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    previous = {}
+
+    def on_stop(signum: int, _frame: Any) -> None:
+        log.info("signal", signal=signal.Signals(signum).name)
+        stop.set()
+
+    def on_hup(_signum: int, _frame: Any) -> None:
+        log.info("signal", signal="SIGHUP")
+        store.request_reload()
+
+    for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
+        previous[sig] = signal.signal(sig, handler)
+    return previous
+
+
+def _restore_signals(previous: dict[int, Any]) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler)
+

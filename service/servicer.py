@@ -1,0 +1,270 @@
+"""The ``loyalty.v1.LoyaltyRules`` servicer: a thin layer over the policy store and the converter.
+
+Each call takes the store's current snapshot once and uses it throughout, so a
+reload never changes the policy set under a call. Methods raise; the interceptor
+(:mod:`service.interceptor`) turns exceptions into statuses.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections import Counter as Tally
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+import grpc
+import structlog
+from structlog.contextvars import bind_contextvars
+
+from dsl.errors import EvaluationError
+from service.convert import datetime_to_timestamp, decision_message
+from service.errors import (
+    DeadlineExceeded,
+    InvalidArgument,
+    PolicyFailed,
+    ServiceError,
+    Unavailable,
+    Violation,
+    status_for,
+)
+from service.gen.loyalty.v1 import loyalty_pb2 as pb
+from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+from service.metrics import Metrics
+from service.store import PolicyStore, Snapshot
+
+decision_log = structlog.get_logger("loyalty.decision")
+
+#: The largest batch accepted by default.
+DEFAULT_MAX_BATCH = 10_000
+#: How many batch items are evaluated between two looks at the deadline.
+_DEADLINE_STRIDE = 128
+
+
+def instance_name() -> str:
+    """``host/pid`` of this server process, as ListPolicies reports it."""
+    return f"{socket.gethostname()}/{os.getpid()}"
+
+
+class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
+    """Evaluates requests against the store's current policy set."""
+
+    def __init__(
+        self,
+        store: PolicyStore,
+        *,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        metrics: Metrics | None = None,
+        log_decisions: bool = False,
+    ) -> None:
+        self.store = store
+        self.max_batch = max_batch
+        self.metrics = metrics
+        self.log_decisions = log_decisions
+
+    # -- RPCs ----------------------------------------------------------------------------
+
+    def Evaluate(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> pb.EvaluateResponse:
+        """One customer and one event -> one decision."""
+        snapshot = self._snapshot()
+        bind_contextvars(
+            customer_id=request.customer.id, event_id=request.event.id, revision=snapshot.revision
+        )
+        _require_inputs(request)
+        only = list(request.only_policies) or None
+        decision = self._evaluate(snapshot, request.customer, request.event, request.explain, only)
+        if self.metrics is not None:
+            self.metrics.count_evaluations("ok")
+            self.metrics.count_decision(decision.fired, decision.policies)
+        return pb.EvaluateResponse(decision=decision_message(decision))
+
+    def EvaluateBatch(
+        self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
+    ) -> pb.EvaluateBatchResponse:
+        """Many items; each gets its own decision or its own error."""
+        items = request.items
+        count = len(items)
+        if count > self.max_batch:
+            raise InvalidArgument(
+                [Violation("items", f"a batch holds at most {self.max_batch} items, not {count}")]
+            )
+        snapshot = self._snapshot()
+        bind_contextvars(items=count, revision=snapshot.revision)
+        explain = request.explain
+        response = pb.EvaluateBatchResponse(revision=snapshot.revision)
+        results = response.results
+        rules: Tally[tuple[str, str]] = Tally()
+        policies: Tally[str] = Tally()
+        failed = invalid = 0
+        converter = snapshot.converter
+        evaluate = snapshot.policy_set.evaluate
+        log_decisions = self.log_decisions
+        for i, item in enumerate(items):
+            if i % _DEADLINE_STRIDE == 0 and i:
+                _check_deadline(context)
+            try:
+                _require_inputs(item)
+                customer, event = converter.inputs(item.customer, item.event)
+                decision = evaluate(customer, event, explain) if explain else evaluate(customer, event)
+            except (InvalidArgument, EvaluationError) as exc:
+                failed += 1
+                if isinstance(exc, EvaluationError):
+                    _log_policy_failure(exc)
+                else:
+                    invalid += 1
+                results.add(correlation_id=item.correlation_id, error=status_for(exc))
+                continue
+            rules.update(decision.fired)
+            policies.update(decision.policies)
+            if log_decisions:
+                _log_decision(decision, item.customer.id, item.event)
+            results.add(correlation_id=item.correlation_id, decision=decision_message(decision))
+        response.failed = failed
+        bind_contextvars(failed=failed)
+        if self.metrics is not None:
+            self.metrics.count_evaluations("ok", count - failed)
+            if invalid:
+                self.metrics.count_evaluations("invalid_argument", invalid)
+            if failed - invalid:
+                self.metrics.count_evaluations("policy_failed", failed - invalid)
+            self.metrics.count_tally(rules, policies)
+        return response
+
+    def EvaluateStream(
+        self, request_iterator: Iterable[pb.EvaluateStreamRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.EvaluateStreamResponse]:
+        """One response per request message, in order, each with the request's correlation id."""
+        count = failed = 0
+        try:
+            for request in request_iterator:
+                count += 1
+                try:
+                    snapshot = self._snapshot()
+                    _require_inputs(request)
+                    decision = self._evaluate(
+                        snapshot, request.customer, request.event, request.explain, None
+                    )
+                except ServiceError as exc:
+                    failed += 1
+                    yield pb.EvaluateStreamResponse(
+                        correlation_id=request.correlation_id, error=exc.to_status()
+                    )
+                    continue
+                if self.metrics is not None:
+                    self.metrics.count_decision(decision.fired, decision.policies)
+                yield pb.EvaluateStreamResponse(
+                    correlation_id=request.correlation_id, decision=decision_message(decision)
+                )
+        finally:
+            bind_contextvars(messages=count, failed=failed)
+            if self.metrics is not None and count:
+                self.metrics.count_evaluations("ok", count - failed)
+                if failed:
+                    self.metrics.count_evaluations("failed", failed)
+
+    def ListPolicies(
+        self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
+    ) -> pb.ListPoliciesResponse:
+        """The loaded policies, the revision and the store's status."""
+        snapshot = self.store.current
+        status = self.store.status
+        response = pb.ListPoliciesResponse()
+        if snapshot is not None:
+            response.revision = snapshot.revision
+            bind_contextvars(revision=snapshot.revision)
+            for info in snapshot.policy_set.policies:
+                response.policies.add(
+                    name=info.name,
+                    version=info.version,
+                    effective_from=info.effective_from.isoformat() if info.effective_from else "",
+                    effective_until=info.effective_until.isoformat() if info.effective_until else "",
+                    kinds=info.kinds,
+                    digest=info.digest,
+                    file=info.file,
+                    description=info.description,
+                    rules=info.rules,
+                )
+        s = response.status
+        if status.loaded_at is not None:
+            s.loaded_at.CopyFrom(datetime_to_timestamp(status.loaded_at))
+        if status.last_attempt_at is not None:
+            s.last_attempt_at.CopyFrom(datetime_to_timestamp(status.last_attempt_at))
+        s.last_attempt_failed = status.last_attempt_failed
+        s.last_error = status.last_error
+        s.reloads_succeeded = status.reloads_succeeded
+        s.reloads_failed = status.reloads_failed
+        s.instance = instance_name()
+        for d in status.diagnostics:
+            s.diagnostics.add(**d.to_dict())
+        return response
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _snapshot(self) -> Snapshot:
+        snapshot = self.store.current
+        if snapshot is None:
+            error = self.store.status.last_error
+            raise Unavailable(
+                "no policy set is loaded yet" + (f" (last attempt: {error})" if error else "")
+            )
+        return snapshot
+
+    def _evaluate(
+        self,
+        snapshot: Snapshot,
+        customer_msg: pb.Customer,
+        event_msg: pb.Event,
+        explain: bool,
+        only: list[str] | None,
+    ) -> Any:
+        customer, event = snapshot.converter.inputs(customer_msg, event_msg)
+        try:
+            if explain or only:
+                decision = snapshot.policy_set.evaluate(customer, event, explain, only)
+            else:
+                decision = snapshot.policy_set.evaluate(customer, event)
+        except EvaluationError as exc:
+            _log_policy_failure(exc)
+            if self.metrics is not None:
+                self.metrics.count_evaluations("policy_failed")
+            raise PolicyFailed(exc) from None
+        if self.log_decisions:
+            _log_decision(decision, customer_msg.id, event_msg)
+        return decision
+
+
+def _require_inputs(message: Any) -> None:
+    """A request (or batch item) must carry both a customer and an event."""
+    missing = [Violation(name, "is required") for name in ("customer", "event") if not message.HasField(name)]
+    if missing:
+        raise InvalidArgument(missing)
+
+
+def _check_deadline(context: grpc.ServicerContext) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise DeadlineExceeded("the deadline passed before the batch was evaluated")
+    if not context.is_active():
+        raise DeadlineExceeded("the call was cancelled before the batch was evaluated")
+
+
+def _log_policy_failure(exc: EvaluationError) -> None:
+    decision_log.error(
+        "policy failed", policy=exc.policy, file=exc.file, line=exc.line, error=exc.message
+    )
+
+
+def _log_decision(decision: Any, customer_id: str, event: pb.Event) -> None:
+    decision_log.info(
+        "decision",
+        customer_id=customer_id,
+        event_id=event.id,
+        kind=event.kind or event.WhichOneof("details"),
+        revision=decision.revision,
+        awards={k: str(v) for k, v in decision.awards.items()},
+        benefits=[b.name for b in decision.benefits],
+        tier=decision.tier,
+        tags=decision.tags,
+        policies=decision.policies,
+        fired=[f"{p}.{r}" for p, r in decision.fired],
+    )
