@@ -514,21 +514,21 @@ class CodeGenerator:
             buf = self.temporary() if self.explain else None
             self.writeline(f"{fired} = False")
             why = None
-            if self.explain:
+            if buf is not None:
+                # Reasons wait in a buffer: they are told in rule order after the choice.
+                self.writeline(f"{buf} = []")
                 why = self.explain_condition(r)
                 if why is not None:
                     self.writeline(f"if {why} is not None:")
                     self.indent()
-                    self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'not_fired', {why}, "
-                                   f"{{}}, {r.span.line}))")
+                    self.writeline(f"{buf}.append(Reason({p}, {self.lit(r.name)}, 'not_fired', "
+                                   f"{why}, {{}}, {r.span.line}))")
                     self.outdent()
                     self.writeline("else:")
                     self.indent()
             elif r.cond is not None:
                 self.writeline(f"if {self.expr(r.cond)}:")
                 self.indent()
-            if buf is not None:
-                self.writeline(f"{buf} = []")
             amounts = self.rule_awards(r, buf)
             # Keep each rule's amounts in their own temporaries for the choice below.
             kept: dict[str, str] = {}
@@ -563,6 +563,10 @@ class CodeGenerator:
                           f"str({best}) + {self.lit(f' {g.currency})')}")
                 self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'not_chosen', {detail}, "
                                f"{{{awards}}}, {r.span.line}))")
+                self.outdent()
+                self.writeline("else:")
+                self.indent()
+                self.writeline(f"r.extend({buf})")
                 self.outdent()
 
     def finish_policy(self) -> None:

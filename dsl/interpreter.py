@@ -239,21 +239,23 @@ class Interpreter:
                     chosen = r
                     self.apply(outcome, env, d, totals, reasons)
             return
-        fired: list[_RuleOutcome] = []
+        # Every rule is evaluated; the reasons are told in rule order once the choice is made.
+        entries: list[tuple[_RuleOutcome | None, list[Reason] | None]] = []
         for r in g.rules:
-            outcome = self.fire(r, env, reasons)
-            if outcome is not None:
-                fired.append(outcome)
-        if not fired:
-            return
-        best = fired[0]
+            buffer: list[Reason] | None = [] if reasons is not None else None
+            entries.append((self.fire(r, env, buffer), buffer))
+        fired = [o for o, _ in entries if o is not None]
+        best = fired[0] if fired else None
         for o in fired[1:]:
-            if o.awards.get(g.currency, 0) > best.awards.get(g.currency, 0):
+            if o.awards.get(g.currency, 0) > best.awards.get(g.currency, 0):  # type: ignore[union-attr]
                 best = o
-        for o in fired:
-            if o is best:
+        for o, buffer in entries:
+            if o is None:
+                if reasons is not None and buffer is not None:
+                    reasons.extend(buffer)
+            elif o is best:
                 self.apply(o, env, d, totals, reasons)
-            elif reasons is not None:
+            elif reasons is not None and best is not None:
                 reasons.extend(o.reasons)
                 reasons.append(Reason(
                     p.name, o.rule.name, "not_chosen",
