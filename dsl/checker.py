@@ -105,7 +105,9 @@ class Checker:
         self.lines = policy.source.splitlines()
         self.records: dict[str, dict[str, Field]] = dict(schema.records)
         self.records["customer"] = schema.customer
-        self.records["event"] = schema.event_fields(tuple(policy.kinds))
+        # Unknown kinds are reported once in the header; they must not hide every field.
+        self.records["event"] = schema.event_fields(
+            tuple(k for k in policy.kinds if k in schema.events))
         self.scope: dict[str, Type] = {
             "customer": Type("record", name="customer"),
             "event": Type("record", name="event"),
@@ -402,7 +404,9 @@ class Checker:
                         want.is_numeric and vt.kind == "int"):
                     self.error(value.span, "type_error",
                                f"parameter {pname} of \"{e.benefit}\" is {want}, but "
-                               f"{self.text(value)} is {vt}", f"give a {want}")
+                               f"{self.text(value)} is {vt}",
+                           "write a duration such as 15 minutes" if want.kind == "duration"
+                           else f"give a {want}")
             missing = [p for p, t in params.items() if p not in given and not t.optional]
             if missing:
                 self.error(e.span, "missing_parameter",
@@ -845,8 +849,12 @@ class Checker:
     def unknown_value(self, lit: n.Literal, value: str, t: Type) -> None:
         hint = did_you_mean(value, t.values)
         what = "tier" if t.name == "tier" else "value"
+        if not t.values:
+            self.error(lit.span, "unknown_value", f'"{value}" is not a possible {what}: the schema '
+                       f"declares no {what}s", "declare them in the schema (tiers = [...])")
+            return
         self.error(lit.span, "unknown_value",
-                   f'"{value}" is not a possible {what} here (one of: {", ".join(t.values) or "none"})',
+                   f'"{value}" is not a possible {what} here (one of: {", ".join(t.values)})',
                    hint or "use one of the listed values")
 
     def unknown_currency(self, name: str, span: Span) -> None:

@@ -178,13 +178,13 @@ def _describe_expected(expected: set[str]) -> str:
 
 def _describe_token(tok: Token) -> str:
     if tok.type == "_NL":
-        return "the end of the line"
+        return "end of the line"
     if tok.type == "_DEDENT":
-        return "the end of the block"
+        return "end of the block"
     if tok.type == "_INDENT":
         return "an indented line"
     if tok.type == "$END":
-        return "the end of the file"
+        return "end of the file"
     return f"`{tok.value}`"
 
 
@@ -250,7 +250,7 @@ def _hint_for(tok: Token, expected: set[str], source: str, line: int) -> str:
         return "add `:` at the end of the line"
     if tok.type == "NAME" and value in ("years", "year", "months", "month"):
         return "durations are minutes, hours, days or weeks; count years with tenure_years(...)"
-    if tok.type == "NAME" and text.startswith("award") and "NAME" not in expected:
+    if re.search(r"\baward\s+[A-Za-z_]\w*\s+[\d.]+%?\s*$", text):
         return "write the amount before the currency: award 500 miles"
     if tok.type == "_INDENT":
         return "this line is indented more than the block it is in"
