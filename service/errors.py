@@ -71,7 +71,7 @@ class InvalidArgument(ServiceError):
 
 
 class PolicyFailed(ServiceError):
-    """A policy failed at run time (for example a division by zero): the policy set, not the caller, is at fault."""
+    """A policy failed at run time (say, a division by zero): the policy set is at fault, not the caller."""
 
     code = grpc.StatusCode.FAILED_PRECONDITION
 

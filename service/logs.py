@@ -8,6 +8,7 @@ its effects. No line carries personal data beyond the caller's ids.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from typing import Any, TextIO
 
@@ -36,6 +37,7 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
         processors=[
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
+            _add_pid,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             *exc,
             renderer,
@@ -49,3 +51,9 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(numeric, logging.WARNING))
+
+
+def _add_pid(_logger: Any, _method: str, event: dict[str, Any]) -> dict[str, Any]:
+    # With --workers N several processes share one stream: say which one wrote the line.
+    event["pid"] = os.getpid()
+    return event

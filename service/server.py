@@ -53,11 +53,13 @@ def default_metrics() -> Metrics:
 def server_credentials(
     cert_file: Path | str, key_file: Path | str, client_ca_file: Path | str | None = None
 ) -> grpc.ServerCredentials:
-    """TLS credentials from PEM files; with ``client_ca_file``, clients must present a certificate it signed."""
+    """TLS credentials from PEM files; with ``client_ca_file``, clients need a certificate it signed."""
     cert = Path(cert_file).read_bytes()
     key = Path(key_file).read_bytes()
     ca = Path(client_ca_file).read_bytes() if client_ca_file else None
-    return grpc.ssl_server_credentials([(key, cert)], root_certificates=ca, require_client_auth=ca is not None)
+    return grpc.ssl_server_credentials(
+        [(key, cert)], root_certificates=ca, require_client_auth=ca is not None
+    )
 
 
 def create_server(

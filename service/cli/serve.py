@@ -1,0 +1,182 @@
+"""``loyalty serve``: serve the policies over gRPC.
+
+Every flag has a matching ``LOYALTY_*`` environment variable (the flag wins);
+``loyalty serve --help`` lists them. With no flags at all it serves the bundled
+``policies/`` on 127.0.0.1:50051.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+_TRUE = {"1", "true", "yes", "on"}
+
+
+def _env(name: str, default: Any = None) -> Any:
+    return os.environ.get(name, default)
+
+
+def _env_flag(name: str) -> bool:
+    return os.environ.get(name, "").strip().lower() in _TRUE
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port (0-65535; 0 picks a free one)")
+    return value
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative")
+    return value
+
+
+def _bundled_policies() -> str:
+    return str(Path(__file__).resolve().parents[2] / "policies")
+
+
+def add_parser(subparsers: Any) -> None:
+    """Register ``serve`` and its flags."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve the policies over gRPC",
+        description=(
+            "Serve loyalty.v1.LoyaltyRules (with gRPC health checking and reflection). "
+            "Every flag can also be set by the environment variable named in its help; "
+            "the flag wins. The policy directory is watched and reloaded on change and "
+            "on SIGHUP; SIGTERM or SIGINT stops gracefully."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--policies", metavar="DIR", type=Path,
+                   default=_env("LOYALTY_POLICIES", _bundled_policies()),
+                   help="policy directory (with its schema.toml) [LOYALTY_POLICIES]")
+    p.add_argument("--host", default=_env("LOYALTY_HOST", "127.0.0.1"),
+                   help="address to listen on; 0.0.0.0 or :: for every interface [LOYALTY_HOST]")
+    p.add_argument("--port", type=_port, default=_env("LOYALTY_PORT", "50051"),
+                   help="gRPC port; 0 picks a free one. The chosen address is printed on stdout as "
+                        "'listening on HOST:PORT' [LOYALTY_PORT]")
+    p.add_argument("--workers", type=_positive, default=_env("LOYALTY_WORKERS", "1"),
+                   help="server processes sharing the port (SO_REUSEPORT); a worker that dies is "
+                        "replaced [LOYALTY_WORKERS]")
+    p.add_argument("--threads", type=_positive, default=_env("LOYALTY_THREADS", "16"),
+                   help="request threads per process [LOYALTY_THREADS]")
+    p.add_argument("--metrics-port", type=_port, default=_env("LOYALTY_METRICS_PORT"),
+                   help="serve Prometheus metrics on this port (0 picks one and prints "
+                        "'metrics on HOST:PORT'); off when unset [LOYALTY_METRICS_PORT]")
+    p.add_argument("--metrics-host", default=_env("LOYALTY_METRICS_HOST"),
+                   help="address for the metrics port; defaults to --host [LOYALTY_METRICS_HOST]")
+    p.add_argument("--tls-cert", metavar="PEM", type=Path, default=_env("LOYALTY_TLS_CERT"),
+                   help="server certificate chain; enables TLS [LOYALTY_TLS_CERT]")
+    p.add_argument("--tls-key", metavar="PEM", type=Path, default=_env("LOYALTY_TLS_KEY"),
+                   help="server private key [LOYALTY_TLS_KEY]")
+    p.add_argument("--tls-client-ca", metavar="PEM", type=Path, default=_env("LOYALTY_TLS_CLIENT_CA"),
+                   help="CA bundle for client certificates; enables mutual TLS (clients must "
+                        "present a certificate it signed) [LOYALTY_TLS_CLIENT_CA]")
+    p.add_argument("--grace", metavar="SECONDS", type=_seconds, default=_env("LOYALTY_GRACE", "10"),
+                   help="on SIGTERM/SIGINT, how long calls in flight may take to finish "
+                        "[LOYALTY_GRACE]")
+    p.add_argument("--max-batch", type=_positive, default=_env("LOYALTY_MAX_BATCH", "10000"),
+                   help="most items in one EvaluateBatch call [LOYALTY_MAX_BATCH]")
+    p.add_argument("--max-message-bytes", type=_positive,
+                   default=_env("LOYALTY_MAX_MESSAGE_BYTES", str(16 * 1024 * 1024)),
+                   help="largest request or response message [LOYALTY_MAX_MESSAGE_BYTES]")
+    p.add_argument("--max-connection-age", metavar="SECONDS", type=_seconds,
+                   default=_env("LOYALTY_MAX_CONNECTION_AGE"),
+                   help="close client connections after this long so clients rebalance across "
+                        "replicas; off when unset [LOYALTY_MAX_CONNECTION_AGE]")
+    p.add_argument("--decision-log", action="store_true", default=_env_flag("LOYALTY_DECISION_LOG"),
+                   help="log every decision with its effects (ids only, no personal data) "
+                        "[LOYALTY_DECISION_LOG=1]")
+    p.add_argument("--no-watch", dest="watch", action="store_false",
+                   default=not _env_flag("LOYALTY_NO_WATCH"),
+                   help="do not watch the policy directory (SIGHUP still reloads) "
+                        "[LOYALTY_NO_WATCH=1]")
+    p.add_argument("--wait-for-policies", action="store_true",
+                   default=_env_flag("LOYALTY_WAIT_FOR_POLICIES"),
+                   help="start even when the directory does not load (health NOT_SERVING until a "
+                        "good version appears) instead of exiting with status 2 "
+                        "[LOYALTY_WAIT_FOR_POLICIES=1]")
+    p.add_argument("--log-level", default=_env("LOYALTY_LOG_LEVEL", "info"),
+                   choices=["debug", "info", "warning", "error"],
+                   help="least severe log level written; 'info' includes one line per RPC "
+                        "[LOYALTY_LOG_LEVEL]")
+    p.add_argument("--log-format", default=_env("LOYALTY_LOG_FORMAT", "auto"),
+                   choices=["auto", "json", "console"],
+                   help="log format on stderr; auto is console on a terminal, JSON lines "
+                        "otherwise [LOYALTY_LOG_FORMAT]")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Serve until SIGTERM or SIGINT; returns 0 after a graceful stop, 2 if policies do not load."""
+    if args.workers > 1 and args.metrics_port is not None:
+        # Workers share their metrics through files; prometheus-client picks its storage
+        # when first imported, so this must happen before anything imports it.
+        from service.workers import prepare_multiprocess_metrics
+
+        prepare_multiprocess_metrics()
+    from service.server import ServeConfig
+
+    config = ServeConfig(
+        policies=Path(args.policies),
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        threads=args.threads,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
+        tls_client_ca=args.tls_client_ca,
+        grace=args.grace,
+        max_batch=args.max_batch,
+        max_message_bytes=args.max_message_bytes,
+        max_connection_age_s=args.max_connection_age,
+        log_decisions=args.decision_log,
+        watch=args.watch,
+        wait_for_policies=args.wait_for_policies,
+    )
+    if (config.tls_cert is None) != (config.tls_key is None):
+        print("loyalty serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    if config.tls_client_ca is not None and config.tls_cert is None:
+        print("loyalty serve: --tls-client-ca needs --tls-cert and --tls-key", file=sys.stderr)
+        return 2
+    if not config.policies.is_dir() and not config.wait_for_policies:
+        print(f"loyalty serve: {config.policies}: no such directory", file=sys.stderr)
+        return 2
+
+    from service import logs
+
+    logs.configure(args.log_level, args.log_format)
+    if config.workers > 1:
+        from service.workers import run_workers
+
+        return run_workers(config, announce=_announce(config))
+    from service.server import run as run_server
+
+    return run_server(config, ready=_announce(config))
+
+
+def _announce(config: Any) -> Any:
+    from service.server import format_host
+
+    def ready(port: int) -> None:
+        print(f"listening on {format_host(config.host)}:{port}", flush=True)
+
+    return ready
