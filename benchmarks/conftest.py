@@ -54,6 +54,7 @@ class Mode:
     load_seconds: float
     soak_seconds: float
     profile_pairs: int
+    scaling_pairs: int
 
 
 QUICK = Mode(
@@ -63,7 +64,7 @@ QUICK = Mode(
     compile_sizes=(1, 10, 100), compile_set=1000, compile_rounds=1,
     unary_calls=2_000, service_rounds=5, batch_sizes=(10, 100, 1000, 10_000), batch_items=20_000,
     stream_messages=5_000, offered_loads=(1000,), load_seconds=2.0, soak_seconds=5.0,
-    profile_pairs=2_000,
+    profile_pairs=2_000, scaling_pairs=1_000,
 )
 FULL = Mode(
     name="full", pairs=10_000, bench_rounds=20, gate_rounds=41,
@@ -72,7 +73,7 @@ FULL = Mode(
     compile_sizes=(1, 10, 100, 1000, 3000, 10_000), compile_set=1000, compile_rounds=3,
     unary_calls=10_000, service_rounds=7, batch_sizes=(10, 30, 100, 300, 1000, 3000, 10_000),
     batch_items=100_000, stream_messages=30_000, offered_loads=(250, 500, 1000, 2000),
-    load_seconds=10.0, soak_seconds=60.0, profile_pairs=10_000,
+    load_seconds=10.0, soak_seconds=60.0, profile_pairs=10_000, scaling_pairs=5_000,
 )
 
 
@@ -240,6 +241,14 @@ def padded_set(policy_dirs: Any) -> Any:
     import dsl
 
     return dsl.load_directory(policy_dirs("padded", data.loaded_set(1001)))
+
+
+@pytest.fixture(scope="session")
+def bundled_set() -> Any:
+    """Every bundled policy (``policies/``)."""
+    import dsl
+
+    return dsl.load_directory(data.POLICIES_DIR)
 
 
 def mode_asdict(mode: Mode) -> dict[str, Any]:

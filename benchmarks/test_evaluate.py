@@ -1,0 +1,127 @@
+"""Evaluation: compiled, reference interpreter and hand-written, on the same 10,000 pairs.
+
+One benchmark round evaluates every pair once (``extra_info["evaluations"]`` says
+how many), so the per-evaluation time is the round time divided by that count.
+The gates at the end time their two arms interleaved in the same run (see
+:mod:`benchmarks.timing`); pytest-benchmark's sequential figures are for the
+report and for ``--benchmark-compare``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from benchmarks import data
+from benchmarks.conftest import Mode, Results
+from benchmarks.timing import loop, time_gate
+
+GROUP = "evaluate"
+
+
+def run_rounds(benchmark: Any, fn: Any, evaluations: int, mode: Mode) -> None:
+    """Time ``fn`` (one pass over ``evaluations`` pairs) for the mode's number of rounds."""
+    benchmark.extra_info["evaluations"] = evaluations
+    benchmark.pedantic(fn, rounds=mode.bench_rounds, warmup_rounds=1, iterations=1)
+
+
+def interpreted(policy_set: Any, explain: bool = False) -> Any:
+    """``policy_set``'s reference-interpreter evaluation as ``f(customer, event)``."""
+    def run(customer: Any, event: Any) -> Any:
+        return policy_set.evaluate_interpreted(customer, event, explain=explain)
+
+    return run
+
+
+def explained(policy_set: Any) -> Any:
+    """``policy_set``'s compiled evaluation with reasons, as ``f(customer, event)``."""
+    def run(customer: Any, event: Any) -> Any:
+        return policy_set.evaluate(customer, event, explain=True)
+
+    return run
+
+
+# -- pytest-benchmark figures --------------------------------------------------------------
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_compiled(benchmark: Any, airline_set: Any, pairs: list[data.Pair], mode: Mode) -> None:
+    """The compiled airline policy through ``PolicySet.evaluate``: the hot path."""
+    run_rounds(benchmark, loop(airline_set.evaluate, pairs), len(pairs), mode)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_handwritten(benchmark: Any, handwritten: Any, pairs: list[data.Pair], mode: Mode) -> None:
+    """The hand-written function computing the same decisions: the baseline."""
+    run_rounds(benchmark, loop(handwritten, pairs), len(pairs), mode)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_interpreter(benchmark: Any, airline_set: Any, pairs: list[data.Pair], mode: Mode) -> None:
+    """The reference interpreter (the specification) on the first pairs of the same data."""
+    subset = pairs[: mode.interpreter_pairs]
+    run_rounds(benchmark, loop(interpreted(airline_set), subset), len(subset), mode)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_compiled_explain(benchmark: Any, airline_set: Any, pairs: list[data.Pair],
+                          mode: Mode) -> None:
+    """Explain mode: the separately compiled variant that records every reason."""
+    run_rounds(benchmark, loop(explained(airline_set), pairs), len(pairs), mode)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_compiled_among_1000_not_applying(benchmark: Any, padded_set: Any,
+                                          pairs: list[data.Pair], mode: Mode) -> None:
+    """The airline policy loaded beside 1,000 policies that do not apply to the event."""
+    run_rounds(benchmark, loop(padded_set.evaluate, pairs), len(pairs), mode)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_bundled_policies_mixed_events(benchmark: Any, bundled_set: Any, schema: Any,
+                                       mode: Mode) -> None:
+    """Every bundled policy, on a coalition mix of flights, purchases, visits, appointments, gifts."""
+    mixed = data.prepare_pairs(schema, data.raw_mixed_pairs(mode.pairs))
+    run_rounds(benchmark, loop(bundled_set.evaluate, mixed), len(mixed), mode)
+
+
+# -- gates: ratios measured interleaved in this run ---------------------------------------------
+
+
+def test_gate_compiled_vs_handwritten(airline_set: Any, handwritten: Any, pairs: list[data.Pair],
+                                      mode: Mode, results: Results) -> None:
+    """Compiled evaluation takes at most 1.5 times the hand-written function's time."""
+    gate = results.gate(time_gate(
+        "compiled_vs_handwritten", ("handwritten", handwritten), ("compiled", airline_set.evaluate),
+        pairs, limit=1.5, repeats=mode.gate_rounds))
+    assert gate.passed, gate.line()
+
+
+def test_gate_interpreter_vs_compiled(airline_set: Any, pairs: list[data.Pair], mode: Mode,
+                                      results: Results) -> None:
+    """The reference interpreter is at least 20 times slower than compiled evaluation."""
+    gate = results.gate(time_gate(
+        "interpreter_vs_compiled", ("compiled", airline_set.evaluate),
+        ("interpreter", interpreted(airline_set)), pairs[: mode.interpreter_pairs],
+        limit=20.0, at_most=False, repeats=mode.interpreter_rounds, chunk=100))
+    assert gate.passed, gate.line()
+
+
+def test_gate_1000_not_applying(airline_set: Any, padded_set: Any, pairs: list[data.Pair],
+                                mode: Mode, results: Results) -> None:
+    """1,000 loaded policies that do not apply make one evaluation at most 10% slower."""
+    gate = results.gate(time_gate(
+        "1000_not_applying_vs_alone", ("alone", airline_set.evaluate),
+        ("padded", padded_set.evaluate), pairs, limit=1.10, repeats=mode.gate_rounds))
+    assert gate.passed, gate.line()
+
+
+def test_explain_cost(airline_set: Any, pairs: list[data.Pair], mode: Mode,
+                      results: Results) -> None:
+    """Explain mode's cost over the fast path, reported (not gated)."""
+    gate = time_gate("explain_vs_compiled", ("compiled", airline_set.evaluate),
+                     ("explain", explained(airline_set)), pairs, limit=float("inf"),
+                     repeats=mode.gate_rounds)
+    results.figure("explain_vs_compiled", {"ratio": gate.ratio, "median_ratio": gate.median_ratio,
+                                           **gate.detail})
