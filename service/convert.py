@@ -300,9 +300,9 @@ class Converter:
         which = msg.WhichOneof("details")
         kind = msg.kind or which or ""
         if which and msg.kind and msg.kind != which:
-            errors.append(
-                FieldError("event.kind", f'is "{msg.kind}" but the event carries {which} details')
-            )
+            # Which fields belong to which kind is then anybody's guess: say only this.
+            reason = f'is "{msg.kind}" but the event carries {which} details'
+            raise InvalidArgument([Violation("event.kind", reason)])
         loose: dict[str, Any] = {}
         if msg.id:
             loose["id"] = msg.id
