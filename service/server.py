@@ -216,7 +216,9 @@ def run(
     store = PolicyStore(config.policies)
     metrics = default_metrics()
     store.on_attempt(lambda ok, _status: metrics.reload(ok))
+    store.start(watch=config.watch)  # before the first load, so no change slips between
     if not store.load() and not config.wait_for_policies:
+        store.stop()
         _print_refusal(store)
         return 2
     credentials = config.credentials()
@@ -235,7 +237,6 @@ def run(
         max_connection_age_s=config.max_connection_age_s,
     )
     server.start()
-    store.start(watch=config.watch)
     if serve_metrics and config.metrics_port is not None:
         metrics_port = start_metrics_server(config.metrics_port, config.metrics_host or config.host)
         print(f"metrics on {format_host(config.metrics_host or config.host)}:{metrics_port}", flush=True)

@@ -85,6 +85,7 @@ class PolicyStore:
         self._trigger = threading.Event()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        self._watching = threading.Event()
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -189,8 +190,13 @@ class PolicyStore:
         """Ask the reload thread to load the directory again (SIGHUP calls this). Never blocks."""
         self._trigger.set()
 
-    def start(self, *, watch: bool = True) -> None:
-        """Start the reload thread and, if ``watch``, the file watcher."""
+    def start(self, *, watch: bool = True, ready_timeout: float = 5.0) -> None:
+        """Start the reload thread and, if ``watch``, the file watcher.
+
+        Returns once the watcher is watching (or ``ready_timeout`` passed), so a
+        change made after this returns is never missed: start before the first
+        :meth:`load`.
+        """
         reloader = threading.Thread(target=self._reload_loop, name="policy-reload", daemon=True)
         reloader.start()
         self._threads.append(reloader)
@@ -198,6 +204,8 @@ class PolicyStore:
             watcher = threading.Thread(target=self._watch_loop, name="policy-watch", daemon=True)
             watcher.start()
             self._threads.append(watcher)
+            if not self._watching.wait(ready_timeout):
+                log.warning("policy watcher not ready yet", directory=str(self.directory))
 
     def stop(self) -> None:
         """Stop watching and reloading."""
@@ -228,12 +236,14 @@ class PolicyStore:
                     stop_event=self._stop,
                     debounce=self._debounce_ms,
                     step=50,
-                    rust_timeout=1000,
-                    yield_on_timeout=False,
+                    rust_timeout=200,
+                    yield_on_timeout=True,  # an empty set now and then: the watcher is live
                     force_polling=_force_polling(),
                 ):
-                    log.info("policy directory changed", changes=len(changes))
-                    self._trigger.set()
+                    self._watching.set()
+                    if changes:
+                        log.info("policy directory changed", changes=len(changes))
+                        self._trigger.set()
             except Exception:  # the directory vanished or the watcher died: retry shortly
                 log.warning("policy watcher restarting", directory=str(self.directory), exc_info=True)
                 self._stop.wait(1.0)
