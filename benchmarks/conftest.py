@@ -152,6 +152,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.timeout(3600))
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Sweeps are parametrised from the mode, so quick and full runs differ only in size.
+    mode = metafunc.config.stash[_MODE]
+    sweeps = {"rule_count": ("rules", mode.rule_counts), "set_size": ("policies", mode.set_sizes),
+              "compile_size": ("policies", mode.compile_sizes),
+              "batch_size": ("items", mode.batch_sizes), "offered_load": ("per_s", mode.offered_loads)}
+    for name, (unit, values) in sweeps.items():
+        if name in metafunc.fixturenames:
+            metafunc.parametrize(name, values, ids=[f"{unit}={v}" for v in values])
+
+
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict) -> None:
     output_json["loyalty"] = config.stash[_RESULTS].to_json()
 
