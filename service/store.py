@@ -117,7 +117,7 @@ class PolicyStore:
             started = time.perf_counter()
             now = datetime.now(UTC)
             try:
-                policy_set = self._loader(self.directory)
+                policy_set = self._loader(self.source_directory())
                 revision = str(policy_set.revision)
                 current = self._current
                 if current is not None and current.revision == revision:
@@ -183,6 +183,17 @@ class PolicyStore:
         )
         for attempted in self._listeners.attempted:
             attempted(False, self._status)
+
+    def source_directory(self) -> Path:
+        """The directory to load: ``DIR/..data`` for a Kubernetes ConfigMap volume, else ``DIR``.
+
+        A ConfigMap volume holds each version in a hidden timestamped folder, with
+        ``..data`` pointing at the current one and the visible files linking through
+        it; loading ``..data`` reads each policy once, and the file watcher still
+        watches ``DIR``, where kubelet swaps ``..data`` atomically on an update.
+        """
+        data = self.directory / "..data"
+        return data if data.is_dir() else self.directory
 
     # -- watching -----------------------------------------------------------------------------
 

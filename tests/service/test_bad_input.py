@@ -108,7 +108,8 @@ CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]]
         ("customer.attributes.home_store", "expects a string value (string_value), not int_value")]),
     ("tier not in the schema", _bad_tier, [
         ("customer.tier", '"gold" is not a tier (one of: MVP, GOLD, PLATINUM, 75K)')]),
-    ("fare that is not a decimal", _float_like_fare, [("event.flight.fare", '"4.2e" is not a decimal number')]),
+    ("fare that is not a decimal", _float_like_fare, [
+        ("event.flight.fare", '"4.2e" is not a decimal number')]),
     ("event without time", _no_time, [("event.time", "is required")]),
     ("request without event", _no_event, [("event", "is required")]),
     ("negative lifetime counter", _negative_counter, [("customer.lifetime.miles", "must not be negative")]),

@@ -229,18 +229,18 @@ def test_tls_and_mutual_tls(spawn, tmp_path):
     with LoyaltyClient(tls.target, timeout=2) as plain, pytest.raises(grpc.RpcError) as info:
         plain.list_policies()
     assert info.value.code() == grpc.StatusCode.UNAVAILABLE
-    with LoyaltyClient(tls.target, root_certificates=certs.other_ca, timeout=2) as wrong:
-        with pytest.raises(grpc.RpcError):
-            wrong.list_policies()
+    with (LoyaltyClient(tls.target, root_certificates=certs.other_ca, timeout=2) as wrong,
+          pytest.raises(grpc.RpcError)):
+        wrong.list_policies()
 
     mtls = spawn("--tls-cert", str(certs.server_cert), "--tls-key", str(certs.server_key),
                  "--tls-client-ca", str(certs.ca))
     with LoyaltyClient(mtls.target, root_certificates=certs.ca, client_cert=certs.client_cert,
                        client_key=certs.client_key) as client:
         assert client.list_policies().revision
-    with LoyaltyClient(mtls.target, root_certificates=certs.ca, timeout=2) as anonymous:
-        with pytest.raises(grpc.RpcError):
-            anonymous.list_policies()
+    with (LoyaltyClient(mtls.target, root_certificates=certs.ca, timeout=2) as anonymous,
+          pytest.raises(grpc.RpcError)):
+        anonymous.list_policies()
 
 
 def test_round_robin_spreads_calls_over_two_servers(spawn, policy_dir):
@@ -282,3 +282,33 @@ def test_wait_for_policies_is_not_serving_until_a_good_set_appears(spawn, tmp_pa
         wait_for(lambda: health.Check(check, timeout=5).status == health_pb2.HealthCheckResponse.SERVING,
                  what="SERVING")
         assert stub.Evaluate(request(), timeout=5).decision.fired
+
+
+def _configmap_version(root: Path, name: str, policy: str) -> None:
+    """Lay out (or update) ``root`` the way kubelet lays out a ConfigMap volume."""
+    version = root / f"..{name}"
+    version.mkdir()
+    bundled = Path(__file__).parents[2] / "policies"
+    (version / "schema.toml").write_text((bundled / "schema.toml").read_text())
+    (version / "earn_miles.policy").write_text(policy)
+    staging = root / "..data_tmp"
+    staging.symlink_to(version.name)
+    staging.replace(root / "..data")  # kubelet's atomic swap
+    for file in ("schema.toml", "earn_miles.policy"):
+        if not (root / file).is_symlink():
+            (root / file).symlink_to(Path("..data") / file)
+
+
+def test_configmap_volume_loads_once_and_reloads_on_update(spawn, tmp_path):
+    """A ConfigMap-style directory (..data and timestamped copies) loads each policy once and hot-reloads."""
+    bundled = Path(__file__).parents[2] / "policies"
+    text = (bundled / AIRLINE).read_text()
+    root = tmp_path / "configmap"
+    root.mkdir()
+    _configmap_version(root, "2026_01_01_00_00_00.1", text)
+    server = spawn(policies=root)
+    first = list_policies(server)
+    assert [p.name for p in first.policies] == ["earn_miles_by_distance"]
+    _configmap_version(root, "2026_01_02_00_00_00.2", text + "\n# updated\n")
+    wait_for(lambda: list_policies(server).revision != first.revision, what="ConfigMap reload")
+    assert not list_policies(server).status.last_attempt_failed

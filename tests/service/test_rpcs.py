@@ -182,9 +182,9 @@ def test_deadline_is_honoured_for_a_large_batch(stub):
 
 def test_rich_status_details_are_google_rpc_bad_request(stub):
     """The status details are a google.rpc.BadRequest a client can unpack without our client module."""
+    event = visit("v", time="2026-01-01T00:00:00Z", party_size=-2)
     with pytest.raises(grpc.RpcError) as info:
-        stub.Evaluate(pb.EvaluateRequest(customer=gold_customer(), event=visit("v", time="2026-01-01T00:00:00Z",
-                                                                              party_size=-2)), timeout=5)
+        stub.Evaluate(pb.EvaluateRequest(customer=gold_customer(), event=event), timeout=5)
     status = rpc_status.from_call(info.value)
     assert status is not None and status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     bad = error_details_pb2.BadRequest()
