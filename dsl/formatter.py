@@ -374,19 +374,23 @@ class _Printer:
             self.emit(depth + 1, parts, effect.span.line, _NEVER if i == 0 else _FROM_SOURCE)
 
     def fits_on_one_line(self, r: n.Rule, depth: int, parts: _Parts) -> bool:
+        """Whether a one-effect rule goes on one line: it fits, and no comment needs a place
+        between its header and its effect (decided so that formatting again agrees)."""
         if len(INDENT * depth) + len(_flat(parts)) > MAX_WIDTH:
             return False
-        first = self.layout.logical_range(r.span.line)[0]
-        last = self.layout.logical_range(r.effects[0].span.line)[1]
-        inside = [c for c in self.layout.comments if first <= c.line <= last]
-        if not inside:
+        head = self.layout.logical_range(r.span.line)
+        body = self.layout.logical_range(r.effects[0].span.line)
+        if head == body:  # already on one line: its comments stay with it
             return True
-        if len(inside) > 1:
+        in_head = [c for c in self.layout.comments if head[0] <= c.line <= head[1]]
+        between = [c for c in self.layout.comments if head[1] < c.line < body[0]]
+        in_body = [c for c in self.layout.comments if body[0] <= c.line <= body[1]]
+        if between:
             return False
-        # One comment: fine where it can stay (on the rule's lines), not between them.
-        own_lines = {*range(*_closed(self.layout.logical_range(r.span.line))),
-                     *range(*_closed(self.layout.logical_range(r.effects[0].span.line)))}
-        return inside[0].line in own_lines
+        if len(in_body) > 1 or any(c.standalone for c in in_body):
+            return False  # in a block they sit above the effect, so the block must stay
+        # A comment trailing each line would become two comments on one line.
+        return not (in_body and len(in_head) == 1 and not in_head[0].standalone)
 
     def emit(self, depth: int, parts: _Parts, line: int, blank: str = _FROM_SOURCE, *,
              tight: bool = False, extra: tuple[int, ...] = ()) -> None:
@@ -465,10 +469,6 @@ class _Printer:
             else:
                 following.leading.append(comment)
         return footer
-
-
-def _closed(bounds: tuple[int, int]) -> tuple[int, int]:
-    return bounds[0], bounds[1] + 1
 
 
 # -- effects and expressions -------------------------------------------------------------
