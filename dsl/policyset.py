@@ -10,7 +10,9 @@ for other kinds or other dates cost nothing.
 from __future__ import annotations
 
 import hashlib
+import threading
 from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -237,20 +239,79 @@ def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult) -> Comp
     return CompiledPolicy(info, policy, check, generated, module, interp)
 
 
-def build(sources: Sequence[tuple[str, str]], schema: Schema) -> PolicySet:
-    """Run the pipeline over (file name, text) pairs; raise PolicyError with every diagnostic."""
+class _FileCache:
+    """Checked and compiled policies of files already seen, keyed by schema, name and text.
+
+    Reloading a directory where one file changed recompiles that file only. The
+    cache keeps the most recently used files, at least twice the largest set loaded.
+    """
+
+    def __init__(self, minimum: int = 4096) -> None:
+        self.entries: OrderedDict[tuple[str, str, str], _FileResult] = OrderedDict()
+        self.capacity = minimum
+        self.lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, str]) -> _FileResult | None:
+        with self.lock:
+            hit = self.entries.get(key)
+            if hit is not None:
+                self.entries.move_to_end(key)
+            return hit
+
+    def put(self, key: tuple[str, str, str], value: _FileResult, set_size: int) -> None:
+        with self.lock:
+            self.capacity = max(self.capacity, 2 * set_size)
+            self.entries[key] = value
+            while len(self.entries) > self.capacity:
+                self.entries.popitem(last=False)
+
+
+@dataclass
+class _FileResult:
+    checked: list[tuple[n.Policy, CheckResult]]
+    diagnostics: list[Diagnostic]
+    compiled: dict[int, CompiledPolicy] = field(default_factory=dict)
+
+
+_CACHE = _FileCache()
+
+
+def _front_end(file: str, text: str, schema: Schema, set_size: int) -> _FileResult:
+    key = (schema.digest, file, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+    hit = _CACHE.get(key)
+    if hit is not None:
+        return hit
+    try:
+        policies = parse(text, file)
+    except PolicyError as exc:
+        return _FileResult([], list(exc.diagnostics))
+    result = _FileResult([], [])
+    for policy in policies:
+        check = check_policy(schema, policy)
+        result.diagnostics.extend(check.diagnostics)
+        result.checked.append((policy, check))
+    if not any(d.severity == "error" for d in result.diagnostics):
+        _CACHE.put(key, result, set_size)
+    return result
+
+
+def build(sources: Sequence[tuple[str, str]], schema: Schema,
+          digest_names: Sequence[str] | None = None) -> PolicySet:
+    """Run the pipeline over (file name, text) pairs; raise PolicyError with every diagnostic.
+
+    ``digest_names`` are the names the revision digest uses for the files (by
+    default their display names); loading a directory passes paths relative to
+    it, so the revision does not depend on the current directory.
+    """
     diagnostics: list[Diagnostic] = []
     checked: list[tuple[n.Policy, CheckResult]] = []
+    results: list[_FileResult] = []
     seen: dict[str, n.Policy] = {}
     for file, text in sources:
-        try:
-            policies = parse(text, file)
-        except PolicyError as exc:
-            diagnostics.extend(exc.diagnostics)
-            continue
-        for policy in policies:
-            result = check_policy(schema, policy)
-            diagnostics.extend(result.diagnostics)
+        front = _front_end(file, text, schema, len(sources))
+        results.append(front)
+        diagnostics.extend(front.diagnostics)
+        for policy, result in front.checked:
             first = seen.get(policy.name)
             if first is not None:
                 span = policy.header_spans.get("name", policy.span)
@@ -271,23 +332,28 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema) -> PolicySet:
     errors = [d for d in diagnostics if d.severity == "error"]
     if errors:
         raise PolicyError(diagnostics)
-    compiled: list[CompiledPolicy] = []
-    for policy, result in checked:
-        try:
-            compiled.append(compile_policy(policy, schema, result))
-        except (UnsafeCode, SyntaxError, RecursionError, MemoryError) as exc:
-            # A code generator bug must not take the service down: refuse the policy instead.
-            span = policy.header_spans.get("name", policy.span)
-            diagnostics.append(Diagnostic(
-                policy.file, span, "internal_error",
-                f"the compiler could not compile policy {policy.name} ({type(exc).__name__}: "
-                f"{str(exc)[:200]})", "this is a bug in the loyalty compiler; please report it "
-                "with the policy file"))
+    for front in results:
+        for policy, result in front.checked:
+            if id(policy) in front.compiled:
+                continue
+            try:
+                front.compiled[id(policy)] = compile_policy(policy, schema, result)
+            except (UnsafeCode, SyntaxError, RecursionError, MemoryError) as exc:
+                # A code generator bug must not take the service down: refuse the policy instead.
+                span = policy.header_spans.get("name", policy.span)
+                diagnostics.append(Diagnostic(
+                    policy.file, span, "internal_error",
+                    f"the compiler could not compile policy {policy.name} ({type(exc).__name__}: "
+                    f"{str(exc)[:200]})", "this is a bug in the loyalty compiler; please report it "
+                    "with the policy file"))
+    compiled = [front.compiled[id(policy)] for front in results for policy, _ in front.checked
+                if id(policy) in front.compiled]
     if len(compiled) != len(checked):
         raise PolicyError(diagnostics)
     compiled.sort(key=lambda c: c.name)
     digest = hashlib.sha256(schema.digest.encode())
-    for file, text in sorted(sources):
+    names = list(digest_names) if digest_names is not None else [f for f, _ in sources]
+    for file, text in sorted(zip(names, (t for _, t in sources), strict=True)):
         digest.update(b"\0" + file.encode("utf-8", "surrogatepass") + b"\0")
         digest.update(text.encode("utf-8", "surrogatepass"))
     return PolicySet(schema, compiled, "r" + digest.hexdigest()[:12],
@@ -328,7 +394,9 @@ def load_directory(directory: Path | str, *, schema: Schema | None = None) -> Po
     given. Raises :class:`PolicyError` (every diagnostic) or ``SchemaError``.
     """
     schema = schema or Schema.for_directory(directory)
-    return build(read_sources(directory), schema)
+    root = Path(directory)
+    names = [p.relative_to(root).as_posix() for p in policy_files(root)]
+    return build(read_sources(directory), schema, digest_names=names)
 
 
 def load_source(text: str, *, file: str = "<policy>", schema: Schema | None = None) -> PolicySet:
