@@ -19,7 +19,8 @@ Stages, in order (each relies on the ones before it):
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -115,6 +116,8 @@ class Checker:
         self.defined_at: dict[str, Span] = {}
         self.used: set[str] = set()
         self.awarded: dict[str, list[n.Award]] = {}
+        #: Paths known to be present here (`x is present and ...` narrows `x`).
+        self.narrowed: frozenset[str] = frozenset()
 
     # -- reporting -------------------------------------------------------------------------
 
@@ -297,7 +300,8 @@ class Checker:
                         self.error(row.cond.span, "unreachable_row",
                                    f"this condition can never be true ({self.why_false(row.cond)}), "
                                    "so the row is never used", "correct the condition or delete the row")
-            vt = self.expr(row.value)
+            with self.narrowing(row.cond, holds=True):
+                vt = self.expr(row.value)
             merged = vt if result is None else unify(result, vt)
             if merged is None:
                 self.error(row.value.span, "type_error",
@@ -324,8 +328,9 @@ class Checker:
                 self.error(r.cond.span, "never_fires",
                            f"rule {r.name} can never fire: {self.why_false(r.cond)}",
                            "correct the condition or delete the rule")
-        for effect in r.effects:
-            self.check_effect(effect, r)
+        with self.narrowing(r.cond, holds=True):
+            for effect in r.effects:
+                self.check_effect(effect, r)
 
     def check_group(self, g: n.Group, names: dict[str, Span]) -> None:
         self.check_name(g.name, g.span, "group")
@@ -522,7 +527,10 @@ class Checker:
             return BOOL
         if isinstance(e, n.IfExpr):
             self.condition(e.cond)
-            a, b = self.expr(e.then), self.expr(e.orelse)
+            with self.narrowing(e.cond, holds=True):
+                a = self.expr(e.then)
+            with self.narrowing(e.cond, holds=False):
+                b = self.expr(e.orelse)
             u = unify(a, b)
             if u is None:
                 self.error(e.span, "type_error", f"the two branches give different types ({a} and {b})",
@@ -532,6 +540,17 @@ class Checker:
         if isinstance(e, n.Binary):
             return self.binary(e)
         return ANY
+
+    @contextmanager
+    def narrowing(self, cond: n.Expr | None, holds: bool) -> Iterator[None]:
+        """Within the block, paths that ``cond`` (true if ``holds``, else false) proves present."""
+        saved = self.narrowed
+        if cond is not None:
+            self.narrowed = saved | _present_paths(cond, holds)
+        try:
+            yield
+        finally:
+            self.narrowed = saved
 
     def need(self, e: n.Expr, t: Type, kinds: tuple[str, ...], message: str) -> bool:
         if t.kind == "any":
@@ -550,7 +569,8 @@ class Checker:
         example = _default_example(t)
         self.error(e.span, "optional_value",
                    f"{what} may be missing, and this use needs a value",
-                   f"give a default: `{what} otherwise {example}`, or test `{what} is present` first"
+                   f"give a default: `{what} otherwise {example}`, or check it first: "
+                   f"`{what} is present and ...`"
                    if t.kind != "null" else "replace it with a value")
 
     def name(self, e: n.Name) -> Type:
@@ -573,7 +593,7 @@ class Checker:
                        f"for example {e.name}.{'member_since' if e.name == 'customer' else 'date'}")
             return ANY
         self.used.add(e.name)
-        return t
+        return t.required() if e.name in self.narrowed else t
 
     def attribute(self, e: n.Attribute) -> Type:
         if isinstance(e.value, n.Name) and e.value.name in ROOTS and e.value.name not in self.defined_at:
@@ -606,7 +626,7 @@ class Checker:
             self.error(e.span, "unknown_field", f"{owner} has no field `{e.name}`",
                        hint or f"its fields are: {', '.join(sorted(fields))}")
             return ANY
-        return f.type
+        return f.type.required() if _path(e) in self.narrowed else f.type
 
     def call(self, e: n.Call) -> Type:
         if e.func in ("any", "all"):
@@ -751,9 +771,12 @@ class Checker:
     def binary(self, e: n.Binary) -> Type:
         op = e.op
         if op in ("and", "or"):
-            for side in (e.left, e.right):
-                t = self.expr(side)
-                self.need(side, t, ("bool",), f"`{op}` needs true or false on both sides")
+            t = self.expr(e.left)
+            self.need(e.left, t, ("bool",), f"`{op}` needs true or false on both sides")
+            # The right side runs only when the left is true (and) or false (or).
+            with self.narrowing(e.left, holds=op == "and"):
+                t = self.expr(e.right)
+            self.need(e.right, t, ("bool",), f"`{op}` needs true or false on both sides")
             return BOOL
         if op == "otherwise":
             a = self.expr(e.left)
@@ -921,6 +944,22 @@ def _fold(e: n.Expr) -> Any:
         except TypeError:
             return _NOT_CONSTANT
     return _NOT_CONSTANT
+
+
+def _present_paths(cond: n.Expr, holds: bool) -> frozenset[str]:
+    """Paths proved present when ``cond`` is true (``holds``) or false (not ``holds``).
+
+    ``a is present and b is present`` proves both when true; ``a is missing or
+    b is missing`` proves both when false; ``not`` swaps the two.
+    """
+    if isinstance(cond, n.Unary) and cond.op == "not":
+        return _present_paths(cond.operand, not holds)
+    if isinstance(cond, n.Presence):
+        path = _path(cond.operand)
+        return frozenset([path]) if path and cond.present == holds else frozenset()
+    if isinstance(cond, n.Binary) and cond.op == ("and" if holds else "or"):
+        return _present_paths(cond.left, holds) | _present_paths(cond.right, holds)
+    return frozenset()
 
 
 def _conjuncts(e: n.Expr) -> list[n.Expr]:

@@ -130,7 +130,7 @@ CASES = [
             "p.policy:3:15: optional_value: event.distance_miles may be missing, and this use needs a value",
             "    |   rule r when event.distance_miles > 500: award 1 miles",
             "    |               ^^^^^^^^^^^^^^^^^^^^",
-            "    = hint: give a default: `event.distance_miles otherwise 0`, or test `event.distance_miles is present` first",
+            "    = hint: give a default: `event.distance_miles otherwise 0`, or check it first: `event.distance_miles is present and ...`",
         ],
         id="optional_value",
     ),

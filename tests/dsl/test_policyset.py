@@ -166,3 +166,23 @@ def test_bundled_policies_check_clean() -> None:
     ps = dsl.load_directory("policies")
     assert ps.warnings == []
     assert len(ps.compiled) >= 5
+
+
+NARROWED = """
+policy p
+  on flight
+  let bonus = if event.distance_miles is present then event.distance_miles else 7
+  rule long when event.distance_miles is present and event.distance_miles > 500: award 10 miles
+  rule short when event.distance_miles is missing or event.distance_miles <= 500: award bonus miles
+"""
+
+
+@pytest.mark.parametrize(("distance", "miles"), [(1000, 10), (300, 300), (None, 7)])
+def test_presence_checks_narrow_optional_fields(distance: int | None, miles: int) -> None:
+    """After `x is present and` (or `x is missing or`), x may be used without a default."""
+    ps = dsl.load_source(NARROWED, schema=SCHEMA)
+    event = flight(distance_miles=distance) if distance is not None else flight()
+    if distance is None:
+        event["distance_miles"] = None
+    assert ps.evaluate(customer(), event).awards == {"miles": miles}
+    assert ps.evaluate_interpreted(customer(), event).awards == {"miles": miles}
