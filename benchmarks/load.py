@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import select
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 
@@ -37,59 +40,102 @@ CHANNEL_OPTIONS = [
 _CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
-class ServerProcess:
-    """A benchmark server in a child process: ``with ServerProcess("real", dir) as s: ...``.
+def _die_with_parent() -> None:
+    """In the child, before exec: receive SIGTERM if the benchmark process dies (Linux)."""
+    import ctypes
+    import signal
 
-    The child stops when this object closes its standard input, and on its own
-    after ``max_seconds`` in any case.
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+
+class ServerProcess:
+    """A server in a child process: ``with ServerProcess("real", policies_dir) as s: ...``.
+
+    ``kind`` is ``real`` or ``trivial`` (:mod:`benchmarks.serve`: the servicer
+    under test, or the service's trivial one, behind the same server), or ``cli``:
+    the service exactly as deployed, ``python -m service serve`` (the ``loyalty
+    serve`` command, with its policy watcher and everything else). The child's
+    logs go to a temporary file. It stops when this object closes its standard
+    input (``cli``: SIGTERM), and a benchmark server also stops on its own after
+    ``max_seconds``.
     """
 
-    def __init__(self, servicer: str, policies: Path | str = ROOT / "policies",
-                 max_seconds: float = 1800.0, start_timeout: float = 120.0) -> None:
-        self.servicer = servicer
+    def __init__(self, kind: str, policies: Path | str = ROOT / "policies",
+                 max_seconds: float = 1800.0, start_timeout: float = 300.0) -> None:
+        self.kind = kind
         self.policies = str(policies)
         self.max_seconds = max_seconds
         self.start_timeout = start_timeout
         self.proc: subprocess.Popen[str] | None = None
         self.port = 0
         self.startup_s = 0.0
-        self.channel: grpc.Channel | None = None
+        self.log: Any = None
+
+    def command(self) -> list[str]:
+        """The child's command line."""
+        if self.kind == "cli":
+            # coreutils timeout stops the server after max_seconds (and forwards SIGTERM).
+            return ["timeout", str(int(self.max_seconds)), sys.executable, "-m", "service",
+                    "serve", "--policies", self.policies, "--port", "0", "--log-format", "json"]
+        return [sys.executable, "-m", "benchmarks.serve", "--servicer", self.kind,
+                "--policies", self.policies, "--max-seconds", str(self.max_seconds)]
 
     def __enter__(self) -> ServerProcess:
         t0 = time.perf_counter()
+        self.log = tempfile.TemporaryFile("w+")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.serve", "--servicer", self.servicer,
-             "--policies", self.policies, "--max-seconds", str(self.max_seconds)],
-            cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            self.command(), cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self.log, text=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+            preexec_fn=_die_with_parent,
         )
         assert self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], self.start_timeout)
-        line = self.proc.stdout.readline() if ready else ""
-        if not line.startswith("PORT "):
+        line = ""
+        deadline = t0 + self.start_timeout
+        while time.perf_counter() < deadline:
+            ready, _, _ = select.select([self.proc.stdout], [], [], 1.0)
+            if ready:
+                line = self.proc.stdout.readline()
+                match = re.search(r"^PORT (\d+)|^listening on .*:(\d+)$", line.strip())
+                if match:
+                    self.port = int(match[1] or match[2])
+                    break
+                if not line:  # the child exited
+                    break
+        if not self.port:
+            self.log.seek(0)
+            tail = self.log.read()[-2000:]
             self.close()
-            raise RuntimeError(f"benchmark server ({self.servicer}) did not start: {line!r}")
-        self.port = int(line.split()[1])
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}", options=CHANNEL_OPTIONS)
-        grpc.channel_ready_future(self.channel).result(timeout=self.start_timeout)
+            raise RuntimeError(f"server ({self.kind}) did not start: {line!r}\n{tail}")
+        # The child may print more; keep its stdout drained so it never blocks on a full pipe.
+        threading.Thread(target=self._drain, args=(self.proc.stdout,), daemon=True).start()
+        channel = grpc.insecure_channel(self.address)
+        try:
+            grpc.channel_ready_future(channel).result(timeout=self.start_timeout)
+        finally:
+            channel.close()
         self.startup_s = time.perf_counter() - t0
         return self
+
+    @staticmethod
+    def _drain(stream: Any) -> None:
+        for _ in stream:
+            pass
 
     def __exit__(self, *exc: object) -> None:
         self.close()
 
     def close(self) -> None:
-        """Stop the child: close its input, then SIGTERM, then SIGKILL, each with a deadline."""
-        if self.channel is not None:
-            self.channel.close()
-            self.channel = None
+        """Stop the child: close its input (``cli``: SIGTERM), then SIGTERM, then SIGKILL."""
         proc, self.proc = self.proc, None
         if proc is None:
             return
         try:
             if proc.stdin:
                 proc.stdin.close()
-            proc.wait(10)
+            if self.kind == "cli":
+                proc.terminate()
+            proc.wait(15)
         except subprocess.TimeoutExpired:
             proc.terminate()
             try:
@@ -97,11 +143,18 @@ class ServerProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(10)
+        if self.log is not None:
+            self.log.close()
+            self.log = None
 
     @property
     def pid(self) -> int:
+        """The server's process id (for ``cli``, the child of ``timeout``)."""
         assert self.proc is not None
-        return self.proc.pid
+        if self.kind != "cli":
+            return self.proc.pid
+        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
+        return int(children[0]) if children else self.proc.pid
 
     def memory(self) -> dict[str, float]:
         """The server's resident size now (``rss``) and at its peak (``hwm``), in MiB."""

@@ -1,0 +1,306 @@
+"""The gRPC service over loopback: unary, batch and stream, each beside the trivial servicer.
+
+Two server processes run side by side for the whole module, both built by
+:func:`service.server.create_server`: the real servicer with the bundled
+policies, and the service's :class:`~service.testing.TrivialServicer`, which
+answers the same messages with a fixed decision. Every comparison alternates
+between them round by round, with the same request bytes, and keeps each arm's
+best round; the gate is a ratio of those. Then: latency percentiles at fixed
+offered loads (open loop), resident memory of ``loyalty serve`` with the
+bundled policies and with 1,000 policies, its growth under a bounded sustained
+load, and a profile of where a unary call's server time goes.
+
+Every load is bounded by a count of calls and a deadline, and every server
+process stops when the module ends (or on its own after 30 minutes).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import pytest
+
+from benchmarks import data, load, messages
+from benchmarks.conftest import Mode, Results
+from benchmarks.timing import Gate
+
+#: Calls in flight in the closed-loop unary runs (the server has 16 request threads).
+UNARY_CONCURRENCY = 16
+#: Batch calls in flight: one being evaluated while the next one travels.
+BATCH_CONCURRENCY = 2
+
+
+@pytest.fixture(scope="module")
+def raw_pairs(mode: Mode) -> list[data.Pair]:
+    return data.raw_airline_pairs(mode.pairs)
+
+
+@pytest.fixture(scope="module")
+def requests(raw_pairs: list[data.Pair]) -> list[Any]:
+    return messages.evaluate_requests(raw_pairs)
+
+
+@pytest.fixture(scope="module")
+def unary_payloads(requests: list[Any]) -> list[bytes]:
+    return [r.SerializeToString() for r in requests]
+
+
+@pytest.fixture(scope="module")
+def servers() -> Any:
+    """The real servicer (bundled policies) and the trivial one, each in its own process."""
+    with load.ServerProcess("real", data.POLICIES_DIR) as real, load.ServerProcess("trivial") as triv:
+        yield {"real": real, "trivial": triv}
+
+
+def compare(servers: dict[str, load.ServerProcess], rounds: int,
+            run: Any) -> dict[str, dict[str, Any]]:
+    """Run ``run(server)`` on both servers, alternating, ``rounds`` times each.
+
+    Returns per arm the list of :class:`load.Throughput` results and the
+    server's CPU seconds per completed item over all rounds.
+    """
+    out: dict[str, dict[str, Any]] = {name: {"runs": [], "cpu_s": 0.0} for name in servers}
+    order = ["trivial", "real"]
+    for _ in range(rounds):
+        for name in order:
+            server = servers[name]
+            cpu0 = server.cpu_seconds()
+            result = run(server)
+            out[name]["cpu_s"] += server.cpu_seconds() - cpu0
+            out[name]["runs"].append(result)
+        order.reverse()
+    for arm in out.values():
+        items = sum(r.items for r in arm["runs"])
+        arm["cpu_us_per_item"] = arm["cpu_s"] / items * 1e6 if items else float("nan")
+        arm["best_per_s"] = max(r.items_per_s for r in arm["runs"])
+        arm["median_per_s"] = statistics.median(r.items_per_s for r in arm["runs"])
+        arm["errors"] = sum(r.errors for r in arm["runs"])
+    return out
+
+
+def summary(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The JSON-able part of :func:`compare`'s result, with the real/trivial ratios."""
+    out: dict[str, Any] = {
+        name: {k: v for k, v in arm.items() if k != "runs"} | {
+            "rates": [r.items_per_s for r in arm["runs"]]}
+        for name, arm in arms.items()
+    }
+    out["ratio_best"] = arms["real"]["best_per_s"] / arms["trivial"]["best_per_s"]
+    out["ratio_median"] = arms["real"]["median_per_s"] / arms["trivial"]["median_per_s"]
+    out["ratio_cpu"] = arms["trivial"]["cpu_us_per_item"] / arms["real"]["cpu_us_per_item"]
+    return out
+
+
+# -- unary ---------------------------------------------------------------------------------------
+
+
+def test_gate_unary_throughput(servers: Any, unary_payloads: list[bytes], mode: Mode,
+                               results: Results) -> None:
+    """Unary Evaluate throughput with the airline policy is at least 80% of the trivial servicer's."""
+    arms = compare(servers, mode.service_rounds, lambda s: load.closed_loop(
+        s.address, "Evaluate", unary_payloads, mode.unary_calls, UNARY_CONCURRENCY))
+    figures = summary(arms)
+    figures["concurrency"] = UNARY_CONCURRENCY
+    figures["calls_per_round"] = mode.unary_calls
+    results.figure("service_unary", figures)
+    rates = zip(figures["trivial"]["rates"], figures["real"]["rates"], strict=True)
+    gate = results.gate(Gate(
+        "unary_service_vs_trivial", figures["ratio_best"], 0.80, at_most=False,
+        median_ratio=statistics.median(r / t for t, r in rates),
+        detail={"real_per_s": arms["real"]["best_per_s"],
+                "trivial_per_s": arms["trivial"]["best_per_s"],
+                "cpu_ratio": figures["ratio_cpu"], "rounds": mode.service_rounds}))
+    assert arms["real"]["errors"] == arms["trivial"]["errors"] == 0
+    assert gate.passed, gate.line()
+
+
+@pytest.mark.benchmark(group="service: unary")
+@pytest.mark.parametrize("arm", ["real", "trivial"])
+def test_unary(benchmark: Any, arm: str, servers: Any, unary_payloads: list[bytes],
+               mode: Mode) -> None:
+    """Closed-loop unary Evaluate calls (pytest-benchmark figure; one round = the calls)."""
+    calls = mode.unary_calls // 2
+    benchmark.extra_info.update(calls=calls, concurrency=UNARY_CONCURRENCY)
+
+    def run() -> None:
+        result = load.closed_loop(servers[arm].address, "Evaluate", unary_payloads, calls,
+                                  UNARY_CONCURRENCY)
+        assert result.errors == 0
+
+    benchmark.pedantic(run, rounds=3, warmup_rounds=0)
+
+
+# -- batch and stream ------------------------------------------------------------------------------
+
+
+def test_batch(batch_size: int, servers: Any, requests: list[Any], mode: Mode,
+               results: Results) -> None:
+    """EvaluateBatch throughput (evaluations per second) at ``batch_size`` items per call."""
+    payloads = [messages.batch_request(requests, start, batch_size).SerializeToString()
+                for start in range(0, min(len(requests), 4 * batch_size), batch_size)]
+    calls = max(BATCH_CONCURRENCY * 2, mode.batch_items // batch_size)
+    arms = compare(servers, 2, lambda s: load.closed_loop(
+        s.address, "EvaluateBatch", payloads, calls, BATCH_CONCURRENCY, items_per_call=batch_size,
+        deadline_s=300.0))
+    figures = summary(arms) | {"batch_size": batch_size, "calls_per_round": calls}
+    results.figures.setdefault("service_batch", {})[str(batch_size)] = figures
+    assert arms["real"]["errors"] == arms["trivial"]["errors"] == 0
+
+
+def test_stream(servers: Any, requests: list[Any], mode: Mode, results: Results) -> None:
+    """EvaluateStream: messages per second on one bidirectional stream."""
+    payloads = [r.SerializeToString()
+                for r in messages.stream_requests(requests, min(len(requests), 10_000))]
+    arms = compare(servers, 2, lambda s: load.stream_run(
+        s.address, payloads, mode.stream_messages, deadline_s=300.0))
+    results.figure("service_stream", summary(arms) | {"messages_per_round": mode.stream_messages})
+    assert arms["real"]["errors"] == arms["trivial"]["errors"] == 0
+
+
+# -- latency at fixed offered loads ----------------------------------------------------------------
+
+
+def test_latency_at_offered_load(offered_load: int, servers: Any, unary_payloads: list[bytes],
+                                 mode: Mode, results: Results) -> None:
+    """p50/p90/p99 latency of unary calls offered at a fixed rate (open loop), real and trivial."""
+    out = {}
+    for arm in ("trivial", "real"):
+        lat = load.open_loop(servers[arm].address, unary_payloads, offered_load, mode.load_seconds)
+        out[arm] = lat.summary()
+    results.figures.setdefault("service_latency", {})[str(offered_load)] = out
+
+
+# -- memory ------------------------------------------------------------------------------------------
+
+
+def test_memory_of_the_service(policy_dirs: Any, unary_payloads: list[bytes],
+                               requests: list[Any], mode: Mode, results: Results) -> None:
+    """Resident size of ``loyalty serve``: bundled policies, 1,000 policies, and under sustained load.
+
+    The sustained load alternates unary and 1,000-item batch calls for a bounded
+    time while the server's resident size is sampled; growth is the slope over
+    the second half of the run (after warm-up), in MiB per minute.
+    """
+    thousand = policy_dirs("compile_set", data.compile_set(1000))
+    report: dict[str, Any] = {}
+    with load.ServerProcess("cli", thousand) as server:
+        report["policies_1000"] = {**server.memory(), "startup_s": server.startup_s}
+    batch = [messages.batch_request(requests, 0, 1000).SerializeToString()]
+    with load.ServerProcess("cli", data.POLICIES_DIR) as server:
+        report["bundled"] = {**server.memory(), "startup_s": server.startup_s}
+        calls = evaluations = 0
+        with load.MemorySampler(server, interval=0.25) as sampler:
+            end = time.perf_counter() + mode.soak_seconds
+            while time.perf_counter() < end:
+                unary = load.closed_loop(server.address, "Evaluate", unary_payloads, 1000,
+                                         UNARY_CONCURRENCY, deadline_s=60.0)
+                batched = load.closed_loop(server.address, "EvaluateBatch", batch, 4,
+                                           BATCH_CONCURRENCY, items_per_call=1000, deadline_s=60.0)
+                calls += unary.calls + batched.calls
+                evaluations += unary.items + batched.items
+                assert unary.errors == batched.errors == 0
+        samples = sampler.samples
+        report["soak"] = {
+            "seconds": mode.soak_seconds, "calls": calls, "evaluations": evaluations,
+            "rss_start_mib": samples[0][1], "rss_end_mib": samples[-1][1],
+            "rss_max_mib": max(r for _, r in samples),
+            "growth_mib_per_min_second_half": _slope(samples[len(samples) // 2:]) * 60,
+            "samples": samples,
+        }
+    results.figure("service_memory", report)
+
+
+def _slope(samples: list[tuple[float, float]]) -> float:
+    """Least-squares slope of (t, rss) samples, in MiB per second."""
+    if len(samples) < 2:
+        return 0.0
+    ts = [t for t, _ in samples]
+    rs = [r for _, r in samples]
+    mt, mr = statistics.fmean(ts), statistics.fmean(rs)
+    var = sum((t - mt) ** 2 for t in ts)
+    return sum((t - mt) * (r - mr) for t, r in zip(ts, rs, strict=True)) / var if var else 0.0
+
+
+# -- where a unary call's time goes ---------------------------------------------------------------
+
+
+def test_profile_of_a_unary_call(requests: list[Any], unary_payloads: list[bytes], mode: Mode,
+                                 results: Results) -> None:
+    """Each stage of the servicer's work on a unary call, timed in-process, plus a cProfile.
+
+    Stages (thread CPU time, best of three passes over the same requests): parsing
+    the request bytes, converting the messages to prepared input, evaluating,
+    building the response message, serialising it; and the servicer's whole
+    ``Evaluate`` method. What the server spends beyond these per call (gRPC's own
+    machinery, the interceptor, metrics and the log line) is the server's CPU time
+    per call measured in :func:`test_gate_unary_throughput` minus their sum; the
+    report computes it.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    from service.convert import decision_message
+    from service.gen.loyalty.v1 import loyalty_pb2 as pb
+    from service.servicer import LoyaltyRulesServicer
+    from service.store import PolicyStore
+
+    store = PolicyStore(data.POLICIES_DIR)
+    assert store.load()
+    snapshot = store.current
+    servicer = LoyaltyRulesServicer(store)
+    n = min(mode.profile_pairs, len(requests))
+    reqs = requests[:n]
+    blobs = unary_payloads[:n]
+    inputs = [snapshot.converter.inputs(r.customer, r.event) for r in reqs]
+    decisions = [snapshot.policy_set.evaluate(c, e) for c, e in inputs]
+    responses = [pb.EvaluateResponse(decision=decision_message(d)) for d in decisions]
+    convert = snapshot.converter.inputs
+    evaluate = snapshot.policy_set.evaluate
+    from_string = pb.EvaluateRequest.FromString
+
+    def stage_parse() -> None:
+        for b in blobs:
+            from_string(b)
+
+    def stage_convert() -> None:
+        for r in reqs:
+            convert(r.customer, r.event)
+
+    def stage_evaluate() -> None:
+        for c, e in inputs:
+            evaluate(c, e)
+
+    def stage_message() -> None:
+        for d in decisions:
+            pb.EvaluateResponse(decision=decision_message(d))
+
+    def stage_serialise() -> None:
+        for r in responses:
+            r.SerializeToString()
+
+    def servicer_evaluate() -> None:
+        for r in reqs:
+            servicer.Evaluate(r, None)
+
+    stages = {"parse_request": stage_parse, "convert_input": stage_convert,
+              "evaluate": stage_evaluate, "build_response": stage_message,
+              "serialise_response": stage_serialise, "servicer_evaluate_total": servicer_evaluate}
+    per_call = {}
+    for name, fn in stages.items():
+        best = float("inf")
+        for _ in range(3):
+            t0 = time.thread_time()
+            fn()
+            best = min(best, time.thread_time() - t0)
+        per_call[f"{name}_us"] = best / n * 1e6
+    # CPU time, not wall time: on a shared machine, preemption would land on whatever ran.
+    profiler = cProfile.Profile(time.thread_time_ns, 1e-9)
+    profiler.enable()
+    servicer_evaluate()
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).strip_dirs().sort_stats("tottime").print_stats(18)
+    results.figure("service_profile", {"calls": n, **per_call, "cprofile": text.getvalue()})
