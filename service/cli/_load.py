@@ -7,8 +7,15 @@ from pathlib import Path
 
 from dsl import PolicyError, PolicySet, Schema, SchemaError
 from dsl.errors import Diagnostic, Span
-from dsl.policyset import build, read_sources
+from dsl.policyset import build, policy_files, read_sources
 from dsl.testing import programme_root
+
+
+def digest_names(path: Path) -> list[str] | None:
+    """The names the revision digest uses: relative to a directory, as ``load_directory`` does."""
+    if path.is_file():
+        return None
+    return [p.relative_to(path).as_posix() for p in policy_files(path)]
 
 
 def sources_for(path: Path) -> tuple[Schema, list[tuple[str, str]]]:
@@ -36,7 +43,7 @@ def load(path: Path, verb: str) -> PolicySet | int:
         return 2
     try:
         schema, sources = sources_for(path)
-        policy_set = build(sources, schema)
+        policy_set = build(sources, schema, digest_names(path))
     except SchemaError as exc:
         print(f"{exc}\n    = hint: fix the schema file; see docs/language.md, The schema",
               file=sys.stderr)

@@ -15,7 +15,7 @@ from dsl import PolicyError, SchemaError
 from dsl.errors import Diagnostic
 from dsl.policyset import build
 
-from ._load import sources_for
+from ._load import digest_names, sources_for
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         try:
             schema, sources = sources_for(path)
-            policy_set = build(sources, schema)
+            policy_set = build(sources, schema, digest_names(path))
         except SchemaError as exc:
             print(f"loyalty check: {exc}", file=sys.stderr)
             return 2
