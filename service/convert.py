@@ -57,6 +57,8 @@ NON_NEGATIVE: frozenset[str] = frozenset(
 CURRENCY_FIELDS: frozenset[str] = frozenset({"event.currency"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+#: Most decision shapes (see Converter.decision_into) kept per policy set.
+_TEMPLATES_MAX = 4096
 _MAX_NANOS = 999_999_999
 _INDEX = re.compile(r"\[\d+\]")
 _FD = _descriptor.FieldDescriptor
@@ -240,6 +242,7 @@ class Converter:
         #: (kind, details oneof name or None) -> fast event function
         self._fast_events: dict[tuple[str, str | None], Callable[..., dict[str, Any]]] = gen.events()
         self.source = gen.source()
+        self._templates: dict[tuple[Any, ...], bytes] = {}
 
     # -- input --------------------------------------------------------------------------------
 
@@ -365,7 +368,41 @@ class Converter:
 
     def decision(self, decision: Decision) -> pb.Decision:
         """A decision as a message (reasons included when the decision has them)."""
-        return decision_message(decision)
+        message = pb.Decision()
+        self.decision_into(message, decision)
+        return message
+
+    def decision_into(self, target: pb.Decision, decision: Decision) -> None:
+        """Fill the empty message ``target`` with ``decision`` (in place: no copy into a parent).
+
+        Everything but the awards repeats across decisions (the same rules fire for
+        many customers), so that part is serialised once per shape and merged in as
+        bytes; a protobuf merge of serialised fields is the same as setting them.
+        """
+        if decision.reasons is not None:
+            target.CopyFrom(decision_message(decision))
+            return
+        try:
+            key = (
+                decision.revision, decision.tier, tuple(decision.fired), tuple(decision.tags),
+                tuple(decision.policies),
+                tuple((b.name, b.policy, b.rule, tuple(sorted(b.params.items())))
+                      for b in decision.benefits),
+            )
+            template = self._templates.get(key)
+        except TypeError:  # an unhashable benefit parameter (a list): no template
+            target.CopyFrom(decision_message(decision))
+            return
+        if template is None:
+            shape = Decision(decision.revision, {}, decision.benefits, decision.tier, decision.tags,
+                             decision.policies, decision.fired, None)
+            template = decision_message(shape).SerializeToString()
+            if len(self._templates) >= _TEMPLATES_MAX:
+                self._templates.clear()
+            self._templates[key] = template
+        target.MergeFromString(template)
+        if decision.awards:
+            target.awards.update({k: amount_text(v) for k, v in decision.awards.items()})
 
 
 def decision_message(decision: Decision) -> pb.Decision:

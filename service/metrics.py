@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+#: How often per-thread counts reach the Prometheus counters, in seconds.
+FLUSH_INTERVAL_S = 1.0
 #: Latency buckets, in seconds: sub-millisecond unary calls up to multi-second batches.
 LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -68,6 +71,9 @@ class Metrics:
         self._policies: dict[str, Any] = {}
         self._revisions: dict[str, Any] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()
+        self._tallies: list[_ThreadTally] = []
+        self._flusher: threading.Thread | None = None
 
     def observe_rpc(self, method: str, code: str, seconds: float) -> None:
         """Record one finished RPC."""
@@ -77,40 +83,86 @@ class Metrics:
             child = self._rpc[key] = self.rpc_duration.labels(method, code)
         child.observe(seconds)
 
+    # Evaluation counts and rule hits are on every call's path: they go to plain
+    # per-thread dicts (no lock, no contention) and a background thread adds them to
+    # the Prometheus counters every FLUSH_INTERVAL_S (and at shutdown, via flush()).
+
     def count_evaluations(self, outcome: str, n: int = 1) -> None:
         """Record ``n`` evaluations with ``outcome``."""
+        evals = self._tally().evals
+        evals[outcome] = evals.get(outcome, 0) + n
+
+    def count_decision(self, fired: Iterable[tuple[str, str]], policies: Iterable[str]) -> None:
+        """Record one successful evaluation: its rules and policies."""
+        tally = self._tally()
+        evals = tally.evals
+        evals["ok"] = evals.get("ok", 0) + 1
+        rules = tally.rules
+        for key in fired:
+            rules[key] = rules.get(key, 0) + 1
+        applied = tally.policies
+        for name in policies:
+            applied[name] = applied.get(name, 0) + 1
+
+    def count_tally(self, rules: Tally[tuple[str, str]], policies: Tally[str]) -> None:
+        """Record the summed rules and policies of many decisions (a batch)."""
+        tally = self._tally()
+        for key, n in rules.items():
+            tally.rules[key] = tally.rules.get(key, 0) + n
+        for name, n in policies.items():
+            tally.policies[name] = tally.policies.get(name, 0) + n
+
+    def _tally(self) -> _ThreadTally:
+        try:
+            return self._local.tally  # type: ignore[no-any-return]
+        except AttributeError:
+            tally = self._local.tally = _ThreadTally()
+            with self._lock:
+                self._tallies.append(tally)
+                if self._flusher is None:
+                    self._flusher = threading.Thread(target=self._flush_loop, name="metrics-flush",
+                                                     daemon=True)
+                    self._flusher.start()
+            return tally
+
+    def _flush_loop(self) -> None:
+        while True:
+            time.sleep(FLUSH_INTERVAL_S)
+            self.flush()
+
+    def flush(self) -> None:
+        """Add every thread's counts since the last flush to the Prometheus counters."""
+        with self._lock:
+            for tally in self._tallies:
+                for source, seen, add in (
+                    (tally.evals, tally.seen_evals, self._add_eval),
+                    (tally.rules, tally.seen_rules, self._add_rule),
+                    (tally.policies, tally.seen_policies, self._add_policy),
+                ):
+                    now = dict(source)  # one C-level copy: safe while the owner writes
+                    for key, value in now.items():
+                        delta = value - seen.get(key, 0)
+                        if delta:
+                            add(key, delta)
+                            seen[key] = value
+
+    def _add_eval(self, outcome: str, n: int) -> None:
         child = self._evals.get(outcome)
         if child is None:
             child = self._evals[outcome] = self.evaluations.labels(outcome)
         child.inc(n)
 
-    def count_decision(self, fired: Iterable[tuple[str, str]], policies: Iterable[str]) -> None:
-        """Record the rules and policies of one decision."""
-        rules = self._rules
-        for key in fired:
-            child = rules.get(key)
-            if child is None:
-                child = rules[key] = self.rule_hits.labels(*key)
-            child.inc()
-        known = self._policies
-        for name in policies:
-            child = known.get(name)
-            if child is None:
-                child = known[name] = self.policy_hits.labels(name)
-            child.inc()
+    def _add_rule(self, key: tuple[str, str], n: int) -> None:
+        child = self._rules.get(key)
+        if child is None:
+            child = self._rules[key] = self.rule_hits.labels(*key)
+        child.inc(n)
 
-    def count_tally(self, rules: Tally[tuple[str, str]], policies: Tally[str]) -> None:
-        """Record the summed rules and policies of many decisions (a batch)."""
-        for key, n in rules.items():
-            child = self._rules.get(key)
-            if child is None:
-                child = self._rules[key] = self.rule_hits.labels(*key)
-            child.inc(n)
-        for name, n in policies.items():
-            child = self._policies.get(name)
-            if child is None:
-                child = self._policies[name] = self.policy_hits.labels(name)
-            child.inc(n)
+    def _add_policy(self, name: str, n: int) -> None:
+        child = self._policies.get(name)
+        if child is None:
+            child = self._policies[name] = self.policy_hits.labels(name)
+        child.inc(n)
 
     def loaded(self, revision: str, policies: Iterable[Any]) -> None:
         """A new set is serving: flip the revision gauge and export every rule at zero."""
@@ -130,6 +182,20 @@ class Metrics:
     def reload(self, ok: bool) -> None:
         """Record one load attempt."""
         self.reloads.labels("ok" if ok else "refused").inc()
+
+
+class _ThreadTally:
+    """One request thread's counts, and how much of them the counters already have."""
+
+    __slots__ = ("evals", "policies", "rules", "seen_evals", "seen_policies", "seen_rules")
+
+    def __init__(self) -> None:
+        self.evals: dict[str, int] = {}
+        self.rules: dict[tuple[str, str], int] = {}
+        self.policies: dict[str, int] = {}
+        self.seen_evals: dict[str, int] = {}
+        self.seen_rules: dict[tuple[str, str], int] = {}
+        self.seen_policies: dict[str, int] = {}
 
 
 def multiprocess_registry() -> CollectorRegistry:

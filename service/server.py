@@ -23,6 +23,7 @@ import structlog
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from service import logs
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.interceptor import ServiceInterceptor
@@ -260,6 +261,8 @@ def run(
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()
+        metrics.flush()
+        logs.flush()
         _restore_signals(previous)
         log.info("stopped")
     return 0

@@ -18,7 +18,7 @@ import structlog
 from structlog.contextvars import bind_contextvars
 
 from dsl.errors import EvaluationError
-from service.convert import datetime_to_timestamp, decision_message
+from service.convert import datetime_to_timestamp
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -74,9 +74,10 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         only = list(request.only_policies) or None
         decision = self._evaluate(snapshot, request.customer, request.event, request.explain, only)
         if self.metrics is not None:
-            self.metrics.count_evaluations("ok")
             self.metrics.count_decision(decision.fired, decision.policies)
-        return pb.EvaluateResponse(decision=decision_message(decision))
+        response = pb.EvaluateResponse()
+        snapshot.converter.decision_into(response.decision, decision)
+        return response
 
     def EvaluateBatch(
         self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
@@ -97,6 +98,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         policies: Tally[str] = Tally()
         failed = invalid = 0
         converter = snapshot.converter
+        into = converter.decision_into
         evaluate = snapshot.policy_set.evaluate
         log_decisions = self.log_decisions
         for i, item in enumerate(items):
@@ -118,7 +120,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             policies.update(decision.policies)
             if log_decisions:
                 _log_decision(decision, item.customer.id, item.event)
-            results.add(correlation_id=item.correlation_id, decision=decision_message(decision))
+            into(results.add(correlation_id=item.correlation_id).decision, decision)
         response.failed = failed
         bind_contextvars(failed=failed)
         if self.metrics is not None:
@@ -152,15 +154,11 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     continue
                 if self.metrics is not None:
                     self.metrics.count_decision(decision.fired, decision.policies)
-                yield pb.EvaluateStreamResponse(
-                    correlation_id=request.correlation_id, decision=decision_message(decision)
-                )
+                response = pb.EvaluateStreamResponse(correlation_id=request.correlation_id)
+                snapshot.converter.decision_into(response.decision, decision)
+                yield response
         finally:
             bind_contextvars(messages=count, failed=failed)
-            if self.metrics is not None and count:
-                self.metrics.count_evaluations("ok", count - failed)
-                if failed:
-                    self.metrics.count_evaluations("failed", failed)
 
     def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
@@ -217,7 +215,12 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         explain: bool,
         only: list[str] | None,
     ) -> Any:
-        customer, event = snapshot.converter.inputs(customer_msg, event_msg)
+        try:
+            customer, event = snapshot.converter.inputs(customer_msg, event_msg)
+        except InvalidArgument:
+            if self.metrics is not None:
+                self.metrics.count_evaluations("invalid_argument")
+            raise
         try:
             if explain or only:
                 decision = snapshot.policy_set.evaluate(customer, event, explain, only)

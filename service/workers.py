@@ -92,6 +92,9 @@ class _Supervisor:
             except BaseException:  # never return into the supervisor's code
                 log.exception("worker failed")
             finally:
+                from service import logs
+
+                logs.flush()
                 os._exit(code)
         self.children[pid] = time.monotonic()
         log.info("worker started", pid=pid)

@@ -70,10 +70,16 @@ def test_serve_announces_its_port_logs_each_rpc_and_exports_metrics(spawn):
     assert decisions and decisions[0]["awards"] == {"miles": "8949"}
     assert decisions[0]["fired"][0] == "earn_miles_by_distance.flown_miles"
     url = f"http://127.0.0.1:{server.metrics_port}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as reply:
-        text = reply.read().decode()
+
+    def scrape() -> str:
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return str(reply.read().decode())
+
+    hits = 'loyalty_rule_hits_total{policy="earn_miles_by_distance",rule="flown_miles"} 3.0'
+    wait_for(lambda: hits in scrape(), what="rule hits in the metrics (flushed every second)")
+    text = scrape()
     assert 'loyalty_rpc_duration_seconds_count{code="OK",method="Evaluate"} 3.0' in text
-    assert 'loyalty_rule_hits_total{policy="earn_miles_by_distance",rule="flown_miles"} 3.0' in text
+    assert 'loyalty_evaluations_total{outcome="ok"} 3.0' in text
     assert 'loyalty_rule_hits_total{policy="earn_miles_by_distance",rule="first_cabin"} 0.0' in text
     assert f'loyalty_policy_revision{{revision="{decision.revision}"}} 1.0' in text
     assert 'loyalty_policy_reloads_total{result="ok"} 1.0' in text
