@@ -25,7 +25,6 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 from dsl import PolicyError, PolicySet, SchemaError
 from dsl.diffing import (
@@ -35,6 +34,7 @@ from dsl.diffing import (
     StructureDiff,
     compare_decisions,
     compare_structure,
+    describe_window,
     read_cases,
 )
 from dsl.policyset import build
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if not isinstance(sets[0], PolicySet) or not isinstance(sets[1], PolicySet):
         return TROUBLE
     old, new = sets
-    structure = compare_structure(old, new)
+    structure = compare_structure(old, new, args.old, args.new)
     impact: Impact | None = None
     if args.cases is not None:
         path = Path(args.cases)
@@ -139,7 +139,7 @@ def render_structure(diff: StructureDiff, total: int) -> list[str]:
         lines.append("schema: changed")
     for info in diff.added:
         lines.append(f"+ {info.name} ({info.file}): version {info.version}, "
-                     f"on {', '.join(info.kinds) or 'nothing'}, {_window(info)}, "
+                     f"on {', '.join(info.kinds) or 'nothing'}, {describe_window(info)}, "
                      f"{_count(len(info.rules), 'rule')}")
     for info in diff.removed:
         lines.append(f"- {info.name} ({info.file}): version {info.version}")
@@ -225,17 +225,6 @@ def _awards(outcome: Outcome) -> str:
 def _benefits(outcome: Outcome) -> str:
     return ", ".join(f"{name} with {params}" if params else name
                      for name, params in outcome.benefits) or "none"
-
-
-def _window(info: Any) -> str:
-    start, until = info.effective_from, info.effective_until
-    if start is None and until is None:
-        return "always in effect"
-    if until is None:
-        return f"from {start}"
-    if start is None:
-        return f"until {until}"
-    return f"{start} to {until}"
 
 
 def _count(number: int, word: str, plural: str = "") -> str:
