@@ -269,11 +269,10 @@ def read_cases(text: str, file: str, old: Schema, new: Schema) -> list[Case]:
         if not isinstance(raw, dict):
             problems.append(f'{where}: a case is a JSON object with "customer" and "event"')
             continue
-        found = _case_shape(raw, where)
-        if isinstance(found, list):
-            problems.extend(found)
+        shape_problems, customer, event, label = _case_shape(raw, where)
+        problems.extend(shape_problems)
+        if customer is None or event is None:
             continue
-        customer, event, label = found
         old_input, old_errors = _prepare(old, customer, event)
         if same_schema:
             new_input, new_errors = old_input, old_errors
@@ -290,20 +289,23 @@ def read_cases(text: str, file: str, old: Schema, new: Schema) -> list[Case]:
 
 
 def _case_shape(raw: dict[str, Any], where: str
-                ) -> tuple[dict[str, Any], dict[str, Any], str] | list[str]:
+                ) -> tuple[list[str], dict[str, Any] | None, dict[str, Any] | None, str]:
+    """Problems with a case's keys, then its customer and event objects (None if unusable)."""
     problems = [f'{where}: {key}: unknown key (a case has "customer", "event" and an optional '
                 f'"name")' for key in raw if key not in _CASE_KEYS]
+    found: dict[str, dict[str, Any] | None] = {}
     for key in ("customer", "event"):
+        value = raw.get(key)
+        found[key] = value if isinstance(value, dict) else None
         if key not in raw:
             problems.append(f"{where}: {key}: is required")
-        elif not isinstance(raw[key], dict):
+        elif not isinstance(value, dict):
             problems.append(f"{where}: {key}: must be an object")
     name = raw.get("name", "")
     if not isinstance(name, str):
         problems.append(f"{where}: name: must be a string")
-    if problems:
-        return problems
-    return raw["customer"], raw["event"], name
+        name = ""
+    return problems, found["customer"], found["event"], name
 
 
 def _prepare(schema: Schema, customer: Mapping[str, Any], event: Mapping[str, Any]

@@ -139,7 +139,7 @@ def render_structure(diff: StructureDiff, total: int) -> list[str]:
         lines.append("schema: changed")
     for info in diff.added:
         lines.append(f"+ {info.name} ({info.file}): version {info.version}, "
-                     f"on {', '.join(info.kinds) or 'nothing'}, {describe_window(info)}, "
+                     f"on {', '.join(info.kinds) or 'nothing'}, effective {describe_window(info)}, "
                      f"{_count(len(info.rules), 'rule')}")
     for info in diff.removed:
         lines.append(f"- {info.name} ({info.file}): version {info.version}")
@@ -205,8 +205,9 @@ def render_impact(impact: Impact, show: int) -> list[str]:
 
 
 def _outcome_changes(before: Outcome, after: Outcome) -> Iterable[str]:
-    if before.error != after.error:
+    if before.error is not None or after.error is not None:
         yield f"error: {before.error or 'none'} -> {after.error or 'none'}"
+        return  # a failed evaluation has no awards to compare
     if before.awards != after.awards:
         yield f"awards: {_awards(before)} -> {_awards(after)}"
     if before.benefits != after.benefits:
