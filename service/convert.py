@@ -133,11 +133,23 @@ def _dec(text: str) -> Decimal:
     return value
 
 
+#: Dates already parsed (member_since and birthdays repeat across customers).
+_DATES: dict[str, date] = {}
+_DATES_MAX = 65536
+
+
 def _date(text: str) -> date:
+    value = _DATES.get(text)
+    if value is not None:
+        return value
     # The schema accepts exactly YYYY-MM-DD (after stripping); anything else goes the slow way.
     if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
         raise _Slow
-    return date.fromisoformat(text)
+    value = date.fromisoformat(text)
+    if len(_DATES) >= _DATES_MAX:
+        _DATES.clear()
+    _DATES[text] = value
+    return value
 
 
 # -- proto Value <-> Python --------------------------------------------------------------------
@@ -267,6 +279,15 @@ class Converter:
 
     def inputs(self, customer: pb.Customer, event: pb.Event) -> tuple[dict[str, Any], dict[str, Any]]:
         """Both prepared records; one :class:`InvalidArgument` lists the problems of both."""
+        try:  # the fast path for both at once: this is on every evaluation's path
+            which = event.WhichOneof("details")
+            fast = self._fast_events[(event.kind or which or "", which)]
+            return (
+                self._fast_customer(customer),
+                fast(event, getattr(event, which) if which else None, event.attributes),
+            )
+        except Exception:  # anything unusual: the checking paths judge it
+            pass
         violations: list[Violation] = []
         c: dict[str, Any] = {}
         e: dict[str, Any] = {}
@@ -373,36 +394,88 @@ class Converter:
         return message
 
     def decision_into(self, target: pb.Decision, decision: Decision) -> None:
-        """Fill the empty message ``target`` with ``decision`` (in place: no copy into a parent).
+        """Fill the empty message ``target`` with ``decision`` (in place: no copy into a parent)."""
+        target.MergeFromString(self.decision_bytes(decision))
+
+    def decision_bytes(self, decision: Decision) -> bytes:
+        """A decision serialised as a ``loyalty.v1.Decision``.
 
         Everything but the awards repeats across decisions (the same rules fire for
-        many customers), so that part is serialised once per shape and merged in as
-        bytes; a protobuf merge of serialised fields is the same as setting them.
+        many customers), so that part is serialised once per shape and the awards
+        are appended as encoded map entries: protobuf reads concatenated fields as
+        one message. Tests hold this to :func:`decision_message`.
         """
         if decision.reasons is not None:
-            target.CopyFrom(decision_message(decision))
-            return
+            return decision_message(decision).SerializeToString()
+        benefits = decision.benefits
         try:
             key = (
                 decision.revision, decision.tier, tuple(decision.fired), tuple(decision.tags),
                 tuple(decision.policies),
-                tuple((b.name, b.policy, b.rule, tuple(sorted(b.params.items())))
-                      for b in decision.benefits),
+                tuple((b.name, b.policy, b.rule, tuple(sorted(b.params.items()))) for b in benefits)
+                if benefits else (),
             )
             template = self._templates.get(key)
         except TypeError:  # an unhashable benefit parameter (a list): no template
-            target.CopyFrom(decision_message(decision))
-            return
+            return decision_message(decision).SerializeToString()
         if template is None:
-            shape = Decision(decision.revision, {}, decision.benefits, decision.tier, decision.tags,
+            shape = Decision(decision.revision, {}, benefits, decision.tier, decision.tags,
                              decision.policies, decision.fired, None)
             template = decision_message(shape).SerializeToString()
             if len(self._templates) >= _TEMPLATES_MAX:
                 self._templates.clear()
             self._templates[key] = template
-        target.MergeFromString(template)
-        if decision.awards:
-            target.awards.update({k: amount_text(v) for k, v in decision.awards.items()})
+        awards = decision.awards
+        if not awards:
+            return template
+        # Cached by value for whole amounts only: Decimal("12.5") == Decimal("12.50"), and
+        # the text must keep the currency's decimals.
+        return template + b"".join(
+            (_AWARD_ENTRIES.get(item) if type(item[1]) is int else None) or _award_entry(*item)
+            for item in awards.items()
+        )
+
+
+def result_bytes(correlation_id: str, decision: bytes | None, error: bytes | None = None) -> bytes:
+    """One serialised ``BatchResult`` (or ``EvaluateStreamResponse``: the same fields), as a
+    length-delimited field 1 of its parent (``EvaluateBatchResponse.results``)."""
+    raw = correlation_id.encode()
+    body = b"\x0a" + _varint(len(raw)) + raw if raw else b""
+    if decision is not None:
+        body += b"\x12" + _varint(len(decision)) + decision
+    else:
+        assert error is not None
+        body += b"\x1a" + _varint(len(error)) + error
+    return b"\x0a" + _varint(len(body)) + body
+
+
+_SMALL_VARINTS = [bytes((i,)) for i in range(128)]
+#: (currency, amount) -> the encoded ``Decision.awards`` map entry (field 2).
+_AWARD_ENTRIES: dict[tuple[str, int], bytes] = {}
+_AWARD_ENTRIES_MAX = 65536
+
+
+def _award_entry(currency: str, amount: int | Decimal) -> bytes:
+    key = currency.encode()
+    value = amount_text(amount).encode()
+    entry = b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(value)) + value
+    encoded = b"\x12" + _varint(len(entry)) + entry
+    if type(amount) is int:
+        if len(_AWARD_ENTRIES) >= _AWARD_ENTRIES_MAX:
+            _AWARD_ENTRIES.clear()
+        _AWARD_ENTRIES[(currency, amount)] = encoded
+    return encoded
+
+
+def _varint(n: int) -> bytes:
+    if n < 128:
+        return _SMALL_VARINTS[n]
+    out = bytearray()
+    while n >= 128:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
 
 
 def decision_message(decision: Decision) -> pb.Decision:

@@ -126,3 +126,20 @@ def test_decision_message_keeps_amounts_exact_and_params_typed():
     assert message.tier == "GOLD" and list(message.tags) == ["a", "b"]
     assert [(f.policy, f.rule) for f in message.fired] == [("p", "r"), ("p", "s")]
     assert message.reasons[0].text == "p.r: fired +1250 miles" and message.reasons[0].line == 3
+
+
+@pytest.mark.parametrize("awards", [{}, {"miles": 8949}, {"miles": 300, "credit": Decimal("12.50")},
+                                    {"points": 10**12}], ids=["none", "miles", "two", "large"])
+def test_decision_bytes_equal_the_message_built_field_by_field(awards):
+    """The template-and-appended-awards encoding parses to exactly decision_message's message."""
+    decision = Decision("r0123456789ab", awards,
+                        [Benefit("priority-rebooking", {}, "p", "r")], "GOLD", ["t"], ["p"], [("p", "r")])
+    for _ in range(2):  # the second time from the cached template
+        assert pb.Decision.FromString(CONVERTER.decision_bytes(decision)) == decision_message(decision)
+
+
+def test_decimal_awards_keep_their_decimals_after_an_equal_amount():
+    """Decimal("12.5") equals Decimal("12.50"): the encoding must not reuse one for the other."""
+    for amount, text in ((Decimal("12.5"), "12.5"), (Decimal("12.50"), "12.50"), (12, "12")):
+        decision = Decision("r0123456789ab", {"credit": amount}, [], None, [], ["p"], [("p", "r")])
+        assert pb.Decision.FromString(CONVERTER.decision_bytes(decision)).awards["credit"] == text
