@@ -88,6 +88,8 @@ def create_server(
     SERVING at once. Otherwise health is NOT_SERVING until the store has a set.
     """
     metrics = metrics if metrics is not None else default_metrics()
+    if not structlog.is_configured():  # embedded (tests, benchmarks): log as deployed
+        logs.configure()
     if servicer is None:
         if store is None:
             store = PolicyStore(policies if policies is not None else _bundled_policies())
