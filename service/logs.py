@@ -58,6 +58,10 @@ def _flush_loop() -> None:
         flush()
 
 
+def _start_flusher() -> None:
+    threading.Thread(target=_flush_loop, name="log-flush", daemon=True).start()
+
+
 _second = [0, ""]
 
 
@@ -97,7 +101,8 @@ def configure(level: str = "info", fmt: str = "auto", stream: TextIO | None = No
             renderer = structlog.processors.JSONRenderer(serializer=orjson.dumps)
             factory = lambda *_args: BufferedBytesLogger(buffer)  # noqa: E731
             if not _buffers:
-                threading.Thread(target=_flush_loop, name="log-flush", daemon=True).start()
+                _start_flusher()
+                os.register_at_fork(after_in_child=_start_flusher)  # threads do not survive fork
             if buffer not in _buffers:
                 _buffers.append(buffer)
         else:

@@ -202,6 +202,11 @@ def test_sigterm_finishes_calls_in_flight_and_exits_0(spawn):
 def test_workers_share_the_port_and_a_dead_worker_is_replaced(spawn):
     """--workers 2: both processes answer on one port; a killed worker is replaced; exit 0 on SIGTERM."""
     server = spawn("--workers", "2")
+
+    def worker_pids() -> set[object]:
+        return {e["pid"] for e in log_events(server) if e.get("event") == "serving" and "threads" in e}
+
+    wait_for(lambda: len(worker_pids()) == 2, what="each worker's own log lines")
     instances: set[str] = set()
     for _ in range(60):  # new connections spread over the workers by SO_REUSEPORT
         instances.add(list_policies(server).status.instance)
