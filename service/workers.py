@@ -73,6 +73,7 @@ class _Supervisor:
         self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
 
     def spawn(self) -> int:
+        """Fork one worker; in the child, serve until told to stop, then exit."""
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
@@ -101,6 +102,7 @@ class _Supervisor:
         return pid
 
     def wait_ready(self, count: int) -> bool:
+        """Wait until ``count`` workers say they serve; False if one died or time ran out."""
         got = 0
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while got < count:
@@ -140,6 +142,7 @@ class _Supervisor:
                     self.spawn()
 
     def supervise(self) -> None:
+        """Replace dead workers until a stop signal."""
         os.set_blocking(self.ready_r, False)
         while not self.stop.wait(0.2):
             self._reap(respawn=True)
@@ -147,11 +150,13 @@ class _Supervisor:
                 os.read(self.ready_r, 4096)  # replacements announce themselves too
 
     def signal_all(self, sig: int) -> None:
+        """Send ``sig`` to every live worker."""
         for pid in list(self.children):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
     def shutdown(self) -> int:
+        """SIGTERM every worker, wait (then SIGKILL); 0 if all stopped cleanly."""
         self.signal_all(signal.SIGTERM)
         deadline = time.monotonic() + self.config.grace + 10.0
         worst = 0
