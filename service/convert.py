@@ -644,6 +644,7 @@ class _FastPathGenerator:
         self._consts: dict[int, str] = {}
         self._counter = 0
         self._helpers: dict[str, str] = {}
+        self._non_negative: list[str] = []
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -758,6 +759,9 @@ class _FastPathGenerator:
         self, body: list[str], items: list[tuple[str, str]], derived: list[tuple[str, Field]], depth: int
     ) -> str:
         pad = "    " * depth
+        if self._non_negative:
+            body.append(f"{pad}if ({' | '.join(self._non_negative)}) < 0: raise SLOW")
+            self._non_negative.clear()
         vars_by_name = dict(items)
         for name, f in derived:
             var = self._var()
@@ -788,6 +792,7 @@ class _FastPathGenerator:
         non_negative = shape in NON_NEGATIVE or parent in NON_NEGATIVE
         currency = shape in CURRENCY_FIELDS
         may_be_missing = True
+        empty_is_missing = False  # a proto string: "" is missing (and must become None)
         checks: list[str] = []
         if src == "proto":
             fd = desc.fields_by_name[f.name]
@@ -816,7 +821,8 @@ class _FastPathGenerator:
                     body.append(f"{pad}raise SLOW")
                     return var
             elif fd.type in _STRING_TYPES:
-                body.append(f"{pad}{var} = {msg}.{name} or None")
+                body.append(f"{pad}{var} = {msg}.{name}")
+                empty_is_missing = True
                 kind = t.kind
                 if kind == "enum":
                     checks.append(f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW")
@@ -855,16 +861,23 @@ class _FastPathGenerator:
         else:
             body.append(f"{pad}{var} = None")
         if non_negative:
-            checks.append(f"if {var} < 0: raise SLOW")
+            if not may_be_missing and not checks and t.kind == "int":
+                self._non_negative.append(var)  # checked together: (a | b | c) < 0
+            else:
+                checks.append(f"if {var} < 0: raise SLOW")
         if currency:
             checks.append(f"if {var} not in CURRENCIES: raise SLOW")
-        if may_be_missing:
-            body.append(f"{pad}if {var} is None:")
+        if may_be_missing and not empty_is_missing and t.optional and not f.has_default:
+            if checks:  # None stays None; a value is checked
+                body.append(f"{pad}if {var} is not None:")
+                body += [f"{pad}    {c}" for c in checks]
+        elif may_be_missing:
+            body.append(f"{pad}if not {var}:" if empty_is_missing else f"{pad}if {var} is None:")
             if f.has_default:
                 default = "[]" if f.default == [] else self._const(f.default)
                 body.append(f"{pad}    {var} = {default}")
             elif t.optional:
-                body.append(f"{pad}    pass")
+                body.append(f"{pad}    {var} = None")
             else:
                 body.append(f"{pad}    raise SLOW")
             if checks:
