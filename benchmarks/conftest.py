@@ -132,17 +132,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("loyalty benchmarks")
     group.addoption("--quick", action="store_true", default=False,
                     help="CI mode: fewer rounds and smaller sweeps (also LOYALTY_BENCH_QUICK=1)")
+    group.addoption("--full", action="store_true", default=False,
+                    help="full mode (the default): more rounds, sweeps up to 10,000")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     quick = config.getoption("--quick", False) or os.environ.get("LOYALTY_BENCH_QUICK") == "1"
+    if config.getoption("--full", False):
+        quick = False
     mode = QUICK if quick else FULL
     config.stash[_MODE] = mode
     config.stash[_RESULTS] = Results(mode.name)
-    # Keep saved runs beside the benchmarks, so --benchmark-compare finds them from any cwd.
-    default_storage = "file://./.benchmarks"
-    if getattr(config.option, "benchmark_storage", None) == default_storage:
-        config.option.benchmark_storage = f"file://{RESULTS_DIR / 'history'}"
+    option = config.option
+    if not hasattr(option, "benchmark_storage"):
+        return  # pytest-benchmark is not active (-p no:benchmark)
+    # Every run leaves its JSON (benchmarks/results/quick.json or full.json, which the report
+    # reads) and a numbered copy in benchmarks/results/history for --benchmark-compare.
+    if option.benchmark_storage == "file://./.benchmarks":
+        option.benchmark_storage = f"file://{RESULTS_DIR / 'history'}"
+    if option.benchmark_json is None:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        option.benchmark_json = RESULTS_DIR / f"{mode.name}.json"
+    if not option.benchmark_save and not option.benchmark_autosave:
+        from pytest_benchmark.utils import get_tag
+
+        option.benchmark_autosave = get_tag()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
