@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import queue
 import shutil
@@ -50,7 +51,10 @@ def request(**overrides: object) -> pb.EvaluateRequest:
 @pytest.fixture(scope="session")
 def inproc() -> Iterator[tuple[pb_grpc.LoyaltyRulesStub, grpc.Channel, int]]:
     """One in-process server on the bundled policies, shared by the tests that only read."""
+    from service import logs
     from service.server import create_server
+
+    logs.configure("info", "json", stream=io.StringIO())  # in-process logs stay out of the report
 
     server, port = create_server("127.0.0.1:0", policies=POLICIES, max_batch=2000,
                                  max_message_bytes=4 * 1024 * 1024)

@@ -201,7 +201,7 @@ def test_sigterm_finishes_calls_in_flight_and_exits_0(spawn):
 
 def test_workers_share_the_port_and_a_dead_worker_is_replaced(spawn):
     """--workers 2: both processes answer on one port; a killed worker is replaced; exit 0 on SIGTERM."""
-    server = spawn("--workers", "2")
+    server = spawn("--workers", "2", "--metrics-port", "0")
 
     def worker_pids() -> set[object]:
         return {e["pid"] for e in log_events(server) if e.get("event") == "serving" and "threads" in e}
@@ -227,6 +227,11 @@ def test_workers_share_the_port_and_a_dead_worker_is_replaced(spawn):
         return bool(replacement)
 
     wait_for(replaced, timeout=30, what="a replacement worker")
+    url = f"http://127.0.0.1:{server.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as reply:  # the supervisor sums the workers
+        text = reply.read().decode()
+    assert 'loyalty_rpc_duration_seconds_count{code="OK",method="ListPolicies"}' in text
+    assert text.count("loyalty_policies_loaded{") >= 2
     assert any(e.get("event") == "worker exited" and e.get("pid") != victim for e in log_events(server))
     assert server.stop() == 0
 
