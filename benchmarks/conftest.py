@@ -179,6 +179,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_benchmark_update_json(config: pytest.Config, benchmarks: Any, output_json: dict) -> None:
     output_json["loyalty"] = config.stash[_RESULTS].to_json()
+    output_json["loyalty"]["settings"] = asdict(config.stash[_MODE])
 
 
 def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
@@ -274,8 +275,3 @@ def bundled_set() -> Any:
     import dsl
 
     return dsl.load_directory(data.POLICIES_DIR)
-
-
-def mode_asdict(mode: Mode) -> dict[str, Any]:
-    """The mode's numbers, for the report."""
-    return asdict(mode)

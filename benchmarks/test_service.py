@@ -34,16 +34,19 @@ BATCH_CONCURRENCY = 2
 
 @pytest.fixture(scope="module")
 def raw_pairs(mode: Mode) -> list[data.Pair]:
+    """The benchmark pairs as a backend sends them."""
     return data.raw_airline_pairs(mode.pairs)
 
 
 @pytest.fixture(scope="module")
 def requests(raw_pairs: list[data.Pair]) -> list[Any]:
+    """One ``EvaluateRequest`` per pair."""
     return messages.evaluate_requests(raw_pairs)
 
 
 @pytest.fixture(scope="module")
 def unary_payloads(requests: list[Any]) -> list[bytes]:
+    """The requests serialised once, before any timing."""
     return [r.SerializeToString() for r in requests]
 
 
