@@ -33,6 +33,7 @@ from service.metrics import Metrics
 from service.store import PolicyStore, Snapshot
 
 decision_log = structlog.get_logger("loyalty.decision")
+log = structlog.get_logger("loyalty.servicer")
 
 #: The largest batch accepted by default.
 DEFAULT_MAX_BATCH = 10_000
@@ -119,6 +120,11 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 error = status_for(exc).SerializeToString()
                 parts.append(result_bytes(item.correlation_id, None, error))
                 continue
+            except Exception as exc:  # a bug: this item fails INTERNAL, the batch goes on
+                failed += 1
+                log.exception("batch item failed", index=i)
+                parts.append(result_bytes(item.correlation_id, None, status_for(exc).SerializeToString()))
+                continue
             if count_decision is not None:
                 count_decision(decision.fired, decision.policies)
             if log_decisions:
@@ -153,6 +159,13 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     failed += 1
                     yield pb.EvaluateStreamResponse(
                         correlation_id=request.correlation_id, error=exc.to_status()
+                    )
+                    continue
+                except Exception as exc:  # a bug: this message fails INTERNAL, the stream goes on
+                    failed += 1
+                    log.exception("stream message failed", message=count)
+                    yield pb.EvaluateStreamResponse(
+                        correlation_id=request.correlation_id, error=status_for(exc)
                     )
                     continue
                 if self.metrics is not None:

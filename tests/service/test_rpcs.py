@@ -192,3 +192,41 @@ def test_rich_status_details_are_google_rpc_bad_request(stub):
     assert [(v.field, v.description) for v in bad.field_violations] == [
         ("event.visit.party_size", "must not be negative")
     ]
+
+
+def test_a_bug_fails_only_its_own_batch_item():
+    """An unexpected exception while evaluating one item makes that item INTERNAL, not the batch."""
+    import dsl
+    from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+    from service.server import create_server
+    from service.store import PolicyStore
+    from tests.service.conftest import POLICIES
+
+    class Faulty:
+        def __init__(self, inner):
+            self.inner, self.schema, self.revision = inner, inner.schema, inner.revision
+            self.policies = inner.policies
+
+        def evaluate(self, customer, event, *args):
+            if customer["id"] == "boom":
+                raise RuntimeError("a bug")
+            return self.inner.evaluate(customer, event, *args)
+
+    store = PolicyStore(POLICIES, loader=lambda path: Faulty(dsl.load_directory(path)))
+    assert store.load()
+    server, port = create_server("127.0.0.1:0", store=store)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.LoyaltyRulesStub(channel)
+            items = [pb.BatchItem(correlation_id=c, customer=gold_customer(c), event=jfk_lhr())
+                     for c in ("a", "boom", "c")]
+            response = stub.EvaluateBatch(pb.EvaluateBatchRequest(items=items), timeout=5)
+            assert [r.WhichOneof("outcome") for r in response.results] == ["decision", "error", "decision"]
+            assert response.results[1].error.code == grpc.StatusCode.INTERNAL.value[0]
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Evaluate(pb.EvaluateRequest(customer=gold_customer("boom"), event=jfk_lhr()), timeout=5)
+            assert info.value.code() == grpc.StatusCode.INTERNAL
+            assert "a bug" not in info.value.details()  # no internals leak to the caller
+    finally:
+        server.stop(0).wait(5)
