@@ -466,6 +466,7 @@ def plots(run: Run, img: Path) -> list[Path]:
         ax2.semilogx(xs, [v["peak_rss_mib"] for _, v in items], "s--", color="C1",
                      label="peak resident (MiB)")
         ax2.set_ylabel("peak resident size (MiB)", color="C1")
+        ax2.set_ylim(0, max(v["peak_rss_mib"] for _, v in items) * 1.15)
         ax.set_title("Preparing a policy set: time and memory")
         ax.grid(True, which="both", alpha=0.3)
         save(fig, "prepare_scaling.png")
