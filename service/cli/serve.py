@@ -45,6 +45,17 @@ def _seconds(text: str) -> float:
     return value
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Shows a flag's default when it has a value worth showing (not for switches or unset)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, argparse.SUPPRESS) or isinstance(action.default, bool) \
+                or "%(default)" in text:
+            return text
+        return text + " (default: %(default)s)"
+
+
 def _bundled_policies() -> str:
     return str(Path(__file__).resolve().parents[2] / "policies")
 
@@ -60,7 +71,7 @@ def add_parser(subparsers: Any) -> None:
             "the flag wins. The policy directory is watched and reloaded on change and "
             "on SIGHUP; SIGTERM or SIGINT stops gracefully."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_DefaultsFormatter,
     )
     p.add_argument("--policies", metavar="DIR", type=Path,
                    default=_env("LOYALTY_POLICIES", _bundled_policies()),
