@@ -1,0 +1,73 @@
+"""Service figures on loopback, real servicer against the trivial one: ``python -m tests.service.measure``.
+
+Not a test (pytest does not collect it): it drives the benchmark load generator
+(``benchmarks/load.py``) against ``benchmarks.serve`` servers, both arms behind
+the same ``service.server.create_server``, and prints JSON:
+
+- unary ``Evaluate`` closed loop (16 in flight): calls/s for both, and the ratio;
+- ``EvaluateBatch`` of 1,000 items: evaluations/s for both;
+- ``EvaluateStream``: messages/s for both;
+- unary latency at a fixed offered load (default 1,000 calls/s for 5 s): p50/p99.
+
+Every run is bounded in calls and seconds. ``--rounds N`` repeats the closed-loop
+runs, interleaving the arms, and reports each arm's best round (the machine is shared).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from benchmarks.data import raw_airline_pairs
+from benchmarks.load import ServerProcess, closed_loop, open_loop, stream_run
+from benchmarks.messages import batch_request, evaluate_requests, stream_requests
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure and print the figures as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--unary-calls", type=int, default=6000)
+    parser.add_argument("--batches", type=int, default=20)
+    parser.add_argument("--stream-messages", type=int, default=20000)
+    parser.add_argument("--rate", type=float, default=1000.0)
+    parser.add_argument("--seconds", type=float, default=5.0)
+    args = parser.parse_args(argv)
+
+    requests = evaluate_requests(raw_airline_pairs(2000))
+    unary = [r.SerializeToString() for r in requests]
+    batches = [batch_request(requests, i * 1000, 1000).SerializeToString() for i in range(4)]
+    streams = [m.SerializeToString() for m in stream_requests(requests, 2000)]
+    best: dict[str, float] = {}
+
+    def keep(key: str, value: float) -> None:
+        best[key] = max(best.get(key, 0.0), value)
+
+    latency = {}
+    with ServerProcess("trivial") as trivial, ServerProcess("real") as real:
+        for s in (trivial, real):  # warm up: connections, caches, first-call costs
+            closed_loop(s.address, "Evaluate", unary, 500, 8)
+            closed_loop(s.address, "EvaluateBatch", batches, 2, 1, 1000)
+        for _ in range(args.rounds):
+            for name, s in (("trivial", trivial), ("real", real)):
+                t = closed_loop(s.address, "Evaluate", unary, args.unary_calls, 16, deadline_s=60)
+                keep(f"{name}_unary_calls_per_s", t.calls_per_s)
+                t = closed_loop(s.address, "EvaluateBatch", batches, args.batches, 2, 1000, deadline_s=60)
+                keep(f"{name}_batch1000_evaluations_per_s", t.items_per_s)
+                t = stream_run(s.address, streams, args.stream_messages, deadline_s=60)
+                keep(f"{name}_stream_messages_per_s", t.items_per_s)
+        result = open_loop(real.address, unary, args.rate, args.seconds)
+        latency = {k: round(v, 3) for k, v in result.summary().items()}
+    out: dict[str, object] = {k: round(v) for k, v in sorted(best.items())}
+    out["unary_real_over_trivial"] = round(
+        best["real_unary_calls_per_s"] / best["trivial_unary_calls_per_s"], 3
+    )
+    out["real_unary_latency_at_fixed_rate"] = latency
+    json.dump(out, sys.stdout, indent=1)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
