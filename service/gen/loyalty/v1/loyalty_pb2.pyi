@@ -1225,7 +1225,7 @@ class PolicyInfo(_message.Message):
     digest: _builtins.str
     """sha256 of the policy file's text, first 16 hex digits."""
     file: _builtins.str
-    """The policy file, relative to the policy directory."""
+    """The policy file, as the server read it (relative to its working directory when below it)."""
     description: _builtins.str
     """The policy's description."""
     @_builtins.property
