@@ -230,3 +230,25 @@ def test_a_bug_fails_only_its_own_batch_item():
             assert "a bug" not in info.value.details()  # no internals leak to the caller
     finally:
         server.stop(0).wait(5)
+
+
+def test_python_client_covers_every_rpc(inproc):
+    """The client module's helpers reach every RPC and read errors from batch items."""
+    from service.client import LoyaltyClient, customer, donation, purchase
+
+    port = inproc[2]
+    with LoyaltyClient(f"127.0.0.1:{port}", timeout=5) as client:
+        assert client.healthy()
+        member = customer("c-9", member_since="2010-01-01", donations="5000", donation_years=12)
+        gift = donation("d-1", time="2026-12-01T12:00:00Z", amount="250.00", recurring=True)
+        assert client.evaluate(member, gift).policies
+        shop = purchase("p-1", time="2026-05-01T12:00:00Z", amount="10.00",
+                        items=[{"sku": "s", "category": "coffee", "amount": "10.00"}])
+        batch = client.evaluate_batch([(member, shop), (member, jfk_lhr(origin="XXX"))])
+        assert [r.correlation_id for r in batch.results] == ["0", "1"]
+        assert field_violations(batch.results[1].error) == [
+            ("event.flight.origin", 'unknown airport code "XXX"')]
+        replies = list(client.stream(pb.EvaluateStreamRequest(correlation_id=str(i), customer=member,
+                                                              event=gift) for i in range(3)))
+        assert [r.correlation_id for r in replies] == ["0", "1", "2"]
+        assert client.list_policies().revision == replies[0].decision.revision
