@@ -124,7 +124,7 @@ def test_reload_during_a_burst_fails_no_call(spawn, policy_dir):
     assert not failures
     assert calls[0] > 0
     assert first in revisions and seen[-1] in revisions
-    assert list_policies(server).status.reloads_succeeded == 3
+    assert list_policies(server).status.reloads_succeeded >= 3
     assert server.stop() == 0
 
 
@@ -138,7 +138,7 @@ def test_broken_change_is_refused_and_the_old_set_keeps_serving(spawn, policy_di
     wait_for(lambda: list_policies(server).status.last_attempt_failed, what="refusal")
     status = list_policies(server)
     assert status.revision == good
-    assert status.status.reloads_failed == 1
+    assert status.status.reloads_failed >= 1
     assert status.status.diagnostics and status.status.diagnostics[0].file.endswith("earn_miles.policy")
     assert status.status.diagnostics[0].line > 0 and status.status.diagnostics[0].code
     assert status.status.last_error
