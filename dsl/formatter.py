@@ -38,12 +38,14 @@ Spacing
     rule header.
 Parentheses
     Only where precedence needs them. From loosest to tightest:
-    ``if/then/else`` < ``otherwise`` < ``or`` < ``and`` < ``not`` < comparisons, ``in``,
-    ``is missing`` < ``+ -`` < ``* / of`` < unary minus < ``.name`` and calls.
+    ``if/then/else`` < ``or`` < ``and`` < ``not`` < comparisons, ``in``, ``is missing``
+    < ``otherwise`` < ``+ -`` < ``* / of`` < unary minus < ``.name`` and calls.
     Binary operators are left-associative except ``otherwise`` (right-associative) and
-    comparisons (which do not chain). Two readability exceptions: an ``and`` inside an
-    ``or`` is always parenthesised (``a or (b and c)``), and so is an ``if`` used as the
-    condition or the ``then`` branch of another ``if``.
+    comparisons (which do not chain). Exceptions: an ``and`` inside an ``or`` is always
+    parenthesised (``a or (b and c)``), and so is an ``if`` used as the condition or the
+    ``then`` branch of another ``if``, for readers; a ``not`` operand of ``otherwise`` is
+    parenthesised (``a otherwise (not b)``) because the parser rejects
+    ``a otherwise not b``.
 Literals
     Numbers keep the author's spelling (``25_000``, ``420.00`` and ``12.5%`` stay as
     written, so the exact decimal value, trailing zeros included, is preserved) except
@@ -474,7 +476,7 @@ class _Printer:
 # -- effects and expressions -------------------------------------------------------------
 
 # Precedence levels, loosest first (see the module docstring).
-_IF, _OTHERWISE, _OR, _AND, _NOT, _COMPARE, _SUM, _PRODUCT, _UNARY, _POSTFIX = range(10)
+_IF, _OR, _AND, _NOT, _COMPARE, _OTHERWISE, _SUM, _PRODUCT, _UNARY, _POSTFIX = range(10)
 
 _BINARY_LEVELS = {
     "otherwise": _OTHERWISE, "or": _OR, "and": _AND,
@@ -547,7 +549,7 @@ def _expr(e: n.Expr) -> tuple[str, int]:
         return f"-{_operand(e.operand, _UNARY)}", _UNARY
     if isinstance(e, n.Presence):
         word = "present" if e.present else "missing"
-        return f"{_operand(e.operand, _SUM)} is {word}", _COMPARE
+        return f"{_operand(e.operand, _OTHERWISE)} is {word}", _COMPARE
     if isinstance(e, n.IfExpr):
         cond = _operand(e.cond, _IF, nested_if=True)
         then = _operand(e.then, _IF, nested_if=True)
@@ -568,7 +570,7 @@ def _binary_operands(e: n.Binary) -> tuple[int, int]:
     if level == _OTHERWISE:
         return level + 1, level
     if level == _COMPARE:
-        return _SUM, _SUM
+        return _OTHERWISE, _OTHERWISE
     return level, level + 1
 
 
@@ -578,7 +580,10 @@ def _needs_parens(e: n.Expr, level: int, at_least: int, nested_if: bool, parent:
     if nested_if and isinstance(e, n.IfExpr):
         return True
     # `a or (b and c)`: precedence alone would drop these, but readers misjudge them.
-    return parent == "or" and isinstance(e, n.Binary) and e.op == "and"
+    if parent == "or" and isinstance(e, n.Binary) and e.op == "and":
+        return True
+    # `a otherwise (not b)`: the parser does not accept `not` straight after `otherwise`.
+    return parent == "otherwise" and isinstance(e, n.Unary) and e.op == "not"
 
 
 def _operand(e: n.Expr, at_least: int, *, nested_if: bool = False, parent: str = "") -> str:

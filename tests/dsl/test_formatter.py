@@ -259,7 +259,13 @@ EXPRESSIONS = [
     pytest.param("not (a == b)", "not a == b", id="not-binds-looser-than-comparison"),
     pytest.param("(not a) == b", "(not a) == b", id="not-as-comparison-operand"),
     pytest.param("a or b and c", "a or (b and c)", id="and-inside-or-always-parenthesised"),
+    pytest.param("(not a) otherwise (not b)", "(not a) otherwise (not b)",
+                 id="not-inside-otherwise-parenthesised"),
     pytest.param("(a or b) and c", "(a or b) and c", id="or-inside-and-needs-parens"),
+    pytest.param("(x otherwise 0) > 5", "x otherwise 0 > 5",
+                 id="otherwise-binds-tighter-than-comparison"),
+    pytest.param("x otherwise (1 + 2)", "x otherwise 1 + 2", id="sum-binds-tighter-than-otherwise"),
+    pytest.param("(x otherwise 1) + 2", "(x otherwise 1) + 2", id="otherwise-inside-sum-keeps-parens"),
     pytest.param("(a + b) in [1,2 , 3]", "a + b in [1, 2, 3]", id="sum-binds-tighter-than-in"),
     pytest.param("a not  in b", "a not in b", id="not-in-spacing"),
     pytest.param("(a) is   missing", "a is missing", id="presence"),
@@ -695,7 +701,7 @@ RESERVED = {
     "week", "weeks",
 }
 CURRENCIES = ["miles", "points", "stars"]
-IF, OTHERWISE, OR, AND, NOT, COMPARE, SUM, PRODUCT, UNARY, POSTFIX = range(10)
+IF, OR, AND, NOT, COMPARE, OTHERWISE, SUM, PRODUCT, UNARY, POSTFIX = range(10)
 
 names = st.from_regex(r"[a-z][a-z0-9_]{0,6}", fullmatch=True).filter(
     lambda s: s not in RESERVED)
@@ -761,7 +767,8 @@ class Untidy:
             return f"{d(st.integers(0, 90))}{d(st.sampled_from([' ', '', '  ']))}{unit}"
         return d(st.sampled_from(["true", "false"]))
 
-    def expr(self, need: int, depth: int, in_brackets: bool) -> str:
+    def expr(self, need: int, depth: int, in_brackets: bool, after_otherwise: bool = False
+             ) -> str:
         """Text of an expression that parses at precedence ``need`` in its context."""
         kinds = ["literal", "name", "attribute"]
         if depth > 0:
@@ -771,7 +778,8 @@ class Untidy:
         level = {"negate": UNARY, "not": NOT, "arith": SUM, "product": PRODUCT,
                  "compare": COMPARE, "presence": COMPARE, "and": AND, "or": OR,
                  "otherwise": OTHERWISE, "if": IF}.get(kind, POSTFIX)
-        parens = level < need or self.chance(0.08)
+        # The parser refuses `a otherwise not b` (it wants `a otherwise (not b)`).
+        parens = level < need or self.chance(0.08) or (after_otherwise and kind == "not")
         inner = in_brackets or parens
         text = self.build(kind, depth - 1, inner)
         if parens:
@@ -804,16 +812,17 @@ class Untidy:
             op = self.draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "in", "not in"]))
             if op[0].isalpha():
                 op = op.replace(" ", gap(b))
-                return e(SUM, depth, b) + gap(b) + op + gap(b) + e(SUM, depth, b)
-            return e(SUM, depth, b) + tight(b) + op + tight(b) + e(SUM, depth, b)
+                return e(OTHERWISE, depth, b) + gap(b) + op + gap(b) + e(OTHERWISE, depth, b)
+            return e(OTHERWISE, depth, b) + tight(b) + op + tight(b) + e(OTHERWISE, depth, b)
         if kind == "presence":
             word = self.draw(st.sampled_from(["missing", "present"]))
-            return e(SUM, depth, b) + gap(b) + "is" + gap(b) + word
+            return e(OTHERWISE, depth, b) + gap(b) + "is" + gap(b) + word
         if kind in ("and", "or"):
             level = AND if kind == "and" else OR
             return e(level, depth, b) + gap(b) + kind + gap(b) + e(level + 1, depth, b)
         if kind == "otherwise":
-            return e(OR, depth, b) + gap(b) + "otherwise" + gap(b) + e(OTHERWISE, depth, b)
+            return (e(SUM, depth, b) + gap(b) + "otherwise" + gap(b)
+                    + e(OTHERWISE, depth, b, after_otherwise=True))
         if kind == "if":
             return ("if" + gap(b) + e(IF, depth, b) + gap(b) + "then" + gap(b)
                     + e(IF, depth, b) + gap(b) + "else" + gap(b) + e(IF, depth, b))
