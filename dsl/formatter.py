@@ -41,11 +41,9 @@ Parentheses
     ``if/then/else`` < ``or`` < ``and`` < ``not`` < comparisons, ``in``, ``is missing``
     < ``otherwise`` < ``+ -`` < ``* / of`` < unary minus < ``.name`` and calls.
     Binary operators are left-associative except ``otherwise`` (right-associative) and
-    comparisons (which do not chain). Exceptions: an ``and`` inside an ``or`` is always
-    parenthesised (``a or (b and c)``), and so is an ``if`` used as the condition or the
-    ``then`` branch of another ``if``, for readers; a ``not`` operand of ``otherwise`` is
-    parenthesised (``a otherwise (not b)``) because the parser rejects
-    ``a otherwise not b``.
+    comparisons (which do not chain). Two exceptions, for readers: an ``and`` inside an
+    ``or`` is always parenthesised (``a or (b and c)``), and so is an ``if`` used as the
+    condition or the ``then`` branch of another ``if``.
 Literals
     Numbers keep the author's spelling (``25_000``, ``420.00`` and ``12.5%`` stay as
     written, so the exact decimal value, trailing zeros included, is preserved) except
@@ -580,10 +578,7 @@ def _needs_parens(e: n.Expr, level: int, at_least: int, nested_if: bool, parent:
     if nested_if and isinstance(e, n.IfExpr):
         return True
     # `a or (b and c)`: precedence alone would drop these, but readers misjudge them.
-    if parent == "or" and isinstance(e, n.Binary) and e.op == "and":
-        return True
-    # `a otherwise (not b)`: the parser does not accept `not` straight after `otherwise`.
-    return parent == "otherwise" and isinstance(e, n.Unary) and e.op == "not"
+    return parent == "or" and isinstance(e, n.Binary) and e.op == "and"
 
 
 def _operand(e: n.Expr, at_least: int, *, nested_if: bool = False, parent: str = "") -> str:

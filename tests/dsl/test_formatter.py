@@ -260,7 +260,7 @@ EXPRESSIONS = [
     pytest.param("(not a) == b", "(not a) == b", id="not-as-comparison-operand"),
     pytest.param("a or b and c", "a or (b and c)", id="and-inside-or-always-parenthesised"),
     pytest.param("(not a) otherwise (not b)", "(not a) otherwise (not b)",
-                 id="not-inside-otherwise-parenthesised"),
+                 id="not-inside-otherwise-keeps-parens"),
     pytest.param("(a or b) and c", "(a or b) and c", id="or-inside-and-needs-parens"),
     pytest.param("(x otherwise 0) > 5", "x otherwise 0 > 5",
                  id="otherwise-binds-tighter-than-comparison"),
@@ -767,8 +767,7 @@ class Untidy:
             return f"{d(st.integers(0, 90))}{d(st.sampled_from([' ', '', '  ']))}{unit}"
         return d(st.sampled_from(["true", "false"]))
 
-    def expr(self, need: int, depth: int, in_brackets: bool, after_otherwise: bool = False
-             ) -> str:
+    def expr(self, need: int, depth: int, in_brackets: bool) -> str:
         """Text of an expression that parses at precedence ``need`` in its context."""
         kinds = ["literal", "name", "attribute"]
         if depth > 0:
@@ -778,8 +777,7 @@ class Untidy:
         level = {"negate": UNARY, "not": NOT, "arith": SUM, "product": PRODUCT,
                  "compare": COMPARE, "presence": COMPARE, "and": AND, "or": OR,
                  "otherwise": OTHERWISE, "if": IF}.get(kind, POSTFIX)
-        # The parser refuses `a otherwise not b` (it wants `a otherwise (not b)`).
-        parens = level < need or self.chance(0.08) or (after_otherwise and kind == "not")
+        parens = level < need or self.chance(0.08)
         inner = in_brackets or parens
         text = self.build(kind, depth - 1, inner)
         if parens:
@@ -821,8 +819,7 @@ class Untidy:
             level = AND if kind == "and" else OR
             return e(level, depth, b) + gap(b) + kind + gap(b) + e(level + 1, depth, b)
         if kind == "otherwise":
-            return (e(SUM, depth, b) + gap(b) + "otherwise" + gap(b)
-                    + e(OTHERWISE, depth, b, after_otherwise=True))
+            return e(SUM, depth, b) + gap(b) + "otherwise" + gap(b) + e(OTHERWISE, depth, b)
         if kind == "if":
             return ("if" + gap(b) + e(IF, depth, b) + gap(b) + "then" + gap(b)
                     + e(IF, depth, b) + gap(b) + "else" + gap(b) + e(IF, depth, b))
