@@ -62,7 +62,7 @@ QUICK = Mode(
     interpreter_pairs=1_000, interpreter_rounds=5,
     rule_counts=(1, 10, 100, 1000), set_sizes=(1, 10, 100, 1000),
     compile_sizes=(1, 10, 100), compile_set=1000, compile_rounds=1,
-    unary_calls=1_000, service_rounds=11, batch_sizes=(10, 100, 1000, 10_000), batch_items=20_000,
+    unary_calls=500, service_rounds=21, batch_sizes=(10, 100, 1000, 10_000), batch_items=20_000,
     stream_messages=5_000, offered_loads=(1000,), load_seconds=2.0, soak_seconds=5.0,
     profile_pairs=2_000, scaling_pairs=1_000,
 )
@@ -71,7 +71,7 @@ FULL = Mode(
     interpreter_pairs=10_000, interpreter_rounds=7,
     rule_counts=(1, 3, 10, 30, 100, 300, 1000), set_sizes=(1, 10, 100, 1000, 3000, 10_000),
     compile_sizes=(1, 10, 100, 1000, 3000, 10_000), compile_set=1000, compile_rounds=3,
-    unary_calls=3_000, service_rounds=31, batch_sizes=(10, 30, 100, 300, 1000, 3000, 10_000),
+    unary_calls=2_000, service_rounds=41, batch_sizes=(10, 30, 100, 300, 1000, 3000, 10_000),
     batch_items=100_000, stream_messages=30_000, offered_loads=(250, 500, 1000, 2000),
     load_seconds=10.0, soak_seconds=120.0, profile_pairs=10_000, scaling_pairs=5_000,
 )

@@ -101,20 +101,31 @@ def summary(arms: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def test_gate_unary_throughput(servers: Any, unary_payloads: list[bytes], mode: Mode,
                                results: Results) -> None:
-    """Unary Evaluate throughput with the airline policy is at least 80% of the trivial servicer's."""
+    """Unary Evaluate throughput with the airline policy is at least 80% of the trivial servicer's.
+
+    Throughput is a rate, and on a shared machine a quiet moment can flatter either
+    arm, so the gated figure is the median over rounds of the ratio between two
+    adjacent rounds (one of each arm, in alternating order); the ratio of the best
+    rounds is printed beside it.
+    """
     arms = compare(servers, mode.service_rounds, lambda s: load.closed_loop(
         s.address, "Evaluate", unary_payloads, mode.unary_calls, UNARY_CONCURRENCY))
     figures = summary(arms)
     figures["concurrency"] = UNARY_CONCURRENCY
     figures["calls_per_round"] = mode.unary_calls
+    paired = [r / t for t, r in zip(figures["trivial"]["rates"], figures["real"]["rates"],
+                                    strict=True)]
+    quartiles = statistics.quantiles(paired, n=4)
+    figures["ratio_paired_median"] = statistics.median(paired)
+    figures["ratio_paired_quartiles"] = [quartiles[0], quartiles[2]]
     results.figure("service_unary", figures)
-    rates = zip(figures["trivial"]["rates"], figures["real"]["rates"], strict=True)
     gate = results.gate(Gate(
-        "unary_service_vs_trivial", figures["ratio_best"], 0.80, at_most=False,
-        median_ratio=statistics.median(r / t for t, r in rates),
-        detail={"real_per_s": arms["real"]["best_per_s"],
-                "trivial_per_s": arms["trivial"]["best_per_s"],
-                "cpu_ratio": figures["ratio_cpu"], "rounds": mode.service_rounds}))
+        "unary_service_vs_trivial", figures["ratio_paired_median"], 0.80, at_most=False,
+        median_ratio=figures["ratio_best"], check_label="best rounds",
+        detail={"real_per_s": arms["real"]["median_per_s"],
+                "trivial_per_s": arms["trivial"]["median_per_s"],
+                "cpu_ratio": figures["ratio_cpu"], "rounds": mode.service_rounds,
+                "quartiles": figures["ratio_paired_quartiles"]}))
     assert arms["real"]["errors"] == arms["trivial"]["errors"] == 0
     assert gate.passed, gate.line()
 

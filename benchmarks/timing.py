@@ -58,6 +58,7 @@ class Gate:
     at_most: bool = True
     median_ratio: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+    check_label: str = "median of rounds"
 
     @property
     def passed(self) -> bool:
@@ -68,7 +69,7 @@ class Gate:
         op = "<=" if self.at_most else ">="
         extra = ""
         if self.median_ratio is not None:
-            extra = f", median of rounds {self.median_ratio:.3f}"
+            extra = f", {self.check_label} {self.median_ratio:.3f}"
         return (f"GATE {self.name}: ratio {self.ratio:.3f} (limit {op} {self.limit:g}{extra}) "
                 f"{'PASS' if self.passed else 'FAIL'}")
 
@@ -76,6 +77,7 @@ class Gate:
         """The gate as the JSON the report reads."""
         return {"name": self.name, "ratio": self.ratio, "limit": self.limit,
                 "at_most": self.at_most, "median_ratio": self.median_ratio,
+                "check_label": self.check_label,
                 "passed": self.passed, "detail": self.detail}
 
 
