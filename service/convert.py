@@ -809,7 +809,12 @@ class _FastPathGenerator:
                     if t.kind != "datetime":
                         body.append(f"{pad}raise SLOW")
                         return var
-                    body.append(f"{pad}{var} = TS({msg}.{name}) if {msg}.HasField({name!r}) else None")
+                    # Read the fields first: HasField costs as much as a conversion, and is
+                    # needed only for the zero instant (unset, or 1970-01-01T00:00:00Z).
+                    ts = self._var()
+                    body.append(f"{pad}{ts} = {msg}.{name}")
+                    body.append(f"{pad}{var} = TS({ts}) if {ts}.seconds or {ts}.nanos or "
+                                f"{msg}.HasField({name!r}) else None")
                 elif t.kind == "record":
                     sub = self._var()
                     body.append(f"{pad}{sub} = {msg}.{name}")
@@ -839,8 +844,9 @@ class _FastPathGenerator:
                 if t.kind not in ("int", "decimal"):
                     body.append(f"{pad}raise SLOW")
                     return var
-                if fd.has_presence:
-                    body.append(f"{pad}{var} = {msg}.{name} if {msg}.HasField({name!r}) else None")
+                if fd.has_presence:  # HasField only for a zero (unset, or set to 0)
+                    body.append(f"{pad}{var} = {msg}.{name}")
+                    body.append(f"{pad}if not {var} and not {msg}.HasField({name!r}): {var} = None")
                 else:
                     body.append(f"{pad}{var} = {msg}.{name}")
                     may_be_missing = False

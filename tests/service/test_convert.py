@@ -143,3 +143,13 @@ def test_decimal_awards_keep_their_decimals_after_an_equal_amount():
     for amount, text in ((Decimal("12.5"), "12.5"), (Decimal("12.50"), "12.50"), (12, "12")):
         decision = Decision("r0123456789ab", {"credit": amount}, [], None, [], ["p"], [("p", "r")])
         assert pb.Decision.FromString(CONVERTER.decision_bytes(decision)).awards["credit"] == text
+
+
+def test_zero_is_a_value_and_unset_is_missing():
+    """distance_miles set to 0 is 0; left unset it is None; the epoch instant is an instant."""
+    zero = client.flight("e", time="1970-01-01T00:00:00Z", origin="JFK", destination="LHR", fare="1",
+                         distance_miles=0)
+    unset = client.flight("e", time="2026-01-01T00:00:00Z", origin="JFK", destination="LHR", fare="1")
+    assert CONVERTER.event(zero)["distance_miles"] == 0
+    assert CONVERTER.event(zero)["time"] == datetime(1970, 1, 1, tzinfo=UTC)
+    assert CONVERTER.event(unset)["distance_miles"] is None
