@@ -419,6 +419,7 @@ class CaseResult:
 
     @property
     def changed(self) -> bool:
+        """Whether the customer would see a different outcome."""
         return not self.before.same_for_customer(self.after)
 
 

@@ -68,9 +68,11 @@ Line ends
 from __future__ import annotations
 
 import re
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from . import nodes as n
@@ -212,6 +214,16 @@ class _SourceLayout:
     def blank_before(self, line: int) -> bool:
         """Whether the physical line just above ``line`` is blank."""
         return line >= 2 and not self.lines[line - 2].strip()
+
+    def comments_between(self, first: int, last: int) -> list[Comment]:
+        """The comments on physical lines ``first`` to ``last``, both included."""
+        lines = self.comment_lines
+        return self.comments[bisect_left(lines, first):bisect_right(lines, last)]
+
+    @cached_property
+    def comment_lines(self) -> list[int]:
+        """The line of each comment, in order (for bisection)."""
+        return [c.line for c in self.comments]
 
     def indent(self, line: int) -> int:
         """How many columns of indentation the physical line ``line`` has."""
@@ -382,9 +394,9 @@ class _Printer:
         body = self.layout.logical_range(r.effects[0].span.line)
         if head == body:  # already on one line: its comments stay with it
             return True
-        in_head = [c for c in self.layout.comments if head[0] <= c.line <= head[1]]
-        between = [c for c in self.layout.comments if head[1] < c.line < body[0]]
-        in_body = [c for c in self.layout.comments if body[0] <= c.line <= body[1]]
+        in_head = self.layout.comments_between(head[0], head[1])
+        between = self.layout.comments_between(head[1] + 1, body[0] - 1)
+        in_body = self.layout.comments_between(body[0], body[1])
         if between:
             return False
         if len(in_body) > 1 or any(c.standalone for c in in_body):
@@ -444,15 +456,16 @@ class _Printer:
                 for physical in range(first, last + 1):
                     owner[physical] = line
         by_start = sorted(self.out, key=lambda line: line.starts[0])
+        starts = [line.starts[0] for line in by_start]
         footer: list[Comment] = []
         opened: set[int] = set()
         for comment in self.layout.comments:
             if comment.line in owner:
                 owner[comment.line].interior.append(comment)
                 continue
-            following = next((line for line in by_start if line.starts[0] > comment.line), None)
-            previous = next((line for line in reversed(by_start)
-                             if line.starts[0] < comment.line), None)
+            after = bisect_right(starts, comment.line)  # no line starts on a comment's line
+            following = by_start[after] if after < len(by_start) else None
+            previous = by_start[after - 1] if after > 0 else None
             indent = self.layout.indent(comment.line)
             floor = 0 if following is None else following.depth
             below = 0 if following is None else self.layout.indent(following.starts[0])

@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, reject, settings
 from hypothesis import strategies as st
 
 import dsl
@@ -1219,8 +1219,11 @@ class Typed:
             kinds += ["and", "or", "not"]
         kind = self.pick(kinds)
         if kind == "compare":
-            op = self.pick(["==", "!=", "<", "<=", ">", ">="])
-            return f"{self.int_expr(max(depth - 1, 0))} {op} {self.int_expr(max(depth - 1, 0))}"
+            # A field against a number or another field: never a constant the checker refuses
+            # ("can never fire").
+            field = self.pick(INT_FIELDS)
+            other = self.pick([f for f in INT_FIELDS if f != field] + ["0", "3", "40", "1_000"])
+            return f"{field} {self.pick(['==', '!=', '<', '<=', '>', '>='])} {other}"
         if kind == "in":
             return f"{self.pick(INT_FIELDS)} in [1, 2, 3, 5, 8]"
         if kind == "not":
@@ -1230,7 +1233,7 @@ class Typed:
     def policy(self, number: int) -> str:
         lines = [f"policy generated_{number}", "  on visit", ""]
         for i in range(self.draw(st.integers(0, 2))):
-            lines.append(f"  let v{i} = {self.int_expr(2)}")
+            lines.append(f"  let v{i} = {self.pick(INT_FIELDS)} + {self.atom(self.int_expr(1))}")
             self.ints.append(f"v{i}")
         for i in range(self.draw(st.integers(1, 4))):
             cond = f" when {self.bool_expr(2)}" if self.draw(st.booleans()) else ""
@@ -1270,7 +1273,11 @@ def test_generated_policies_decide_the_same_untidy_and_formatted(
     formatted = format_source(messy, "generated.policy")
     try:
         original = dsl.load_source(text, file="generated.policy", schema=schema)
-    except PolicyError as exc:  # the generator's fault, not the formatter's: show it
+    except PolicyError as exc:
+        # Contradictory conditions (`x <= 3 and x > 40`) are the one thing this small
+        # generator does not avoid; anything else it writes must be accepted.
+        if all(d.code == "never_fires" for d in exc.diagnostics if d.severity == "error"):
+            reject()
         raise AssertionError(f"generated policy rejected:\n{text}\n{exc.render()}") from None
     inputs = [
         (schema.prepare_customer({"id": f"c{i}", "member_since": "2015-01-01",
