@@ -2,10 +2,11 @@
 
 The generator is a visitor in the manner of Jinja2's: ``visit_<Node>`` methods
 for statements, ``expr`` for expressions, and ``writeline``/``indent``/``outdent``
-helpers. It emits one module per policy with two functions of the same shape:
+helpers. It emits two modules per policy, each with one function:
 
 - ``evaluate(c, e, d)``: the hot path, with no trace of explanation;
-- ``explain(c, e, d, r)``: the same decisions, appending :class:`Reason` s to ``r``.
+- ``explain(c, e, d, r)``: the same decisions, appending :class:`Reason` s to ``r``
+  (generated and compiled the first time a policy is asked to explain).
 
 It records which policy line each generated line came from (``line_map``), so a
 failure inside generated code is reported at the policy's own line.
@@ -117,44 +118,41 @@ class CodeGenerator:
 
     # -- the module ------------------------------------------------------------------------------
 
-    def generate(self) -> Generated:
+    def generate(self, variant: str = "evaluate") -> Generated:
+        """The module for one variant: ``evaluate`` (the hot path) or ``explain``."""
         p = self.policy
-        body_start = len(self.lines)
-        for explain in (False, True):
-            self.explain = explain
-            self._temps = 0
-            self.src_line = p.span.line
-            if explain:
-                self.writeline("")
-                self.writeline("")
-                self.writeline("def explain(c, e, d, r):")
-            else:
-                self.writeline("def evaluate(c, e, d):")
-            self.indent()
-            self.writeline(f'"""{"Explain" if explain else "Evaluate"} policy {p.name} '
-                           f'(version {p.version})."""')
-            for cur in self.currencies:
-                self.writeline(f"{self.total(cur)} = 0")
-            self.droppable = []
-            start = len(self.lines)
-            for m in p.members:
-                self.visit(m)
-            self.finish_policy()
-            self.outdent()
-            self.drop_unused(start)
-        body = self.lines[body_start:]
-        body_map = dict(self.line_map)
+        explain = variant == "explain"
+        self.explain = explain
+        self.src_line = p.span.line
+        if explain:
+            self.writeline("def explain(c, e, d, r):")
+        else:
+            self.writeline("def evaluate(c, e, d):")
+        self.indent()
+        self.writeline(f'"""{"Explain" if explain else "Evaluate"} policy {p.name} '
+                       f'(version {p.version})."""')
+        for cur in self.currencies:
+            self.writeline(f"{self.total(cur)} = 0")
+        self.droppable = []
+        for m in p.members:
+            self.visit(m)
+        self.finish_policy()
+        self.outdent()
+        self.drop_unused(0)
+        body = self.lines
+        used = set(re.findall(r"\bK\d+\b", "\n".join(body)))
+        constants = {k: v for k, v in self.constants.items() if k in used}
         header = [
             f"# Generated from {_comment_safe(p.file)} by the loyalty compiler. Do not edit.",
-            f"# policy {p.name} version {p.version}",
+            f"# policy {p.name} version {p.version}: {variant}",
         ]
-        for name, value in self.constants.items():
+        for name, value in constants.items():
             header.append(f"{name} = {_constant_source(value)}")
         header += ["", ""]
         shift = len(header)
-        line_map = {k + shift: v for k, v in body_map.items()}
+        line_map = {k + shift: v for k, v in self.line_map.items()}
         source = "\n".join(header + body) + "\n"
-        return Generated(source, dict(self.constants), line_map)
+        return Generated(source, constants, line_map)
 
     def drop_unused(self, start: int) -> None:
         """Turn lookups whose result this function never reads into comments."""
@@ -719,6 +717,7 @@ def _constant_source(value: Any) -> str:
     raise TypeError(f"no source form for {type(value).__name__}")
 
 
-def generate(policy: n.Policy, check: CheckResult, schema: Schema) -> Generated:
-    """Generate the Python module for one checked policy."""
-    return CodeGenerator(policy, check, schema).generate()
+def generate(policy: n.Policy, check: CheckResult, schema: Schema,
+             variant: str = "evaluate") -> Generated:
+    """Generate the Python module of one variant (``evaluate`` or ``explain``) of a checked policy."""
+    return CodeGenerator(policy, check, schema).generate(variant)

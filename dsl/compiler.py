@@ -16,7 +16,7 @@ could not import, reach ``open``, or walk to an object's internals.
 
 Checking bytecode rather than a Python AST is what keeps loading fast: the
 verifier sees exactly what will run, and costs a small fraction of ``compile()``.
-The explain variant is compiled on first use, since most sets never explain.
+The explain variant is generated and compiled on first use, since most sets never explain.
 """
 
 from __future__ import annotations
@@ -105,36 +105,34 @@ def verify(source: str, filename: str = "<generated>") -> CodeType:
     return code
 
 
-def _only(source: str, keep: str) -> str:
-    """``source`` with the other function's lines blanked (line numbers stay the same)."""
-    lines = source.split("\n")
-    out: list[str] = []
-    skipping = False
-    for line in lines:
-        if line.startswith("def "):
-            skipping = not line.startswith(f"def {keep}(")
-        out.append("" if skipping else line)
-    return "\n".join(out)
-
-
 class CompiledModule:
-    """The two entry points of a compiled policy; ``explain`` is compiled on first use."""
+    """A compiled policy's entry points: ``evaluate`` now, ``explain`` on first use.
 
-    def __init__(self, source: str, filename: str) -> None:
-        self.source = source
+    ``explain_source`` produces the explain module's (source, line map) when first
+    needed; ``line_maps`` maps each compiled module's file name to its
+    generated-line -> policy-line map, for positioned run-time errors.
+    """
+
+    def __init__(self, source: str, filename: str, line_map: dict[int, int],
+                 explain_source: Callable[[], tuple[str, dict[int, int]]]) -> None:
         self.filename = filename
-        self.evaluate: Callable[..., None] = _load(_only(source, "evaluate"), filename)["evaluate"]
+        self.line_maps: dict[str, dict[int, int]] = {filename: line_map}
+        self.evaluate: Callable[..., None] = _load(source, filename)["evaluate"]
+        self._explain_source = explain_source
         self._explain: Callable[..., None] | None = None
         self._lock = threading.Lock()
 
     @property
     def explain(self) -> Callable[..., None]:
-        """The explain variant (compiled and verified the first time it is asked for)."""
+        """The explain variant (generated, verified and compiled the first time it is asked for)."""
         fn = self._explain
         if fn is None:
             with self._lock:
                 if self._explain is None:
-                    self._explain = _load(_only(self.source, "explain"), self.filename)["explain"]
+                    source, line_map = self._explain_source()
+                    name = self.filename[:-1] + " explain>"
+                    self._explain = _load(source, name)["explain"]
+                    self.line_maps[name] = line_map
                 fn = self._explain
         return fn
 
@@ -147,6 +145,11 @@ def _load(source: str, filename: str) -> dict[str, Any]:
     return namespace
 
 
-def compile_module(source: str, filename: str) -> CompiledModule:
+def compile_module(source: str, filename: str, line_map: dict[int, int] | None = None,
+                   explain_source: Callable[[], tuple[str, dict[int, int]]] | None = None
+                   ) -> CompiledModule:
     """Verify, compile and run generated source in the runtime's namespace."""
-    return CompiledModule(source, filename)
+    def no_explain() -> tuple[str, dict[int, int]]:
+        raise UnsafeCode("this module was compiled without an explain variant")
+
+    return CompiledModule(source, filename, line_map or {}, explain_source or no_explain)

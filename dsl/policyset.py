@@ -61,10 +61,17 @@ class CompiledPolicy:
     generated: Generated
     module: CompiledModule
     interpreted: Callable[..., None]
+    schema: Schema
 
     @property
     def name(self) -> str:
         return self.info.name
+
+    def source(self, variant: str = "evaluate") -> str:
+        """The generated Python module of ``variant`` (``evaluate`` or ``explain``), as compiled."""
+        if variant == "evaluate":
+            return self.generated.source
+        return generate(self.ast, self.check, self.schema, "explain").source
 
     def applies_on(self, day: date) -> bool:
         lo, hi = self.info.effective_from, self.info.effective_until
@@ -186,10 +193,11 @@ def _evaluation_error(p: CompiledPolicy | None, exc: BaseException) -> Evaluatio
         return EvaluationError("?", "?", 0, fault_message(exc))
     line = 0
     tb = exc.__traceback__
-    filename = p.module.filename
+    maps = p.module.line_maps
     while tb is not None:
-        if tb.tb_frame.f_code.co_filename == filename:
-            line = p.generated.line_map.get(tb.tb_lineno, 0)
+        line_map = maps.get(tb.tb_frame.f_code.co_filename)
+        if line_map is not None:
+            line = line_map.get(tb.tb_lineno, 0)
         tb = tb.tb_next
     return EvaluationError(p.info.name, p.info.file, line, fault_message(exc))
 
@@ -227,8 +235,14 @@ def _digest(text: str) -> str:
 
 def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult) -> CompiledPolicy:
     """Generate, verify and compile one checked policy."""
-    generated = generate(policy, check, schema)
-    module = compile_module(generated.source, f"<policy {policy.name}>")
+    generated = generate(policy, check, schema, "evaluate")
+
+    def explain_source() -> tuple[str, dict[int, int]]:
+        g = generate(policy, check, schema, "explain")
+        return g.source, g.line_map
+
+    module = compile_module(generated.source, f"<policy {policy.name}>", generated.line_map,
+                            explain_source)
     info = PolicyInfo(
         name=policy.name, version=policy.version, effective_from=policy.effective_from,
         effective_until=policy.effective_until, kinds=tuple(policy.kinds),
@@ -236,7 +250,7 @@ def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult) -> Comp
         rules=tuple(r.name for r in policy.rules),
     )
     interp = interpret(Interpreter(policy, schema, check.rounding))
-    return CompiledPolicy(info, policy, check, generated, module, interp)
+    return CompiledPolicy(info, policy, check, generated, module, interp, schema)
 
 
 class _FileCache:

@@ -16,9 +16,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     """Register the ``compile`` verb."""
     p = subparsers.add_parser(
         "compile", help="print the Python a policy compiles to",
-        description="Print the generated Python module of every policy in FILE (or below a "
-                    "directory): an `evaluate` function (the hot path) and an `explain` function "
-                    "(the same decisions with reasons).")
+        description="Print the generated Python modules of every policy in FILE (or below a "
+                    "directory), exactly as they are compiled: the `evaluate` module (the hot path) "
+                    "and the `explain` module (the same decisions with reasons).")
     p.add_argument("path", metavar="FILE", help="a .policy file or a directory")
     p.add_argument("--policy", metavar="NAME", help="only the policy called NAME")
     p.add_argument("--variant", choices=("both", "evaluate", "explain"), default="both",
@@ -36,15 +36,12 @@ def run(args: argparse.Namespace) -> int:
         names = ", ".join(p.name for p in policy_set.compiled) or "none"
         print(f"loyalty compile: no policy called {args.policy} (policies: {names})")
         return 2
-    for i, p in enumerate(chosen):
-        source = p.generated.source
-        if args.variant != "both":
-            start = source.index("\ndef evaluate(")
-            middle = source.index("\ndef explain(")
-            header = source[:start]
-            body = source[start:middle] if args.variant == "evaluate" else source[middle:]
-            source = header + body.rstrip("\n") + "\n"
-        if i:
-            print("\n")
-        print(source.rstrip("\n"))
+    variants = ("evaluate", "explain") if args.variant == "both" else (args.variant,)
+    first = True
+    for p in chosen:
+        for variant in variants:
+            if not first:
+                print("\n")
+            first = False
+            print(p.source(variant).rstrip("\n"))
     return 0

@@ -25,7 +25,7 @@ REGENERATE = os.environ.get("LOYALTY_REGENERATE_GOLDEN") == "1"
 def test_generated_code_matches_golden(policy_file: Path) -> None:
     """Each bundled policy compiles to exactly its reviewed golden module."""
     ps = dsl.load_source(policy_file.read_text(), file=str(policy_file), schema=SCHEMA)
-    source = "\n\n".join(p.generated.source for p in ps.compiled)
+    source = "\n\n".join(p.source(v) for p in ps.compiled for v in ("evaluate", "explain"))
     golden = GOLDEN / f"{policy_file.stem}.py.txt"
     if REGENERATE:
         golden.write_text(source)

@@ -1,0 +1,122 @@
+"""The policy lexer: one regular expression, indentation, and contextual keywords.
+
+It feeds Lark's LALR parser the terminals that ``policy.lark`` names (the
+grammar stays the single definition of the language), but does the scanning
+itself: Lark's general-purpose lexer spent most of the parse time matching
+every terminal one by one. The behaviour is that of Lark's contextual lexer
+with the standard ``Indenter``:
+
+- a word is a keyword only where the parser can accept that keyword, and a name
+  everywhere else (``first``, ``best``, ``up`` ... stay usable as names);
+- ``15 minutes``: a time unit is a unit only where one can follow;
+- newlines (with comments and blank lines) are one ``_NL`` token, ignored inside
+  brackets; indentation changes give ``_INDENT`` / ``_DEDENT``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+from lark import Token
+from lark.common import LexerConf
+from lark.exceptions import UnexpectedCharacters
+from lark.indenter import DedentError
+from lark.lexer import Lexer
+
+_MASTER = re.compile(
+    r"""
+    (?P<WS>[ \t]+|\\[ \t]*\r?\n)
+    |(?P<_NL>(?:\r?\n[ \t]*|\#[^\n]*)+)
+    |(?P<DATETIME>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:\d{2}))
+    |(?P<DATE>\d{4}-\d{2}-\d{2})
+    |(?P<PERCENT>\d+(?:\.\d+)?%)
+    |(?P<DECIMAL>\d+\.\d+)
+    |(?P<INT>\d+(?:_\d+)*)
+    |(?P<WORD>[A-Za-z_][A-Za-z0-9_]*)
+    |(?P<STRING>"(?:[^"\\\n]|\\["\\nt])*")
+    |(?P<COMPARE>==|!=|<=|>=|<|>)
+    |(?P<PUNCT>->|[+\-*/().,:\[\]=])
+    """,
+    re.VERBOSE,
+)
+_UNIT = re.compile(r"(minute|hour|day|week)s?\Z")
+_OPEN = {"LPAR", "LSQB"}
+_CLOSE = {"RPAR", "RSQB"}
+
+
+class PolicyLexer(Lexer):
+    """A Lark custom lexer (interface 1: it sees the parser's state, for contextual keywords)."""
+
+    __future_interface__ = 1
+
+    def __init__(self, lexer_conf: LexerConf) -> None:
+        self.keywords: dict[str, str] = {}
+        self.punctuation: dict[str, str] = {}
+        for t in lexer_conf.terminals:
+            value = getattr(t.pattern, "value", None)
+            if type(t.pattern).__name__ != "PatternStr" or not isinstance(value, str):
+                continue
+            if value.isalpha():
+                self.keywords[value] = t.name
+            else:
+                self.punctuation[value] = t.name
+
+    def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
+        text = lexer_state.text
+        text = getattr(text, "text", text)
+        states = parser_state.parse_conf.parse_table.states
+        keywords, punctuation = self.keywords, self.punctuation
+        match = _MASTER.match
+        pos, line, col, end = 0, 1, 1, len(text)
+        indents = [0]
+        depth = 0
+        while pos < end:
+            m = match(text, pos)
+            if m is None:
+                raise UnexpectedCharacters(text, pos, line, col, allowed=None)
+            kind = m.lastgroup
+            value = m.group()
+            stop = m.end()
+            newlines = value.count("\n")
+            end_line = line + newlines
+            end_col = (len(value) - value.rfind("\n")) if newlines else col + len(value)
+            if kind == "WS":
+                pass
+            elif kind == "_NL":
+                if depth == 0:
+                    tok = Token("_NL", value, pos, line, col, end_line, end_col, stop)
+                    yield tok
+                    indent = len(value) - value.rfind("\n") - 1 if newlines else indents[-1]
+                    if indent > indents[-1]:
+                        indents.append(indent)
+                        yield Token.new_borrow_pos("_INDENT", " " * indent, tok)
+                    else:
+                        while indent < indents[-1]:
+                            indents.pop()
+                            yield Token.new_borrow_pos("_DEDENT", "", tok)
+                        if indent != indents[-1]:
+                            raise DedentError(f"Unexpected dedent to column {indent}. "
+                                              f"Expected dedent to {indents[-1]}")
+            else:
+                if kind == "WORD":
+                    acceptable = states[parser_state.position]
+                    keyword = keywords.get(value)
+                    if "DURATION_UNIT" in acceptable and _UNIT.match(value):
+                        kind = "DURATION_UNIT"
+                    elif keyword is not None and (keyword in acceptable or "NAME" not in acceptable):
+                        kind = keyword
+                    else:
+                        kind = "NAME"
+                elif kind == "PUNCT":
+                    kind = punctuation[value]
+                    if kind in _OPEN:
+                        depth += 1
+                    elif kind in _CLOSE and depth:
+                        depth -= 1
+                yield Token(kind, value, pos, line, col, end_line, end_col, stop)
+            pos, line, col = stop, end_line, end_col
+        while len(indents) > 1:
+            indents.pop()
+            yield Token("_DEDENT", "", pos, line, col, line, col, pos)
