@@ -302,6 +302,10 @@ class Checker:
                                    "so the row is never used", "correct the condition or delete the row")
             with self.narrowing(row.cond, holds=True):
                 vt = self.expr(row.value)
+            if d.hit == "collect" and vt.optional and vt.kind != "any":
+                # A collected list holds values: a missing one would have no meaning in it.
+                self.optional_error(row.value, vt)
+                vt = vt.required()
             merged = vt if result is None else unify(result, vt)
             if merged is None:
                 self.error(row.value.span, "type_error",

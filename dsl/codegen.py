@@ -77,7 +77,7 @@ class CodeGenerator:
         self.tier_rank = {t: i for i, t in enumerate(schema.tiers)}
         self._items: set[str] = set()
         #: Tables of constant numbers as (numerator expression, denominator).
-        self.ratio_tables: dict[str, tuple[str, int]] = {}
+        self.ratio_tables: dict[str, tuple[str, int, str, int]] = {}
         #: (line index, variable, table name) of lookups that may be dropped when unused.
         self.droppable: list[tuple[int, str, str]] = []
 
@@ -232,7 +232,11 @@ class CodeGenerator:
         scaled = {k: int(Decimal(v) * den) for k, v in mapping.items()}
         table = self.constant(_Table(scaled))
         default = int(Decimal(otherwise.value.value) * den)  # type: ignore[union-attr]
-        self.ratio_tables[t.name] = (f"{table}.get({key}, {default})", den)
+        decimals = self.constant(_Table(mapping))
+        digits = max(len(Decimal(v).as_tuple().digits) for v in values)
+        self.ratio_tables[t.name] = (f"{table}.get({key}, {default})", den,
+                                     f"{decimals}.get({key}, {self.lit(otherwise.value.value)})",  # type: ignore[union-attr]
+                                     digits)
 
     def visit_Decide(self, d: n.Decide) -> None:
         target = NAME_PREFIX + d.name
@@ -334,7 +338,9 @@ class CodeGenerator:
             self.writeline(f"{tmp} = {raw}")
         elif exact is not None:
             # Whole-number arithmetic: exact, and several times cheaper than Decimal.
-            self.writeline(f"{tmp} = {exact}")
+            operand, code, _ = exact
+            self.writeline(f"{tmp} = {operand}")
+            self.writeline(f"{tmp} = {code.format(x=tmp)}")
         elif reasons is None and mode == "down" and cur.decimals == 0:
             self.writeline(f"{tmp} = int({raw})")
         else:
@@ -373,11 +379,15 @@ class CodeGenerator:
         self.outdent()
         return tmp
 
-    def ratio_award(self, amount: n.Expr, mode: str) -> str | None:
+    def ratio_award(self, amount: n.Expr, mode: str) -> tuple[str, str, str] | None:
         """Integer code for ``constant ratio * whole number``, rounded by ``mode``, or None.
 
-        Only for the evaluate variant, where a negative product is clamped to
-        zero anyway, so floor division and rounding toward zero agree.
+        Returns (operand expression, code over ``{x}``, the same in Decimal for a fallback).
+        Only for the evaluate variant, where a negative product is clamped to zero
+        anyway, so floor division and rounding toward zero agree. The integer code
+        is used while the Decimal product is exact (the operand small enough for 28
+        significant digits); beyond that the Decimal arithmetic the interpreter uses
+        decides, so both always agree.
         """
         if not (isinstance(amount, n.Binary) and amount.op in ("*", "of")):
             return None
@@ -387,23 +397,25 @@ class CodeGenerator:
             ratio = self.ratio_source(k)
             if ratio is None:
                 continue
-            num, den = ratio
-            product = f"{self.expr(x)} * {num}" if num != "1" else self.expr(x)
-            if den == 1:
-                return f"({product})"
-            return {
-                "down": f"(({product}) // {den})",
-                "up": f"(-(-({product}) // {den}))",
-                "half up": f"((2 * ({product}) + {den}) // {2 * den})",
+            num, den, decimal_expr, digits = ratio
+            product = f"{{x}} * {num}" if num != "1" else "{x}"
+            exact = {
+                "down": f"({product}) // {den}",
+                "up": f"-(-({product}) // {den})",
+                "half up": f"(2 * ({product}) + {den}) // {2 * den}",
                 "half even": f"round_ratio_half_even({product}, {den})",
-            }[mode]
+            }[mode] if den != 1 else product
+            bound = 10 ** max(28 - digits, 0)
+            code = (f"{exact} if -{bound} < {{x}} < {bound} else "
+                    f"round_award({decimal_expr} * {{x}}, 0, {self.lit(mode)})")
+            return self.expr(x), code, decimal_expr
         return None
 
-    def ratio_source(self, k: n.Expr) -> tuple[str, int] | None:
-        """(integer numerator expression, denominator) for a constant decimal multiplier."""
-        if isinstance(k, n.Literal) and isinstance(k.value, Decimal):
+    def ratio_source(self, k: n.Expr) -> tuple[str, int, str, int] | None:
+        """(numerator code, denominator, Decimal code, coefficient digits) for a constant multiplier."""
+        if isinstance(k, n.Literal) and isinstance(k.value, Decimal) and k.value.is_finite():
             num, den = k.value.as_integer_ratio()
-            return repr(num), den
+            return repr(num), den, self.lit(k.value), len(k.value.as_tuple().digits)
         if isinstance(k, n.Name) and k.name in self.ratio_tables:
             return self.ratio_tables[k.name]
         return None
@@ -576,7 +588,7 @@ class CodeGenerator:
             decimals = self.schema.currencies[cap.currency].decimals
             lim = self.temporary()
             total = self.total(cap.currency)
-            if isinstance(cap.amount, n.Literal) and type(cap.amount.value) is int:
+            if isinstance(cap.amount, n.Literal) and type(cap.amount.value) is int and decimals == 0:
                 lim = self.lit(cap.amount.value)
             else:
                 self.writeline(f"{lim} = round_award({self.expr(cap.amount)}, {decimals}, 'down')")
@@ -615,6 +627,8 @@ class CodeGenerator:
             inner = self.expr(e.operand)
             return f"(not {inner})" if e.op == "not" else f"(-{inner})"
         if isinstance(e, n.Presence):
+            if isinstance(e.operand, n.Literal):  # a literal is always present
+                return repr(e.present)
             return f"({self.expr(e.operand)} is {'not ' if e.present else ''}None)"
         if isinstance(e, n.IfExpr):
             return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.orelse)})"
@@ -659,6 +673,8 @@ class CodeGenerator:
 
     def binary(self, e: n.Binary) -> str:
         if e.op == "otherwise":
+            if isinstance(e.left, n.Literal):  # a literal is never missing
+                return self.expr(e.left)
             left = self.expr(e.left)
             right = self.expr(e.right)
             if _is_simple(e.left) or self.in_iterable:
