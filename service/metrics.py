@@ -11,8 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -104,7 +103,7 @@ class Metrics:
         for name in policies:
             applied[name] = applied.get(name, 0) + 1
 
-    def count_tally(self, rules: Tally[tuple[str, str]], policies: Tally[str]) -> None:
+    def count_tally(self, rules: Mapping[tuple[str, str], int], policies: Mapping[str, int]) -> None:
         """Record the summed rules and policies of many decisions (a batch)."""
         tally = self._tally()
         for key, n in rules.items():

@@ -95,7 +95,8 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         inputs = snapshot.converter.inputs
         as_bytes = snapshot.converter.decision_bytes
         evaluate = snapshot.policy_set.evaluate
-        count_decision = self.metrics.count_decision if self.metrics is not None else None
+        rules: dict[tuple[str, str], int] = {}
+        applied: dict[str, int] = {}
         log_decisions = self.log_decisions
         # The results are assembled as serialised BatchResult fields and parsed once at
         # the end: building a thousand nested messages field by field costs more.
@@ -125,8 +126,10 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 log.exception("batch item failed", index=i)
                 parts.append(result_bytes(item.correlation_id, None, status_for(exc).SerializeToString()))
                 continue
-            if count_decision is not None:
-                count_decision(decision.fired, decision.policies)
+            for key in decision.fired:
+                rules[key] = rules.get(key, 0) + 1
+            for name in decision.policies:
+                applied[name] = applied.get(name, 0) + 1
             if log_decisions:
                 _log_decision(decision, item.customer.id, item.event)
             parts.append(result_bytes(item.correlation_id, as_bytes(decision)))
@@ -135,6 +138,8 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         response.failed = failed
         bind_contextvars(failed=failed)
         if self.metrics is not None:
+            self.metrics.count_evaluations("ok", count - failed)
+            self.metrics.count_tally(rules, applied)
             if invalid:
                 self.metrics.count_evaluations("invalid_argument", invalid)
             if failed - invalid:
