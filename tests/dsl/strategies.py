@@ -608,10 +608,12 @@ class PolicyWriter:
         hit = self.pick(["first", "collect"])
         value_t = self.pick([INT, DEC, STR, DATE])
 
+        optional = False
+
         def value() -> str:
-            if hit == "collect" and self.number(0, 3) == 0:
-                # A row may give an optional value: the checker types the list as list of the
-                # required type, so the language must say what a missing value in it means.
+            nonlocal optional
+            if hit == "first" and self.number(0, 3) == 0:  # a collected list holds no missing value
+                optional = True
                 return self.optional_of(value_t)
             return self.expr(value_t, self.number(0, 2))
 
@@ -624,7 +626,7 @@ class PolicyWriter:
         if hit == "collect":
             self.scope.append(_Binding(name, f"list:{value_t}"))
         else:
-            self.scope.append(_Binding(name, value_t if has_else else value_t + "?"))
+            self.scope.append(_Binding(name, value_t + "?" if optional or not has_else else value_t))
         return lines
 
     # -- rules ----------------------------------------------------------------------------------

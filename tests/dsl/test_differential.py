@@ -115,8 +115,8 @@ def assert_agree(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dic
 
 # -- generated policies ----------------------------------------------------------------------
 
-# These two properties fail while the disagreements listed under "known disagreements" below
-# are open; each has its own minimal regression test there. Do not weaken them: fix dsl/.
+# These properties fail while a disagreement listed at the end of this file is open (each
+# has its own minimised regression test there). Do not weaken them: fix dsl/.
 
 
 @PROPERTY
@@ -173,38 +173,45 @@ def test_bundled_policies_agree_with_interpreter(raw: tuple[dict[str, Any], dict
     assert_agree(policy_set, customer, event, explain)
 
 
-# -- known disagreements, minimised --------------------------------------------------------------
-# Each case below was found by the properties above and reduced by hand. They FAIL until
-# dsl/ is fixed; the assertion is the specification (compiled == interpreted), not to be
-# weakened. Each comment says what the two evaluators do today.
+# -- disagreements the properties found, minimised -----------------------------------------------
+# Each case was found by the properties above and reduced by hand; the assertion is the
+# specification (compiled == interpreted). The comment says what went wrong; a case whose
+# comment says FAILS is still open in dsl/.
 
 CUSTOMER = {"id": "c1", "member_since": "2010-01-01"}
 VISIT = {"id": "e1", "kind": "visit", "time": "2026-03-01T09:30:00Z"}
 
-KNOWN_DISAGREEMENTS = [
+DISAGREEMENTS = [
     pytest.param(
-        # Compiled: the cap's int literal is used as it is, so the award is the int 1000 and
-        # the reason reads "cap credit at 1000: 2000.50 -> 1000". Interpreted: the cap is
-        # rounded to the currency's 2 decimals: Decimal("1000.00"), "cap credit at 1000.00:
-        # 2000.50 -> 1000.00". (dsl/codegen.py finish_policy skips round_award for int caps.)
+        # Was: compiled code used an int cap as it is (award 1000, "cap credit at 1000:
+        # 2000.50 -> 1000"); the interpreter rounds every cap to the currency's decimals
+        # (Decimal("1000.00"), "cap credit at 1000.00: 2000.50 -> 1000.00").
         "policy p\n  on visit\n  rule r: award 2000.5 credit\n  cap credit at 1000\n  round credit down\n",
         CUSTOMER, VISIT, True,
         id="int-cap-on-2-decimal-currency",
     ),
     pytest.param(
-        # Compiled (exact integer path for a constant ratio): 61728394506172839450617283945.
-        # Interpreted (Decimal, 28 significant digits): 61728394506172839450617283950.
+        # Was: the exact integer path for a constant ratio gave 61728394506172839450617283945
+        # where the interpreter's Decimal (28 significant digits) gives ...950.
         "policy p\n  on visit\n  rule r: award 50% of event.party_size miles\n  round miles down\n",
         CUSTOMER, {**VISIT, "party_size": 123456789012345678901234567891}, False,
         id="constant-ratio-of-a-30-digit-number",
     ),
+    pytest.param(
+        # FAILS: -0.5 * 0 is Decimal("-0.0"), rounded to Decimal("-0.00"). Compiled explain
+        # reports the rule's award as it is: fired +-0.00 credit. The interpreter adds each
+        # award to 0 first (0 + Decimal("-0.00") is Decimal("0.00")): fired +0.00 credit.
+        "policy p\n  on visit\n  rule r: award -0.5 * event.party_size credit\n  round credit down\n",
+        CUSTOMER, {**VISIT, "party_size": 0}, True,
+        id="negative-zero-award-in-reasons",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("source", "customer", "event", "explain"), KNOWN_DISAGREEMENTS)
-def test_known_disagreement(source: str, customer: dict[str, Any], event: dict[str, Any],
-                            explain: bool) -> None:
-    """A minimised case the properties found: compiled and interpreted evaluation must agree."""
+@pytest.mark.parametrize(("source", "customer", "event", "explain"), DISAGREEMENTS)
+def test_minimised_disagreement(source: str, customer: dict[str, Any], event: dict[str, Any],
+                                explain: bool) -> None:
+    """A minimised case the properties found: compiled and interpreted evaluation agree on it."""
     policy_set = dsl.load_source(source, schema=SCHEMA)
     c, e = SCHEMA.prepare_customer(customer), SCHEMA.prepare_event(event)
     assert_agree(policy_set, c, e, explain)
@@ -212,8 +219,8 @@ def test_known_disagreement(source: str, customer: dict[str, Any], event: dict[s
 
 def test_constant_ratio_award_is_the_same_in_evaluate_and_explain() -> None:
     """Asking for reasons does not change a large award (the exact ratio path must match Decimal)."""
-    # Fails today: evaluate gives 61728394506172839450617283945 miles, explain ...950.
-    policy_set = dsl.load_source(KNOWN_DISAGREEMENTS[1].values[0], schema=SCHEMA)
+    # Was: evaluate gave 61728394506172839450617283945 miles, explain ...950.
+    policy_set = dsl.load_source(DISAGREEMENTS[1].values[0], schema=SCHEMA)
     c = SCHEMA.prepare_customer(CUSTOMER)
     e = SCHEMA.prepare_event({**VISIT, "party_size": 123456789012345678901234567891})
     assert policy_set.evaluate(c, e).awards == policy_set.evaluate(c, e, explain=True).awards
@@ -223,8 +230,8 @@ def test_constant_ratio_award_is_the_same_in_evaluate_and_explain() -> None:
                          ids=["literal-is-present", "literal-otherwise", "literal-is-missing"])
 def test_generated_code_compiles_without_warnings(condition: str) -> None:
     """A valid policy compiles with warnings turned into errors (no SyntaxWarning from codegen)."""
-    # Fails today: `"a" is present` becomes `('a' is not None)`, which Python 3.8+ warns about
-    # ('"is not" with a literal'); under -W error the policy is refused as internal_error.
+    # Was: `"a" is present` became `('a' is not None)`, which Python warns about ('"is not"
+    # with a literal'); under -W error the policy was refused as internal_error.
     source = f'policy p\n  on visit\n  rule r when {condition}: tag "x"\n'
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -232,23 +239,19 @@ def test_generated_code_compiles_without_warnings(condition: str) -> None:
     assert [p.name for p in policy_set.policies] == ["p"]
 
 
-def test_checked_collect_list_never_fails_with_a_type_error() -> None:
-    """A policy the checker accepts never fails at run time with a Python TypeError."""
-    # Fails today: the checker types a `collect` of `customer.score` (int?) as a list of int,
-    # so `sum(...)` over it passes the checker, and a missing score makes both evaluators
-    # fail with "evaluation failed: TypeError". Either the checker must refuse it
-    # (optional_value) or the language must define what a missing value in a list means.
+def test_collect_of_a_possibly_missing_value_is_refused() -> None:
+    """A `collect` row that may give a missing value is an optional_value error, not a run-time TypeError."""
+    # Was: the checker typed the list as `list of int`, so sum() over it passed the checker
+    # and a missing score made both evaluators fail with "evaluation failed: TypeError".
     source = ("policy p\n  on visit\n  decide scores collect:\n"
               "    when event.party_size > 0 -> customer.score\n"
               "  rule r: award sum(s for s in scores) miles\n")
-    try:
-        policy_set = dsl.load_source(source, schema=SCHEMA)
-    except dsl.PolicyError as exc:
-        assert [d.code for d in exc.diagnostics if d.severity == "error"] == ["optional_value"]
-        return
-    c, e = SCHEMA.prepare_customer(CUSTOMER), SCHEMA.prepare_event(VISIT)
-    for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
-        try:
-            evaluate(c, e)
-        except dsl.EvaluationError as exc:
-            assert "TypeError" not in exc.message
+    with pytest.raises(dsl.PolicyError) as caught:
+        dsl.load_source(source, schema=SCHEMA)
+    assert [d.render() for d in caught.value.diagnostics if d.severity == "error"] == [
+        "<policy>:4:34: optional_value: customer.score may be missing, and this use needs a value\n"
+        "    |     when event.party_size > 0 -> customer.score\n"
+        "    |                                  ^^^^^^^^^^^^^^\n"
+        "    = hint: give a default: `customer.score otherwise 0`, or check it first: "
+        "`customer.score is present and ...`"
+    ]
