@@ -154,6 +154,9 @@ class EvaluationError(Exception):
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:
     """A hint naming the closest candidate to a misspelt ``name``, or an empty string."""
     pool = sorted(set(candidates))
+    folded = {c.casefold(): c for c in pool}
+    if name.casefold() in folded and folded[name.casefold()] != name:
+        return f"did you mean `{folded[name.casefold()]}`?"
     close = difflib.get_close_matches(name, pool, n=1, cutoff=0.6)
     if close:
         return f"did you mean `{close[0]}`?"

@@ -25,13 +25,14 @@ Rules
 Lines
     An expression the author spread over several lines (inside brackets or after a
     backslash) is joined onto one line. A line longer than :data:`MAX_WIDTH` columns
-    is broken inside its longest expression, in this order of preference: inside the
-    brackets of a call, list or aggregate that ends an operator (``tier in ["GOLD",``
-    with the rest of the list filled onto the lines below); before each operator of
-    the loosest chain of operators, or at ``then`` and ``else``, in added parentheses
-    with the continuation lines lined up one column inside them; between the
-    arguments of a call (one per line) or the clauses of an aggregate. A line that
-    cannot be broken this way (a long name, a long string) stays long.
+    is broken inside the one expression where that gives the narrowest result. An
+    expression breaks, in this order of preference: inside the brackets of a call,
+    list or aggregate that ends an operator (``tier in ["GOLD",`` with the rest of the
+    list filled onto the lines below); before each operator of its loosest chain of
+    operators, or at ``then`` and ``else``, in added parentheses with the continuation
+    lines lined up one column inside them; between the arguments of a call (one per
+    line) or the clauses of an aggregate. A line that cannot be broken this way (a
+    long name, a long string) stays long.
 Spacing
     One space around binary operators, ``->``, ``=`` and ``then``/``else``; one after
     a comma; none inside brackets; none after unary minus; ``name: `` only after the
@@ -607,21 +608,32 @@ def _operand(e: n.Expr, at_least: int, *, nested_if: bool = False, parent: str =
 def _lay_out(parts: _Parts, col: int) -> list[str]:
     """``parts`` as lines, the first starting at column ``col``.
 
-    A line that does not fit in :data:`MAX_WIDTH` is broken inside its longest
-    expression; continuation lines carry their own indentation.
+    A line that does not fit in :data:`MAX_WIDTH` is broken inside one of its
+    expressions: the one whose layout overflows least (then: is narrowest, then: has
+    fewest lines). Continuation lines carry their own indentation.
     """
     flat = _flat(parts)
     if col + len(flat) <= MAX_WIDTH:
         return [flat]
-    slots = [(i, p) for i, p in enumerate(parts) if isinstance(p, _Slot)]
-    if not slots:
-        return [flat]
-    k, slot = max(slots, key=lambda item: len(item[1].flat()))
-    before, after = _flat(parts[:k]), _flat(parts[k + 1:])
-    lines = _layout(slot.expr, col + len(before), len(after), parens=slot.parens)
-    lines[0] = before + lines[0]
-    lines[-1] += after
-    return lines
+    best: list[str] = [flat]
+    best_score = _score([flat], col)
+    for k, slot in enumerate(parts):
+        if not isinstance(slot, _Slot):
+            continue
+        before, after = _flat(parts[:k]), _flat(parts[k + 1:])
+        lines = _layout(slot.expr, col + len(before), len(after), parens=slot.parens)
+        lines[0] = before + lines[0]
+        lines[-1] += after
+        score = _score(lines, col)
+        if score < best_score:
+            best, best_score = lines, score
+    return best
+
+
+def _score(lines: list[str], col: int) -> tuple[int, int, int]:
+    """How bad a layout is: overflowing lines, then the widest line, then the line count."""
+    widths = [col + len(lines[0]), *(len(line) for line in lines[1:])]
+    return (sum(w > MAX_WIDTH for w in widths), max(widths), len(lines))
 
 
 def _layout(e: n.Expr, col: int, tail: int, at_least: int = _IF, *, nested_if: bool = False,

@@ -377,7 +377,10 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
 def policy_files(directory: Path | str) -> list[Path]:
     """Every ``.policy`` file below ``directory``, in a stable order."""
     root = Path(directory)
-    return sorted(p for p in root.rglob("*.policy") if p.is_file())
+    # Hidden directories are not policies: a Kubernetes ConfigMap volume keeps
+    # timestamped copies of every file in `..2026_...` folders beside the links.
+    return sorted(p for p in root.rglob("*.policy") if p.is_file()
+                  and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
 
 
 def read_sources(directory: Path | str) -> list[tuple[str, str]]:

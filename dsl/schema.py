@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +47,8 @@ class Field:
     type: Type
     default: Any = _MISSING
     derived: str = ""
+    #: The least value a number may take (``min = 0``: never negative), or None.
+    minimum: int | Decimal | None = None
 
     @property
     def has_default(self) -> bool:
@@ -121,7 +124,7 @@ class Schema:
         tables = [self.customer, self.event_common, *self.events.values(), *self.records.values()]
         for table in tables:
             for name, f in table.items():
-                table[name] = Field(f.name, fix(f.type), f.default, f.derived)
+                table[name] = Field(f.name, fix(f.type), f.default, f.derived, f.minimum)
         for params in self.benefits.values():
             for name, t in params.items():
                 params[name] = fix(t)
@@ -210,7 +213,12 @@ class Schema:
                 else:
                     errors.append(FieldError(fpath, "is required"))
                     continue
-            out[name] = self._convert(f.type, value, fpath, errors)
+            converted = self._convert(f.type, value, fpath, errors)
+            if f.minimum is not None and converted is not None and converted < f.minimum:
+                reason = ("must not be negative" if f.minimum == 0
+                          else f"must be at least {f.minimum}")
+                errors.append(FieldError(fpath, f"{reason}, not {converted}"))
+            out[name] = converted
         for name, f in fields.items():
             if f.derived:
                 source = out.get(f.derived)
@@ -252,21 +260,24 @@ def convert_scalar(t: Type, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, not {_show(value)}")
         return value
-    if kind in ("string", "enum", "airport"):
+    if kind in ("string", "enum", "airport", "currency_code"):
         if not isinstance(value, str):
             raise ValueError(f"must be a string, not {_show(value)}")
         if kind == "enum":
             if value not in t.values:
                 hint = did_you_mean(value, t.values)
                 known = ", ".join(t.values) if t.values else "none declared"
-                raise ValueError(
-                    f'"{value}" is not a {t.name or "value"} (one of: {known})'
-                    + (f"; {hint}" if hint else "")
-                )
+                what = f"a tier (one of: {known})" if t.name == "tier" else f"one of: {known}"
+                raise ValueError(f'"{value}" is not {what}' + (f"; {hint}" if hint else ""))
         elif kind == "airport":
             code = value.strip().upper()
             if not airports.is_airport(code):
                 raise ValueError(f'unknown airport code "{value}"')
+            return code
+        elif kind == "currency_code":
+            code = value.strip().upper()
+            if code not in currency_codes():
+                raise ValueError(f'"{value}" is not an ISO 4217 currency code (such as USD or EUR)')
             return code
         return value
     if kind == "date":
@@ -276,6 +287,14 @@ def convert_scalar(t: Type, value: Any) -> Any:
     if kind == "duration":
         return parse_duration(value)
     raise ValueError(f"cannot read a value of type {t}")
+
+
+@cache
+def currency_codes() -> frozenset[str]:
+    """Every ISO 4217 money code (from pycountry), without XTS (testing) and XXX (no currency)."""
+    import pycountry
+
+    return frozenset(c.alpha_3 for c in pycountry.currencies) - {"XTS", "XXX"}
 
 
 def _show(value: Any) -> str:
@@ -444,7 +463,7 @@ class _Merger:
                 t = Type("record", name=nested)
                 new = Field(fname, t)
             elif isinstance(spec, dict):
-                extra = set(spec) - {"type", "default", "derived", "doc"}
+                extra = set(spec) - {"type", "default", "derived", "doc", "min"}
                 if extra:
                     raise self.fail(fkey, f"unknown key {sorted(extra)[0]}")
                 t = self._type(str(spec["type"]), fkey)
@@ -461,7 +480,17 @@ class _Merger:
                     except ValueError as exc:
                         raise self.fail(f"{fkey}.default", str(exc)) from None
                     t = t.required()
-                new = Field(fname, t, default, str(spec.get("derived", "")))
+                minimum = None
+                if "min" in spec:
+                    if not t.is_numeric:
+                        raise self.fail(f"{fkey}.min", "only numbers can have a minimum")
+                    try:
+                        minimum = parse_decimal(spec["min"] if not isinstance(spec["min"], float)
+                                                else str(spec["min"]))
+                    except ValueError as exc:
+                        raise self.fail(f"{fkey}.min", str(exc)) from None
+                    minimum = int(minimum) if minimum == minimum.to_integral_value() else minimum
+                new = Field(fname, t, default, str(spec.get("derived", "")), minimum)
             elif isinstance(spec, str):
                 new = Field(fname, self._type(spec, fkey))
             else:

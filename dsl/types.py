@@ -11,6 +11,7 @@ class Type:
 
     ``kind`` is one of ``int``, ``decimal``, ``string``, ``bool``, ``date``,
     ``datetime``, ``duration``, ``airport`` (an IATA code, a kind of string),
+    ``currency_code`` (an ISO 4217 money code such as ``USD``, a kind of string),
     ``enum`` (strings from ``values``), ``list`` (of ``elem``), ``record`` (named
     by ``name``, fields in the schema), ``null`` (the literal missing value) and
     ``any`` (the type of an expression that already failed to check, so that
@@ -53,7 +54,7 @@ class Type:
 
     @property
     def is_stringy(self) -> bool:
-        return self.kind in ("string", "enum", "airport")
+        return self.kind in ("string", "enum", "airport", "currency_code")
 
 
 INT = Type("int")
@@ -64,11 +65,12 @@ DATE = Type("date")
 DATETIME = Type("datetime")
 DURATION = Type("duration")
 AIRPORT = Type("airport")
+CURRENCY_CODE = Type("currency_code")
 NULL = Type("null", optional=True)
 ANY = Type("any")
 
 SCALARS = {
-    t.kind: t for t in (INT, DECIMAL, STRING, BOOL, DATE, DATETIME, DURATION, AIRPORT)
+    t.kind: t for t in (INT, DECIMAL, STRING, BOOL, DATE, DATETIME, DURATION, AIRPORT, CURRENCY_CODE)
 }
 
 
