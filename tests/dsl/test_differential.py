@@ -205,6 +205,17 @@ DISAGREEMENTS = [
         CUSTOMER, {**VISIT, "party_size": 0}, True,
         id="negative-zero-award-in-reasons",
     ),
+    pytest.param(
+        # FAILS: rule a's award has 4401 digits, and Python refuses to turn an int of more
+        # than 4300 digits into text, so writing rule b's not_chosen reason ("group g chose
+        # a (...)") fails in both evaluators with "evaluation failed: ValueError" -- at line 5
+        # (rule b) compiled, at line 4 (rule a, the last line the interpreter noted)
+        # interpreted. (Evaluating without reasons succeeds; see test_limits.py.)
+        "policy p\n  on visit\n  group g takes best miles:\n"
+        "    rule a: award event.party_size * event.party_size miles\n    rule b: award 1 miles\n",
+        CUSTOMER, {**VISIT, "party_size": 10**2200}, True,
+        id="error-line-when-a-reason-cannot-be-written",
+    ),
 ]
 
 
