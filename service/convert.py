@@ -17,15 +17,16 @@ the same result:
   path runs, so errors and odd-but-valid input (``"jfk"`` for ``"JFK"``) are always
   judged by the schema itself. Tests hold the two paths to the same output.
 
-Two checks the schema does not make are added here, on both paths: counters and
-distances must not be negative (:data:`NON_NEGATIVE`), and money ``currency`` fields
-must be ISO 4217 codes (:data:`CURRENCY_FIELDS`).
+Every check comes from the schema: a field's least value (``Field.minimum``), enum
+values, airport and ISO 4217 currency codes (``currency_code`` fields). The fast
+path only accepts what the schema would accept unchanged; the reason for a
+refusal is always the schema's own.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -36,25 +37,10 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from dsl import airports
 from dsl.decision import Benefit, Decision, Reason
 from dsl.errors import FieldError, InputError
-from dsl.schema import Field, Schema, convert_scalar
+from dsl.schema import Field, Schema, convert_scalar, currency_codes
 from dsl.types import Type
-from service.currencies import ISO_4217
 from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
-
-#: Fields (schema paths, ``[]`` for any list index, ``*`` for every field of a record)
-#: that must not be negative. The schema has no such constraint yet.
-NON_NEGATIVE: frozenset[str] = frozenset(
-    {
-        "customer.lifetime.*",
-        "event.distance_miles",
-        "event.fare",
-        "event.party_size",
-        "event.items[].quantity",
-    }
-)
-#: Fields (schema paths) that hold an ISO 4217 money-currency code.
-CURRENCY_FIELDS: frozenset[str] = frozenset({"event.currency"})
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Most decision shapes (see Converter.decision_into) kept per policy set.
@@ -161,6 +147,7 @@ _ACCEPTS = {
     "string": ("string_value",),
     "enum": ("string_value",),
     "airport": ("string_value",),
+    "currency_code": ("string_value",),
     "bool": ("bool_value",),
     "date": ("date_value", "string_value"),
     "datetime": ("time_value", "string_value"),
@@ -316,7 +303,7 @@ class Converter:
             field = self.schema.customer.get(name)
             attrs[name] = value_to_loose(value, field.type if field else None, self.schema, path, errors)
         loose.update(attrs)
-        return self._prepare(self.schema.prepare_customer, "customer", loose, errors, _customer_path)
+        return self._prepare(self.schema.prepare_customer, loose, errors, _customer_path)
 
     def check_event(self, msg: pb.Event) -> dict[str, Any]:
         """The checking path for an event (always run by the schema itself)."""
@@ -353,12 +340,11 @@ class Converter:
         def rename(path: str) -> str:
             return _event_path(path, kind, details_fields)
 
-        return self._prepare(self.schema.prepare_event, "event", loose, errors, rename)
+        return self._prepare(self.schema.prepare_event, loose, errors, rename)
 
     def _prepare(
         self,
         prepare: Callable[[Mapping[str, Any]], dict[str, Any]],
-        root: str,
         loose: dict[str, Any],
         errors: list[FieldError],
         rename: Callable[[str], str],
@@ -372,11 +358,6 @@ class Converter:
         violations = [Violation(e.path, e.reason) for e in errors]
         seen = {v.field for v in violations}
         for e in schema_errors:
-            path = rename(e.path)
-            if path not in seen:
-                violations.append(Violation(path, e.reason))
-                seen.add(path)
-        for e in _extra_checks(loose, root):
             path = rename(e.path)
             if path not in seen:
                 violations.append(Violation(path, e.reason))
@@ -560,45 +541,6 @@ def _loose_message(msg: Any, path: str, errors: list[FieldError]) -> dict[str, A
     return out
 
 
-def _walk(value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
-    """(path, path with list indices as ``[]``, value) for every scalar below ``value``."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _walk(v, f"{path}.{k}")
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _walk(v, f"{path}[{i}]")
-    else:
-        yield path, _INDEX.sub("[]", path), value
-
-
-def _extra_checks(loose: dict[str, Any], root: str) -> list[FieldError]:
-    errors = []
-    for path, shape, value in _walk(loose, root):
-        parent = shape.rsplit(".", 1)[0] + ".*"
-        if (shape in NON_NEGATIVE or parent in NON_NEGATIVE) and _negative(value):
-            errors.append(FieldError(path, "must not be negative"))
-        if shape in CURRENCY_FIELDS and isinstance(value, str) and value not in ISO_4217:
-            errors.append(
-                FieldError(path, f'unknown currency code "{value}" (ISO 4217, such as "USD")')
-            )
-    return errors
-
-
-def _negative(value: Any) -> bool:
-    if isinstance(value, bool):
-        return False
-    if isinstance(value, int | Decimal):
-        return value < 0
-    if isinstance(value, str):
-        try:
-            d = Decimal(value)
-        except InvalidOperation:
-            return False
-        return d.is_finite() and d < 0
-    return False
-
-
 def _customer_path(path: str) -> str:
     name = re.split(r"[.\[]", path, maxsplit=2)[1] if path.startswith("customer.") else ""
     if not name or name in _CUSTOMER_FIELDS:
@@ -639,7 +581,7 @@ class _FastPathGenerator:
             "DATE": _date,
             "ATTR": self._attr,
             "AIRPORTS": airports.airport_codes(),
-            "CURRENCIES": ISO_4217,
+            "CURRENCIES": currency_codes(),
         }
         self._consts: dict[int, str] = {}
         self._counter = 0
@@ -788,10 +730,9 @@ class _FastPathGenerator:
         var = self._var()
         t = f.type
         shape = _INDEX.sub("[]", path)
-        parent = shape.rsplit(".", 1)[0] + ".*"
-        non_negative = shape in NON_NEGATIVE or parent in NON_NEGATIVE
-        currency = shape in CURRENCY_FIELDS
+        minimum = f.minimum
         may_be_missing = True
+        default_ok = True
         empty_is_missing = False  # a proto string: "" is missing (and must become None)
         checks: list[str] = []
         if src == "proto":
@@ -833,6 +774,8 @@ class _FastPathGenerator:
                     checks.append(f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW")
                 elif kind == "airport":
                     checks.append(f"if {var} not in AIRPORTS: raise SLOW")
+                elif kind == "currency_code":
+                    checks.append(f"if {var} not in CURRENCIES: raise SLOW")
                 elif kind == "decimal":
                     checks.append(f"{var} = DEC({var})")
                 elif kind == "date":
@@ -866,22 +809,24 @@ class _FastPathGenerator:
             body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self._const(t)})")
         else:
             body.append(f"{pad}{var} = None")
-        if non_negative:
-            if not may_be_missing and not checks and t.kind == "int":
+        if minimum is not None:
+            if minimum == 0 and not may_be_missing and not checks and t.kind == "int":
                 self._non_negative.append(var)  # checked together: (a | b | c) < 0
             else:
-                checks.append(f"if {var} < 0: raise SLOW")
-        if currency:
-            checks.append(f"if {var} not in CURRENCIES: raise SLOW")
+                checks.append(f"if {var} < {self._const(minimum)}: raise SLOW")
+            if f.has_default and f.default < minimum:
+                default_ok = False  # the schema refuses its own default: let it say so
         if may_be_missing and not empty_is_missing and t.optional and not f.has_default:
             if checks:  # None stays None; a value is checked
                 body.append(f"{pad}if {var} is not None:")
                 body += [f"{pad}    {c}" for c in checks]
         elif may_be_missing:
             body.append(f"{pad}if not {var}:" if empty_is_missing else f"{pad}if {var} is None:")
-            if f.has_default:
+            if f.has_default and default_ok:
                 default = "[]" if f.default == [] else self._const(f.default)
                 body.append(f"{pad}    {var} = {default}")
+            elif f.has_default:
+                body.append(f"{pad}    raise SLOW")
             elif t.optional:
                 body.append(f"{pad}    {var} = None")
             else:

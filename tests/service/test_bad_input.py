@@ -7,7 +7,7 @@ from collections.abc import Callable
 import grpc
 import pytest
 
-from service.client import customer, field_violations, purchase
+from service.client import customer, field_violations, purchase, visit
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from tests.service.conftest import gold_customer, jfk_lhr
 
@@ -88,6 +88,22 @@ def _bad_item() -> pb.EvaluateRequest:
     return pb.EvaluateRequest(customer=gold_customer(), event=e)
 
 
+def _no_party() -> pb.EvaluateRequest:
+    return pb.EvaluateRequest(customer=gold_customer(),
+                              event=visit("v", time="2026-03-01T10:00:00Z", party_size=0))
+
+
+def _unknown_purchase_currency() -> pb.EvaluateRequest:
+    e = purchase("p", time="2026-03-01T10:00:00Z", amount="10.00", currency="ABC")
+    return pb.EvaluateRequest(customer=gold_customer(), event=e)
+
+
+def _negative_spend() -> pb.EvaluateRequest:
+    c = gold_customer()
+    c.lifetime.spend = "-0.01"
+    return pb.EvaluateRequest(customer=c, event=jfk_lhr())
+
+
 CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]] = [
     ("missing customer id", _no_customer_id, [("customer.id", "is required")]),
     ("unknown event kind", _unknown_kind, [
@@ -95,11 +111,12 @@ CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]]
                        "purchase, visit); did you mean `flight`?")]),
     ("kind does not match the details", _kind_mismatch, [
         ("event.kind", 'is "visit" but the event carries flight details')]),
-    ("negative distance", _negative_distance, [("event.flight.distance_miles", "must not be negative")]),
+    ("negative distance", _negative_distance, [
+        ("event.flight.distance_miles", "must not be negative, not -5")]),
     ("a date that cannot exist", _impossible_date, [
         ("customer.member_since", '"2026-02-30" is not a date that exists')]),
     ("unknown currency", _unknown_currency, [
-        ("event.flight.currency", 'unknown currency code "XYZ" (ISO 4217, such as "USD")')]),
+        ("event.flight.currency", '"XYZ" is not an ISO 4217 currency code (such as USD or EUR)')]),
     ("unknown airport code", _unknown_airport, [
         ("event.flight.destination", 'unknown airport code "QQQ"')]),
     ("unknown attribute", _unknown_attribute, [
@@ -107,13 +124,19 @@ CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]]
     ("attribute of the wrong type", _attribute_of_wrong_type, [
         ("customer.attributes.home_store", "expects a string value (string_value), not int_value")]),
     ("tier not in the schema", _bad_tier, [
-        ("customer.tier", '"gold" is not a tier (one of: MVP, GOLD, PLATINUM, 75K)')]),
+        ("customer.tier", '"gold" is not a tier (one of: MVP, GOLD, PLATINUM, 75K); did you mean `GOLD`?')]),
     ("fare that is not a decimal", _float_like_fare, [
         ("event.flight.fare", '"4.2e" is not a decimal number')]),
     ("event without time", _no_time, [("event.time", "is required")]),
     ("request without event", _no_event, [("event", "is required")]),
-    ("negative lifetime counter", _negative_counter, [("customer.lifetime.miles", "must not be negative")]),
-    ("negative item quantity", _bad_item, [("event.purchase.items[0].quantity", "must not be negative")]),
+    ("negative lifetime counter", _negative_counter, [
+        ("customer.lifetime.miles", "must not be negative, not -1")]),
+    ("item quantity below its minimum", _bad_item, [
+        ("event.purchase.items[0].quantity", "must be at least 1, not -1")]),
+    ("party size below its minimum", _no_party, [("event.visit.party_size", "must be at least 1, not 0")]),
+    ("unknown purchase currency", _unknown_purchase_currency, [
+        ("event.purchase.currency", '"ABC" is not an ISO 4217 currency code (such as USD or EUR)')]),
+    ("negative spend", _negative_spend, [("customer.lifetime.spend", "must not be negative, not -0.01")]),
 ]
 
 
@@ -130,7 +153,7 @@ def test_bad_request_is_invalid_argument_with_field_and_reason(stub, make, expec
 def test_several_problems_are_reported_together(stub):
     """Every bad field of both customer and event is listed, not just the first."""
     c = customer("", member_since="2026-13-01")
-    e = jfk_lhr(origin="XXX", currency="usd", fare="abc")
+    e = jfk_lhr(origin="XXX", currency="usdollar", fare="abc")
     with pytest.raises(grpc.RpcError) as info:
         stub.Evaluate(pb.EvaluateRequest(customer=c, event=e), timeout=5)
     fields = [f for f, _ in field_violations(info.value)]

@@ -4,90 +4,182 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsl.decision import Benefit, Decision, Reason
+from dsl.errors import InputError
 from dsl.schema import Schema
 from service import client
-from service.convert import Converter, decision_message
+from service.convert import Converter, _Slow, decision_message
+from service.errors import InvalidArgument
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from tests.service.conftest import POLICIES
 
 CONVERTER = Converter(Schema.for_directory(POLICIES))
+SCHEMA = CONVERTER.schema
 
 dates = st.dates(min_value=datetime(1950, 1, 1).date(), max_value=datetime(2030, 12, 31).date())
 times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2035, 1, 1),
                      timezones=st.just(UTC))
-money = st.decimals(min_value=0, max_value=100000, places=2).map(str)
-counts = st.integers(min_value=0, max_value=10**7)
+#: Mostly valid amounts, sometimes negative (the schema's ``min = 0``), once in a while -0.
+money = st.one_of(st.decimals(min_value=0, max_value=100000, places=2),
+                  st.decimals(min_value=-1000, max_value=0, places=2)).map(str)
+#: Counters: mostly valid, sometimes negative.
+counts = st.one_of(st.integers(min_value=0, max_value=10**7), st.integers(min_value=-3, max_value=1))
+#: Currency codes: valid, odd but valid (the schema upper-cases), and not ISO 4217 at all.
+currencies = st.sampled_from(["", "USD", "EUR", "JPY", "usd", " eur ", "XYZ", "ABC", "XTS", "US"])
+ODD_BUT_VALID = ("usd", " eur ")
 airports = st.sampled_from(["JFK", "LHR", "SFO", "NRT", "SYD", "CDG", "GRU"])
 maybe = st.one_of
 
 
 @st.composite
-def customers(draw: st.DrawFn) -> pb.Customer:
-    attributes = draw(st.sampled_from([None, {"home_store": "s-1"}]))
-    return client.customer(
-        draw(st.text("abc123-", min_size=1, max_size=8)),
-        member_since=draw(dates), tier=draw(st.sampled_from([None, "MVP", "GOLD", "PLATINUM", "75K"])),
-        birthday=draw(maybe(st.none(), dates)), miles=draw(counts), flights=draw(counts),
-        spend=draw(maybe(st.none(), money)), visits=draw(counts), appointments=draw(counts),
-        donations=draw(maybe(st.none(), money)), donation_years=draw(st.integers(0, 80)),
-        attributes=attributes,
-    )
+def customers(draw: st.DrawFn) -> dict[str, Any]:
+    """A customer as loose values (what the builders in service.client take)."""
+    return {
+        "id": draw(st.text("abc123-", min_size=1, max_size=8)),
+        "member_since": draw(dates),
+        "tier": draw(st.sampled_from([None, "MVP", "GOLD", "PLATINUM", "75K", "gold"])),
+        "birthday": draw(maybe(st.none(), dates)),
+        "miles": draw(counts), "flights": draw(counts), "spend": draw(maybe(st.none(), money)),
+        "visits": draw(counts), "appointments": draw(counts),
+        "donations": draw(maybe(st.none(), money)), "donation_years": draw(st.integers(-2, 80)),
+        "attributes": draw(st.sampled_from([None, {"home_store": "s-1"}])),
+    }
 
 
 @st.composite
-def events(draw: st.DrawFn) -> pb.Event:
+def events(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
+    """(kind, the event as loose keyword arguments for that kind's builder in service.client)."""
     kind = draw(st.sampled_from(["flight", "purchase", "visit", "appointment", "donation"]))
     when = draw(times)
     if draw(st.booleans()):
         when = when.replace(microsecond=0)
+    common = {"time": when}
     if kind == "flight":
-        return client.flight(
-            "e", time=when, origin=draw(airports), destination=draw(airports), fare=draw(money),
-            distance_miles=draw(maybe(st.none(), counts)), currency=draw(st.sampled_from(["", "USD", "EUR"])),
-            cabin=draw(st.sampled_from(["", "economy", "premium_economy", "business", "first"])),
-            partner=draw(st.booleans()), carrier=draw(st.sampled_from(["", "BA"])),
-        )
+        return kind, common | {
+            "origin": draw(airports), "destination": draw(airports), "fare": draw(money),
+            "distance_miles": draw(maybe(st.none(), counts)), "currency": draw(currencies),
+            "cabin": draw(st.sampled_from(["", "economy", "premium_economy", "business", "first"])),
+            "partner": draw(st.booleans()), "carrier": draw(st.sampled_from(["", "BA"])),
+        }
     if kind == "purchase":
         items = draw(st.lists(st.fixed_dictionaries({
             "sku": st.just("sku-1"), "category": st.sampled_from(["coffee", "garden"]), "amount": money,
-            "quantity": maybe(st.none(), st.integers(0, 20))}), max_size=3))
-        return client.purchase("e", time=when, amount=draw(money), channel=draw(st.sampled_from(
-            ["", "store", "online", "app"])), items=items)
+            "quantity": maybe(st.none(), st.integers(-2, 20))}), max_size=3))
+        return kind, common | {"amount": draw(money), "currency": draw(currencies),
+                               "channel": draw(st.sampled_from(["", "store", "online", "app"])),
+                               "items": items}
     if kind == "visit":
-        return client.visit("e", time=when, venue=draw(st.sampled_from(["", "v1"])),
-                            party_size=draw(maybe(st.none(), st.integers(0, 12))),
-                            spend=draw(maybe(st.none(), money)))
+        return kind, common | {"venue": draw(st.sampled_from(["", "v1"])),
+                               "party_size": draw(maybe(st.none(), st.integers(-2, 12))),
+                               "spend": draw(maybe(st.none(), money))}
     if kind == "appointment":
         scheduled = draw(times)
         arrived = draw(maybe(st.none(), st.just(scheduled + timedelta(minutes=7))))
-        return client.appointment("e", time=when, service="grooming", scheduled_at=scheduled,
-                                  arrived_at=arrived)
-    return client.donation("e", time=when, amount=draw(money), campaign=draw(st.sampled_from(["", "x"])),
-                           recurring=draw(st.booleans()))
+        return kind, common | {"service": "grooming", "scheduled_at": scheduled, "arrived_at": arrived}
+    return kind, common | {"amount": draw(money), "currency": draw(currencies),
+                           "campaign": draw(st.sampled_from(["", "x"])), "recurring": draw(st.booleans())}
 
 
-@settings(max_examples=300, deadline=None)
+def _customer_message(raw: dict[str, Any]) -> pb.Customer:
+    return client.customer(**raw)
+
+
+def _event_message(kind: str, raw: dict[str, Any]) -> pb.Event:
+    return getattr(client, kind)("e", **raw)
+
+
+def _loose(raw: dict[str, Any]) -> dict[str, Any]:
+    """What a backend would send as JSON: empty strings and Nones left out (not given)."""
+    return {k: v for k, v in raw.items() if v is not None and v != ""}
+
+
+def _customer_loose(raw: dict[str, Any]) -> dict[str, Any]:
+    lifetime = ("miles", "flights", "spend", "visits", "appointments", "donations", "donation_years")
+    out = _loose({k: v for k, v in raw.items() if k not in lifetime and k != "attributes"})
+    out["lifetime"] = _loose({k: raw[k] for k in lifetime})
+    out.update(raw["attributes"] or {})
+    return out
+
+
+def _event_loose(kind: str, raw: dict[str, Any]) -> dict[str, Any]:
+    out = {"id": "e", "kind": kind} | _loose(raw)
+    if "items" in out:
+        out["items"] = [_loose(i) for i in out["items"]]
+    return out
+
+
+def _request_path(path: str, kind: str) -> str:
+    """A schema path as the request path (an event's own fields live in its details message)."""
+    head, _, rest = path.partition(".")
+    name = rest.split(".")[0].split("[")[0]
+    if head == "event" and name not in ("id", "kind", "time"):
+        return f"event.{kind}.{rest}"
+    return path
+
+
+def _outcome(convert: Any, message: Any) -> Any:
+    try:
+        return convert(message)
+    except InvalidArgument as exc:
+        return [(v.field, v.description) for v in exc.violations]
+
+
+def _schema_outcome(prepare: Any, loose: dict[str, Any], kind: str) -> Any:
+    try:
+        return prepare(loose)
+    except InputError as exc:
+        return [(_request_path(e.path, kind), e.reason) for e in exc.errors]
+
+
+@settings(max_examples=400, deadline=None)
 @given(customers())
-def test_fast_customer_equals_the_schema_checked_customer(message):
-    """For any valid customer the generated converter returns the schema's own prepared dict."""
-    assert CONVERTER._fast_customer(message) == CONVERTER.check_customer(message)
+def test_fast_customer_equals_the_schema_checked_customer(raw):
+    """For any customer the generated converter returns the schema's own prepared dict, or gives up."""
+    message = _customer_message(raw)
+    try:
+        fast = CONVERTER._fast_customer(message)
+    except _Slow:  # only for input the schema refuses
+        with pytest.raises(InvalidArgument):
+            CONVERTER.check_customer(message)
+        return
+    assert fast == CONVERTER.check_customer(message)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=400, deadline=None)
 @given(events())
-def test_fast_event_equals_the_schema_checked_event(message):
-    """For any valid event of every kind the generated converter returns the schema's prepared dict."""
+def test_fast_event_equals_the_schema_checked_event(kind_raw):
+    """For any event of every kind the generated converter returns the schema's prepared dict, or
+    gives up (then the checking path decides)."""
+    message = _event_message(*kind_raw)
     kind = message.WhichOneof("details")
-    fast = CONVERTER._fast_events[(kind, kind)](message, getattr(message, kind), message.attributes)
+    try:
+        fast = CONVERTER._fast_events[(kind, kind)](message, getattr(message, kind), message.attributes)
+    except _Slow:  # only for input the schema refuses or normalises ("usd" is USD)
+        if kind_raw[1].get("currency") not in ODD_BUT_VALID:
+            with pytest.raises(InvalidArgument):
+                CONVERTER.check_event(message)
+        return
     checked = CONVERTER.check_event(message)
     assert fast == checked
     assert list(fast) == list(checked)  # the same keys, in the same order
+
+
+@settings(max_examples=400, deadline=None)
+@given(customers(), events())
+def test_the_service_and_the_schema_give_the_same_result_and_errors(raw_customer, kind_raw):
+    """Negative counters and amounts, minimums above zero, bad and lower-case currency codes:
+    the converter's result (or its violations, at request paths) is Schema.prepare_*'s."""
+    kind, raw_event = kind_raw
+    assert _outcome(CONVERTER.customer, _customer_message(raw_customer)) == _schema_outcome(
+        SCHEMA.prepare_customer, _customer_loose(raw_customer), kind)
+    assert _outcome(CONVERTER.event, _event_message(kind, raw_event)) == _schema_outcome(
+        SCHEMA.prepare_event, _event_loose(kind, raw_event), kind)
 
 
 def test_prepared_shape_matches_the_documented_python_api():
@@ -107,6 +199,27 @@ def test_odd_but_valid_input_takes_the_checking_path(origin, expected):
     """Lower-case airport codes are not the fast path's business; the schema normalises them."""
     message = client.flight("e", time="2026-03-01T09:30:00Z", origin=origin, destination="LHR", fare="1")
     assert CONVERTER.event(message)["origin"] == expected
+
+
+@pytest.mark.parametrize(("currency", "expected"), [("", "USD"), ("EUR", "EUR"), ("eur", "EUR"),
+                                                    (" jpy ", "JPY")])
+def test_currency_codes_are_the_schemas(currency, expected):
+    """Currency fields are the schema's currency_code: upper-cased, defaulting to USD."""
+    for message in (client.flight("e", time="2026-03-01T09:30:00Z", origin="JFK", destination="LHR",
+                                  fare="1", currency=currency),
+                    client.donation("e", time="2026-03-01T09:30:00Z", amount="1", currency=currency)):
+        assert CONVERTER.event(message)["currency"] == expected
+
+
+def test_well_formed_flights_take_the_fast_path():
+    """The benchmark's flights never fall back to the checking path (it is far slower)."""
+    from benchmarks.data import raw_airline_pairs
+    from benchmarks.messages import evaluate_requests
+
+    for request in evaluate_requests(raw_airline_pairs(200)):
+        event = request.event
+        CONVERTER._fast_customer(request.customer)
+        CONVERTER._fast_events[("flight", "flight")](event, event.flight, event.attributes)
 
 
 def test_decision_message_keeps_amounts_exact_and_params_typed():

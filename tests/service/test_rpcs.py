@@ -132,7 +132,7 @@ def test_stream_echoes_correlation_ids_and_survives_a_bad_message(stub):
     responses = list(stub.EvaluateStream(iter(messages), timeout=10))
     assert [r.correlation_id for r in responses] == ["1", "2", "3"]
     assert [r.WhichOneof("outcome") for r in responses] == ["decision", "error", "decision"]
-    assert field_violations(responses[1].error) == [("event.flight.fare", "must not be negative")]
+    assert field_violations(responses[1].error) == [("event.flight.fare", "must not be negative, not -1")]
     assert responses[2].decision.reasons
 
 
@@ -190,7 +190,7 @@ def test_rich_status_details_are_google_rpc_bad_request(stub):
     bad = error_details_pb2.BadRequest()
     assert status.details[0].Unpack(bad)
     assert [(v.field, v.description) for v in bad.field_violations] == [
-        ("event.visit.party_size", "must not be negative")
+        ("event.visit.party_size", "must be at least 1, not -2")
     ]
 
 
