@@ -375,3 +375,24 @@ def test_unreadable_cases_file_exits_two(programme: Path) -> None:
     result = loyalty(programme, "old", "new", "--cases", "missing.jsonl")
     assert (result.returncode, result.stdout, result.stderr) == (
         2, "", "loyalty diff: missing.jsonl: cannot read the cases: no such file or directory\n")
+
+
+def test_schema_change_is_reported_and_cases_are_checked_against_both_schemas(
+        programme: Path) -> None:
+    """A changed schema.toml is a change in itself, and a case field only one side's schema
+    declares is named with the side that refuses it."""
+    write(programme / "new", visits=VISITS_OLD, flights=FLIGHTS, spend=SPEND)
+    (programme / "new" / "schema.toml").write_text(SCHEMA + '\n[customer]\nvip = "bool?"\n')
+    result = loyalty(programme, "old", "new")
+    assert result.returncode == 1
+    assert result.stdout == revisions(programme) + (
+        "policies: 0 added, 0 removed, 0 changed, 3 unchanged\n"
+        "schema: changed\n"
+    )
+    (programme / "cases.jsonl").write_text(
+        case(1, 3).replace('"member_since"', '"vip": true, "member_since"') + "\n")
+    result = loyalty(programme, "old", "new", "--cases", "cases.jsonl")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "cases.jsonl:1: customer.vip: is not a field in the schema (old policies' schema only)\n"
+    )
