@@ -109,7 +109,6 @@ def dsl_decimal(value: Decimal) -> str:
 # Strategies built once: the writer draws hundreds of values per policy.
 _integers = cache(st.integers)
 _INT_LITERALS = st.one_of(st.integers(0, 12), st.integers(-1000, 100_000), st.sampled_from(BIG_INTS))
-_SMALL_INT_LITERALS = st.one_of(st.integers(0, 12), st.integers(-1000, 100_000))
 _DECIMAL_LITERALS = st.decimals(min_value=-1000, max_value=1000, places=2)
 _DATE_LITERALS = st.one_of(st.sampled_from(SPECIAL_DATES[:6]),
                            st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)))
@@ -172,10 +171,9 @@ class PolicyWriter:
     Choices are ordered simplest first, so that shrinking leads to small policies.
     """
 
-    def __init__(self, draw: Callable[[Any], Any], kind: str, *, big_numbers: bool = True) -> None:
+    def __init__(self, draw: Callable[[Any], Any], kind: str) -> None:
         self.draw = draw
         self.kind = kind
-        self.big_numbers = big_numbers
         self.fields = COMMON_FIELDS + KIND_FIELDS[kind]
         self.scope: list[_Binding] = []
         self.locals: list[_Binding] = []
@@ -209,7 +207,7 @@ class PolicyWriter:
     # -- literals ------------------------------------------------------------------------------
 
     def int_literal(self) -> str:
-        value = self.draw(_INT_LITERALS if self.big_numbers else _SMALL_INT_LITERALS)
+        value = self.draw(_INT_LITERALS)
         if value >= 1000 and self.number(0, 3) == 0:
             return f"{value:_}"  # underscores are allowed between digits
         return str(value)
@@ -219,7 +217,7 @@ class PolicyWriter:
             (4, lambda: dsl_decimal(self.draw(_DECIMAL_LITERALS))),
             (3, lambda: f"{self.number(0, 200)}{self.pick(['', '.5', '.25', '.125'])}%"),
             (2, lambda: self.pick(["0.5", "0.005", "2.5", "1.25", "0.1", "1.0", "0.00"])),
-            (1 if self.big_numbers else 0, lambda: self.pick(
+            (1, lambda: self.pick(
                 ["0.3333333333333333333333333333333", "12345678901234567890123456789.5"])),
         ])
 
@@ -742,9 +740,9 @@ class PolicyWriter:
 
 
 @st.composite
-def policy_sources(draw: Callable[[Any], Any], kind: str, *, big_numbers: bool = True) -> str:
+def policy_sources(draw: Callable[[Any], Any], kind: str) -> str:
     """The text of one or two valid policies for events of ``kind``."""
-    writer = PolicyWriter(draw, kind, big_numbers=big_numbers)
+    writer = PolicyWriter(draw, kind)
     count = draw(st.integers(1, 2))
     return "\n".join(writer.policy(f"p{i + 1}") for i in range(count))
 
@@ -754,17 +752,21 @@ def policy_sources(draw: Callable[[Any], Any], kind: str, *, big_numbers: bool =
 _ZONES = (UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)))
 
 
-def _ints(big: bool) -> st.SearchStrategy[int]:
-    return st.one_of(st.integers(-3, 12), st.integers(-10**6, 10**6),
-                     st.sampled_from(BIG_INTS if big else (0,)))
+def _ints(low: int | None) -> st.SearchStrategy[int]:
+    if low is not None:  # the schema's minimum, and the values just above it
+        return st.one_of(st.integers(low, low + 3), st.integers(low, 10**6),
+                         st.sampled_from([v for v in BIG_INTS if v >= low]))
+    return st.one_of(st.integers(-3, 12), st.integers(-10**6, 10**6), st.sampled_from(BIG_INTS))
 
 
-def _decimals(big: bool) -> st.SearchStrategy[str]:
-    pool = ["0", "0.00", "-0.5", "0.005", "2.5", "199.99", "1E+3", "-1000000.01"]
-    if big:
-        pool += ["123456789012345678901234567890.55", "1E+30"]
+def _decimals(low: Decimal | None) -> st.SearchStrategy[str]:
+    pool = ["0", "0.00", "-0.5", "0.005", "2.5", "199.99", "1E+3", "-1000000.01",
+            "123456789012345678901234567890.55", "1E+30"]
+    if low is not None:
+        pool = [v for v in pool if Decimal(v) >= low] + [str(low)]
     return st.one_of(st.sampled_from(pool),
-                     st.decimals(min_value=-10**6, max_value=10**6, places=2).map(str))
+                     st.decimals(min_value=-10**6 if low is None else low, max_value=10**6,
+                                 places=2).map(str))
 
 
 def _dates() -> st.SearchStrategy[date]:
@@ -786,23 +788,23 @@ def _durations() -> st.SearchStrategy[Any]:
                      st.integers(-10**7, 10**7))
 
 
-_RAW: dict[tuple[int, Type, bool], st.SearchStrategy[Any]] = {}
+_RAW: dict[tuple[int, Type, Any], st.SearchStrategy[Any]] = {}
 
 
-def raw_value(schema: Schema, t: Type, *, big: bool = True) -> st.SearchStrategy[Any]:
-    """A loose input value of type ``t``, as a caller would send it."""
-    key = (id(schema), t, big)
+def raw_value(schema: Schema, t: Type, minimum: int | Decimal | None = None) -> st.SearchStrategy[Any]:
+    """A loose input value of type ``t`` (numbers at least ``minimum``), as a caller would send it."""
+    key = (id(schema), t, minimum)
     if key not in _RAW:
-        _RAW[key] = _raw_value(schema, t, big)
+        _RAW[key] = _raw_value(schema, t, minimum)
     return _RAW[key]
 
 
-def _raw_value(schema: Schema, t: Type, big: bool) -> st.SearchStrategy[Any]:
+def _raw_value(schema: Schema, t: Type, minimum: Any) -> st.SearchStrategy[Any]:
     kind = t.kind
     if kind == "int":
-        return _ints(big)
+        return _ints(minimum)
     if kind == "decimal":
-        return _decimals(big)
+        return _decimals(None if minimum is None else Decimal(minimum))
     if kind == "bool":
         return st.booleans()
     if kind == "string":
@@ -811,6 +813,8 @@ def _raw_value(schema: Schema, t: Type, big: bool) -> st.SearchStrategy[Any]:
         return st.sampled_from(t.values)
     if kind == "airport":
         return st.sampled_from(AIRPORTS)
+    if kind == "currency_code":
+        return st.sampled_from(["USD", "EUR", "JPY", "GBP"])
     if kind == "date":
         return _dates().map(date.isoformat)
     if kind == "datetime":
@@ -819,15 +823,14 @@ def _raw_value(schema: Schema, t: Type, big: bool) -> st.SearchStrategy[Any]:
         return _durations()
     if kind == "list":
         assert t.elem is not None
-        return st.lists(raw_value(schema, t.elem, big=big), max_size=4)
+        return st.lists(raw_value(schema, t.elem), max_size=4)
     if kind == "record":
-        return raw_record(schema, schema.records.get(t.name, {}), big=big)
+        return raw_record(schema, schema.records.get(t.name, {}))
     raise AssertionError(f"no inputs for {t}")
 
 
 @st.composite
-def raw_record(draw: Callable[[Any], Any], schema: Schema, fields: dict[str, Field], *,
-               big: bool = True) -> dict[str, Any]:
+def raw_record(draw: Callable[[Any], Any], schema: Schema, fields: dict[str, Field]) -> dict[str, Any]:
     """A loose mapping for a record: optional and defaulted fields sometimes left out or null."""
     out: dict[str, Any] = {}
     for name, f in fields.items():
@@ -840,16 +843,16 @@ def raw_record(draw: Callable[[Any], Any], schema: Schema, fields: dict[str, Fie
         if choice == 1:
             out[name] = None
             continue
-        out[name] = draw(raw_value(schema, f.type.required(), big=big))
+        out[name] = draw(raw_value(schema, f.type.required(), f.minimum))
     return out
 
 
-def raw_customers(schema: Schema, *, big: bool = True) -> st.SearchStrategy[dict[str, Any]]:
+def raw_customers(schema: Schema) -> st.SearchStrategy[dict[str, Any]]:
     """Loose customer mappings for ``schema.prepare_customer``."""
-    return raw_record(schema, schema.customer, big=big)
+    return raw_record(schema, schema.customer)
 
 
-def raw_events(schema: Schema, kind: str, *, big: bool = True) -> st.SearchStrategy[dict[str, Any]]:
+def raw_events(schema: Schema, kind: str) -> st.SearchStrategy[dict[str, Any]]:
     """Loose event mappings of ``kind`` for ``schema.prepare_event``."""
     fields = {k: f for k, f in {**schema.event_common, **schema.events[kind]}.items() if k != "kind"}
-    return raw_record(schema, fields, big=big).map(lambda r: {**r, "kind": kind})
+    return raw_record(schema, fields).map(lambda r: {**r, "kind": kind})

@@ -201,8 +201,8 @@ DISAGREEMENTS = [
         # FAILS: -0.5 * 0 is Decimal("-0.0"), rounded to Decimal("-0.00"). Compiled explain
         # reports the rule's award as it is: fired +-0.00 credit. The interpreter adds each
         # award to 0 first (0 + Decimal("-0.00") is Decimal("0.00")): fired +0.00 credit.
-        "policy p\n  on visit\n  rule r: award -0.5 * event.party_size credit\n  round credit down\n",
-        CUSTOMER, {**VISIT, "party_size": 0}, True,
+        "policy p\n  on visit\n  rule r: award -0.5 * 0 credit\n  round credit down\n",
+        CUSTOMER, VISIT, True,
         id="negative-zero-award-in-reasons",
     ),
     pytest.param(
