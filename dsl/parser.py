@@ -35,13 +35,39 @@ _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 
 @cache
 def _lark() -> Lark:
+    grammar = GRAMMAR_PATH.read_text(encoding="utf-8")
     return Lark(
-        GRAMMAR_PATH.read_text(encoding="utf-8"),
+        grammar,
         parser="lalr",
         lexer=PolicyLexer,
         propagate_positions=True,
         maybe_placeholders=True,
+        cache=_cache_file(grammar),
     )
+
+
+def _cache_file(grammar: str) -> str | bool:
+    """Where Lark keeps the built parser tables (building them takes about half a second).
+
+    The cache is a pickle, so it lives only in a directory of our own that no one
+    else can write to (``$XDG_CACHE_HOME/loyalty-rules``, mode 0700, owned by us);
+    when there is none, nothing is cached.
+    """
+    import hashlib
+    import os
+
+    import lark
+
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "loyalty-rules"
+    try:
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = base.stat()
+        if info.st_uid != os.getuid() or info.st_mode & 0o077:
+            return False
+    except OSError:
+        return False
+    key = hashlib.sha256(f"{lark.__version__}\0{grammar}".encode()).hexdigest()[:20]
+    return str(base / f"grammar-{key}.pickle")
 
 
 def parse(source: str, file: str = "<policy>") -> list[n.Policy]:
