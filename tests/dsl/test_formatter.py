@@ -684,6 +684,13 @@ def test_a_layout_that_would_change_the_meaning_is_refused(
     assert str(info.value) == "p.policy: formatting would change the meaning of the policies"
 
 
+def test_format_expr_prints_a_hand_built_tree() -> None:
+    """format_expr lays out an AST built in code, literals without source text included."""
+    tree = n.Binary("*", n.Binary("+", n.Literal(1), n.Name("base")),
+                    n.Unary("neg", n.Attribute(n.Name("event"), "fare")))
+    assert formatter.format_expr(tree) == "(1 + base) * -event.fare"
+
+
 def test_comments_finds_hashes_outside_strings_only() -> None:
     """comments() returns each comment with its line and whether it stands on its own line."""
     found = comments('# one\nlet s = "a#b"  # two "x"\n  # three\n')
