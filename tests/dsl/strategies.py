@@ -9,8 +9,9 @@ generator can rule out (a condition the checker proves is never true), listed in
 ``UNAVOIDABLE``.
 
 ``raw_customers(schema)`` and ``raw_events(schema, kind)`` draw loose input mappings from a
-schema's own field declarations (negative, zero and very large numbers, leap days, missing
-optional fields), for ``Schema.prepare_customer`` and ``Schema.prepare_event``.
+schema's own field declarations (negative -- down to a field's declared minimum --, zero and
+very large numbers, leap days, missing optional fields), for ``Schema.prepare_customer`` and
+``Schema.prepare_event``.
 """
 
 from __future__ import annotations
