@@ -170,6 +170,8 @@ class Checker:
             elif isinstance(m, n.Cap):
                 self.check_cap(m)
         self.check_awards_rounded()
+        if self.result.ok:
+            self.check_sizes()
         for name, span in self.defined_at.items():
             if name not in self.used:
                 self.warn(span, "unused_binding", f"`{name}` is defined but never used",
@@ -434,6 +436,10 @@ class Checker:
     def check_cap(self, c: n.Cap) -> None:
         if c.currency not in self.schema.currencies:
             self.unknown_currency(c.currency, c.span)
+        if isinstance(c.amount, n.Literal) and isinstance(c.amount.value, int | Decimal) \
+                and not isinstance(c.amount.value, bool) and c.amount.value < 0:
+            self.error(c.amount.span, "bad_cap", f"a cap of {c.amount.text} is below zero, and awards "
+                       "are never negative", "write the most the policy may award, 0 or more")
         t = self.expr(c.amount)
         if t.kind != "any" and not t.is_numeric:
             self.error(c.amount.span, "type_error", f"a cap needs a number, but this is {t}",
@@ -871,6 +877,103 @@ class Checker:
                    _arith_hint(a, b))
         return ANY
 
+    # -- bounded cost ---------------------------------------------------------------------------
+
+    def check_sizes(self) -> None:
+        """Every number stays below 10^MAX_NUMBER_DIGITS and every string below MAX_TEXT.
+
+        Inputs are bounded by the schema (18 digits, 10,000 characters, 10,000 items);
+        this pass bounds what a policy computes from them, so that no policy can make
+        one evaluation slow (repeated squaring grows a number's digits exponentially).
+        """
+        bounds: dict[str, int] = {}
+
+        def size(e: n.Expr, items: dict[str, int]) -> int:
+            t = self.result.type_of(e)
+            if isinstance(e, n.Literal):
+                v = e.value
+                if isinstance(v, bool):
+                    return 1
+                if isinstance(v, int):
+                    return len(str(abs(v)))
+                if isinstance(v, Decimal):
+                    return max(v.adjusted() + 1, 1)
+                if isinstance(v, str):
+                    return len(v)
+                return 1
+            if isinstance(e, n.Name):
+                if e.name in items:
+                    return items[e.name]
+                return bounds.get(e.name, 1)
+            if isinstance(e, n.Attribute):
+                return _input_size(t)
+            if isinstance(e, n.ListExpr):
+                return max((size(x, items) for x in e.items), default=1)
+            if isinstance(e, n.Unary):
+                return size(e.operand, items)
+            if isinstance(e, n.Presence):
+                return 1
+            if isinstance(e, n.IfExpr):
+                size(e.cond, items)
+                return max(size(e.then, items), size(e.orelse, items))
+            if isinstance(e, n.Aggregate):
+                inner = dict(items)
+                inner[e.var] = size(e.source, items)
+                if e.where is not None:
+                    size(e.where, inner)
+                body = size(e.body, inner)
+                return {"sum": body + _LIST_DIGITS, "count": _LIST_DIGITS}.get(e.func, body)
+            if isinstance(e, n.Call):
+                args = [size(a, items) for a in e.args]
+                if e.func in ("sum",):
+                    return args[0] + _LIST_DIGITS
+                if e.func in ("min", "max", "floor", "ceil", "round", "abs"):
+                    return max(args) + 1
+                return _SMALL
+            if isinstance(e, n.Binary):
+                a, b = size(e.left, items), size(e.right, items)
+                if e.op in ("*", "of") or (e.op == "+" and t.is_stringy):
+                    result = a + b
+                elif e.op == "/":
+                    result = a + _INPUT_DIGITS + 1
+                elif e.op in ("+", "-", "otherwise"):
+                    result = max(a, b) + (e.op != "otherwise")
+                else:
+                    return 1
+                limit = MAX_TEXT if t.is_stringy else MAX_NUMBER_DIGITS
+                if result > limit and a <= limit and b <= limit:  # report where it starts
+                    what = (f"{limit} characters" if t.is_stringy else f"{limit} digits")
+                    self.error(e.span, "number_too_large",
+                               f"{self.text(e)} could grow past {what}: evaluating it would have "
+                               "no bounded cost", "this arithmetic multiplies large values "
+                               "together; simplify it")
+                return min(result, limit + 1)
+            return 1
+
+        for m in self.policy.members:
+            if isinstance(m, n.Let):
+                bounds[m.name] = size(m.value, {})
+            elif isinstance(m, n.Table):
+                size(m.key, {})
+                bounds[m.name] = max((size(r.value, {}) for r in m.rows), default=1)
+            elif isinstance(m, n.Decide):
+                rows = [(size(r.cond, {}) if r.cond else 0, size(r.value, {})) for r in m.rows]
+                bounds[m.name] = max((v for _, v in rows), default=1)
+            elif isinstance(m, n.Cap):
+                size(m.amount, {})
+            elif isinstance(m, n.Rule | n.Group):
+                for r in (m.rules if isinstance(m, n.Group) else [m]):
+                    if r.cond is not None:
+                        size(r.cond, {})
+                    for eff in r.effects:
+                        if isinstance(eff, n.Award):
+                            size(eff.amount, {})
+                            if eff.limit is not None:
+                                size(eff.limit, {})
+                        elif isinstance(eff, n.Grant):
+                            for _, value, _ in eff.params:
+                                size(value, {})
+
     # -- conflicts ----------------------------------------------------------------------------
 
     def unknown_value(self, lit: n.Literal, value: str, t: Type) -> None:
@@ -948,6 +1051,23 @@ def _fold(e: n.Expr) -> Any:
         except TypeError:
             return _NOT_CONSTANT
     return _NOT_CONSTANT
+
+
+#: The most digits a number a policy computes may have, and the longest text.
+MAX_NUMBER_DIGITS = 100
+MAX_TEXT = 100_000
+_INPUT_DIGITS = 18     # dsl.schema.MAX_INPUT_DIGITS
+_LIST_DIGITS = 5       # a list has at most 10,000 items
+_SMALL = 12            # dates' parts, tenure, distances, counts, minutes
+
+
+def _input_size(t: Type) -> int:
+    """The most digits (numbers) or characters (strings) an input value of type ``t`` has."""
+    if t.is_stringy:
+        return 10_000
+    if t.kind == "list":
+        return _input_size(t.elem) if t.elem is not None else 1
+    return _INPUT_DIGITS
 
 
 def _present_paths(cond: n.Expr, holds: bool) -> frozenset[str]:

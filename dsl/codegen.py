@@ -369,13 +369,18 @@ class CodeGenerator:
                                f"{e.span.line}))")
             self.writeline(f"{tmp} = {lim}")
             self.outdent()
-        self.writeline(f"if {tmp} < 0:")
+        # Never negative, and a zero is the currency's own zero (never Decimal("-0.00")).
+        zero = self.lit(0) if cur.decimals == 0 else self.constant(_zero(cur.decimals))
+        self.writeline(f"if {tmp} <= 0:")
         self.indent()
         if reasons is not None:
             detail = f"f'{{{tmp}}} {e.currency} -> 0 (awards are never negative)'"
+            self.writeline(f"if {tmp} < 0:")
+            self.indent()
             self.writeline(f"{reasons}.append(Reason({p}, {rn}, 'clamped', {detail}, {{}}, "
                            f"{e.span.line}))")
-        self.writeline(f"{tmp} = {self.lit(0) if cur.decimals == 0 else self.constant(_zero(cur.decimals))}")
+            self.outdent()
+        self.writeline(f"{tmp} = {zero}")
         self.outdent()
         return tmp
 
@@ -592,6 +597,10 @@ class CodeGenerator:
                 lim = self.lit(cap.amount.value)
             else:
                 self.writeline(f"{lim} = round_award({self.expr(cap.amount)}, {decimals}, 'down')")
+                self.writeline(f"if {lim} < 0:")  # a cap below zero caps at zero
+                self.indent()
+                self.writeline(f"{lim} = {self.lit(0) if decimals == 0 else self.constant(_zero(decimals))}")
+                self.outdent()
             self.writeline(f"if {total} > {lim}:")
             self.indent()
             if self.explain:

@@ -5,6 +5,8 @@ every code object the compiler produced against allow-lists:
 
 - opcodes: no import, no class or function definitions (bar the list
   comprehensions the generator uses), no ``with``, ``yield``, ``raise``, ``del``;
+  no loop outside a list comprehension (which iterates over a given list), and
+  only ``+ - * //`` among binary operators (no ``**`` or shifts: bounded work);
 - names: every global and attribute name is a runtime export, a generated
   constant (``K1`` ...), one of a few list/dict methods and decision fields, or a
   generated local; nothing anywhere contains ``__``;
@@ -61,6 +63,16 @@ _OPCODES = {
 }
 _ALLOWED_OPS = frozenset(dis.opmap[name] for name in _OPCODES if name in dis.opmap)
 _CODE_NAMES = {"<module>", "<listcomp>", "evaluate", "explain"}
+_BACKWARD_JUMPS = frozenset(dis.opmap[name] for name in (
+    "JUMP_BACKWARD", "JUMP_BACKWARD_NO_INTERRUPT", "POP_JUMP_BACKWARD_IF_FALSE",
+    "POP_JUMP_BACKWARD_IF_TRUE", "POP_JUMP_BACKWARD_IF_NONE", "POP_JUMP_BACKWARD_IF_NOT_NONE",
+) if name in dis.opmap)
+_BINARY_OP = dis.opmap["BINARY_OP"]
+# + - * // and their in-place forms: no power, shift or bit operations (unbounded work).
+_ALLOWED_BINARY_OPS = frozenset(
+    i for i, (name, _) in enumerate(dis._nb_ops)
+    if name.replace("NB_INPLACE_", "NB_") in ("NB_ADD", "NB_SUBTRACT", "NB_MULTIPLY", "NB_FLOOR_DIVIDE")
+)
 
 
 def _check_const(value: Any) -> None:
@@ -85,10 +97,15 @@ def _check_code(code: CodeType) -> None:
         if "__" in name:
             raise UnsafeCode(f"local {name!r} is not allowed in generated code")
     raw = code.co_code
+    loops_allowed = code.co_name == "<listcomp>"  # iterates over a list it was given: bounded
     for i in range(0, len(raw), 2):
         op = raw[i]
         if op not in _ALLOWED_OPS:
             raise UnsafeCode(f"operation {dis.opname[op]} is not allowed in generated code")
+        if op in _BACKWARD_JUMPS and not loops_allowed:
+            raise UnsafeCode("a loop is not allowed in generated code (evaluation must terminate)")
+        if op == _BINARY_OP and raw[i + 1] not in _ALLOWED_BINARY_OPS:
+            raise UnsafeCode(f"operator {dis._nb_ops[raw[i + 1]][1]} is not allowed in generated code")
     for value in code.co_consts:
         _check_const(value)
         if isinstance(value, CodeType):

@@ -93,8 +93,10 @@ class Interpreter:
                 if cap.currency not in totals:
                     continue
                 self.line = cap.span.line
-                limit = rt.round_award(self.eval(cap.amount, env),
-                                       self.schema.currencies[cap.currency].decimals, "down")
+                decimals = self.schema.currencies[cap.currency].decimals
+                limit = rt.round_award(self.eval(cap.amount, env), decimals, "down")
+                if limit < 0:  # a cap below zero caps at zero
+                    limit = rt.to_currency(0, decimals)
                 amount = totals.get(cap.currency)
                 if amount is not None and amount > limit:
                     totals[cap.currency] = limit
@@ -192,8 +194,8 @@ class Interpreter:
                                           f"up to {limit}: {value} -> {limit} {e.currency}",
                                           {}, e.span.line))
                 value = limit
-        if value < 0:
-            if reasons is not None:
+        if value <= 0:  # never negative; a zero is the currency's own zero, never -0.00
+            if value < 0 and reasons is not None:
                 reasons.append(Reason(p.name, r.name, "clamped",
                                       f"{value} {e.currency} -> 0 (awards are never negative)",
                                       {}, e.span.line))

@@ -29,6 +29,8 @@ GRAMMAR_PATH = Path(__file__).with_name("policy.lark")
 MAX_SOURCE_BYTES = 512 * 1024
 #: The deepest nesting of expressions accepted.
 MAX_DEPTH = 48
+#: The most digits a number literal may have.
+MAX_DIGITS = 30
 
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 
@@ -97,7 +99,12 @@ def parse(source: str, file: str = "<policy>") -> list[n.Policy]:
             )
         ])
     builder = _AstBuilder(file, source)
-    policies: list[n.Policy] = builder.transform(tree)
+    try:
+        policies: list[n.Policy] = builder.transform(tree)
+    except (ValueError, OverflowError, ArithmeticError) as exc:  # a literal Python cannot hold
+        raise PolicyError([*builder.diagnostics, Diagnostic(
+            file, Span(1, 1, 1, 2), "bad_literal", f"a value in this file is out of range ({exc})",
+            "use smaller numbers and dates between the years 1 and 9999")]) from None
     if builder.diagnostics:
         raise PolicyError(builder.diagnostics)
     return policies
@@ -116,25 +123,37 @@ def _precheck(source: str, file: str) -> list[Diagnostic]:
             "split the policy into several files",
         ))
         return out
-    for number, line in enumerate(source.splitlines(), 1):
-        indent = len(line) - len(line.lstrip(" \t"))
-        if "\t" in line[:indent]:
-            col = line.index("\t") + 1
-            out.append(Diagnostic(
-                file, Span.point(number, col), "tab_indent", "indentation uses a tab",
-                "indent with spaces only (two per level is the house style)",
-                source_line=line,
-            ))
-        for col, ch in enumerate(line, 1):
-            if (ord(ch) < 32 and ch not in "\t\r") or ch in "\u2028\u2029\x7f":
-                out.append(Diagnostic(
-                    file, Span.point(number, col), "bad_character",
-                    f"control character U+{ord(ch):04X} is not allowed in a policy",
-                    "delete it; write escapes such as \\n inside strings instead",
-                    source_line=line,
-                ))
-                break
+    # Lines are split at "\n" only; any other character Python or a viewer might treat as
+    # a line break (a lone "\r", form feed, U+2028 ...) is refused, so line numbers
+    # mean the same thing to the author, the checker and every tool.
+    lines = source.split("\n")
+    for m in _BAD_CHARACTER.finditer(source):
+        number = source.count("\n", 0, m.start()) + 1
+        col = m.start() - (source.rfind("\n", 0, m.start()) + 1) + 1
+        ch = m.group()
+        out.append(Diagnostic(
+            file, Span.point(number, col), "bad_character",
+            f"control character U+{ord(ch):04X} is not allowed in a policy",
+            "delete it; write escapes such as \\n inside strings instead",
+            source_line=_printable(lines[number - 1]),
+        ))
+    for m in _TAB_INDENT.finditer(source):
+        number = source.count("\n", 0, m.start()) + 1
+        line = lines[number - 1]
+        out.append(Diagnostic(
+            file, Span.point(number, line.index("\t") + 1), "tab_indent", "indentation uses a tab",
+            "indent with spaces only (two per level is the house style)",
+            source_line=_printable(line),
+        ))
     return out
+
+
+_BAD_CHARACTER = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\x85\u2028\u2029]|\r(?!\n)")
+_TAB_INDENT = re.compile(r"^[ ]*\t", re.MULTILINE)
+
+
+def _printable(line: str) -> str:
+    return "".join(ch if ch.isprintable() or ch == "\t" else "?" for ch in line.rstrip("\r"))
 
 
 def _find_too_deep(tree: Tree) -> Tree | None:
@@ -372,7 +391,7 @@ class _AstBuilder(Transformer):
         return p
 
     def version(self, meta: Any, c: list[Any]) -> tuple[str, int, Span]:
-        return ("version", int(str(c[0]).replace("_", "")), self._span(meta))
+        return ("version", int(self._digits(c[0])), self._span(meta))
 
     def _date(self, tok: Token) -> date | None:
         try:
@@ -535,21 +554,31 @@ class _AstBuilder(Transformer):
     def list_lit(self, meta: Any, c: list[Any]) -> n.ListExpr:
         return n.ListExpr([x for x in c if x is not None], span=self._span(meta))
 
+    def _digits(self, tok: Token) -> str:
+        """The digits of a number literal, refusing more than :data:`MAX_DIGITS` of them."""
+        digits = str(tok).replace("_", "").rstrip("%")
+        if sum(ch.isdigit() for ch in digits) > MAX_DIGITS:
+            self._error(_tok_span(tok), "number_too_large",
+                        f"this number has more than {MAX_DIGITS} digits",
+                        "loyalty amounts fit in far fewer digits; check the number")
+            return "0"
+        return digits
+
     def int_lit(self, meta: Any, c: list[Any]) -> n.Literal:
-        return n.Literal(int(str(c[0]).replace("_", "")), str(c[0]), span=self._span(meta))
+        return n.Literal(int(self._digits(c[0])), str(c[0]), span=self._span(meta))
 
     def neg_int_lit(self, meta: Any, c: list[Any]) -> n.Literal:
-        return n.Literal(-int(str(c[0]).replace("_", "")), "-" + str(c[0]), span=self._span(meta))
+        return n.Literal(-int(self._digits(c[0])), "-" + str(c[0]), span=self._span(meta))
 
     def decimal_lit(self, meta: Any, c: list[Any]) -> n.Literal:
-        return n.Literal(Decimal(str(c[0])), str(c[0]), span=self._span(meta))
+        return n.Literal(Decimal(self._digits(c[0])), str(c[0]), span=self._span(meta))
 
     def neg_decimal_lit(self, meta: Any, c: list[Any]) -> n.Literal:
-        return n.Literal(-Decimal(str(c[0])), "-" + str(c[0]), span=self._span(meta))
+        return n.Literal(-Decimal(self._digits(c[0])), "-" + str(c[0]), span=self._span(meta))
 
     def percent_lit(self, meta: Any, c: list[Any]) -> n.Literal:
         text = str(c[0])
-        return n.Literal(Decimal(text[:-1]) / 100, text, span=self._span(meta))
+        return n.Literal(Decimal(self._digits(c[0])) / 100, text, span=self._span(meta))
 
     def string_lit(self, meta: Any, c: list[Any]) -> n.Literal:
         return n.Literal(_string_value(c[0]), str(c[0]), span=self._span(meta))
@@ -562,17 +591,22 @@ class _AstBuilder(Transformer):
         text = str(c[0])
         try:
             value = datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
-        except ValueError:
+        except (ValueError, OverflowError):
             self._error(self._span(meta), "bad_date", f"{text} is not a date and time that exists",
                         "check the month, the day and the time")
             value = datetime(1970, 1, 1, tzinfo=UTC)
         return n.Literal(value, text, span=self._span(meta))
 
     def duration_lit(self, meta: Any, c: list[Any]) -> n.Literal:
-        count = int(str(c[0]).replace("_", ""))
+        count = int(self._digits(c[0]))
         unit = str(c[1]).rstrip("s")
-        return n.Literal(timedelta(seconds=count * _UNIT_SECONDS[unit]), f"{c[0]} {c[1]}",
-                         span=self._span(meta))
+        try:
+            value = timedelta(seconds=count * _UNIT_SECONDS[unit])
+        except OverflowError:
+            self._error(self._span(meta), "number_too_large", "this duration is longer than a "
+                        "computer calendar can hold", "write a duration of less than a million days")
+            value = timedelta(0)
+        return n.Literal(value, f"{c[0]} {c[1]}", span=self._span(meta))
 
     def true_lit(self, meta: Any, c: list[Any]) -> n.Literal:
         return n.Literal(True, "true", span=self._span(meta))

@@ -31,6 +31,14 @@ from .types import SCALARS, Type, list_of
 BASE_SCHEMA_PATH = Path(__file__).with_name("schema.toml")
 
 _MISSING: Any = object()
+
+#: Input numbers have at most this many digits (before, and after, the point), so that
+#: every policy's arithmetic has a known bound.
+MAX_INPUT_DIGITS = 18
+MAX_MAGNITUDE = 10**MAX_INPUT_DIGITS
+#: The longest input string and list.
+MAX_STRING = 10_000
+MAX_LIST = 10_000
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _BENEFIT = re.compile(r"[a-z][a-z0-9_\-]*\Z")
 
@@ -233,6 +241,9 @@ class Schema:
             if not isinstance(value, list | tuple):
                 errors.append(FieldError(path, "must be a list"))
                 return []
+            if len(value) > MAX_LIST:
+                errors.append(FieldError(path, f"has more than {MAX_LIST} items"))
+                return []
             assert t.elem is not None
             return [self._convert(t.elem, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
         try:
@@ -250,12 +261,22 @@ def convert_scalar(t: Type, value: Any) -> Any:
     kind = t.kind
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
-                return int(value)
-            raise ValueError(f"must be a whole number, not {_show(value)}")
+            if isinstance(value, str) and re.fullmatch(r"-?\d{1,40}", value.strip()):
+                value = int(value)
+            elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+                raise ValueError(f"is out of range (at most {MAX_INPUT_DIGITS} digits)")
+            else:
+                raise ValueError(f"must be a whole number, not {_show(value)}")
+        if not -MAX_MAGNITUDE < value < MAX_MAGNITUDE:
+            raise ValueError(f"is out of range (at most {MAX_INPUT_DIGITS} digits)")
         return value
     if kind == "decimal":
-        return parse_decimal(value)
+        result = parse_decimal(value)
+        if result and (result.adjusted() >= MAX_INPUT_DIGITS
+                       or result.as_tuple().exponent < -MAX_INPUT_DIGITS):  # type: ignore[operator]
+            raise ValueError(f"is out of range (at most {MAX_INPUT_DIGITS} digits before the point "
+                             f"and {MAX_INPUT_DIGITS} after)")
+        return result
     if kind == "bool":
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, not {_show(value)}")
@@ -263,6 +284,8 @@ def convert_scalar(t: Type, value: Any) -> Any:
     if kind in ("string", "enum", "airport", "currency_code"):
         if not isinstance(value, str):
             raise ValueError(f"must be a string, not {_show(value)}")
+        if len(value) > MAX_STRING:
+            raise ValueError(f"is longer than {MAX_STRING} characters")
         if kind == "enum":
             if value not in t.values:
                 hint = did_you_mean(value, t.values)
@@ -363,7 +386,10 @@ def parse_datetime(value: Any) -> datetime:
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("needs a time zone (for example a trailing Z for UTC)")
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:
+            raise ValueError("is out of range (in UTC it falls outside the years 1 to 9999)") from None
     raise ValueError(f"must be a date and time, not {_show(value)}")
 
 
