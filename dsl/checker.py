@@ -1086,19 +1086,6 @@ def _present_paths(cond: n.Expr, holds: bool) -> frozenset[str]:
     return frozenset()
 
 
-def _conjuncts(e: n.Expr) -> list[n.Expr]:
-    out: list[n.Expr] = []
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, n.Binary) and x.op == "and":
-            stack.append(x.right)
-            stack.append(x.left)
-        else:
-            out.append(x)
-    return out
-
-
 def _path(e: n.Expr) -> str | None:
     if isinstance(e, n.Name):
         return e.name
@@ -1125,7 +1112,7 @@ def _bound(c: n.Expr) -> tuple[str, str, Any] | None:
 def _contradiction(cond: n.Expr) -> tuple[n.Expr, n.Expr] | None:
     """Two conjuncts of ``cond`` that cannot both hold (same path, clashing constants)."""
     seen: dict[str, list[tuple[str, Any, n.Expr]]] = {}
-    for c in _conjuncts(cond):
+    for c in n.conjuncts(cond):
         b = _bound(c)
         if b is None:
             continue

@@ -314,7 +314,7 @@ class CodeGenerator:
         if r.cond is None:
             return None
         why = self.temporary()
-        parts = _conjuncts(r.cond)
+        parts = n.conjuncts(r.cond)
         self.writeline(f"{why} = None")
         for i, part in enumerate(parts):
             text = n.source_text(self.policy.source, part.span)
@@ -703,19 +703,6 @@ class _Table(dict):  # type: ignore[type-arg]
 
 def _zero(decimals: int) -> Decimal:
     return Decimal(0).quantize(Decimal(1).scaleb(-decimals))
-
-
-def _conjuncts(e: n.Expr) -> list[n.Expr]:
-    out: list[n.Expr] = []
-    stack = [e]
-    while stack:
-        x = stack.pop()
-        if isinstance(x, n.Binary) and x.op == "and":
-            stack.append(x.right)
-            stack.append(x.left)
-        else:
-            out.append(x)
-    return out
 
 
 def _comment_safe(text: str) -> str:

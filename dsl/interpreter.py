@@ -141,16 +141,7 @@ class Interpreter:
 
     def first_false(self, cond: n.Expr, env: dict[str, Any]) -> str | None:
         """None when ``cond`` holds; else the source text of its first false conjunct."""
-        stack = [cond]
-        parts: list[n.Expr] = []
-        while stack:
-            x = stack.pop()
-            if isinstance(x, n.Binary) and x.op == "and":
-                stack.append(x.right)
-                stack.append(x.left)
-            else:
-                parts.append(x)
-        for part in parts:
+        for part in n.conjuncts(cond):
             if self.eval(part, env) is not True:
                 return n.source_text(self.policy.source, part.span)
         return None

@@ -281,6 +281,23 @@ def walk(node: Node):  # type: ignore[no-untyped-def]
             stack.extend(reversed(n))
 
 
+def conjuncts(e: Expr) -> list[Expr]:
+    """The parts of a top-level ``a and b and c`` chain, left to right (``[e]`` otherwise).
+
+    Explanations name the first of them that is false.
+    """
+    out: list[Expr] = []
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Binary) and x.op == "and":
+            stack.append(x.right)
+            stack.append(x.left)
+        else:
+            out.append(x)
+    return out
+
+
 def source_text(policy_source: str, span: Span) -> str:
     """The exact text a span covers in ``policy_source``."""
     if span.line <= 0:
