@@ -8,14 +8,21 @@ checker accepts the text; the only diagnostics it may still give are the ones no
 generator can rule out (a condition the checker proves is never true), listed in
 ``UNAVOIDABLE``.
 
+Number literals have at most ``dsl.parser.MAX_DIGITS`` (30) digits, the most the language
+accepts. A policy may still multiply large values past the checker's bound on computed numbers
+(``number_too_large``); the differential tests skip the few policies refused for that.
+
 ``raw_customers(schema)`` and ``raw_events(schema, kind)`` draw loose input mappings from a
 schema's own field declarations (negative -- down to a field's declared minimum --, zero and
-very large numbers, leap days, missing optional fields), for ``Schema.prepare_customer`` and
-``Schema.prepare_event``.
+large numbers, leap days, missing optional fields), for ``Schema.prepare_customer`` and
+``Schema.prepare_event``. Every input is within the schema's bounds
+(``dsl.schema.MAX_INPUT_DIGITS``): numbers reach them (``±(10^18 - 1)``, 18 decimal places)
+but never pass them, since inputs beyond them are refused before any policy runs.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -25,7 +32,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from dsl.schema import BASE_SCHEMA_PATH, Field, Schema
+from dsl.parser import MAX_DIGITS
+from dsl.schema import BASE_SCHEMA_PATH, MAX_INPUT_DIGITS, Field, Schema
 from dsl.types import Type
 
 TEST_SCHEMA_TOML = """
@@ -88,7 +96,16 @@ AIRPORTS = ("JFK", "LHR", "SYD", "SIN", "LAX", "NRT")
 SPECIAL_DATES = (date(2024, 2, 29), date(2000, 2, 29), date(1900, 2, 28), date(2023, 2, 28),
                  date(2024, 3, 1), date(2026, 1, 1), date(1, 1, 1), date(9999, 12, 31))
 
-BIG_INTS = (10**9, 2**31, 2**63 + 1, 10**18 + 1, 10**30 + 7, -(10**25), 123456789012345678901234567891)
+#: Large whole-number literals, up to the longest the language accepts (30 digits).
+BIG_INT_LITERALS = (10**9, 2**31, 2**63 + 1, 10**18 + 1, 10**MAX_DIGITS - 1, -(10**25),
+                    123456789012345678901234567891)
+
+#: The largest magnitude of an input number: inputs have at most 18 digits.
+MAX_INPUT = 10**MAX_INPUT_DIGITS - 1
+
+#: Large whole-number inputs, up to the schema's bound on both sides (2**53 + 1 is the
+#: first whole number a binary float cannot hold).
+BIG_INTS = (10**9, 2**31, 2**53 + 1, 10**17 + 7, MAX_INPUT, -MAX_INPUT, -(10**15))
 
 # -- rendering literals ------------------------------------------------------------------------
 
@@ -109,7 +126,8 @@ def dsl_decimal(value: Decimal) -> str:
 
 # Strategies built once: the writer draws hundreds of values per policy.
 _integers = cache(st.integers)
-_INT_LITERALS = st.one_of(st.integers(0, 12), st.integers(-1000, 100_000), st.sampled_from(BIG_INTS))
+_INT_LITERALS = st.one_of(st.integers(0, 12), st.integers(-1000, 100_000),
+                          st.sampled_from(BIG_INT_LITERALS))
 _DECIMAL_LITERALS = st.decimals(min_value=-1000, max_value=1000, places=2)
 _DATE_LITERALS = st.one_of(st.sampled_from(SPECIAL_DATES[:6]),
                            st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)))
@@ -154,6 +172,9 @@ BENEFITS: dict[str, tuple[tuple[str, str], ...]] = {
     "perk": (), "grace": (("period", DUR),), "voucher": (("value", DEC), ("note", STR)),
     "upgrade": (("cabin", STR), ("seats", INT)),
 }
+
+
+_SIGNED_NUMBER = re.compile(r"[(\s-]*[0-9][0-9_.]*%?[)\s]*")
 
 
 def _required(t: str) -> str:
@@ -218,8 +239,8 @@ class PolicyWriter:
             (4, lambda: dsl_decimal(self.draw(_DECIMAL_LITERALS))),
             (3, lambda: f"{self.number(0, 200)}{self.pick(['', '.5', '.25', '.125'])}%"),
             (2, lambda: self.pick(["0.5", "0.005", "2.5", "1.25", "0.1", "1.0", "0.00"])),
-            (1, lambda: self.pick(
-                ["0.3333333333333333333333333333333", "12345678901234567890123456789.5"])),
+            (1, lambda: self.pick(  # 30 digits each: the most a literal may have
+                ["0." + "3" * (MAX_DIGITS - 1), "12345678901234567890123456789.5"])),
         ])
 
     def date_literal(self) -> str:
@@ -697,8 +718,15 @@ class PolicyWriter:
         return lines
 
     def cap_amount(self) -> str:
+        """A cap: a number of zero or more, or an expression, which may still be negative at run
+        time (and then caps at zero)."""
         t = self.pick([INT, DEC])
-        return self.choose([(2, lambda: self.literal(t)), (1, lambda: self.expr(t, 2))])
+        text = self.choose([(2, lambda: self.literal(t)), (1, lambda: self.expr(t, 2))])
+        # A negative number (`-5`, or `(- (- -5))`: the parser folds minus signs into the
+        # literal) is the checker's bad_cap; negating it once more gives its magnitude.
+        if _SIGNED_NUMBER.fullmatch(text) and text.count("-") % 2:
+            text = f"(- {text})"
+        return text
 
     def policy(self, name: str) -> str:
         self.scope = []
@@ -761,8 +789,10 @@ def _ints(low: int | None) -> st.SearchStrategy[int]:
 
 
 def _decimals(low: Decimal | None) -> st.SearchStrategy[str]:
+    largest = "9" * MAX_INPUT_DIGITS + "." + "9" * MAX_INPUT_DIGITS  # 18 digits either side
     pool = ["0", "0.00", "-0.5", "0.005", "2.5", "199.99", "1E+3", "-1000000.01",
-            "123456789012345678901234567890.55", "1E+30"]
+            "123456789012345678.55", "1E+17", largest, "-" + largest,
+            "0." + "0" * (MAX_INPUT_DIGITS - 1) + "1"]
     if low is not None:
         pool = [v for v in pool if Decimal(v) >= low] + [str(low)]
     return st.one_of(st.sampled_from(pool),

@@ -357,12 +357,31 @@ def test_exponent_literal_diagnostic_is_pinned() -> None:
 
 
 def test_long_decimal_literal_is_exact() -> None:
-    """A decimal literal of thousands of digits compiles and compares exactly."""
-    tiny = "0." + "0" * 3000 + "1"
-    policy_set = load(policy(f'rule r when event.spend >= {tiny}: tag "positive"'))
-    for spend, tags in (("0", []), (tiny, ["positive"]), ("1", ["positive"])):
+    """A decimal literal of 30 digits (the most a number may have) compiles and compares exactly
+    with the largest inputs, which differ from it only in their last places."""
+    # Was a literal of 3002 digits; a literal may now have at most 30 (see the next test).
+    longest = "999999999999999999.999999999999"
+    policy_set = load(policy(f'rule r when event.spend >= {longest}: tag "positive"'))
+    for spend, tags in (("0", []), ("999999999999999999.999999999998", []), (longest, ["positive"]),
+                        ("999999999999999999.999999999999000001", ["positive"])):
         for d in decisions(policy_set, CUSTOMER, {**VISIT, "spend": spend}):
             assert d.tags == tags
+
+
+def test_decimal_literal_over_30_digits_is_number_too_large() -> None:
+    """A decimal literal of 31 digits is refused with number_too_large, worded as pinned, and
+    one of thousands of digits likewise."""
+    tiny = "0." + "0" * 29 + "1"
+    with pytest.raises(dsl.PolicyError) as caught:
+        load(policy(f'rule r when event.spend >= {tiny}: tag "positive"'))
+    assert [d.render() for d in caught.value.diagnostics] == [
+        "<policy>:3:30: number_too_large: this number has more than 30 digits\n"
+        f'    |   rule r when event.spend >= {tiny}: tag "positive"\n'
+        "    |" + " " * 30 + "^" * len(tiny) + "\n"
+        "    = hint: loyalty amounts fit in far fewer digits; check the number"
+    ]
+    huge = "0." + "0" * 3000 + "1"
+    assert error_codes(policy(f'rule r when event.spend >= {huge}: tag "positive"')) == ["number_too_large"]
 
 
 LOADER_CRASHES = [
@@ -419,17 +438,25 @@ def test_hash_inside_a_string_is_not_a_comment() -> None:
         assert d.tags == ["a # b"]
 
 
-def test_comment_with_a_unicode_line_break_does_not_shift_lines() -> None:
-    """A comment holding U+0085 (which str.splitlines treats as a line break) shifts no line numbers."""
-    # FAILS today: source lines are found with str.splitlines(), which also splits at U+0085,
-    # while the lexer does not; every line after such a comment is off by one, so rule r's
-    # reason quotes nothing and rule s's quotes rule r's condition.
+def test_comment_with_a_unicode_line_break_is_bad_character() -> None:
+    """A comment holding U+0085 (which str.splitlines treats as a line break) is refused with
+    bad_character at its line and column, and shifts no line: a U+2028 two lines on is at line 5."""
+    # Was: the policy loaded, and source lines were found with str.splitlines(), which splits
+    # at U+0085 where the lexer does not, so every reason after the comment quoted the wrong line.
     text = policy("# a note\x85 more", 'rule r when event.party_size > 3: tag "x"',
-                  'rule s when event.party_size > 9: tag "y"')
-    policy_set = load(text)
-    for d in decisions(policy_set, CUSTOMER, VISIT)[1::2]:
-        assert [(r.rule, r.detail, r.line) for r in d.reasons or []] == [
-            ("r", "event.party_size > 3", 4), ("s", "event.party_size > 9", 5)]
+                  "# and\u2028 more", 'rule s when event.party_size > 9: tag "y"')
+    with pytest.raises(dsl.PolicyError) as caught:
+        load(text)
+    assert [d.render() for d in caught.value.diagnostics] == [
+        "<policy>:3:11: bad_character: control character U+0085 is not allowed in a policy\n"
+        "    |   # a note? more\n"
+        "    |           ^\n"
+        "    = hint: delete it; write escapes such as \\n inside strings instead",
+        "<policy>:5:8: bad_character: control character U+2028 is not allowed in a policy\n"
+        "    |   # and? more\n"
+        "    |        ^\n"
+        "    = hint: delete it; write escapes such as \\n inside strings instead",
+    ]
 
 
 # -- file names ------------------------------------------------------------------------------------
