@@ -184,8 +184,7 @@ def test_bundled_policies_agree_with_interpreter(raw: tuple[dict[str, Any], dict
 
 # -- disagreements the properties found, minimised -----------------------------------------------
 # Each case was found by the properties above and reduced by hand; the assertion is the
-# specification (compiled == interpreted). The comment says what went wrong; a case whose
-# comment says FAILS is still open in dsl/.
+# specification (compiled == interpreted). The comment says what went wrong before the fix.
 
 CUSTOMER = {"id": "c1", "member_since": "2010-01-01"}
 VISIT = {"id": "e1", "kind": "visit", "time": "2026-03-01T09:30:00Z"}
@@ -214,9 +213,9 @@ DISAGREEMENTS = [
         id="constant-ratio-of-the-largest-input",
     ),
     pytest.param(
-        # FAILS: -0.5 * 0 is Decimal("-0.0"), rounded to Decimal("-0.00"). Compiled explain
-        # reports the rule's award as it is: fired +-0.00 credit. The interpreter adds each
-        # award to 0 first (0 + Decimal("-0.00") is Decimal("0.00")): fired +0.00 credit.
+        # Was: -0.5 * 0 is Decimal("-0.0"), rounded to Decimal("-0.00"). Compiled explain
+        # reported the rule's award as it was: fired +-0.00 credit; the interpreter added each
+        # award to 0 first: fired +0.00 credit. Now a zero award is the currency's own zero.
         "policy p\n  on visit\n  rule r: award -0.5 * 0 credit\n  round credit down\n",
         CUSTOMER, VISIT, True,
         id="negative-zero-award-in-reasons",

@@ -317,7 +317,7 @@ def test_a_product_past_100_digits_is_number_too_large() -> None:
                          ids=["before-year-1-in-utc", "after-year-9999-in-utc"])
 def test_instants_outside_the_calendar_are_input_errors(instant: str) -> None:
     """An event time that leaves the calendar when converted to UTC is an InputError, not an OverflowError."""
-    # FAILS today: parse_datetime's astimezone(UTC) raises OverflowError, which escapes.
+    # Was: parse_datetime's astimezone(UTC) raised OverflowError, which escaped.
     with pytest.raises(dsl.InputError) as caught:
         SCHEMA.prepare_event({**VISIT, "time": instant})
     assert [e.path for e in caught.value.errors] == ["event.time"]
@@ -365,7 +365,7 @@ def test_inputs_at_the_bounds_are_accepted_exactly() -> None:
 
 def test_oversized_number_text_is_a_plain_input_error() -> None:
     """A 5000-digit whole number sent as text is an InputError naming the field, in the caller's words."""
-    # FAILS today: the reason is Python's own message, which tells an API client to call
+    # Was: the reason was Python's own message, which told an API client to call
     # sys.set_int_max_str_digits().
     with pytest.raises(dsl.InputError) as caught:
         SCHEMA.prepare_customer({**CUSTOMER, "lifetime": {"miles": "9" * 5000}})

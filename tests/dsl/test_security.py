@@ -206,9 +206,9 @@ def test_unknown_benefit_named_with_python_is_refused() -> None:
     pytest.param('rule r: tag "open\nstring"', "syntax_error", id="raw-newline-in-string"),
     pytest.param('rule r: tag "a\x1bb"', "bad_character", id="raw-escape"),
     pytest.param('rule r: tag "a\x00b"', "bad_character", id="raw-nul"),
-    # FAILS today for the characters below: the check for control characters walks
-    # source.splitlines(), which splits at each of them, so none is ever seen and the
-    # policy loads (with every later line lookup shifted; see the U+0085 comment test).
+    # The characters below used to slip through: the check for control characters walked
+    # source.splitlines(), which splits at each of them, so none was ever seen and the
+    # policy loaded (with every later line lookup shifted; see the U+0085 comment test).
     pytest.param('rule r: tag "a\rb"', "bad_character", id="raw-lone-carriage-return"),
     pytest.param('rule r: tag "a\x0bb"', "bad_character", id="raw-vertical-tab"),
     pytest.param('rule r: tag "a\x0cb"', "bad_character", id="raw-form-feed"),
@@ -386,7 +386,7 @@ def test_decimal_literal_over_30_digits_is_number_too_large() -> None:
 
 LOADER_CRASHES = [
     # Each of these crashed the loader with a Python exception instead of a diagnostic
-    # (FAILS today: ValueError or OverflowError escapes dsl.load_source).
+    # (a ValueError or OverflowError escaped dsl.load_source; now each is a diagnostic).
     pytest.param(policy(f'rule r when event.party_size < {"9" * 5000}: tag "x"'),
                  id="int-literal-over-4300-digits"),
     pytest.param(f'policy p\n  version {"9" * 5000}\n  on visit\n  rule r: tag "x"\n',
@@ -550,8 +550,9 @@ def test_verifier_refuses_malicious_modules(source: str) -> None:
 ])
 def test_verifier_refuses_operations_the_generator_never_emits(source: str) -> None:
     """Loops and operators that can run unbounded work are refused: generated code never uses them."""
-    # FAILS today: the bytecode verifier allows every BINARY_OP and JUMP_BACKWARD, so `**`,
-    # `<<` and `while`/`for` loops pass; the AST verifier it replaced refused all four.
+    # The first bytecode verifier allowed every BINARY_OP and JUMP_BACKWARD, so `**`, `<<`
+    # and `while`/`for` loops passed; the AST verifier it replaced refused all four, and so
+    # does the verifier now.
     with pytest.raises(UnsafeCode):
         verify(source)
 
