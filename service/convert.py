@@ -28,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from google.protobuf import descriptor as _descriptor
@@ -45,8 +45,9 @@ from service.gen.loyalty.v1 import loyalty_pb2 as pb
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Most decision shapes (see Converter.decision_into) kept per policy set.
 _TEMPLATES_MAX = 4096
+#: Most encoded decision fields (shape and awards, see Converter.decision_field) kept.
+_FIELDS_MAX = 16384
 _MAX_NANOS = 999_999_999
-_INDEX = re.compile(r"\[\d+\]")
 _FD = _descriptor.FieldDescriptor
 _STRING_TYPES = {_FD.TYPE_STRING}
 _INT_TYPES = {_FD.TYPE_INT64, _FD.TYPE_INT32, _FD.TYPE_UINT32, _FD.TYPE_UINT64, _FD.TYPE_SINT64}
@@ -109,16 +110,6 @@ def _ts(ts: timestamp_pb2.Timestamp) -> datetime:
     return value
 
 
-def _dec(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise _Slow from None
-    if not value.is_finite():
-        raise _Slow
-    return value
-
-
 #: Dates already parsed (member_since and birthdays repeat across customers).
 _DATES: dict[str, date] = {}
 _DATES_MAX = 65536
@@ -136,6 +127,37 @@ def _date(text: str) -> date:
         _DATES.clear()
     _DATES[text] = value
     return value
+
+
+_INF = Decimal("Infinity")
+_NINF = Decimal("-Infinity")
+#: Most texts one decimal cache keeps (then it starts over).
+_DECIMALS_MAX = 16384
+
+
+class _Decimals:
+    """Decimal texts already read for fields with one least value: ``text -> Decimal``.
+
+    Only texts that parse to a finite number at least the minimum are kept, so a hit
+    is both the conversion and the check. Money repeats (fares, prices, "0"), and a
+    dict lookup costs a fraction of ``Decimal(text)`` and two comparisons.
+    """
+
+    def __init__(self, minimum: int | Decimal | None) -> None:
+        self.minimum = _NINF if minimum is None else Decimal(minimum)
+        self.cache: dict[str, Decimal] = {}
+        self.get = self.cache.get
+
+    def __call__(self, text: str) -> Decimal:
+        """Convert and check a text the cache does not hold (raises on anything else)."""
+        value = Decimal(text)  # InvalidOperation for a text that is not a number
+        if not self.minimum <= value < _INF:  # NaN raises; infinities and small values fail
+            raise _Slow
+        cache = self.cache
+        if len(cache) >= _DECIMALS_MAX:
+            cache.clear()
+        cache[text] = value
+        return value
 
 
 # -- proto Value <-> Python --------------------------------------------------------------------
@@ -239,9 +261,18 @@ class Converter:
         gen = _FastPathGenerator(schema)
         self._fast_customer: Callable[[pb.Customer], dict[str, Any]] = gen.customer()
         #: (kind, details oneof name or None) -> fast event function
-        self._fast_events: dict[tuple[str, str | None], Callable[..., dict[str, Any]]] = gen.events()
+        self._fast_events: dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]] = gen.events()
+        #: The fast event function by details oneof name (built-in kinds), or by kind for
+        #: an extension kind (no details): what :meth:`fast_inputs` dispatches on.
+        self._fast_by_which: dict[str | None, Callable[[pb.Event], dict[str, Any]]] = {
+            which: fn for (_kind, which), fn in self._fast_events.items() if which is not None
+        }
+        self._fast_by_kind: dict[str, Callable[[pb.Event], dict[str, Any]]] = {
+            kind: fn for (kind, which), fn in self._fast_events.items() if which is None
+        }
         self.source = gen.source()
         self._templates: dict[tuple[Any, ...], bytes] = {}
+        self._fields: dict[tuple[Any, ...], bytes] = {}
 
     # -- input --------------------------------------------------------------------------------
 
@@ -253,28 +284,43 @@ class Converter:
             pass
         return self.check_customer(msg)
 
+    def fast_event(self, msg: pb.Event) -> dict[str, Any]:
+        """The fast path alone for an event: raises (anything) where the checking path must judge."""
+        which = msg.WhichOneof("details")
+        if which is not None:
+            return self._fast_by_which[which](msg)
+        return self._fast_by_kind[msg.kind](msg)
+
     def event(self, msg: pb.Event) -> dict[str, Any]:
         """The prepared event; raises :class:`InvalidArgument` listing every bad field."""
-        which = msg.WhichOneof("details")
-        fast = self._fast_events.get((msg.kind or which or "", which))
-        if fast is not None:
-            try:
-                return fast(msg, getattr(msg, which) if which else None, msg.attributes)
-            except Exception:  # anything unusual: the checking path judges it
-                pass
+        try:
+            return self.fast_event(msg)
+        except Exception:  # anything unusual: the checking path judges it
+            pass
         return self.check_event(msg)
 
     def inputs(self, customer: pb.Customer, event: pb.Event) -> tuple[dict[str, Any], dict[str, Any]]:
         """Both prepared records; one :class:`InvalidArgument` lists the problems of both."""
         try:  # the fast path for both at once: this is on every evaluation's path
             which = event.WhichOneof("details")
-            fast = self._fast_events[(event.kind or which or "", which)]
-            return (
-                self._fast_customer(customer),
-                fast(event, getattr(event, which) if which else None, event.attributes),
-            )
+            fast = self._fast_by_which[which] if which is not None else self._fast_by_kind[event.kind]
+            return self._fast_customer(customer), fast(event)
         except Exception:  # anything unusual: the checking paths judge it
             pass
+        return self.checked_inputs(customer, event)
+
+    def fast_inputs(self) -> tuple[Callable[[pb.Customer], dict[str, Any]],
+                                   dict[str | None, Callable[[pb.Event], dict[str, Any]]],
+                                   dict[str, Callable[[pb.Event], dict[str, Any]]]]:
+        """The fast path's parts for a caller's own loop (a batch): the customer function, the
+        event functions by details oneof name, and by kind for extension kinds. They raise
+        (anything) on input the checking path must judge: then call :meth:`checked_inputs`."""
+        return self._fast_customer, self._fast_by_which, self._fast_by_kind
+
+    def checked_inputs(
+        self, customer: pb.Customer, event: pb.Event
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Both records, each by the fast path if it can and otherwise by the schema."""
         violations: list[Violation] = []
         c: dict[str, Any] = {}
         e: dict[str, Any] = {}
@@ -392,9 +438,7 @@ class Converter:
         try:
             key = (
                 decision.revision, decision.tier, tuple(decision.fired), tuple(decision.tags),
-                tuple(decision.policies),
-                tuple((b.name, b.policy, b.rule, tuple(sorted(b.params.items()))) for b in benefits)
-                if benefits else (),
+                tuple(decision.policies), _benefits_key(benefits) if benefits else (),
             )
             template = self._templates.get(key)
         except TypeError:  # an unhashable benefit parameter (a list): no template
@@ -411,25 +455,103 @@ class Converter:
             return template
         # Cached by value for whole amounts only: Decimal("12.5") == Decimal("12.50"), and
         # the text must keep the currency's decimals.
+        if len(awards) == 1:
+            for item in awards.items():
+                entry = _AWARD_ENTRIES.get(item) if item[1].__class__ is int else None
+                return template + (entry or _award_entry(*item))
         return template + b"".join(
-            (_AWARD_ENTRIES.get(item) if type(item[1]) is int else None) or _award_entry(*item)
+            (_AWARD_ENTRIES.get(item) if item[1].__class__ is int else None) or _award_entry(*item)
             for item in awards.items()
         )
+
+
+    def decision_field(self, decision: Decision) -> bytes:
+        """A decision as a serialised field 2 (tag and length included): the ``decision`` of a
+        ``BatchResult`` or an ``EvaluateStreamResponse``.
+
+        Whole encoded fields are kept by the decision's shape *and* awards: awards come
+        from few inputs (a flight's distance, a tier), so they repeat too, and a hit is
+        one tuple and one lookup. Amounts are keyed by type and text, never by value
+        alone (``Decimal("12.5") == Decimal("12.50")``).
+        """
+        if decision.reasons is not None:
+            encoded = decision_message(decision).SerializeToString()
+            return b"\x12" + VARINT[len(encoded)] + encoded
+        benefits = decision.benefits
+        awards = decision.awards
+        if len(awards) == 1:  # the usual case, without a loop
+            ((currency, amount),) = awards.items()
+            amounts: Any = (currency, amount if amount.__class__ is int else str(amount))
+        else:
+            amounts = _awards_key(awards)
+        if not benefits:
+            granted: Any = None
+        elif len(benefits) == 1 and not benefits[0].params:
+            b = benefits[0]
+            granted = (b.name, b.policy, b.rule)
+        else:
+            granted = _benefits_key(benefits)
+        try:
+            key = (decision.revision, decision.tier, tuple(decision.fired), tuple(decision.tags),
+                   tuple(decision.policies), granted, amounts)
+            field = self._fields.get(key)
+        except TypeError:  # an unhashable benefit parameter (a list)
+            key = None
+            field = None
+        if field is None:
+            encoded = self.decision_bytes(decision)
+            field = b"\x12" + VARINT[len(encoded)] + encoded
+            if key is not None:
+                if len(self._fields) >= _FIELDS_MAX:
+                    self._fields.clear()
+                self._fields[key] = field
+        return field
+
+
+def _awards_key(awards: dict[str, int | Decimal]) -> tuple[Any, ...]:
+    """Awards by currency, type and exact text (``Decimal("12.5")`` is not ``"12.50"``)."""
+    return tuple([(k, v if v.__class__ is int else str(v)) for k, v in awards.items()])
+
+
+def _benefits_key(benefits: list[Benefit]) -> tuple[Any, ...]:
+    """What identifies the granted benefits' encoding; parameters by type and exact text
+    (``True == 1`` and ``Decimal("1.5") == Decimal("1.50")``, but they encode differently)."""
+    return tuple([
+        (b.name, b.policy, b.rule,
+         tuple([(k, v.__class__, str(v)) for k, v in b.params.items()]) if b.params else ())
+        for b in benefits
+    ])
 
 
 def result_bytes(correlation_id: str, decision: bytes | None, error: bytes | None = None) -> bytes:
     """One serialised ``BatchResult`` (or ``EvaluateStreamResponse``: the same fields), as a
     length-delimited field 1 of its parent (``EvaluateBatchResponse.results``)."""
     raw = correlation_id.encode()
-    body = b"\x0a" + _varint(len(raw)) + raw if raw else b""
     if decision is not None:
-        body += b"\x12" + _varint(len(decision)) + decision
+        field, payload = b"\x12", decision
     else:
         assert error is not None
-        body += b"\x1a" + _varint(len(error)) + error
-    return b"\x0a" + _varint(len(body)) + body
+        field, payload = b"\x1a", error
+    size = VARINT[len(payload)]
+    if raw:
+        prefix = VARINT[len(raw)]
+        n = 2 + len(prefix) + len(raw) + len(size) + len(payload)
+        return b"".join((b"\x0a", VARINT[n], b"\x0a", prefix, raw, field, size, payload))
+    return b"".join((b"\x0a", VARINT[1 + len(size) + len(payload)], field, size, payload))
 
 
+class _Varints(dict[int, bytes]):
+    """``VARINT[n]``: ``n`` encoded as a protobuf varint (lengths below 64 KiB are kept)."""
+
+    def __missing__(self, n: int) -> bytes:
+        encoded = _varint(n)
+        if n < 65536:
+            self[n] = encoded
+        return encoded
+
+
+#: Encoded varints by value, filled on first use.
+VARINT = _Varints()
 _SMALL_VARINTS = [bytes((i,)) for i in range(128)]
 #: (currency, amount) -> the encoded ``Decision.awards`` map entry (field 2).
 _AWARD_ENTRIES: dict[tuple[str, int], bytes] = {}
@@ -569,6 +691,12 @@ class _FastPathGenerator:
     Names in the generated source come from the schema (checked there against
     ``[a-z][a-z0-9_]*``) and the proto descriptors; every other value is passed in
     the namespace as a constant, never spliced into the source as text.
+
+    The functions are straight-line code on the hot path, so they read each field
+    once, keep conversions inline (a cached date or instant is one dict lookup, a
+    decimal one constructor call), and check a number's range in one chained
+    comparison (``K0 <= v < INF`` also refuses NaN and infinities). Whatever they
+    do not accept exactly as the schema would, they give up on (``raise SLOW``).
     """
 
     def __init__(self, schema: Schema) -> None:
@@ -576,13 +704,16 @@ class _FastPathGenerator:
         self.lines: list[str] = []
         self.ns: dict[str, Any] = {
             "SLOW": _Slow,
+            "Decimal": Decimal,
             "TS": _ts,
-            "DEC": _dec,
+            "INSTANT": _INSTANTS.get,
             "DATE": _date,
+            "DATE_GET": _DATES.get,
             "ATTR": self._attr,
             "AIRPORTS": airports.airport_codes(),
             "CURRENCIES": currency_codes(),
         }
+        self._decimals: dict[Any, str] = {}
         self._consts: dict[int, str] = {}
         self._counter = 0
         self._helpers: dict[str, str] = {}
@@ -591,7 +722,7 @@ class _FastPathGenerator:
     # -- public -----------------------------------------------------------------------------------
 
     def customer(self) -> Callable[[pb.Customer], dict[str, Any]]:
-        """The fast customer function."""
+        """The fast customer function: ``fast_customer(message) -> prepared dict``."""
         known = {n for n in self.schema.customer if n not in _CUSTOMER_FIELDS}
         name = "fast_customer"
         body = self._function(name, ["m"])
@@ -602,9 +733,10 @@ class _FastPathGenerator:
         self.lines += body
         return self._compile(name)
 
-    def events(self) -> dict[tuple[str, str | None], Callable[..., dict[str, Any]]]:
-        """The fast event functions, keyed by (kind, details oneof name or None)."""
-        out: dict[tuple[str, str | None], Callable[..., dict[str, Any]]] = {}
+    def events(self) -> dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]]:
+        """The fast event functions (``fast(message) -> prepared dict``), keyed by (kind,
+        details oneof name or None). Each checks that ``kind`` is empty or its own."""
+        out: dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]] = {}
         for kind, kind_fields in self.schema.events.items():
             details = _DETAILS.get(kind)
             fields = {**self.schema.event_common, **kind_fields}
@@ -613,7 +745,12 @@ class _FastPathGenerator:
                 if n not in _EVENT_OWN and (details is None or n not in details.fields_by_name)
             }
             name = f"fast_event_{kind}"
-            body = self._function(name, ["e", "m", "attrs"])
+            body = self._function(name, ["e"])
+            if details is not None:
+                # An empty kind takes the details' kind; any other must match it.
+                body.append(f"    k = e.kind\n    if k and k != {self._const(kind)}: raise SLOW")
+                body.append(f"    m = e.{kind}")
+            body.append("    attrs = e.attributes")
             body.append(f"    if attrs and not {self._const(frozenset(known))}.issuperset(attrs): raise SLOW")
             result = self._event_record(body, fields, kind, details)
             body.append(f"    return {result}")
@@ -633,7 +770,7 @@ class _FastPathGenerator:
     def _compile(self, name: str) -> Callable[..., Any]:
         code = compile("\n".join(self.lines), f"<fast path for schema {self.schema.digest}>", "exec")
         exec(code, self.ns)
-        return self.ns[name]
+        return self.ns[name]  # type: ignore[no-any-return]
 
     def _const(self, value: Any) -> str:
         key = id(value)
@@ -667,7 +804,7 @@ class _FastPathGenerator:
                 src, msg, desc = "proto", "m", details
             else:
                 src, msg, desc = "attr", "", None
-            var = self._field(body, f, src, msg, desc, "attrs", f"event.{name}", 1)
+            var = self._field(body, f, src, msg, desc, "attrs", 1)
             items.append((name, var))
         return self._finish(body, items, derived, 1)
 
@@ -693,7 +830,7 @@ class _FastPathGenerator:
                 src = "attr"
             else:
                 src = "none"
-            var = self._field(body, f, src, msg, desc, attrs, f"{path}.{name}", depth)
+            var = self._field(body, f, src, msg, desc, attrs, depth)
             items.append((name, var))
         return self._finish(body, items, derived, depth)
 
@@ -723,122 +860,159 @@ class _FastPathGenerator:
         msg: str,
         desc: Any,
         attrs: str | None,
-        path: str,
         depth: int,
     ) -> str:
+        """Read, convert and check one field into a new variable; returns its name.
+
+        Every path ends in one of three ways: the value (converted), the default or
+        None for a field that was not given (empty string, unset optional number or
+        timestamp), or ``raise SLOW``.
+        """
         pad = "    " * depth
         var = self._var()
         t = f.type
-        shape = _INDEX.sub("[]", path)
-        minimum = f.minimum
-        may_be_missing = True
-        default_ok = True
-        empty_is_missing = False  # a proto string: "" is missing (and must become None)
-        checks: list[str] = []
-        if src == "proto":
-            fd = desc.fields_by_name[f.name]
-            name = f.name
-            if fd.is_repeated:
-                if fd.message_type is None or t.kind != "list" or t.elem is None or t.elem.kind != "record":
-                    body.append(f"{pad}raise SLOW")
-                    return var
-                helper = self._record_helper(t.elem.name, fd.message_type, f"{shape}[]")
-                body.append(f"{pad}{var} = [{helper}(x) for x in {msg}.{name}]")
-                return var
-            if fd.message_type is not None:
-                if fd.message_type.full_name == _TIMESTAMP:
-                    if t.kind != "datetime":
-                        body.append(f"{pad}raise SLOW")
-                        return var
-                    # Read the fields first: HasField costs as much as a conversion, and is
-                    # needed only for the zero instant (unset, or 1970-01-01T00:00:00Z).
-                    ts = self._var()
-                    body.append(f"{pad}{ts} = {msg}.{name}")
-                    body.append(f"{pad}{var} = TS({ts}) if {ts}.seconds or {ts}.nanos or "
-                                f"{msg}.HasField({name!r}) else None")
-                elif t.kind == "record":
-                    sub = self._var()
-                    body.append(f"{pad}{sub} = {msg}.{name}")
-                    record = self.schema.record_fields(t.name)
-                    result = self._record(body, record, sub, fd.message_type, None, path, depth)
-                    body.append(f"{pad}{var} = {result}")
-                    return var
-                else:
-                    body.append(f"{pad}raise SLOW")
-                    return var
-            elif fd.type in _STRING_TYPES:
-                body.append(f"{pad}{var} = {msg}.{name}")
-                empty_is_missing = True
-                kind = t.kind
-                if kind == "enum":
-                    checks.append(f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW")
-                elif kind == "airport":
-                    checks.append(f"if {var} not in AIRPORTS: raise SLOW")
-                elif kind == "currency_code":
-                    checks.append(f"if {var} not in CURRENCIES: raise SLOW")
-                elif kind == "decimal":
-                    checks.append(f"{var} = DEC({var})")
-                elif kind == "date":
-                    checks.append(f"{var} = DATE({var})")
-                elif kind != "string":
-                    body.append(f"{pad}raise SLOW")
-                    return var
-            elif fd.type in _INT_TYPES:
-                if t.kind not in ("int", "decimal"):
-                    body.append(f"{pad}raise SLOW")
-                    return var
-                if fd.has_presence:  # HasField only for a zero (unset, or set to 0)
-                    body.append(f"{pad}{var} = {msg}.{name}")
-                    body.append(f"{pad}if not {var} and not {msg}.HasField({name!r}): {var} = None")
-                else:
-                    body.append(f"{pad}{var} = {msg}.{name}")
-                    may_be_missing = False
-                if t.kind == "decimal":
-                    checks.append(f"{var} = Decimal({var})")
-            elif fd.type == _FD.TYPE_BOOL:
-                if t.kind != "bool":
-                    body.append(f"{pad}raise SLOW")
-                    return var
-                body.append(f"{pad}{var} = {msg}.{name}")
-                may_be_missing = False
-            else:
-                body.append(f"{pad}raise SLOW")
-                return var
-        elif src == "attr":
+        kind = t.kind
+        missing: str  # what an absent value becomes: a constant, "None", or "raise SLOW"
+        if f.has_default:
+            missing = "[]" if f.default == [] else self._const(f.default)
+        elif t.optional:
+            missing = "None"
+        else:
+            missing = "raise SLOW"
+
+        def fail() -> str:
+            body.append(f"{pad}raise SLOW")
+            return var
+
+        if src == "none":  # a field the message cannot carry
+            if missing == "raise SLOW":
+                return fail()
+            body.append(f"{pad}{var} = {missing}")
+            return var
+        if src == "attr":
             body.append(f"{pad}{var} = {attrs}.get({f.name!r}) if {attrs} else None")
             body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self._const(t)})")
-        else:
-            body.append(f"{pad}{var} = None")
-        if minimum is not None:
-            if minimum == 0 and not may_be_missing and not checks and t.kind == "int":
-                self._non_negative.append(var)  # checked together: (a | b | c) < 0
-            else:
-                checks.append(f"if {var} < {self._const(minimum)}: raise SLOW")
-            if f.has_default and f.default < minimum:
-                default_ok = False  # the schema refuses its own default: let it say so
-        if may_be_missing and not empty_is_missing and t.optional and not f.has_default:
-            if checks:  # None stays None; a value is checked
-                body.append(f"{pad}if {var} is not None:")
-                body += [f"{pad}    {c}" for c in checks]
-        elif may_be_missing:
-            body.append(f"{pad}if not {var}:" if empty_is_missing else f"{pad}if {var} is None:")
-            if f.has_default and default_ok:
-                default = "[]" if f.default == [] else self._const(f.default)
-                body.append(f"{pad}    {var} = {default}")
-            elif f.has_default:
-                body.append(f"{pad}    raise SLOW")
-            elif t.optional:
-                body.append(f"{pad}    {var} = None")
-            else:
-                body.append(f"{pad}    raise SLOW")
-            if checks:
-                body.append(f"{pad}else:")
-                body += [f"{pad}    {c}" for c in checks]
-        else:
-            body += [f"{pad}{c}" for c in checks]
-        return var
+            if missing == "raise SLOW":
+                body.append(f"{pad}if {var} is None: raise SLOW")
+            elif missing != "None":
+                body.append(f"{pad}if {var} is None: {var} = {missing}")
+            # ATTR converted by the schema itself; only the least value is left to check.
+            if f.minimum is not None:
+                guard = f"{var} is not None and " if missing == "None" else ""
+                body.append(f"{pad}if {guard}{var} < {self._const(f.minimum)}: raise SLOW")
+            return var
 
-    def _record_helper(self, record: str, desc: Any, shape: str) -> str:
+        fd = desc.fields_by_name[f.name]
+        name = f.name
+        if fd.is_repeated:
+            if fd.message_type is None or kind != "list" or t.elem is None or t.elem.kind != "record":
+                return fail()
+            helper = self._record_helper(t.elem.name, fd.message_type)
+            body.append(f"{pad}{var} = [{helper}(x) for x in {msg}.{name}]")
+            return var
+        if fd.message_type is not None:
+            if fd.message_type.full_name == _TIMESTAMP:
+                if kind != "datetime":
+                    return fail()
+                # A whole-second instant is one cached lookup. HasField costs as much as a
+                # conversion, so it is asked only for the zero instant (unset, or the epoch).
+                ts = self._var()
+                body.append(f"{pad}{ts} = {msg}.{name}")
+                body.append(f"{pad}{var} = {ts}.seconds")
+                body.append(f"{pad}if {var} and not {ts}.nanos:")
+                body.append(f"{pad}    {var} = INSTANT({var}) or TS({ts})")
+                body.append(f"{pad}elif {var} or {ts}.nanos or {msg}.HasField({name!r}):")
+                body.append(f"{pad}    {var} = TS({ts})")
+                body.append(f"{pad}else:")
+                body.append(f"{pad}    {missing if missing == 'raise SLOW' else f'{var} = {missing}'}")
+                return var
+            if kind == "record":
+                sub = self._var()
+                body.append(f"{pad}{sub} = {msg}.{name}")
+                record = self.schema.record_fields(t.name)
+                result = self._record(body, record, sub, fd.message_type, None, "", depth)
+                body.append(f"{pad}{var} = {result}")
+                return var
+            return fail()
+        if fd.type in _STRING_TYPES:
+            # A proto string: "" is not given.
+            conv: list[str]
+            if kind == "string":
+                conv = []
+            elif kind == "enum":
+                conv = [f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW"]
+            elif kind == "airport":
+                conv = [f"if {var} not in AIRPORTS: raise SLOW"]
+            elif kind == "currency_code":
+                conv = [f"if {var} not in CURRENCIES: raise SLOW"]
+            elif kind == "date":
+                conv = [f"{var} = DATE_GET({var}) or DATE({var})"]
+            elif kind == "decimal":  # a hit is the conversion and the check (a zero is falsy)
+                cache = self._decimal_cache(f.minimum)
+                text = self._var()
+                conv = [f"{text} = {var}", f"{var} = {cache}_GET({text})",
+                        f"if {var} is None: {var} = {cache}({text})"]
+            else:
+                return fail()
+            body.append(f"{pad}{var} = {msg}.{name}")
+            if missing == "raise SLOW":
+                body.append(f"{pad}if not {var}: raise SLOW")
+                body += [f"{pad}{c}" for c in conv]
+            elif conv:
+                body.append(f"{pad}if {var}:")
+                body += [f"{pad}    {c}" for c in conv]
+                body.append(f"{pad}else:")
+                body.append(f"{pad}    {var} = {missing}")
+            else:
+                body.append(f"{pad}if not {var}: {var} = {missing}")
+            if kind == "decimal" and f.has_default and not self._decimal_ok(f.default, f.minimum):
+                body.append(f"{pad}if {var} is {missing}: raise SLOW")  # the schema refuses its default
+            return var
+        if fd.type in _INT_TYPES:
+            if kind not in ("int", "decimal"):
+                return fail()
+            body.append(f"{pad}{var} = {msg}.{name}")
+            present = True
+            if fd.has_presence:  # HasField only for a zero (unset, or set to 0)
+                if missing == "raise SLOW":
+                    body.append(f"{pad}if not {var} and not {msg}.HasField({name!r}): raise SLOW")
+                else:
+                    body.append(f"{pad}if not {var} and not {msg}.HasField({name!r}): {var} = {missing}")
+                    present = missing != "None"
+            if kind == "decimal":
+                body.append(f"{pad}{var} = Decimal({var})" if present else
+                            f"{pad}if {var} is not None: {var} = Decimal({var})")
+            if f.minimum is not None:
+                if f.minimum == 0 and present and kind == "int" and not fd.has_presence:
+                    self._non_negative.append(var)  # checked together: (a | b | c) < 0
+                else:
+                    guard = "" if present else f"{var} is not None and "
+                    body.append(f"{pad}if {guard}{var} < {self._const(f.minimum)}: raise SLOW")
+            return var
+        if fd.type == _FD.TYPE_BOOL:
+            if kind != "bool":
+                return fail()
+            body.append(f"{pad}{var} = {msg}.{name}")
+            return var
+        return fail()
+
+    def _decimal_cache(self, minimum: int | Decimal | None) -> str:
+        """The name of the decimal cache for fields with ``minimum`` (one per least value)."""
+        key = (minimum.__class__, str(minimum))
+        name = self._decimals.get(key)
+        if name is None:
+            self._counter += 1
+            name = self._decimals[key] = f"DEC{self._counter}"
+            cache = _Decimals(minimum)
+            self.ns[name] = cache
+            self.ns[f"{name}_GET"] = cache.get
+        return name
+
+    @staticmethod
+    def _decimal_ok(value: Any, minimum: int | Decimal | None) -> bool:
+        return isinstance(value, Decimal) and value.is_finite() and (minimum is None or value >= minimum)
+
+    def _record_helper(self, record: str, desc: Any) -> str:
         key = f"{record}:{desc.full_name}"
         if key in self._helpers:
             return self._helpers[key]
@@ -846,7 +1020,7 @@ class _FastPathGenerator:
         name = f"rec_{self._counter}"
         self._helpers[key] = name
         body = self._function(name, ["m"])
-        result = self._record(body, self.schema.record_fields(record), "m", desc, None, shape, 1)
+        result = self._record(body, self.schema.record_fields(record), "m", desc, None, "", 1)
         body.append(f"    return {result}")
         self.lines += body
         return name

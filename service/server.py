@@ -112,7 +112,7 @@ def create_server(
         interceptors=[ServiceInterceptor(metrics)],
         options=options,
     )
-    pb_grpc.add_LoyaltyRulesServicer_to_server(servicer, server)
+    add_servicer(servicer, server)
     health_servicer = health_servicer or health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -129,6 +129,31 @@ def create_server(
     if port == 0:
         raise OSError(f"could not bind {address}")
     return server, port
+
+
+def _serialize(response: Any) -> bytes:
+    """A response message's bytes; a response a servicer already serialised, as it is."""
+    return response if response.__class__ is bytes else response.SerializeToString()  # type: ignore[no-any-return]
+
+
+def add_servicer(servicer: pb_grpc.LoyaltyRulesServicer, server: grpc.Server) -> None:
+    """Register ``servicer`` as ``loyalty.v1.LoyaltyRules`` (what the generated
+    ``add_LoyaltyRulesServicer_to_server`` does), with two differences: a servicer that
+    has ``evaluate_batch_bytes`` answers EvaluateBatch with it (the response already
+    serialised), and every response may be given as bytes."""
+    methods = {
+        "Evaluate": grpc.unary_unary_rpc_method_handler(
+            servicer.Evaluate, pb.EvaluateRequest.FromString, _serialize),
+        "EvaluateBatch": grpc.unary_unary_rpc_method_handler(
+            getattr(servicer, "evaluate_batch_bytes", servicer.EvaluateBatch),
+            pb.EvaluateBatchRequest.FromString, _serialize),
+        "EvaluateStream": grpc.stream_stream_rpc_method_handler(
+            servicer.EvaluateStream, pb.EvaluateStreamRequest.FromString, _serialize),
+        "ListPolicies": grpc.unary_unary_rpc_method_handler(
+            servicer.ListPolicies, pb.ListPoliciesRequest.FromString, _serialize),
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, methods),))
+    server.add_registered_method_handlers(SERVICE_NAME, methods)
 
 
 def _wire_health(health_servicer: health.HealthServicer, store: PolicyStore | None) -> None:

@@ -159,7 +159,7 @@ def test_fast_event_equals_the_schema_checked_event(kind_raw):
     message = _event_message(*kind_raw)
     kind = message.WhichOneof("details")
     try:
-        fast = CONVERTER._fast_events[(kind, kind)](message, getattr(message, kind), message.attributes)
+        fast = CONVERTER._fast_events[(kind, kind)](message)
     except _Slow:  # only for input the schema refuses or normalises ("usd" is USD)
         if kind_raw[1].get("currency") not in ODD_BUT_VALID:
             with pytest.raises(InvalidArgument):
@@ -219,7 +219,7 @@ def test_well_formed_flights_take_the_fast_path():
     for request in evaluate_requests(raw_airline_pairs(200)):
         event = request.event
         CONVERTER._fast_customer(request.customer)
-        CONVERTER._fast_events[("flight", "flight")](event, event.flight, event.attributes)
+        CONVERTER._fast_events[("flight", "flight")](event)
 
 
 def test_decision_message_keeps_amounts_exact_and_params_typed():
@@ -266,3 +266,58 @@ def test_zero_is_a_value_and_unset_is_missing():
     assert CONVERTER.event(zero)["distance_miles"] == 0
     assert CONVERTER.event(zero)["time"] == datetime(1970, 1, 1, tzinfo=UTC)
     assert CONVERTER.event(unset)["distance_miles"] is None
+
+
+EXTENDED = Converter(Schema.from_texts([
+    ("dsl/schema.toml", (POLICIES.parent / "dsl" / "schema.toml").read_text()),
+    ("extra.toml", """
+[customer]
+deposit = { type = "decimal?", min = 0 }
+[events.refund]
+amount = { type = "decimal", min = "0.01" }
+currency = { type = "currency_code", default = "EUR" }
+nights = { type = "int", default = 1, min = 1 }
+"""),
+]))
+
+
+def _refund(**attributes: Any) -> pb.Event:
+    event = pb.Event(id="r", kind="refund", time=client.timestamp("2026-03-01T09:30:00Z"))
+    for name, value in attributes.items():
+        event.attributes[name].CopyFrom(client.python_to_value(value))
+    return event
+
+
+@pytest.mark.parametrize(("attributes", "expected"), [
+    ({"amount": Decimal("5")}, {"amount": Decimal("5"), "currency": "EUR", "nights": 1}),
+    ({"amount": Decimal("0.01"), "currency": "gbp", "nights": 3},
+     {"amount": Decimal("0.01"), "currency": "GBP", "nights": 3}),
+    ({"amount": Decimal("0")}, [("event.attributes.amount", "must be at least 0.01, not 0")]),
+    ({"amount": Decimal("1"), "nights": 0}, [("event.attributes.nights", "must be at least 1, not 0")]),
+    ({"amount": Decimal("1"), "currency": "XYZ"},
+     [("event.attributes.currency", '"XYZ" is not an ISO 4217 currency code (such as USD or EUR)')]),
+], ids=["defaults", "normalised", "amount-below-minimum", "nights-below-minimum", "bad-currency"])
+def test_extension_kinds_and_attributes_keep_the_schemas_minimums_and_codes(attributes, expected):
+    """Fields sent as attributes (an extension event kind) are held to the same schema checks."""
+    message = _refund(**attributes)
+    outcome = _outcome(EXTENDED.event, message)
+    if isinstance(expected, list):
+        assert outcome == expected
+        with pytest.raises(Exception):  # noqa: B017 - the fast path gives up in its own way
+            EXTENDED.fast_event(message)
+        return
+    assert {k: outcome[k] for k in expected} == expected
+    assert outcome == EXTENDED.check_event(message)
+
+
+@pytest.mark.parametrize(("deposit", "expected"), [
+    (None, None), (Decimal("0"), Decimal("0")), (Decimal("-1"), "must not be negative, not -1")])
+def test_customer_attribute_with_a_minimum(deposit, expected):
+    """A customer extension field with ``min = 0``: missing, zero, and negative."""
+    message = client.customer("c", member_since="2012-05-01",
+                              attributes={"deposit": deposit} if deposit is not None else None)
+    outcome = _outcome(EXTENDED.customer, message)
+    if isinstance(expected, str):
+        assert outcome == [("customer.attributes.deposit", expected)]
+    else:
+        assert outcome["deposit"] == expected == EXTENDED._fast_customer(message)["deposit"]
