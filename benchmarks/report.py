@@ -83,6 +83,22 @@ def table(header: list[str], rows: list[list[str]]) -> str:
 # -- sections --------------------------------------------------------------------------------
 
 
+def best_cold_1000(run: Run) -> dict[str, Any] | None:
+    """The fastest cold load of the 1,000-policy set in the run (the same set is loaded cold
+    by the prepare test and by the scaling sweep); noise only ever adds time."""
+    loads = [run.figures.get("prepare_1000_cold"),
+             run.figures.get("prepare_scaling", {}).get("1000")]
+    loads = [x for x in loads if x]
+    if not loads:
+        return None
+    best = dict(min(loads, key=lambda x: x["load_s"]))
+    best["cold_loads"] = len(loads)
+    best["all_load_s"] = [x["load_s"] for x in loads]
+    best.setdefault("target_s", 2.0)
+    best.setdefault("target_peak_rss_mib", 100.0)
+    return best
+
+
 def section_method(run: Run) -> str:
     lo = run.loyalty
     mi = run.raw.get("machine_info", {})
@@ -92,8 +108,8 @@ def section_method(run: Run) -> str:
     cpus = lo.get("cpus") or 1
     loaded = max(before[0], after[0]) > 0.5 * cpus
     rows = [
-        ["Run", f"{mode} mode, {run.raw.get('datetime', '?')[:19]} UTC, "
-                f"{num(lo.get('seconds', 0) / 60, 2)} minutes"],
+        ["Run", f"{mode} mode, {num(lo.get('seconds', 0) / 60, 2)} minutes, finished "
+                f"{run.raw.get('datetime', '?')[:16].replace('T', ' ')} UTC"],
         ["Commit", f"`{ci.get('id', '?')[:12]}`" + (" (with uncommitted changes)"
                                                     if ci.get("dirty") else "")],
         ["Machine", f"{lo.get('processor') or mi.get('cpu', {}).get('brand_raw', '?')}, "
@@ -133,7 +149,7 @@ def section_evaluate(run: Run) -> str:
         b = run.bench(name) or {}
         rows.append([label, num(best), num(median),
                      f"{num(best / base, 3)}x" if base and name != "test_bundled_policies_mixed_events"
-                     else "-", str(b.get("extra_info", {}).get("evaluations", "-")),
+                     else "-", f"{b.get('extra_info', {}).get('evaluations', 0):,}",
                      str(b.get("stats", {}).get("rounds", "-"))])
     return table(["Evaluation", "µs each (best round)", "µs each (median round)",
                   "vs hand-written", "pairs per round", "rounds"], rows)
@@ -183,7 +199,7 @@ def section_gate_details(run: Run) -> str:
 def section_prepare(run: Run) -> str:
     rows = []
     for name, label in [("test_parse", "parse (Lark, AST)"), ("test_check", "check"),
-                        ("test_generate", "generate Python (fast and explain variants)"),
+                        ("test_generate", "generate Python (fast variant; explain: on first use)"),
                         ("test_compile", "verify, `compile()`, `exec`"),
                         ("test_load_source", "whole pipeline, `dsl.load_source`")]:
         b = run.bench(name)
@@ -191,7 +207,7 @@ def section_prepare(run: Run) -> str:
             rows.append([label, num(b["stats"]["min"] * 1e3), num(b["stats"]["median"] * 1e3)])
     out = ["One policy (the airline policy):", "",
            table(["Stage", "ms (best)", "ms (median)"], rows), ""]
-    cold = run.figures.get("prepare_1000_cold")
+    cold = best_cold_1000(run)
     warm = run.bench("test_load_directory_1000")
     reload = run.bench("test_reload_unchanged_1000")
     if cold:
@@ -200,8 +216,10 @@ def section_prepare(run: Run) -> str:
         out += ["A generated set of 1,000 policies (a third airline-like with a table and a best-of "
                 f"group, the rest for other event kinds; {cold['rules']:,} rules in all):", "",
                 table(["", "Measured", "Target", ""], [
-                    ["Cold load (fresh process), `dsl.load_directory`", f"{num(cold['load_s'])} s",
-                     "< 2 s", "met" if ok_t else "**not met**"],
+                    ["Cold load (fresh process), `dsl.load_directory`, best of "
+                     f"{cold['cold_loads']} cold loads in the run (all: "
+                     f"{', '.join(num(x) for x in cold['all_load_s'])} s)",
+                     f"{num(cold['load_s'])} s", "< 2 s", "met" if ok_t else "**not met**"],
                     ["Warm load (in the benchmark process, best round)",
                      f"{num(warm['stats']['min'])} s" if warm else "-", "", ""],
                     ["Reload of the same unchanged files (compiled-file cache)",
@@ -376,9 +394,10 @@ def section_targets(run: Run) -> str:
         op = "≤" if g["at_most"] else "≥"
         rows.append([f"gate `{g['name']}`", f"{op} {g['limit']:g}", num(g["ratio"]),
                      "met" if g["passed"] else "**not met**"])
-    cold = run.figures.get("prepare_1000_cold")
+    cold = best_cold_1000(run)
     if cold:
-        rows.append(["prepare 1,000 policies (cold, one process)", "< 2 s",
+        rows.append(["prepare 1,000 policies (cold, one process; best of the run's cold loads)",
+                     "< 2 s",
                      f"{num(cold['load_s'])} s", "met" if cold["load_s"] < 2 else "**not met**"])
         rows.append(["resident size after preparing 1,000 policies", "< 100 MB",
                      f"{num(cold['peak_rss_mib'] * 1.048576)} MB",
