@@ -45,8 +45,8 @@ from service.gen.loyalty.v1 import loyalty_pb2 as pb
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Most decision shapes (see Converter.decision_into) kept per policy set.
 _TEMPLATES_MAX = 4096
-#: Most encoded decision fields (shape and awards, see Converter.decision_field) kept.
-_FIELDS_MAX = 16384
+#: Most encoded decisions (by shape and awards, see Converter.decision_payload) kept.
+_PAYLOADS_MAX = 16384
 _MAX_NANOS = 999_999_999
 _FD = _descriptor.FieldDescriptor
 _STRING_TYPES = {_FD.TYPE_STRING}
@@ -262,17 +262,23 @@ class Converter:
         self._fast_customer: Callable[[pb.Customer], dict[str, Any]] = gen.customer()
         #: (kind, details oneof name or None) -> fast event function
         self._fast_events: dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]] = gen.events()
-        #: The fast event function by details oneof name (built-in kinds), or by kind for
-        #: an extension kind (no details): what :meth:`fast_inputs` dispatches on.
-        self._fast_by_which: dict[str | None, Callable[[pb.Event], dict[str, Any]]] = {
+        #: The fast event function by details oneof name, for events whose kind is empty or
+        #: says the same; by kind for extension kinds (no details).
+        self._fast_by_which: dict[str, Callable[[pb.Event], dict[str, Any]]] = {
             which: fn for (_kind, which), fn in self._fast_events.items() if which is not None
         }
-        self._fast_by_kind: dict[str, Callable[[pb.Event], dict[str, Any]]] = {
+        self._fast_extension: dict[str, Callable[[pb.Event], dict[str, Any]]] = {
             kind: fn for (kind, which), fn in self._fast_events.items() if which is None
+        }
+        #: The fast event function by ``kind`` alone, without asking which details are set:
+        #: only for kinds whose function refuses an event without its details (a required
+        #: details field), so that another kind's details can never pass as this kind's.
+        self._fast_by_kind: dict[str, Callable[[pb.Event], dict[str, Any]]] = {
+            kind: fn for kind, fn in self._fast_by_which.items() if _refuses_empty_details(fn, kind)
         }
         self.source = gen.source()
         self._templates: dict[tuple[Any, ...], bytes] = {}
-        self._fields: dict[tuple[Any, ...], bytes] = {}
+        self._payloads: dict[tuple[Any, ...], bytes] = {}
 
     # -- input --------------------------------------------------------------------------------
 
@@ -284,12 +290,23 @@ class Converter:
             pass
         return self.check_customer(msg)
 
+    def event_function(self, msg: pb.Event) -> Callable[[pb.Event], dict[str, Any]]:
+        """The fast event function for ``msg``; raises where only the checking path can judge
+        (no kind at all, an unknown kind, a kind that does not match the details set)."""
+        kind = msg.kind
+        fast = self._fast_by_kind.get(kind)
+        if fast is not None:
+            return fast
+        which = msg.WhichOneof("details")
+        if which is None:
+            return self._fast_extension[kind]
+        if kind and kind != which:
+            raise _Slow
+        return self._fast_by_which[which]
+
     def fast_event(self, msg: pb.Event) -> dict[str, Any]:
         """The fast path alone for an event: raises (anything) where the checking path must judge."""
-        which = msg.WhichOneof("details")
-        if which is not None:
-            return self._fast_by_which[which](msg)
-        return self._fast_by_kind[msg.kind](msg)
+        return self.event_function(msg)(msg)
 
     def event(self, msg: pb.Event) -> dict[str, Any]:
         """The prepared event; raises :class:`InvalidArgument` listing every bad field."""
@@ -302,25 +319,26 @@ class Converter:
     def inputs(self, customer: pb.Customer, event: pb.Event) -> tuple[dict[str, Any], dict[str, Any]]:
         """Both prepared records; one :class:`InvalidArgument` lists the problems of both."""
         try:  # the fast path for both at once: this is on every evaluation's path
-            which = event.WhichOneof("details")
-            fast = self._fast_by_which[which] if which is not None else self._fast_by_kind[event.kind]
+            fast = self._fast_by_kind.get(event.kind) or self.event_function(event)
             return self._fast_customer(customer), fast(event)
         except Exception:  # anything unusual: the checking paths judge it
             pass
         return self.checked_inputs(customer, event)
 
     def fast_inputs(self) -> tuple[Callable[[pb.Customer], dict[str, Any]],
-                                   dict[str | None, Callable[[pb.Event], dict[str, Any]]],
-                                   dict[str, Callable[[pb.Event], dict[str, Any]]]]:
-        """The fast path's parts for a caller's own loop (a batch): the customer function, the
-        event functions by details oneof name, and by kind for extension kinds. They raise
-        (anything) on input the checking path must judge: then call :meth:`checked_inputs`."""
-        return self._fast_customer, self._fast_by_which, self._fast_by_kind
+                                   dict[str, Callable[[pb.Event], dict[str, Any]]],
+                                   Callable[[pb.Event], Callable[[pb.Event], dict[str, Any]]]]:
+        """The fast path's parts for a caller's own loop (a batch): the customer function,
+        the event functions by kind (for events whose kind is set, the usual case), and
+        :meth:`event_function` for any other event. They raise (anything) on input the
+        checking path must judge: then call :meth:`checked_inputs`."""
+        return self._fast_customer, self._fast_by_kind, self.event_function
 
     def checked_inputs(
         self, customer: pb.Customer, event: pb.Event
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Both records, each by the fast path if it can and otherwise by the schema."""
+        """Both records, each by the fast path if it can and otherwise by the schema; one
+        :class:`InvalidArgument` lists the problems of both."""
         violations: list[Violation] = []
         c: dict[str, Any] = {}
         e: dict[str, Any] = {}
@@ -465,20 +483,22 @@ class Converter:
         )
 
 
-    def decision_field(self, decision: Decision) -> bytes:
-        """A decision as a serialised field 2 (tag and length included): the ``decision`` of a
-        ``BatchResult`` or an ``EvaluateStreamResponse``.
+    def decision_payload(self, decision: Decision) -> bytes:
+        """A serialised decision with its length in front: what follows the field's tag in a
+        response (``0x0a`` for ``EvaluateResponse.decision``, ``0x12`` for the ``decision``
+        of a ``BatchResult`` or an ``EvaluateStreamResponse``).
 
-        Whole encoded fields are kept by the decision's shape *and* awards: awards come
-        from few inputs (a flight's distance, a tier), so they repeat too, and a hit is
-        one tuple and one lookup. Amounts are keyed by type and text, never by value
-        alone (``Decimal("12.5") == Decimal("12.50")``).
+        Whole payloads are kept by the decision's shape *and* awards: awards come from
+        few inputs (a flight's distance, a tier), so they repeat too, and a hit is one
+        tuple and one lookup. Amounts are keyed by type and text, never by value alone
+        (``Decimal("12.5") == Decimal("12.50")``).
         """
         if decision.reasons is not None:
             encoded = decision_message(decision).SerializeToString()
-            return b"\x12" + VARINT[len(encoded)] + encoded
+            return VARINT[len(encoded)] + encoded
         benefits = decision.benefits
         awards = decision.awards
+        tags = decision.tags
         if len(awards) == 1:  # the usual case, without a loop
             ((currency, amount),) = awards.items()
             amounts: Any = (currency, amount if amount.__class__ is int else str(amount))
@@ -492,20 +512,22 @@ class Converter:
         else:
             granted = _benefits_key(benefits)
         try:
-            key = (decision.revision, decision.tier, tuple(decision.fired), tuple(decision.tags),
-                   tuple(decision.policies), granted, amounts)
-            field = self._fields.get(key)
+            # One flat tuple: the fired rules are pairs and tags and policies strings, and
+            # the number of tags says where they end, so no two shapes share a key.
+            key = (decision.revision, decision.tier, granted, amounts, len(tags), *decision.fired,
+                   *tags, *decision.policies)
+            payload = self._payloads.get(key)
         except TypeError:  # an unhashable benefit parameter (a list)
             key = None
-            field = None
-        if field is None:
+            payload = None
+        if payload is None:
             encoded = self.decision_bytes(decision)
-            field = b"\x12" + VARINT[len(encoded)] + encoded
+            payload = VARINT[len(encoded)] + encoded
             if key is not None:
-                if len(self._fields) >= _FIELDS_MAX:
-                    self._fields.clear()
-                self._fields[key] = field
-        return field
+                if len(self._payloads) >= _PAYLOADS_MAX:
+                    self._payloads.clear()
+                self._payloads[key] = payload
+        return payload
 
 
 def _awards_key(awards: dict[str, int | Decimal]) -> tuple[Any, ...]:
@@ -685,6 +707,22 @@ def _event_path(path: str, kind: str, details_fields: set[str]) -> str:
 # -- the fast path: generated per schema --------------------------------------------------------------
 
 
+def _refuses_empty_details(fast: Callable[[pb.Event], Any], kind: str) -> bool:
+    """Whether ``fast`` gives up on an event of ``kind`` whose details are not set.
+
+    The generated function is straight-line code whose checks on the details message
+    depend on nothing else, so if it gives up on one such event with valid common
+    fields, it gives up on every event whose details are not set (another kind's, or
+    none): dispatching on ``kind`` alone is then safe.
+    """
+    probe = pb.Event(id="probe", kind=kind, time=timestamp_pb2.Timestamp(seconds=86400))
+    try:
+        fast(probe)
+    except Exception:
+        return True
+    return False
+
+
 class _FastPathGenerator:
     """Writes one Python function per record (customer, each event kind) for a schema.
 
@@ -735,7 +773,9 @@ class _FastPathGenerator:
 
     def events(self) -> dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]]:
         """The fast event functions (``fast(message) -> prepared dict``), keyed by (kind,
-        details oneof name or None). Each checks that ``kind`` is empty or its own."""
+        details oneof name or None). They read the kind's details message without asking
+        whether it is the one set, and never read ``kind``: the caller dispatches (see
+        :meth:`Converter.event_function`)."""
         out: dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]] = {}
         for kind, kind_fields in self.schema.events.items():
             details = _DETAILS.get(kind)
@@ -746,9 +786,7 @@ class _FastPathGenerator:
             }
             name = f"fast_event_{kind}"
             body = self._function(name, ["e"])
-            if details is not None:
-                # An empty kind takes the details' kind; any other must match it.
-                body.append(f"    k = e.kind\n    if k and k != {self._const(kind)}: raise SLOW")
+            if details is not None:  # the caller has checked that these are the details set
                 body.append(f"    m = e.{kind}")
             body.append("    attrs = e.attributes")
             body.append(f"    if attrs and not {self._const(frozenset(known))}.issuperset(attrs): raise SLOW")

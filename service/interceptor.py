@@ -3,9 +3,9 @@
 Servicer methods raise (:mod:`service.errors`, or the policy runtime's own
 ``InputError`` / ``EvaluationError``); this interceptor maps the exception to a
 ``google.rpc.Status`` with details, so no servicer calls ``context.abort``. It
-clears structlog's context variables at the start of every call; the servicer
-binds ``customer_id``, ``revision`` and the like, and they land on the call's
-canonical line.
+starts a fresh dict of fields for every call (:func:`service.logs.begin_call`);
+the servicer adds ``customer_id``, ``revision`` and the like
+(:func:`service.logs.call_fields`), and they land on the call's canonical line.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from typing import Any
 import grpc
 import structlog
 from grpc_status import rpc_status
-from structlog.contextvars import clear_contextvars
 
+from service import logs
 from service.errors import code_name, status_for
 from service.metrics import Metrics
 
@@ -82,25 +82,21 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             handler.response_serializer,
         )
 
-    def _recorder(self, method: str, quiet: bool) -> Callable[[str, float], None]:
+    def _recorder(self, method: str, quiet: bool) -> Callable[[str, float, dict[str, Any]], None]:
         metrics = self.metrics
+        rpc_line = logs.rpc_line
 
-        def record(code: str, seconds: float) -> None:
-            # The servicer's context variables (customer_id, revision, ...) join the
-            # line through the merge_contextvars processor.
+        def record(code: str, seconds: float, fields: dict[str, Any]) -> None:
             if metrics is not None:
                 metrics.observe_rpc(method, code, seconds)
-            if quiet:
-                log.debug("rpc", method=method, code=code, ms=round(seconds * 1000, 3))
-            elif code in _EXPECTED:
-                log.info("rpc", method=method, code=code, ms=round(seconds * 1000, 3))
-            else:
-                log.warning("rpc", method=method, code=code, ms=round(seconds * 1000, 3))
+            level = "debug" if quiet else "info" if code in _EXPECTED else "warning"
+            rpc_line(level, method, code, round(seconds * 1000, 3), fields)
 
         return record
 
 
-def _failure(exc: Exception, context: grpc.ServicerContext) -> tuple[str, grpc.Status | None]:
+def _failure(exc: Exception, context: grpc.ServicerContext,
+             fields: dict[str, Any]) -> tuple[str, grpc.Status | None]:
     """The code name and status for ``exc``; no status when a handler below already aborted."""
     already = context.code()
     if already is not None:
@@ -108,31 +104,36 @@ def _failure(exc: Exception, context: grpc.ServicerContext) -> tuple[str, grpc.S
     status = status_for(exc)
     name = code_name(status)
     if name == "INTERNAL":
-        log.error("unhandled exception", exc_info=exc)
+        log.error("unhandled exception", exc_info=exc, **fields)
     return name, rpc_status.to_status(status)
 
 
-def _unary(behavior: Callable[..., Any], record: Callable[[str, float], None]) -> Callable[..., Any]:
+def _unary(behavior: Callable[..., Any],
+           record: Callable[[str, float, dict[str, Any]], None]) -> Callable[..., Any]:
+    begin_call = logs.begin_call
+    clock = time.perf_counter
+
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
-        clear_contextvars()
-        start = time.perf_counter()
+        fields = begin_call()
+        start = clock()
         code = "OK"
         try:
             return behavior(request, context)
         except Exception as exc:
-            code, status = _failure(exc, context)
+            code, status = _failure(exc, context, fields)
             if status is None:
                 raise
             context.abort_with_status(status)
         finally:
-            record(code, time.perf_counter() - start)
+            record(code, clock() - start, fields)
 
     return handle
 
 
-def _streaming(behavior: Callable[..., Any], record: Callable[[str, float], None]) -> Callable[..., Any]:
+def _streaming(behavior: Callable[..., Any],
+               record: Callable[[str, float, dict[str, Any]], None]) -> Callable[..., Any]:
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        clear_contextvars()
+        fields = logs.begin_call()
         start = time.perf_counter()
         code = "OK"
         try:
@@ -141,11 +142,11 @@ def _streaming(behavior: Callable[..., Any], record: Callable[[str, float], None
             code = "CANCELLED"
             raise
         except Exception as exc:
-            code, status = _failure(exc, context)
+            code, status = _failure(exc, context, fields)
             if status is None:
                 raise
             context.abort_with_status(status)
         finally:
-            record(code, time.perf_counter() - start)
+            record(code, time.perf_counter() - start, fields)
 
     return handle

@@ -138,17 +138,21 @@ def _serialize(response: Any) -> bytes:
 
 def add_servicer(servicer: pb_grpc.LoyaltyRulesServicer, server: grpc.Server) -> None:
     """Register ``servicer`` as ``loyalty.v1.LoyaltyRules`` (what the generated
-    ``add_LoyaltyRulesServicer_to_server`` does), with two differences: a servicer that
-    has ``evaluate_batch_bytes`` answers EvaluateBatch with it (the response already
-    serialised), and every response may be given as bytes."""
+    ``add_LoyaltyRulesServicer_to_server`` does), with two differences: where the
+    servicer has ``evaluate_bytes``, ``evaluate_batch_bytes`` or ``evaluate_stream_bytes``
+    it answers with those (responses already serialised: parsing them into messages
+    only for gRPC to serialise them again costs as much as the rules), and every
+    response may be given as bytes."""
     methods = {
         "Evaluate": grpc.unary_unary_rpc_method_handler(
-            servicer.Evaluate, pb.EvaluateRequest.FromString, _serialize),
+            getattr(servicer, "evaluate_bytes", servicer.Evaluate),
+            pb.EvaluateRequest.FromString, _serialize),
         "EvaluateBatch": grpc.unary_unary_rpc_method_handler(
             getattr(servicer, "evaluate_batch_bytes", servicer.EvaluateBatch),
             pb.EvaluateBatchRequest.FromString, _serialize),
         "EvaluateStream": grpc.stream_stream_rpc_method_handler(
-            servicer.EvaluateStream, pb.EvaluateStreamRequest.FromString, _serialize),
+            getattr(servicer, "evaluate_stream_bytes", servicer.EvaluateStream),
+            pb.EvaluateStreamRequest.FromString, _serialize),
         "ListPolicies": grpc.unary_unary_rpc_method_handler(
             servicer.ListPolicies, pb.ListPoliciesRequest.FromString, _serialize),
     }

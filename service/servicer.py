@@ -15,7 +15,6 @@ from typing import Any
 
 import grpc
 import structlog
-from structlog.contextvars import bind_contextvars
 
 from dsl.errors import EvaluationError
 from service.convert import VARINT, datetime_to_timestamp, result_bytes
@@ -30,6 +29,7 @@ from service.errors import (
 )
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+from service.logs import call_fields
 from service.metrics import Metrics
 from service.store import PolicyStore, Snapshot
 
@@ -67,18 +67,17 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
 
     def Evaluate(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> pb.EvaluateResponse:
         """One customer and one event -> one decision."""
+        return pb.EvaluateResponse.FromString(self.evaluate_bytes(request, context))
+
+    def evaluate_bytes(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
+        """:meth:`Evaluate`'s response, serialised: what the server sends as it is
+        (:func:`service.server.add_servicer` registers this method for the RPC)."""
         snapshot = self._snapshot()
-        bind_contextvars(
-            customer_id=request.customer.id, event_id=request.event.id, revision=snapshot.revision
-        )
-        _require_inputs(request)
-        only = list(request.only_policies) or None
-        decision = self._evaluate(snapshot, request.customer, request.event, request.explain, only)
-        if self.metrics is not None:
-            self.metrics.count_decision(decision.fired, decision.policies)
-        response = pb.EvaluateResponse()
-        snapshot.converter.decision_into(response.decision, decision)
-        return response
+        fields = call_fields()
+        fields["revision"] = snapshot.revision
+        only = request.only_policies
+        decision = self._decide(snapshot, request, request.explain, list(only) if only else None, fields)
+        return b"\x0a" + snapshot.converter.decision_payload(decision)  # EvaluateResponse.decision
 
     def EvaluateBatch(
         self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
@@ -102,12 +101,14 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             )
         snapshot = self._snapshot()
         revision = snapshot.revision
-        bind_contextvars(items=count, revision=revision)
+        fields = call_fields()
+        fields["items"] = count
+        fields["revision"] = revision
         explain = request.explain
         converter = snapshot.converter
-        fast_customer, fast_by_which, fast_by_kind = converter.fast_inputs()
+        fast_customer, fast_by_kind, event_function = converter.fast_inputs()
         checked_inputs = converter.checked_inputs
-        decision_field = converter.decision_field
+        decision_payload = converter.decision_payload
         evaluate = snapshot.policy_set.evaluate
         log_decisions = self.log_decisions
         varint = VARINT
@@ -125,10 +126,9 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 event_msg = item.event
                 try:
                     try:  # the fast path, inline: this loop is the batch's whole cost
-                        which = event_msg.WhichOneof("details")
+                        fast_event = fast_by_kind.get(event_msg.kind) or event_function(event_msg)
                         customer = fast_customer(customer_msg)
-                        event = (fast_by_which[which] if which is not None
-                                 else fast_by_kind[event_msg.kind])(event_msg)
+                        event = fast_event(event_msg)
                     except Exception:  # anything unusual: the schema judges it
                         customer, event = checked_inputs(customer_msg, event_msg)
                     decision = evaluate(customer, event, explain) if explain else evaluate(customer, event)
@@ -144,20 +144,20 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 if log_decisions:
                     _log_decision(decision, customer_msg.id, event_msg)
                 # BatchResult: the decision (field 2), then the correlation id (field 1).
-                field = decision_field(decision)
+                payload = decision_payload(decision)
                 cid = item.correlation_id
                 if cid:
                     raw = cid.encode()
                     size = varint[len(raw)]
-                    parts += (b"\x0a", varint[len(field) + 1 + len(size) + len(raw)], field,
-                              b"\x0a", size, raw)
+                    parts += (b"\x0a", varint[len(payload) + 2 + len(size) + len(raw)], b"\x12",
+                              payload, b"\x0a", size, raw)
                 else:
-                    parts += (b"\x0a", varint[len(field)], field)
+                    parts += (b"\x0a", varint[len(payload) + 1], b"\x12", payload)
         raw = revision.encode()
         parts += (b"\x12", varint[len(raw)], raw)
         if failed:
             parts += (b"\x18", varint[failed])
-        bind_contextvars(failed=failed)
+        fields["failed"] = failed
         if self.metrics is not None:
             self.metrics.count_evaluations("ok", count - failed)
             self.metrics.count_tally(Counter(fired), Counter(applied))
@@ -178,43 +178,41 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             except InvalidArgument as missing:
                 exc = missing
         else:  # a bug: this item fails INTERNAL, the batch goes on
-            log.error("batch item failed", index=index, exc_info=exc)
+            log.error("batch item failed", index=index, exc_info=exc, **call_fields())
         return status_for(exc).SerializeToString()
 
     def EvaluateStream(
         self, request_iterator: Iterable[pb.EvaluateStreamRequest], context: grpc.ServicerContext
     ) -> Iterator[pb.EvaluateStreamResponse]:
         """One response per request message, in order, each with the request's correlation id."""
+        for raw in self.evaluate_stream_bytes(request_iterator, context):
+            yield pb.EvaluateStreamResponse.FromString(raw)
+
+    def evaluate_stream_bytes(
+        self, request_iterator: Iterable[pb.EvaluateStreamRequest], context: grpc.ServicerContext
+    ) -> Iterator[bytes]:
+        """:meth:`EvaluateStream`'s responses, serialised (registered for the RPC by
+        :func:`service.server.add_servicer`)."""
+        fields = call_fields()
         count = failed = 0
         try:
             for request in request_iterator:
                 count += 1
                 try:
                     snapshot = self._snapshot()
-                    _require_inputs(request)
-                    decision = self._evaluate(
-                        snapshot, request.customer, request.event, request.explain, None
-                    )
-                except ServiceError as exc:
+                    decision = self._decide(snapshot, request, request.explain, None, None)
+                    body = b"\x12" + snapshot.converter.decision_payload(decision)
+                except Exception as exc:  # this message's own error; the stream goes on
                     failed += 1
-                    yield pb.EvaluateStreamResponse(
-                        correlation_id=request.correlation_id, error=exc.to_status()
-                    )
-                    continue
-                except Exception as exc:  # a bug: this message fails INTERNAL, the stream goes on
-                    failed += 1
-                    log.exception("stream message failed", message=count)
-                    yield pb.EvaluateStreamResponse(
-                        correlation_id=request.correlation_id, error=status_for(exc)
-                    )
-                    continue
-                if self.metrics is not None:
-                    self.metrics.count_decision(decision.fired, decision.policies)
-                response = pb.EvaluateStreamResponse(correlation_id=request.correlation_id)
-                snapshot.converter.decision_into(response.decision, decision)
-                yield response
+                    if not isinstance(exc, ServiceError):  # a bug: INTERNAL
+                        log.error("stream message failed", message=count, exc_info=exc, **fields)
+                    error = status_for(exc).SerializeToString()
+                    body = b"\x1a" + VARINT[len(error)] + error
+                raw = request.correlation_id.encode()
+                yield b"\x0a" + VARINT[len(raw)] + raw + body if raw else body
         finally:
-            bind_contextvars(messages=count, failed=failed)
+            fields["messages"] = count
+            fields["failed"] = failed
 
     def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
@@ -225,7 +223,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         response = pb.ListPoliciesResponse()
         if snapshot is not None:
             response.revision = snapshot.revision
-            bind_contextvars(revision=snapshot.revision)
+            call_fields()["revision"] = snapshot.revision
             for info in snapshot.policy_set.policies:
                 response.policies.add(
                     name=info.name,
@@ -263,20 +261,30 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             )
         return snapshot
 
-    def _evaluate(
+    def _decide(
         self,
         snapshot: Snapshot,
-        customer_msg: pb.Customer,
-        event_msg: pb.Event,
+        request: pb.EvaluateRequest | pb.EvaluateStreamRequest,
         explain: bool,
         only: list[str] | None,
+        fields: dict[str, Any] | None,
     ) -> Any:
+        """Convert, evaluate and count one (customer, event): Evaluate's and a stream message's."""
+        customer_msg = request.customer
+        event_msg = request.event
         try:
             customer, event = snapshot.converter.inputs(customer_msg, event_msg)
         except InvalidArgument:
+            if fields is not None:
+                fields["customer_id"] = customer_msg.id
+                fields["event_id"] = event_msg.id
             if self.metrics is not None:
                 self.metrics.count_evaluations("invalid_argument")
+            _require_inputs(request)  # a missing customer or event, said plainly
             raise
+        if fields is not None:
+            fields["customer_id"] = customer["id"]
+            fields["event_id"] = event["id"]
         try:
             if explain or only:
                 decision = snapshot.policy_set.evaluate(customer, event, explain, only)
@@ -287,8 +295,10 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             if self.metrics is not None:
                 self.metrics.count_evaluations("policy_failed")
             raise PolicyFailed(exc) from None
+        if self.metrics is not None:
+            self.metrics.count_decision(decision.fired, decision.policies)
         if self.log_decisions:
-            _log_decision(decision, customer_msg.id, event_msg)
+            _log_decision(decision, customer["id"], event_msg)
         return decision
 
 
@@ -309,7 +319,8 @@ def _check_deadline(context: grpc.ServicerContext) -> None:
 
 def _log_policy_failure(exc: EvaluationError) -> None:
     decision_log.error(
-        "policy failed", policy=exc.policy, file=exc.file, line=exc.line, error=exc.message
+        "policy failed", policy=exc.policy, file=exc.file, line=exc.line, error=exc.message,
+        **call_fields(),
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -321,3 +322,100 @@ def test_customer_attribute_with_a_minimum(deposit, expected):
         assert outcome == [("customer.attributes.deposit", expected)]
     else:
         assert outcome["deposit"] == expected == EXTENDED._fast_customer(message)["deposit"]
+
+
+KINDS = ["flight", "purchase", "visit", "appointment", "donation"]
+
+
+@pytest.mark.parametrize("details", KINDS)
+@pytest.mark.parametrize("kind", ["", *KINDS])
+def test_the_kind_and_the_details_must_agree(kind, details):
+    """An event's kind may be empty (the details say it) or must name the details set; the
+    fast path dispatches on the kind alone only where that cannot let other details pass."""
+    message = {
+        "flight": client.flight("e", time="2026-03-01T09:30:00Z", origin="JFK", destination="LHR", fare="1"),
+        "purchase": client.purchase("e", time="2026-03-01T09:30:00Z", amount="1"),
+        "visit": client.visit("e", time="2026-03-01T09:30:00Z"),
+        "appointment": client.appointment("e", time="2026-03-01T09:30:00Z", service="cut",
+                                          scheduled_at="2026-03-01T09:30:00Z"),
+        "donation": client.donation("e", time="2026-03-01T09:30:00Z", amount="1"),
+    }[details]
+    message.kind = kind
+    outcome = _outcome(CONVERTER.event, message)
+    if kind in ("", details):
+        assert outcome == CONVERTER.check_event(message)
+        assert outcome["kind"] == details
+    else:
+        assert outcome == [("event.kind", f'is "{kind}" but the event carries {details} details')]
+        with pytest.raises(Exception):  # noqa: B017 - the fast path gives up in its own way
+            CONVERTER.fast_event(message)
+
+
+names = st.sampled_from(["a", "b", "p"])
+amounts_ = st.one_of(st.integers(0, 3), st.sampled_from([Decimal("1.5"), Decimal("1.50"), Decimal("1")]))
+params = st.dictionaries(st.sampled_from(["n", "grace"]), st.one_of(
+    st.integers(0, 2), st.booleans(), st.sampled_from([Decimal("1"), Decimal("1.0"), timedelta(minutes=1)])),
+    max_size=2)
+decisions = st.builds(
+    Decision,
+    revision=st.sampled_from(["r0123456789ab", "r000000000000"]),
+    awards=st.dictionaries(st.sampled_from(["miles", "credit"]), amounts_, max_size=2),
+    benefits=st.lists(st.builds(Benefit, names, params, names, names), max_size=2),
+    tier=st.sampled_from([None, "GOLD"]),
+    tags=st.lists(names, max_size=2),
+    policies=st.lists(names, max_size=2),
+    fired=st.lists(st.tuples(names, names), max_size=3),
+)
+
+
+#: (type, value) -> an equal value of another type or text.
+_TWINS: dict[tuple[type, Any], Any] = {
+    (Decimal, Decimal("1.5")): Decimal("1.50"), (Decimal, Decimal("1.50")): Decimal("1.5"),
+    (Decimal, Decimal("1")): Decimal("1.0"), (Decimal, Decimal("1.0")): 1, (int, 1): True,
+    (bool, True): 1, (int, 0): False, (bool, False): 0, (int, 2): Decimal("2"), (int, 3): Decimal("3"),
+}
+
+
+@st.composite
+def look_alike_decisions(draw: st.DrawFn) -> list[Decision]:
+    """Decisions that differ from one drawn decision in one way only (so that their cache
+    keys come close): the awards, a benefit's parameters, or where names sit (tags or policies)."""
+    base = draw(decisions)
+    out = [base]
+    for _ in range(draw(st.integers(1, 6))):
+        change = draw(st.sampled_from(["awards", "twins", "params", "names"]))
+        if change == "awards":
+            awards = draw(st.dictionaries(st.sampled_from(["miles", "credit"]), amounts_, max_size=2))
+            out.append(dataclasses.replace(base, awards=awards))
+        elif change == "twins":  # values equal to the base's (and hashed alike) but not the same
+            awards = {k: _TWINS.get((type(v), v), v) for k, v in base.awards.items()}
+            benefits = [dataclasses.replace(b, params={k: _TWINS.get((type(v), v), v)
+                                                       for k, v in b.params.items()})
+                        for b in base.benefits]
+            out.append(dataclasses.replace(base, awards=awards, benefits=benefits))
+        elif change == "params" and base.benefits:
+            first = dataclasses.replace(base.benefits[0], params=draw(params))
+            out.append(dataclasses.replace(base, benefits=[first, *base.benefits[1:]]))
+        else:
+            names_ = draw(st.lists(names, max_size=3))
+            split = draw(st.integers(0, len(names_)))
+            out.append(dataclasses.replace(base, tags=names_[:split], policies=names_[split:]))
+    return out
+
+
+@settings(max_examples=500, deadline=None)
+@given(look_alike_decisions())
+def test_cached_decision_payloads_are_each_decisions_own(batch):
+    """Payloads kept by shape and awards never answer for another decision: equal amounts with
+    other text (1.5 and 1.50), True and 1, tags and policies that swap places."""
+    converter = Converter(SCHEMA)  # a fresh cache, filled by the decisions drawn together
+    for decision in batch + batch:
+        payload = converter.decision_payload(decision)
+        message = pb.Decision()
+        message.MergeFromString(payload[len(_varint_prefix(payload)):])
+        assert message == decision_message(decision)
+
+
+def _varint_prefix(data: bytes) -> bytes:
+    end = next(i for i, byte in enumerate(data) if byte < 0x80)
+    return data[:end + 1]
