@@ -8,10 +8,11 @@ supervising process serves the sum (prometheus-client's multiprocess mode).
 
 from __future__ import annotations
 
+import collections
 import os
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -83,8 +84,10 @@ class Metrics:
         child.observe(seconds)
 
     # Evaluation counts and rule hits are on every call's path: they go to plain
-    # per-thread dicts (no lock, no contention) and a background thread adds them to
+    # per-thread objects (no lock, no contention) and a background thread adds them to
     # the Prometheus counters every FLUSH_INTERVAL_S (and at shutdown, via flush()).
+    # Rules and policies are appended to per-thread lists, counted by the flusher: a
+    # list extend is one C call, where counting in dicts per decision is a loop.
 
     def count_evaluations(self, outcome: str, n: int = 1) -> None:
         """Record ``n`` evaluations with ``outcome``."""
@@ -93,23 +96,20 @@ class Metrics:
 
     def count_decision(self, fired: Iterable[tuple[str, str]], policies: Iterable[str]) -> None:
         """Record one successful evaluation: its rules and policies."""
-        tally = self._tally()
-        evals = tally.evals
-        evals["ok"] = evals.get("ok", 0) + 1
-        rules = tally.rules
-        for key in fired:
-            rules[key] = rules.get(key, 0) + 1
-        applied = tally.policies
-        for name in policies:
-            applied[name] = applied.get(name, 0) + 1
+        try:
+            tally = self._local.tally
+        except AttributeError:
+            tally = self._tally()
+        tally.ok += 1
+        tally.fired.extend(fired)
+        tally.applied.extend(policies)
 
-    def count_tally(self, rules: Mapping[tuple[str, str], int], policies: Mapping[str, int]) -> None:
-        """Record the summed rules and policies of many decisions (a batch)."""
+    def count_decisions(self, n: int, fired: Iterable[tuple[str, str]], policies: Iterable[str]) -> None:
+        """Record ``n`` successful evaluations (a batch) and all their rules and policies."""
         tally = self._tally()
-        for key, n in rules.items():
-            tally.rules[key] = tally.rules.get(key, 0) + n
-        for name, n in policies.items():
-            tally.policies[name] = tally.policies.get(name, 0) + n
+        tally.ok += n
+        tally.fired.extend(fired)
+        tally.applied.extend(policies)
 
     def _tally(self) -> _ThreadTally:
         try:
@@ -133,17 +133,25 @@ class Metrics:
         """Add every thread's counts since the last flush to the Prometheus counters."""
         with self._lock:
             for tally in self._tallies:
-                for source, seen, add in (
-                    (tally.evals, tally.seen_evals, self._add_eval),
-                    (tally.rules, tally.seen_rules, self._add_rule),
-                    (tally.policies, tally.seen_policies, self._add_policy),
-                ):
-                    now = dict(source)  # one C-level copy: safe while the owner writes
-                    for key, value in now.items():
-                        delta = value - seen.get(key, 0)
-                        if delta:
-                            add(key, delta)
-                            seen[key] = value
+                # Each step is one C call, safe while the owning thread appends: take what
+                # is there now, then delete exactly that much from the front.
+                ok = tally.ok
+                if ok != tally.seen_ok:
+                    self._add_eval("ok", ok - tally.seen_ok)
+                    tally.seen_ok = ok
+                evals = dict(tally.evals)
+                for key, value in evals.items():
+                    delta = value - tally.seen_evals.get(key, 0)
+                    if delta:
+                        self._add_eval(key, delta)
+                        tally.seen_evals[key] = value
+                for pending, add in ((tally.fired, self._add_rule), (tally.applied, self._add_policy)):
+                    n = len(pending)
+                    if n:
+                        counts = collections.Counter(pending[:n])
+                        del pending[:n]
+                        for key, count in counts.items():
+                            add(key, count)
 
     def _add_eval(self, outcome: str, n: int) -> None:
         child = self._evals.get(outcome)
@@ -186,15 +194,16 @@ class Metrics:
 class _ThreadTally:
     """One request thread's counts, and how much of them the counters already have."""
 
-    __slots__ = ("evals", "policies", "rules", "seen_evals", "seen_policies", "seen_rules")
+    __slots__ = ("applied", "evals", "fired", "ok", "seen_evals", "seen_ok")
 
     def __init__(self) -> None:
+        self.ok = 0
+        self.seen_ok = 0
         self.evals: dict[str, int] = {}
-        self.rules: dict[tuple[str, str], int] = {}
-        self.policies: dict[str, int] = {}
         self.seen_evals: dict[str, int] = {}
-        self.seen_rules: dict[tuple[str, str], int] = {}
-        self.seen_policies: dict[str, int] = {}
+        #: Rules and policies of decisions not yet counted (the flusher counts and clears).
+        self.fired: list[tuple[str, str]] = []
+        self.applied: list[str] = []
 
 
 def multiprocess_registry() -> CollectorRegistry:
