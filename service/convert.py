@@ -45,8 +45,6 @@ from service.gen.loyalty.v1 import loyalty_pb2 as pb
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Most decision shapes (see Converter.decision_into) kept per policy set.
 _TEMPLATES_MAX = 4096
-#: Most encoded decisions (by shape and awards, see Converter.decision_payload) kept.
-_PAYLOADS_MAX = 16384
 _MAX_NANOS = 999_999_999
 _FD = _descriptor.FieldDescriptor
 _STRING_TYPES = {_FD.TYPE_STRING}
@@ -95,18 +93,25 @@ _INSTANTS_MAX = 65536
 
 
 def _ts(ts: timestamp_pb2.Timestamp) -> datetime:
+    """A timestamp with nanoseconds (whole seconds take :func:`_instant`)."""
     seconds = ts.seconds
     nanos = ts.nanos
     if nanos:
         if nanos < 0 or nanos > _MAX_NANOS:
             raise _Slow
         return _EPOCH + timedelta(0, seconds, nanos // 1000)
-    value = _INSTANTS.get(seconds)
-    if value is None:
-        value = _EPOCH + timedelta(0, seconds)
-        if len(_INSTANTS) >= _INSTANTS_MAX:
-            _INSTANTS.clear()
-        _INSTANTS[seconds] = value
+    return _INSTANTS.get(seconds) or _instant(seconds)
+
+
+_from_timestamp = datetime.fromtimestamp
+
+
+def _instant(seconds: int) -> datetime:
+    """A whole-second instant not in the cache yet (ValueError outside years 1 to 9999)."""
+    value = _from_timestamp(seconds, UTC)  # the same instant as _EPOCH + timedelta(0, seconds), faster
+    if len(_INSTANTS) >= _INSTANTS_MAX:
+        _INSTANTS.clear()
+    _INSTANTS[seconds] = value
     return value
 
 
@@ -135,29 +140,29 @@ _NINF = Decimal("-Infinity")
 _DECIMALS_MAX = 16384
 
 
-class _Decimals:
-    """Decimal texts already read for fields with one least value: ``text -> Decimal``.
+def _decimals(minimum: int | Decimal | None) -> tuple[Callable[[str], Decimal | None],
+                                                     Callable[[str], Decimal]]:
+    """A cache of decimal texts already read for fields with one least value: ``(get,
+    convert)``, where ``get(text)`` is the cached Decimal or None and ``convert(text)``
+    converts and checks a text the cache does not hold (raising on anything else).
 
     Only texts that parse to a finite number at least the minimum are kept, so a hit
     is both the conversion and the check. Money repeats (fares, prices, "0"), and a
     dict lookup costs a fraction of ``Decimal(text)`` and two comparisons.
     """
+    low = _NINF if minimum is None else Decimal(minimum)
+    cache: dict[str, Decimal] = {}
 
-    def __init__(self, minimum: int | Decimal | None) -> None:
-        self.minimum = _NINF if minimum is None else Decimal(minimum)
-        self.cache: dict[str, Decimal] = {}
-        self.get = self.cache.get
-
-    def __call__(self, text: str) -> Decimal:
-        """Convert and check a text the cache does not hold (raises on anything else)."""
+    def convert(text: str) -> Decimal:
         value = Decimal(text)  # InvalidOperation for a text that is not a number
-        if not self.minimum <= value < _INF:  # NaN raises; infinities and small values fail
+        if not low <= value < _INF:  # NaN raises; infinities and small values fail
             raise _Slow
-        cache = self.cache
         if len(cache) >= _DECIMALS_MAX:
             cache.clear()
         cache[text] = value
         return value
+
+    return cache.get, convert
 
 
 # -- proto Value <-> Python --------------------------------------------------------------------
@@ -278,7 +283,6 @@ class Converter:
         }
         self.source = gen.source()
         self._templates: dict[tuple[Any, ...], bytes] = {}
-        self._payloads: dict[tuple[Any, ...], bytes] = {}
 
     # -- input --------------------------------------------------------------------------------
 
@@ -443,67 +447,25 @@ class Converter:
         target.MergeFromString(self.decision_bytes(decision))
 
     def decision_bytes(self, decision: Decision) -> bytes:
-        """A decision serialised as a ``loyalty.v1.Decision``.
-
-        Everything but the awards repeats across decisions (the same rules fire for
-        many customers), so that part is serialised once per shape and the awards
-        are appended as encoded map entries: protobuf reads concatenated fields as
-        one message. Tests hold this to :func:`decision_message`.
-        """
-        if decision.reasons is not None:
-            return decision_message(decision).SerializeToString()
-        benefits = decision.benefits
-        try:
-            key = (
-                decision.revision, decision.tier, tuple(decision.fired), tuple(decision.tags),
-                tuple(decision.policies), _benefits_key(benefits) if benefits else (),
-            )
-            template = self._templates.get(key)
-        except TypeError:  # an unhashable benefit parameter (a list): no template
-            return decision_message(decision).SerializeToString()
-        if template is None:
-            shape = Decision(decision.revision, {}, benefits, decision.tier, decision.tags,
-                             decision.policies, decision.fired, None)
-            template = decision_message(shape).SerializeToString()
-            if len(self._templates) >= _TEMPLATES_MAX:
-                self._templates.clear()
-            self._templates[key] = template
-        awards = decision.awards
-        if not awards:
-            return template
-        # Cached by value for whole amounts only: Decimal("12.5") == Decimal("12.50"), and
-        # the text must keep the currency's decimals.
-        if len(awards) == 1:
-            for item in awards.items():
-                entry = _AWARD_ENTRIES.get(item) if item[1].__class__ is int else None
-                return template + (entry or _award_entry(*item))
-        return template + b"".join(
-            (_AWARD_ENTRIES.get(item) if item[1].__class__ is int else None) or _award_entry(*item)
-            for item in awards.items()
-        )
-
+        """A decision serialised as a ``loyalty.v1.Decision`` (tests hold this to
+        :func:`decision_message`)."""
+        return _strip_varint(self.decision_payload(decision))
 
     def decision_payload(self, decision: Decision) -> bytes:
         """A serialised decision with its length in front: what follows the field's tag in a
         response (``0x0a`` for ``EvaluateResponse.decision``, ``0x12`` for the ``decision``
         of a ``BatchResult`` or an ``EvaluateStreamResponse``).
 
-        Whole payloads are kept by the decision's shape *and* awards: awards come from
-        few inputs (a flight's distance, a tier), so they repeat too, and a hit is one
-        tuple and one lookup. Amounts are keyed by type and text, never by value alone
-        (``Decimal("12.5") == Decimal("12.50")``).
+        Everything but the awards repeats across decisions (the same rules fire for
+        many customers), so that part is serialised once per shape and the awards
+        are appended as encoded map entries: protobuf reads concatenated fields as
+        one message.
         """
         if decision.reasons is not None:
             encoded = decision_message(decision).SerializeToString()
             return VARINT[len(encoded)] + encoded
         benefits = decision.benefits
-        awards = decision.awards
         tags = decision.tags
-        if len(awards) == 1:  # the usual case, without a loop
-            ((currency, amount),) = awards.items()
-            amounts: Any = (currency, amount if amount.__class__ is int else str(amount))
-        else:
-            amounts = _awards_key(awards)
         if not benefits:
             granted: Any = None
         elif len(benefits) == 1 and not benefits[0].params:
@@ -514,25 +476,34 @@ class Converter:
         try:
             # One flat tuple: the fired rules are pairs and tags and policies strings, and
             # the number of tags says where they end, so no two shapes share a key.
-            key = (decision.revision, decision.tier, granted, amounts, len(tags), *decision.fired,
-                   *tags, *decision.policies)
-            payload = self._payloads.get(key)
-        except TypeError:  # an unhashable benefit parameter (a list)
-            key = None
-            payload = None
-        if payload is None:
-            encoded = self.decision_bytes(decision)
-            payload = VARINT[len(encoded)] + encoded
-            if key is not None:
-                if len(self._payloads) >= _PAYLOADS_MAX:
-                    self._payloads.clear()
-                self._payloads[key] = payload
-        return payload
-
-
-def _awards_key(awards: dict[str, int | Decimal]) -> tuple[Any, ...]:
-    """Awards by currency, type and exact text (``Decimal("12.5")`` is not ``"12.50"``)."""
-    return tuple([(k, v if v.__class__ is int else str(v)) for k, v in awards.items()])
+            key = (decision.revision, decision.tier, granted, len(tags), *decision.fired, *tags,
+                   *decision.policies)
+            template = self._templates.get(key)
+        except TypeError:  # an unhashable benefit parameter (a list): no template
+            encoded = decision_message(decision).SerializeToString()
+            return VARINT[len(encoded)] + encoded
+        if template is None:
+            shape = Decision(decision.revision, {}, benefits, decision.tier, tags,
+                             decision.policies, decision.fired, None)
+            template = decision_message(shape).SerializeToString()
+            if len(self._templates) >= _TEMPLATES_MAX:
+                self._templates.clear()
+            self._templates[key] = template
+        awards = decision.awards
+        if not awards:
+            return VARINT[len(template)] + template
+        # Entries are kept for whole amounts only: Decimal("12.5") == Decimal("12.50"), and
+        # the text must keep the currency's decimals.
+        if len(awards) == 1:  # the usual case, without a loop
+            ((currency, amount),) = awards.items()
+            entry = (_AWARD_ENTRIES.get((currency, amount)) if amount.__class__ is int else None
+                     ) or _award_entry(currency, amount)
+            return VARINT[len(template) + len(entry)] + template + entry
+        encoded = template + b"".join(
+            (_AWARD_ENTRIES.get(item) if item[1].__class__ is int else None) or _award_entry(*item)
+            for item in awards.items()
+        )
+        return VARINT[len(encoded)] + encoded
 
 
 def _benefits_key(benefits: list[Benefit]) -> tuple[Any, ...]:
@@ -581,15 +552,32 @@ _AWARD_ENTRIES_MAX = 65536
 
 
 def _award_entry(currency: str, amount: int | Decimal) -> bytes:
-    key = currency.encode()
-    value = amount_text(amount).encode()
-    entry = b"\x0a" + _varint(len(key)) + key + b"\x12" + _varint(len(value)) + value
-    encoded = b"\x12" + _varint(len(entry)) + entry
-    if type(amount) is int:
+    """The encoded ``Decision.awards`` map entry (field 2) for one amount."""
+    prefix = _CURRENCY_PREFIXES.get(currency)
+    if prefix is None:  # the entry's key (field 1) and the value's tag
+        key = currency.encode()
+        prefix = _CURRENCY_PREFIXES[currency] = b"\x0a" + _varint(len(key)) + key + b"\x12"
+    whole = amount.__class__ is int
+    value = (str(amount) if whole else format(amount, "f")).encode()
+    size = VARINT[len(value)]
+    encoded = b"".join((b"\x12", VARINT[len(prefix) + len(size) + len(value)], prefix, size, value))
+    if whole:
         if len(_AWARD_ENTRIES) >= _AWARD_ENTRIES_MAX:
             _AWARD_ENTRIES.clear()
         _AWARD_ENTRIES[(currency, amount)] = encoded
     return encoded
+
+
+#: Currency -> the start of its awards map entries (a handful of currencies).
+_CURRENCY_PREFIXES: dict[str, bytes] = {}
+
+
+def _strip_varint(data: bytes) -> bytes:
+    """``data`` without the varint at its front."""
+    end = 0
+    while data[end] & 0x80:
+        end += 1
+    return data[end + 1 :]
 
 
 def _varint(n: int) -> bytes:
@@ -745,6 +733,7 @@ class _FastPathGenerator:
             "Decimal": Decimal,
             "TS": _ts,
             "INSTANT": _INSTANTS.get,
+            "NEW_INSTANT": _instant,
             "DATE": _date,
             "DATE_GET": _DATES.get,
             "ATTR": self._attr,
@@ -958,7 +947,7 @@ class _FastPathGenerator:
                 body.append(f"{pad}{ts} = {msg}.{name}")
                 body.append(f"{pad}{var} = {ts}.seconds")
                 body.append(f"{pad}if {var} and not {ts}.nanos:")
-                body.append(f"{pad}    {var} = INSTANT({var}) or TS({ts})")
+                body.append(f"{pad}    {var} = INSTANT({var}) or NEW_INSTANT({var})")
                 body.append(f"{pad}elif {var} or {ts}.nanos or {msg}.HasField({name!r}):")
                 body.append(f"{pad}    {var} = TS({ts})")
                 body.append(f"{pad}else:")
@@ -1041,9 +1030,7 @@ class _FastPathGenerator:
         if name is None:
             self._counter += 1
             name = self._decimals[key] = f"DEC{self._counter}"
-            cache = _Decimals(minimum)
-            self.ns[name] = cache
-            self.ns[f"{name}_GET"] = cache.get
+            self.ns[f"{name}_GET"], self.ns[name] = _decimals(minimum)
         return name
 
     @staticmethod
