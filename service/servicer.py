@@ -3,6 +3,12 @@
 Each call takes the store's current snapshot once and uses it throughout, so a
 reload never changes the policy set under a call. Methods raise; the interceptor
 (:mod:`service.interceptor`) turns exceptions into statuses.
+
+The evaluating RPCs have two faces: ``Evaluate``, ``EvaluateBatch`` and
+``EvaluateStream`` return messages (the generated servicer interface), and
+``evaluate_bytes``, ``evaluate_batch_bytes`` and ``evaluate_stream_bytes`` return
+the same responses already serialised, assembled from cached encodings; the
+server registers the latter (:func:`service.server.add_servicer`).
 """
 
 from __future__ import annotations
@@ -86,7 +92,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
 
     def evaluate_batch_bytes(self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext) -> bytes:
         """:meth:`EvaluateBatch`'s response, serialised: what the server sends as it is
-        (:func:`service.server.create_server` registers this method for the RPC).
+        (:func:`service.server.add_servicer` registers this method for the RPC).
 
         The results are assembled as serialised ``BatchResult`` fields: building a
         thousand nested messages field by field, or parsing the assembled bytes back
@@ -129,12 +135,13 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                         fast_event = fast_by_kind.get(event_msg.kind) or event_function(event_msg)
                         # A customer met before in this batch (same id, equal message) is
                         # converted once: prepared input is only read by the policies.
-                        seen = customers.get(customer_msg.id)
+                        customer_id = customer_msg.id
+                        seen = customers.get(customer_id)
                         if seen is not None and seen[0] == customer_msg:
                             customer = seen[1]
                         else:
                             customer = fast_customer(customer_msg)
-                            customers[customer_msg.id] = (customer_msg, customer)
+                            customers[customer_id] = (customer_msg, customer)
                         event = fast_event(event_msg)
                     except Exception:  # anything unusual: the schema judges it
                         customer, event = checked_inputs(customer_msg, event_msg)
