@@ -983,7 +983,8 @@ class _FastPathGenerator:
                 return fail()
             body.append(f"{pad}{var} = {msg}.{name}")
             if missing == "raise SLOW":
-                body.append(f"{pad}if not {var}: raise SLOW")
+                if kind == "string":  # every other kind's conversion refuses "" by itself
+                    body.append(f"{pad}if not {var}: raise SLOW")
                 body += [f"{pad}{c}" for c in conv]
             elif conv:
                 body.append(f"{pad}if {var}:")
