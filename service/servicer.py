@@ -121,7 +121,6 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         fired: list[tuple[str, str]] = []
         applied: list[str] = []
         parts: list[bytes] = []
-        customers: dict[str, tuple[pb.Customer, dict[str, Any]]] = {}
         failed = invalid = 0
         for start in range(0, count, _DEADLINE_STRIDE):
             if start:
@@ -133,15 +132,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 try:
                     try:  # the fast path, inline: this loop is the batch's whole cost
                         fast_event = fast_by_kind.get(event_msg.kind) or event_function(event_msg)
-                        # A customer met before in this batch (same id, equal message) is
-                        # converted once: prepared input is only read by the policies.
-                        customer_id = customer_msg.id
-                        seen = customers.get(customer_id)
-                        if seen is not None and seen[0] == customer_msg:
-                            customer = seen[1]
-                        else:
-                            customer = fast_customer(customer_msg)
-                            customers[customer_id] = (customer_msg, customer)
+                        customer = fast_customer(customer_msg)
                         event = fast_event(event_msg)
                     except Exception:  # anything unusual: the schema judges it
                         customer, event = checked_inputs(customer_msg, event_msg)
