@@ -6,9 +6,14 @@ and times, per item, each stage of :meth:`LoyaltyRulesServicer.evaluate_batch_by
 on its own, beside the servicer as a whole:
 
 - ``parse``: ``EvaluateBatchRequest.FromString`` (what gRPC does before the servicer);
+- ``read``: every field the converter reads, read once into locals and nothing else
+  (hand-written for the benchmark's flight items): what the protobuf runtime's
+  attribute access alone costs, the floor of any Python conversion;
 - ``convert``: the converter's fast path: every field of the customer and the event
   read once from the protobuf runtime and checked, into the prepared dicts;
 - ``evaluate``: :meth:`PolicySet.evaluate` on the prepared inputs;
+- ``handwritten``: the hand-written airline function (:mod:`benchmarks.handwritten`),
+  the floor of evaluation;
 - ``encode``: the decision's serialised payload;
 - ``servicer``: the whole batch method (all of the above, counters, framing).
 
@@ -23,6 +28,7 @@ import json
 import time
 from typing import Any
 
+from benchmarks import handwritten
 from benchmarks.data import POLICIES_DIR, raw_airline_pairs
 from benchmarks.messages import batch_request, evaluate_requests
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
@@ -55,6 +61,7 @@ def measure(rounds: int = 7, batches: int = 10) -> dict[str, Any]:
     converter = snapshot.converter
     prepared = [converter.inputs(c, e) for c, e in pairs]
     evaluate = snapshot.policy_set.evaluate
+    reference = handwritten.evaluator(snapshot.revision)
     decisions = [evaluate(c, e) for c, e in prepared]
     payload = converter.decision_payload
     inputs = converter.inputs
@@ -65,6 +72,15 @@ def measure(rounds: int = 7, batches: int = 10) -> dict[str, Any]:
         for r in raw:
             pb.EvaluateBatchRequest.FromString(r)
 
+    def read() -> None:
+        for c, e in pairs:  # each field into a tuple, as a conversion reads it into locals
+            life, t, f = c.lifetime, e.time, e.flight
+            _ = (c.id, c.member_since, c.tier, c.birthday, c.attributes,
+                 life.miles, life.flights, life.spend, life.visits, life.appointments,
+                 life.donations, life.donation_years, e.id, e.kind, e.attributes, t.seconds,
+                 t.nanos, f.origin, f.destination, f.distance_miles, f.fare, f.currency,
+                 f.cabin, f.partner, f.carrier)
+
     def convert() -> None:
         for c, e in pairs:
             inputs(c, e)
@@ -72,6 +88,10 @@ def measure(rounds: int = 7, batches: int = 10) -> dict[str, Any]:
     def rules() -> None:
         for c, e in prepared:
             evaluate(c, e)
+
+    def by_hand() -> None:
+        for c, e in prepared:
+            reference(c, e)
 
     def encode() -> None:
         for d in decisions:
@@ -81,7 +101,8 @@ def measure(rounds: int = 7, batches: int = 10) -> dict[str, Any]:
         for p in parsed:
             batch(p, context)
 
-    stages = {"parse": parse, "convert": convert, "evaluate": rules,
+    stages = {"parse": parse, "read": read, "convert": convert, "evaluate": rules,
+              "handwritten": by_hand,
               "encode": encode, "servicer": whole}
     best = {name: float("inf") for name in stages}
     for fn in stages.values():  # warm the caches every stage relies on
