@@ -23,6 +23,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,28 +211,98 @@ async def _closed_loop(address: str, method: str, payloads: list[bytes], calls: 
     async with grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS) as channel:
         call = channel.unary_unary(f"{SERVICE}/{method}")
         await call(payloads[0], timeout=60.0)  # connect and warm up off the clock
-        n = len(payloads)
-        state = {"next": 0, "done": 0, "errors": 0}
+        return await _run_calls(call, payloads, 0, calls, concurrency, items_per_call, deadline_s)
 
-        async def worker() -> None:
-            while state["next"] < calls:
-                i = state["next"]
-                state["next"] += 1
-                try:
-                    await call(payloads[i % n], timeout=60.0)
-                except grpc.aio.AioRpcError:
-                    state["errors"] += 1
-                state["done"] += 1
 
-        t0 = time.perf_counter()
-        tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
-        _, pending = await asyncio.wait(tasks, timeout=deadline_s)
-        seconds = time.perf_counter() - t0
-        for task in pending:
-            task.cancel()
-        done, errors = state["done"], state["errors"]
-        ok = done - errors
-        return Throughput(ok, ok * items_per_call, seconds, errors + (calls - done))
+async def _run_calls(call: Any, payloads: list[bytes], first: int, calls: int, concurrency: int,
+                     items_per_call: int, deadline_s: float) -> Throughput:
+    """``calls`` calls on ``call`` from ``concurrency`` workers, payloads from index ``first`` on."""
+    n = len(payloads)
+    state = {"next": 0, "done": 0, "errors": 0}
+
+    async def worker() -> None:
+        while state["next"] < calls:
+            i = state["next"]
+            state["next"] += 1
+            try:
+                await call(payloads[(first + i) % n], timeout=60.0)
+            except grpc.aio.AioRpcError:
+                state["errors"] += 1
+            state["done"] += 1
+
+    t0 = time.perf_counter()
+    tasks = [asyncio.create_task(worker()) for _ in range(concurrency)]
+    _, pending = await asyncio.wait(tasks, timeout=max(deadline_s, 0.001))
+    seconds = time.perf_counter() - t0
+    for task in pending:
+        task.cancel()
+    done, errors = state["done"], state["errors"]
+    ok = done - errors
+    return Throughput(ok, ok * items_per_call, seconds, errors + (calls - done))
+
+
+@dataclass
+class Turns:
+    """One server's share of :func:`alternating_closed_loop`: a result per turn, and the
+    server CPU seconds its turns used (0.0 without a CPU reader)."""
+
+    runs: list[Throughput]
+    cpu_s: float = 0.0
+
+
+def alternating_closed_loop(targets: dict[str, str], method: str, payloads: list[bytes],
+                            calls_per_turn: int, rounds: int, concurrency: int,
+                            cpu: dict[str, Callable[[], float]] | None = None,
+                            warmup_calls: int = 200, deadline_s: float = 300.0) -> dict[str, Turns]:
+    """Closed-loop turns of ``calls_per_turn`` calls on each of ``targets`` (name -> address),
+    one turn per target per round, the order reversed every round (A B, B A, A B, ...).
+
+    One channel per target stays open for the whole run (connected and warmed up
+    with ``warmup_calls`` calls off the clock), so turns can be short: two adjacent
+    turns see nearly the same machine, which is what a comparison on a shared
+    machine needs. Every target's turn in a round sends the same payloads.
+    ``cpu[name]()``, when given, reads that server's CPU seconds before and after
+    each of its turns. Stops at ``deadline_s`` with the rounds completed so far.
+    """
+    return asyncio.run(_alternating(targets, method, payloads, calls_per_turn, rounds, concurrency,
+                                    cpu or {}, warmup_calls, deadline_s))
+
+
+async def _alternating(targets: dict[str, str], method: str, payloads: list[bytes],
+                       calls_per_turn: int, rounds: int, concurrency: int,
+                       cpu: dict[str, Callable[[], float]], warmup_calls: int,
+                       deadline_s: float) -> dict[str, Turns]:
+    end = time.perf_counter() + deadline_s
+    channels = {name: grpc.aio.insecure_channel(address, options=CHANNEL_OPTIONS)
+                for name, address in targets.items()}
+    try:
+        calls = {name: channel.unary_unary(f"{SERVICE}/{method}")
+                 for name, channel in channels.items()}
+        for call in calls.values():  # connect, and start every server's threads, off the clock
+            await _run_calls(call, payloads, 0, warmup_calls, concurrency, 1, 60.0)
+        out = {name: Turns([]) for name in targets}
+        order = list(targets)
+        for r in range(rounds):
+            if time.perf_counter() >= end:
+                break
+            first = r * calls_per_turn
+            turns: dict[str, tuple[Throughput, float]] = {}
+            for name in order:
+                read = cpu.get(name)
+                cpu0 = read() if read else 0.0
+                result = await _run_calls(calls[name], payloads, first, calls_per_turn, concurrency,
+                                          1, end - time.perf_counter())
+                turns[name] = (result, read() - cpu0 if read else 0.0)
+            if time.perf_counter() >= end and any(t.errors for t, _ in turns.values()):
+                break  # a turn the deadline cut short: the round is not a fair pair
+            for name, (result, cpu_s) in turns.items():
+                out[name].runs.append(result)
+                out[name].cpu_s += cpu_s
+            order.reverse()
+        return out
+    finally:
+        for channel in channels.values():
+            await channel.close()
 
 
 def stream_run(address: str, payloads: list[bytes], messages: int,
