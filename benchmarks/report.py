@@ -387,13 +387,23 @@ def section_profile(run: Run) -> str:
     ])
 
 
+#: Where the issues' target differs from the CI gate's limit (the gate keeps a margin under a
+#: measured value that sits near or below the target; the tests' docstrings say why).
+ISSUE_TARGETS = {"interpreter_vs_compiled": 20.0, "unary_service_vs_trivial": 0.80}
+
+
 def section_targets(run: Run) -> str:
     """Every target the issues set, with this run's figure and whether it is met."""
     rows = []
     for g in run.loyalty.get("gates", []):
         op = "≤" if g["at_most"] else "≥"
-        rows.append([f"gate `{g['name']}`", f"{op} {g['limit']:g}", num(g["ratio"]),
-                     "met" if g["passed"] else "**not met**"])
+        target = ISSUE_TARGETS.get(g["name"], g["limit"])
+        met = g["ratio"] <= target if g["at_most"] else g["ratio"] >= target
+        limit = f"{op} {target:g}"
+        if target != g["limit"]:
+            limit += f" (CI gate {op} {g['limit']:g}: {'passed' if g['passed'] else 'failed'})"
+        rows.append([f"gate `{g['name']}`", limit, num(g["ratio"]),
+                     "met" if met else "**not met**"])
     cold = best_cold_1000(run)
     if cold:
         rows.append(["prepare 1,000 policies (cold, one process; best of the run's cold loads)",
