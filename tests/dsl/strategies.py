@@ -28,13 +28,17 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
+import dsl
 from dsl.parser import MAX_DIGITS
 from dsl.schema import BASE_SCHEMA_PATH, MAX_INPUT_DIGITS, Field, Schema
 from dsl.types import Type
+
+#: Type of the generic weighted choice in :meth:`PolicyWriter.choose`.
+T = TypeVar("T")
 
 TEST_SCHEMA_TOML = """
 tiers = ["SILVER", "GOLD", "PLATINUM"]
@@ -215,7 +219,7 @@ class PolicyWriter:
     def number(self, lo: int, hi: int) -> int:
         return self.draw(_integers(lo, hi))
 
-    def choose(self, options: list[tuple[int, Callable[[], str]]]) -> str:
+    def choose(self, options: list[tuple[int, Callable[[], T]]]) -> T:
         """Run one of weighted alternatives (the first is where shrinking goes)."""
         options = [(w, f) for w, f in options if w > 0]
         total = sum(w for w, _ in options)
@@ -539,13 +543,7 @@ class PolicyWriter:
             return f"[{', '.join(items)}]", t
 
         options.append((3, literal_list))
-        total = sum(w for w, _ in options)
-        x = self.number(0, total - 1)
-        for w, f in options:
-            if x < w:
-                return f()
-            x -= w
-        raise AssertionError("unreachable")
+        return self.choose(options)
 
     def aggregate(self, t: str, d: int) -> str:
         """``func(body for x in list where cond)`` giving type ``t``."""
@@ -887,3 +885,13 @@ def raw_events(schema: Schema, kind: str) -> st.SearchStrategy[dict[str, Any]]:
     """Loose event mappings of ``kind`` for ``schema.prepare_event``."""
     fields = {k: f for k, f in {**schema.event_common, **schema.events[kind]}.items() if k != "kind"}
     return raw_record(schema, fields).map(lambda r: {**r, "kind": kind})
+
+
+def decisions(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any]
+              ) -> list[dsl.Decision]:
+    """The decision four ways: compiled and interpreted, with and without reasons."""
+    c = policy_set.schema.prepare_customer(customer)
+    e = policy_set.schema.prepare_event(event)
+    return [evaluate(c, e, explain=explain)
+            for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted)
+            for explain in (False, True)]

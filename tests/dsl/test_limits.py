@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from strategies import SCHEMA
+from strategies import SCHEMA, decisions
 
 import dsl
 from dsl.parser import MAX_SOURCE_BYTES
@@ -40,16 +40,6 @@ def refusal(text: str) -> list[dsl.Diagnostic]:
     with pytest.raises(dsl.PolicyError) as caught:
         load(text)
     return [d for d in caught.value.diagnostics if d.severity == "error"]
-
-
-def decisions(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any]
-              ) -> list[dsl.Decision]:
-    """The decision four ways: compiled and interpreted, with and without reasons."""
-    c = policy_set.schema.prepare_customer(customer)
-    e = policy_set.schema.prepare_event(event)
-    return [evaluate(c, e, explain=explain)
-            for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted)
-            for explain in (False, True)]
 
 
 # -- nesting depth -----------------------------------------------------------------------------

@@ -18,10 +18,9 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from strategies import SCHEMA, dsl_string
+from strategies import SCHEMA, decisions, dsl_string
 
 import dsl
 from dsl.compiler import UnsafeCode, compile_module, verify
@@ -68,16 +67,6 @@ def payload(template: str, canary: Path) -> str:
 
 def load(text: str, *, schema: Schema = SCHEMA, file: str = "<policy>") -> dsl.PolicySet:
     return dsl.load_source(text, schema=schema, file=file)
-
-
-def decisions(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any]
-              ) -> list[dsl.Decision]:
-    """The decision four ways: compiled and interpreted, with and without reasons."""
-    c = policy_set.schema.prepare_customer(customer)
-    e = policy_set.schema.prepare_event(event)
-    return [evaluate(c, e, explain=explain)
-            for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted)
-            for explain in (False, True)]
 
 
 def error_codes(text: str, *, schema: Schema = SCHEMA) -> list[str]:
