@@ -36,9 +36,24 @@ _MISSING: Any = object()
 #: every policy's arithmetic has a known bound.
 MAX_INPUT_DIGITS = 18
 MAX_MAGNITUDE = 10**MAX_INPUT_DIGITS
-#: The longest input string and list.
+#: The longest input string (free text), id and list, and the most list elements one
+#: request may carry in all (a batch counts as one request). Every bound is checked
+#: before any conversion or arithmetic, on every path (docs/language.md, "Input bounds").
 MAX_STRING = 10_000
+MAX_ID = 128
 MAX_LIST = 10_000
+MAX_REQUEST_ITEMS = 100_000
+#: How deeply typed values (lists of records of lists...) may nest in one input field.
+MAX_VALUE_DEPTH = 8
+#: The longest text read as a number: 18 digits either side, a sign, a point and a short
+#: exponent fit well within it; anything longer is refused before it is parsed.
+MAX_NUMBER_TEXT = 48
+#: What a decimal written as text may look like: ASCII digits only, an optional minus sign,
+#: an optional exponent; no whitespace, underscores, NaN or infinity (``Decimal()`` accepts all
+#: of those, and non-ASCII digits too).
+_DECIMAL_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\Z")
+_INT_TEXT = re.compile(r"-?[0-9]{1,18}\Z")
+_DIGITS_TEXT = re.compile(r"-?[0-9]+\Z")
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 _BENEFIT = re.compile(r"[a-z][a-z0-9_\-]*\Z")
 
@@ -57,6 +72,8 @@ class Field:
     derived: str = ""
     #: The least value a number may take (``min = 0``: never negative), or None.
     minimum: int | Decimal | None = None
+    #: The longest text a string field may hold (ids are far shorter than free text).
+    max_length: int = MAX_STRING
 
     @property
     def has_default(self) -> bool:
@@ -132,7 +149,7 @@ class Schema:
         tables = [self.customer, self.event_common, *self.events.values(), *self.records.values()]
         for table in tables:
             for name, f in table.items():
-                table[name] = Field(f.name, fix(f.type), f.default, f.derived, f.minimum)
+                table[name] = Field(f.name, fix(f.type), f.default, f.derived, f.minimum, f.max_length)
         for params in self.benefits.values():
             for name, t in params.items():
                 params[name] = fix(t)
@@ -221,6 +238,9 @@ class Schema:
                 else:
                     errors.append(FieldError(fpath, "is required"))
                     continue
+            if f.type.is_stringy and isinstance(value, str) and len(value) > f.max_length:
+                errors.append(FieldError(fpath, f"is longer than {f.max_length} characters"))
+                continue
             converted = self._convert(f.type, value, fpath, errors)
             if f.minimum is not None and converted is not None and converted < f.minimum:
                 reason = ("must not be negative" if f.minimum == 0
@@ -261,9 +281,10 @@ def convert_scalar(t: Type, value: Any) -> Any:
     kind = t.kind
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
-            if isinstance(value, str) and re.fullmatch(r"-?\d{1,40}", value.strip()):
+            # Text is matched before int() reads it: ASCII digits only, at most 18 of them.
+            if isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and _INT_TEXT.match(value):
                 value = int(value)
-            elif isinstance(value, str) and re.fullmatch(r"-?\d+", value.strip()):
+            elif isinstance(value, str) and len(value) <= MAX_NUMBER_TEXT and _DIGITS_TEXT.match(value):
                 raise ValueError(f"is out of range (at most {MAX_INPUT_DIGITS} digits)")
             else:
                 raise ValueError(f"must be a whole number, not {_show(value)}")
@@ -272,8 +293,7 @@ def convert_scalar(t: Type, value: Any) -> Any:
         return value
     if kind == "decimal":
         result = parse_decimal(value)
-        if result and (result.adjusted() >= MAX_INPUT_DIGITS
-                       or result.as_tuple().exponent < -MAX_INPUT_DIGITS):  # type: ignore[operator]
+        if not decimal_in_bounds(result):
             raise ValueError(f"is out of range (at most {MAX_INPUT_DIGITS} digits before the point "
                              f"and {MAX_INPUT_DIGITS} after)")
         return result
@@ -288,19 +308,19 @@ def convert_scalar(t: Type, value: Any) -> Any:
             raise ValueError(f"is longer than {MAX_STRING} characters")
         if kind == "enum":
             if value not in t.values:
-                hint = did_you_mean(value, t.values)
+                hint = did_you_mean(value, t.values) if len(value) <= 64 else None
                 known = ", ".join(t.values) if t.values else "none declared"
                 what = f"a tier (one of: {known})" if t.name == "tier" else f"one of: {known}"
-                raise ValueError(f'"{value}" is not {what}' + (f"; {hint}" if hint else ""))
+                raise ValueError(f"{_quote(value)} is not {what}" + (f"; {hint}" if hint else ""))
         elif kind == "airport":
             code = value.strip().upper()
             if not airports.is_airport(code):
-                raise ValueError(f'unknown airport code "{value}"')
+                raise ValueError(f"unknown airport code {_quote(value)}")
             return code
         elif kind == "currency_code":
             code = value.strip().upper()
             if code not in currency_codes():
-                raise ValueError(f'"{value}" is not an ISO 4217 currency code (such as USD or EUR)')
+                raise ValueError(f"{_quote(value)} is not an ISO 4217 currency code (such as USD or EUR)")
             return code
         return value
     if kind == "date":
@@ -320,6 +340,19 @@ def currency_codes() -> frozenset[str]:
     return frozenset(c.alpha_3 for c in pycountry.currencies) - {"XTS", "XXX"}
 
 
+def decimal_in_bounds(value: Decimal) -> bool:
+    """Whether a finite decimal has at most 18 digits before the point and 18 after
+    (a zero too: ``0E+999999`` is refused, since its exponent alone makes later work large)."""
+    exponent = value.as_tuple().exponent
+    return value.adjusted() < MAX_INPUT_DIGITS and exponent >= -MAX_INPUT_DIGITS  # type: ignore[operator]
+
+
+def _quote(value: str) -> str:
+    """A caller's text in a message, quoted and cut short (a refusal never echoes a long input)."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 42 else text[:38] + '..."'
+
+
 def _show(value: Any) -> str:
     if isinstance(value, float):
         return f"the number {value!r}"
@@ -336,10 +369,15 @@ def parse_decimal(value: Any) -> Decimal:
     elif isinstance(value, int):
         result = Decimal(value)
     elif isinstance(value, str):
+        # Matched before Decimal() reads it: Decimal() takes whitespace, underscores,
+        # non-ASCII digits, NaN and any exponent, and a huge exponent costs later.
+        if len(value) > MAX_NUMBER_TEXT or not _DECIMAL_TEXT.match(value):
+            raise ValueError(f"{_quote(value)} is not a decimal number (write ASCII digits with an "
+                             "optional minus sign and point, such as \"12.50\")")
         try:
-            result = Decimal(value.strip())
+            result = Decimal(value)
         except InvalidOperation:
-            raise ValueError(f'"{value}" is not a decimal number') from None
+            raise ValueError(f"{_quote(value)} is not a decimal number") from None
     elif isinstance(value, float):
         raise ValueError(
             f"must be an exact decimal written as a string (for example \"{value}\"), "
@@ -348,8 +386,13 @@ def parse_decimal(value: Any) -> Decimal:
     else:
         raise ValueError(f"must be a decimal number, not {_show(value)}")
     if not result.is_finite():
-        raise ValueError(f'"{value}" is not a finite number')
+        raise ValueError(f"{_quote(str(value))} is not a finite number")
     return result
+
+
+_DATE_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+_DATETIME_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?[+-][0-9]{2}:[0-9]{2}\Z")
 
 
 def parse_date(value: Any) -> date:
@@ -359,7 +402,7 @@ def parse_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        m = re.fullmatch(r"(\d{4})-(\d{2})-(\d{2})", value.strip())
+        m = _DATE_TEXT.match(value.strip()) if len(value) <= 64 else None
         if m:
             try:
                 return date(int(m[1]), int(m[2]), int(m[3]))
@@ -371,18 +414,24 @@ def parse_date(value: Any) -> date:
 def parse_datetime(value: Any) -> datetime:
     """An instant (time-zone aware, converted to UTC) from a datetime or an ISO 8601 string."""
     if isinstance(value, str):
-        text = value.strip()
+        text = value.strip() if len(value) <= 64 else ""
         if text.endswith(("Z", "z")):
             text = text[:-1] + "+00:00"
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?[+-]\d{2}:\d{2}", text):
+        if not _DATETIME_TEXT.match(text):
             raise ValueError(
-                f'"{value}" is not a date and time with a time zone '
+                f"{_quote(value)} is not a date and time with a time zone "
                 '(write for example "2026-03-01T09:30:00Z")'
             )
+        # Nanoseconds (RFC 3339 and protobuf's JSON allow 9 digits) are cut to microseconds,
+        # the runtime's resolution; fewer digits are padded (fromisoformat wants 3 or 6).
+        head, dot, rest = text.partition(".")
+        if dot:
+            digits, offset = rest[:-6], rest[-6:]
+            text = f"{head}.{digits[:6].ljust(6, '0')}{offset}"
         try:
             value = datetime.fromisoformat(text)
         except ValueError:
-            raise ValueError(f'"{value}" is not a date and time that exists') from None
+            raise ValueError(f"{_quote(value)} is not a date and time that exists") from None
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("needs a time zone (for example a trailing Z for UTC)")
@@ -394,6 +443,11 @@ def parse_datetime(value: Any) -> datetime:
 
 
 _DURATION_UNITS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "second": 1}
+#: A duration's magnitude: 100,000 days, well inside ``timedelta`` (nine digits of a unit
+#: times a week stays below it too).
+_MAX_DURATION_SECONDS = 100_000 * 86400
+_DURATION_TEXT = re.compile(r"\s*(-?[0-9]{1,5})\s*([a-z]+?)s?\s*\Z")
+_PROTO_DURATION_TEXT = re.compile(r"(-?)([0-9]{1,10})(?:\.([0-9]{1,9}))?s\Z")
 
 
 def parse_duration(value: Any) -> timedelta:
@@ -401,11 +455,19 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
         return value
     if isinstance(value, int) and not isinstance(value, bool):
-        return timedelta(seconds=value)
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*(-?\d+)\s*([a-z]+?)s?\s*", value)
+        value = timedelta(seconds=value) if abs(value) < _MAX_DURATION_SECONDS else None
+    elif isinstance(value, str) and len(value) <= 64:
+        m = _DURATION_TEXT.match(value)
         if m and m[2] in _DURATION_UNITS:
             return timedelta(seconds=int(m[1]) * _DURATION_UNITS[m[2]])
+        m = _PROTO_DURATION_TEXT.match(value)  # protobuf's JSON form: "900s", "-1.5s"
+        if m:
+            magnitude = timedelta(seconds=int(m[2]), microseconds=int((m[3] or "0").ljust(6, "0")[:6]))
+            return -magnitude if m[1] else magnitude
+    if isinstance(value, timedelta):
+        return value
+    if value is None:
+        raise ValueError(f"is out of range (at most {_MAX_DURATION_SECONDS // 86400:,} days)")
     raise ValueError(f'must be a duration such as "15 minutes", not {_show(value)}')
 
 
@@ -489,7 +551,7 @@ class _Merger:
                 t = Type("record", name=nested)
                 new = Field(fname, t)
             elif isinstance(spec, dict):
-                extra = set(spec) - {"type", "default", "derived", "doc", "min"}
+                extra = set(spec) - {"type", "default", "derived", "doc", "min", "max_length"}
                 if extra:
                     raise self.fail(fkey, f"unknown key {sorted(extra)[0]}")
                 t = self._type(str(spec["type"]), fkey)
@@ -516,7 +578,13 @@ class _Merger:
                     except ValueError as exc:
                         raise self.fail(f"{fkey}.min", str(exc)) from None
                     minimum = int(minimum) if minimum == minimum.to_integral_value() else minimum
-                new = Field(fname, t, default, str(spec.get("derived", "")), minimum)
+                max_length = spec.get("max_length", MAX_STRING)
+                if not t.is_stringy or not isinstance(max_length, int) or isinstance(max_length, bool) \
+                        or not 1 <= max_length <= MAX_STRING:
+                    if "max_length" in spec:
+                        raise self.fail(f"{fkey}.max_length", "only text fields have a max_length, "
+                                        f"a whole number from 1 to {MAX_STRING}")
+                new = Field(fname, t, default, str(spec.get("derived", "")), minimum, max_length)
             elif isinstance(spec, str):
                 new = Field(fname, self._type(spec, fkey))
             else:

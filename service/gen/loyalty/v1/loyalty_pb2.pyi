@@ -119,6 +119,27 @@ class Lifetime(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___Value: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___Value | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     MILES_FIELD_NUMBER: _builtins.int
     FLIGHTS_FIELD_NUMBER: _builtins.int
     SPEND_FIELD_NUMBER: _builtins.int
@@ -126,6 +147,7 @@ class Lifetime(_message.Message):
     APPOINTMENTS_FIELD_NUMBER: _builtins.int
     DONATIONS_FIELD_NUMBER: _builtins.int
     DONATION_YEARS_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
     miles: _builtins.int
     """Miles flown over the customer's lifetime."""
     flights: _builtins.int
@@ -140,6 +162,13 @@ class Lifetime(_message.Message):
     """Total donated, a decimal string. Empty: "0"."""
     donation_years: _builtins.int
     """Number of distinct years in which the customer donated."""
+    @_builtins.property
+    def attributes(self) -> _containers.MessageMap[_builtins.str, Global___Value]:
+        """Extension counters that the policy directory's schema.toml declares under
+        [customer.lifetime] (for example "regular_visits"), by field name. A name the
+        schema does not declare, or a value of the wrong type, is INVALID_ARGUMENT.
+        """
+
     def __init__(
         self,
         *,
@@ -150,10 +179,11 @@ class Lifetime(_message.Message):
         appointments: _builtins.int = ...,
         donations: _builtins.str = ...,
         donation_years: _builtins.int = ...,
+        attributes: _abc.Mapping[_builtins.str, Global___Value] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["appointments", b"appointments", "donation_years", b"donation_years", "donations", b"donations", "flights", b"flights", "miles", b"miles", "spend", b"spend", "visits", b"visits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["appointments", b"appointments", "attributes", b"attributes", "donation_years", b"donation_years", "donations", b"donations", "flights", b"flights", "miles", b"miles", "spend", b"spend", "visits", b"visits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -361,10 +391,32 @@ class Item(_message.Message):
 
     DESCRIPTOR: _descriptor.Descriptor
 
+    @_typing.final
+    class AttributesEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        @_builtins.property
+        def value(self) -> Global___Value: ...
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: Global___Value | None = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _typing.Literal["value", b"value"]  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
     SKU_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
     AMOUNT_FIELD_NUMBER: _builtins.int
     QUANTITY_FIELD_NUMBER: _builtins.int
+    ATTRIBUTES_FIELD_NUMBER: _builtins.int
     sku: _builtins.str
     """The item's stock-keeping unit. Required."""
     category: _builtins.str
@@ -373,6 +425,12 @@ class Item(_message.Message):
     """The line amount, a decimal string. Required."""
     quantity: _builtins.int
     """How many units. Unset: 1."""
+    @_builtins.property
+    def attributes(self) -> _containers.MessageMap[_builtins.str, Global___Value]:
+        """Extension fields that the policy directory's schema.toml declares under
+        [records.item] (for example "brand"), by field name, as for Customer.attributes.
+        """
+
     def __init__(
         self,
         *,
@@ -380,10 +438,11 @@ class Item(_message.Message):
         category: _builtins.str = ...,
         amount: _builtins.str = ...,
         quantity: _builtins.int | None = ...,
+        attributes: _abc.Mapping[_builtins.str, Global___Value] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_quantity", b"_quantity", "quantity", b"quantity"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_quantity", b"_quantity", "amount", b"amount", "category", b"category", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_quantity", b"_quantity", "amount", b"amount", "attributes", b"attributes", "category", b"category", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__quantity: _TypeAlias = _typing.Literal["quantity"]  # noqa: Y015
     _WhichOneofArgType__quantity: _TypeAlias = _typing.Literal["_quantity", b"_quantity"]  # noqa: Y015
