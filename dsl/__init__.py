@@ -5,9 +5,12 @@ Prepare once, evaluate many::
     import dsl
 
     policy_set = dsl.load_directory("policies/")
-    customer = policy_set.schema.prepare_customer({...})
-    event = policy_set.schema.prepare_event({...})
+    # A request as grpcurl sends it (the proto3 JSON mapping of loyalty.v1.EvaluateRequest):
+    customer, event = policy_set.decoder.request({"customer": {...}, "event": {...}})
     decision = policy_set.evaluate(customer, event, explain=True)
+
+``Schema.prepare_customer`` / ``prepare_event`` read the schema's flat records: the
+readable reference every request decoder is held to.
 
 See ``docs/architecture.md`` for the API and ``docs/language.md`` for the language.
 """
@@ -22,6 +25,7 @@ from .policyset import (
     load_directory,
     load_source,
 )
+from .request import MappingDecoder, RequestLayout
 from .schema import Schema, SchemaError
 
 __all__ = [
@@ -32,10 +36,12 @@ __all__ = [
     "EvaluationError",
     "FieldError",
     "InputError",
+    "MappingDecoder",
     "PolicyError",
     "PolicyInfo",
     "PolicySet",
     "Reason",
+    "RequestLayout",
     "Schema",
     "SchemaError",
     "Span",

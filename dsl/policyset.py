@@ -28,6 +28,7 @@ from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnos
 from .interpreter import Interpreter, fault_message, interpret
 from .parser import parse
 from .runtime import finish
+from .request import MappingDecoder
 from .schema import Schema
 
 #: The most policies one set may hold.
@@ -111,6 +112,15 @@ class PolicySet:
         self._caps = tuple((c.name, c.cap_per_event) for c in self.schema.currencies.values()
                            if c.cap_per_event is not None)
         self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
+
+    @property
+    def decoder(self) -> MappingDecoder:
+        """Reads requests in the proto3 JSON mapping (what grpcurl sends) into prepared input:
+        ``customer, event = policy_set.decoder.request(json.loads(body))``."""
+        decoder = self.__dict__.get("_decoder")
+        if decoder is None:
+            decoder = self.__dict__["_decoder"] = MappingDecoder(self.schema)
+        return decoder
 
     @property
     def policies(self) -> list[PolicyInfo]:
