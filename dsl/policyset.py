@@ -27,8 +27,8 @@ from .decision import Decision, Reason
 from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
 from .interpreter import Interpreter, fault_message, interpret
 from .parser import parse
-from .runtime import finish
 from .request import MappingDecoder
+from .runtime import finish
 from .schema import Schema
 
 #: The most policies one set may hold.

@@ -173,7 +173,8 @@ def unreachable_fields(schema: Schema) -> list[tuple[str, str]]:
     that takes the map's own name is left out; the schema loader refuses it.
     """
     out = []
-    tables: list[tuple[str, Mapping[str, Field]]] = [("customer", schema.customer), ("event", schema.event_common)]
+    tables: list[tuple[str, Mapping[str, Field]]] = [
+        ("customer", schema.customer), ("event", schema.event_common)]
     tables += [(f"events.{k}", v) for k, v in schema.events.items()]
     tables += [(f"records.{k}", v) for k, v in schema.records.items()]
     for key, fields in tables:

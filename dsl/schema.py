@@ -579,11 +579,11 @@ class _Merger:
                         raise self.fail(f"{fkey}.min", str(exc)) from None
                     minimum = int(minimum) if minimum == minimum.to_integral_value() else minimum
                 max_length = spec.get("max_length", MAX_STRING)
-                if not t.is_stringy or not isinstance(max_length, int) or isinstance(max_length, bool) \
-                        or not 1 <= max_length <= MAX_STRING:
-                    if "max_length" in spec:
-                        raise self.fail(f"{fkey}.max_length", "only text fields have a max_length, "
-                                        f"a whole number from 1 to {MAX_STRING}")
+                if "max_length" in spec and (
+                        not t.is_stringy or not isinstance(max_length, int)
+                        or isinstance(max_length, bool) or not 1 <= max_length <= MAX_STRING):
+                    raise self.fail(f"{fkey}.max_length", "only text fields have a max_length, "
+                                    f"a whole number from 1 to {MAX_STRING}")
                 new = Field(fname, t, default, str(spec.get("derived", "")), minimum, max_length)
             elif isinstance(spec, str):
                 new = Field(fname, self._type(spec, fkey))
