@@ -114,12 +114,83 @@ def _check_code(code: CodeType) -> None:
 
 def verify(source: str, filename: str = "<generated>") -> CodeType:
     """Compile generated source and check every code object against the allow-lists."""
-    try:
-        code = compile(source, filename, "exec", dont_inherit=True)
-    except (SyntaxError, ValueError) as exc:
-        raise UnsafeCode(f"generated code does not compile: {exc}") from None
+    code = _compile(source, filename)
     _check_code(code)
     return code
+
+
+def _compile(source: str, filename: str) -> CodeType:
+    try:
+        return compile(source, filename, "exec", dont_inherit=True)
+    except (SyntaxError, ValueError) as exc:
+        raise UnsafeCode(f"generated code does not compile: {exc}") from None
+
+
+# -- input decoders ----------------------------------------------------------------------------
+#
+# The request decoders generated per schema (service.convert) pass a verifier of their own that
+# is at least as strict as the policies': the same opcodes and operators, no loop outside a
+# list comprehension, no "__" anywhere, simple constants; every global, attribute and function
+# name from an allow-list the decoder's generator gives (the message fields it reads, the
+# helpers it put in the namespace); and one more operation, ``raise SLOW`` (give the input to
+# the checking path), allowed only with that one global.
+
+_DECODER_CODE = re.compile(r"(?:<module>|<listcomp>|decode_[a-z0-9_]+|rec_[0-9]+)\Z")
+_DECODER_LOCAL = re.compile(r"v[0-9]+\Z")
+_RAISE = dis.opmap["RAISE_VARARGS"]
+# Decoders also OR int64 counters together to bound them in one comparison (bounded work).
+_DECODER_BINARY_OPS = _ALLOWED_BINARY_OPS | frozenset(
+    i for i, (name, _) in enumerate(dis._nb_ops) if name == "NB_OR")
+
+
+def verify_decoder(source: str, filename: str, names: frozenset[str]) -> CodeType:
+    """Compile a generated input decoder and check every code object: ``names`` are the
+    globals and attributes it may use (each also free of ``__``)."""
+    code = _compile(source, filename)
+    _check_decoder_code(code, names)
+    return code
+
+
+def _check_decoder_code(code: CodeType, names: frozenset[str]) -> None:
+    if not _DECODER_CODE.match(code.co_name):
+        raise UnsafeCode(f"code object {code.co_name!r} is not allowed in a decoder")
+    for name in code.co_names:
+        if "__" in name or name not in names:
+            raise UnsafeCode(f"name {name!r} is not allowed in a decoder")
+    for name in (*code.co_varnames, *code.co_cellvars, *code.co_freevars):
+        if "__" in name or not (_DECODER_LOCAL.match(name) or name in ("m", "e", "x", ".0")):
+            raise UnsafeCode(f"local {name!r} is not allowed in a decoder")
+    loops_allowed = code.co_name == "<listcomp>"
+    previous: dis.Instruction | None = None
+    for ins in dis.get_instructions(code):
+        op = ins.opcode
+        if op == _RAISE:
+            if ins.arg != 1 or previous is None or previous.opname != "LOAD_GLOBAL" \
+                    or previous.argval != "SLOW":
+                raise UnsafeCode("a decoder may only raise SLOW")
+        elif op not in _ALLOWED_OPS:
+            raise UnsafeCode(f"operation {ins.opname} is not allowed in a decoder")
+        if op in _BACKWARD_JUMPS and not loops_allowed:
+            raise UnsafeCode("a loop is not allowed in a decoder")
+        if op == _BINARY_OP and ins.arg not in _DECODER_BINARY_OPS:
+            raise UnsafeCode(f"operator {ins.argrepr} is not allowed in a decoder")
+        previous = ins
+    for value in code.co_consts:
+        _check_const(value)
+        if isinstance(value, CodeType):
+            _check_decoder_code(value, names)
+
+
+def load_decoder(source: str, filename: str, namespace: dict[str, Any],
+                 names: frozenset[str]) -> dict[str, Any]:
+    """Verify a generated decoder, then run it in a namespace of ``namespace`` (its helpers and
+    constants) with empty ``__builtins__``. It may name the namespace's keys and ``names``
+    (the message fields it reads and the functions it defines), nothing else."""
+    code = verify_decoder(source, filename, frozenset(namespace) | names)
+    scope: dict[str, Any] = {"__builtins__": {}}
+    scope.update(namespace)
+    exec(code, scope)
+    return scope
 
 
 class CompiledModule:

@@ -33,9 +33,9 @@ converted: text length, list length, the total list elements of a request
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import cache
 from typing import Any
 
@@ -69,6 +69,18 @@ VALUE_KINDS = ("string_value", "int_value", "decimal_value", "bool_value", "date
                "time_value", "duration_value", "list_value", "record_value")
 #: The fields an event message has of its own (the rest is kind-specific or an attribute).
 EVENT_OWN = ("id", "kind", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidValue:
+    """A value a decoder could not even read (a timestamp outside the years 1 to 9999), in
+    place of the value: the reader reports ``reason`` at the field's path."""
+
+    reason: str
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
 
 
 def json_name(name: str) -> str:
@@ -252,6 +264,9 @@ class _Reader:
         """A message field's value as the schema reads it (proto3 JSON forms)."""
         t = slot.field.type
         self.paths[schema_path] = path
+        if isinstance(value, InvalidValue):
+            self.fail(path, value.reason)
+            return
         if t.kind == "record":
             record = self.layout.record(t.name)
             sub: dict[str, Any] = {}
@@ -259,8 +274,11 @@ class _Reader:
             out[slot.name] = sub
             return
         if t.kind == "list":
-            if not isinstance(value, list | tuple):
+            if not _is_list(value):
                 self.fail(path, "must be a list")
+                return
+            if len(value) > MAX_LIST:  # before a single item is read
+                self.fail(path, f"has more than {MAX_LIST} items")
                 return
             if not self.take(len(value), path):
                 return
@@ -354,14 +372,18 @@ class _Reader:
             return None
         accepted = ACCEPTS.get(t.kind, ())
         if kind not in accepted:
-            want = " or ".join(json_name(k) for k in accepted)
-            self.fail(path, f"expects a {t.required()} value ({want}), not {json_name(kind)}")
+            spell = json_name if key != kind else str  # the caller's own spelling of the kinds
+            want = " or ".join(spell(k) for k in accepted)
+            self.fail(path, f"expects a {t.required()} value ({want}), not {spell(kind)}")
             return None
         if inner is None:
             return None
+        if isinstance(inner, InvalidValue):
+            self.fail(path, inner.reason)
+            return None
         if kind == "list_value":
             values = inner.get("values", []) if isinstance(inner, Mapping) else None
-            if not isinstance(values, list):
+            if not _is_list(values):
                 self.fail(path, 'must be {"values": [...]}')
                 return None
             if len(values) > MAX_LIST:
@@ -404,6 +426,8 @@ class _Reader:
         if kind == "date_value" and isinstance(inner, date) and not isinstance(inner, datetime):
             return inner
         if kind == "time_value" and isinstance(inner, datetime):
+            return inner
+        if kind == "duration_value" and isinstance(inner, timedelta):
             return inner
         if not isinstance(inner, str):
             self.fail(path, f"must be a string, not {_kind_of(inner)}")

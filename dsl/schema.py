@@ -51,7 +51,7 @@ MAX_NUMBER_TEXT = 48
 #: What a decimal written as text may look like: ASCII digits only, an optional minus sign,
 #: an optional exponent; no whitespace, underscores, NaN or infinity (``Decimal()`` accepts all
 #: of those, and non-ASCII digits too).
-_DECIMAL_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\Z")
+DECIMAL_TEXT = re.compile(r"-?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,4})?\Z")
 _INT_TEXT = re.compile(r"-?[0-9]{1,18}\Z")
 _DIGITS_TEXT = re.compile(r"-?[0-9]+\Z")
 _NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -371,7 +371,7 @@ def parse_decimal(value: Any) -> Decimal:
     elif isinstance(value, str):
         # Matched before Decimal() reads it: Decimal() takes whitespace, underscores,
         # non-ASCII digits, NaN and any exponent, and a huge exponent costs later.
-        if len(value) > MAX_NUMBER_TEXT or not _DECIMAL_TEXT.match(value):
+        if len(value) > MAX_NUMBER_TEXT or not DECIMAL_TEXT.match(value):
             raise ValueError(f"{_quote(value)} is not a decimal number (write ASCII digits with an "
                              "optional minus sign and point, such as \"12.50\")")
         try:
@@ -390,7 +390,7 @@ def parse_decimal(value: Any) -> Decimal:
     return result
 
 
-_DATE_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
+DATE_TEXT = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})\Z")
 _DATETIME_TEXT = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,9})?)?[+-][0-9]{2}:[0-9]{2}\Z")
 
@@ -402,7 +402,7 @@ def parse_date(value: Any) -> date:
     if isinstance(value, date):
         return value
     if isinstance(value, str):
-        m = _DATE_TEXT.match(value.strip()) if len(value) <= 64 else None
+        m = DATE_TEXT.match(value.strip()) if len(value) <= 64 else None
         if m:
             try:
                 return date(int(m[1]), int(m[2]), int(m[3]))
@@ -451,9 +451,8 @@ _PROTO_DURATION_TEXT = re.compile(r"(-?)([0-9]{1,10})(?:\.([0-9]{1,9}))?s\Z")
 
 
 def parse_duration(value: Any) -> timedelta:
-    """A duration from a timedelta, whole seconds, or text such as ``"15 minutes"``."""
-    if isinstance(value, timedelta):
-        return value
+    """A duration from a timedelta, whole seconds, or text such as ``"15 minutes"`` or
+    protobuf's ``"900s"``; at most 100,000 days either way."""
     if isinstance(value, int) and not isinstance(value, bool):
         value = timedelta(seconds=value) if abs(value) < _MAX_DURATION_SECONDS else None
     elif isinstance(value, str) and len(value) <= 64:
@@ -465,6 +464,8 @@ def parse_duration(value: Any) -> timedelta:
             magnitude = timedelta(seconds=int(m[2]), microseconds=int((m[3] or "0").ljust(6, "0")[:6]))
             return -magnitude if m[1] else magnitude
     if isinstance(value, timedelta):
+        if abs(value.total_seconds()) > _MAX_DURATION_SECONDS:
+            raise ValueError(f"is out of range (at most {_MAX_DURATION_SECONDS // 86400:,} days)")
         return value
     if value is None:
         raise ValueError(f"is out of range (at most {_MAX_DURATION_SECONDS // 86400:,} days)")

@@ -25,8 +25,7 @@ refusal is always the schema's own.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -35,11 +34,24 @@ from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2, timestamp_pb2
 
 from dsl import airports
+from dsl.compiler import load_decoder
 from dsl.decision import Benefit, Decision, Reason
-from dsl.errors import FieldError, InputError
-from dsl.schema import Field, Schema, convert_scalar, currency_codes
+from dsl.errors import InputError
+from dsl.request import ACCEPTS, InvalidValue, MappingDecoder
+from dsl.schema import (
+    DATE_TEXT,
+    DECIMAL_TEXT,
+    MAX_LIST,
+    MAX_MAGNITUDE,
+    MAX_NUMBER_TEXT,
+    Field,
+    Schema,
+    convert_scalar,
+    currency_codes,
+    decimal_in_bounds,
+)
 from dsl.types import Type
-from service.errors import InvalidArgument, Violation
+from service.errors import InvalidArgument, input_violations
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -51,7 +63,6 @@ _STRING_TYPES = {_FD.TYPE_STRING}
 _INT_TYPES = {_FD.TYPE_INT64, _FD.TYPE_INT32, _FD.TYPE_UINT32, _FD.TYPE_UINT64, _FD.TYPE_SINT64}
 _TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
 _EVENT_OWN = ("id", "kind", "time")
-_CUSTOMER_FIELDS = frozenset(f.name for f in pb.Customer.DESCRIPTOR.fields) - {"attributes"}
 _DETAILS = {f.name: f.message_type for f in pb.Event.DESCRIPTOR.oneofs_by_name["details"].fields}
 
 
@@ -124,8 +135,9 @@ def _date(text: str) -> date:
     value = _DATES.get(text)
     if value is not None:
         return value
-    # The schema accepts exactly YYYY-MM-DD (after stripping); anything else goes the slow way.
-    if len(text) != 10 or text[4] != "-" or text[7] != "-" or not text.isascii():
+    # The schema accepts exactly YYYY-MM-DD in ASCII digits (fromisoformat alone also takes
+    # week dates such as 2026-W01-1); anything else goes the slow way.
+    if len(text) != 10 or not DATE_TEXT.match(text):
         raise _Slow
     value = date.fromisoformat(text)
     if len(_DATES) >= _DATES_MAX:
@@ -154,8 +166,12 @@ def _decimals(minimum: int | Decimal | None) -> tuple[Callable[[str], Decimal | 
     cache: dict[str, Decimal] = {}
 
     def convert(text: str) -> Decimal:
-        value = Decimal(text)  # InvalidOperation for a text that is not a number
-        if not low <= value < _INF:  # NaN raises; infinities and small values fail
+        # The text is matched first (ASCII digits, bounded length: Decimal() alone takes a
+        # million-digit exponent), then the value held to 18 digits either side of the point.
+        if len(text) > MAX_NUMBER_TEXT or not DECIMAL_TEXT.match(text):
+            raise _Slow
+        value = Decimal(text)
+        if not low <= value < _INF or not decimal_in_bounds(value):
             raise _Slow
         if len(cache) >= _DECIMALS_MAX:
             cache.clear()
@@ -165,62 +181,112 @@ def _decimals(minimum: int | Decimal | None) -> tuple[Callable[[str], Decimal | 
     return cache.get, convert
 
 
-# -- proto Value <-> Python --------------------------------------------------------------------
-
-#: Which Value kinds a schema type accepts.
-_ACCEPTS = {
-    "int": ("int_value",),
-    "decimal": ("decimal_value", "int_value"),
-    "string": ("string_value",),
-    "enum": ("string_value",),
-    "airport": ("string_value",),
-    "currency_code": ("string_value",),
-    "bool": ("bool_value",),
-    "date": ("date_value", "string_value"),
-    "datetime": ("time_value", "string_value"),
-    "duration": ("duration_value", "string_value"),
-    "list": ("list_value",),
-    "record": ("record_value",),
-}
+# -- messages as mappings: the checking path --------------------------------------------------
 
 
-def value_to_loose(
-    value: pb.Value, t: Type | None, schema: Schema, path: str, errors: list[FieldError]
-) -> Any:
-    """A ``Value`` as the loose Python value the schema reads, checking its kind against ``t``.
+class _MessageView(Mapping[str, Any]):
+    """A request message as the mapping the request reader takes (``dsl.request``): the fields
+    that are set (``ListFields``: a proto3 "" or 0 is not given), nested messages as views,
+    timestamps as datetimes. Nothing is converted before the reader asks for it, so the
+    reader's bounds (list lengths, the request's total elements) hold before any work."""
 
-    ``t`` is the declared type (``None`` for a name the schema does not know, which
-    the schema itself will report). A kind that does not fit adds a FieldError.
-    """
+    __slots__ = ("_msg", "_names")
+
+    def __init__(self, msg: Any) -> None:
+        self._msg = msg
+        self._names = [fd.name for fd, _ in msg.ListFields()]
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._names:
+            raise KeyError(name)
+        return _view(self._msg.DESCRIPTOR.fields_by_name[name], getattr(self._msg, name))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names)
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+
+class _ListView(Sequence[Any]):
+    """A repeated message field, each element a view on demand (``len`` costs nothing)."""
+
+    __slots__ = ("_items", "_wrap")
+
+    def __init__(self, items: Any, wrap: Callable[[Any], Any]) -> None:
+        self._items = items
+        self._wrap = wrap
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return [self._wrap(v) for v in self._items[index]]
+        return self._wrap(self._items[index])
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+class _ValuesView(Mapping[str, Any]):
+    """A ``map<string, Value>`` (attributes, record fields): values as :func:`_value_view`."""
+
+    __slots__ = ("_map",)
+
+    def __init__(self, values: Any) -> None:
+        self._map = values
+
+    def __getitem__(self, key: str) -> Any:
+        return _value_view(self._map[key])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._map)
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+
+def _value_view(value: pb.Value) -> dict[str, Any]:
+    """A ``Value`` as its one-key mapping (``{"int_value": 5}``); lists and records lazily."""
     which = value.WhichOneof("kind")
     if which is None:
-        return None
-    if t is not None and which not in _ACCEPTS.get(t.kind, ()):
-        want = " or ".join(_ACCEPTS.get(t.kind, ("a value",)))
-        errors.append(FieldError(path, f"expects a {t.required()} value ({want}), not {which}"))
-        return None
-    if which == "time_value":
-        try:
-            return timestamp_to_datetime(value.time_value)
-        except ValueError as exc:
-            errors.append(FieldError(path, str(exc)))
-            return None
-    if which == "duration_value":
-        d = value.duration_value
-        return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
+        return {}
+    inner = getattr(value, which)
     if which == "list_value":
-        elem = t.elem if t is not None else None
-        return [
-            value_to_loose(v, elem, schema, f"{path}[{i}]", errors)
-            for i, v in enumerate(value.list_value.values)
-        ]
+        return {which: {"values": _ListView(inner.values, _value_view)}}
     if which == "record_value":
-        fields = schema.record_fields(t.name) if t is not None else {}
-        return {
-            k: value_to_loose(v, fields[k].type if k in fields else None, schema, f"{path}.{k}", errors)
-            for k, v in sorted(value.record_value.fields.items())
-        }
-    return getattr(value, which)
+        return {which: {"fields": _ValuesView(inner.fields)}}
+    if which == "time_value":
+        return {which: _timestamp_or_problem(inner)}
+    if which == "duration_value":
+        return {which: _duration_or_problem(inner)}
+    return {which: inner}
+
+
+def _view(fd: Any, value: Any) -> Any:
+    if fd.message_type is None:
+        return value
+    if fd.message_type.GetOptions().map_entry:
+        return _ValuesView(value)
+    if fd.is_repeated:
+        return _ListView(value, _MessageView)
+    if fd.message_type.full_name == _TIMESTAMP:
+        return _timestamp_or_problem(value)
+    return _MessageView(value)
+
+
+def _timestamp_or_problem(ts: timestamp_pb2.Timestamp) -> datetime | InvalidValue:
+    try:
+        return timestamp_to_datetime(ts)
+    except ValueError as exc:
+        return InvalidValue(str(exc))
+
+
+def _duration_or_problem(d: duration_pb2.Duration) -> timedelta | InvalidValue:
+    if not -_MAX_NANOS <= d.nanos <= _MAX_NANOS or (d.seconds < 0 < d.nanos) or (d.nanos < 0 < d.seconds):
+        return InvalidValue("is not a valid duration (nanos out of range)")
+    try:
+        return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
+    except OverflowError:
+        return InvalidValue("is out of range (at most 100,000 days)")
 
 
 def python_to_value(value: Any) -> pb.Value:
@@ -263,10 +329,14 @@ class Converter:
 
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
+        self._mapping = MappingDecoder(schema)
         gen = _FastPathGenerator(schema)
-        self._fast_customer: Callable[[pb.Customer], dict[str, Any]] = gen.customer()
+        customer_name = gen.customer()
+        event_names = gen.events()
+        self._fast_customer: Callable[[pb.Customer], dict[str, Any]] = gen.function(customer_name)
         #: (kind, details oneof name or None) -> fast event function
-        self._fast_events: dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]] = gen.events()
+        self._fast_events: dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]] = {
+            key: gen.function(name) for key, name in event_names.items()}
         #: The fast event function by details oneof name, for events whose kind is empty or
         #: says the same; by kind for extension kinds (no details).
         self._fast_by_which: dict[str, Callable[[pb.Event], dict[str, Any]]] = {
@@ -341,98 +411,27 @@ class Converter:
     def checked_inputs(
         self, customer: pb.Customer, event: pb.Event
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Both records, each by the fast path if it can and otherwise by the schema; one
-        :class:`InvalidArgument` lists the problems of both."""
-        violations: list[Violation] = []
-        c: dict[str, Any] = {}
-        e: dict[str, Any] = {}
+        """Both records by the checking path: the request reader (``dsl.request``) over the
+        messages, judged by the schema; one :class:`InvalidArgument` lists every problem of
+        both, by request path, with one bound on the list elements of the two together."""
         try:
-            c = self.customer(customer)
-        except InvalidArgument as exc:
-            violations += exc.violations
-        try:
-            e = self.event(event)
-        except InvalidArgument as exc:
-            violations += exc.violations
-        if violations:
-            raise InvalidArgument(violations)
-        return c, e
+            return self._mapping.request({"customer": _MessageView(customer), "event": _MessageView(event)})
+        except InputError as exc:
+            raise InvalidArgument(input_violations(exc)) from None
 
     def check_customer(self, msg: pb.Customer) -> dict[str, Any]:
-        """The checking path for a customer (always run by the schema itself)."""
-        errors: list[FieldError] = []
-        loose = _loose_message(msg, "customer", errors)
-        attrs = dict(loose.pop("attributes", {}))
-        for name, value in sorted(msg.attributes.items()):
-            path = f"customer.attributes.{name}"
-            if name in _CUSTOMER_FIELDS:
-                errors.append(FieldError(path, f"is a field of Customer; set customer.{name} instead"))
-                continue
-            field = self.schema.customer.get(name)
-            attrs[name] = value_to_loose(value, field.type if field else None, self.schema, path, errors)
-        loose.update(attrs)
-        return self._prepare(self.schema.prepare_customer, loose, errors, _customer_path)
+        """The checking path for a customer (always judged by the schema itself)."""
+        try:
+            return self._mapping.customer(_MessageView(msg))
+        except InputError as exc:
+            raise InvalidArgument(input_violations(exc)) from None
 
     def check_event(self, msg: pb.Event) -> dict[str, Any]:
-        """The checking path for an event (always run by the schema itself)."""
-        errors: list[FieldError] = []
-        which = msg.WhichOneof("details")
-        kind = msg.kind or which or ""
-        if which and msg.kind and msg.kind != which:
-            # Which fields belong to which kind is then anybody's guess: say only this.
-            reason = f'is "{msg.kind}" but the event carries {which} details'
-            raise InvalidArgument([Violation("event.kind", reason)])
-        loose: dict[str, Any] = {}
-        if msg.id:
-            loose["id"] = msg.id
-        if kind:
-            loose["kind"] = kind
-        if msg.HasField("time"):
-            try:
-                loose["time"] = timestamp_to_datetime(msg.time)
-            except ValueError as exc:
-                errors.append(FieldError("event.time", str(exc)))
-        if which:
-            loose.update(_loose_message(getattr(msg, which), f"event.{which}", errors))
-        details_fields = set(_DETAILS[kind].fields_by_name) if kind in _DETAILS else set()
-        declared = {**self.schema.event_common, **self.schema.events.get(kind, {})}
-        for name, value in sorted(msg.attributes.items()):
-            path = f"event.attributes.{name}"
-            if name in _EVENT_OWN or name in details_fields:
-                where = f"event.{name}" if name in _EVENT_OWN else f"event.{kind}.{name}"
-                errors.append(FieldError(path, f"is not an extension field; set {where} instead"))
-                continue
-            field = declared.get(name)
-            loose[name] = value_to_loose(value, field.type if field else None, self.schema, path, errors)
-
-        def rename(path: str) -> str:
-            return _event_path(path, kind, details_fields)
-
-        return self._prepare(self.schema.prepare_event, loose, errors, rename)
-
-    def _prepare(
-        self,
-        prepare: Callable[[Mapping[str, Any]], dict[str, Any]],
-        loose: dict[str, Any],
-        errors: list[FieldError],
-        rename: Callable[[str], str],
-    ) -> dict[str, Any]:
-        schema_errors: list[FieldError] = []
-        prepared: dict[str, Any] = {}
+        """The checking path for an event (always judged by the schema itself)."""
         try:
-            prepared = prepare(loose)
+            return self._mapping.event(_MessageView(msg))
         except InputError as exc:
-            schema_errors = exc.errors
-        violations = [Violation(e.path, e.reason) for e in errors]
-        seen = {v.field for v in violations}
-        for e in schema_errors:
-            path = rename(e.path)
-            if path not in seen:
-                violations.append(Violation(path, e.reason))
-                seen.add(path)
-        if violations:
-            raise InvalidArgument(violations)
-        return prepared
+            raise InvalidArgument(input_violations(exc)) from None
 
     # -- output ---------------------------------------------------------------------------------
 
@@ -633,65 +632,6 @@ def reason_message(reason: Reason) -> pb.Reason:
     )
 
 
-# -- the checking path's helpers ------------------------------------------------------------------
-
-
-def _loose_message(msg: Any, path: str, errors: list[FieldError]) -> dict[str, Any]:
-    """The fields of a message that were given, as the loose values the schema reads."""
-    out: dict[str, Any] = {}
-    for fd in msg.DESCRIPTOR.fields:
-        name = fd.name
-        if name == "attributes":
-            continue
-        value = getattr(msg, name)
-        if fd.message_type is not None and fd.message_type.GetOptions().map_entry:
-            continue
-        if fd.is_repeated:
-            if fd.message_type is not None:
-                out[name] = [
-                    _loose_message(v, f"{path}.{name}[{i}]", errors) for i, v in enumerate(value)
-                ]
-            else:
-                out[name] = list(value)
-        elif fd.message_type is not None:
-            if fd.message_type.full_name == _TIMESTAMP:
-                if msg.HasField(name):
-                    try:
-                        out[name] = timestamp_to_datetime(value)
-                    except ValueError as exc:
-                        errors.append(FieldError(f"{path}.{name}", str(exc)))
-            else:
-                out[name] = _loose_message(value, f"{path}.{name}", errors)
-        elif fd.has_presence:
-            if msg.HasField(name):
-                out[name] = value
-        elif fd.type in _STRING_TYPES:
-            if value:
-                out[name] = value
-        else:
-            out[name] = value
-    return out
-
-
-def _customer_path(path: str) -> str:
-    name = re.split(r"[.\[]", path, maxsplit=2)[1] if path.startswith("customer.") else ""
-    if not name or name in _CUSTOMER_FIELDS:
-        return path
-    return "customer.attributes." + path[len("customer.") :]
-
-
-def _event_path(path: str, kind: str, details_fields: set[str]) -> str:
-    if not path.startswith("event."):
-        return path
-    rest = path[len("event.") :]
-    name = re.split(r"[.\[]", rest, maxsplit=1)[0]
-    if name in _EVENT_OWN or rest.startswith(("attributes.", f"{kind}.")):
-        return path
-    if name in details_fields:
-        return f"event.{kind}.{rest}"
-    return f"event.attributes.{rest}"
-
-
 # -- the fast path: generated per schema --------------------------------------------------------------
 
 
@@ -730,7 +670,8 @@ class _FastPathGenerator:
         self.lines: list[str] = []
         self.ns: dict[str, Any] = {
             "SLOW": _Slow,
-            "Decimal": Decimal,
+            "LEN": len,
+            "INT_DECIMAL": Decimal,  # only ever called on an int64 already within bounds
             "TS": _ts,
             "INSTANT": _INSTANTS.get,
             "NEW_INSTANT": _instant,
@@ -745,27 +686,32 @@ class _FastPathGenerator:
         self._counter = 0
         self._helpers: dict[str, str] = {}
         self._non_negative: list[str] = []
+        self._keep: list[Any] = []  # constants stay referenced, so their ids stay unique
+        #: The attribute names the generated code reads: the messages' fields and a few methods.
+        self._attributes: set[str] = {"attributes", "seconds", "nanos", "HasField", "get", "issuperset",
+                                      "date"}
+        self._functions: set[str] = set()
+        self._namespace: dict[str, Any] | None = None
 
     # -- public -----------------------------------------------------------------------------------
 
-    def customer(self) -> Callable[[pb.Customer], dict[str, Any]]:
-        """The fast customer function: ``fast_customer(message) -> prepared dict``."""
-        known = {n for n in self.schema.customer if n not in _CUSTOMER_FIELDS}
-        name = "fast_customer"
+    def customer(self) -> str:
+        """Generate the fast customer function (``decode_customer(message) -> prepared dict``);
+        returns its name."""
+        name = "decode_customer"
         body = self._function(name, ["m"])
-        body.append("    attrs = m.attributes")
-        body.append(f"    if attrs and not {self._const(frozenset(known))}.issuperset(attrs): raise SLOW")
-        result = self._record(body, self.schema.customer, "m", pb.Customer.DESCRIPTOR, "attrs", "customer", 1)
+        attrs = self._attributes_of(body, "m", pb.Customer.DESCRIPTOR, self.schema.customer, 1)
+        result = self._record(body, self.schema.customer, "m", pb.Customer.DESCRIPTOR, attrs, "customer", 1)
         body.append(f"    return {result}")
         self.lines += body
         return self._compile(name)
 
-    def events(self) -> dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]]:
-        """The fast event functions (``fast(message) -> prepared dict``), keyed by (kind,
-        details oneof name or None). They read the kind's details message without asking
+    def events(self) -> dict[tuple[str, str | None], str]:
+        """Generate the fast event functions (``fast(message) -> prepared dict``); their names
+        by (kind, details oneof name or None). They read the kind's details message without asking
         whether it is the one set, and never read ``kind``: the caller dispatches (see
         :meth:`Converter.event_function`)."""
-        out: dict[tuple[str, str | None], Callable[[pb.Event], dict[str, Any]]] = {}
+        out: dict[tuple[str, str | None], str] = {}
         for kind, kind_fields in self.schema.events.items():
             details = _DETAILS.get(kind)
             fields = {**self.schema.event_common, **kind_fields}
@@ -773,13 +719,16 @@ class _FastPathGenerator:
                 n for n in fields
                 if n not in _EVENT_OWN and (details is None or n not in details.fields_by_name)
             }
-            name = f"fast_event_{kind}"
+            name = f"decode_event_{kind}"
             body = self._function(name, ["e"])
             if details is not None:  # the caller has checked that these are the details set
                 body.append(f"    m = e.{kind}")
-            body.append("    attrs = e.attributes")
-            body.append(f"    if attrs and not {self._const(frozenset(known))}.issuperset(attrs): raise SLOW")
-            result = self._event_record(body, fields, kind, details)
+                self._attributes.add(kind)
+            attrs = self._var()
+            body.append(f"    {attrs} = e.attributes")
+            known_const = self._const(frozenset(known))
+            body.append(f"    if {attrs} and not {known_const}.issuperset({attrs}): raise SLOW")
+            result = self._event_record(body, fields, kind, details, attrs)
             body.append(f"    return {result}")
             self.lines += body
             out[(kind, kind if details is not None else None)] = self._compile(name)
@@ -794,10 +743,36 @@ class _FastPathGenerator:
     def _function(self, name: str, params: list[str]) -> list[str]:
         return [f"def {name}({', '.join(params)}):"]
 
-    def _compile(self, name: str) -> Callable[..., Any]:
-        code = compile("\n".join(self.lines), f"<fast path for schema {self.schema.digest}>", "exec")
-        exec(code, self.ns)
-        return self.ns[name]  # type: ignore[no-any-return]
+    def _compile(self, name: str) -> str:
+        """Note a generated function's name; :meth:`function` loads them all at once."""
+        self._functions.add(name)
+        return name
+
+    def _loaded(self) -> dict[str, Any]:
+        if self._namespace is None:
+            self._namespace = load_decoder(
+                "\n".join(self.lines), f"<decoder for schema {self.schema.digest}>", self.ns,
+                frozenset(self._attributes | self._functions | set(self._helpers.values())))
+        return self._namespace
+
+    def function(self, name: str) -> Callable[..., Any]:
+        """The generated function ``name``. The first call verifies and loads everything
+        generated so far (``dsl.compiler.load_decoder``: the policies' checks and a closed
+        allow-list of names), so call it only once every function is generated."""
+        return self._loaded()[name]  # type: ignore[no-any-return]
+
+    def _attributes_of(self, body: list[str], msg: str, desc: Any, fields: dict[str, Field],
+                       depth: int) -> str | None:
+        """Read a message's ``attributes`` map, refusing (to the checking path) names the schema
+        does not declare as its extension fields; the variable holding the map, or None."""
+        if "attributes" not in desc.fields_by_name:
+            return None
+        pad = "    " * depth
+        known = frozenset(n for n, f in fields.items() if n not in desc.fields_by_name and not f.derived)
+        attrs = self._var()
+        body.append(f"{pad}{attrs} = {msg}.attributes")
+        body.append(f"{pad}if {attrs} and not {self._const(known)}.issuperset({attrs}): raise SLOW")
+        return attrs
 
     def _const(self, value: Any) -> str:
         key = id(value)
@@ -806,7 +781,7 @@ class _FastPathGenerator:
             name = f"K{self._counter}"
             self.ns[name] = value
             self._consts[key] = name
-            self.ns.setdefault("_keep", []).append(value)  # ids stay unique while referenced
+            self._keep.append(value)
         return self._consts[key]
 
     def _var(self) -> str:
@@ -814,7 +789,7 @@ class _FastPathGenerator:
         return f"v{self._counter}"
 
     def _event_record(
-        self, body: list[str], fields: dict[str, Field], kind: str, details: Any
+        self, body: list[str], fields: dict[str, Field], kind: str, details: Any, attrs: str
     ) -> str:
         items: list[tuple[str, str]] = []
         derived: list[tuple[str, Field]] = []
@@ -831,7 +806,7 @@ class _FastPathGenerator:
                 src, msg, desc = "proto", "m", details
             else:
                 src, msg, desc = "attr", "", None
-            var = self._field(body, f, src, msg, desc, "attrs", 1)
+            var = self._field(body, f, src, msg, desc, attrs, 1)
             items.append((name, var))
         return self._finish(body, items, derived, 1)
 
@@ -866,7 +841,10 @@ class _FastPathGenerator:
     ) -> str:
         pad = "    " * depth
         if self._non_negative:
-            body.append(f"{pad}if ({' | '.join(self._non_negative)}) < 0: raise SLOW")
+            # OR-ing never gives less than the largest operand, and is negative when any
+            # operand is: one comparison bounds them all (a false alarm only costs the
+            # checking path, which then judges each alone).
+            body.append(f"{pad}if not 0 <= ({' | '.join(self._non_negative)}) < {MAX_MAGNITUDE}: raise SLOW")
             self._non_negative.clear()
         vars_by_name = dict(items)
         for name, f in derived:
@@ -918,7 +896,7 @@ class _FastPathGenerator:
             return var
         if src == "attr":
             body.append(f"{pad}{var} = {attrs}.get({f.name!r}) if {attrs} else None")
-            body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self._const(t)})")
+            body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self._const(t)}, {f.max_length})")
             if missing == "raise SLOW":
                 body.append(f"{pad}if {var} is None: raise SLOW")
             elif missing != "None":
@@ -931,11 +909,17 @@ class _FastPathGenerator:
 
         fd = desc.fields_by_name[f.name]
         name = f.name
+        self._attributes.add(name)
         if fd.is_repeated:
             if fd.message_type is None or kind != "list" or t.elem is None or t.elem.kind != "record":
                 return fail()
             helper = self._record_helper(t.elem.name, fd.message_type)
-            body.append(f"{pad}{var} = [{helper}(x) for x in {msg}.{name}]")
+            items = self._var()
+            # The length first: a list past the bound is not read at all (the request's total
+            # of list elements is the servicer's to bound, before any item is decoded).
+            body.append(f"{pad}{items} = {msg}.{name}")
+            body.append(f"{pad}if LEN({items}) > {MAX_LIST}: raise SLOW")
+            body.append(f"{pad}{var} = [{helper}(x) for x in {items}]")
             return var
         if fd.message_type is not None:
             if fd.message_type.full_name == _TIMESTAMP:
@@ -957,7 +941,8 @@ class _FastPathGenerator:
                 sub = self._var()
                 body.append(f"{pad}{sub} = {msg}.{name}")
                 record = self.schema.record_fields(t.name)
-                result = self._record(body, record, sub, fd.message_type, None, "", depth)
+                sub_attrs = self._attributes_of(body, sub, fd.message_type, record, depth)
+                result = self._record(body, record, sub, fd.message_type, sub_attrs, "", depth)
                 body.append(f"{pad}{var} = {result}")
                 return var
             return fail()
@@ -965,7 +950,7 @@ class _FastPathGenerator:
             # A proto string: "" is not given.
             conv: list[str]
             if kind == "string":
-                conv = []
+                conv = [f"if LEN({var}) > {f.max_length}: raise SLOW"]
             elif kind == "enum":
                 conv = [f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW"]
             elif kind == "airport":
@@ -986,13 +971,11 @@ class _FastPathGenerator:
                 if kind == "string":  # every other kind's conversion refuses "" by itself
                     body.append(f"{pad}if not {var}: raise SLOW")
                 body += [f"{pad}{c}" for c in conv]
-            elif conv:
+            else:
                 body.append(f"{pad}if {var}:")
                 body += [f"{pad}    {c}" for c in conv]
                 body.append(f"{pad}else:")
                 body.append(f"{pad}    {var} = {missing}")
-            else:
-                body.append(f"{pad}if not {var}: {var} = {missing}")
             if kind == "decimal" and f.has_default and not self._decimal_ok(f.default, f.minimum):
                 body.append(f"{pad}if {var} is {missing}: raise SLOW")  # the schema refuses its default
             return var
@@ -1007,15 +990,17 @@ class _FastPathGenerator:
                 else:
                     body.append(f"{pad}if not {var} and not {msg}.HasField({name!r}): {var} = {missing}")
                     present = missing != "None"
+            # An int64 may hold 19 digits: the bound is checked before anything else reads it.
+            if f.minimum == 0 and present and kind == "int" and not fd.has_presence:
+                self._non_negative.append(var)  # checked together: 0 <= (a | b | c) < 10**18
+            else:
+                low = self._const(max(f.minimum, -MAX_MAGNITUDE + 1) if f.minimum is not None
+                                  else -MAX_MAGNITUDE + 1)
+                guard = "" if present else f"{var} is not None and "
+                body.append(f"{pad}if {guard}not {low} <= {var} < {MAX_MAGNITUDE}: raise SLOW")
             if kind == "decimal":
-                body.append(f"{pad}{var} = Decimal({var})" if present else
-                            f"{pad}if {var} is not None: {var} = Decimal({var})")
-            if f.minimum is not None:
-                if f.minimum == 0 and present and kind == "int" and not fd.has_presence:
-                    self._non_negative.append(var)  # checked together: (a | b | c) < 0
-                else:
-                    guard = "" if present else f"{var} is not None and "
-                    body.append(f"{pad}if {guard}{var} < {self._const(f.minimum)}: raise SLOW")
+                body.append(f"{pad}{var} = INT_DECIMAL({var})" if present else
+                            f"{pad}if {var} is not None: {var} = INT_DECIMAL({var})")
             return var
         if fd.type == _FD.TYPE_BOOL:
             if kind != "bool":
@@ -1046,19 +1031,31 @@ class _FastPathGenerator:
         name = f"rec_{self._counter}"
         self._helpers[key] = name
         body = self._function(name, ["m"])
-        result = self._record(body, self.schema.record_fields(record), "m", desc, None, "", 1)
+        pending, self._non_negative = self._non_negative, []  # the caller's, checked in its body
+        fields = self.schema.record_fields(record)
+        attrs = self._attributes_of(body, "m", desc, fields, 1)
+        result = self._record(body, fields, "m", desc, attrs, "", 1)
         body.append(f"    return {result}")
+        self._non_negative = pending
         self.lines += body
         return name
 
-    def _attr(self, value: pb.Value, t: Type) -> Any:
-        errors: list[FieldError] = []
-        loose = value_to_loose(value, t, self.schema, "", errors)
-        if errors or t.kind in ("list", "record"):
-            raise _Slow
-        if loose is None:
+    @staticmethod
+    def _attr(value: pb.Value, t: Type, max_length: int) -> Any:
+        """A scalar extension field, converted by the schema's own ``convert_scalar`` (lists and
+        records, and anything it refuses, go to the checking path)."""
+        which = value.WhichOneof("kind")
+        if which is None:
             return None
-        try:
-            return convert_scalar(t.required(), loose)
-        except ValueError:
-            raise _Slow from None
+        if t.kind in ("list", "record") or which not in ACCEPTS.get(t.kind, ()):
+            raise _Slow
+        inner = getattr(value, which)
+        if which == "time_value":
+            inner = _timestamp_or_problem(inner)
+        elif which == "duration_value":
+            inner = _duration_or_problem(inner)
+        elif which == "string_value" and len(inner) > max_length:
+            raise _Slow
+        if isinstance(inner, InvalidValue):
+            raise _Slow
+        return convert_scalar(t.required(), inner)  # ValueError: the checking path says why
