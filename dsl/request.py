@@ -199,16 +199,29 @@ def unreachable_fields(schema: Schema) -> list[tuple[str, str]]:
 # -- reading the mapping form -------------------------------------------------------------------
 
 
+class ItemBudget:
+    """The list elements a request may still carry (:data:`~dsl.schema.MAX_REQUEST_ITEMS` in
+    all): one per request, shared by every item of a batch."""
+
+    __slots__ = ("messages_counted", "remaining")
+
+    def __init__(self, remaining: int = MAX_REQUEST_ITEMS, messages_counted: bool = False) -> None:
+        self.remaining = remaining
+        #: Whether lists of messages (purchase items) were counted already, before decoding
+        #: (a batch counts them up front); typed values' lists always count as they are read.
+        self.messages_counted = messages_counted
+
+
 class _Reader:
     """Reads one request's mappings into the schema's loose records, noting every problem
     (with the request path as written) and the request path of every field it passed on."""
 
-    def __init__(self, layout: RequestLayout) -> None:
+    def __init__(self, layout: RequestLayout, budget: ItemBudget | None = None) -> None:
         self.layout = layout
         self.errors: list[FieldError] = []
         #: schema path -> request path, for every field passed on to the schema.
         self.paths: dict[str, str] = {}
-        self.budget = MAX_REQUEST_ITEMS
+        self.budget = budget if budget is not None else ItemBudget()
 
     def fail(self, path: str, reason: str) -> None:
         self.errors.append(FieldError(path, reason))
@@ -280,7 +293,7 @@ class _Reader:
             if len(value) > MAX_LIST:  # before a single item is read
                 self.fail(path, f"has more than {MAX_LIST} items")
                 return
-            if not self.take(len(value), path):
+            if not self.budget.messages_counted and not self.take(len(value), path):
                 return
             assert t.elem is not None and t.elem.kind == "record"
             record = self.layout.record(t.elem.name)
@@ -436,8 +449,8 @@ class _Reader:
 
     def take(self, count: int, path: str) -> bool:
         """Spend ``count`` of the request's list elements; False (and an error) past the bound."""
-        self.budget -= count
-        if self.budget < 0:
+        self.budget.remaining -= count
+        if self.budget.remaining < 0:
             self.fail(path, f"takes the request past {MAX_REQUEST_ITEMS:,} list elements in all")
             return False
         return True
@@ -484,11 +497,12 @@ class MappingDecoder:
         self.schema = schema
         self.layout = RequestLayout(schema)
 
-    def request(self, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """An ``EvaluateRequest`` (or batch item, or case) mapping: its customer and event."""
+    def request(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An ``EvaluateRequest`` (or batch item, or case) mapping: its customer and event.
+        ``budget`` is the list elements the request may still carry (a batch shares one)."""
         if not isinstance(data, Mapping):
             raise InputError([FieldError("request", "must be an object with customer and event")])
-        reader = _Reader(self.layout)
+        reader = _Reader(self.layout, budget)
         customer = event = None
         missing = [FieldError(name, "is required") for name in ("customer", "event")
                    if data.get(name) is None]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import airports
-from .errors import FieldError, InputError, did_you_mean
+from .errors import Diagnostic, FieldError, InputError, Span, did_you_mean
 from .types import SCALARS, Type, list_of
 
 BASE_SCHEMA_PATH = Path(__file__).with_name("schema.toml")
@@ -59,7 +59,12 @@ _BENEFIT = re.compile(r"[a-z][a-z0-9_\-]*\Z")
 
 
 class SchemaError(ValueError):
-    """The schema file itself is wrong; the message names the file and the key."""
+    """The schema file itself is wrong; the message names the file, the key and (where the key
+    can be found in the text) its line and column, also as :attr:`diagnostic`."""
+
+    def __init__(self, message: str, diagnostic: Diagnostic | None = None) -> None:
+        super().__init__(message)
+        self.diagnostic = diagnostic
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +136,7 @@ class Schema:
                 data = tomllib.loads(text)
             except tomllib.TOMLDecodeError as exc:
                 raise SchemaError(f"{name}: {exc}") from None
-            _Merger(schema, name).merge(data)
+            _Merger(schema, name, text).merge(data)
         schema._resolve_tiers()
         schema.digest = digest.hexdigest()[:16]
         return schema
@@ -476,12 +481,20 @@ def parse_duration(value: Any) -> timedelta:
 
 
 class _Merger:
-    def __init__(self, schema: Schema, source: str) -> None:
+    def __init__(self, schema: Schema, source: str, text: str = "") -> None:
         self.schema = schema
         self.source = source
+        self.text = text
 
-    def fail(self, key: str, message: str) -> SchemaError:
-        return SchemaError(f"{self.source}: {key}: {message}")
+    def fail(self, key: str, message: str, hint: str = "") -> SchemaError:
+        span = _locate_key(self.text, key)
+        if span is None:
+            return SchemaError(f"{self.source}: {key}: {message}")
+        lines = self.text.splitlines()
+        diagnostic = Diagnostic(self.source, span, "schema_error", f"{key}: {message}",
+                                hint or "fix the schema file; see docs/language.md, The schema",
+                                source_line=lines[span.line - 1] if span.line <= len(lines) else "")
+        return SchemaError(f"{self.source}:{span.line}:{span.column}: {key}: {message}", diagnostic)
 
     def merge(self, data: dict[str, Any]) -> None:
         s = self.schema
@@ -546,6 +559,9 @@ class _Merger:
         for fname, spec in data.items():
             fkey = f"{key}.{fname}"
             self._check_name(fkey, fname)
+            if fname == "attributes":  # every record's extension fields travel in that map
+                raise self.fail(fkey, "is the name of the map that carries extension fields, "
+                                "so no request could send it", "give the field another name")
             if isinstance(spec, dict) and "type" not in spec:
                 nested = f"{record}.{fname}"
                 self._fields(self.schema.records.setdefault(nested, {}), spec, fkey, nested)
@@ -618,6 +634,34 @@ class _Merger:
             known = [*SCALARS, "tier", *self.schema.records]
             raise self.fail(key, f'unknown type "{text}"' + _hint(text, known))
         return t.maybe() if optional else t
+
+
+def _locate_key(text: str, key: str) -> Span | None:
+    """Where the dotted ``key`` stands in a TOML text: the line declaring its last part, under
+    the longest table header that is a prefix of it (``[customer.lifetime]`` then
+    ``attributes = ...``), or None when it cannot be found (then only the key is named)."""
+    if not text:
+        return None
+    parts = key.split(".")
+    lines = text.splitlines()
+    start, depth = 0, 0
+    for i, line in enumerate(lines):
+        m = re.match(r"\s*\[+\s*([^\]]+?)\s*\]", line)
+        if m:
+            header = [h.strip().strip('"') for h in m[1].split(".")]
+            if parts[:len(header)] == header and len(header) >= depth:
+                start, depth = i + 1, len(header)
+    rest = parts[depth:]
+    if not rest:
+        return Span.point(start, 1, len(lines[start - 1].strip()) if start else 1) if start else None
+    first = re.escape(rest[0])
+    for i in range(start, len(lines)):
+        if re.match(r"\s*\[", lines[i]) and i > start:
+            break
+        m = re.match(rf"(\s*)(\"?{first}\"?)\s*[.=]", lines[i])
+        if m:
+            return Span.point(i + 1, len(m[1]) + 1, len(m[2]))
+    return None
 
 
 def _hint(name: str, candidates: Any) -> str:

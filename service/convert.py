@@ -37,7 +37,7 @@ from dsl import airports
 from dsl.compiler import load_decoder
 from dsl.decision import Benefit, Decision, Reason
 from dsl.errors import InputError
-from dsl.request import ACCEPTS, InvalidValue, MappingDecoder
+from dsl.request import ACCEPTS, InvalidValue, ItemBudget, MappingDecoder
 from dsl.schema import (
     DATE_TEXT,
     DECIMAL_TEXT,
@@ -409,13 +409,15 @@ class Converter:
         return self._fast_customer, self._fast_by_kind, self.event_function
 
     def checked_inputs(
-        self, customer: pb.Customer, event: pb.Event
+        self, customer: pb.Customer, event: pb.Event, budget: ItemBudget | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """Both records by the checking path: the request reader (``dsl.request``) over the
         messages, judged by the schema; one :class:`InvalidArgument` lists every problem of
-        both, by request path, with one bound on the list elements of the two together."""
+        both, by request path. ``budget``: the list elements the request may still carry
+        (a batch passes one for all its items)."""
         try:
-            return self._mapping.request({"customer": _MessageView(customer), "event": _MessageView(event)})
+            return self._mapping.request(
+                {"customer": _MessageView(customer), "event": _MessageView(event)}, budget)
         except InputError as exc:
             raise InvalidArgument(input_violations(exc)) from None
 

@@ -22,6 +22,8 @@ import grpc
 import structlog
 
 from dsl.errors import EvaluationError
+from dsl.request import ItemBudget
+from dsl.schema import MAX_REQUEST_ITEMS
 from service.convert import VARINT, datetime_to_timestamp, result_bytes
 from service.errors import (
     DeadlineExceeded,
@@ -104,6 +106,14 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             raise InvalidArgument(
                 [Violation("items", f"a batch holds at most {self.max_batch} items, not {count}")]
             )
+        # The request's list elements in all, before any item is decoded: each item's purchase
+        # lines here (the fast path reads them), extension lists as the checking path meets them.
+        lines = sum([len(item.event.purchase.items) for item in items]) if count else 0
+        if lines > MAX_REQUEST_ITEMS:
+            raise InvalidArgument([Violation(
+                "items", f"the batch carries {lines:,} purchase items in all; "
+                         f"a request carries at most {MAX_REQUEST_ITEMS:,} list elements")])
+        budget = ItemBudget(MAX_REQUEST_ITEMS - lines, messages_counted=True)
         snapshot = self._snapshot()
         revision = snapshot.revision
         fields = call_fields()
@@ -135,7 +145,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                         customer = fast_customer(customer_msg)
                         event = fast_event(event_msg)
                     except Exception:  # anything unusual: the schema judges it
-                        customer, event = checked_inputs(customer_msg, event_msg)
+                        customer, event = checked_inputs(customer_msg, event_msg, budget)
                     decision = evaluate(customer, event, explain) if explain else evaluate(customer, event)
                 except Exception as exc:
                     failed += 1

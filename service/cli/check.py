@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
             schema, sources = sources_for(path)
             policy_set = build(sources, schema, digest_names(path))
         except SchemaError as exc:
-            print(f"loyalty check: {exc}", file=sys.stderr)
-            return 2
+            if exc.diagnostic is None:
+                print(f"loyalty check: {exc}", file=sys.stderr)
+                return 2
+            diagnostics.append(exc.diagnostic)  # positioned: reported like a policy's
+            summaries.append({"path": raw, "files": 0, "policies": 0, "revision": None})
+            continue
         except PolicyError as exc:
             diagnostics.extend(exc.diagnostics)
             summaries.append({"path": raw, "files": 0, "policies": 0, "revision": None})
