@@ -13,6 +13,7 @@ import argparse
 import ctypes
 import sys
 import time
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 
 import grpc
@@ -47,6 +48,17 @@ class StuckServicer(TrivialServicer):
         elif how == "sleep":
             time.sleep(float(amount))
         return super().Evaluate(request, context)
+
+    def EvaluateStream(
+        self, request_iterator: Iterable[pb.EvaluateStreamRequest], context: grpc.ServicerContext
+    ) -> Iterator[pb.EvaluateStreamResponse]:
+        """The fixed decision per message, after a Python sleep of SECONDS for a message whose
+        correlation id is ``sleep:SECONDS``."""
+        for request in request_iterator:
+            how, _, amount = request.correlation_id.partition(":")
+            if how == "sleep":
+                time.sleep(float(amount))
+            yield from super().EvaluateStream(iter([request]), context)
 
 
 def main(argv: list[str] | None = None) -> int:
