@@ -78,13 +78,6 @@ class Watchdog:
             faulthandler.dump_traceback_later(self.limit, exit=True, file=self.file)
         self._ended.set()
 
-    def cancel(self) -> None:
-        """Disarm the timer and end the heartbeat (for embedding; a server never needs it)."""
-        with self._lock:
-            self._stopping = True
-            faulthandler.cancel_dump_traceback_later()
-        self._ended.set()
-
     def _arm(self) -> None:
         with self._lock:
             if not self._stopping:
