@@ -6,6 +6,10 @@ Servicer methods raise (:mod:`service.errors`, or the policy runtime's own
 starts a fresh dict of fields for every call (:func:`service.logs.begin_call`);
 the servicer adds ``customer_id``, ``revision`` and the like
 (:func:`service.logs.call_fields`), and they land on the call's canonical line.
+
+The line and the metrics record the outcome the client saw: a handler that
+returns (or fails) after the call's deadline passed, or after the client
+cancelled, answers nobody, so the call is DEADLINE_EXCEEDED or CANCELLED, not OK.
 """
 
 from __future__ import annotations
@@ -108,19 +112,35 @@ def _failure(exc: Exception, context: grpc.ServicerContext,
     return name, rpc_status.to_status(status)
 
 
+def _gone(context: grpc.ServicerContext) -> str | None:
+    """``DEADLINE_EXCEEDED`` or ``CANCELLED`` when the call is over for the client (whatever the
+    handler answers now is dropped), None while the client still waits for the answer."""
+    # The deadline is read from the clock: the core's own cancellation of an expired call
+    # reaches the context only when the server's polling thread gets to it, maybe later.
+    if context.time_remaining() <= 0:
+        return "DEADLINE_EXCEEDED"
+    if not context.is_active():
+        return "CANCELLED"
+    return None
+
+
 def _unary(behavior: Callable[..., Any],
            record: Callable[[str, float, dict[str, Any]], None]) -> Callable[..., Any]:
     begin_call = logs.begin_call
     clock = time.perf_counter
+    gone = _gone
 
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         fields = begin_call()
         start = clock()
         code = "OK"
         try:
-            return behavior(request, context)
+            response = behavior(request, context)
+            code = gone(context) or "OK"
+            return response
         except Exception as exc:
             code, status = _failure(exc, context, fields)
+            code = gone(context) or code
             if status is None:
                 raise
             context.abort_with_status(status)
@@ -138,11 +158,13 @@ def _streaming(behavior: Callable[..., Any],
         code = "OK"
         try:
             yield from behavior(request, context)
-        except GeneratorExit:  # the client went away mid-stream
-            code = "CANCELLED"
+            code = _gone(context) or "OK"
+        except GeneratorExit:  # gRPC dropped the stream: the deadline passed or the client went away
+            code = _gone(context) or "CANCELLED"
             raise
         except Exception as exc:
             code, status = _failure(exc, context, fields)
+            code = _gone(context) or code
             if status is None:
                 raise
             context.abort_with_status(status)

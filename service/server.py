@@ -4,11 +4,16 @@
 ``127.0.0.1:0`` and read the port back). :func:`run` is one whole server process
 as ``loyalty serve`` runs it: load the policies, serve, watch the directory,
 reload on SIGHUP, and on SIGTERM or SIGINT stop accepting, finish the calls in
-flight within the grace period and return 0.
+flight within the grace period and return 0. A :class:`service.watchdog.Watchdog`
+ends the process if Python stalls (a call stuck in C code holding the GIL) or if
+stopping takes longer than the grace period plus a margin; a second SIGTERM or
+SIGINT while stopping exits at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 import threading
@@ -30,6 +35,7 @@ from service.interceptor import ServiceInterceptor
 from service.metrics import Metrics
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
 from service.store import PolicyStore
+from service.watchdog import DEFAULT_MARGIN_S, Watchdog
 
 log = structlog.get_logger("loyalty.server")
 
@@ -205,6 +211,9 @@ class ServeConfig:
     tls_key: Path | None = None
     tls_client_ca: Path | None = None
     grace: float = 10.0
+    #: Seconds beyond ``grace`` before the watchdog ends a stop that has not finished,
+    #: and, with ``grace``, the longest stall of Python it tolerates while serving.
+    watchdog_margin: float = DEFAULT_MARGIN_S
     max_batch: int = DEFAULT_MAX_BATCH
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_connection_age_s: float | None = None
@@ -238,11 +247,19 @@ def run(
     reuse_port: bool = False,
     serve_metrics: bool = True,
     stop: threading.Event | None = None,
+    servicer: pb_grpc.LoyaltyRulesServicer | None = None,
+    supervised: bool = False,
 ) -> int:
     """Run one server process until SIGTERM/SIGINT (or ``stop``); returns the exit status.
 
     ``ready(port)`` is called once the server is listening with a policy set loaded
-    (or, with ``wait_for_policies``, listening and waiting for one).
+    (or, with ``wait_for_policies``, listening and waiting for one). ``servicer``
+    replaces the real servicer (tests run the process's whole life cycle around one
+    that misbehaves on purpose). In the main thread, the process is given a
+    :class:`Watchdog` of ``grace + watchdog_margin`` seconds: it exits with status 1
+    when Python stalls that long or a stop takes that long. A second SIGTERM/SIGINT
+    while stopping exits at once, unless ``supervised`` (a worker of
+    :mod:`service.workers`, whose supervisor decides that).
     """
     stop = stop or threading.Event()
     store = PolicyStore(config.policies)
@@ -258,6 +275,7 @@ def run(
     server, port = create_server(
         config.address,
         store=store,
+        servicer=servicer,
         credentials=credentials,
         metrics=metrics,
         health_servicer=health_servicer,
@@ -272,7 +290,11 @@ def run(
     if serve_metrics and config.metrics_port is not None:
         metrics_port = start_metrics_server(config.metrics_port, config.metrics_host or config.host)
         print(f"metrics on {format_host(config.metrics_host or config.host)}:{metrics_port}", flush=True)
-    previous = _install_signals(stop, store)
+    watchdog = None
+    if threading.current_thread() is threading.main_thread():  # as for signal handlers: one per process
+        watchdog = Watchdog(config.grace + config.watchdog_margin)
+        watchdog.start()
+    previous = _install_signals(stop, store, watchdog, second_exits=not supervised)
     log.info(
         "serving",
         address=f"{format_host(config.host)}:{port}",
@@ -288,6 +310,8 @@ def run(
         while not stop.wait(0.5):
             pass
     finally:
+        if watchdog is not None:  # also when ``stop`` was set without a signal
+            watchdog.stopping()
         log.info("shutting down", grace_s=config.grace)
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
@@ -316,13 +340,23 @@ def _print_refusal(store: PolicyStore) -> None:
         print(f"loyalty serve: cannot load {store.directory}: {status.last_error}", file=sys.stderr)
 
 
-def _install_signals(stop: threading.Event, store: PolicyStore) -> dict[int, Any]:
+def _install_signals(stop: threading.Event, store: PolicyStore, watchdog: Watchdog | None,
+                     second_exits: bool) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
     previous = {}
 
     def on_stop(signum: int, _frame: Any) -> None:
-        log.info("signal", signal=signal.Signals(signum).name)
+        name = signal.Signals(signum).name
+        if second_exits and stop.is_set():  # asked twice: the sender will not wait for the grace period
+            log.warning("signal while stopping: exiting now", signal=name)
+            # The handler may have interrupted a flush of the same buffer (a reentrant write raises).
+            with contextlib.suppress(Exception):
+                logs.flush()
+            os._exit(128 + signum)
+        log.info("signal", signal=name)
+        if watchdog is not None:
+            watchdog.stopping()
         stop.set()
 
     def on_hup(_signum: int, _frame: Any) -> None:

@@ -3,7 +3,10 @@
 The supervisor reserves the port (a socket with SO_REUSEPORT, bound but not
 listening, so ``--port 0`` works too), forks the workers before any gRPC server
 exists, announces the address once every worker is serving, replaces a worker
-that dies, forwards SIGHUP, and on SIGTERM/SIGINT stops every worker gracefully.
+that dies, forwards SIGHUP, and on SIGTERM/SIGINT stops every worker gracefully
+(a second SIGTERM/SIGINT kills them at once: the workers themselves do not act on a second
+signal, since a terminal's Ctrl-C or systemd's stop reaches them directly as well as through
+the supervisor).
 With a metrics port, the workers write their metrics to
 ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor serves their sum.
 """
@@ -89,6 +92,7 @@ class _Supervisor:
                     ready=lambda _port: os.write(self.ready_w, b"."),
                     reuse_port=True,
                     serve_metrics=False,
+                    supervised=True,
                 )
             except BaseException:  # never return into the supervisor's code
                 log.exception("worker failed")
@@ -189,6 +193,9 @@ def run_workers(config: ServeConfig, *, announce: Callable[[int], None] | None =
 
     def on_stop(signum: int, _frame: Any) -> None:
         log.info("signal", signal=signal.Signals(signum).name)
+        if supervisor.stop.is_set():  # asked twice: do not wait for the workers' grace period
+            log.warning("signal while stopping: killing the workers", pids=sorted(supervisor.children))
+            supervisor.signal_all(signal.SIGKILL)
         supervisor.stop.set()
 
     def on_hup(_signum: int, _frame: Any) -> None:

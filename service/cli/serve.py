@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from service.watchdog import DEFAULT_MARGIN_S  # the standard library only: safe before prometheus
+
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -99,8 +101,9 @@ def add_parser(subparsers: Any) -> None:
                    help="CA bundle for client certificates; enables mutual TLS (clients must "
                         "present a certificate it signed) [LOYALTY_TLS_CLIENT_CA]")
     p.add_argument("--grace", metavar="SECONDS", type=_seconds, default=_env("LOYALTY_GRACE", "10"),
-                   help="on SIGTERM/SIGINT, how long calls in flight may take to finish "
-                        "[LOYALTY_GRACE]")
+                   help="on SIGTERM/SIGINT, how long calls in flight may take to finish; the "
+                        f"process is gone {DEFAULT_MARGIN_S:g} s later at the latest, even with a "
+                        "call stuck in C code, and at once on a second signal [LOYALTY_GRACE]")
     p.add_argument("--max-batch", type=_positive, default=_env("LOYALTY_MAX_BATCH", "10000"),
                    help="most items in one EvaluateBatch call [LOYALTY_MAX_BATCH]")
     p.add_argument("--max-message-bytes", type=_positive,

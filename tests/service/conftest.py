@@ -129,9 +129,16 @@ def _pump(stream: object, sink: list[str], lines: queue.Queue[str] | None) -> No
 
 
 def start_server(*args: str, env: dict[str, str] | None = None, policies: Path | None = POLICIES,
-                 expect_exit: bool = False) -> ServerProcess:
-    """Start ``python -m service serve --port 0 ARGS`` and wait for ``listening on``."""
+                 expect_exit: bool = False, module: str | None = None) -> ServerProcess:
+    """Start ``python -m service serve --port 0 ARGS`` and wait for ``listening on``.
+
+    ``module`` runs ``python -m MODULE --port 0 ARGS`` instead (a test server script
+    that announces its port the same way), without ``--policies``.
+    """
     command = [sys.executable, "-m", "service", "serve", "--port", "0", "--log-format", "json"]
+    if module is not None:
+        command = [sys.executable, "-m", module, "--port", "0"]
+        policies = None
     if policies is not None:
         command += ["--policies", str(policies)]
     command += list(args)

@@ -1,19 +1,24 @@
-"""The canonical line per RPC: its fields for every RPC, and the fast JSON path equal to structlog's."""
+"""The canonical line per RPC: its fields for every RPC, the fast JSON path equal to structlog's, and
+the outcome the client saw for a call that ended before its handler did."""
 
 from __future__ import annotations
 
 import io
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
 import pytest
+from prometheus_client import CollectorRegistry
 
 from service import logs
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+from service.metrics import Metrics
 from tests.service.conftest import POLICIES, gold_customer, jfk_lhr
+from tests.service.stuck_server import StuckServicer
 
 
 class Captured:
@@ -101,3 +106,44 @@ def test_every_rpc_has_its_canonical_line(captured):
     stream = lines[("EvaluateStream", "OK")]
     assert (stream["messages"], stream["failed"]) == (2, 1)
     assert lines[("ListPolicies", "OK")]["revision"] == revision
+
+
+def test_a_call_whose_handler_outlives_it_is_logged_as_the_client_saw_it(captured):
+    """A handler that returns after the deadline, or after the client cancelled, answered nobody:
+    its line and its metrics say DEADLINE_EXCEEDED or CANCELLED, not OK (unary and stream)."""
+    from service.server import create_server
+
+    registry = CollectorRegistry()
+    server, port = create_server("127.0.0.1:0", servicer=StuckServicer(), metrics=Metrics(registry))
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.LoyaltyRulesStub(channel)
+            sleepy = pb.EvaluateRequest(customer=pb.Customer(id="sleep:0.6"))
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Evaluate(sleepy, timeout=0.2)
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            cancelled = stub.Evaluate.future(sleepy)  # no deadline: only the cancel ends it
+            time.sleep(0.2)
+            cancelled.cancel()
+            messages = [pb.EvaluateStreamRequest(correlation_id="sleep:0.6")]
+            with pytest.raises(grpc.RpcError) as info:
+                list(stub.EvaluateStream(iter(messages), timeout=0.2))
+            assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+            assert stub.Evaluate(pb.EvaluateRequest(customer=pb.Customer(id="c-1")), timeout=5)
+            deadline = time.monotonic() + 10
+            while len(captured.rpc()) < 4 and time.monotonic() < deadline:  # the handlers finish late
+                time.sleep(0.05)
+    finally:
+        server.stop(0).wait(5)
+    lines = [(e["method"], e["code"]) for e in captured.rpc()]
+    assert sorted(lines) == [("Evaluate", "CANCELLED"), ("Evaluate", "DEADLINE_EXCEEDED"),
+                             ("Evaluate", "OK"), ("EvaluateStream", "DEADLINE_EXCEEDED")]
+    late = [e for e in captured.rpc() if e["code"] == "DEADLINE_EXCEEDED"]
+    assert all(e["ms"] >= 600 for e in late) and all(e["level"] == "info" for e in late)
+
+    def calls(code: str) -> float:
+        return registry.get_sample_value("loyalty_rpc_duration_seconds_count",
+                                         {"method": "Evaluate", "code": code}) or 0.0
+
+    assert (calls("OK"), calls("DEADLINE_EXCEEDED"), calls("CANCELLED")) == (1, 1, 1)
