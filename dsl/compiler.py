@@ -158,7 +158,7 @@ def _check_decoder_code(code: CodeType, names: frozenset[str]) -> None:
         if "__" in name or name not in names:
             raise UnsafeCode(f"name {name!r} is not allowed in a decoder")
     for name in (*code.co_varnames, *code.co_cellvars, *code.co_freevars):
-        if "__" in name or not (_DECODER_LOCAL.match(name) or name in ("m", "e", "x", ".0")):
+        if "__" in name or not (_DECODER_LOCAL.match(name) or name in ("d", "m", "e", "x", ".0")):
             raise UnsafeCode(f"local {name!r} is not allowed in a decoder")
     loops_allowed = code.co_name == "<listcomp>"
     previous: dis.Instruction | None = None

@@ -496,10 +496,29 @@ class MappingDecoder:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.layout = RequestLayout(schema)
+        from .decoders import MappingFastPath  # generated from this module's layout
+
+        fast = MappingFastPath(schema, self.layout)
+        self._fast_customer = fast.customer()
+        self._fast_events = fast.events()
+        self.fast_source = fast.source()
+
+    def fast_request(self, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The fast path alone: raises (anything) where the checking path must judge."""
+        event = data["event"]
+        kind = event.get("kind")
+        if not kind:
+            kind = next(k for k in _DETAILS_MESSAGES if k in event)
+        return self._fast_customer(data["customer"]), self._fast_events[kind](event)
 
     def request(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """An ``EvaluateRequest`` (or batch item, or case) mapping: its customer and event.
         ``budget`` is the list elements the request may still carry (a batch shares one)."""
+        if budget is None:
+            try:  # well-formed input: the generated fast path (dsl.decoders)
+                return self.fast_request(data)
+            except Exception:  # anything unusual: the checking path judges it and says why
+                pass
         if not isinstance(data, Mapping):
             raise InputError([FieldError("request", "must be an object with customer and event")])
         reader = _Reader(self.layout, budget)

@@ -36,19 +36,16 @@ from google.protobuf import duration_pb2, timestamp_pb2
 from dsl import airports
 from dsl.compiler import load_decoder
 from dsl.decision import Benefit, Decision, Reason
+from dsl.decoders import DATES, Slow, cached_date, decimal_cache
 from dsl.errors import InputError
 from dsl.request import ACCEPTS, InvalidValue, ItemBudget, MappingDecoder
 from dsl.schema import (
-    DATE_TEXT,
-    DECIMAL_TEXT,
     MAX_LIST,
     MAX_MAGNITUDE,
-    MAX_NUMBER_TEXT,
     Field,
     Schema,
     convert_scalar,
     currency_codes,
-    decimal_in_bounds,
 )
 from dsl.types import Type
 from service.errors import InvalidArgument, input_violations
@@ -66,8 +63,7 @@ _EVENT_OWN = ("id", "kind", "time")
 _DETAILS = {f.name: f.message_type for f in pb.Event.DESCRIPTOR.oneofs_by_name["details"].fields}
 
 
-class _Slow(Exception):
-    """The fast path met input it does not handle; the checking path decides."""
+_Slow = Slow
 
 
 # -- scalar helpers shared by both paths ---------------------------------------------------
@@ -124,61 +120,6 @@ def _instant(seconds: int) -> datetime:
         _INSTANTS.clear()
     _INSTANTS[seconds] = value
     return value
-
-
-#: Dates already parsed (member_since and birthdays repeat across customers).
-_DATES: dict[str, date] = {}
-_DATES_MAX = 65536
-
-
-def _date(text: str) -> date:
-    value = _DATES.get(text)
-    if value is not None:
-        return value
-    # The schema accepts exactly YYYY-MM-DD in ASCII digits (fromisoformat alone also takes
-    # week dates such as 2026-W01-1); anything else goes the slow way.
-    if len(text) != 10 or not DATE_TEXT.match(text):
-        raise _Slow
-    value = date.fromisoformat(text)
-    if len(_DATES) >= _DATES_MAX:
-        _DATES.clear()
-    _DATES[text] = value
-    return value
-
-
-_INF = Decimal("Infinity")
-_NINF = Decimal("-Infinity")
-#: Most texts one decimal cache keeps (then it starts over).
-_DECIMALS_MAX = 16384
-
-
-def _decimals(minimum: int | Decimal | None) -> tuple[Callable[[str], Decimal | None],
-                                                     Callable[[str], Decimal]]:
-    """A cache of decimal texts already read for fields with one least value: ``(get,
-    convert)``, where ``get(text)`` is the cached Decimal or None and ``convert(text)``
-    converts and checks a text the cache does not hold (raising on anything else).
-
-    Only texts that parse to a finite number at least the minimum are kept, so a hit
-    is both the conversion and the check. Money repeats (fares, prices, "0"), and a
-    dict lookup costs a fraction of ``Decimal(text)`` and two comparisons.
-    """
-    low = _NINF if minimum is None else Decimal(minimum)
-    cache: dict[str, Decimal] = {}
-
-    def convert(text: str) -> Decimal:
-        # The text is matched first (ASCII digits, bounded length: Decimal() alone takes a
-        # million-digit exponent), then the value held to 18 digits either side of the point.
-        if len(text) > MAX_NUMBER_TEXT or not DECIMAL_TEXT.match(text):
-            raise _Slow
-        value = Decimal(text)
-        if not low <= value < _INF or not decimal_in_bounds(value):
-            raise _Slow
-        if len(cache) >= _DECIMALS_MAX:
-            cache.clear()
-        cache[text] = value
-        return value
-
-    return cache.get, convert
 
 
 # -- messages as mappings: the checking path --------------------------------------------------
@@ -677,8 +618,8 @@ class _FastPathGenerator:
             "TS": _ts,
             "INSTANT": _INSTANTS.get,
             "NEW_INSTANT": _instant,
-            "DATE": _date,
-            "DATE_GET": _DATES.get,
+            "DATE": cached_date,
+            "DATE_GET": DATES.get,
             "ATTR": self._attr,
             "AIRPORTS": airports.airport_codes(),
             "CURRENCIES": currency_codes(),
@@ -1018,7 +959,7 @@ class _FastPathGenerator:
         if name is None:
             self._counter += 1
             name = self._decimals[key] = f"DEC{self._counter}"
-            self.ns[f"{name}_GET"], self.ns[name] = _decimals(minimum)
+            self.ns[f"{name}_GET"], self.ns[name] = decimal_cache(minimum)
         return name
 
     @staticmethod
