@@ -15,7 +15,6 @@ Switching to the decoder is the one marked line in :func:`decode_request`.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from functools import cache
 from typing import Any
 
 from dsl import Decision, PolicySet, Schema
@@ -76,14 +75,28 @@ def flatten(request: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]
     return _snake_keys(customer), flat
 
 
-@cache
+class _SnakeNames(dict[str, str]):
+    """camelCase -> snake_case, computed once per name (original names map to themselves)."""
+
+    def __missing__(self, name: str) -> str:
+        snake = self[name] = "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
+        return snake
+
+
+_SNAKE = _SnakeNames()
+
+
 def _snake(name: str) -> str:
-    return "".join(f"_{ch.lower()}" if ch.isupper() else ch for ch in name)
+    return _SNAKE[name]
 
 
-def _snake_keys(value: Any) -> Any:
+def _snake_keys(value: dict[str, Any]) -> dict[str, Any]:
+    snake = _SNAKE
+    return {snake[k]: (v if type(v) is not dict and type(v) is not list else _nested(v))
+            for k, v in value.items()}
+
+
+def _nested(value: Any) -> Any:
     if isinstance(value, dict):
-        return {_snake(k): _snake_keys(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_snake_keys(v) for v in value]
-    return value
+        return _snake_keys(value)
+    return [_nested(v) for v in value] if isinstance(value, list) else value
