@@ -499,8 +499,9 @@ def section_mapping_stages(run: Run) -> str:
          f"{us['to_dict'] / whole:.0%}"],
     ]
     return "\n".join([
-        f"In-process, on {st['items']:,} of the benchmark's request mappings (minimum thread CPU "
-        f"time over {st['rounds']} rounds; `python -m benchmarks.stages --mapping`):", "",
+        f"In-process, on {st['items']:,} of the benchmark's request mappings, each stage timed "
+        f"on slices of {st.get('slice', st['items']):,} in turn (per slice, the minimum thread "
+        f"CPU time over {st['rounds']} rounds; `python -m benchmarks.stages --mapping`):", "",
         table(["Stage", "µs per item", "share of the path"], rows), "",
         "The whole path profiled with cProfile (CPU time; the profiler's own cost inflates "
         "the many small calls):", "", "```", st["cprofile"].strip(), "```",

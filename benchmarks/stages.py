@@ -28,6 +28,7 @@ time), in microseconds per item. ``--rounds`` and ``--batches`` bound the run.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 from typing import Any
@@ -125,6 +126,10 @@ def measure(rounds: int = 7, batches: int = 10) -> dict[str, Any]:
             "servicer_items_per_cpu_s": round(1e6 / per_item["servicer"])}
 
 
+#: Items per slice in :func:`measure_mapping`: every stage is timed on one slice after another.
+MAPPING_SLICE = 500
+
+
 def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
     """Per-item CPU microseconds of each stage of the in-process mapping path, and a profile.
 
@@ -135,8 +140,13 @@ def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
     rules (which append the fired rules, benefits and tags to it), and
     ``finish`` (caps, zero awards, benefits, tags); what remains of ``evaluate``
     is its dispatch (index lookup, the loop, the error guard). The plain baseline
-    and ``Decision.to_dict`` (not on the path) are timed for comparison. Every
-    figure is the minimum over ``rounds`` of the thread's CPU time.
+    and ``Decision.to_dict`` (not on the path) are timed for comparison.
+
+    As in the gates (:func:`benchmarks.timing.time_arms`), the items are cut into
+    slices of :data:`MAPPING_SLICE`, every stage is timed on each slice in turn
+    (the order rotating), and a stage's cost is the sum over slices of its
+    fastest time on the slice over ``rounds``, in the thread's CPU time: a burst
+    from a neighbour spoils one short timing, not a stage's whole figure.
     """
     import cProfile
     import io
@@ -163,74 +173,83 @@ def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
     earn, flatten, decode = plain.earn_miles, mapping.flatten, mapping.decode_request
     prepare_customer, prepare_event = schema.prepare_customer, schema.prepare_event
 
-    def plain_baseline() -> None:
-        for r in requests:
+    def plain_baseline(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
             earn(r)
 
-    def flatten_names() -> None:
-        for r in requests:
+    def flatten_names(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
             flatten(r)
 
-    def customers() -> None:
-        for c, _ in flat:
+    def customers(lo: int, hi: int) -> None:
+        for c, _ in flat[lo:hi]:
             prepare_customer(c)
 
-    def events() -> None:
-        for _, e in flat:
+    def events(lo: int, hi: int) -> None:
+        for _, e in flat[lo:hi]:
             prepare_event(e)
 
-    def decoding() -> None:
-        for r in requests:
+    def decoding(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
             decode(policy_set, r)
 
-    def new_decision() -> None:
-        for _ in requests:
+    def new_decision(lo: int, hi: int) -> None:
+        for _ in range(lo, hi):
             Decision(revision, {}, [], None, [], [], [], None)
 
-    def rules() -> None:  # includes new_decision: each run needs a fresh Decision to fill
-        for (c, e), fns in work:
+    def rules(lo: int, hi: int) -> None:  # includes new_decision: each run fills a fresh one
+        for (c, e), fns in work[lo:hi]:
             d = Decision(revision, {}, [], None, [], [], [], None)
             for fn in fns:
                 fn(c, e, d)
 
-    def finishing() -> None:
-        for d in decisions:
+    def finishing(lo: int, hi: int) -> None:
+        for d in decisions[lo:hi]:
             finish_decision(d, tier_rank, caps, None)
 
-    def evaluating() -> None:
-        for c, e in prepared:
+    def evaluating(lo: int, hi: int) -> None:
+        for c, e in prepared[lo:hi]:
             evaluate(c, e)
 
-    def whole() -> None:
-        for r in requests:
+    def whole(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
             decide(r)
 
-    def to_dict() -> None:
-        for d in decisions:
+    def to_dict(lo: int, hi: int) -> None:
+        for d in decisions[lo:hi]:
             d.to_dict()
 
     stages = {"plain": plain_baseline, "flatten": flatten_names, "prepare_customer": customers,
               "prepare_event": events, "decode": decoding, "new_decision": new_decision,
               "rules_with_new_decision": rules, "finish": finishing, "evaluate": evaluating,
               "mapping_path": whole, "to_dict": to_dict}
-    best = {name: float("inf") for name in stages}
+    slices = [(lo, min(lo + MAPPING_SLICE, items)) for lo in range(0, items, MAPPING_SLICE)]
+    best = {name: [float("inf")] * len(slices) for name in stages}
     for fn in stages.values():
-        fn()
+        fn(0, items)
+    order = list(stages)
     for _ in range(rounds):
-        for name, fn in stages.items():
-            t0 = time.thread_time()
-            fn()
-            best[name] = min(best[name], time.thread_time() - t0)
-    us = {name: round(seconds / items * 1e6, 3) for name, seconds in best.items()}
+        gc.collect()
+        for k, (lo, hi) in enumerate(slices):
+            order = order[1:] + order[:1]
+            for name in order:
+                fn = stages[name]
+                t0 = time.thread_time()
+                fn(lo, hi)
+                dt = time.thread_time() - t0
+                if dt < best[name][k]:
+                    best[name][k] = dt
+    us = {name: round(sum(times) / items * 1e6, 3) for name, times in best.items()}
     us["rules"] = round(us["rules_with_new_decision"] - us["new_decision"], 3)
     us["dispatch"] = round(us["evaluate"] - us["rules_with_new_decision"] - us["finish"], 3)
     profiler = cProfile.Profile(time.thread_time_ns, 1e-9)
     profiler.enable()
-    whole()
+    whole(0, items)
     profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).strip_dirs().sort_stats("tottime").print_stats(15)
-    return {"items": items, "rounds": rounds, "us_per_item": us, "cprofile": text.getvalue()}
+    return {"items": items, "rounds": rounds, "slice": MAPPING_SLICE, "us_per_item": us,
+            "cprofile": text.getvalue()}
 
 
 def main(argv: list[str] | None = None) -> int:
