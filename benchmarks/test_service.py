@@ -233,9 +233,10 @@ def test_gate_batch_1000_throughput(servers: Any, requests: list[Any], mode: Mod
     """EvaluateBatch with 1,000 items per call keeps at least 18% of the trivial servicer's rate.
 
     The issue's target is 0.6 of the trivial servicer's evaluations per second.
-    Measured on this 2-core VM: 0.26 in the full run of 23 November, 0.25 and 0.28
-    in two quick runs on 2 December (the real servicer converts, evaluates and
-    encodes each item in Python; the trivial one copies a fixed answer). CI gates a
+    Measured on this 2-core VM: 0.26 in the full run of 23 November, 0.25 to 0.39
+    in five quick measurements on 2 December, a busy day on the machine (the real
+    servicer converts, evaluates and encodes each item in Python; the trivial one
+    copies a fixed answer). CI gates a
     margin under the measured value so that it catches a regression, and the
     report sets the figure against the 0.6 target. The gated figure is the median
     over rounds of the ratio between the two servers' runs in the same round.
