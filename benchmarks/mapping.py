@@ -17,12 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from benchmarks.data import DETAILS_KINDS
 from dsl import Decision, PolicySet, Schema
 
 Prepared = tuple[dict[str, Any], dict[str, Any]]
-
-#: The ``Event.details`` oneof: the field that names the event's kind.
-DETAILS_KINDS = ("flight", "purchase", "visit", "appointment", "donation")
 
 
 def decode_request(policy_set: PolicySet, request: Mapping[str, Any]) -> Prepared:
