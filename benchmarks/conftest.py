@@ -232,6 +232,12 @@ def pairs(schema: Any, mode: Mode, results: Results) -> list[data.Pair]:
 
 
 @pytest.fixture(scope="session")
+def plain_requests(mode: Mode) -> list[dict[str, Any]]:
+    """The same pairs, in order, as request mappings (the proto3 JSON form a backend holds)."""
+    return data.airline_requests(mode.pairs)
+
+
+@pytest.fixture(scope="session")
 def policy_dirs(tmp_path_factory: pytest.TempPathFactory) -> Any:
     """A function writing a policy directory (with the bundled schema) once per name."""
     made: dict[str, Path] = {}

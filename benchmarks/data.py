@@ -217,6 +217,65 @@ def airline_pairs(
     return prepare_pairs(schema, raw_airline_pairs(n, seed))
 
 
+#: The kinds whose fields travel in a details message (``Event.details``) rather than attributes.
+DETAILS_KINDS = ("flight", "purchase", "visit", "appointment", "donation")
+_LIFETIME = ("miles", "flights", "spend", "visits", "appointments", "donations", "donation_years")
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _json_value(value: Any) -> Any:
+    """A raw value as the proto3 JSON mapping writes it: 64-bit integers as strings."""
+    if isinstance(value, bool) or not isinstance(value, int | list | dict):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return [_json_value(v) for v in value]
+    return {_camel(k): _json_value(v) for k, v in value.items() if v is not None}
+
+
+def request_mapping(customer: Mapping[str, Any], event: Mapping[str, Any]) -> dict[str, Any]:
+    """A raw pair as the proto3 JSON mapping of its ``EvaluateRequest``, as after ``json.loads``.
+
+    What a backend holds before it calls the service: camelCase names, 64-bit
+    integers and decimals as strings, fields left at their default value left
+    out (zero counters, ``false``, empty strings), the event's kind given by its
+    details object (``"flight": {...}``), its time as the raw text (RFC 3339, with
+    the raw offset). Events of the standard kinds only (:data:`DETAILS_KINDS`).
+    Every mapping parses with ``google.protobuf.json_format`` to the message
+    :mod:`benchmarks.messages` builds from the same pair.
+    """
+    c: dict[str, Any] = {"id": customer["id"], "memberSince": customer["member_since"]}
+    for name in ("tier", "birthday"):
+        if customer.get(name):
+            c[name] = customer[name]
+    life = customer.get("lifetime")
+    if life:
+        c["lifetime"] = {_camel(k): str(life[k]) for k in _LIFETIME if life.get(k)}
+    kind = event["kind"]
+    e: dict[str, Any] = {"id": event["id"], "time": event["time"]}
+    # Left out as proto3 JSON leaves them out; 0 stays (distance_miles is an optional field).
+    details = {_camel(k): _json_value(v) for k, v in event.items()
+               if k not in ("id", "kind", "time") and v is not None and v is not False
+               and v != ""}
+    if kind not in DETAILS_KINDS:
+        raise ValueError(f"{kind!r} events travel as attributes, which this mapping does not write")
+    e[kind] = details
+    return {"customer": c, "event": e}
+
+
+def airline_requests(n: int = 10_000, seed: int = SEED) -> list[dict[str, Any]]:
+    """The ``n`` benchmark pairs of :func:`raw_airline_pairs` as request mappings, in order.
+
+    Each request has its own customer mapping, as ``json.loads`` would give a backend.
+    """
+    return [request_mapping(c, e) for c, e in raw_airline_pairs(n, seed)]
+
+
 def raw_edge_pairs() -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """Hand-picked corner cases: anniversaries, 29 February, the cap, zero, windows, kinds."""
     def customer(since: str, tier: str | None = None) -> dict[str, Any]:

@@ -1,5 +1,9 @@
-"""Where a batch item's server time goes, in-process: ``python -m benchmarks.stages``.
+"""Where the time goes, in-process: ``python -m benchmarks.stages [--mapping]``.
 
+Two measurements: a batch item's server time (:func:`measure`, the default) and
+the in-process mapping path's (:func:`measure_mapping`, ``--mapping``).
+
+**Batch.**
 Not a test (pytest does not collect it). It takes the benchmark's 1,000-item
 ``EvaluateBatchRequest`` messages (parsed once, as the server receives them)
 and times, per item, each stage of :meth:`LoyaltyRulesServicer.evaluate_batch_bytes`
@@ -24,6 +28,7 @@ time), in microseconds per item. ``--rounds`` and ``--batches`` bound the run.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 from typing import Any
@@ -121,13 +126,147 @@ def measure(rounds: int = 7, batches: int = 10) -> dict[str, Any]:
             "servicer_items_per_cpu_s": round(1e6 / per_item["servicer"])}
 
 
+#: Items per slice in :func:`measure_mapping`: every stage is timed on one slice after another.
+MAPPING_SLICE = 500
+
+
+def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
+    """Per-item CPU microseconds of each stage of the in-process mapping path, and a profile.
+
+    The path is :func:`benchmarks.mapping.decider`: decode the request mapping
+    (today the stand-in: ``flatten``, then ``Schema.prepare_customer`` and
+    ``prepare_event``), then :meth:`PolicySet.evaluate`, whose parts are timed
+    on their own too: creating the empty ``Decision``, the compiled policy's
+    rules (which append the fired rules, benefits and tags to it), and
+    ``finish`` (caps, zero awards, benefits, tags); what remains of ``evaluate``
+    is its dispatch (index lookup, the loop, the error guard). The plain baseline
+    and ``Decision.to_dict`` (not on the path) are timed for comparison.
+
+    As in the gates (:func:`benchmarks.timing.time_arms`), the items are cut into
+    slices of :data:`MAPPING_SLICE`, every stage is timed on each slice in turn
+    (the order rotating), and a stage's cost is the sum over slices of its
+    fastest time on the slice over ``rounds``, in the thread's CPU time: a burst
+    from a neighbour spoils one short timing, not a stage's whole figure.
+    """
+    import cProfile
+    import io
+    import pstats
+
+    import dsl
+    from benchmarks import data, mapping, plain
+    from dsl.decision import Decision
+    from dsl.runtime import finish as finish_decision
+
+    policy_set = dsl.load_directory(POLICIES_DIR)
+    schema = policy_set.schema
+    requests = data.airline_requests(items)
+    flat = [mapping.flatten(r) for r in requests]
+    prepared = [mapping.decode_request(policy_set, r) for r in requests]
+    decide = mapping.decider(policy_set)
+    evaluate = policy_set.evaluate
+    revision = policy_set.revision
+    modules = [[p.module.evaluate for p in policy_set.applicable(e)] for _, e in prepared]
+    work = list(zip(prepared, modules, strict=True))
+    decisions = [evaluate(c, e) for c, e in prepared]
+    # finish() is the set's own step; it reads the set's tier ranks and per-event caps.
+    tier_rank, caps = policy_set._tier_rank, policy_set._caps
+    earn, flatten, decode = plain.earn_miles, mapping.flatten, mapping.decode_request
+    prepare_customer, prepare_event = schema.prepare_customer, schema.prepare_event
+
+    def plain_baseline(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
+            earn(r)
+
+    def flatten_names(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
+            flatten(r)
+
+    def customers(lo: int, hi: int) -> None:
+        for c, _ in flat[lo:hi]:
+            prepare_customer(c)
+
+    def events(lo: int, hi: int) -> None:
+        for _, e in flat[lo:hi]:
+            prepare_event(e)
+
+    def decoding(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
+            decode(policy_set, r)
+
+    def new_decision(lo: int, hi: int) -> None:
+        for _ in range(lo, hi):
+            Decision(revision, {}, [], None, [], [], [], None)
+
+    def rules(lo: int, hi: int) -> None:  # includes new_decision: each run fills a fresh one
+        for (c, e), fns in work[lo:hi]:
+            d = Decision(revision, {}, [], None, [], [], [], None)
+            for fn in fns:
+                fn(c, e, d)
+
+    def finishing(lo: int, hi: int) -> None:
+        for d in decisions[lo:hi]:
+            finish_decision(d, tier_rank, caps, None)
+
+    def evaluating(lo: int, hi: int) -> None:
+        for c, e in prepared[lo:hi]:
+            evaluate(c, e)
+
+    def whole(lo: int, hi: int) -> None:
+        for r in requests[lo:hi]:
+            decide(r)
+
+    def to_dict(lo: int, hi: int) -> None:
+        for d in decisions[lo:hi]:
+            d.to_dict()
+
+    stages = {"plain": plain_baseline, "flatten": flatten_names, "prepare_customer": customers,
+              "prepare_event": events, "decode": decoding, "new_decision": new_decision,
+              "rules_with_new_decision": rules, "finish": finishing, "evaluate": evaluating,
+              "mapping_path": whole, "to_dict": to_dict}
+    slices = [(lo, min(lo + MAPPING_SLICE, items)) for lo in range(0, items, MAPPING_SLICE)]
+    best = {name: [float("inf")] * len(slices) for name in stages}
+    for fn in stages.values():
+        fn(0, items)
+    order = list(stages)
+    for _ in range(rounds):
+        gc.collect()
+        for k, (lo, hi) in enumerate(slices):
+            order = order[1:] + order[:1]
+            for name in order:
+                fn = stages[name]
+                t0 = time.thread_time()
+                fn(lo, hi)
+                dt = time.thread_time() - t0
+                if dt < best[name][k]:
+                    best[name][k] = dt
+    us = {name: round(sum(times) / items * 1e6, 3) for name, times in best.items()}
+    us["rules"] = round(us["rules_with_new_decision"] - us["new_decision"], 3)
+    us["dispatch"] = round(us["evaluate"] - us["rules_with_new_decision"] - us["finish"], 3)
+    profiler = cProfile.Profile(time.thread_time_ns, 1e-9)
+    profiler.enable()
+    whole(0, items)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).strip_dirs().sort_stats("tottime").print_stats(15)
+    return {"items": items, "rounds": rounds, "slice": MAPPING_SLICE, "us_per_item": us,
+            "cprofile": text.getvalue()}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the figures as JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--batches", type=int, default=10)
+    parser.add_argument("--mapping", action="store_true",
+                        help="the in-process mapping path instead of the batch method")
+    parser.add_argument("--items", type=int, default=10_000, help="requests (with --mapping)")
     args = parser.parse_args(argv)
-    print(json.dumps(measure(args.rounds, args.batches), indent=2))
+    if args.mapping:
+        figures = measure_mapping(args.rounds, args.items)
+        print(figures.pop("cprofile"))
+    else:
+        figures = measure(args.rounds, args.batches)
+    print(json.dumps(figures, indent=2))
     return 0
 
 

@@ -1,4 +1,10 @@
-"""Evaluation: compiled, reference interpreter and hand-written, on the same 10,000 pairs.
+"""Evaluation: compiled, reference interpreter and the baselines, on the same 10,000 pairs.
+
+Two baselines: the plain one (:mod:`benchmarks.plain`: the request mapping in, a
+plain dict out, parsing what it reads), which the headline ratios use, and the
+hand-written one (:mod:`benchmarks.handwritten`: prepared input in, the same
+``Decision`` out), the floor of evaluation alone. The in-process mapping path
+(:mod:`benchmarks.mapping`) decodes the request mapping and evaluates.
 
 One benchmark round evaluates every pair once (``extra_info["evaluations"]`` says
 how many), so the per-evaluation time is the round time divided by that count.
@@ -13,9 +19,10 @@ from typing import Any
 
 import pytest
 
-from benchmarks import data
+from benchmarks import data, plain
 from benchmarks.conftest import Mode, Results
-from benchmarks.timing import loop, time_gate
+from benchmarks.mapping import decider
+from benchmarks.timing import Arm, loop, time_arms, time_gate
 
 GROUP = "evaluate"
 
@@ -24,6 +31,15 @@ def run_rounds(benchmark: Any, fn: Any, evaluations: int, mode: Mode) -> None:
     """Time ``fn`` (one pass over ``evaluations`` pairs) for the mode's number of rounds."""
     benchmark.extra_info["evaluations"] = evaluations
     benchmark.pedantic(fn, rounds=mode.bench_rounds, warmup_rounds=1, iterations=1)
+
+
+def each(fn: Any, items: list[Any]) -> Any:
+    """A no-argument callable that applies ``fn`` to every item (a request mapping) once."""
+    def run() -> None:
+        for item in items:
+            fn(item)
+
+    return run
 
 
 def interpreted(policy_set: Any, explain: bool = False) -> Any:
@@ -58,6 +74,19 @@ def test_handwritten(benchmark: Any, handwritten: Any, pairs: list[data.Pair], m
 
 
 @pytest.mark.benchmark(group=GROUP)
+def test_plain(benchmark: Any, plain_requests: list[dict[str, Any]], mode: Mode) -> None:
+    """Plain Python from the request mapping to a plain dict: the headline baseline."""
+    run_rounds(benchmark, each(plain.earn_miles, plain_requests), len(plain_requests), mode)
+
+
+@pytest.mark.benchmark(group=GROUP)
+def test_mapping_path(benchmark: Any, airline_set: Any, plain_requests: list[dict[str, Any]],
+                      mode: Mode) -> None:
+    """The in-process mapping path: decode the request mapping, evaluate, the ``Decision``."""
+    run_rounds(benchmark, each(decider(airline_set), plain_requests), len(plain_requests), mode)
+
+
+@pytest.mark.benchmark(group=GROUP)
 def test_interpreter(benchmark: Any, airline_set: Any, pairs: list[data.Pair], mode: Mode) -> None:
     """The reference interpreter (the specification) on the first pairs of the same data."""
     subset = pairs[: mode.interpreter_pairs]
@@ -87,6 +116,46 @@ def test_bundled_policies_mixed_events(benchmark: Any, bundled_set: Any, schema:
 
 
 # -- gates: ratios measured interleaved in this run ---------------------------------------------
+
+
+#: The CI limits of the plain-baseline gates: a margin over the figures measured in quick runs
+#: (2 December: mapping path 13.9 to 14.5, compiled 1.10 to 1.20); the issue's targets are 6 and 2.5.
+MAPPING_PATH_LIMIT = 18.0
+COMPILED_VS_PLAIN_LIMIT = 1.5
+
+
+def test_gate_mapping_path_vs_plain(airline_set: Any, plain_requests: list[dict[str, Any]],
+                                    mode: Mode, results: Results) -> None:
+    """The in-process mapping path takes at most 18 times the plain baseline's time.
+
+    Both arms take the same request mappings and return the decision (a
+    ``Decision``, a plain dict). The issue's target is 6; measured in quick runs:
+    13.9 to 14.5, almost all of it decoding the mapping (see ``mapping_stages`` in the
+    report). The gate keeps a margin over the measured value, as the unary gate
+    does under it, so it catches a regression without failing CI on noise; the
+    report sets the figure against the target.
+    """
+    gate = results.gate(time_arms(
+        "mapping_path_vs_plain", Arm("plain", plain.earn_miles, plain_requests, pairs=False),
+        Arm("mapping_path", decider(airline_set), plain_requests, pairs=False),
+        limit=MAPPING_PATH_LIMIT, repeats=mode.interpreter_rounds, chunk=100))
+    assert gate.passed, gate.line()
+
+
+def test_gate_compiled_vs_plain(airline_set: Any, pairs: list[data.Pair],
+                                plain_requests: list[dict[str, Any]], mode: Mode,
+                                results: Results) -> None:
+    """Compiled evaluation of prepared input takes at most 1.5 times the plain baseline's time.
+
+    The plain baseline parses its mapping and still builds its answer; the compiled
+    arm starts from prepared input. The issue's target is 2.5; measured in quick
+    runs: 1.10 to 1.20, so the gate holds the ratio near where it is.
+    """
+    gate = results.gate(time_arms(
+        "compiled_vs_plain", Arm("plain", plain.earn_miles, plain_requests, pairs=False),
+        Arm("compiled", airline_set.evaluate, pairs), limit=COMPILED_VS_PLAIN_LIMIT,
+        repeats=mode.gate_rounds))
+    assert gate.passed, gate.line()
 
 
 def test_gate_compiled_vs_handwritten(airline_set: Any, handwritten: Any, pairs: list[data.Pair],

@@ -1,4 +1,4 @@
-"""Where a batch item's server CPU goes, stage by stage, beside the floors (:mod:`benchmarks.stages`).
+"""Where the time goes, stage by stage (:mod:`benchmarks.stages`): a batch item, the mapping path.
 
 A figure for the report, not a gate: it says which stage a batch optimisation
 has to move, and how far any Python servicer could go (reading the fields, the
@@ -21,3 +21,20 @@ def test_batch_stages(mode: Mode, results: Results) -> None:
     assert all(value > 0 for value in us.values()), us
     # The servicer reads every field and encodes every decision: it cannot beat those floors.
     assert us["servicer"] > us["read"] + us["encode"], us
+
+
+def test_mapping_path_stages(mode: Mode, results: Results) -> None:
+    """Per-item CPU of each stage of the in-process mapping path (decode, evaluate and its parts).
+
+    A figure for the report, not a gate: it says where the mapping path's ratio to
+    the plain baseline comes from, and so which stage the issue's target has to move.
+    """
+    # All the pairs even in quick mode: the stages are short, and on a shared machine a
+    # figure of 2,000 items over 3 rounds swung by a third from run to run.
+    rounds, items = (7, 10_000) if mode.name == "full" else (5, mode.pairs)
+    figures = stages.measure_mapping(rounds=rounds, items=items)
+    results.figure("mapping_stages", figures)
+    us = figures["us_per_item"]
+    assert all(us[name] > 0 for name in ("plain", "decode", "evaluate", "mapping_path")), us
+    # The path decodes and evaluates: it costs more than evaluating alone.
+    assert us["mapping_path"] > us["evaluate"], us

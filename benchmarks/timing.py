@@ -103,25 +103,80 @@ def time_gate(
     does not count time the scheduler gave to other processes on a shared machine;
     ``clock="wall"`` uses ``perf_counter``. The gate is ``candidate / baseline``.
     """
+    return time_arms(name, Arm(*baseline, pairs), Arm(*candidate, pairs), limit=limit,
+                     repeats=repeats, at_most=at_most, chunk=chunk, clock=clock)
+
+
+@dataclass(frozen=True)
+class Arm:
+    """One side of a timed comparison: a function and the items it is called on, in order.
+
+    ``fn`` is called as ``fn(customer, event)`` on each (customer, event) pair of
+    ``items``, or, with ``pairs=False``, as ``fn(item)`` (a request mapping).
+    """
+
+    name: str
+    fn: Callable[..., Any]
+    items: Sequence[Any]
+    pairs: bool = True
+
+    def runner(self) -> Callable[[Sequence[Any]], None]:
+        """A function applying ``fn`` to every item of a slice of ``items``."""
+        fn = self.fn
+        if self.pairs:
+            def run_pairs(part: Sequence[Any]) -> None:
+                for customer, event in part:
+                    fn(customer, event)
+
+            return run_pairs
+
+        def run_items(part: Sequence[Any]) -> None:
+            for item in part:
+                fn(item)
+
+        return run_items
+
+
+def time_arms(
+    name: str,
+    baseline: Arm,
+    candidate: Arm,
+    *,
+    limit: float,
+    repeats: int,
+    at_most: bool = True,
+    chunk: int = 1000,
+    clock: str = "cpu",
+) -> Gate:
+    """:func:`time_gate` for two arms that may take different forms of the same items.
+
+    Item ``i`` of one arm must be item ``i`` of the other in another form (a
+    request mapping and its prepared pair, say): both arms are cut into the same
+    chunks, so each chunk compares the same customers and events.
+    """
+    if len(baseline.items) != len(candidate.items):
+        raise ValueError(f"{baseline.name} has {len(baseline.items)} items, "
+                         f"{candidate.name} {len(candidate.items)}")
     timer = time.thread_time if clock == "cpu" else time.perf_counter
-    chunks = [pairs[i:i + chunk] for i in range(0, len(pairs), chunk)]
-    (bname, bfn), (cname, cfn) = baseline, candidate
-    arms = {bname: bfn, cname: cfn}
-    for fn in arms.values():  # warm up: caches, lazy imports, the airport table
-        for customer, event in chunks[0]:
-            fn(customer, event)
-    best = {a: [float("inf")] * len(chunks) for a in arms}
+    bname, cname = baseline.name, candidate.name
+    arms = {bname: baseline, cname: candidate}
+    runs = {a: arm.runner() for a, arm in arms.items()}
+    chunks = {a: [arm.items[i:i + chunk] for i in range(0, len(arm.items), chunk)]
+              for a, arm in arms.items()}
+    for a in arms:  # warm up: caches, lazy imports, the airport table
+        runs[a](chunks[a][0])
+    count = len(chunks[bname])
+    best = {a: [float("inf")] * count for a in arms}
     per_repeat = {a: [0.0] * repeats for a in arms}
     order = [bname, cname]
     for r in range(repeats):
         gc.collect()
-        for k, part in enumerate(chunks):
+        for k in range(count):
             order.reverse()
             for arm in order:
-                fn = arms[arm]
+                run, part = runs[arm], chunks[arm][k]
                 t0 = timer()
-                for customer, event in part:
-                    fn(customer, event)
+                run(part)
                 dt = timer() - t0
                 per_repeat[arm][r] += dt
                 if dt < best[arm][k]:
@@ -129,7 +184,7 @@ def time_gate(
     b, c = sum(best[bname]), sum(best[cname])
     paired = statistics.median(
         ci / bi for bi, ci in zip(per_repeat[bname], per_repeat[cname], strict=True))
-    n = len(pairs)
+    n = len(baseline.items)
     detail = {
         "repeats": repeats, "chunk": chunk, "pairs": n, "clock": clock,
         "baseline": bname, "candidate": cname,
