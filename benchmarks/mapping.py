@@ -5,11 +5,10 @@ proto3 JSON mapping (see :func:`benchmarks.data.request_mapping`): decode it int
 the prepared (customer, event) dicts, then :meth:`PolicySet.evaluate`. The
 headline gate sets it against :func:`benchmarks.plain.earn_miles`.
 
-:func:`decode_request` is the **integration point** for the mapping decoder being
-written beside this (the schema-generated decoder for the plain form, see
-``DESIGN.md``): until it lands, it renames the mapping into the flat form and
-prepares it with :meth:`Schema.prepare_customer` / :meth:`Schema.prepare_event`.
-Switching to the decoder is the one marked line in :func:`decode_request`.
+:func:`decode_request` is the mapping decoder (``policy_set.decoder``: the
+schema-generated fast path, falling back to the checking path). :func:`flat_decode`,
+the flat reference (renaming to the schema's flat form, then ``Schema.prepare_*``),
+is kept for comparison in the stage figures; it is not on the path.
 """
 
 from __future__ import annotations
@@ -24,30 +23,30 @@ Prepared = tuple[dict[str, Any], dict[str, Any]]
 
 
 def decode_request(policy_set: PolicySet, request: Mapping[str, Any]) -> Prepared:
-    """INTEGRATION POINT: the request mapping as prepared (customer, event) dicts.
+    """The request mapping as prepared (customer, event) dicts, by the mapping decoder.
 
-    Raises :class:`dsl.InputError` for a bad field. When the mapping decoder
-    lands, replace the line below with a call to it.
+    Raises :class:`dsl.InputError` for a bad field.
     """
-    return flat_decode(policy_set.schema, request)  # <- the mapping decoder goes here
+    return policy_set.decoder.request(request)
 
 
 def decider(policy_set: PolicySet) -> Callable[[Mapping[str, Any]], Decision]:
     """The whole in-process path for ``policy_set``: request mapping in, ``Decision`` out."""
     evaluate = policy_set.evaluate
+    decode = policy_set.decoder.request
 
     def decide(request: Mapping[str, Any]) -> Decision:
-        customer, event = decode_request(policy_set, request)
+        customer, event = decode(request)
         return evaluate(customer, event)
 
     return decide
 
 
-# -- the stand-in until the decoder lands -------------------------------------------------------
+# -- the flat reference, for comparison ------------------------------------------------------------
 
 
 def flat_decode(schema: Schema, request: Mapping[str, Any]) -> Prepared:
-    """The stand-in decoder: proto3 JSON names to the flat form, then ``Schema.prepare_*``."""
+    """The flat reference: proto3 JSON names to the flat form, then ``Schema.prepare_*``."""
     customer, event = flatten(request)
     return schema.prepare_customer(customer), schema.prepare_event(event)
 

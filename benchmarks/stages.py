@@ -134,8 +134,9 @@ def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
     """Per-item CPU microseconds of each stage of the in-process mapping path, and a profile.
 
     The path is :func:`benchmarks.mapping.decider`: decode the request mapping
-    (today the stand-in: ``flatten``, then ``Schema.prepare_customer`` and
-    ``prepare_event``), then :meth:`PolicySet.evaluate`, whose parts are timed
+    with ``policy_set.decoder``, the generated mapping decoder; the flat reference,
+    ``flatten`` then ``Schema.prepare_customer`` and ``prepare_event``, is timed beside
+    it but is not on the path), then :meth:`PolicySet.evaluate`, whose parts are timed
     on their own too: creating the empty ``Decision``, the compiled policy's
     rules (which append the fired rules, benefits and tags to it), and
     ``finish`` (caps, zero awards, benefits, tags); what remains of ``evaluate``

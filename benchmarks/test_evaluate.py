@@ -119,19 +119,20 @@ def test_bundled_policies_mixed_events(benchmark: Any, bundled_set: Any, schema:
 
 
 #: The CI limits of the plain-baseline gates: a margin over the figures measured in quick runs
-#: (2 December: mapping path 13.9 to 14.5, compiled 1.10 to 1.20); the issue's targets are 6 and 2.5.
-MAPPING_PATH_LIMIT = 18.0
+#: (2 December, with the generated mapping decoder: mapping path 4.9 to 5.1, before it 13.9 to
+#: 14.5; compiled 1.10 to 1.20); the issue's targets are 6 and 2.5.
+MAPPING_PATH_LIMIT = 6.5
 COMPILED_VS_PLAIN_LIMIT = 1.5
 
 
 def test_gate_mapping_path_vs_plain(airline_set: Any, plain_requests: list[dict[str, Any]],
                                     mode: Mode, results: Results) -> None:
-    """The in-process mapping path takes at most 18 times the plain baseline's time.
+    """The in-process mapping path takes at most 6.5 times the plain baseline's time.
 
     Both arms take the same request mappings and return the decision (a
     ``Decision``, a plain dict). The issue's target is 6; measured in quick runs:
-    13.9 to 14.5, almost all of it decoding the mapping (see ``mapping_stages`` in the
-    report). The gate keeps a margin over the measured value, as the unary gate
+    4.9 to 5.1 with the generated mapping decoder (13.9 to 14.5 with the flat
+    reference, see ``mapping_stages`` in the report). The gate keeps a margin over the measured value, as the unary gate
     does under it, so it catches a regression without failing CI on noise; the
     report sets the figure against the target.
     """
