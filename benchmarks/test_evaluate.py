@@ -132,9 +132,9 @@ def test_gate_mapping_path_vs_plain(airline_set: Any, plain_requests: list[dict[
     Both arms take the same request mappings and return the decision (a
     ``Decision``, a plain dict). The issue's target is 6; measured in quick runs:
     4.9 to 5.1 with the generated mapping decoder (13.9 to 14.5 with the flat
-    reference, see ``mapping_stages`` in the report). The gate keeps a margin over the measured value, as the unary gate
-    does under it, so it catches a regression without failing CI on noise; the
-    report sets the figure against the target.
+    reference, see ``mapping_stages`` in the report). The gate keeps a margin over
+    the measured value, as the unary gate does under it, so it catches a regression
+    without failing CI on noise; the report sets the figure against the target.
     """
     gate = results.gate(time_arms(
         "mapping_path_vs_plain", Arm("plain", plain.earn_miles, plain_requests, pairs=False),

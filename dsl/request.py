@@ -387,7 +387,9 @@ class _Reader:
         if kind not in accepted:
             spell = json_name if key != kind else str  # the caller's own spelling of the kinds
             want = " or ".join(spell(k) for k in accepted)
-            self.fail(path, f"expects a {t.required()} value ({want}), not {spell(kind)}")
+            what = str(t.required())
+            article = "an" if what[:1] in "aeiou" else "a"
+            self.fail(path, f"expects {article} {what} value ({want}), not {spell(kind)}")
             return None
         if inner is None:
             return None

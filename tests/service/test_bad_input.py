@@ -197,3 +197,59 @@ def test_failing_policy_is_failed_precondition_with_its_location(tmp_path):
             assert batch.results[0].error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
     finally:
         server.stop(0).wait(5)
+
+
+def test_a_batch_past_the_request_bound_fails_on_items_before_any_item_is_decoded(stub):
+    """Eleven purchases of 10,000 lines each (each list within its own bound) are 110,000 list
+    elements in one request: the batch fails on `items`, naming the bound."""
+    lines = [pb.Item(sku="s", category="c", amount="1")] * 10_000
+    item = pb.BatchItem(customer=gold_customer(), event=pb.Event(
+        id="e", time=jfk_lhr().time, purchase=pb.Purchase(amount="1", items=lines)))
+    with pytest.raises(grpc.RpcError) as info:
+        stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 11), timeout=10)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(info.value) == [
+        ("items", "the batch carries 110,000 purchase items in all; "
+                  "a request carries at most 100,000 list elements")]
+    ten = stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 10), timeout=10)
+    assert ten.failed == 0  # exactly at the bound: every item decided
+
+
+def test_an_extension_of_a_fixed_message_reaches_the_policy_over_grpc(tmp_path):
+    """A counter declared under [customer.lifetime] travels in Lifetime.attributes, so a rule
+    that reads it fires over gRPC as it does in `loyalty test` (it was always its default)."""
+    from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+    from service.server import create_server
+    from tests.service.conftest import POLICIES
+
+    (tmp_path / "schema.toml").write_text((POLICIES / "schema.toml").read_text()
+                                          + "\n[customer.lifetime]\nregular_visits = { type = \"int\", "
+                                            "default = 0, min = 0 }\n")
+    (tmp_path / "regulars.policy").write_text(
+        "policy fifth_visit\n"
+        "  version 1\n"
+        "  on visit\n"
+        '  "Recognise a regular on the fifth visit."\n'
+        "\n"
+        "  rule fifth when customer.lifetime.regular_visits == 4: award 50 points\n")
+    server, port = create_server("127.0.0.1:0", policies=tmp_path)
+    server.start()
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = pb_grpc.LoyaltyRulesStub(channel)
+            c = gold_customer()
+            c.lifetime.attributes["regular_visits"].int_value = 4
+            e = pb.Event(id="e", time=jfk_lhr().time, visit=pb.Visit(venue="v"))
+            decision = stub.Evaluate(pb.EvaluateRequest(customer=c, event=e), timeout=5).decision
+            assert dict(decision.awards) == {"points": "50"}
+            c.lifetime.attributes["regular_visits"].int_value = 3
+            decision = stub.Evaluate(pb.EvaluateRequest(customer=c, event=e), timeout=5).decision
+            assert dict(decision.awards) == {}
+            c.lifetime.attributes["regular_visits"].string_value = "4"
+            with pytest.raises(grpc.RpcError) as info:
+                stub.Evaluate(pb.EvaluateRequest(customer=c, event=e), timeout=5)
+            assert field_violations(info.value) == [
+                ("customer.lifetime.attributes.regular_visits",
+                 "expects an int value (int_value), not string_value")]
+    finally:
+        server.stop(0).wait(5)
