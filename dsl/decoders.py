@@ -166,7 +166,91 @@ def _attribute(value: Any, t: Type, max_length: int) -> Any:
     return convert_scalar(t.required(), inner)  # ValueError: the checking path says why
 
 
-class MappingFastPath:
+class DecoderGenerator:
+    """What every generated decoder shares: the namespace of helpers and constants, fresh
+    variables, one decimal cache per least value, and loading through the verifier.
+
+    A subclass writes functions into :attr:`lines` (names ``decode_*`` and ``rec_N``),
+    notes each in :attr:`functions`, and the attribute names its code reads in
+    :attr:`attributes`; :meth:`load` verifies and runs the whole source once.
+    """
+
+    def __init__(self, schema: Schema, namespace: dict[str, Any]) -> None:
+        self.schema = schema
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {
+            "SLOW": Slow,
+            "LEN": len,
+            "INT_DECIMAL": Decimal,  # only ever called on an int already within bounds
+            "DATE": cached_date,
+            "DATE_GET": DATES.get,
+            "AIRPORTS": airports.airport_codes(),
+            "CURRENCIES": currency_codes(),
+            **namespace,
+        }
+        self.attributes: set[str] = {"get", "issuperset", "date"}
+        self.functions: set[str] = set()
+        self.helpers: dict[str, str] = {}
+        self._counter = 0
+        self._consts: dict[Any, str] = {}
+        self._keep: list[Any] = []  # constants stay referenced, so their ids stay unique
+        self._decimals: dict[Any, str] = {}
+        self._namespace: dict[str, Any] | None = None
+
+    def source(self) -> str:
+        """The generated source, for tests and debugging."""
+        return "\n".join(self.lines)
+
+    def load(self, what: str) -> dict[str, Any]:
+        """The loaded namespace: the first call verifies and runs everything generated
+        (:func:`dsl.compiler.load_decoder`), so call it once every function is written."""
+        if self._namespace is None:
+            names = self.attributes | self.functions | set(self.helpers.values())
+            filename = f"<{what} decoder for schema {self.schema.digest}>"
+            self._namespace = load_decoder(self.source(), filename, self.ns, frozenset(names))
+        return self._namespace
+
+    def const(self, value: Any) -> str:
+        """The name of a namespace constant holding ``value`` (values never enter the source)."""
+        key = (value.__class__, id(value)) if not isinstance(value, str | int) else (value.__class__, value)
+        if key not in self._consts:
+            self._counter += 1
+            name = f"K{self._counter}"
+            self.ns[name] = value
+            self._consts[key] = name
+            self._keep.append(value)
+        return self._consts[key]
+
+    def var(self) -> str:
+        """A fresh local variable."""
+        self._counter += 1
+        return f"v{self._counter}"
+
+    def helper_name(self) -> str:
+        """A fresh name for a record helper function."""
+        self._counter += 1
+        return f"rec_{self._counter}"
+
+    def decimal_conversion(self, var: str, minimum: int | Decimal | None) -> list[str]:
+        """Lines converting the text in ``var`` to a checked Decimal (a cache hit is both): one
+        cache per least value, ``NAME_GET(text)`` looks up, ``NAME(text)`` converts and checks."""
+        key = (minimum.__class__, str(minimum))
+        cache = self._decimals.get(key)
+        if cache is None:
+            self._counter += 1
+            cache = self._decimals[key] = f"DEC{self._counter}"
+            self.ns[f"{cache}_GET"], self.ns[cache] = decimal_cache(minimum)
+        text = self.var()
+        return [f"{text} = {var}", f"{var} = {cache}_GET({text})",
+                f"if {var} is None: {var} = {cache}({text})"]
+
+    @staticmethod
+    def decimal_ok(value: Any, minimum: int | Decimal | None) -> bool:
+        """Whether a field's default passes its own checks (else the checking path says why)."""
+        return isinstance(value, Decimal) and value.is_finite() and (minimum is None or value >= minimum)
+
+
+class MappingFastPath(DecoderGenerator):
     """Generates the mapping form's fast path for one schema: ``decode_customer(d)`` and one
     ``decode_event_<kind>(d)`` per event kind, each ``d`` a plain mapping as JSON gives it.
 
@@ -176,50 +260,30 @@ class MappingFastPath:
     """
 
     def __init__(self, schema: Schema, layout: RequestLayout | None = None) -> None:
-        self.schema = schema
-        self.layout = layout or RequestLayout(schema)
-        self.lines: list[str] = []
-        self.ns: dict[str, Any] = {
-            "SLOW": Slow,
-            "LEN": len,
+        super().__init__(schema, {
             "ISSTR": _is_str,
             "ISDICT": _is_dict,
             "ISLIST": _is_list,
             "INT64": _int64,
-            "INT_DECIMAL": Decimal,  # only ever called on an int within bounds
-            "DATE": cached_date,
-            "DATE_GET": DATES.get,
             "TIME": _time,
             "TIME_GET": _TIMES.get,
             "ATTR": _attribute,
-            "AIRPORTS": airports.airport_codes(),
-            "CURRENCIES": currency_codes(),
             "EMPTY": {},
-        }
-        self._counter = 0
-        self._consts: dict[Any, str] = {}
-        self._keep: list[Any] = []
-        self._decimals: dict[Any, str] = {}
-        self._helpers: dict[str, str] = {}
-        self._functions: set[str] = set()
-        self._namespace: dict[str, Any] | None = None
+        })
+        self.layout = layout or RequestLayout(schema)
         self._generate()
 
     # -- public ---------------------------------------------------------------------------------
 
     def customer(self) -> Callable[[Mapping[str, Any]], dict[str, Any]]:
         """``decode_customer(mapping) -> prepared customer``; raises on anything unusual."""
-        return self._load()["decode_customer"]  # type: ignore[no-any-return]
+        return self.load("mapping")["decode_customer"]  # type: ignore[no-any-return]
 
     def events(self) -> dict[str, Callable[[Mapping[str, Any]], dict[str, Any]]]:
         """``decode_event_<kind>`` by kind; each raises on anything unusual (including an event
         whose ``kind`` or details are another kind's)."""
-        ns = self._load()
+        ns = self.load("mapping")
         return {kind: ns[f"decode_event_{kind}"] for kind in self.layout.events}
-
-    def source(self) -> str:
-        """The generated source, for tests and debugging."""
-        return "\n".join(self.lines)
 
     # -- generation ---------------------------------------------------------------------------------
 
@@ -228,19 +292,19 @@ class MappingFastPath:
         result = self._message(body, "d", self.layout.customer, 1)
         body.append(f"    return {result}")
         self.lines += body
-        self._functions.add("decode_customer")
+        self.functions.add("decode_customer")
         for kind, (own, details) in self.layout.events.items():
             name = f"decode_event_{kind}"
             body = [f"def {name}(d):"]
             keys = {k for s in own.message_slots() for k in (s.name, s.json_name)} | {"kind", "attributes"}
             if details is not None:
                 keys.add(kind)
-            body.append(f"    if not {self._const(frozenset(keys))}.issuperset(d): raise SLOW")
+            body.append(f"    if not {self.const(frozenset(keys))}.issuperset(d): raise SLOW")
             body.append("    v0 = d.get('kind')")
-            body.append(f"    if v0 is not None and v0 != '' and v0 != {self._const(kind)}: raise SLOW")
+            body.append(f"    if v0 is not None and v0 != '' and v0 != {self.const(kind)}: raise SLOW")
             items = self._fields(body, "d", own, 1, skip=("kind",))
             if details is not None:
-                m = self._var()
+                m = self.var()
                 body.append(f"    {m} = d.get({kind!r})")
                 body.append(f"    if {m} is None: {m} = EMPTY")
                 body.append(f"    elif not ISDICT({m}): raise SLOW")
@@ -251,32 +315,25 @@ class MappingFastPath:
             out = []
             for fname, f in fields.items():  # in the schema's order, derived fields last
                 if fname == "kind":
-                    out.append((fname, self._const(kind)))
+                    out.append((fname, self.const(kind)))
                 elif not f.derived:
                     out.append((fname, by_name[fname]))
             for fname, f in fields.items():
                 if f.derived:
-                    var = self._var()
+                    var = self.var()
                     src = by_name.get(f.derived)
                     body.append(f"    {var} = {src}.date() if {src} is not None else None" if src
                                 else f"    {var} = None")
                     out.append((fname, var))
             body.append("    return {" + ", ".join(f"{n!r}: {v}" for n, v in out) + "}")
             self.lines += body
-            self._functions.add(name)
-
-    def _load(self) -> dict[str, Any]:
-        if self._namespace is None:
-            names = {"get", "issuperset", "date", *self._functions, *self._helpers.values()}
-            filename = f"<mapping decoder for schema {self.schema.digest}>"
-            self._namespace = load_decoder(self.source(), filename, self.ns, frozenset(names))
-        return self._namespace
+            self.functions.add(name)
 
     def _message_keys(self, layout: MessageLayout) -> str:
         keys = {k for s in layout.message_slots() for k in (s.name, s.json_name)}
         if layout.attribute_slots() or layout.message in ("Customer", "Lifetime", "Item", "Event"):
             keys.add("attributes")
-        return self._const(frozenset(keys))
+        return self.const(frozenset(keys))
 
     def _message(self, body: list[str], d: str, layout: MessageLayout, depth: int) -> str:
         """Decode a whole message (keys checked, every field, derived ones) into a dict expression."""
@@ -291,28 +348,28 @@ class MappingFastPath:
         out: list[tuple[str, str]] = []
         attrs: str | None = None
         if layout.attribute_slots():
-            attrs = self._var()
+            attrs = self.var()
             known = frozenset(layout.attribute_slots())
             body.append(f"{pad}{attrs} = {d}.get('attributes')")
             body.append(f"{pad}if {attrs} is not None and (not ISDICT({attrs}) or "
-                        f"not {self._const(known)}.issuperset({attrs})): raise SLOW")
+                        f"not {self.const(known)}.issuperset({attrs})): raise SLOW")
         elif layout.message:
             body.append(f"{pad}if {d}.get('attributes'): raise SLOW")
         for name, slot in layout.slots.items():
             if name in skip:
                 continue
             if slot.in_message:
-                var = self._var()
+                var = self.var()
                 body.append(f"{pad}{var} = {d}.get({slot.json_name!r})")
                 if slot.json_name != name:
                     body.append(f"{pad}if {var} is None: {var} = {d}.get({name!r})")
                     body.append(f"{pad}elif {name!r} in {d}: raise SLOW")
                 self._convert(body, var, slot.field, depth)
             else:
-                var = self._var()
+                var = self.var()
                 f = slot.field
                 body.append(f"{pad}{var} = {attrs}.get({name!r}) if {attrs} else None")
-                body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self._const(f.type)}, "
+                body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self.const(f.type)}, "
                             f"{f.max_length})")
                 missing = self._missing(f)
                 if missing == "RAISE":
@@ -326,7 +383,7 @@ class MappingFastPath:
     def _missing(self, f: Field) -> str:
         """What a field that was not given becomes: its default, None, or a refusal."""
         if f.has_default:
-            return "[]" if f.default == [] else self._const(f.default)
+            return "[]" if f.default == [] else self.const(f.default)
         if f.type.optional:
             return "None"
         return "RAISE"
@@ -339,7 +396,7 @@ class MappingFastPath:
         missing = self._missing(f)
         when_missing = "raise SLOW" if missing == "RAISE" else f"{var} = {missing}"
         if kind == "record":
-            sub = self._var()
+            sub = self.var()
             body.append(f"{pad}{sub} = {var}")
             body.append(f"{pad}if {sub} is None: {sub} = EMPTY")
             body.append(f"{pad}elif not ISDICT({sub}): raise SLOW")
@@ -357,7 +414,7 @@ class MappingFastPath:
             if kind == "string":
                 conv = [f"if not ISSTR({var}) or LEN({var}) > {f.max_length}: raise SLOW"]
             elif kind == "enum":
-                conv = [f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW"]
+                conv = [f"if {var} not in {self.const(frozenset(t.values))}: raise SLOW"]
             elif kind == "airport":
                 conv = [f"if {var} not in AIRPORTS: raise SLOW"]
             elif kind == "currency_code":
@@ -365,14 +422,11 @@ class MappingFastPath:
             elif kind == "date":
                 conv = [f"{var} = DATE_GET({var}) or DATE({var})"]
             else:
-                cache = self._decimal_cache(f.minimum)
-                text = self._var()
-                conv = [f"{text} = {var}", f"{var} = {cache}_GET({text})",
-                        f"if {var} is None: {var} = {cache}({text})"]
+                conv = self.decimal_conversion(var, f.minimum)
             body.append(f"{pad}if {var} is None or {var} == '': {when_missing}")
             body.append(f"{pad}else:")
             body += [f"{pad}    {c}" for c in conv]
-            if kind == "decimal" and f.has_default and not _decimal_ok(f.default, f.minimum):
+            if kind == "decimal" and f.has_default and not self.decimal_ok(f.default, f.minimum):
                 body.append(f"{pad}if {var} is {missing}: raise SLOW")
             return
         if kind == "int":
@@ -396,47 +450,20 @@ class MappingFastPath:
         guard = f"{var} is not None and " if maybe_none else ""
         if f.type.kind == "int":
             low = max(f.minimum, -MAX_MAGNITUDE + 1) if f.minimum is not None else -MAX_MAGNITUDE + 1
-            body.append(f"{pad}if {guard}not {self._const(low)} <= {var} < {MAX_MAGNITUDE}: raise SLOW")
+            body.append(f"{pad}if {guard}not {self.const(low)} <= {var} < {MAX_MAGNITUDE}: raise SLOW")
         elif f.minimum is not None:
-            body.append(f"{pad}if {guard}{var} < {self._const(f.minimum)}: raise SLOW")
+            body.append(f"{pad}if {guard}{var} < {self.const(f.minimum)}: raise SLOW")
 
     def _record_helper(self, record: str) -> str:
-        if record in self._helpers:
-            return self._helpers[record]
-        self._counter += 1
-        name = self._helpers[record] = f"rec_{self._counter}"
+        if record in self.helpers:
+            return self.helpers[record]
+        name = self.helpers[record] = self.helper_name()
         body = [f"def {name}(m):", "    if not ISDICT(m): raise SLOW"]
         result = self._message(body, "m", self.layout.record(record), 1)
         body.append(f"    return {result}")
         self.lines += body
         return name
 
-    def _decimal_cache(self, minimum: int | Decimal | None) -> str:
-        key = (minimum.__class__, str(minimum))
-        name = self._decimals.get(key)
-        if name is None:
-            self._counter += 1
-            name = self._decimals[key] = f"DEC{self._counter}"
-            self.ns[f"{name}_GET"], self.ns[name] = decimal_cache(minimum)
-        return name
 
-    def _const(self, value: Any) -> str:
-        key = (value.__class__, id(value)) if not isinstance(value, str | int) else (value.__class__, value)
-        if key not in self._consts:
-            self._counter += 1
-            name = f"K{self._counter}"
-            self.ns[name] = value
-            self._consts[key] = name
-            self._keep.append(value)
-        return self._consts[key]
-
-    def _var(self) -> str:
-        self._counter += 1
-        return f"v{self._counter}"
-
-
-def _decimal_ok(value: Any, minimum: int | Decimal | None) -> bool:
-    return isinstance(value, Decimal) and value.is_finite() and (minimum is None or value >= minimum)
-
-
-__all__ = ["DATES", "EVENT_OWN", "MappingFastPath", "Slow", "cached_date", "decimal_cache"]
+__all__ = ["DATES", "EVENT_OWN", "DecoderGenerator", "MappingFastPath", "Slow", "cached_date",
+           "decimal_cache"]

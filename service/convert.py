@@ -33,10 +33,8 @@ from typing import Any
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from dsl import airports
-from dsl.compiler import load_decoder
 from dsl.decision import Benefit, Decision, Reason
-from dsl.decoders import DATES, Slow, cached_date, decimal_cache
+from dsl.decoders import DecoderGenerator, Slow
 from dsl.errors import InputError
 from dsl.request import ACCEPTS, InvalidValue, ItemBudget, MappingDecoder
 from dsl.schema import (
@@ -45,7 +43,6 @@ from dsl.schema import (
     Field,
     Schema,
     convert_scalar,
-    currency_codes,
 )
 from dsl.types import Type
 from service.errors import InvalidArgument, input_violations
@@ -594,7 +591,7 @@ def _refuses_empty_details(fast: Callable[[pb.Event], Any], kind: str) -> bool:
     return False
 
 
-class _FastPathGenerator:
+class _FastPathGenerator(DecoderGenerator):
     """Writes one Python function per record (customer, each event kind) for a schema.
 
     Names in the generated source come from the schema (checked there against
@@ -609,32 +606,15 @@ class _FastPathGenerator:
     """
 
     def __init__(self, schema: Schema) -> None:
-        self.schema = schema
-        self.lines: list[str] = []
-        self.ns: dict[str, Any] = {
-            "SLOW": _Slow,
-            "LEN": len,
-            "INT_DECIMAL": Decimal,  # only ever called on an int64 already within bounds
+        super().__init__(schema, {
             "TS": _ts,
             "INSTANT": _INSTANTS.get,
             "NEW_INSTANT": _instant,
-            "DATE": cached_date,
-            "DATE_GET": DATES.get,
             "ATTR": self._attr,
-            "AIRPORTS": airports.airport_codes(),
-            "CURRENCIES": currency_codes(),
-        }
-        self._decimals: dict[Any, str] = {}
-        self._consts: dict[int, str] = {}
-        self._counter = 0
-        self._helpers: dict[str, str] = {}
+        })
         self._non_negative: list[str] = []
-        self._keep: list[Any] = []  # constants stay referenced, so their ids stay unique
-        #: The attribute names the generated code reads: the messages' fields and a few methods.
-        self._attributes: set[str] = {"attributes", "seconds", "nanos", "HasField", "get", "issuperset",
-                                      "date"}
-        self._functions: set[str] = set()
-        self._namespace: dict[str, Any] | None = None
+        #: The attribute names the generated code reads: the messages' fields and a few more.
+        self.attributes |= {"attributes", "seconds", "nanos", "HasField"}
 
     # -- public -----------------------------------------------------------------------------------
 
@@ -666,20 +646,16 @@ class _FastPathGenerator:
             body = self._function(name, ["e"])
             if details is not None:  # the caller has checked that these are the details set
                 body.append(f"    m = e.{kind}")
-                self._attributes.add(kind)
-            attrs = self._var()
+                self.attributes.add(kind)
+            attrs = self.var()
             body.append(f"    {attrs} = e.attributes")
-            known_const = self._const(frozenset(known))
+            known_const = self.const(frozenset(known))
             body.append(f"    if {attrs} and not {known_const}.issuperset({attrs}): raise SLOW")
             result = self._event_record(body, fields, kind, details, attrs)
             body.append(f"    return {result}")
             self.lines += body
             out[(kind, kind if details is not None else None)] = self._compile(name)
         return out
-
-    def source(self) -> str:
-        """The generated source, for debugging and tests."""
-        return "\n".join(self.lines)
 
     # -- generation ---------------------------------------------------------------------------------
 
@@ -688,21 +664,14 @@ class _FastPathGenerator:
 
     def _compile(self, name: str) -> str:
         """Note a generated function's name; :meth:`function` loads them all at once."""
-        self._functions.add(name)
+        self.functions.add(name)
         return name
-
-    def _loaded(self) -> dict[str, Any]:
-        if self._namespace is None:
-            self._namespace = load_decoder(
-                "\n".join(self.lines), f"<decoder for schema {self.schema.digest}>", self.ns,
-                frozenset(self._attributes | self._functions | set(self._helpers.values())))
-        return self._namespace
 
     def function(self, name: str) -> Callable[..., Any]:
         """The generated function ``name``. The first call verifies and loads everything
         generated so far (``dsl.compiler.load_decoder``: the policies' checks and a closed
         allow-list of names), so call it only once every function is generated."""
-        return self._loaded()[name]  # type: ignore[no-any-return]
+        return self.load("protobuf")[name]  # type: ignore[no-any-return]
 
     def _attributes_of(self, body: list[str], msg: str, desc: Any, fields: dict[str, Field],
                        depth: int) -> str | None:
@@ -712,24 +681,10 @@ class _FastPathGenerator:
             return None
         pad = "    " * depth
         known = frozenset(n for n, f in fields.items() if n not in desc.fields_by_name and not f.derived)
-        attrs = self._var()
+        attrs = self.var()
         body.append(f"{pad}{attrs} = {msg}.attributes")
-        body.append(f"{pad}if {attrs} and not {self._const(known)}.issuperset({attrs}): raise SLOW")
+        body.append(f"{pad}if {attrs} and not {self.const(known)}.issuperset({attrs}): raise SLOW")
         return attrs
-
-    def _const(self, value: Any) -> str:
-        key = id(value)
-        if key not in self._consts:
-            self._counter += 1
-            name = f"K{self._counter}"
-            self.ns[name] = value
-            self._consts[key] = name
-            self._keep.append(value)
-        return self._consts[key]
-
-    def _var(self) -> str:
-        self._counter += 1
-        return f"v{self._counter}"
 
     def _event_record(
         self, body: list[str], fields: dict[str, Field], kind: str, details: Any, attrs: str
@@ -741,7 +696,7 @@ class _FastPathGenerator:
                 derived.append((name, f))
                 continue
             if name == "kind":
-                items.append((name, self._const(kind)))
+                items.append((name, self.const(kind)))
                 continue
             if name in _EVENT_OWN:
                 src, msg, desc = "proto", "e", pb.Event.DESCRIPTOR
@@ -791,7 +746,7 @@ class _FastPathGenerator:
             self._non_negative.clear()
         vars_by_name = dict(items)
         for name, f in derived:
-            var = self._var()
+            var = self.var()
             source = vars_by_name.get(f.derived)
             if source is None:
                 body.append(f"{pad}{var} = None")
@@ -817,12 +772,12 @@ class _FastPathGenerator:
         timestamp), or ``raise SLOW``.
         """
         pad = "    " * depth
-        var = self._var()
+        var = self.var()
         t = f.type
         kind = t.kind
         missing: str  # what an absent value becomes: a constant, "None", or "raise SLOW"
         if f.has_default:
-            missing = "[]" if f.default == [] else self._const(f.default)
+            missing = "[]" if f.default == [] else self.const(f.default)
         elif t.optional:
             missing = "None"
         else:
@@ -839,7 +794,7 @@ class _FastPathGenerator:
             return var
         if src == "attr":
             body.append(f"{pad}{var} = {attrs}.get({f.name!r}) if {attrs} else None")
-            body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self._const(t)}, {f.max_length})")
+            body.append(f"{pad}if {var} is not None: {var} = ATTR({var}, {self.const(t)}, {f.max_length})")
             if missing == "raise SLOW":
                 body.append(f"{pad}if {var} is None: raise SLOW")
             elif missing != "None":
@@ -847,17 +802,17 @@ class _FastPathGenerator:
             # ATTR converted by the schema itself; only the least value is left to check.
             if f.minimum is not None:
                 guard = f"{var} is not None and " if missing == "None" else ""
-                body.append(f"{pad}if {guard}{var} < {self._const(f.minimum)}: raise SLOW")
+                body.append(f"{pad}if {guard}{var} < {self.const(f.minimum)}: raise SLOW")
             return var
 
         fd = desc.fields_by_name[f.name]
         name = f.name
-        self._attributes.add(name)
+        self.attributes.add(name)
         if fd.is_repeated:
             if fd.message_type is None or kind != "list" or t.elem is None or t.elem.kind != "record":
                 return fail()
             helper = self._record_helper(t.elem.name, fd.message_type)
-            items = self._var()
+            items = self.var()
             # The length first: a list past the bound is not read at all (the request's total
             # of list elements is the servicer's to bound, before any item is decoded).
             body.append(f"{pad}{items} = {msg}.{name}")
@@ -870,7 +825,7 @@ class _FastPathGenerator:
                     return fail()
                 # A whole-second instant is one cached lookup. HasField costs as much as a
                 # conversion, so it is asked only for the zero instant (unset, or the epoch).
-                ts = self._var()
+                ts = self.var()
                 body.append(f"{pad}{ts} = {msg}.{name}")
                 body.append(f"{pad}{var} = {ts}.seconds")
                 body.append(f"{pad}if {var} and not {ts}.nanos:")
@@ -881,7 +836,7 @@ class _FastPathGenerator:
                 body.append(f"{pad}    {missing if missing == 'raise SLOW' else f'{var} = {missing}'}")
                 return var
             if kind == "record":
-                sub = self._var()
+                sub = self.var()
                 body.append(f"{pad}{sub} = {msg}.{name}")
                 record = self.schema.record_fields(t.name)
                 sub_attrs = self._attributes_of(body, sub, fd.message_type, record, depth)
@@ -895,7 +850,7 @@ class _FastPathGenerator:
             if kind == "string":
                 conv = [f"if LEN({var}) > {f.max_length}: raise SLOW"]
             elif kind == "enum":
-                conv = [f"if {var} not in {self._const(frozenset(t.values))}: raise SLOW"]
+                conv = [f"if {var} not in {self.const(frozenset(t.values))}: raise SLOW"]
             elif kind == "airport":
                 conv = [f"if {var} not in AIRPORTS: raise SLOW"]
             elif kind == "currency_code":
@@ -903,10 +858,7 @@ class _FastPathGenerator:
             elif kind == "date":
                 conv = [f"{var} = DATE_GET({var}) or DATE({var})"]
             elif kind == "decimal":  # a hit is the conversion and the check (a zero is falsy)
-                cache = self._decimal_cache(f.minimum)
-                text = self._var()
-                conv = [f"{text} = {var}", f"{var} = {cache}_GET({text})",
-                        f"if {var} is None: {var} = {cache}({text})"]
+                conv = self.decimal_conversion(var, f.minimum)
             else:
                 return fail()
             body.append(f"{pad}{var} = {msg}.{name}")
@@ -919,7 +871,7 @@ class _FastPathGenerator:
                 body += [f"{pad}    {c}" for c in conv]
                 body.append(f"{pad}else:")
                 body.append(f"{pad}    {var} = {missing}")
-            if kind == "decimal" and f.has_default and not self._decimal_ok(f.default, f.minimum):
+            if kind == "decimal" and f.has_default and not self.decimal_ok(f.default, f.minimum):
                 body.append(f"{pad}if {var} is {missing}: raise SLOW")  # the schema refuses its default
             return var
         if fd.type in _INT_TYPES:
@@ -937,7 +889,7 @@ class _FastPathGenerator:
             if f.minimum == 0 and present and kind == "int" and not fd.has_presence:
                 self._non_negative.append(var)  # checked together: 0 <= (a | b | c) < 10**18
             else:
-                low = self._const(max(f.minimum, -MAX_MAGNITUDE + 1) if f.minimum is not None
+                low = self.const(max(f.minimum, -MAX_MAGNITUDE + 1) if f.minimum is not None
                                   else -MAX_MAGNITUDE + 1)
                 guard = "" if present else f"{var} is not None and "
                 body.append(f"{pad}if {guard}not {low} <= {var} < {MAX_MAGNITUDE}: raise SLOW")
@@ -952,27 +904,11 @@ class _FastPathGenerator:
             return var
         return fail()
 
-    def _decimal_cache(self, minimum: int | Decimal | None) -> str:
-        """The name of the decimal cache for fields with ``minimum`` (one per least value)."""
-        key = (minimum.__class__, str(minimum))
-        name = self._decimals.get(key)
-        if name is None:
-            self._counter += 1
-            name = self._decimals[key] = f"DEC{self._counter}"
-            self.ns[f"{name}_GET"], self.ns[name] = decimal_cache(minimum)
-        return name
-
-    @staticmethod
-    def _decimal_ok(value: Any, minimum: int | Decimal | None) -> bool:
-        return isinstance(value, Decimal) and value.is_finite() and (minimum is None or value >= minimum)
-
     def _record_helper(self, record: str, desc: Any) -> str:
         key = f"{record}:{desc.full_name}"
-        if key in self._helpers:
-            return self._helpers[key]
-        self._counter += 1
-        name = f"rec_{self._counter}"
-        self._helpers[key] = name
+        if key in self.helpers:
+            return self.helpers[key]
+        name = self.helpers[key] = self.helper_name()
         body = self._function(name, ["m"])
         pending, self._non_negative = self._non_negative, []  # the caller's, checked in its body
         fields = self.schema.record_fields(record)
