@@ -267,9 +267,20 @@ def _benefits_key(benefits: list[Benefit]) -> tuple[Any, ...]:
     ])
 
 
-#: A decision shape's encoding: the revision field (before the awards, field 2), every field
-#: after the awards, their length together, and both with that length in front (no awards).
-_Template = tuple[bytes, bytes, int, bytes]
+#: A decision shape's encoding: (total length -> that length in front of the revision field,
+#: the revision field (before the awards, field 2), every field after the awards, the length
+#: of both, and both with that length in front (the bytes of a decision without awards)).
+_Template = tuple[dict[int, bytes], bytes, bytes, int, bytes]
+#: Most prefixes (length and revision) one template keeps: a shape's awards take a few lengths.
+_PREFIXES_MAX = 64
+
+
+def _prefix(prefixes: dict[int, bytes], head: bytes, size: int) -> bytes:
+    """``size`` as a varint, then ``head``; kept in ``prefixes`` while it has room."""
+    prefix = VARINT[size] + head
+    if len(prefixes) < _PREFIXES_MAX:
+        prefixes[size] = prefix
+    return prefix
 
 
 class DecisionEncoder:
@@ -330,7 +341,7 @@ class DecisionEncoder:
             return VARINT[len(encoded)] + encoded
         if template is None:
             template = self._template(key, decision)
-        head, tail, size, bare = template
+        prefixes, head, tail, size, bare = template
         awards = decision.awards
         if not awards:
             return bare
@@ -340,14 +351,17 @@ class DecisionEncoder:
             ((currency, amount),) = awards.items()
             entry = (_AWARD_ENTRIES.get((currency, amount)) if amount.__class__ is int else None  # type: ignore[arg-type]
                      ) or _award_entry(currency, amount)
-            return VARINT[size + len(entry)] + head + entry + tail
+            # The length and the revision come as one cached prefix: a concatenation fewer.
+            total = size + len(entry)
+            return (prefixes.get(total) or _prefix(prefixes, head, total)) + entry + tail
         # In the decision's order: map order is not part of the wire format, and upb's own
         # "deterministic" order is its own (not plain byte order), so it is not imitated here.
         entries = b"".join([
             (_AWARD_ENTRIES.get(item) if item[1].__class__ is int else None) or _award_entry(*item)  # type: ignore[arg-type]
             for item in awards.items()
         ])
-        return VARINT[size + len(entries)] + head + entries + tail
+        total = size + len(entries)
+        return (prefixes.get(total) or _prefix(prefixes, head, total)) + entries + tail
 
     def _template(self, key: tuple[Any, ...], decision: Decision) -> _Template:
         """Serialise and keep the shape of ``decision``: all of it but the awards."""
@@ -357,7 +371,7 @@ class DecisionEncoder:
         tail = _serialized(Decision("", {}, decision.benefits, decision.tier, decision.tags,
                                     decision.policies, decision.fired, None))
         size = len(head) + len(tail)
-        template = (head, tail, size, VARINT[size] + head + tail)
+        template = ({}, head, tail, size, VARINT[size] + head + tail)
         if len(self._templates) >= self.max_templates:
             self._templates.clear()
         self._templates[key] = template

@@ -213,6 +213,16 @@ def test_the_template_cache_starts_over_when_full():
     assert len(encoder._templates) <= 3
 
 
+def test_one_shape_with_awards_of_many_lengths():
+    """A shape keeps a bounded number of length prefixes, and every length is right past the bound."""
+    encoder = DecisionEncoder()
+    decisions = [Decision(REV, {"c" * n: 10**n}, tags=["t"]) for n in range(1, 120)]
+    for decision in decisions + decisions:
+        assert_encodes_like_protobuf(encoder, decision)
+    ((prefixes, *_),) = encoder._templates.values()
+    assert len(prefixes) <= wire._PREFIXES_MAX
+
+
 def test_decision_message_keeps_amounts_exact_and_params_typed():
     """Awards are decimal strings (never exponent form); benefit parameters keep their types."""
     decision = Decision(
