@@ -68,7 +68,7 @@ def measure(rounds: int = 7, batches: int = 10) -> dict[str, Any]:
     evaluate = snapshot.policy_set.evaluate
     reference = handwritten.evaluator(snapshot.revision)
     decisions = [evaluate(c, e) for c, e in prepared]
-    payload = converter.decision_payload
+    payload = snapshot.encoder.payload
     inputs = converter.inputs
     context = _Context()
     batch = servicer.evaluate_batch_bytes

@@ -363,7 +363,6 @@ def test_profile_of_a_unary_call(requests: list[Any], unary_payloads: list[bytes
     import io
     import pstats
 
-    from service.convert import decision_message
     from service.gen.loyalty.v1 import loyalty_pb2 as pb
     from service.servicer import LoyaltyRulesServicer
     from service.store import PolicyStore
@@ -378,14 +377,12 @@ def test_profile_of_a_unary_call(requests: list[Any], unary_payloads: list[bytes
     inputs = [snapshot.converter.inputs(r.customer, r.event) for r in reqs]
     decisions = [snapshot.policy_set.evaluate(c, e) for c, e in inputs]
     converter = snapshot.converter
+    encoder = snapshot.encoder
 
     def respond(decision: Any) -> Any:
-        # As the servicer builds its response (the converter's fast path when it has one).
+        # As the servicer builds its response, from the encoder's templates.
         response = pb.EvaluateResponse()
-        if hasattr(converter, "decision_into"):
-            converter.decision_into(response.decision, decision)
-        else:
-            response.decision.CopyFrom(decision_message(decision))
+        encoder.into(response.decision, decision)
         return response
 
     responses = [respond(d) for d in decisions]

@@ -33,9 +33,9 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-from service.convert import python_to_value
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+from service.wire import python_to_value
 
 __all__ = [
     "LoyaltyClient",

@@ -1,4 +1,4 @@
-"""Request messages -> the runtime's prepared input, and decisions -> response messages.
+"""Request messages -> the runtime's prepared input (responses: :mod:`service.wire`).
 
 The policy runtime takes *prepared* dicts (docs/architecture.md): every field the
 schema declares, defaults filled in, exact Python values. :class:`Converter`
@@ -26,14 +26,12 @@ refusal is always the schema's own.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
-from decimal import Decimal
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from dsl.decision import Benefit, Decision, Reason
 from dsl.decoders import DecoderGenerator, Slow
 from dsl.errors import InputError
 from dsl.request import ACCEPTS, InvalidValue, ItemBudget, MappingDecoder
@@ -49,8 +47,6 @@ from service.errors import InvalidArgument, input_violations
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-#: Most decision shapes (see Converter.decision_into) kept per policy set.
-_TEMPLATES_MAX = 4096
 _MAX_NANOS = 999_999_999
 _FD = _descriptor.FieldDescriptor
 _STRING_TYPES = {_FD.TYPE_STRING}
@@ -74,20 +70,6 @@ def timestamp_to_datetime(ts: timestamp_pb2.Timestamp) -> datetime:
         return _EPOCH + timedelta(seconds=ts.seconds, microseconds=ts.nanos // 1000)
     except OverflowError:
         raise ValueError("is not a valid timestamp (outside years 1 to 9999)") from None
-
-
-def datetime_to_timestamp(value: datetime) -> timestamp_pb2.Timestamp:
-    """An aware datetime as a ``Timestamp``."""
-    delta = value - _EPOCH
-    seconds = delta.days * 86400 + delta.seconds
-    return timestamp_pb2.Timestamp(seconds=seconds, nanos=delta.microseconds * 1000)
-
-
-def amount_text(value: int | Decimal) -> str:
-    """An award amount as exact decimal text, never in exponent form: ``1250``, ``12.50``."""
-    if type(value) is int:
-        return str(value)
-    return format(value, "f")
 
 
 #: Whole-second instants already converted: event times cluster, and building a
@@ -227,39 +209,11 @@ def _duration_or_problem(d: duration_pb2.Duration) -> timedelta | InvalidValue:
         return InvalidValue("is out of range (at most 100,000 days)")
 
 
-def python_to_value(value: Any) -> pb.Value:
-    """A runtime value (a benefit parameter) as a ``Value``."""
-    if value is None:
-        return pb.Value()
-    if isinstance(value, bool):
-        return pb.Value(bool_value=value)
-    if isinstance(value, int):
-        return pb.Value(int_value=value)
-    if isinstance(value, Decimal):
-        return pb.Value(decimal_value=format(value, "f"))
-    if isinstance(value, str):
-        return pb.Value(string_value=value)
-    if isinstance(value, datetime):
-        return pb.Value(time_value=datetime_to_timestamp(value))
-    if isinstance(value, date):
-        return pb.Value(date_value=value.isoformat())
-    if isinstance(value, timedelta):
-        seconds = value.days * 86400 + value.seconds
-        return pb.Value(
-            duration_value=duration_pb2.Duration(seconds=seconds, nanos=value.microseconds * 1000)
-        )
-    if isinstance(value, list | tuple):
-        return pb.Value(list_value=pb.ValueList(values=[python_to_value(v) for v in value]))
-    if isinstance(value, dict):
-        return pb.Value(record_value=pb.Record(fields={k: python_to_value(v) for k, v in value.items()}))
-    return pb.Value(string_value=str(value))
-
-
 # -- the converter ------------------------------------------------------------------------------------
 
 
 class Converter:
-    """Turns ``loyalty.v1`` messages into prepared input for one schema, and decisions into messages.
+    """Turns ``loyalty.v1`` messages into prepared input for one schema.
 
     Build one per policy set (the policy store does, off the request path); it is
     immutable afterwards and safe to share between threads.
@@ -290,7 +244,6 @@ class Converter:
             kind: fn for kind, fn in self._fast_by_which.items() if _refuses_empty_details(fn, kind)
         }
         self.source = gen.source()
-        self._templates: dict[tuple[Any, ...], bytes] = {}
 
     # -- input --------------------------------------------------------------------------------
 
@@ -372,204 +325,6 @@ class Converter:
             return self._mapping.event(_MessageView(msg))
         except InputError as exc:
             raise InvalidArgument(input_violations(exc)) from None
-
-    # -- output ---------------------------------------------------------------------------------
-
-    def decision(self, decision: Decision) -> pb.Decision:
-        """A decision as a message (reasons included when the decision has them)."""
-        message = pb.Decision()
-        self.decision_into(message, decision)
-        return message
-
-    def decision_into(self, target: pb.Decision, decision: Decision) -> None:
-        """Fill the empty message ``target`` with ``decision`` (in place: no copy into a parent)."""
-        target.MergeFromString(self.decision_bytes(decision))
-
-    def decision_bytes(self, decision: Decision) -> bytes:
-        """A decision serialised as a ``loyalty.v1.Decision`` (tests hold this to
-        :func:`decision_message`)."""
-        return _strip_varint(self.decision_payload(decision))
-
-    def decision_payload(self, decision: Decision) -> bytes:
-        """A serialised decision with its length in front: what follows the field's tag in a
-        response (``0x0a`` for ``EvaluateResponse.decision``, ``0x12`` for the ``decision``
-        of a ``BatchResult`` or an ``EvaluateStreamResponse``).
-
-        Everything but the awards repeats across decisions (the same rules fire for
-        many customers), so that part is serialised once per shape and the awards
-        are appended as encoded map entries: protobuf reads concatenated fields as
-        one message.
-        """
-        if decision.reasons is not None:
-            encoded = decision_message(decision).SerializeToString()
-            return VARINT[len(encoded)] + encoded
-        benefits = decision.benefits
-        tags = decision.tags
-        if not benefits:
-            granted: Any = None
-        elif len(benefits) == 1 and not benefits[0].params:
-            b = benefits[0]
-            granted = (b.name, b.policy, b.rule)
-        else:
-            granted = _benefits_key(benefits)
-        try:
-            # One flat tuple: the fired rules are pairs and tags and policies strings, and
-            # the number of tags says where they end, so no two shapes share a key.
-            key = (decision.revision, decision.tier, granted, len(tags), *decision.fired, *tags,
-                   *decision.policies)
-            template = self._templates.get(key)
-        except TypeError:  # an unhashable benefit parameter (a list): no template
-            encoded = decision_message(decision).SerializeToString()
-            return VARINT[len(encoded)] + encoded
-        if template is None:
-            shape = Decision(decision.revision, {}, benefits, decision.tier, tags,
-                             decision.policies, decision.fired, None)
-            template = decision_message(shape).SerializeToString()
-            if len(self._templates) >= _TEMPLATES_MAX:
-                self._templates.clear()
-            self._templates[key] = template
-        awards = decision.awards
-        if not awards:
-            return VARINT[len(template)] + template
-        # Entries are kept for whole amounts only: Decimal("12.5") == Decimal("12.50"), and
-        # the text must keep the currency's decimals.
-        if len(awards) == 1:  # the usual case, without a loop
-            ((currency, amount),) = awards.items()
-            entry = (_AWARD_ENTRIES.get((currency, amount)) if amount.__class__ is int else None
-                     ) or _award_entry(currency, amount)
-            return VARINT[len(template) + len(entry)] + template + entry
-        encoded = template + b"".join(
-            (_AWARD_ENTRIES.get(item) if item[1].__class__ is int else None) or _award_entry(*item)
-            for item in awards.items()
-        )
-        return VARINT[len(encoded)] + encoded
-
-
-def _benefits_key(benefits: list[Benefit]) -> tuple[Any, ...]:
-    """What identifies the granted benefits' encoding; parameters by type and exact text
-    (``True == 1`` and ``Decimal("1.5") == Decimal("1.50")``, but they encode differently)."""
-    return tuple([
-        (b.name, b.policy, b.rule,
-         tuple([(k, v.__class__, str(v)) for k, v in b.params.items()]) if b.params else ())
-        for b in benefits
-    ])
-
-
-def result_bytes(correlation_id: str, decision: bytes | None, error: bytes | None = None) -> bytes:
-    """One serialised ``BatchResult`` (or ``EvaluateStreamResponse``: the same fields), as a
-    length-delimited field 1 of its parent (``EvaluateBatchResponse.results``)."""
-    raw = correlation_id.encode()
-    if decision is not None:
-        field, payload = b"\x12", decision
-    else:
-        assert error is not None
-        field, payload = b"\x1a", error
-    size = VARINT[len(payload)]
-    if raw:
-        prefix = VARINT[len(raw)]
-        n = 2 + len(prefix) + len(raw) + len(size) + len(payload)
-        return b"".join((b"\x0a", VARINT[n], b"\x0a", prefix, raw, field, size, payload))
-    return b"".join((b"\x0a", VARINT[1 + len(size) + len(payload)], field, size, payload))
-
-
-class _Varints(dict[int, bytes]):
-    """``VARINT[n]``: ``n`` encoded as a protobuf varint (lengths below 64 KiB are kept)."""
-
-    def __missing__(self, n: int) -> bytes:
-        encoded = _varint(n)
-        if n < 65536:
-            self[n] = encoded
-        return encoded
-
-
-#: Encoded varints by value, filled on first use.
-VARINT = _Varints()
-_SMALL_VARINTS = [bytes((i,)) for i in range(128)]
-#: (currency, amount) -> the encoded ``Decision.awards`` map entry (field 2).
-_AWARD_ENTRIES: dict[tuple[str, int], bytes] = {}
-_AWARD_ENTRIES_MAX = 65536
-
-
-def _award_entry(currency: str, amount: int | Decimal) -> bytes:
-    """The encoded ``Decision.awards`` map entry (field 2) for one amount."""
-    prefix = _CURRENCY_PREFIXES.get(currency)
-    if prefix is None:  # the entry's key (field 1) and the value's tag
-        key = currency.encode()
-        prefix = _CURRENCY_PREFIXES[currency] = b"\x0a" + _varint(len(key)) + key + b"\x12"
-    whole = amount.__class__ is int
-    value = (str(amount) if whole else format(amount, "f")).encode()
-    size = VARINT[len(value)]
-    encoded = b"".join((b"\x12", VARINT[len(prefix) + len(size) + len(value)], prefix, size, value))
-    if whole:
-        if len(_AWARD_ENTRIES) >= _AWARD_ENTRIES_MAX:
-            _AWARD_ENTRIES.clear()
-        _AWARD_ENTRIES[(currency, amount)] = encoded
-    return encoded
-
-
-#: Currency -> the start of its awards map entries (a handful of currencies).
-_CURRENCY_PREFIXES: dict[str, bytes] = {}
-
-
-def _strip_varint(data: bytes) -> bytes:
-    """``data`` without the varint at its front."""
-    end = 0
-    while data[end] & 0x80:
-        end += 1
-    return data[end + 1 :]
-
-
-def _varint(n: int) -> bytes:
-    if n < 128:
-        return _SMALL_VARINTS[n]
-    out = bytearray()
-    while n >= 128:
-        out.append((n & 0x7F) | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-def decision_message(decision: Decision) -> pb.Decision:
-    """A :class:`~dsl.decision.Decision` as a ``loyalty.v1.Decision``."""
-    msg = pb.Decision(
-        revision=decision.revision,
-        awards={k: amount_text(v) for k, v in decision.awards.items()},
-        tier=decision.tier or "",
-        tags=decision.tags,
-        policies=decision.policies,
-    )
-    if decision.benefits:
-        msg.benefits.extend(benefit_message(b) for b in decision.benefits)
-    fired = msg.fired
-    for policy, rule in decision.fired:
-        fired.add(policy=policy, rule=rule)
-    if decision.reasons:
-        msg.reasons.extend(reason_message(r) for r in decision.reasons)
-    return msg
-
-
-def benefit_message(benefit: Benefit) -> pb.Benefit:
-    """A granted benefit with its typed parameters."""
-    return pb.Benefit(
-        name=benefit.name,
-        params={k: python_to_value(v) for k, v in benefit.params.items()},
-        policy=benefit.policy,
-        rule=benefit.rule,
-    )
-
-
-def reason_message(reason: Reason) -> pb.Reason:
-    """One line of an explanation."""
-    return pb.Reason(
-        policy=reason.policy,
-        rule=reason.rule,
-        kind=reason.kind,
-        detail=reason.detail,
-        awards={k: amount_text(v) for k, v in reason.awards.items()},
-        line=reason.line,
-        text=reason.render(),
-    )
 
 
 # -- the fast path: generated per schema --------------------------------------------------------------

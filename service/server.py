@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import sys
 import threading
@@ -25,6 +26,8 @@ from typing import Any
 
 import grpc
 import structlog
+from google.protobuf import descriptor as _descriptor
+from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
@@ -39,8 +42,10 @@ from service.watchdog import DEFAULT_MARGIN_S, Watchdog
 
 log = structlog.get_logger("loyalty.server")
 
+#: The service's descriptor: its methods are the RPCs a servicer must answer.
+SERVICE = pb.DESCRIPTOR.services_by_name["LoyaltyRules"]
 #: The full name of the service, as health checks and reflection know it.
-SERVICE_NAME = pb.DESCRIPTOR.services_by_name["LoyaltyRules"].full_name
+SERVICE_NAME = SERVICE.full_name
 #: The largest request or response accepted by default, in bytes.
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 #: Request threads per process by default.
@@ -91,7 +96,9 @@ def create_server(
     ``policies`` (loaded now: a bad directory raises ``dsl.PolicyError``; it is not
     watched), or the bundled ``policies/`` when neither is given. ``servicer``
     replaces the real servicer (the benchmarks' trivial one); health then reports
-    SERVING at once. Otherwise health is NOT_SERVING until the store has a set.
+    SERVING at once. Otherwise health is NOT_SERVING until the store has a set. A
+    servicer that does not implement every RPC of the service is a ``TypeError``
+    (see :func:`method_handlers`).
     """
     metrics = metrics if metrics is not None else default_metrics()
     if not structlog.is_configured():  # embedded (tests, benchmarks): log as deployed
@@ -104,6 +111,7 @@ def create_server(
         servicer = LoyaltyRulesServicer(
             store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions
         )
+    handlers = method_handlers(servicer)  # before anything starts: a missing RPC fails here
     options: list[tuple[str, Any]] = [
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
@@ -118,7 +126,7 @@ def create_server(
         interceptors=[ServiceInterceptor(metrics)],
         options=options,
     )
-    add_servicer(servicer, server)
+    _register(server, handlers)
     health_servicer = health_servicer or health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
@@ -142,28 +150,72 @@ def _serialize(response: Any) -> bytes:
     return response if response.__class__ is bytes else response.SerializeToString()  # type: ignore[no-any-return]
 
 
-def add_servicer(servicer: pb_grpc.LoyaltyRulesServicer, server: grpc.Server) -> None:
+#: The grpc handler factory for each kind of method: (client streams, server streams) -> factory.
+_HANDLER_KINDS: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler]] = {
+    (False, False): grpc.unary_unary_rpc_method_handler,
+    (False, True): grpc.unary_stream_rpc_method_handler,
+    (True, False): grpc.stream_unary_rpc_method_handler,
+    (True, True): grpc.stream_stream_rpc_method_handler,
+}
+
+
+def bytes_variant_name(method_name: str) -> str:
+    """The servicer attribute that answers ``method_name`` with serialised responses:
+    ``EvaluateBatch`` -> ``evaluate_batch_bytes``."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", method_name).lower() + "_bytes"
+
+
+def implementation(servicer: object, method: _descriptor.MethodDescriptor) -> Callable[..., Any] | None:
+    """What answers ``method`` on ``servicer``: its bytes variant if it has one, else the method
+    itself, or None when it has neither (the generated base class's UNIMPLEMENTED stub counts
+    as neither)."""
+    variant = getattr(servicer, bytes_variant_name(method.name), None)
+    if variant is not None:
+        return variant  # type: ignore[no-any-return]
+    behaviour = getattr(servicer, method.name, None)
+    stub = getattr(pb_grpc.LoyaltyRulesServicer, method.name, None)
+    if behaviour is None or getattr(behaviour, "__func__", None) is stub:
+        return None
+    return behaviour  # type: ignore[no-any-return]
+
+
+def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
+    """A handler for every method of ``loyalty.v1.LoyaltyRules``, built from the service
+    descriptor so that none can be left out.
+
+    Where the servicer has a bytes variant (``evaluate_bytes`` for ``Evaluate``, see
+    :func:`bytes_variant_name`) it answers with that (responses already serialised:
+    parsing them into messages only for gRPC to serialise them again costs as much as
+    the rules), and any response may be given as bytes. Raises ``TypeError`` naming
+    every method the servicer does not implement: a server that would answer one of
+    its RPCs UNIMPLEMENTED must not start.
+    """
+    handlers: dict[str, grpc.RpcMethodHandler] = {}
+    missing: list[str] = []
+    for method in SERVICE.methods:
+        behaviour = implementation(servicer, method)
+        if behaviour is None:
+            missing.append(method.name)
+            continue
+        kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
+        request = GetMessageClass(method.input_type)
+        handlers[method.name] = kind(behaviour, request.FromString, _serialize)
+    if missing:
+        raise TypeError(f"{type(servicer).__name__} does not implement " + "; ".join(
+            f"{SERVICE_NAME}/{name}: define {name} (or {bytes_variant_name(name)})" for name in missing))
+    return handlers
+
+
+def add_servicer(servicer: object, server: grpc.Server) -> None:
     """Register ``servicer`` as ``loyalty.v1.LoyaltyRules`` (what the generated
-    ``add_LoyaltyRulesServicer_to_server`` does), with two differences: where the
-    servicer has ``evaluate_bytes``, ``evaluate_batch_bytes`` or ``evaluate_stream_bytes``
-    it answers with those (responses already serialised: parsing them into messages
-    only for gRPC to serialise them again costs as much as the rules), and every
-    response may be given as bytes."""
-    methods = {
-        "Evaluate": grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, "evaluate_bytes", servicer.Evaluate),
-            pb.EvaluateRequest.FromString, _serialize),
-        "EvaluateBatch": grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, "evaluate_batch_bytes", servicer.EvaluateBatch),
-            pb.EvaluateBatchRequest.FromString, _serialize),
-        "EvaluateStream": grpc.stream_stream_rpc_method_handler(
-            getattr(servicer, "evaluate_stream_bytes", servicer.EvaluateStream),
-            pb.EvaluateStreamRequest.FromString, _serialize),
-        "ListPolicies": grpc.unary_unary_rpc_method_handler(
-            servicer.ListPolicies, pb.ListPoliciesRequest.FromString, _serialize),
-    }
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, methods),))
-    server.add_registered_method_handlers(SERVICE_NAME, methods)
+    ``add_LoyaltyRulesServicer_to_server`` does, with the handlers of :func:`method_handlers`:
+    bytes variants preferred, and a ``TypeError`` for a method not implemented)."""
+    _register(server, method_handlers(servicer))
+
+
+def _register(server: grpc.Server, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
+    server.add_registered_method_handlers(SERVICE_NAME, handlers)
 
 
 def _wire_health(health_servicer: health.HealthServicer, store: PolicyStore | None) -> None:

@@ -1,4 +1,5 @@
-"""The ``loyalty.v1.LoyaltyRules`` servicer: a thin layer over the policy store and the converter.
+"""The ``loyalty.v1.LoyaltyRules`` servicer: a thin layer over the policy store, the converter
+and the response encoding (:mod:`service.wire`).
 
 Each call takes the store's current snapshot once and uses it throughout, so a
 reload never changes the policy set under a call. Methods raise; the interceptor
@@ -24,7 +25,6 @@ import structlog
 from dsl.errors import EvaluationError
 from dsl.request import ItemBudget
 from dsl.schema import MAX_REQUEST_ITEMS
-from service.convert import VARINT, datetime_to_timestamp, result_bytes
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -39,6 +39,17 @@ from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.logs import call_fields
 from service.metrics import Metrics
 from service.store import PolicyStore, Snapshot
+from service.wire import (
+    BATCH_RESULTS,
+    RESULT_CORRELATION_ID,
+    RESULT_DECISION,
+    VARINT,
+    batch_tail,
+    datetime_to_timestamp,
+    evaluate_response_bytes,
+    result_bytes,
+    stream_response_bytes,
+)
 
 decision_log = structlog.get_logger("loyalty.decision")
 log = structlog.get_logger("loyalty.servicer")
@@ -84,7 +95,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         fields["revision"] = snapshot.revision
         only = request.only_policies
         decision = self._decide(snapshot, request, request.explain, list(only) if only else None, fields)
-        return b"\x0a" + snapshot.converter.decision_payload(decision)  # EvaluateResponse.decision
+        return evaluate_response_bytes(snapshot.encoder.payload(decision))
 
     def EvaluateBatch(
         self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
@@ -123,10 +134,14 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         converter = snapshot.converter
         fast_customer, fast_by_kind, event_function = converter.fast_inputs()
         checked_inputs = converter.checked_inputs
-        decision_payload = converter.decision_payload
+        decision_payload = snapshot.encoder.payload
         evaluate = snapshot.policy_set.evaluate
         log_decisions = self.log_decisions
         varint = VARINT
+        # The framing of a BatchResult with a decision, written inline: a call per item costs
+        # more than the framing itself.
+        results_tag, id_tag, decision_tag = BATCH_RESULTS, RESULT_CORRELATION_ID, RESULT_DECISION
+        tags_size = len(id_tag) + len(decision_tag)
         # Rules and policies of every decision, handed to the metrics once at the end.
         fired: list[tuple[str, str]] = []
         applied: list[str] = []
@@ -158,20 +173,18 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 applied += decision.policies
                 if log_decisions:
                     _log_decision(decision, customer_msg.id, event_msg)
-                # BatchResult: the decision (field 2), then the correlation id (field 1).
+                # As wire.result_bytes writes it: the correlation id, then the decision.
                 payload = decision_payload(decision)
                 cid = item.correlation_id
                 if cid:
                     raw = cid.encode()
                     size = varint[len(raw)]
-                    parts += (b"\x0a", varint[len(payload) + 2 + len(size) + len(raw)], b"\x12",
-                              payload, b"\x0a", size, raw)
+                    parts += (results_tag, varint[tags_size + len(size) + len(raw) + len(payload)],
+                              id_tag, size, raw, decision_tag, payload)
                 else:
-                    parts += (b"\x0a", varint[len(payload) + 1], b"\x12", payload)
-        raw = revision.encode()
-        parts += (b"\x12", varint[len(raw)], raw)
-        if failed:
-            parts += (b"\x18", varint[failed])
+                    parts += (results_tag, varint[len(decision_tag) + len(payload)], decision_tag,
+                              payload)
+        parts.append(batch_tail(revision, failed))
         fields["failed"] = failed
         if self.metrics is not None:
             self.metrics.count_decisions(count - failed, fired, applied)
@@ -215,15 +228,15 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 try:
                     snapshot = self._snapshot()
                     decision = self._decide(snapshot, request, request.explain, None, None)
-                    body = b"\x12" + snapshot.converter.decision_payload(decision)
+                    response = stream_response_bytes(request.correlation_id,
+                                                     snapshot.encoder.payload(decision))
                 except Exception as exc:  # this message's own error; the stream goes on
                     failed += 1
                     if not isinstance(exc, ServiceError):  # a bug: INTERNAL
                         log.error("stream message failed", message=count, exc_info=exc, **fields)
-                    error = status_for(exc).SerializeToString()
-                    body = b"\x1a" + VARINT[len(error)] + error
-                raw = request.correlation_id.encode()
-                yield b"\x0a" + VARINT[len(raw)] + raw + body if raw else body
+                    response = stream_response_bytes(request.correlation_id, None,
+                                                     status_for(exc).SerializeToString())
+                yield response
         finally:
             fields["messages"] = count
             fields["failed"] = failed

@@ -23,6 +23,7 @@ import structlog
 
 from dsl.errors import Diagnostic, PolicyError
 from service.convert import Converter
+from service.wire import DecisionEncoder
 
 log = structlog.get_logger("loyalty.store")
 
@@ -36,6 +37,8 @@ class Snapshot:
 
     policy_set: Any
     converter: Converter
+    #: Writes the set's decisions as response bytes (its template cache is this set's).
+    encoder: DecisionEncoder
     revision: str
     loaded_at: datetime
 
@@ -124,7 +127,7 @@ class PolicyStore:
                     snapshot = current
                 else:
                     converter = Converter(policy_set.schema)
-                    snapshot = Snapshot(policy_set, converter, revision, now)
+                    snapshot = Snapshot(policy_set, converter, DecisionEncoder(), revision, now)
             except Exception as exc:  # a refused change must never stop the service
                 self._refuse(exc, now)
                 return False

@@ -2,7 +2,7 @@
 
 The expected decisions take the documented Python path, independent of the
 service's converter and encoder: ``Schema.prepare_*`` on the loose mappings, then
-``PolicySet.evaluate``, then :func:`service.convert.decision_message` (the
+``PolicySet.evaluate``, then :func:`service.wire.decision_message` (the
 message built field by field). The service gets the same pairs as protobuf
 messages, over a real channel: batch, unary and stream.
 """
@@ -16,8 +16,8 @@ import pytest
 
 import dsl
 from benchmarks import data, messages
-from service.convert import decision_message
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
+from service.wire import decision_message
 from tests.service.conftest import POLICIES
 
 
