@@ -24,7 +24,7 @@ import structlog
 
 from dsl.errors import EvaluationError
 from dsl.request import ItemBudget
-from dsl.schema import MAX_REQUEST_ITEMS
+from dsl.schema import MAX_ID, MAX_REQUEST_ITEMS
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -154,7 +154,11 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             for item in chunk:
                 customer_msg = item.customer
                 event_msg = item.event
+                cid = item.correlation_id
                 try:
+                    if len(cid) > MAX_ID:
+                        cid = ""  # never echoed: a refusal does not repeat a long input
+                        raise _long_correlation_id()
                     try:  # the fast path, inline: this loop is the batch's whole cost
                         fast_event = fast_by_kind.get(event_msg.kind) or event_function(event_msg)
                         customer = fast_customer(customer_msg)
@@ -167,7 +171,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     if isinstance(exc, InvalidArgument):
                         invalid += 1
                     index = start + next(i for i, x in enumerate(chunk) if x is item)
-                    parts.append(result_bytes(item.correlation_id, None, self._item_error(exc, item, index)))
+                    parts.append(result_bytes(cid, None, self._item_error(exc, item, index)))
                     continue
                 fired += decision.fired
                 applied += decision.policies
@@ -175,7 +179,6 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     _log_decision(decision, customer_msg.id, event_msg)
                 # As wire.result_bytes writes it: the correlation id, then the decision.
                 payload = decision_payload(decision)
-                cid = item.correlation_id
                 if cid:
                     raw = cid.encode()
                     size = varint[len(raw)]
@@ -225,17 +228,19 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         try:
             for request in request_iterator:
                 count += 1
+                cid = request.correlation_id
                 try:
+                    if len(cid) > MAX_ID:
+                        cid = ""  # never echoed: a refusal does not repeat a long input
+                        raise _long_correlation_id()
                     snapshot = self._snapshot()
                     decision = self._decide(snapshot, request, request.explain, None, None)
-                    response = stream_response_bytes(request.correlation_id,
-                                                     snapshot.encoder.payload(decision))
+                    response = stream_response_bytes(cid, snapshot.encoder.payload(decision))
                 except Exception as exc:  # this message's own error; the stream goes on
                     failed += 1
                     if not isinstance(exc, ServiceError):  # a bug: INTERNAL
                         log.error("stream message failed", message=count, exc_info=exc, **fields)
-                    response = stream_response_bytes(request.correlation_id, None,
-                                                     status_for(exc).SerializeToString())
+                    response = stream_response_bytes(cid, None, status_for(exc).SerializeToString())
                 yield response
         finally:
             fields["messages"] = count
@@ -327,6 +332,10 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         if self.log_decisions:
             _log_decision(decision, customer["id"], event_msg)
         return decision
+
+
+def _long_correlation_id() -> InvalidArgument:
+    return InvalidArgument([Violation("correlation_id", f"is longer than {MAX_ID} characters")])
 
 
 def _require_inputs(message: Any) -> None:

@@ -253,3 +253,27 @@ def test_an_extension_of_a_fixed_message_reaches_the_policy_over_grpc(tmp_path):
                  "expects an int value (int_value), not string_value")]
     finally:
         server.stop(0).wait(5)
+
+
+def test_a_correlation_id_past_128_characters_fails_its_item_alone_and_is_not_echoed(stub):
+    """Correlation ids are ids: at most 128 characters. A longer one fails that batch item (or
+    stream message) with INVALID_ARGUMENT on correlation_id; the rest are decided."""
+    from google.rpc import error_details_pb2
+
+    ok = pb.BatchItem(correlation_id="c" * 128, customer=gold_customer(), event=jfk_lhr())
+    long = pb.BatchItem(correlation_id="c" * 129, customer=gold_customer(), event=jfk_lhr())
+    batch = stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[ok, long, ok]), timeout=5)
+    assert batch.failed == 1
+    assert [r.WhichOneof("outcome") for r in batch.results] == ["decision", "error", "decision"]
+    assert [r.correlation_id for r in batch.results] == ["c" * 128, "", "c" * 128]
+    error = batch.results[1].error
+    assert error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    bad = error_details_pb2.BadRequest()
+    error.details[0].Unpack(bad)
+    assert [(v.field, v.description) for v in bad.field_violations] == [
+        ("correlation_id", "is longer than 128 characters")]
+    stream = list(stub.EvaluateStream(iter([
+        pb.EvaluateStreamRequest(correlation_id=item.correlation_id, customer=item.customer,
+                                 event=item.event) for item in (long, ok)]), timeout=5))
+    assert [r.WhichOneof("outcome") for r in stream] == ["error", "decision"]
+    assert stream[0].correlation_id == "" and stream[1].correlation_id == "c" * 128
