@@ -308,8 +308,9 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             customer, event = snapshot.converter.inputs(customer_msg, event_msg)
         except InvalidArgument:
             if fields is not None:
-                fields["customer_id"] = customer_msg.id
-                fields["event_id"] = event_msg.id
+                # The ids as sent, cut to the id bound: a refused request is logged, not repeated.
+                fields["customer_id"] = customer_msg.id[:MAX_ID]
+                fields["event_id"] = event_msg.id[:MAX_ID]
             if self.metrics is not None:
                 self.metrics.count_evaluations("invalid_argument")
             _require_inputs(request)  # a missing customer or event, said plainly

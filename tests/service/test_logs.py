@@ -84,6 +84,9 @@ def test_every_rpc_has_its_canonical_line(captured):
             with pytest.raises(grpc.RpcError):
                 stub.Evaluate(pb.EvaluateRequest(customer=gold_customer("c-8"),
                                                  event=jfk_lhr("e-8", origin="XXX")), timeout=5)
+            with pytest.raises(grpc.RpcError):  # a 200,000-character id: logged cut to 128
+                stub.Evaluate(pb.EvaluateRequest(customer=gold_customer("x" * 200_000),
+                                                 event=jfk_lhr("e-9")), timeout=5)
             items = [pb.BatchItem(correlation_id=str(i), customer=gold_customer(), event=jfk_lhr())
                      for i in range(3)]
             items[1].event.flight.fare = "-1"
@@ -95,7 +98,9 @@ def test_every_rpc_has_its_canonical_line(captured):
             stub.ListPolicies(pb.ListPoliciesRequest(), timeout=5)
     finally:
         server.stop(0).wait(5)
-    lines = {(e["method"], e["code"]): e for e in captured.rpc()}
+    long_id = [e for e in captured.rpc() if e.get("event_id") == "e-9"]
+    assert [len(e["customer_id"]) for e in long_id] == [128]
+    lines = {(e["method"], e["code"]): e for e in captured.rpc() if e.get("event_id") != "e-9"}
     ok = lines[("Evaluate", "OK")]
     assert (ok["customer_id"], ok["event_id"], ok["revision"]) == ("c-7", "e-7", revision)
     assert ok["level"] == "info" and isinstance(ok["ms"], float) and isinstance(ok["pid"], int)
