@@ -197,6 +197,9 @@ class _Reader:
         #: schema path -> request path, for every field passed on to the schema.
         self.paths: dict[str, str] = {}
         self.budget = MAX_REQUEST_ITEMS
+        #: Request paths a misplaced field was told to move to: the schema's "is required"
+        #: for them would only repeat the advice.
+        self.misplaced: set[str] = set()
 
     def fail(self, path: str, reason: str) -> None:
         self.errors.append(FieldError(path, reason))
@@ -224,6 +227,7 @@ class _Reader:
             if slot is None:
                 names = [s.name for s in layout.message_slots()] + ["attributes"]
                 if elsewhere is not None and key in elsewhere.by_wire_name:
+                    self.misplaced.add(f"{elsewhere_path}.{key}")
                     self.fail(f"{path}.{key}", f"belongs in {elsewhere_path}: write it as "
                                                f"{elsewhere_path}.{key}")
                     continue
@@ -280,6 +284,9 @@ class _Reader:
                 return
             if t.kind == "date" and isinstance(value, date) and not isinstance(value, datetime):
                 out[slot.name] = value  # TOML and Python callers have dates of their own
+                return
+            if t.kind == "decimal" and isinstance(value, float):
+                out[slot.name] = value  # the schema refuses it, saying how to write it exactly
                 return
             if t.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
                 self.fail(path, f"must be a decimal written as a string (for example \"{value}\")")
@@ -405,6 +412,8 @@ class _Reader:
             return inner
         if kind == "time_value" and isinstance(inner, datetime):
             return inner
+        if kind == "decimal_value" and isinstance(inner, float):
+            return inner  # the schema refuses it, saying how to write it exactly
         if not isinstance(inner, str):
             self.fail(path, f"must be a string, not {_kind_of(inner)}")
             return None
@@ -544,7 +553,7 @@ class MappingDecoder:
         try:
             prepared: dict[str, Any] = prepare(loose)
         except InputError as exc:
-            seen = {e.path for e in reader.errors[start:]}
+            seen = {e.path for e in reader.errors[start:]} | reader.misplaced
             for e in exc.errors:
                 path = self._request_path(reader, e.path, root, details)
                 if path not in seen:
