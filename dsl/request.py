@@ -250,7 +250,9 @@ class _Reader:
         attrs = layout.attribute_slots()
         if key in attrs or json_name(key) in {json_name(n) for n in attrs}:
             return f"{key} is an extension field: send it in attributes"
-        return did_you_mean(key, list(layout.by_wire_name))
+        # Suggest in the caller's own spelling: camelCase only to someone writing camelCase.
+        camel = any(c.isupper() for c in key)
+        return did_you_mean(key, [s.json_name if camel else s.name for s in layout.message_slots()])
 
     def wire_value(self, value: Any, slot: Slot, path: str, schema_path: str, out: dict[str, Any]) -> None:
         """A message field's value as the schema reads it (proto3 JSON forms)."""

@@ -50,3 +50,13 @@ def test_toml_dates_and_times_are_read_as_they_are() -> None:
         "customer": {"id": "c1", "memberSince": "2012-02-29"},
         "event": {"id": "e1", "time": "2026-03-01T09:30:00Z", "visit": {"spend": "10.00"}}})
     assert native == text
+
+
+@pytest.mark.parametrize(("key", "hint"), [("distance", "distance_miles"),
+                                           ("distanceMile", "distanceMiles")],
+                         ids=["snake_case", "camelCase"])
+def test_a_misspelt_field_is_suggested_in_the_callers_spelling(key: str, hint: str) -> None:
+    assert problems({"id": "e1", "time": "2026-03-01T09:30:00Z",
+                     "flight": {"origin": "JFK", "destination": "LHR", "fare": "1", key: 5}}) == [
+        (f"event.flight.{key}", f"is not a field of Flight; did you mean `{hint}`?"),
+    ]
