@@ -123,6 +123,12 @@ def run(args: argparse.Namespace) -> int:
         prepared = []
         for file, data, read in ((args.customer, raw[0], decoder.customer),
                                  (args.event, raw[1], decoder.event)):
+            assert isinstance(data, dict)
+            if "customer" in data and "event" in data:  # a grpcurl body given to the wrong flag
+                print(f"loyalty eval: {file}: holds a whole request (customer and event): "
+                      "give it as --request FILE", file=sys.stderr)
+                status = 2
+                continue
             try:
                 prepared.append(read(data))
             except InputError as exc:

@@ -199,6 +199,15 @@ def test_eval_old_flat_form_says_what_to_write(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def test_eval_a_whole_request_given_as_the_customer_points_at_request(tmp_path: Path) -> None:
+    r = write(tmp_path / "r.json", {"customer": CUSTOMER, "event": EVENT})
+    result = loyalty("eval", "--customer", str(r), "--event", str(r))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"loyalty eval: {r}: holds a whole request (customer and event): give it as --request FILE",
+    ] * 2
+
+
 @pytest.mark.parametrize(("name", "text", "message"), [
     ("deep.json", "[" * 100_000, "the request file nests too deeply to be a request"),
     ("bad.json", '{"customer": ', "the request file is not valid JSON: Expecting value: "
