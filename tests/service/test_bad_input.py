@@ -126,7 +126,8 @@ CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]]
     ("tier not in the schema", _bad_tier, [
         ("customer.tier", '"gold" is not a tier (one of: MVP, GOLD, PLATINUM, 75K); did you mean `GOLD`?')]),
     ("fare that is not a decimal", _float_like_fare, [
-        ("event.flight.fare", '"4.2e" is not a decimal number')]),
+        ("event.flight.fare", '"4.2e" is not a decimal number (write ASCII digits with an optional '
+                              'minus sign and point, such as "12.50")')]),
     ("event without time", _no_time, [("event.time", "is required")]),
     ("request without event", _no_event, [("event", "is required")]),
     ("negative lifetime counter", _negative_counter, [
