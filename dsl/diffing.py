@@ -5,8 +5,9 @@ policy by policy (added, removed, changed; version, window, event kinds, descrip
 rules and other members added, removed and changed), by meaning: a policy whose text
 changed but whose AST did not (reformatted, comments edited) is "text only".
 
-:func:`read_cases` reads JSON-lines cases (``{"customer": {...}, "event": {...}}``) and
-prepares them for both sets' schemas; :func:`compare_decisions` evaluates every case with
+:func:`read_cases` reads JSON-lines cases, each an ``EvaluateRequest`` body as grpcurl sends
+it (``{"customer": {...}, "event": {...}}``, the request form) with an optional ``name``,
+and decodes them for both sets' schemas; :func:`compare_decisions` evaluates every case with
 both sets and sums up what changed. Nothing here prints; ``loyalty diff`` renders these.
 """
 
@@ -26,6 +27,7 @@ from .decision import Decision, format_duration
 from .errors import EvaluationError, InputError
 from .formatter import structure
 from .policyset import CompiledPolicy, PolicyInfo, PolicySet
+from .request import MappingDecoder
 from .schema import Schema
 
 __all__ = [
@@ -227,12 +229,16 @@ def _info_dict(info: PolicyInfo) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Case:
-    """One sample (customer, event), prepared for the old set's schema and the new one's."""
+    """One sample (customer, event), prepared for the old set's schema and the new one's.
+
+    ``only`` is the request's ``onlyPolicies``: evaluate just those (None: every policy).
+    """
 
     line: int
     label: str
     old: tuple[dict[str, Any], dict[str, Any]]
     new: tuple[dict[str, Any], dict[str, Any]]
+    only: tuple[str, ...] | None = None
 
 
 class CaseError(ValueError):
@@ -243,20 +249,24 @@ class CaseError(ValueError):
         super().__init__("\n".join(problems))
 
 
-_CASE_KEYS = ("customer", "event", "name")
+#: A case is an EvaluateRequest body (both spellings of its keys) and an optional name.
+_CASE_KEYS = ("customer", "event", "explain", "onlyPolicies", "only_policies", "name")
 
 
 def read_cases(text: str, file: str, old: Schema, new: Schema) -> list[Case]:
     """Every case in JSON-lines ``text``, prepared for both schemas.
 
-    Blank lines are skipped. A case is an object with ``customer`` and ``event``
-    objects (raw input, as a caller would send it; decimals may be JSON numbers or
-    strings) and an optional ``name``. Raises :class:`CaseError` listing every
-    problem, each with its line number and field path.
+    Blank lines are skipped. A case is an ``EvaluateRequest`` body exactly as a caller
+    sends it to the API (``customer`` and ``event`` in the request form, camelCase or
+    snake_case; ``explain`` is accepted and has no effect; ``onlyPolicies`` limits
+    both sets to those policies) and an optional ``name``. Raises :class:`CaseError`
+    listing every problem, each with its line number and request path.
     """
     problems: list[str] = []
     cases: list[Case] = []
     same_schema = old.digest == new.digest
+    old_decoder = MappingDecoder(old)
+    new_decoder = old_decoder if same_schema else MappingDecoder(new)
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
@@ -266,23 +276,27 @@ def read_cases(text: str, file: str, old: Schema, new: Schema) -> list[Case]:
         except json.JSONDecodeError as exc:
             problems.append(f"{where}: not valid JSON: {exc.msg} (column {exc.colno})")
             continue
+        except RecursionError:  # json recurses once per level of nesting
+            problems.append(f"{where}: nests too deeply to be a request")
+            continue
         if not isinstance(raw, dict):
             problems.append(f'{where}: a case is a JSON object with "customer" and "event"')
             continue
         shape_problems, customer, event, label = _case_shape(raw, where)
         problems.extend(shape_problems)
+        only = _only(raw, where, problems)
         if customer is None or event is None:
             continue
-        old_input, old_errors = _prepare(old, customer, event)
+        old_input, old_errors = _prepare(old_decoder, customer, event)
         if same_schema:
             new_input, new_errors = old_input, old_errors
         else:
-            new_input, new_errors = _prepare(new, customer, event)
+            new_input, new_errors = _prepare(new_decoder, customer, event)
         problems.extend(_field_problems(where, old_errors, new_errors, same_schema))
         if old_input is not None and new_input is not None:
             if not label:
                 label = f"customer {customer.get('id', '?')}, event {event.get('id', '?')}"
-            cases.append(Case(number, label, old_input, new_input))
+            cases.append(Case(number, label, old_input, new_input, only))
     if problems:
         raise CaseError(problems)
     return cases
@@ -291,8 +305,11 @@ def read_cases(text: str, file: str, old: Schema, new: Schema) -> list[Case]:
 def _case_shape(raw: dict[str, Any], where: str
                 ) -> tuple[list[str], dict[str, Any] | None, dict[str, Any] | None, str]:
     """Problems with a case's keys, then its customer and event objects (None if unusable)."""
-    problems = [f'{where}: {key}: unknown key (a case has "customer", "event" and an optional '
-                f'"name")' for key in raw if key not in _CASE_KEYS]
+    problems = [f'{where}: {str(key)[:64]}: unknown key (a case is an EvaluateRequest body, '
+                f'"customer", "event", "explain", "onlyPolicies", and an optional "name")'
+                for key in raw if key not in _CASE_KEYS]
+    if "explain" in raw and not isinstance(raw["explain"], bool):
+        problems.append(f"{where}: explain: must be true or false")
     found: dict[str, dict[str, Any] | None] = {}
     for key in ("customer", "event"):
         value = raw.get(key)
@@ -308,21 +325,27 @@ def _case_shape(raw: dict[str, Any], where: str
     return problems, found["customer"], found["event"], name
 
 
-def _prepare(schema: Schema, customer: Mapping[str, Any], event: Mapping[str, Any]
+def _only(raw: dict[str, Any], where: str, problems: list[str]) -> tuple[str, ...] | None:
+    """The case's ``onlyPolicies`` (either spelling), or None; a malformed one is a problem."""
+    keys = [k for k in ("onlyPolicies", "only_policies") if k in raw]
+    if len(keys) > 1:
+        problems.append(f"{where}: only_policies: is given twice (also as onlyPolicies)")
+        return None
+    if not keys or raw[keys[0]] is None:
+        return None
+    names = raw[keys[0]]
+    if not isinstance(names, list) or not all(isinstance(p, str) for p in names):
+        problems.append(f"{where}: {keys[0]}: must be a list of policy names")
+        return None
+    return tuple(names) or None  # empty, as in the API: every policy
+
+
+def _prepare(decoder: MappingDecoder, customer: Mapping[str, Any], event: Mapping[str, Any]
              ) -> tuple[tuple[dict[str, Any], dict[str, Any]] | None, list[tuple[str, str]]]:
-    errors: list[tuple[str, str]] = []
-    prepared_customer = prepared_event = None
     try:
-        prepared_customer = schema.prepare_customer(customer)
+        return decoder.request({"customer": customer, "event": event}), []
     except InputError as exc:
-        errors.extend((e.path, e.reason) for e in exc.errors)
-    try:
-        prepared_event = schema.prepare_event(event)
-    except InputError as exc:
-        errors.extend((e.path, e.reason) for e in exc.errors)
-    if prepared_customer is None or prepared_event is None:
-        return None, errors
-    return (prepared_customer, prepared_event), errors
+        return None, [(e.path, e.reason) for e in exc.errors]
 
 
 def _field_problems(where: str, old: list[tuple[str, str]], new: list[tuple[str, str]],
@@ -492,8 +515,8 @@ def compare_decisions(old: PolicySet, new: PolicySet, cases: Iterable[Case]) -> 
     impact = Impact()
     for case in cases:
         impact.cases += 1
-        before = _outcome(old, *case.old)
-        after = _outcome(new, *case.new)
+        before = _outcome(old, *case.old, case.only)
+        after = _outcome(new, *case.new, case.only)
         _count(before, impact.awards_before, impact.benefits_before, impact.tags_before,
                impact.fired_before)
         _count(after, impact.awards_after, impact.benefits_after, impact.tags_after,
@@ -508,9 +531,10 @@ def compare_decisions(old: PolicySet, new: PolicySet, cases: Iterable[Case]) -> 
     return impact
 
 
-def _outcome(policy_set: PolicySet, customer: dict[str, Any], event: dict[str, Any]) -> Outcome:
+def _outcome(policy_set: PolicySet, customer: dict[str, Any], event: dict[str, Any],
+             only: tuple[str, ...] | None = None) -> Outcome:
     try:
-        return Outcome.of(policy_set.evaluate(customer, event))
+        return Outcome.of(policy_set.evaluate(customer, event, only=only))
     except EvaluationError as exc:
         return Outcome.failed(exc)
 

@@ -222,6 +222,9 @@ class _Reader:
         #: schema path -> request path, for every field passed on to the schema.
         self.paths: dict[str, str] = {}
         self.budget = budget if budget is not None else ItemBudget()
+        #: Request paths a misplaced field was told to move to: the schema's "is required"
+        #: for them would only repeat the advice.
+        self.misplaced: set[str] = set()
 
     def fail(self, path: str, reason: str) -> None:
         self.errors.append(FieldError(path, reason))
@@ -249,6 +252,7 @@ class _Reader:
             if slot is None:
                 names = [s.name for s in layout.message_slots()] + ["attributes"]
                 if elsewhere is not None and key in elsewhere.by_wire_name:
+                    self.misplaced.add(f"{elsewhere_path}.{key}")
                     self.fail(f"{path}.{key}", f"belongs in {elsewhere_path}: write it as "
                                                f"{elsewhere_path}.{key}")
                     continue
@@ -271,7 +275,9 @@ class _Reader:
         attrs = layout.attribute_slots()
         if key in attrs or json_name(key) in {json_name(n) for n in attrs}:
             return f"{key} is an extension field: send it in attributes"
-        return did_you_mean(key, list(layout.by_wire_name))
+        # Suggest in the caller's own spelling: camelCase only to someone writing camelCase.
+        camel = any(c.isupper() for c in key)
+        return did_you_mean(key, [s.json_name if camel else s.name for s in layout.message_slots()])
 
     def wire_value(self, value: Any, slot: Slot, path: str, schema_path: str, out: dict[str, Any]) -> None:
         """A message field's value as the schema reads it (proto3 JSON forms)."""
@@ -311,6 +317,9 @@ class _Reader:
                 return
             if t.kind == "date" and isinstance(value, date) and not isinstance(value, datetime):
                 out[slot.name] = value  # TOML and Python callers have dates of their own
+                return
+            if t.kind == "decimal" and isinstance(value, float):
+                out[slot.name] = value  # the schema refuses it, saying how to write it exactly
                 return
             if t.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
                 self.fail(path, f"must be a decimal written as a string (for example \"{value}\")")
@@ -444,6 +453,8 @@ class _Reader:
             return inner
         if kind == "duration_value" and isinstance(inner, timedelta):
             return inner
+        if kind == "decimal_value" and isinstance(inner, float):
+            return inner  # the schema refuses it, saying how to write it exactly
         if not isinstance(inner, str):
             self.fail(path, f"must be a string, not {_kind_of(inner)}")
             return None
@@ -603,7 +614,7 @@ class MappingDecoder:
         try:
             prepared: dict[str, Any] = prepare(loose)
         except InputError as exc:
-            seen = {e.path for e in reader.errors[start:]}
+            seen = {e.path for e in reader.errors[start:]} | reader.misplaced
             for e in exc.errors:
                 path = self._request_path(reader, e.path, root, details)
                 if path not in seen:

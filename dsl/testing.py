@@ -6,11 +6,22 @@ sits ``earn_miles.test.toml``::
     [[case]]
     name = "a short own flight earns the 500-mile minimum"
     customer = { member_since = 2020-05-01 }
-    event = { kind = "flight", time = 2026-03-01T09:30:00Z, origin = "BOS",
-              destination = "LGA", fare = "89.00" }
+
+    [case.event]
+    time = 2026-03-01T09:30:00Z
+
+    [case.event.flight]
+    origin = "BOS"
+    destination = "LGA"
+    fare = "89.00"
 
     [case.expect]
     awards = { miles = 500 }
+
+A case's ``customer`` and ``event`` are the ``Customer`` and ``Event`` messages of the
+gRPC API in their mapping form, exactly what grpcurl sends (read by
+:class:`~dsl.request.MappingDecoder`; TOML's own dates and times are welcome), so a
+request copied from a log or from grpcurl becomes a case as it is.
 
 Everything here is a pure function of its arguments: :func:`load_case_file` reads
 and checks one file against a schema, :func:`run_case` evaluates one case against a
@@ -44,6 +55,7 @@ from .errors import (
     did_you_mean,
     sort_diagnostics,
 )
+from .request import ACCEPTS, MappingDecoder, json_name
 from .schema import Schema, SchemaError, convert_scalar, parse_decimal
 
 if TYPE_CHECKING:
@@ -92,9 +104,9 @@ class Expectation:
 class Case:
     """One ``[[case]]`` of a test file, checked against the schema and ready to run.
 
-    ``customer`` and ``event`` are the loose input as written (ids filled in);
-    :func:`run_case` prepares them through the schema, so that a case may expect
-    the preparation itself to fail.
+    ``customer`` and ``event`` are the ``Customer`` and ``Event`` messages as written
+    (the request form; ids filled in); :func:`run_case` decodes them, so that a case
+    may expect the decoding itself to fail.
     """
 
     file: str
@@ -276,6 +288,7 @@ class _CaseLoader:
         self.schema = schema
         self.policy_names = policy_names
         self.locator = _Locator(text)
+        self.decoder = MappingDecoder(schema)
         self.diagnostics: list[Diagnostic] = []
 
     def error(self, span: Span, code: str, message: str, hint: str = "") -> None:
@@ -385,11 +398,7 @@ class _CaseLoader:
         self, index: int, label: str, customer: dict[str, Any], event: dict[str, Any]
     ) -> None:
         try:
-            self.schema.prepare_customer(customer)
-        except InputError as exc:
-            self.input_errors(index, label, exc)
-        try:
-            self.schema.prepare_event(event)
+            self.decoder.request({"customer": customer, "event": event})
         except InputError as exc:
             self.input_errors(index, label, exc)
 
@@ -397,8 +406,31 @@ class _CaseLoader:
         for err in exc.errors:
             span = self.locator.key(index, _path_keys(err.path))
             reason, _, suggestion = err.reason.partition("; did you mean")
-            hint = f"did you mean{suggestion}" if suggestion else _input_hint(reason)
+            hint = f"did you mean{suggestion}" if suggestion else self.input_hint(err.path, reason)
             self.error(span, "test_bad_input", f"{label}: {err.path}: {reason}", hint)
+
+    def input_hint(self, path: str, reason: str) -> str:
+        """What to write instead, in the test file's own terms."""
+        m = _MISPLACED.match(reason)
+        if m:  # the schema's flat form: a kind's field beside the event's own
+            details = m[1].rpartition(".")[2]
+            return (f"a {details} event's own fields go in a [case.event.{details}] section "
+                    f"(or event = {{ ..., {details} = {{ ... }} }})")
+        m = _EXTENSION.search(reason)
+        if m:
+            return f"write attributes = {{ {m[1]} = {self.typed_value(path, m[1])} }}"
+        return _input_hint(reason)
+
+    def typed_value(self, path: str, name: str) -> str:
+        """An example typed value for the extension field ``name`` at ``path``."""
+        root = path.partition(".")[0]
+        tables = [self.schema.customer] if root == "customer" else [
+            self.schema.event_common, *self.schema.events.values()]
+        for fields in tables:
+            if name in fields:
+                kind = ACCEPTS.get(fields[name].type.kind, ("string_value",))[0]
+                return f'{{ {json_name(kind)} = "..." }}'
+        return '{ stringValue = "..." }'
 
     # -- the expectation -------------------------------------------------------------
 
@@ -579,12 +611,11 @@ def run_case(policy_set: PolicySet, case: Case) -> CaseResult:
     The fast path decides pass or fail; a failing case is evaluated again with
     ``explain=True`` so that the result carries the reasons.
     """
-    schema = policy_set.schema
     only = list(case.policies) or None
     expected_error = case.expect.error
     try:
-        customer = schema.prepare_customer(case.customer)
-        event = schema.prepare_event(case.event)
+        customer, event = policy_set.decoder.request({"customer": case.customer,
+                                                      "event": case.event})
         decision = policy_set.evaluate(customer, event, only=only)
     except (InputError, EvaluationError) as exc:
         message = str(exc)
@@ -886,6 +917,10 @@ def _syntax_hint(line: str) -> str:
 def _path_keys(path: str) -> list[str]:
     """``event.items[0].amount`` -> ``["event", "items", "amount"]``."""
     return [re.sub(r"\[\d+\]$", "", part) for part in path.split(".") if part]
+
+
+_MISPLACED = re.compile(r"belongs in (event\.\w+): write it as ")
+_EXTENSION = re.compile(r"(\w+) is an extension field: send it in attributes")
 
 
 def _input_hint(reason: str) -> str:

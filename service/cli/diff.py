@@ -4,11 +4,11 @@ Without ``--cases`` it compares the two sets by meaning: policies added, removed
 changed (version, effective window, event kinds, description, rules and other members),
 and policies whose text changed but not their meaning (reformatted, comments edited).
 
-With ``--cases FILE.jsonl`` (one ``{"customer": {...}, "event": {...}}`` per line, raw
-input as a caller would send it, an optional ``"name"``) it also evaluates every case with
-both sets and reports how many decisions changed, the total of each currency before and
-after, benefits, tiers and tags that changed, the rules whose hit counts changed, and the
-first few changed cases (``--show N``) side by side.
+With ``--cases FILE.jsonl`` (one ``{"customer": {...}, "event": {...}}`` per line: an
+``EvaluateRequest`` body exactly as grpcurl sends it, plus an optional ``"name"``) it also
+evaluates every case with both sets and reports how many decisions changed, the total of
+each currency before and after, benefits, tiers and tags that changed, the rules whose hit
+counts changed, and the first few changed cases (``--show N``) side by side.
 
 Exit status, like ``diff``: 0 when nothing changed, 1 when something changed, 2 on an
 error (a path that does not exist, a policy or schema error in either directory, an
@@ -53,7 +53,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("old", metavar="OLD", help="the policies as they are (directory or file)")
     p.add_argument("new", metavar="NEW", help="the policies as they would be")
     p.add_argument("--cases", metavar="FILE.jsonl",
-                   help='sample cases, one JSON object {"customer": ..., "event": ...} a line')
+                   help='sample cases, one EvaluateRequest body {"customer": ..., "event": ...} '
+                        '(as grpcurl sends it, plus an optional "name") a line')
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text for people (default) or json for machines")
     p.add_argument("--show", type=int, default=5, metavar="N",

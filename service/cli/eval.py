@@ -1,8 +1,16 @@
 """``loyalty eval``: evaluate one customer and one event against a policy directory.
 
-Customer and event files are JSON (``.json``) or TOML (``.toml``) with the
-schema's fields; decimals are written as strings. Exit status 0 with a
-decision, 1 when a policy fails while evaluating, 2 for unusable input.
+The input is the request text of the gRPC API, exactly as grpcurl sends it (the
+proto3 JSON mapping of ``loyalty.v1``; camelCase or snake_case names), so one
+text works everywhere: ``--request FILE`` holds an ``EvaluateRequest`` body
+(``{"customer": {...}, "event": {...}, "explain": true, "onlyPolicies": [...]}``);
+``--customer FILE`` and ``--event FILE`` hold a ``Customer`` and an ``Event``.
+Files are JSON, or TOML when they end in ``.toml`` (TOML's own dates and times are
+welcome). ``--format json`` prints the decision as the API's JSON form of a
+``Decision``, awards as decimal strings.
+
+Exit status 0 with a decision, 1 when a policy fails while evaluating, 2 for
+unusable input (each problem printed as ``loyalty eval: FILE: PATH: REASON``).
 """
 
 from __future__ import annotations
@@ -11,13 +19,21 @@ import argparse
 import json
 import sys
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from dsl import EvaluationError, InputError
+from google.protobuf import json_format
+
+from dsl import EvaluationError, InputError, PolicySet
 from dsl.decision import Decision, format_duration
+from dsl.errors import FieldError, did_you_mean
+from service.wire import decision_message
 
 from ._load import load
+
+#: The keys of an ``EvaluateRequest`` body besides customer and event, both spellings.
+REQUEST_KEYS = ("customer", "event", "explain", "onlyPolicies", "only_policies")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,16 +41,21 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p = subparsers.add_parser(
         "eval", help="evaluate a customer and an event against the policies",
         description="Evaluate one (customer, event) against the policies below --policies and "
-                    "print the decision.")
+                    "print the decision. The input is the gRPC API's JSON, as grpcurl sends it: "
+                    "an EvaluateRequest body (--request), or a Customer and an Event "
+                    "(--customer, --event).")
     p.add_argument("--policies", default="policies", metavar="DIR",
                    help="policy directory (default: policies)")
-    p.add_argument("--customer", required=True, metavar="FILE", help="customer (.json or .toml)")
-    p.add_argument("--event", required=True, metavar="FILE", help="event (.json or .toml)")
+    p.add_argument("--request", metavar="FILE",
+                   help='an EvaluateRequest body: {"customer": ..., "event": ..., "explain": ..., '
+                        '"onlyPolicies": [...]} (.json or .toml)')
+    p.add_argument("--customer", metavar="FILE", help="a Customer message (.json or .toml)")
+    p.add_argument("--event", metavar="FILE", help="an Event message (.json or .toml)")
     p.add_argument("--explain", action="store_true", help="show why each rule did or did not fire")
     p.add_argument("--interpreted", action="store_true",
                    help="use the reference interpreter instead of the compiled evaluator")
     p.add_argument("--format", choices=("text", "json"), default="text",
-                   help="text for people (default) or json for machines")
+                   help="text for people (default) or json for machines (the API's Decision)")
     p.set_defaults(run=run)
 
 
@@ -44,54 +65,129 @@ def read_mapping(path: Path, what: str) -> dict[str, Any] | str:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return f"{path}: cannot read the {what} file: {exc.strerror}"
+    except UnicodeDecodeError:
+        return f"{path}: the {what} file is not UTF-8 text"
+    kind = "TOML" if path.suffix == ".toml" else "JSON"
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text, parse_float=str)
+        # JSON numbers with a point are kept as their text: exact, never a binary float.
+        data = tomllib.loads(text) if kind == "TOML" else json.loads(text, parse_float=str)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-        return f"{path}: the {what} file is not valid {path.suffix.lstrip('.') or 'JSON'}: {exc}"
+        return f"{path}: the {what} file is not valid {kind}: {exc}"
+    except RecursionError:  # both parsers recurse once per level of nesting
+        return f"{path}: the {what} file nests too deeply to be a request"
     if not isinstance(data, dict):
         return f"{path}: the {what} file must hold one object"
     return data
 
 
+def _fail(path: str, errors: list[FieldError]) -> int:
+    for e in errors:
+        print(f"loyalty eval: {path}: {e.path}: {e.reason}", file=sys.stderr)
+    return 2
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the decision; returns the exit status."""
+    pair = (args.customer, args.event)
+    if (args.request is None and None in pair) or (args.request is not None and pair != (None, None)):
+        print("loyalty eval: give --request FILE, or both --customer FILE and --event FILE",
+              file=sys.stderr)
+        return 2
     policy_set = load(Path(args.policies), "eval")
     if isinstance(policy_set, int):
         return policy_set
-    raw_customer = read_mapping(Path(args.customer), "customer")
-    raw_event = read_mapping(Path(args.event), "event")
-    problems = [x for x in (raw_customer, raw_event) if isinstance(x, str)]
+    files = [args.request] if args.request is not None else [args.customer, args.event]
+    whats = ["request"] if args.request is not None else ["customer", "event"]
+    raw = [read_mapping(Path(f), what) for f, what in zip(files, whats, strict=True)]
+    problems = [x for x in raw if isinstance(x, str)]
     if problems:
         for message in problems:
             print(f"loyalty eval: {message}", file=sys.stderr)
         return 2
-    assert isinstance(raw_customer, dict) and isinstance(raw_event, dict)
-    errors = []
-    customer = event = None
-    try:
-        customer = policy_set.schema.prepare_customer(raw_customer)
-    except InputError as exc:
-        errors.extend(exc.errors)
-    try:
-        event = policy_set.schema.prepare_event(raw_event)
-    except InputError as exc:
-        errors.extend(exc.errors)
-    if errors or customer is None or event is None:
-        for e in errors:
-            print(f"loyalty eval: {e.path}: {e.reason}", file=sys.stderr)
-        return 2
+    decoder = policy_set.decoder
+    explain, only = args.explain, None
+    if args.request is not None:
+        assert isinstance(raw[0], dict)
+        errors = _request_errors(raw[0], policy_set)
+        customer = event = None
+        try:
+            customer, event = decoder.request(raw[0])
+        except InputError as exc:
+            errors.extend(exc.errors)
+        if errors or customer is None or event is None:
+            return _fail(args.request, errors)
+        explain = explain or raw[0].get("explain") is True
+        only = raw[0].get("onlyPolicies") or raw[0].get("only_policies") or None
+    else:
+        status = 0
+        prepared = []
+        for file, data, read in ((args.customer, raw[0], decoder.customer),
+                                 (args.event, raw[1], decoder.event)):
+            assert isinstance(data, dict)
+            if "customer" in data and "event" in data:  # a grpcurl body given to the wrong flag
+                print(f"loyalty eval: {file}: holds a whole request (customer and event): "
+                      "give it as --request FILE", file=sys.stderr)
+                status = 2
+                continue
+            try:
+                prepared.append(read(data))
+            except InputError as exc:
+                status = _fail(file, exc.errors)
+        if status:
+            return status
+        customer, event = prepared
     evaluate = policy_set.evaluate_interpreted if args.interpreted else policy_set.evaluate
     try:
-        decision = evaluate(customer, event, explain=args.explain)
+        decision = evaluate(customer, event, explain=explain, only=only)
     except EvaluationError as exc:
         print(f"{exc.file}:{exc.line}: evaluation_error: policy {exc.policy}: {exc.message}",
               file=sys.stderr)
         return 1
     if args.format == "json":
-        print(json.dumps(decision.to_dict(), indent=2))
+        print(json.dumps(decision_json(decision), indent=2))
     else:
         print(render(decision))
     return 0
+
+
+def _request_errors(data: Mapping[str, Any], policy_set: PolicySet) -> list[FieldError]:
+    """Problems with an EvaluateRequest body's keys other than customer and event (which the
+    decoder reads): unknown keys, ``explain`` not a boolean, ``onlyPolicies`` naming no policy."""
+    errors = []
+    for key in data:
+        if key not in REQUEST_KEYS:
+            hint = did_you_mean(str(key), REQUEST_KEYS[:4]) if len(str(key)) <= 64 else ""
+            errors.append(FieldError(str(key)[:64], "is not a field of EvaluateRequest"
+                                     + (f"; {hint}" if hint else " (fields: customer, event, "
+                                                                 "explain, onlyPolicies)")))
+    if "onlyPolicies" in data and "only_policies" in data:
+        errors.append(FieldError("only_policies", "is given twice (also as onlyPolicies)"))
+    explain = data.get("explain")
+    if explain is not None and not isinstance(explain, bool):
+        errors.append(FieldError("explain", "must be true or false"))
+    key = "onlyPolicies" if "onlyPolicies" in data else "only_policies"
+    only = data.get(key)
+    if only is None:
+        return errors
+    if not isinstance(only, list) or not all(isinstance(p, str) for p in only):
+        errors.append(FieldError(key, "must be a list of policy names"))
+        return errors
+    names = [p.name for p in policy_set.policies]
+    for i, name in enumerate(only):
+        # The service quietly evaluates nothing for an unknown name; here a typo is
+        # far likelier than intent, so it is refused.
+        if name not in names:
+            hint = did_you_mean(name, names) if len(name) <= 64 else ""
+            errors.append(FieldError(f"{key}[{i}]", f'no policy is named "{name[:64]}"'
+                                     + (f"; {hint}" if hint else "")))
+    return errors
+
+
+def decision_json(decision: Decision) -> dict[str, Any]:
+    """A decision in the API's JSON form, as a ``loyalty.v1.Decision`` (what grpcurl prints
+    for a response's ``decision``): awards as decimal strings, every field present."""
+    return json_format.MessageToDict(decision_message(decision),
+                                     always_print_fields_with_no_presence=True)
 
 
 def render(d: Decision) -> str:

@@ -77,9 +77,9 @@ def write(path: Path, data: dict[str, object]) -> Path:
     return path
 
 
-CUSTOMER = {"id": "c1", "member_since": "2012-02-29", "tier": "GOLD"}
-EVENT = {"id": "e1", "kind": "flight", "time": "2026-03-01T09:30:00Z", "origin": "JFK",
-         "destination": "LHR", "fare": "420.00", "cabin": "business"}
+CUSTOMER = {"id": "c1", "memberSince": "2012-02-29", "tier": "GOLD"}
+EVENT = {"id": "e1", "time": "2026-03-01T09:30:00Z",
+         "flight": {"origin": "JFK", "destination": "LHR", "fare": "420.00", "cabin": "business"}}
 
 
 def test_eval_prints_decision_and_reasons(tmp_path: Path) -> None:
@@ -95,7 +95,8 @@ def test_eval_prints_decision_and_reasons(tmp_path: Path) -> None:
 
 
 def test_eval_json_compiled_and_interpreted_agree(tmp_path: Path) -> None:
-    """The compiled evaluator and the reference interpreter print the same decision."""
+    """The compiled evaluator and the reference interpreter print the same decision, in the
+    API's JSON form (awards as decimal strings)."""
     c = write(tmp_path / "c.json", CUSTOMER)
     e = write(tmp_path / "e.json", EVENT)
     fast = loyalty("eval", "--customer", str(c), "--event", str(e), "--explain", "--format", "json")
@@ -103,23 +104,134 @@ def test_eval_json_compiled_and_interpreted_agree(tmp_path: Path) -> None:
                    "--interpreted")
     assert fast.returncode == slow.returncode == 0
     assert json.loads(fast.stdout) == json.loads(slow.stdout)
-    assert json.loads(fast.stdout)["awards"] == {"miles": 8949}
+    assert json.loads(fast.stdout)["awards"] == {"miles": "8949"}
+
+
+def test_eval_json_is_the_api_decision(tmp_path: Path) -> None:
+    """`--format json` prints a loyalty.v1.Decision in its JSON form: it parses back into the
+    message, and holds what the API returns (fired rules as objects, reasons with their text)."""
+    from google.protobuf import json_format
+
+    from service.gen.loyalty.v1 import loyalty_pb2 as pb
+
+    r = write(tmp_path / "r.json", {"customer": CUSTOMER, "event": EVENT, "explain": True})
+    result = loyalty("eval", "--request", str(r), "--format", "json")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    message = json_format.ParseDict(out, pb.Decision())
+    assert dict(message.awards) == {"miles": "8949"}
+    assert out["revision"].startswith("r")
+    assert {"policy": "earn_miles_by_distance", "rule": "flown_miles"} in out["fired"]
+    assert out["benefits"] == [{"name": "priority-rebooking", "params": {},
+                                "policy": "earn_miles_by_distance", "rule": "loyal_for_a_decade"}]
+    assert out["tags"] == ["decade-member"]
+    assert any(r["text"] == "earn_miles_by_distance.flown_miles: fired +3442 miles"
+               for r in out["reasons"])
+
+
+def test_eval_request_file_is_an_evaluate_request_body(tmp_path: Path) -> None:
+    """--request reads {"customer", "event", "explain", "onlyPolicies"} (snake_case too);
+    the file's explain asks for the reasons like the flag does, and onlyPolicies limits the set."""
+    r = write(tmp_path / "r.json", {"customer": CUSTOMER, "event": EVENT, "explain": True,
+                                    "only_policies": ["earn_miles_by_distance"]})
+    result = loyalty("eval", "--request", str(r))
+    assert result.returncode == 0, result.stderr
+    assert "awards: 8949 miles" in result.stdout.splitlines()
+    assert "reasons:" in result.stdout.splitlines()
+
+
+def test_eval_request_file_in_toml_takes_native_dates(tmp_path: Path) -> None:
+    """A TOML request is the same body, its dates and times written bare."""
+    r = tmp_path / "r.toml"
+    r.write_text(
+        'customer = { id = "c1", member_since = 2012-02-29, tier = "GOLD" }\n'
+        "[event]\n"
+        'id = "e1"\n'
+        "time = 2026-03-01T09:30:00Z\n"
+        "[event.flight]\n"
+        'origin = "JFK"\ndestination = "LHR"\nfare = "420.00"\ncabin = "business"\n')
+    result = loyalty("eval", "--request", str(r))
+    assert result.returncode == 0, result.stderr
+    assert "awards: 8949 miles" in result.stdout.splitlines()
 
 
 def test_eval_bad_input_names_each_field(tmp_path: Path) -> None:
-    """Bad input gives one line per field with its path and reason; exit 2; no traceback.
-
-    JSON numbers are read as exact decimal text, so only a wrong kind of value is refused.
-    """
-    c = write(tmp_path / "c.json", {"id": "c1", "member_since": "2012-02-30"})
-    e = write(tmp_path / "e.json", {**EVENT, "origin": "XXX", "fare": True})
+    """Bad input gives one line per problem with the file, the request path and the reason;
+    exit 2; no traceback."""
+    c = write(tmp_path / "c.json", {"id": "c1", "memberSince": "2012-02-30"})
+    e = write(tmp_path / "e.json", {**EVENT, "flight": {**EVENT["flight"], "origin": "XXX",
+                                                      "fare": True}})
     result = loyalty("eval", "--customer", str(c), "--event", str(e))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        'loyalty eval: customer.member_since: "2012-02-30" is not a date that exists',
-        'loyalty eval: event.origin: unknown airport code "XXX"',
-        "loyalty eval: event.fare: must be a decimal number, not a boolean",
+        f'loyalty eval: {c}: customer.memberSince: "2012-02-30" is not a date that exists',
+        f"loyalty eval: {e}: event.flight.fare: must be a string, not true",
+        f'loyalty eval: {e}: event.flight.origin: unknown airport code "XXX"',
     ]
+
+
+def test_eval_request_problems_outside_customer_and_event(tmp_path: Path) -> None:
+    """Unknown keys, a non-boolean explain and an unknown policy name are each reported."""
+    r = write(tmp_path / "r.json", {"customer": CUSTOMER, "event": EVENT, "explian": True,
+                                    "onlyPolicies": ["earn_miles"]})
+    result = loyalty("eval", "--request", str(r))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"loyalty eval: {r}: explian: is not a field of EvaluateRequest; did you mean `explain`?",
+        f'loyalty eval: {r}: onlyPolicies[0]: no policy is named "earn_miles"; '
+        "did you mean `earn_miles_by_distance`?",
+    ]
+
+
+def test_eval_old_flat_form_says_what_to_write(tmp_path: Path) -> None:
+    """A customer or event in the schema's flat form (kind beside the flight's fields, extension
+    fields beside standard ones) is refused with the place each field belongs."""
+    c = write(tmp_path / "c.json", {"id": "c1", "member_since": "2012-02-29", "home_store": "S1"})
+    e = write(tmp_path / "e.json", {"id": "e1", "kind": "flight", "time": "2026-03-01T09:30:00Z",
+                                    "origin": "JFK", "destination": "LHR", "fare": "420.00"})
+    result = loyalty("eval", "--customer", str(c), "--event", str(e))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert (f"loyalty eval: {c}: customer.home_store: is not a field of Customer; home_store is an "
+            "extension field: send it in attributes") in lines
+    assert (f"loyalty eval: {e}: event.origin: belongs in event.flight: write it as "
+            "event.flight.origin") in lines
+    assert "Traceback" not in result.stderr
+
+
+def test_eval_a_whole_request_given_as_the_customer_points_at_request(tmp_path: Path) -> None:
+    r = write(tmp_path / "r.json", {"customer": CUSTOMER, "event": EVENT})
+    result = loyalty("eval", "--customer", str(r), "--event", str(r))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"loyalty eval: {r}: holds a whole request (customer and event): give it as --request FILE",
+    ] * 2
+
+
+@pytest.mark.parametrize(("name", "text", "message"), [
+    ("deep.json", "[" * 100_000, "the request file nests too deeply to be a request"),
+    ("bad.json", '{"customer": ', "the request file is not valid JSON: Expecting value: "
+                                  "line 1 column 14 (char 13)"),
+    ("list.json", "[1, 2]", "the request file must hold one object"),
+    ("bad.toml", "customer = {", "the request file is not valid TOML: "
+                                 "Invalid initial character for a key part (at end of document)"),
+], ids=["deeply-nested", "invalid-json", "not-an-object", "invalid-toml"])
+def test_eval_unusable_request_files(tmp_path: Path, name: str, text: str, message: str) -> None:
+    """A file that is no request at all gets one line and exit 2, never a traceback."""
+    path = tmp_path / name
+    path.write_text(text)
+    result = loyalty("eval", "--request", str(path))
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [f"loyalty eval: {path}: {message}"]
+
+
+@pytest.mark.parametrize("args", [["--customer", "c.json"], ["--request", "r.json", "--event", "e.json"], []],
+                         ids=["customer-alone", "request-and-event", "nothing"])
+def test_eval_needs_a_request_or_a_customer_and_an_event(args: list[str]) -> None:
+    result = loyalty("eval", *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "loyalty eval: give --request FILE, or both --customer FILE and --event FILE"]
 
 
 @pytest.mark.parametrize("variant", ["evaluate", "explain"])

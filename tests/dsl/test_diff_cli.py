@@ -86,11 +86,11 @@ policy spend
 
 
 def case(n: int, visits: int, party: int = 1, **extra: object) -> str:
+    """One case line: an EvaluateRequest body as grpcurl sends it (camelCase), plus ``extra``."""
     return json.dumps({
-        "customer": {"id": f"c{n}", "member_since": "2015-01-01",
+        "customer": {"id": f"c{n}", "memberSince": "2015-01-01",
                      "lifetime": {"visits": visits}},
-        "event": {"id": f"e{n}", "kind": "visit", "time": "2026-03-01T19:00:00Z",
-                  "party_size": party},
+        "event": {"id": f"e{n}", "time": "2026-03-01T19:00:00Z", "visit": {"partySize": party}},
         **extra,
     })
 
@@ -224,6 +224,20 @@ def test_cases_report_what_changes_for_customers(programme: Path) -> None:
     )
 
 
+def test_only_policies_in_a_case_limits_both_sets(programme: Path) -> None:
+    """A case's onlyPolicies (as in the API) evaluates just those policies on both sides, and its
+    explain is accepted and changes nothing: a case changed by `visits` is unchanged when only
+    `spend` is asked for."""
+    write(programme / "new", visits=VISITS_NEW, flights=FLIGHTS, spend=SPEND)
+    (programme / "cases.jsonl").write_text(case(2, 4, 2, explain=True) + "\n")
+    assert loyalty(programme, "old", "new", "--cases", "cases.jsonl").returncode == 1
+    (programme / "cases.jsonl").write_text(case(2, 4, 2, explain=True, onlyPolicies=["spend"])
+                                           + "\n")
+    result = loyalty(programme, "old", "new", "--cases", "cases.jsonl")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert "cases: 1, decisions changed: 0 (0.0%)" in result.stdout.splitlines()
+
+
 def test_cases_as_json(programme: Path) -> None:
     """--format json carries the same figures for machines, with the changed cases."""
     write(programme / "new", visits=VISITS_NEW, flights=FLIGHTS, spend=SPEND)
@@ -321,9 +335,14 @@ BAD_CASES = "\n".join([
     '["not", "an", "object"]',
     json.dumps({"customer": {"id": "c4", "member_since": "2015-01-01"}}),
     json.dumps({"customer": {"id": "c5", "member_since": "yesterday", "tier": "BRONZE"},
-                "event": {"id": "e5", "kind": "visit", "time": "2026-03-01T19:00:00Z",
-                          "party_size": "four"},
-                "expect": {}}),
+                "event": {"id": "e5", "time": "2026-03-01T19:00:00Z",
+                          "visit": {"partySize": "four"}},
+                "expect": {}, "explain": "yes"}),
+    json.dumps({"customer": {"id": "c6", "member_since": "2015-01-01"},
+                "event": {"id": "e6", "kind": "visit", "time": "2026-03-01T19:00:00Z",
+                          "party_size": 2},
+                "onlyPolicies": "visits"}),
+    "[" * 100_000,
 ]) + "\n"
 
 
@@ -337,12 +356,17 @@ def test_bad_case_lines_are_reported_with_line_and_field(programme: Path) -> Non
         "cases.jsonl:2: not valid JSON: Expecting value (column 37)\n"
         'cases.jsonl:3: a case is a JSON object with "customer" and "event"\n'
         "cases.jsonl:4: event: is required\n"
-        'cases.jsonl:5: expect: unknown key (a case has "customer", "event" and an optional '
-        '"name")\n'
+        'cases.jsonl:5: expect: unknown key (a case is an EvaluateRequest body, "customer", '
+        '"event", "explain", "onlyPolicies", and an optional "name")\n'
+        "cases.jsonl:5: explain: must be true or false\n"
         'cases.jsonl:5: customer.member_since: must be a date written YYYY-MM-DD, not '
         '"yesterday"\n'
         'cases.jsonl:5: customer.tier: "BRONZE" is not a tier (one of: SILVER, GOLD)\n'
-        'cases.jsonl:5: event.party_size: must be a whole number, not "four"\n'
+        'cases.jsonl:5: event.visit.partySize: must be a whole number, not "four"\n'
+        "cases.jsonl:6: onlyPolicies: must be a list of policy names\n"
+        "cases.jsonl:6: event.party_size: belongs in event.visit: write it as "
+        "event.visit.party_size\n"
+        "cases.jsonl:7: nests too deeply to be a request\n"
     )
 
 
@@ -390,9 +414,11 @@ def test_schema_change_is_reported_and_cases_are_checked_against_both_schemas(
         "schema: changed\n"
     )
     (programme / "cases.jsonl").write_text(
-        case(1, 3).replace('"member_since"', '"vip": true, "member_since"') + "\n")
+        case(1, 3).replace('"memberSince"', '"attributes": {"vip": {"boolValue": true}}, '
+                                            '"memberSince"') + "\n")
     result = loyalty(programme, "old", "new", "--cases", "cases.jsonl")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == (
-        "cases.jsonl:1: customer.vip: is not a field in the schema (old policies' schema only)\n"
+        "cases.jsonl:1: customer.attributes.vip: is not a field in the schema "
+        "(old policies' schema only)\n"
     )

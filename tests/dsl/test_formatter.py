@@ -31,6 +31,7 @@ from dsl.errors import PolicyError
 from dsl.formatter import FormatError, comments, format_source, structure
 from dsl.parser import parse
 from dsl.policyset import build, read_sources
+from dsl.request import MappingDecoder
 from dsl.testing import load_case_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -1135,12 +1136,12 @@ def decisions(policy_set: dsl.PolicySet, inputs: list[tuple[dict, dict]]) -> lis
 def example_inputs(schema: dsl.Schema, names: list[str]) -> list[tuple[dict, dict]]:
     """The customers and events of the example policies' own test files, prepared."""
     inputs = []
+    decoder = MappingDecoder(schema)
     for path in sorted(POLICIES.rglob("*.test.toml")):
         cases, _ = load_case_file(path.read_text(encoding="utf-8"), str(path), schema, names)
         for case in cases:
-            try:
-                inputs.append((schema.prepare_customer(case.customer),
-                               schema.prepare_event(case.event)))
+            try:  # a case's customer and event are in the request form
+                inputs.append(decoder.request({"customer": case.customer, "event": case.event}))
             except dsl.InputError:
                 continue  # a case about rejected input
     return inputs

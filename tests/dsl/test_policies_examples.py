@@ -84,8 +84,8 @@ def test_every_rule_of_every_example_fires_in_some_case() -> None:
         for case in cases:
             if case.expect.error is not None:
                 continue
-            customer = policy_set.schema.prepare_customer(case.customer)
-            event = policy_set.schema.prepare_event(case.event)
+            customer, event = policy_set.decoder.request({"customer": case.customer,
+                                                          "event": case.event})
             decision = policy_set.evaluate(customer, event, only=list(case.policies) or None)
             fired.update(decision.fired)
     every_rule = {(p.name, r) for p in policy_set.policies for r in p.rules}
@@ -127,7 +127,7 @@ def case(name: str, amount: str, expect: str) -> str:
     """One [[case]] of a test file, buying for ``amount`` on 2 March 2026."""
     return (
         f'[[case]]\nname = "{name}"\n{CUSTOMER}\n'
-        f'event = {{ kind = "purchase", time = 2026-03-02T10:00:00Z, amount = "{amount}" }}\n'
+        f'event = {{ time = 2026-03-02T10:00:00Z, purchase = {{ amount = "{amount}" }} }}\n'
         f"[case.expect]\n{expect}\n"
     )
 
@@ -225,7 +225,7 @@ def test_expected_input_error_passes_and_a_missing_one_fails(
 ) -> None:
     """`error` expects the input to be rejected; when it is not, the case fails and says so."""
     (programme / "spend.test.toml").write_text(
-        case("refused", "-", 'error = "event.amount: \\"-\\" is not a decimal number"')
+        case("refused", "-", 'error = "event.purchase.amount: \\"-\\" is not a decimal number"')
         + case("accepted", "5.00", 'error = "is not a decimal number"'),
         encoding="utf-8",
     )
@@ -271,8 +271,8 @@ def test_mistakes_in_cases_name_the_file_the_case_and_the_place(
         "customer = { member_since = 2020-01-01, tier = \"GOLDEN\" }\n"
         "\n"
         "[case.event]\n"
-        'kind = "purchase"\n'
         "time = 2026-03-02T10:00:00Z\n"
+        "[case.event.purchase]\n"
         "amount = 12.5\n"
         'chanel = "app"\n'
         "\n"
@@ -289,14 +289,14 @@ def test_mistakes_in_cases_name_the_file_the_case_and_the_place(
         "    |                                         ^^^^\n"
         "    = hint: did you mean `GOLD`?\n"
         "\n"
-        'spend.test.toml:8:1: test_bad_input: case "sloppy": event.amount: must be an exact '
+        'spend.test.toml:8:1: test_bad_input: case "sloppy": event.purchase.amount: must be an exact '
         'decimal written as a string (for example "12.5"), not a binary floating-point number\n'
         "    | amount = 12.5\n"
         "    | ^^^^^^\n"
         '    = hint: TOML numbers with a point are floats; write exact decimals in quotes: "12.50"\n'
         "\n"
-        'spend.test.toml:9:1: test_bad_input: case "sloppy": event.chanel: is not a field in the '
-        "schema\n"
+        'spend.test.toml:9:1: test_bad_input: case "sloppy": event.purchase.chanel: is not a field '
+        "of Purchase\n"
         '    | chanel = "app"\n'
         "    | ^^^^^^\n"
         "    = hint: did you mean `channel`?\n"
@@ -307,6 +307,43 @@ def test_mistakes_in_cases_name_the_file_the_case_and_the_place(
         "    = hint: did you mean `awards`?\n"
         "\n"
         "4 problems found; no case was run\n"
+    )
+
+
+def test_a_case_in_the_old_flat_form_says_what_to_write(
+    programme: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A case written as the schema's flat records (a kind's fields beside the event's own, an
+    extension field beside the standard ones) is pointed at each misplaced key, saying where it
+    goes in the request form."""
+    (programme / "schema.toml").write_text(SCHEMA + '\n[customer]\nhome_store = "string?"\n',
+                                           encoding="utf-8")
+    (programme / "spend.test.toml").write_text(
+        "[[case]]\n"
+        'name = "flat"\n'
+        'customer = { member_since = 2020-01-01, home_store = "S1" }\n'
+        'event = { kind = "purchase", time = 2026-03-02T10:00:00Z, amount = "12.50" }\n'
+        "[case.expect]\n"
+        "awards = { points = 12 }\n",
+        encoding="utf-8",
+    )
+    status, out, _ = run_cli(capsys, "test", ".")
+    assert status == 2
+    assert out == (
+        'spend.test.toml:3:41: test_bad_input: case "flat": customer.home_store: is not a field of '
+        "Customer; home_store is an extension field: send it in attributes\n"
+        '    | customer = { member_since = 2020-01-01, home_store = "S1" }\n'
+        "    |                                         ^^^^^^^^^^\n"
+        '    = hint: write attributes = { home_store = { stringValue = "..." } }\n'
+        "\n"
+        'spend.test.toml:4:59: test_bad_input: case "flat": event.amount: belongs in '
+        "event.purchase: write it as event.purchase.amount\n"
+        '    | event = { kind = "purchase", time = 2026-03-02T10:00:00Z, amount = "12.50" }\n'
+        "    |                                                           ^^^^^^\n"
+        "    = hint: a purchase event's own fields go in a [case.event.purchase] section "
+        "(or event = { ..., purchase = { ... } })\n"
+        "\n"
+        "2 problems found; no case was run\n"
     )
 
 
