@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import getcontext
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from .decision import Decision, Reason
 from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
 from .interpreter import Interpreter, fault_message, interpret
 from .parser import parse
-from .runtime import finish
+from .runtime import EvaluationContext, finish, in_evaluation_context
 from .schema import Schema
 
 #: The most policies one set may hold.
@@ -140,6 +141,8 @@ class PolicySet:
         evaluation to the named policies. Raises :class:`EvaluationError` when a
         policy fails at run time.
         """
+        if type(getcontext()) is not EvaluationContext:
+            return in_evaluation_context(self.evaluate, customer, event, explain, only)
         index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
         if index is None:
@@ -172,6 +175,8 @@ class PolicySet:
     def evaluate_interpreted(self, customer: dict[str, Any], event: dict[str, Any],
                              explain: bool = False, only: Iterable[str] | None = None) -> Decision:
         """The same as :meth:`evaluate`, by the reference interpreter (the specification)."""
+        if type(getcontext()) is not EvaluationContext:
+            return in_evaluation_context(self.evaluate_interpreted, customer, event, explain, only)
         index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
         if index is None:
