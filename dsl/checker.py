@@ -60,6 +60,26 @@ ROOTS = ("customer", "event")
 _RESERVED_NAME = re.compile(r"^_|__")
 
 
+@dataclass(frozen=True, slots=True)
+class CostBound:
+    """What the checker promises about every evaluation of an accepted policy.
+
+    Each figure holds for any input within the schema's bounds; none exceeds the
+    language's limits (MAX_NUMBER_DIGITS, MAX_TEXT, MAX_STEPS, MAX_BUILT_TEXT).
+    """
+
+    #: Every number computed is below 10**digits in magnitude.
+    digits: int = 1
+    #: Every exact number (computed without division) has at most this many significant digits.
+    significant: int = 1
+    #: Every text computed has at most this many characters.
+    text: int = 0
+    #: Aggregate steps: items visited by aggregates, ``in`` and list-taking calls, in total.
+    steps: int = 0
+    #: Characters of text built by ``+``, in total.
+    built_text: int = 0
+
+
 @dataclass
 class CheckResult:
     """What the checker learnt about one policy: diagnostics, and a type per expression."""
@@ -68,6 +88,8 @@ class CheckResult:
     types: dict[int, Type] = field(default_factory=dict)
     #: Currency -> rounding mode declared by the policy.
     rounding: dict[str, str] = field(default_factory=dict)
+    #: The cost bound the size pass proved (None when the policy failed earlier checks).
+    bound: CostBound | None = None
 
     @property
     def ok(self) -> bool:
@@ -1041,6 +1063,10 @@ def _literal_size(v: Any) -> Size:
 
 def _input_size(t: Type) -> Size:
     """The bound of an input value of type ``t`` (dsl.schema's input bounds)."""
+    if t.kind == "enum" and t.values:
+        return Size(max(len(v) for v in t.values))
+    if t.kind in ("airport", "currency_code"):
+        return Size(3)
     if t.is_stringy:
         return _TEXT_INPUT
     if t.kind == "list":
@@ -1067,6 +1093,10 @@ class _SizePass:
         self.bounds: dict[str, Size] = {}
         self.steps = 0
         self.built = 0
+        #: The largest digits, exact significant digits and text seen (for the CostBound).
+        self.digits = 1
+        self.significant = 1
+        self.longest = 0
         self.awards: dict[str, int] = {}
         #: Divisors' ``tiny``, by id, for the hint of a division that grows too large.
         self.divisor_tiny: dict[int, int] = {}
@@ -1109,6 +1139,8 @@ class _SizePass:
                                 self.size(value, {}, 1)
         if self.errors() > before:
             return
+        self.checker.result.bound = CostBound(self.digits, self.significant, self.longest,
+                                              self.steps, self.built)
         name_span = policy.header_spans.get("name", policy.span)
         if self.steps > MAX_STEPS:
             self.checker.error(name_span, "too_costly",
@@ -1163,12 +1195,16 @@ class _SizePass:
             return found
         t = self.checker.result.type_of(e)
         if t.is_stringy:
+            self.longest = max(self.longest, found.digits)
             if found.digits > MAX_TEXT:
                 self.report(e, "text_too_long",
                             f"{self.text(e)} could grow past {MAX_TEXT} characters: evaluating it "
                             "would have no bounded cost",
                             "this text is built from long texts; build it from shorter parts")
         elif t.is_numeric and not found.items:
+            self.digits = max(self.digits, found.digits)
+            if found.exact:
+                self.significant = max(self.significant, found.digits + found.places)
             if found.digits > MAX_NUMBER_DIGITS:
                 self.report(e, "number_too_large",
                             f"{self.text(e)} could grow past {MAX_NUMBER_DIGITS} digits: "
