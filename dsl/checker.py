@@ -996,9 +996,10 @@ def _fold(e: n.Expr) -> Any:
 
 #: The longest text a policy may compute.
 MAX_TEXT = 100_000
-#: The most aggregate steps (an aggregate's body and condition for one item, one item an
-#: ``in`` compares, one item a list-taking call reads) one evaluation of a policy may take:
-#: a hundred passes over the longest list an input may hold.
+#: The most steps in aggregates one evaluation of a policy may take. A step is one operation
+#: of an aggregate's body or condition for one item (nested aggregates multiply), one item an
+#: ``in`` compares or a list-taking call reads, or one item of a list literal: fifty passes of
+#: ``i.amount`` over the longest list an input may hold.
 MAX_STEPS = 1_000_000
 #: The most characters of text one evaluation of a policy may build with ``+``.
 MAX_BUILT_TEXT = 10_000_000
@@ -1144,8 +1145,8 @@ class _SizePass:
         name_span = policy.header_spans.get("name", policy.span)
         if self.steps > MAX_STEPS:
             self.checker.error(name_span, "too_costly",
-                               f"policy {policy.name} could take {self.steps} aggregate steps in "
-                               f"one evaluation; the limit is {MAX_STEPS}",
+                               f"policy {policy.name} could take {self.steps} steps in aggregates "
+                               f"in one evaluation; the limit is {MAX_STEPS}",
                                "aggregate each list once, in a `let`, and reuse the result; or "
                                "split the policy")
         elif self.built > MAX_BUILT_TEXT:
@@ -1177,9 +1178,13 @@ class _SizePass:
         s = self.size(e, {}, 1)
         currencies = self.checker.schema.currencies
         decimals = currencies[currency].decimals if currency in currencies else 0
-        # Rounding to the currency's places is a quantize within the context's precision,
-        # and the policy's total adds up to ``awards`` such amounts.
-        total = s.digits + (_count_digits(awards) if awards > 1 else 0) + decimals
+        # Rounding to the currency's places is a quantize within the context's precision
+        # (and may carry into one more digit), and the policy's total adds up to ``awards``
+        # such amounts.
+        rounding = 0 if self.checker.result.type_of(e).kind == "int" else 1
+        digits = s.digits + rounding + (_count_digits(awards) if awards > 1 else 0)
+        self.digits = max(self.digits, digits)
+        total = digits + decimals
         if total > MAX_NUMBER_DIGITS and self.errors() == before:
             self.report(e, "number_too_large",
                         f"{self.text(e)} could grow past {MAX_NUMBER_DIGITS} digits as an "
@@ -1256,9 +1261,10 @@ class _SizePass:
             return self.binary(e, items, times)
         raise TypeError(f"the size pass does not know {type(e).__name__}")
 
-    def iterate(self, e: n.Expr, length: int, times: int, what: str) -> int:
-        """Count ``length`` steps ``times`` over; report a single expression past the limit."""
-        steps = times * length
+    def iterate(self, e: n.Expr, length: int, times: int, what: str, weight: int = 1) -> int:
+        """Count ``length`` items of ``weight`` steps, ``times`` over; report a single
+        expression past the limit."""
+        steps = times * length * weight
         self.steps += steps
         if steps > MAX_STEPS and times <= MAX_STEPS:
             self.report(e, "too_costly",
@@ -1271,8 +1277,10 @@ class _SizePass:
     def aggregate(self, e: n.Aggregate, items: dict[str, Size], times: int) -> Size:
         source = self.size(e.source, items, times)
         length = source.items
-        nested = f"{length} items, {times} times" if times > 1 else f"{length} items"
-        self.iterate(e, length, times, nested)
+        weight = _item_weight(e)
+        what = f"{length} items" + (f", {times} times" if times > 1 else "") + (
+            f", {weight} operations each" if weight > 1 else "")
+        self.iterate(e, length, times, what, weight)
         inner = dict(items)
         inner[e.var] = source.element()
         every = times * max(length, 1)
@@ -1350,6 +1358,26 @@ class _SizePass:
         self.divisor_tiny[id(e.right)] = b.tiny
         tiny = a.tiny + b.digits
         return Size(a.digits + b.tiny, tiny + MAX_NUMBER_DIGITS, tiny, False)
+
+
+def _item_weight(e: n.Aggregate) -> int:
+    """The operations an aggregate evaluates per item: the nodes of its body and condition,
+    not counting the bodies of aggregates inside them (their own steps count those)."""
+    count = 0
+    stack: list[n.Expr] = [e.body] if e.where is None else [e.body, e.where]
+    while stack:
+        x = stack.pop()
+        count += 1
+        if isinstance(x, n.Aggregate):
+            stack.append(x.source)
+            continue
+        for name in x.__dataclass_fields__:
+            child = getattr(x, name)
+            if isinstance(child, n.Expr):
+                stack.append(child)
+            elif isinstance(child, list):
+                stack.extend(c for c in child if isinstance(c, n.Expr))
+    return count
 
 
 def _grown(s: Size, digits: int) -> Size:

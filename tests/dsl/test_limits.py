@@ -267,8 +267,8 @@ def test_nested_aggregates_over_input_lists_are_too_costly() -> None:
         kind="purchase",
     ))
     assert [d.render() for d in errors] == [
-        f"<policy>:3:51: too_costly: {inner} could take 100000000 steps in one evaluation "
-        "(10000 items, 10000 times); the limit is 1000000\n"
+        f"<policy>:3:51: too_costly: {inner} could take 500000000 steps in one evaluation "
+        "(10000 items, 10000 times, 5 operations each); the limit is 1000000\n"
         f"    |   let beaten = count(i for i in event.items where {inner})\n"
         "    |" + " " * 51 + "^" * len(inner) + "\n"
         "    = hint: aggregate over one list at a time: compute what does not depend on the "
