@@ -998,9 +998,13 @@ def _fold(e: n.Expr) -> Any:
 MAX_TEXT = 100_000
 #: The most steps in aggregates one evaluation of a policy may take. A step is one operation
 #: of an aggregate's body or condition for one item (nested aggregates multiply), one item an
-#: ``in`` compares or a list-taking call reads, or one item of a list literal: fifty passes of
-#: ``i.amount`` over the longest list an input may hold.
+#: ``in`` compares or a list-taking call reads, or one item of a list literal; a division
+#: counts as _DIVISION_STEPS. That is fifty passes of ``i.amount`` over the longest list an
+#: input may hold.
 MAX_STEPS = 1_000_000
+#: What one division counts for: a quotient of 100 significant digits takes about as long
+#: as ten plain steps (measured: 0.5 us against 0.03 to 0.05 us).
+_DIVISION_STEPS = 10
 #: The most characters of text one evaluation of a policy may build with ``+``.
 MAX_BUILT_TEXT = 10_000_000
 #: Digits of values the built-in functions compute from dates and durations: minutes() of
@@ -1367,7 +1371,7 @@ def _item_weight(e: n.Aggregate) -> int:
     stack: list[n.Expr] = [e.body] if e.where is None else [e.body, e.where]
     while stack:
         x = stack.pop()
-        count += 1
+        count += _DIVISION_STEPS if isinstance(x, n.Binary) and x.op == "/" else 1
         if isinstance(x, n.Aggregate):
             stack.append(x.source)
             continue

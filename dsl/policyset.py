@@ -16,7 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from decimal import getcontext
+from decimal import getcontext, setcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from .decision import Decision, Reason
 from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
 from .interpreter import Interpreter, fault_message, interpret
 from .parser import parse
-from .runtime import EvaluationContext, finish, in_evaluation_context
+from .runtime import EvaluationContext, finish, in_evaluation_context, thread_context
 from .schema import Schema
 
 #: The most policies one set may hold.
@@ -141,8 +141,19 @@ class PolicySet:
         evaluation to the named policies. Raises :class:`EvaluationError` when a
         policy fails at run time.
         """
-        if type(getcontext()) is not EvaluationContext:
-            return in_evaluation_context(self.evaluate, customer, event, explain, only)
+        saved = getcontext()
+        if type(saved) is not EvaluationContext:
+            # Inline rather than through in_evaluation_context: this is the hot path of
+            # every caller whose thread is not in the context (see use_evaluation_context).
+            setcontext(thread_context())
+            try:
+                return self._evaluate(customer, event, explain, only)
+            finally:
+                setcontext(saved)
+        return self._evaluate(customer, event, explain, only)
+
+    def _evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool,
+                  only: Iterable[str] | None) -> Decision:
         index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
         if index is None:

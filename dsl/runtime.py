@@ -95,17 +95,23 @@ def use_evaluation_context() -> None:
     setcontext(new_context())
 
 
+def thread_context() -> EvaluationContext:
+    """The calling thread's own evaluation context, made on first use."""
+    try:
+        return _thread.context  # type: ignore[no-any-return]
+    except AttributeError:
+        context = _thread.context = new_context()
+        return context
+
+
 def in_evaluation_context(fn: Callable[..., _T], *args: Any) -> _T:
     """``fn(*args)`` under the evaluation context, the caller's context restored after.
 
     Callers check ``type(getcontext()) is EvaluationContext`` first and call this only
     when it fails, so a thread that stays in the context pays no swap.
     """
-    context = getattr(_thread, "context", None)
-    if context is None:
-        context = _thread.context = new_context()
     saved = getcontext()
-    setcontext(context)
+    setcontext(thread_context())
     try:
         return fn(*args)
     finally:

@@ -323,6 +323,12 @@ AGGREGATES = [
      + ["rule r: award round(" + " + ".join(f"v{k}" for k in range(0, 50, 5)) + ") miles"], True),
     ("fifty-one-passes", [f"let v{k} = sum(i.amount for i in event.items)" for k in range(51)]
      + ["rule r: award round(v0 + v50) miles"], False),
+    ("rounded-quotients-six-passes",
+     [f"let v{k} = sum(round(i.amount / 7, 12) for i in event.items)" for k in range(6)]
+     + ["rule r: award round(v0 + v5) miles", "round miles down"], True),
+    ("rounded-quotients-seven-passes",
+     [f"let v{k} = sum(round(i.amount / 7, 12) for i in event.items)" for k in range(7)]
+     + ["rule r: award round(v0 + v6) miles"], False),
     ("quotient-of-aggregates", [
         "let v = event.amount / sum(i.amount for i in event.items)",
         "let w = max(i.amount for i in event.items) * count(i for i in event.items)",
