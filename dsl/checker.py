@@ -13,7 +13,10 @@ Stages, in order (each relies on the ones before it):
 3. rules and groups: conditions are booleans, effects name declared currencies,
    benefits and tiers; rules that can never fire are reported;
 4. caps and rounding: declared currencies, and every award that may be
-   fractional has an explicit rounding.
+   fractional has an explicit rounding;
+5. sizes, once the others pass: every number, text and aggregate has a bound
+   within the language's limits (``check_sizes``; the proved bound is
+   ``CheckResult.bound``).
 """
 
 from __future__ import annotations

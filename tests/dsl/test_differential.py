@@ -204,9 +204,10 @@ DISAGREEMENTS = [
         # Was: the exact integer path for a constant ratio gave 61728394506172839450617283945
         # for 50% of a 30-digit party size, where the interpreter's Decimal (28 significant
         # digits) gives ...950. Inputs now have at most 18 digits; the same edge at the
-        # largest: 0.999999999999 * 999999999999999999 is 999999999998999999.000000000001,
-        # Decimal drops the tail, and rounding up gives 999999999998999999 (the exact
-        # integer path would give 999999999999000000).
+        # largest: 0.999999999999 * 999999999999999999 is 999999999998999999.000000000001.
+        # Under a 28-digit context Decimal dropped the tail (rounding up gave
+        # 999999999998999999); the evaluation context's 100 digits keep it, so both
+        # evaluators give 999999999999000000, as the exact integer path does.
         "policy p\n  on visit\n  rule r: award 99.9999999999% of event.party_size miles\n"
         "  round miles up\n",
         CUSTOMER, {**VISIT, "party_size": LARGEST}, False,
