@@ -389,6 +389,21 @@ def test_text_built_at_the_input_limits(name: str, member: str, accepted: bool) 
     assert (measured is not None) == accepted
 
 
+def test_text_past_its_bound_is_pinned() -> None:
+    """Eleven texts of up to 10,000 characters could pass 100,000: text_too_long, as pinned."""
+    expression = " + ".join(["(event.venue otherwise \"\")"] * 11)
+    with pytest.raises(dsl.PolicyError) as caught:
+        dsl.load_source(policy(f"let v = {expression}", "rule r: award count(x for x in [v]) miles"),
+                        schema=SCHEMA)
+    assert [d.render() for d in caught.value.diagnostics if d.severity == "error"] == [
+        f"<policy>:3:11: text_too_long: {expression} could grow past 100000 characters: evaluating "
+        "it would have no bounded cost\n"
+        f"    |   let v = {expression}\n"
+        "    |" + " " * 11 + "^" * len(expression) + "\n"
+        "    = hint: this text is built from long texts; build it from shorter parts"
+    ]
+
+
 def test_text_built_in_a_comprehension_is_pinned() -> None:
     """Concatenating item texts over a 10,000-item list could build 200 million characters:
     refused with too_costly, as pinned."""
