@@ -142,6 +142,11 @@ def pytest_configure(config: pytest.Config) -> None:
         quick = False
     mode = QUICK if quick else FULL
     config.stash[_MODE] = mode
+    # Evaluations run in threads that stay in the evaluation's decimal context, as the
+    # service's RPC threads do; test_evaluate.py reports what a swap per call costs.
+    from dsl.runtime import use_evaluation_context
+
+    use_evaluation_context()
     config.stash[_RESULTS] = Results(mode.name)
     option = config.option
     if not hasattr(option, "benchmark_storage"):

@@ -205,3 +205,91 @@ def test_explain_cost(airline_set: Any, pairs: list[data.Pair], mode: Mode,
                      repeats=mode.gate_rounds)
     results.figure("explain_vs_compiled", {"ratio": gate.ratio, "median_ratio": gate.median_ratio,
                                            **gate.detail})
+
+
+def test_context_swap_cost(airline_set: Any, pairs: list[data.Pair], mode: Mode,
+                           results: Results) -> None:
+    """What evaluating costs on a thread outside the evaluation's decimal context, where
+    ``PolicySet.evaluate`` swaps the context in and out on every call (reported, not gated).
+
+    The arms alternate chunk by chunk, the thread's context set between chunks, so both
+    are charged for the same pairs and the figure holds the swap alone.
+    """
+    import decimal
+    import time
+
+    from dsl.runtime import thread_context
+
+    outside, inside = decimal.Context(), thread_context()
+    chunks = [pairs[i:i + 1000] for i in range(0, len(pairs), 1000)]
+    best = {"inside": [float("inf")] * len(chunks), "outside": [float("inf")] * len(chunks)}
+    try:
+        for r in range(mode.gate_rounds):
+            for k, part in enumerate(chunks):
+                for arm in (("inside", "outside") if (r + k) % 2 else ("outside", "inside")):
+                    decimal.setcontext(inside if arm == "inside" else outside)
+                    t0 = time.thread_time()
+                    for customer, event in part:
+                        airline_set.evaluate(customer, event)
+                    best[arm][k] = min(best[arm][k], time.thread_time() - t0)
+    finally:
+        decimal.setcontext(inside)
+    per = {arm: sum(times) / len(pairs) * 1e6 for arm, times in best.items()}
+    results.figure("context_swap", {"inside_us": per["inside"], "outside_us": per["outside"],
+                                    "ratio": per["outside"] / per["inside"]})
+    results.figure("context_swap_us", per["outside"] - per["inside"])
+
+
+# -- the worst case the checker admits -------------------------------------------------------------
+
+#: The costliest policies of tests/dsl/test_cost_bound.py: each spends nearly all of the
+#: checker's step bound (dsl.checker.MAX_STEPS) over a 10,000-item purchase.
+WORST_CASES = {
+    "fifty_passes": [f"let v{k} = sum(i.amount for i in event.items)" for k in range(50)]
+    + ["rule r: award round(v0 + v49) miles"],
+    "rounded_quotients": [f"let v{k} = sum(round(i.amount / 7, 12) for i in event.items)"
+                          for k in range(6)] + ["rule r: award round(v0 + v5) miles"],
+    "three_levels": ["let v = sum(sum(sum(i.quantity * j * k for k in [7, 8, 9]) for j in [1, 2, 3]) "
+                     "for i in event.items)", "rule r: award v miles"],
+}
+
+
+def purchase_at_the_limits() -> dict[str, Any]:
+    """The largest purchase an input may hold: 10,000 items of the largest amounts."""
+    amount = "999999999999999999.999999999999999999"
+    return {"id": "e1", "kind": "purchase", "time": "2026-03-01T09:30:00Z", "amount": amount,
+            "items": [{"sku": f"{i:012d}", "category": "c", "amount": amount, "quantity": 10**18 - 1}
+                      for i in range(10_000)]}
+
+
+def test_worst_case_at_the_input_limits(airline_set: Any, schema: Any, pairs: list[data.Pair],
+                                        mode: Mode, results: Results) -> None:
+    """The costliest admitted policies at the input limits, beside the airline policy's
+    per-evaluation time measured in the same run (reported, not gated)."""
+    import time
+
+    import dsl
+
+    customer = schema.prepare_customer({"id": "c1", "member_since": "2010-01-01"})
+    event = schema.prepare_event(purchase_at_the_limits())
+    baseline = pairs[:1000]
+    figures: dict[str, Any] = {}
+    for name, members in WORST_CASES.items():
+        text = "policy worst\n  on purchase\n" + "".join(f"  {m}\n" for m in members)
+        policy_set = dsl.load_source(text, schema=schema)
+        steps = policy_set.compiled[0].check.bound.steps
+        policy_set.evaluate(customer, event)  # warm up
+        worst, airline = float("inf"), float("inf")
+        for _ in range(max(mode.gate_rounds // 3, 3)):
+            t0 = time.thread_time()
+            policy_set.evaluate(customer, event)
+            worst = min(worst, time.thread_time() - t0)
+            t0 = time.thread_time()
+            for c, e in baseline:
+                airline_set.evaluate(c, e)
+            airline = min(airline, (time.thread_time() - t0) / len(baseline))
+        figures[name] = {"steps_bound": steps, "worst_ms": worst * 1e3, "airline_us": airline * 1e6,
+                         "ratio": worst / airline}
+    results.figure("worst_case_at_the_input_limits", figures)
+    for name, f in figures.items():
+        results.figure(f"worst_case_{name}_ms", f["worst_ms"])

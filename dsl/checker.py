@@ -13,7 +13,10 @@ Stages, in order (each relies on the ones before it):
 3. rules and groups: conditions are booleans, effects name declared currencies,
    benefits and tiers; rules that can never fire are reported;
 4. caps and rounding: declared currencies, and every award that may be
-   fractional has an explicit rounding.
+   fractional has an explicit rounding;
+5. sizes, once the others pass: every number, text and aggregate has a bound
+   within the language's limits (``check_sizes``; the proved bound is
+   ``CheckResult.bound``).
 """
 
 from __future__ import annotations
@@ -29,8 +32,8 @@ from typing import Any
 from . import airports
 from . import nodes as n
 from .errors import Diagnostic, Span, did_you_mean
-from .runtime import AGGREGATES, FUNCTIONS
-from .schema import Field, Schema
+from .runtime import AGGREGATES, FUNCTIONS, MAX_NUMBER_DIGITS
+from .schema import MAX_INPUT_DIGITS, MAX_LIST, MAX_STRING, Field, Schema
 from .types import (
     AIRPORT,
     ANY,
@@ -60,6 +63,26 @@ ROOTS = ("customer", "event")
 _RESERVED_NAME = re.compile(r"^_|__")
 
 
+@dataclass(frozen=True, slots=True)
+class CostBound:
+    """What the checker promises about every evaluation of an accepted policy.
+
+    Each figure holds for any input within the schema's bounds; none exceeds the
+    language's limits (MAX_NUMBER_DIGITS, MAX_TEXT, MAX_STEPS, MAX_BUILT_TEXT).
+    """
+
+    #: Every number computed is below 10**digits in magnitude.
+    digits: int = 1
+    #: Every exact number (computed without division) has at most this many significant digits.
+    significant: int = 1
+    #: Every text computed has at most this many characters.
+    text: int = 0
+    #: Aggregate steps: items visited by aggregates, ``in`` and list-taking calls, in total.
+    steps: int = 0
+    #: Characters of text built by ``+``, in total.
+    built_text: int = 0
+
+
 @dataclass
 class CheckResult:
     """What the checker learnt about one policy: diagnostics, and a type per expression."""
@@ -68,6 +91,8 @@ class CheckResult:
     types: dict[int, Type] = field(default_factory=dict)
     #: Currency -> rounding mode declared by the policy.
     rounding: dict[str, str] = field(default_factory=dict)
+    #: The cost bound the size pass proved (None when the policy failed earlier checks).
+    bound: CostBound | None = None
 
     @property
     def ok(self) -> bool:
@@ -880,99 +905,18 @@ class Checker:
     # -- bounded cost ---------------------------------------------------------------------------
 
     def check_sizes(self) -> None:
-        """Every number stays below 10^MAX_NUMBER_DIGITS and every string below MAX_TEXT.
+        """Bound every number and text the policy computes, and the work of one evaluation.
 
-        Inputs are bounded by the schema (18 digits, 10,000 characters, 10,000 items);
-        this pass bounds what a policy computes from them, so that no policy can make
-        one evaluation slow (repeated squaring grows a number's digits exponentially).
+        Inputs are bounded by the schema (18 digits before and after the point, 10,000
+        characters, 10,000 items); this pass carries those bounds through every
+        expression (see :class:`Size`) and refuses a policy that could compute a number
+        of 10**MAX_NUMBER_DIGITS or more, an exact number of more significant digits than
+        the evaluation context holds, a text past MAX_TEXT, or more than MAX_STEPS
+        aggregate steps or MAX_BUILT_TEXT characters of text in one evaluation. So no
+        policy can make one evaluation slow: repeated squaring grows a number's digits
+        exponentially, and an aggregate inside an aggregate multiplies their lists.
         """
-        bounds: dict[str, int] = {}
-
-        def size(e: n.Expr, items: dict[str, int]) -> int:
-            t = self.result.type_of(e)
-            if isinstance(e, n.Literal):
-                v = e.value
-                if isinstance(v, bool):
-                    return 1
-                if isinstance(v, int):
-                    return len(str(abs(v)))
-                if isinstance(v, Decimal):
-                    return max(v.adjusted() + 1, 1)
-                if isinstance(v, str):
-                    return len(v)
-                return 1
-            if isinstance(e, n.Name):
-                if e.name in items:
-                    return items[e.name]
-                return bounds.get(e.name, 1)
-            if isinstance(e, n.Attribute):
-                return _input_size(t)
-            if isinstance(e, n.ListExpr):
-                return max((size(x, items) for x in e.items), default=1)
-            if isinstance(e, n.Unary):
-                return size(e.operand, items)
-            if isinstance(e, n.Presence):
-                return 1
-            if isinstance(e, n.IfExpr):
-                size(e.cond, items)
-                return max(size(e.then, items), size(e.orelse, items))
-            if isinstance(e, n.Aggregate):
-                inner = dict(items)
-                inner[e.var] = size(e.source, items)
-                if e.where is not None:
-                    size(e.where, inner)
-                body = size(e.body, inner)
-                return {"sum": body + _LIST_DIGITS, "count": _LIST_DIGITS}.get(e.func, body)
-            if isinstance(e, n.Call):
-                args = [size(a, items) for a in e.args]
-                if e.func in ("sum",):
-                    return args[0] + _LIST_DIGITS
-                if e.func in ("min", "max", "floor", "ceil", "round", "abs"):
-                    return max(args) + 1
-                return _SMALL
-            if isinstance(e, n.Binary):
-                a, b = size(e.left, items), size(e.right, items)
-                if e.op in ("*", "of") or (e.op == "+" and t.is_stringy):
-                    result = a + b
-                elif e.op == "/":
-                    result = a + _INPUT_DIGITS + 1
-                elif e.op in ("+", "-", "otherwise"):
-                    result = max(a, b) + (e.op != "otherwise")
-                else:
-                    return 1
-                limit = MAX_TEXT if t.is_stringy else MAX_NUMBER_DIGITS
-                if result > limit and a <= limit and b <= limit:  # report where it starts
-                    what = (f"{limit} characters" if t.is_stringy else f"{limit} digits")
-                    self.error(e.span, "number_too_large",
-                               f"{self.text(e)} could grow past {what}: evaluating it would have "
-                               "no bounded cost", "this arithmetic multiplies large values "
-                               "together; simplify it")
-                return min(result, limit + 1)
-            return 1
-
-        for m in self.policy.members:
-            if isinstance(m, n.Let):
-                bounds[m.name] = size(m.value, {})
-            elif isinstance(m, n.Table):
-                size(m.key, {})
-                bounds[m.name] = max((size(r.value, {}) for r in m.rows), default=1)
-            elif isinstance(m, n.Decide):
-                rows = [(size(r.cond, {}) if r.cond else 0, size(r.value, {})) for r in m.rows]
-                bounds[m.name] = max((v for _, v in rows), default=1)
-            elif isinstance(m, n.Cap):
-                size(m.amount, {})
-            elif isinstance(m, n.Rule | n.Group):
-                for r in (m.rules if isinstance(m, n.Group) else [m]):
-                    if r.cond is not None:
-                        size(r.cond, {})
-                    for eff in r.effects:
-                        if isinstance(eff, n.Award):
-                            size(eff.amount, {})
-                            if eff.limit is not None:
-                                size(eff.limit, {})
-                        elif isinstance(eff, n.Grant):
-                            for _, value, _ in eff.params:
-                                size(value, {})
+        _SizePass(self).run()
 
     # -- conflicts ----------------------------------------------------------------------------
 
@@ -1053,21 +997,406 @@ def _fold(e: n.Expr) -> Any:
     return _NOT_CONSTANT
 
 
-#: The most digits a number a policy computes may have, and the longest text.
-MAX_NUMBER_DIGITS = 100
+#: The longest text a policy may compute.
 MAX_TEXT = 100_000
-_INPUT_DIGITS = 18     # dsl.schema.MAX_INPUT_DIGITS
-_LIST_DIGITS = 5       # a list has at most 10,000 items
-_SMALL = 12            # dates' parts, tenure, distances, counts, minutes
+#: The most steps in aggregates one evaluation of a policy may take. A step is one operation
+#: of an aggregate's body or condition for one item (nested aggregates multiply), one item an
+#: ``in`` compares or a list-taking call reads, or one item of a list literal; a division
+#: counts as _DIVISION_STEPS. That is fifty passes of ``i.amount`` over the longest list an
+#: input may hold.
+MAX_STEPS = 1_000_000
+#: What one division counts for: a quotient of 100 significant digits takes about as long
+#: as ten plain steps (measured: 0.5 us against 0.03 to 0.05 us).
+_DIVISION_STEPS = 10
+#: The most characters of text one evaluation of a policy may build with ``+``.
+MAX_BUILT_TEXT = 10_000_000
+#: Digits of values the built-in functions compute from dates and durations: minutes() of
+#: the longest duration (999,999,999 days) has 13, the others fewer.
+_SMALL = 13
 
 
-def _input_size(t: Type) -> int:
-    """The most digits (numbers) or characters (strings) an input value of type ``t`` has."""
+@dataclass(frozen=True, slots=True)
+class Size:
+    """What the size pass knows about every value one expression can take.
+
+    A number is below 10**``digits`` in magnitude and a multiple of 10**-``places``; one
+    that is not zero is at least 10**-``tiny``. An ``exact`` number was computed without
+    division, so it has at most ``digits + places`` significant digits; a quotient is
+    rounded to the evaluation context's precision, and its ``places`` say how far
+    below the point those digits may reach. A text has at most ``digits`` characters. A
+    list has at most ``items`` items, each bounded by the rest of the fields.
+    """
+
+    digits: int = 1
+    places: int = 0
+    tiny: int = 0
+    exact: bool = True
+    items: int = 0
+
+    def join(self, other: Size) -> Size:
+        """A bound on values that are either of this bound's or of ``other``'s."""
+        return Size(max(self.digits, other.digits), max(self.places, other.places),
+                    max(self.tiny, other.tiny), self.exact and other.exact,
+                    max(self.items, other.items))
+
+    def element(self) -> Size:
+        """The bound of one item of a list bounded by this."""
+        return Size(self.digits, self.places, self.tiny, self.exact)
+
+
+_ONE = Size()
+_TEXT_INPUT = Size(MAX_STRING)
+
+
+def _count_digits(n: int) -> int:
+    """Digits of the largest count of ``n`` things (10,000 items: 5)."""
+    return len(str(max(n, 1)))
+
+
+def _literal_size(v: Any) -> Size:
+    if isinstance(v, bool):
+        return _ONE
+    if isinstance(v, int):
+        return Size(len(str(abs(v))))
+    if isinstance(v, Decimal):
+        if not v:
+            return Size(1, max(-v.as_tuple().exponent, 0))  # type: ignore[operator]
+        # 0.000000000000000001 is below 1 (no digit before the point) and 18 places after.
+        return Size(max(v.adjusted() + 1, 1), max(-v.as_tuple().exponent, 0),  # type: ignore[operator]
+                    max(-v.adjusted(), 0))
+    if isinstance(v, str):
+        return Size(len(v))
+    return _ONE
+
+
+def _input_size(t: Type) -> Size:
+    """The bound of an input value of type ``t`` (dsl.schema's input bounds)."""
+    if t.kind == "enum" and t.values:
+        return Size(max(len(v) for v in t.values))
+    if t.kind in ("airport", "currency_code"):
+        return Size(3)
     if t.is_stringy:
-        return 10_000
+        return _TEXT_INPUT
     if t.kind == "list":
-        return _input_size(t.elem) if t.elem is not None else 1
-    return _INPUT_DIGITS
+        elem = _input_size(t.elem) if t.elem is not None else _ONE
+        return Size(elem.digits, elem.places, elem.tiny, elem.exact, MAX_LIST)
+    if t.kind == "decimal":
+        return Size(MAX_INPUT_DIGITS, MAX_INPUT_DIGITS, MAX_INPUT_DIGITS)
+    if t.kind == "int":
+        return Size(MAX_INPUT_DIGITS)
+    return _ONE
+
+
+class _SizePass:
+    """The walk behind :meth:`Checker.check_sizes`: one :class:`Size` per expression.
+
+    ``times`` is how often an expression is evaluated in one evaluation of the policy
+    (the product of the lengths of the aggregates around it); the steps and the text
+    built are counted over the whole policy. A problem is reported where it starts:
+    an expression whose parts already earned a diagnostic earns no second one.
+    """
+
+    def __init__(self, checker: Checker) -> None:
+        self.checker = checker
+        self.bounds: dict[str, Size] = {}
+        self.steps = 0
+        self.built = 0
+        #: The largest digits, exact significant digits and text seen (for the CostBound).
+        self.digits = 1
+        self.significant = 1
+        self.longest = 0
+        self.awards: dict[str, int] = {}
+        #: Divisors' ``tiny``, by id, for the hint of a division that grows too large.
+        self.divisor_tiny: dict[int, int] = {}
+
+    def errors(self) -> int:
+        return len(self.checker.result.diagnostics)
+
+    def report(self, e: n.Node, code: str, message: str, hint: str) -> None:
+        self.checker.error(e.span, code, message, hint)
+
+    def text(self, e: n.Node) -> str:
+        return self.checker.text(e)
+
+    def run(self) -> None:
+        policy = self.checker.policy
+        for r in policy.rules:
+            for eff in r.effects:
+                if isinstance(eff, n.Award):
+                    self.awards[eff.currency] = self.awards.get(eff.currency, 0) + 1
+        before = self.errors()
+        for m in policy.members:
+            if isinstance(m, n.Let | n.Table | n.Decide):
+                reported = self.errors()
+                found = self.binding(m)
+                # A binding whose value earned a diagnostic is reported there, not at each use.
+                self.bounds[m.name] = found if self.errors() == reported else _ONE
+            elif isinstance(m, n.Cap):
+                self.amount(m.amount, m.currency, 1)
+            elif isinstance(m, n.Rule | n.Group):
+                for r in (m.rules if isinstance(m, n.Group) else [m]):
+                    if r.cond is not None:
+                        self.size(r.cond, {}, 1)
+                    for eff in r.effects:
+                        if isinstance(eff, n.Award):
+                            self.amount(eff.amount, eff.currency, self.awards[eff.currency])
+                            if eff.limit is not None:
+                                self.amount(eff.limit, eff.currency, 1)
+                        elif isinstance(eff, n.Grant):
+                            for _, value, _ in eff.params:
+                                self.size(value, {}, 1)
+        if self.errors() > before:
+            return
+        self.checker.result.bound = CostBound(self.digits, self.significant, self.longest,
+                                              self.steps, self.built)
+        name_span = policy.header_spans.get("name", policy.span)
+        if self.steps > MAX_STEPS:
+            self.checker.error(name_span, "too_costly",
+                               f"policy {policy.name} could take {self.steps} steps in aggregates "
+                               f"in one evaluation; the limit is {MAX_STEPS}",
+                               "aggregate each list once, in a `let`, and reuse the result; or "
+                               "split the policy")
+        elif self.built > MAX_BUILT_TEXT:
+            self.checker.error(name_span, "too_costly",
+                               f"policy {policy.name} could build {self.built} characters of text "
+                               f"in one evaluation; the limit is {MAX_BUILT_TEXT}",
+                               "build each text once, in a `let`, and reuse it")
+
+    def binding(self, m: n.Let | n.Table | n.Decide) -> Size:
+        """The bound of a ``let``, ``table`` or ``decide`` value."""
+        if isinstance(m, n.Let):
+            return self.size(m.value, {}, 1)
+        if isinstance(m, n.Table):
+            self.size(m.key, {}, 1)
+            return _join_all([self.size(r.value, {}, 1) for r in m.rows])
+        values = []
+        for r in m.rows:
+            if r.cond is not None:
+                self.size(r.cond, {}, 1)
+            values.append(self.size(r.value, {}, 1))
+        found = _join_all(values)
+        if m.hit == "collect":
+            return Size(found.digits, found.places, found.tiny, found.exact, len(m.rows))
+        return found
+
+    def amount(self, e: n.Expr, currency: str, awards: int) -> None:
+        """An award, ``up to`` limit or cap: rounded to the currency, then added up."""
+        before = self.errors()
+        s = self.size(e, {}, 1)
+        currencies = self.checker.schema.currencies
+        decimals = currencies[currency].decimals if currency in currencies else 0
+        # Rounding to the currency's places is a quantize within the context's precision
+        # (and may carry into one more digit), and the policy's total adds up to ``awards``
+        # such amounts.
+        rounding = 0 if self.checker.result.type_of(e).kind == "int" else 1
+        digits = s.digits + rounding + (_count_digits(awards) if awards > 1 else 0)
+        self.digits = max(self.digits, digits)
+        total = digits + decimals
+        if total > MAX_NUMBER_DIGITS and self.errors() == before:
+            self.report(e, "number_too_large",
+                        f"{self.text(e)} could grow past {MAX_NUMBER_DIGITS} digits as an "
+                        f"amount of {currency} ({s.digits} digits, {decimals} decimal places, "
+                        f"{awards} awards added up): evaluating it would have no bounded cost",
+                        "this arithmetic multiplies large values together; simplify it")
+
+    def size(self, e: n.Expr, items: dict[str, Size], times: int) -> Size:
+        """The bound of ``e``'s values, evaluated ``times`` times per evaluation."""
+        before = self.errors()
+        found = self.measure(e, items, times)
+        if self.errors() > before:
+            return found
+        t = self.checker.result.type_of(e)
+        if t.is_stringy:
+            self.longest = max(self.longest, found.digits)
+            if found.digits > MAX_TEXT:
+                self.report(e, "text_too_long",
+                            f"{self.text(e)} could grow past {MAX_TEXT} characters: evaluating it "
+                            "would have no bounded cost",
+                            "this text is built from long texts; build it from shorter parts")
+        elif t.is_numeric and not found.items:
+            self.digits = max(self.digits, found.digits)
+            if found.exact:
+                self.significant = max(self.significant, found.digits + found.places)
+            if found.digits > MAX_NUMBER_DIGITS:
+                self.report(e, "number_too_large",
+                            f"{self.text(e)} could grow past {MAX_NUMBER_DIGITS} digits: "
+                            "evaluating it would have no bounded cost", self.hint(e))
+            elif found.exact and found.digits + found.places > MAX_NUMBER_DIGITS:
+                self.report(e, "number_too_large",
+                            f"{self.text(e)} could need more than {MAX_NUMBER_DIGITS} significant "
+                            f"digits ({found.digits} before the point, {found.places} after), so "
+                            "it could not be computed exactly",
+                            "round a part to fewer decimal places first, for example "
+                            "round(x, 2)")
+        return found
+
+    def hint(self, e: n.Expr) -> str:
+        if isinstance(e, n.Binary) and e.op == "/":
+            return (f"dividing by {self.text(e.right)} multiplies by up to 10^"
+                    f"{self.divisor_tiny.get(id(e.right), 0)}; divide by a value with fewer decimal places, "
+                    "for example round(x, 2)")
+        return "this arithmetic multiplies large values together; simplify it"
+
+    def measure(self, e: n.Expr, items: dict[str, Size], times: int) -> Size:
+        if isinstance(e, n.Literal):
+            return _literal_size(e.value)
+        if isinstance(e, n.Name):
+            if e.name in items:
+                return items[e.name]
+            return self.bounds.get(e.name, _ONE)
+        if isinstance(e, n.Attribute):
+            self.size(e.value, items, times)
+            return _input_size(self.checker.result.type_of(e))
+        if isinstance(e, n.ListExpr):
+            found = _join_all([self.size(x, items, times) for x in e.items])
+            self.steps += times * len(e.items)
+            return Size(found.digits, found.places, found.tiny, found.exact, len(e.items))
+        if isinstance(e, n.Unary):
+            inner = self.size(e.operand, items, times)
+            return _ONE if e.op == "not" else inner
+        if isinstance(e, n.Presence):
+            self.size(e.operand, items, times)
+            return _ONE
+        if isinstance(e, n.IfExpr):
+            self.size(e.cond, items, times)
+            return self.size(e.then, items, times).join(self.size(e.orelse, items, times))
+        if isinstance(e, n.Aggregate):
+            return self.aggregate(e, items, times)
+        if isinstance(e, n.Call):
+            return self.call(e, items, times)
+        if isinstance(e, n.Binary):
+            return self.binary(e, items, times)
+        raise TypeError(f"the size pass does not know {type(e).__name__}")
+
+    def iterate(self, e: n.Expr, length: int, times: int, what: str, weight: int = 1) -> int:
+        """Count ``length`` items of ``weight`` steps, ``times`` over; report a single
+        expression past the limit."""
+        steps = times * length * weight
+        self.steps += steps
+        if steps > MAX_STEPS and times <= MAX_STEPS:
+            self.report(e, "too_costly",
+                        f"{self.text(e)} could take {steps} steps in one evaluation ({what}); "
+                        f"the limit is {MAX_STEPS}",
+                        "aggregate over one list at a time: compute what does not depend on "
+                        "the outer item in a `let` first")
+        return steps
+
+    def aggregate(self, e: n.Aggregate, items: dict[str, Size], times: int) -> Size:
+        source = self.size(e.source, items, times)
+        length = source.items
+        weight = _item_weight(e)
+        what = f"{length} items" + (f", {times} times" if times > 1 else "") + (
+            f", {weight} operations each" if weight > 1 else "")
+        self.iterate(e, length, times, what, weight)
+        inner = dict(items)
+        inner[e.var] = source.element()
+        every = times * max(length, 1)
+        if e.where is not None:
+            self.size(e.where, inner, every)
+        body = self.size(e.body, inner, every)
+        if e.func == "sum":
+            return _grown(body, _count_digits(length))
+        if e.func == "count":
+            return Size(_count_digits(length))
+        if e.func in ("any", "all"):
+            return _ONE
+        return body
+
+    def call(self, e: n.Call, items: dict[str, Size], times: int) -> Size:
+        args = [self.size(a, items, times) for a in e.args]
+        f = e.func
+        if f in ("sum", "count", "min", "max") and len(args) == 1 and args[0].items:
+            self.iterate(e, args[0].items, times, f"a list of {args[0].items} items")
+            if f == "sum":
+                return _grown(args[0].element(), _count_digits(args[0].items))
+            if f == "count":
+                return Size(_count_digits(args[0].items))
+            return args[0].element()
+        if f in ("min", "max", "abs"):
+            return _join_all(args)
+        if f in ("floor", "ceil", "round"):
+            x = args[0]
+            places = 0
+            if len(e.args) == 2:
+                p = e.args[1]
+                # round() faults on places outside 0..12, so 12 bounds every value it gives.
+                literal = isinstance(p, n.Literal) and type(p.value) is int and 0 <= p.value <= 12
+                places = p.value if literal else 12  # type: ignore[union-attr, assignment]
+            # Rounding can carry into one more digit (9.5 -> 10) and leaves an exact value.
+            return Size(x.digits + 1, places, min(x.tiny, places))
+        return Size(_SMALL)
+
+    def binary(self, e: n.Binary, items: dict[str, Size], times: int) -> Size:
+        op = e.op
+        before = self.errors()
+        a = self.size(e.left, items, times)
+        b = self.size(e.right, items, times)
+        t = self.checker.result.type_of(e)
+        if op in ("in", "not in"):
+            if b.items:
+                self.iterate(e, b.items, times, f"a list of {b.items} items")
+            return _ONE
+        if op == "otherwise":
+            return a.join(b)
+        if op not in ("+", "-", "*", "of", "/"):
+            return _ONE
+        if t.is_stringy:
+            length = a.digits + b.digits
+            built = times * length
+            self.built += built
+            if built > MAX_BUILT_TEXT and length <= MAX_TEXT and self.errors() == before:
+                self.report(e, "too_costly",
+                            f"{self.text(e)} could build {built} characters of text in one "
+                            f"evaluation ({times} texts of up to {length}); the limit is "
+                            f"{MAX_BUILT_TEXT}",
+                            "build the text once, in a `let` outside the aggregate")
+            return Size(length)
+        if not t.is_numeric:
+            return _ONE  # dates and durations: Python's own types bound them
+        if op in ("+", "-"):
+            # A sum keeps the finer scale, and can cancel down to it.
+            places = max(a.places, b.places)
+            return Size(max(a.digits, b.digits) + 1, places, places, a.exact and b.exact)
+        if op in ("*", "of"):
+            return Size(a.digits + b.digits, a.places + b.places, a.tiny + b.tiny,
+                        a.exact and b.exact)
+        # a / b: |b| >= 10**-b.tiny, so the quotient is below 10**(a.digits + b.tiny); it is at
+        # least 10**-(a.tiny + b.digits), and rounded to the context's precision below that.
+        self.divisor_tiny[id(e.right)] = b.tiny
+        tiny = a.tiny + b.digits
+        return Size(a.digits + b.tiny, tiny + MAX_NUMBER_DIGITS, tiny, False)
+
+
+def _item_weight(e: n.Aggregate) -> int:
+    """The operations an aggregate evaluates per item: the nodes of its body and condition,
+    not counting the bodies of aggregates inside them (their own steps count those)."""
+    count = 0
+    stack: list[n.Expr] = [e.body] if e.where is None else [e.body, e.where]
+    while stack:
+        x = stack.pop()
+        count += _DIVISION_STEPS if isinstance(x, n.Binary) and x.op == "/" else 1
+        if isinstance(x, n.Aggregate):
+            stack.append(x.source)
+            continue
+        for name in x.__dataclass_fields__:
+            child = getattr(x, name)
+            if isinstance(child, n.Expr):
+                stack.append(child)
+            elif isinstance(child, list):
+                stack.extend(c for c in child if isinstance(c, n.Expr))
+    return count
+
+
+def _grown(s: Size, digits: int) -> Size:
+    """The bound of a sum of up to 10**digits values bounded by ``s``."""
+    return Size(s.digits + digits, s.places, s.places, s.exact)
+
+
+def _join_all(sizes: list[Size]) -> Size:
+    found = _ONE
+    for s in sizes:
+        found = found.join(s)
+    return found
 
 
 def _present_paths(cond: n.Expr, holds: bool) -> frozenset[str]:

@@ -30,7 +30,13 @@ from typing import Any
 from . import nodes as n
 from .checker import CheckResult
 from .interpreter import awarded_currencies
+from .runtime import MAX_NUMBER_DIGITS
 from .schema import Schema
+
+#: Digits up to which an award's integer fast path is used. Any figure up to the evaluation
+#: context's precision (MAX_NUMBER_DIGITS) is exact; awards past 28 digits are rare enough
+#: that the shorter bound keeps the generated code readable.
+_FAST_DIGITS = min(28, MAX_NUMBER_DIGITS)
 
 #: Prefix of every name that comes from policy text.
 NAME_PREFIX = "v_"
@@ -342,7 +348,9 @@ class CodeGenerator:
             self.writeline(f"{tmp} = {operand}")
             self.writeline(f"{tmp} = {code.format(x=tmp)}")
         elif reasons is None and mode == "down" and cur.decimals == 0:
-            self.writeline(f"{tmp} = int({raw})")
+            # Unary plus applies the evaluation context, so a value past the bounds is an
+            # Overflow here rather than int() building all of its digits.
+            self.writeline(f"{tmp} = int(+{raw})")
         else:
             how = (f"round_award({{}}, {cur.decimals}, {self.lit(mode)})" if mode
                    else f"to_currency({{}}, {cur.decimals})")
@@ -390,9 +398,9 @@ class CodeGenerator:
         Returns (operand expression, code over ``{x}``, the same in Decimal for a fallback).
         Only for the evaluate variant, where a negative product is clamped to zero
         anyway, so floor division and rounding toward zero agree. The integer code
-        is used while the Decimal product is exact (the operand small enough for 28
-        significant digits); beyond that the Decimal arithmetic the interpreter uses
-        decides, so both always agree.
+        is used while the Decimal product is surely exact (the product within
+        ``_FAST_DIGITS`` significant digits); beyond that the Decimal arithmetic the
+        interpreter uses decides, so both always agree.
         """
         if not (isinstance(amount, n.Binary) and amount.op in ("*", "of")):
             return None
@@ -410,7 +418,7 @@ class CodeGenerator:
                 "half up": f"(2 * ({product}) + {den}) // {2 * den}",
                 "half even": f"round_ratio_half_even({product}, {den})",
             }[mode] if den != 1 else product
-            bound = 10 ** max(28 - digits, 0)
+            bound = 10 ** max(_FAST_DIGITS - digits, 0)
             code = (f"{exact} if -{bound} < {{x}} < {bound} else "
                     f"round_award({decimal_expr} * {{x}}, 0, {self.lit(mode)})")
             return self.expr(x), code, decimal_expr

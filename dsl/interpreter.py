@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from decimal import Overflow
 from typing import Any
 
 from . import nodes as n
@@ -50,6 +51,8 @@ def fault_message(exc: BaseException) -> str:
         return str(exc)
     if isinstance(exc, ZeroDivisionError):
         return "division by zero"
+    if isinstance(exc, Overflow):  # the evaluation context's Emax: see dsl.runtime.new_context
+        return rt.OUT_OF_BOUNDS
     if isinstance(exc, OverflowError | ArithmeticError):
         return f"arithmetic error: {type(exc).__name__}"
     return f"evaluation failed: {type(exc).__name__}"

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import getcontext, setcontext
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnos
 from .interpreter import Interpreter, fault_message, interpret
 from .parser import parse
 from .request import MappingDecoder
-from .runtime import finish
+from .runtime import EvaluationContext, finish, in_evaluation_context, thread_context
 from .schema import Schema
 
 #: The most policies one set may hold.
@@ -150,6 +151,19 @@ class PolicySet:
         evaluation to the named policies. Raises :class:`EvaluationError` when a
         policy fails at run time.
         """
+        saved = getcontext()
+        if type(saved) is not EvaluationContext:
+            # Inline rather than through in_evaluation_context: this is the hot path of
+            # every caller whose thread is not in the context (see use_evaluation_context).
+            setcontext(thread_context())
+            try:
+                return self._evaluate(customer, event, explain, only)
+            finally:
+                setcontext(saved)
+        return self._evaluate(customer, event, explain, only)
+
+    def _evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool,
+                  only: Iterable[str] | None) -> Decision:
         index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
         if index is None:
@@ -182,6 +196,8 @@ class PolicySet:
     def evaluate_interpreted(self, customer: dict[str, Any], event: dict[str, Any],
                              explain: bool = False, only: Iterable[str] | None = None) -> Decision:
         """The same as :meth:`evaluate`, by the reference interpreter (the specification)."""
+        if type(getcontext()) is not EvaluationContext:
+            return in_evaluation_context(self.evaluate_interpreted, customer, event, explain, only)
         index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
         if index is None:

@@ -10,6 +10,7 @@ Every function here is pure: no I/O, no clock, no randomness.
 from __future__ import annotations
 
 import calendar
+import threading
 from collections.abc import Callable, Iterable
 from datetime import date, datetime, timedelta
 from decimal import (
@@ -17,10 +18,16 @@ from decimal import (
     ROUND_HALF_EVEN,
     ROUND_HALF_UP,
     ROUND_UP,
+    Context,
     Decimal,
     DecimalException,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    getcontext,
+    setcontext,
 )
-from typing import Any
+from typing import Any, TypeVar
 
 from . import airports
 from .decision import Benefit, Decision, Reason
@@ -28,6 +35,99 @@ from .decision import Benefit, Decision, Reason
 
 class PolicyFault(Exception):
     """A run-time failure inside a policy (division by zero, an unknown airport, overflow)."""
+
+
+#: What a policy fault says when a value passes the bounds below (only a value that got
+#: past the input bounds can do that: the checker refuses every policy that could).
+OUT_OF_BOUNDS = "arithmetic error: a value exceeded the language's bounds"
+
+
+# -- the decimal context ---------------------------------------------------------------------
+
+#: The most digits a number a policy computes may have. The checker (``check_sizes``) proves
+#: that every value an accepted policy computes is below 10**MAX_NUMBER_DIGITS, and that every
+#: value computed without division has at most this many significant digits; 100 leaves room
+#: for five 18-digit inputs multiplied (90 digits) or two 36-digit decimal inputs (72).
+MAX_NUMBER_DIGITS = 100
+
+_T = TypeVar("_T")
+
+
+class EvaluationContext(Context):
+    """The decimal context every evaluation runs in; make one with :func:`new_context`.
+
+    Its own class, so that one type check tells whether a thread already runs in it.
+    """
+
+
+def new_context() -> EvaluationContext:
+    """A fresh evaluation context (one per thread: contexts carry mutable flags)."""
+    return EvaluationContext(
+        # The checker's digit bound is the precision, so +, - and * of an accepted policy
+        # are exact, and a quotient is rounded to as many significant digits.
+        prec=MAX_NUMBER_DIGITS,
+        rounding=ROUND_HALF_EVEN,
+        # Every value of an accepted policy is below 10**MAX_NUMBER_DIGITS (adjusted exponent
+        # at most MAX_NUMBER_DIGITS - 1), so a larger result can only come from a value that
+        # got past the input bounds: Overflow is trapped and it fails at once, instead of
+        # growing until int() or a format spends minutes on a million digits.
+        Emax=MAX_NUMBER_DIGITS - 1,
+        # Tiny values cost nothing (a context rounds them, to zero at the end), and a
+        # difference of rounded quotients may legitimately be tiny, so Underflow is not
+        # trapped; the lower limit just mirrors the upper one.
+        Emin=-(MAX_NUMBER_DIGITS - 1),
+        capitals=1,
+        clamp=0,
+        flags=[],
+        traps=[InvalidOperation, DivisionByZero, Overflow],
+    )
+
+
+_thread = threading.local()
+
+
+def use_evaluation_context() -> None:
+    """Make the calling thread's decimal context the evaluation context, for good.
+
+    For threads that do nothing but serve evaluations (the service's RPC threads):
+    :func:`in_evaluation_context` then costs them one type check per call.
+    """
+    setcontext(new_context())
+
+
+def thread_context() -> EvaluationContext:
+    """The calling thread's own evaluation context, made on first use."""
+    try:
+        return _thread.context  # type: ignore[no-any-return]
+    except AttributeError:
+        context = _thread.context = new_context()
+        return context
+
+
+def in_evaluation_context(fn: Callable[..., _T], *args: Any) -> _T:
+    """``fn(*args)`` under the evaluation context, the caller's context restored after.
+
+    Callers check ``type(getcontext()) is EvaluationContext`` first and call this only
+    when it fails, so a thread that stays in the context pays no swap.
+    """
+    saved = getcontext()
+    setcontext(thread_context())
+    try:
+        return fn(*args)
+    finally:
+        setcontext(saved)
+
+
+def _bounded(value: Decimal) -> Decimal:
+    """``value`` through the context (``+value``), as a fault if it is past the bounds.
+
+    Every Decimal -> int conversion goes through this first: ``int()`` of a value
+    with a huge exponent builds all its digits (half a minute for 10**1000000).
+    """
+    try:
+        return +value
+    except DecimalException:
+        raise PolicyFault(OUT_OF_BOUNDS) from None
 
 
 ROUNDING_MODES = {
@@ -47,10 +147,20 @@ def div(a: int | Decimal, b: int | Decimal) -> Decimal:
     """``a / b`` as an exact decimal; dividing by zero is a policy fault."""
     if b == 0:
         raise PolicyFault("division by zero")
+    for x in (a, b):
+        # Decimal(int) is quadratic in the digits: refuse a huge int before converting it.
+        if type(x) is int and x.bit_length() > _MAX_INT_BITS:
+            raise PolicyFault(OUT_OF_BOUNDS)
     try:
         return Decimal(a) / b
+    except (Overflow, InvalidOperation):
+        raise PolicyFault(OUT_OF_BOUNDS) from None
     except DecimalException as exc:
         raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+
+
+#: Bits of the largest int below 10**MAX_NUMBER_DIGITS.
+_MAX_INT_BITS = (10**MAX_NUMBER_DIGITS).bit_length()
 
 
 def round_award(value: int | Decimal, decimals: int, mode: str) -> int | Decimal:
@@ -62,14 +172,13 @@ def round_award(value: int | Decimal, decimals: int, mode: str) -> int | Decimal
     if decimals == 0:
         if isinstance(value, int):
             return value
-        try:
-            return int(value.to_integral_value(ROUNDING_MODES[mode]))
-        except DecimalException as exc:
-            raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+        return int(_bounded(value).to_integral_value(ROUNDING_MODES[mode]))
     try:
+        # quantize works within the context: a result of more than MAX_NUMBER_DIGITS
+        # digits is InvalidOperation at once, whatever the value's exponent.
         return Decimal(value).quantize(Decimal(1).scaleb(-decimals), ROUNDING_MODES[mode])
-    except DecimalException as exc:
-        raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+    except DecimalException:
+        raise PolicyFault(OUT_OF_BOUNDS) from None
 
 
 def round_ratio_half_even(numerator: int, denominator: int) -> int:
@@ -84,8 +193,11 @@ def round_ratio_half_even(numerator: int, denominator: int) -> int:
 def to_currency(value: int | Decimal, decimals: int) -> int | Decimal:
     """An already-exact amount in a currency's representation (no rounding needed)."""
     if decimals == 0:
-        return int(value)
-    return Decimal(value).quantize(Decimal(1).scaleb(-decimals))
+        return value if isinstance(value, int) else int(_bounded(value))
+    try:
+        return Decimal(value).quantize(Decimal(1).scaleb(-decimals))
+    except DecimalException:
+        raise PolicyFault(OUT_OF_BOUNDS) from None
 
 
 # -- built-in functions ----------------------------------------------------------------------
@@ -93,21 +205,24 @@ def to_currency(value: int | Decimal, decimals: int) -> int | Decimal:
 
 def floor(x: int | Decimal) -> int:
     """The largest whole number not above ``x``."""
-    return x if isinstance(x, int) else int(x.to_integral_value(rounding="ROUND_FLOOR"))
+    return x if isinstance(x, int) else int(_bounded(x).to_integral_value(rounding="ROUND_FLOOR"))
 
 
 def ceil(x: int | Decimal) -> int:
     """The smallest whole number not below ``x``."""
-    return x if isinstance(x, int) else int(x.to_integral_value(rounding="ROUND_CEILING"))
+    return x if isinstance(x, int) else int(_bounded(x).to_integral_value(rounding="ROUND_CEILING"))
 
 
 def round_half_even(x: int | Decimal, places: int | None = None) -> int | Decimal:
     """``round(x)``: to a whole number, or to ``places`` decimals, halves to even."""
     if places is None:
-        return x if isinstance(x, int) else int(x.to_integral_value(ROUND_HALF_EVEN))
+        return x if isinstance(x, int) else int(_bounded(x).to_integral_value(ROUND_HALF_EVEN))
     if places < 0 or places > 12:
         raise PolicyFault("round() keeps from 0 to 12 decimal places")
-    return Decimal(x).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    try:
+        return Decimal(x).quantize(Decimal(1).scaleb(-places), ROUND_HALF_EVEN)
+    except DecimalException:
+        raise PolicyFault(OUT_OF_BOUNDS) from None
 
 
 def absolute(x: Any) -> Any:

@@ -31,6 +31,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from dsl.runtime import use_evaluation_context
 from service import logs
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
@@ -122,7 +123,9 @@ def create_server(
         options.append(("grpc.max_connection_age_ms", int(max_connection_age_s * 1000)))
         options.append(("grpc.max_connection_age_grace_ms", 30_000))
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc"),
+        # RPC threads only serve evaluations, so they keep the evaluation's decimal context.
+        futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc",
+                                   initializer=use_evaluation_context),
         interceptors=[ServiceInterceptor(metrics)],
         options=options,
     )

@@ -60,7 +60,7 @@ def test_round_award(value: Decimal | int, decimals: int, mode: str, expected: D
 @given(st.integers(-10**12, 10**12), st.integers(1, 10**6))
 def test_round_ratio_half_even_matches_decimal(numerator: int, denominator: int) -> None:
     """The integer half-even rounding used by compiled code agrees with Decimal's."""
-    exact = Decimal(numerator) / Decimal(denominator)  # 28 digits hold these exactly enough
+    exact = Decimal(numerator) / Decimal(denominator)  # 28 digits (the default) hold these
     expected = int(exact.quantize(Decimal(1), ROUND_HALF_EVEN))
     assert rt.round_ratio_half_even(numerator, denominator) == expected
 
