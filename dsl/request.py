@@ -596,6 +596,9 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
     """The request path of a field the schema names by ``schema_path`` (``event.origin`` ->
     ``event.flight.origin``); ``details`` is the event's details message name, if any.
 
+    A name the schema does not declare (``customer.bogus``) could only have travelled in the
+    ``attributes`` of its message: ``customer.attributes.bogus``.
+
     ``written`` maps schema paths the caller gave to the paths as written: the longest
     such prefix is kept, so a missing field inside a given list item reads
     ``event.purchase.items[2].sku`` even when the caller wrote camelCase elsewhere.
@@ -626,8 +629,10 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
                 if kind_layouts and kind_layouts[1] is not None and name in kind_layouts[1].slots:
                     out = f"{out}.{details}.{name}{index}"
                     slot = kind_layouts[1].slots[name]
-                else:
-                    out = f"{out}.{name}{index}"
+                else:  # a name the schema does not declare: only attributes could carry it
+                    out = f"{out}.attributes.{name}{index}"
+            elif slot is None and message.message:  # likewise
+                out = f"{out}.attributes.{name}{index}"
             elif slot is None or slot.in_message or not message.message:
                 out = f"{out}.{name}{index}"
             else:
