@@ -48,6 +48,7 @@ from .schema import (
     Schema,
     convert_scalar,
 )
+from .schema import shorten as _short
 from .types import Type
 
 #: Which ``Value`` kinds a schema type accepts (the same on every path).
@@ -444,10 +445,6 @@ class _Reader:
 
 
 _VALUE_KEYS = {**{k: k for k in VALUE_KINDS}, **{json_name(k): k for k in VALUE_KINDS}}
-
-
-def _short(key: str) -> str:
-    return key if len(key) <= 64 else key[:61] + "..."
 
 
 def _is_decimal(value: Any) -> bool:

@@ -197,9 +197,9 @@ class Schema:
         if not isinstance(kind, str) or not kind:
             raise InputError([FieldError("event.kind", "is required")])
         if kind not in self.events:
-            hint = did_you_mean(kind, self.events)
+            hint = did_you_mean(kind, self.events) if len(kind) <= 64 else None
             known = ", ".join(sorted(self.events))
-            reason = f'unknown event kind "{kind}" (known: {known})'
+            reason = f'unknown event kind "{shorten(kind)}" (known: {known})'
             raise InputError([FieldError("event.kind", reason + (f"; {hint}" if hint else ""))])
         fields = {**self.event_common, **self.events[kind]}
         out = self._prepare_record(fields, data, "event", errors)
@@ -219,9 +219,9 @@ class Schema:
                 if key in fields:
                     reason = f"is derived from {fields[key].derived}; do not send it"
                 else:
-                    hint = did_you_mean(str(key), fields)
+                    hint = did_you_mean(str(key), fields) if len(str(key)) <= 64 else None
                     reason = "is not a field in the schema" + (f"; {hint}" if hint else "")
-                errors.append(FieldError(f"{path}.{key}", reason))
+                errors.append(FieldError(f"{path}.{shorten(str(key))}", reason))
         for name, f in fields.items():
             if f.derived:
                 continue
@@ -345,6 +345,12 @@ def decimal_in_bounds(value: Decimal) -> bool:
     (a zero too: ``0E+999999`` is refused, since its exponent alone makes later work large)."""
     exponent = value.as_tuple().exponent
     return value.adjusted() < MAX_INPUT_DIGITS and exponent >= -MAX_INPUT_DIGITS  # type: ignore[operator]
+
+
+def shorten(name: str) -> str:
+    """A caller's name (a field, a key, an event kind) as a refusal shows it: at most 64
+    characters, so that a refusal never echoes a long input."""
+    return name if len(name) <= 64 else name[:61] + "..."
 
 
 def _quote(value: str) -> str:
