@@ -230,11 +230,11 @@ class Schema:
             if value is None:
                 if f.has_default:
                     value = f.default
-                elif f.type.kind == "record":
-                    value = {}
                 elif f.type.optional:
                     out[name] = None
                     continue
+                elif f.type.kind == "record":  # a record that may not be missing: its defaults
+                    value = {}
                 else:
                     errors.append(FieldError(fpath, "is required"))
                     continue
