@@ -600,14 +600,15 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
     such prefix is kept, so a missing field inside a given list item reads
     ``event.purchase.items[2].sku`` even when the caller wrote camelCase elsewhere.
     """
-    parts = schema_path.split(".")
+    parts = _split_path(schema_path)
     root = parts[0]
     if root == "customer":
         message = layout.customer
         out = "customer"
     elif root == "event":
         kind_layouts = layout.events.get(details or "")
-        message = kind_layouts[0] if kind_layouts else MessageLayout("Event", {})
+        # An unknown kind: the schema names event.kind alone, and nothing is an attribute.
+        message = kind_layouts[0] if kind_layouts else MessageLayout("", {})
         out = "event"
     else:
         return schema_path
@@ -626,8 +627,10 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
                 if kind_layouts and kind_layouts[1] is not None and name in kind_layouts[1].slots:
                     out = f"{out}.{details}.{name}{index}"
                     slot = kind_layouts[1].slots[name]
-                else:  # a name the schema does not declare: only attributes could carry it
+                elif message.message:  # a name the schema does not declare: only attributes could carry it
                     out = f"{out}.attributes.{name}{index}"
+                else:
+                    out = f"{out}.{name}{index}"
             elif slot is None and message.message:  # likewise
                 out = f"{out}.attributes.{name}{index}"
             elif slot is None or slot.in_message or not message.message:
@@ -641,6 +644,16 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
         if elem is not None and elem.kind == "record":
             message = layout.record(elem.name)
     return out
+
+
+def _split_path(path: str) -> list[str]:
+    """A schema path's segments; a name cut short (``dsl.schema.shorten``: it ends in "...") is
+    always the last segment, and kept whole."""
+    cut = path.find("...")
+    if cut < 0:
+        return path.split(".")
+    start = path.rfind(".", 0, cut)
+    return [*path[:start].split("."), path[start + 1:]]
 
 
 def _details_slot(layout: RequestLayout, details: str | None, name: str, root: str, i: int) -> Slot | None:
