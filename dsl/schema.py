@@ -453,22 +453,23 @@ _DURATION_UNITS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "se
 #: times a week stays below it too).
 _MAX_DURATION_SECONDS = 100_000 * 86400
 _DURATION_TEXT = re.compile(r"\s*(-?[0-9]{1,5})\s*([a-z]+?)s?\s*\Z")
-_PROTO_DURATION_TEXT = re.compile(r"(-?)([0-9]{1,10})(?:\.([0-9]{1,9}))?s\Z")
+#: protobuf's JSON form of a Duration: at most 315,576,000,000 seconds, so 12 digits.
+_PROTO_DURATION_TEXT = re.compile(r"(-?)([0-9]{1,12})(?:\.([0-9]{1,9}))?s\Z")
 
 
 def parse_duration(value: Any) -> timedelta:
     """A duration from a timedelta, whole seconds, or text such as ``"15 minutes"`` or
     protobuf's ``"900s"``; at most 100,000 days either way."""
     if isinstance(value, int) and not isinstance(value, bool):
-        value = timedelta(seconds=value) if abs(value) < _MAX_DURATION_SECONDS else None
+        value = timedelta(seconds=value) if abs(value) <= _MAX_DURATION_SECONDS else None
     elif isinstance(value, str) and len(value) <= 64:
+        # Text is bounded like a timedelta is (below): "99999 weeks" is 699,993 days.
         m = _DURATION_TEXT.match(value)
         if m and m[2] in _DURATION_UNITS:
-            return timedelta(seconds=int(m[1]) * _DURATION_UNITS[m[2]])
-        m = _PROTO_DURATION_TEXT.match(value)  # protobuf's JSON form: "900s", "-1.5s"
-        if m:
+            value = timedelta(seconds=int(m[1]) * _DURATION_UNITS[m[2]])
+        elif m := _PROTO_DURATION_TEXT.match(value):  # protobuf's JSON form: "900s", "-1.5s"
             magnitude = timedelta(seconds=int(m[2]), microseconds=int((m[3] or "0").ljust(6, "0")[:6]))
-            return -magnitude if m[1] else magnitude
+            value = -magnitude if m[1] else magnitude
     if isinstance(value, timedelta):
         if abs(value.total_seconds()) > _MAX_DURATION_SECONDS:
             raise ValueError(f"is out of range (at most {_MAX_DURATION_SECONDS // 86400:,} days)")
