@@ -42,6 +42,7 @@ from typing import Any
 from .errors import FieldError, InputError, did_you_mean
 from .schema import (
     MAX_LIST,
+    MAX_NUMBER_TEXT,
     MAX_REQUEST_ITEMS,
     MAX_VALUE_DEPTH,
     Field,
@@ -417,6 +418,8 @@ class _Reader:
             try:
                 return convert_scalar(Type("int"), inner)
             except ValueError as exc:
+                if t.kind == "decimal" and _is_whole(inner):
+                    return int(inner)  # a whole number past 18 digits: the schema says why, as a decimal
                 self.fail(path, str(exc))
                 return None
         if kind == "bool_value":
@@ -445,6 +448,16 @@ class _Reader:
 
 
 _VALUE_KEYS = {**{k: k for k in VALUE_KINDS}, **{json_name(k): k for k in VALUE_KINDS}}
+
+
+_WHOLE_TEXT = re.compile(r"-?[0-9]+\Z")
+
+
+def _is_whole(value: Any) -> bool:
+    """A whole number, or the text of one short enough to read (ASCII digits only)."""
+    if isinstance(value, str):
+        return len(value) <= MAX_NUMBER_TEXT and _WHOLE_TEXT.match(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_decimal(value: Any) -> bool:
