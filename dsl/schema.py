@@ -183,7 +183,7 @@ class Schema:
     def prepare_customer(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Check and convert a customer; raises :class:`InputError` listing every bad field."""
         errors: list[FieldError] = []
-        out = self._prepare_record(self.customer, data, "customer", errors)
+        out = self._prepare_record(self.customer, data, "customer", errors, [MAX_REQUEST_ITEMS])
         if errors:
             raise InputError(errors)
         return out
@@ -202,14 +202,17 @@ class Schema:
             reason = f'unknown event kind "{shorten(kind)}" (known: {known})'
             raise InputError([FieldError("event.kind", reason + (f"; {hint}" if hint else ""))])
         fields = {**self.event_common, **self.events[kind]}
-        out = self._prepare_record(fields, data, "event", errors)
+        out = self._prepare_record(fields, data, "event", errors, [MAX_REQUEST_ITEMS])
         if errors:
             raise InputError(errors)
         return out
 
     def _prepare_record(
-        self, fields: Mapping[str, Field], data: Any, path: str, errors: list[FieldError]
+        self, fields: Mapping[str, Field], data: Any, path: str, errors: list[FieldError],
+        budget: list[int],
     ) -> dict[str, Any]:
+        """One record; ``budget`` holds the list elements the record may still carry (one
+        record is bounded like a whole request: docs/language.md, "Input bounds")."""
         if not isinstance(data, Mapping):
             errors.append(FieldError(path, "must be an object"))
             return {}
@@ -241,7 +244,7 @@ class Schema:
             if f.type.is_stringy and isinstance(value, str) and len(value) > f.max_length:
                 errors.append(FieldError(fpath, f"is longer than {f.max_length} characters"))
                 continue
-            converted = self._convert(f.type, value, fpath, errors)
+            converted = self._convert(f.type, value, fpath, errors, budget)
             if f.minimum is not None and converted is not None and converted < f.minimum:
                 reason = ("must not be negative" if f.minimum == 0
                           else f"must be at least {f.minimum}")
@@ -253,10 +256,10 @@ class Schema:
                 out[name] = source.astimezone(UTC).date() if isinstance(source, datetime) else None
         return out
 
-    def _convert(self, t: Type, value: Any, path: str, errors: list[FieldError]) -> Any:
+    def _convert(self, t: Type, value: Any, path: str, errors: list[FieldError], budget: list[int]) -> Any:
         kind = t.kind
         if kind == "record":
-            return self._prepare_record(self.records.get(t.name, {}), value, path, errors)
+            return self._prepare_record(self.records.get(t.name, {}), value, path, errors, budget)
         if kind == "list":
             if not isinstance(value, list | tuple):
                 errors.append(FieldError(path, "must be a list"))
@@ -264,8 +267,13 @@ class Schema:
             if len(value) > MAX_LIST:
                 errors.append(FieldError(path, f"has more than {MAX_LIST} items"))
                 return []
+            budget[0] -= len(value)  # counted before the items are read, as the request reader does
+            if budget[0] < 0:
+                errors.append(FieldError(path, f"takes the request past {MAX_REQUEST_ITEMS:,} list "
+                                               "elements in all"))
+                return []
             assert t.elem is not None
-            return [self._convert(t.elem, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+            return [self._convert(t.elem, v, f"{path}[{i}]", errors, budget) for i, v in enumerate(value)]
         try:
             return convert_scalar(t, value)
         except ValueError as exc:
