@@ -133,8 +133,33 @@ class Schema:
                 raise SchemaError(f"{name}: {exc}") from None
             _Merger(schema, name).merge(data)
         schema._resolve_tiers()
+        schema._check_nesting(docs[-1][0] if docs else "schema")
         schema.digest = digest.hexdigest()[:16]
         return schema
+
+    def _check_nesting(self, source: str) -> None:
+        """Refuse a field whose values could nest deeper than :data:`MAX_VALUE_DEPTH` (a list of
+        lists of..., a record that contains itself): no request could carry them, since every
+        decoder refuses values nested deeper, and the schema's own checks would recurse."""
+        tables = [("customer", self.customer), ("event", self.event_common)]
+        tables += [(f"events.{kind}", fields) for kind, fields in self.events.items()]
+        for key, fields in tables:
+            for name, f in fields.items():
+                depth = self._depth(f.type, (), f"{key}.{name}", source)
+                if depth > MAX_VALUE_DEPTH:
+                    raise SchemaError(f"{source}: {key}.{name}: its values would nest {depth} levels "
+                                      f"deep (at most {MAX_VALUE_DEPTH})")
+
+    def _depth(self, t: Type, within: tuple[str, ...], key: str, source: str) -> int:
+        if t.kind == "list" and t.elem is not None:
+            return 1 + self._depth(t.elem, within, key, source)
+        if t.kind == "record":
+            if t.name in within:
+                raise SchemaError(f"{source}: {key}: record {t.name} contains itself (values must "
+                                  f"nest at most {MAX_VALUE_DEPTH} levels deep)")
+            fields = self.records.get(t.name, {}).values()
+            return 1 + max((self._depth(f.type, (*within, t.name), key, source) for f in fields), default=0)
+        return 1
 
     def _resolve_tiers(self) -> None:
         """Give every ``tier`` field the final tier list (a later file may declare the tiers)."""
