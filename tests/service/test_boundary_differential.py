@@ -27,7 +27,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dsl.errors import InputError
-from dsl.request import MappingDecoder, RequestLayout, json_name, request_path
+from dsl.request import ACCEPTS, MappingDecoder, RequestLayout, json_name, request_path
 from dsl.schema import MAX_LIST, MAX_STRING, Schema
 from dsl.types import Type
 from service.convert import Converter
@@ -973,3 +973,8 @@ def test_a_schema_with_many_fields_gets_its_fast_path():
     fast = run_fast(converter, customer, event)
     assert fast is not None
     same(fast.value, check_agreement(EXTENDED, spec).get("P").value)
+
+
+def test_the_value_kinds_each_type_takes_are_the_contract():
+    """The request reader's table of Value kinds per type is the one these tests render by."""
+    assert ACCEPTS == TAKES
