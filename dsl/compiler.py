@@ -142,6 +142,10 @@ _RAISE = dis.opmap["RAISE_VARARGS"]
 # Decoders also OR int64 counters together to bound them in one comparison (bounded work).
 _DECODER_BINARY_OPS = _ALLOWED_BINARY_OPS | frozenset(
     i for i, (name, _) in enumerate(dis._nb_ops) if name == "NB_OR")
+# A record of more than 16 fields is a dict display that CPython builds in parts: BUILD_MAP,
+# then MAP_ADD per entry or DICT_UPDATE per part (a dict of its own, built just before). A dict
+# comprehension would need a <dictcomp> code object, which is refused.
+_DECODER_OPS = _ALLOWED_OPS | {dis.opmap["MAP_ADD"], dis.opmap["DICT_UPDATE"]}
 
 
 def verify_decoder(source: str, filename: str, names: frozenset[str]) -> CodeType:
@@ -169,7 +173,7 @@ def _check_decoder_code(code: CodeType, names: frozenset[str]) -> None:
             if ins.arg != 1 or previous is None or previous.opname != "LOAD_GLOBAL" \
                     or previous.argval != "SLOW":
                 raise UnsafeCode("a decoder may only raise SLOW")
-        elif op not in _ALLOWED_OPS:
+        elif op not in _DECODER_OPS:
             raise UnsafeCode(f"operation {ins.opname} is not allowed in a decoder")
         if op in _BACKWARD_JUMPS and not loops_allowed:
             raise UnsafeCode("a loop is not allowed in a decoder")

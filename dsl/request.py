@@ -42,12 +42,14 @@ from typing import Any
 from .errors import FieldError, InputError, did_you_mean
 from .schema import (
     MAX_LIST,
+    MAX_NUMBER_TEXT,
     MAX_REQUEST_ITEMS,
     MAX_VALUE_DEPTH,
     Field,
     Schema,
     convert_scalar,
 )
+from .schema import shorten as _short
 from .types import Type
 
 #: Which ``Value`` kinds a schema type accepts (the same on every path).
@@ -440,6 +442,8 @@ class _Reader:
             try:
                 return convert_scalar(Type("int"), inner)
             except ValueError as exc:
+                if t.kind == "decimal" and _is_whole(inner):
+                    return int(inner)  # a whole number past 18 digits: the schema says why, as a decimal
                 self.fail(path, str(exc))
                 return None
         if kind == "bool_value":
@@ -472,8 +476,14 @@ class _Reader:
 _VALUE_KEYS = {**{k: k for k in VALUE_KINDS}, **{json_name(k): k for k in VALUE_KINDS}}
 
 
-def _short(key: str) -> str:
-    return key if len(key) <= 64 else key[:61] + "..."
+_WHOLE_TEXT = re.compile(r"-?[0-9]+\Z")
+
+
+def _is_whole(value: Any) -> bool:
+    """A whole number, or the text of one short enough to read (ASCII digits only)."""
+    if isinstance(value, str):
+        return len(value) <= MAX_NUMBER_TEXT and _WHOLE_TEXT.match(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _is_decimal(value: Any) -> bool:
@@ -642,18 +652,22 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
     """The request path of a field the schema names by ``schema_path`` (``event.origin`` ->
     ``event.flight.origin``); ``details`` is the event's details message name, if any.
 
+    A name the schema does not declare (``customer.bogus``) could only have travelled in the
+    ``attributes`` of its message: ``customer.attributes.bogus``.
+
     ``written`` maps schema paths the caller gave to the paths as written: the longest
     such prefix is kept, so a missing field inside a given list item reads
     ``event.purchase.items[2].sku`` even when the caller wrote camelCase elsewhere.
     """
-    parts = schema_path.split(".")
+    parts = _split_path(schema_path)
     root = parts[0]
     if root == "customer":
         message = layout.customer
         out = "customer"
     elif root == "event":
         kind_layouts = layout.events.get(details or "")
-        message = kind_layouts[0] if kind_layouts else MessageLayout("Event", {})
+        # An unknown kind: the schema names event.kind alone, and nothing is an attribute.
+        message = kind_layouts[0] if kind_layouts else MessageLayout("", {})
         out = "event"
     else:
         return schema_path
@@ -672,8 +686,12 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
                 if kind_layouts and kind_layouts[1] is not None and name in kind_layouts[1].slots:
                     out = f"{out}.{details}.{name}{index}"
                     slot = kind_layouts[1].slots[name]
+                elif message.message:  # a name the schema does not declare: only attributes could carry it
+                    out = f"{out}.attributes.{name}{index}"
                 else:
                     out = f"{out}.{name}{index}"
+            elif slot is None and message.message:  # likewise
+                out = f"{out}.attributes.{name}{index}"
             elif slot is None or slot.in_message or not message.message:
                 out = f"{out}.{name}{index}"
             else:
@@ -685,6 +703,16 @@ def request_path(layout: RequestLayout, schema_path: str, details: str | None,
         if elem is not None and elem.kind == "record":
             message = layout.record(elem.name)
     return out
+
+
+def _split_path(path: str) -> list[str]:
+    """A schema path's segments; a name cut short (``dsl.schema.shorten``: it ends in "...") is
+    always the last segment, and kept whole."""
+    cut = path.find("...")
+    if cut < 0:
+        return path.split(".")
+    start = path.rfind(".", 0, cut)
+    return [*path[:start].split("."), path[start + 1:]]
 
 
 def _details_slot(layout: RequestLayout, details: str | None, name: str, root: str, i: int) -> Slot | None:

@@ -138,8 +138,33 @@ class Schema:
                 raise SchemaError(f"{name}: {exc}") from None
             _Merger(schema, name, text).merge(data)
         schema._resolve_tiers()
+        schema._check_nesting(docs[-1][0] if docs else "schema")
         schema.digest = digest.hexdigest()[:16]
         return schema
+
+    def _check_nesting(self, source: str) -> None:
+        """Refuse a field whose values could nest deeper than :data:`MAX_VALUE_DEPTH` (a list of
+        lists of..., a record that contains itself): no request could carry them, since every
+        decoder refuses values nested deeper, and the schema's own checks would recurse."""
+        tables = [("customer", self.customer), ("event", self.event_common)]
+        tables += [(f"events.{kind}", fields) for kind, fields in self.events.items()]
+        for key, fields in tables:
+            for name, f in fields.items():
+                depth = self._depth(f.type, (), f"{key}.{name}", source)
+                if depth > MAX_VALUE_DEPTH:
+                    raise SchemaError(f"{source}: {key}.{name}: its values would nest {depth} levels "
+                                      f"deep (at most {MAX_VALUE_DEPTH})")
+
+    def _depth(self, t: Type, within: tuple[str, ...], key: str, source: str) -> int:
+        if t.kind == "list" and t.elem is not None:
+            return 1 + self._depth(t.elem, within, key, source)
+        if t.kind == "record":
+            if t.name in within:
+                raise SchemaError(f"{source}: {key}: record {t.name} contains itself (values must "
+                                  f"nest at most {MAX_VALUE_DEPTH} levels deep)")
+            fields = self.records.get(t.name, {}).values()
+            return 1 + max((self._depth(f.type, (*within, t.name), key, source) for f in fields), default=0)
+        return 1
 
     def _resolve_tiers(self) -> None:
         """Give every ``tier`` field the final tier list (a later file may declare the tiers)."""
@@ -188,7 +213,7 @@ class Schema:
     def prepare_customer(self, data: Mapping[str, Any]) -> dict[str, Any]:
         """Check and convert a customer; raises :class:`InputError` listing every bad field."""
         errors: list[FieldError] = []
-        out = self._prepare_record(self.customer, data, "customer", errors)
+        out = self._prepare_record(self.customer, data, "customer", errors, [MAX_REQUEST_ITEMS])
         if errors:
             raise InputError(errors)
         return out
@@ -202,19 +227,22 @@ class Schema:
         if not isinstance(kind, str) or not kind:
             raise InputError([FieldError("event.kind", "is required")])
         if kind not in self.events:
-            hint = did_you_mean(kind, self.events)
+            hint = did_you_mean(kind, self.events) if len(kind) <= 64 else None
             known = ", ".join(sorted(self.events))
-            reason = f'unknown event kind "{kind}" (known: {known})'
+            reason = f'unknown event kind "{shorten(kind)}" (known: {known})'
             raise InputError([FieldError("event.kind", reason + (f"; {hint}" if hint else ""))])
         fields = {**self.event_common, **self.events[kind]}
-        out = self._prepare_record(fields, data, "event", errors)
+        out = self._prepare_record(fields, data, "event", errors, [MAX_REQUEST_ITEMS])
         if errors:
             raise InputError(errors)
         return out
 
     def _prepare_record(
-        self, fields: Mapping[str, Field], data: Any, path: str, errors: list[FieldError]
+        self, fields: Mapping[str, Field], data: Any, path: str, errors: list[FieldError],
+        budget: list[int],
     ) -> dict[str, Any]:
+        """One record; ``budget`` holds the list elements the record may still carry (one
+        record is bounded like a whole request: docs/language.md, "Input bounds")."""
         if not isinstance(data, Mapping):
             errors.append(FieldError(path, "must be an object"))
             return {}
@@ -224,9 +252,9 @@ class Schema:
                 if key in fields:
                     reason = f"is derived from {fields[key].derived}; do not send it"
                 else:
-                    hint = did_you_mean(str(key), fields)
+                    hint = did_you_mean(str(key), fields) if len(str(key)) <= 64 else None
                     reason = "is not a field in the schema" + (f"; {hint}" if hint else "")
-                errors.append(FieldError(f"{path}.{key}", reason))
+                errors.append(FieldError(f"{path}.{shorten(str(key))}", reason))
         for name, f in fields.items():
             if f.derived:
                 continue
@@ -235,18 +263,18 @@ class Schema:
             if value is None:
                 if f.has_default:
                     value = f.default
-                elif f.type.kind == "record":
-                    value = {}
                 elif f.type.optional:
                     out[name] = None
                     continue
+                elif f.type.kind == "record":  # a record that may not be missing: its defaults
+                    value = {}
                 else:
                     errors.append(FieldError(fpath, "is required"))
                     continue
             if f.type.is_stringy and isinstance(value, str) and len(value) > f.max_length:
                 errors.append(FieldError(fpath, f"is longer than {f.max_length} characters"))
                 continue
-            converted = self._convert(f.type, value, fpath, errors)
+            converted = self._convert(f.type, value, fpath, errors, budget)
             if f.minimum is not None and converted is not None and converted < f.minimum:
                 reason = ("must not be negative" if f.minimum == 0
                           else f"must be at least {f.minimum}")
@@ -258,10 +286,10 @@ class Schema:
                 out[name] = source.astimezone(UTC).date() if isinstance(source, datetime) else None
         return out
 
-    def _convert(self, t: Type, value: Any, path: str, errors: list[FieldError]) -> Any:
+    def _convert(self, t: Type, value: Any, path: str, errors: list[FieldError], budget: list[int]) -> Any:
         kind = t.kind
         if kind == "record":
-            return self._prepare_record(self.records.get(t.name, {}), value, path, errors)
+            return self._prepare_record(self.records.get(t.name, {}), value, path, errors, budget)
         if kind == "list":
             if not isinstance(value, list | tuple):
                 errors.append(FieldError(path, "must be a list"))
@@ -269,8 +297,13 @@ class Schema:
             if len(value) > MAX_LIST:
                 errors.append(FieldError(path, f"has more than {MAX_LIST} items"))
                 return []
+            budget[0] -= len(value)  # counted before the items are read, as the request reader does
+            if budget[0] < 0:
+                errors.append(FieldError(path, f"takes the request past {MAX_REQUEST_ITEMS:,} list "
+                                               "elements in all"))
+                return []
             assert t.elem is not None
-            return [self._convert(t.elem, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+            return [self._convert(t.elem, v, f"{path}[{i}]", errors, budget) for i, v in enumerate(value)]
         try:
             return convert_scalar(t, value)
         except ValueError as exc:
@@ -350,6 +383,12 @@ def decimal_in_bounds(value: Decimal) -> bool:
     (a zero too: ``0E+999999`` is refused, since its exponent alone makes later work large)."""
     exponent = value.as_tuple().exponent
     return value.adjusted() < MAX_INPUT_DIGITS and exponent >= -MAX_INPUT_DIGITS  # type: ignore[operator]
+
+
+def shorten(name: str) -> str:
+    """A caller's name (a field, a key, an event kind) as a refusal shows it: at most 64
+    characters, so that a refusal never echoes a long input."""
+    return name if len(name) <= 64 else name[:61] + "..."
 
 
 def _quote(value: str) -> str:
@@ -452,22 +491,23 @@ _DURATION_UNITS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800, "se
 #: times a week stays below it too).
 _MAX_DURATION_SECONDS = 100_000 * 86400
 _DURATION_TEXT = re.compile(r"\s*(-?[0-9]{1,5})\s*([a-z]+?)s?\s*\Z")
-_PROTO_DURATION_TEXT = re.compile(r"(-?)([0-9]{1,10})(?:\.([0-9]{1,9}))?s\Z")
+#: protobuf's JSON form of a Duration: at most 315,576,000,000 seconds, so 12 digits.
+_PROTO_DURATION_TEXT = re.compile(r"(-?)([0-9]{1,12})(?:\.([0-9]{1,9}))?s\Z")
 
 
 def parse_duration(value: Any) -> timedelta:
     """A duration from a timedelta, whole seconds, or text such as ``"15 minutes"`` or
     protobuf's ``"900s"``; at most 100,000 days either way."""
     if isinstance(value, int) and not isinstance(value, bool):
-        value = timedelta(seconds=value) if abs(value) < _MAX_DURATION_SECONDS else None
+        value = timedelta(seconds=value) if abs(value) <= _MAX_DURATION_SECONDS else None
     elif isinstance(value, str) and len(value) <= 64:
+        # Text is bounded like a timedelta is (below): "99999 weeks" is 699,993 days.
         m = _DURATION_TEXT.match(value)
         if m and m[2] in _DURATION_UNITS:
-            return timedelta(seconds=int(m[1]) * _DURATION_UNITS[m[2]])
-        m = _PROTO_DURATION_TEXT.match(value)  # protobuf's JSON form: "900s", "-1.5s"
-        if m:
+            value = timedelta(seconds=int(m[1]) * _DURATION_UNITS[m[2]])
+        elif m := _PROTO_DURATION_TEXT.match(value):  # protobuf's JSON form: "900s", "-1.5s"
             magnitude = timedelta(seconds=int(m[2]), microseconds=int((m[3] or "0").ljust(6, "0")[:6]))
-            return -magnitude if m[1] else magnitude
+            value = -magnitude if m[1] else magnitude
     if isinstance(value, timedelta):
         if abs(value.total_seconds()) > _MAX_DURATION_SECONDS:
             raise ValueError(f"is out of range (at most {_MAX_DURATION_SECONDS // 86400:,} days)")

@@ -203,8 +203,10 @@ def _timestamp_or_problem(ts: timestamp_pb2.Timestamp) -> datetime | InvalidValu
 def _duration_or_problem(d: duration_pb2.Duration) -> timedelta | InvalidValue:
     if not -_MAX_NANOS <= d.nanos <= _MAX_NANOS or (d.seconds < 0 < d.nanos) or (d.nanos < 0 < d.seconds):
         return InvalidValue("is not a valid duration (nanos out of range)")
+    # Nanoseconds are cut to microseconds toward zero, as the JSON form's digits are ("-0.0000015s").
+    micros = abs(d.nanos) // 1000
     try:
-        return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
+        return timedelta(seconds=d.seconds, microseconds=-micros if d.nanos < 0 else micros)
     except OverflowError:
         return InvalidValue("is out of range (at most 100,000 days)")
 

@@ -117,7 +117,8 @@ def _gone(context: grpc.ServicerContext) -> str | None:
     handler answers now is dropped), None while the client still waits for the answer."""
     # The deadline is read from the clock: the core's own cancellation of an expired call
     # reaches the context only when the server's polling thread gets to it, maybe later.
-    if context.time_remaining() <= 0:
+    remaining = context.time_remaining()  # None for a call without a deadline
+    if remaining is not None and remaining <= 0:
         return "DEADLINE_EXCEEDED"
     if not context.is_active():
         return "CANCELLED"
