@@ -30,11 +30,11 @@ item, which is what makes the comparison honest.
 
 from __future__ import annotations
 
-from calendar import isleap
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
+from benchmarks.handwritten import tenure_years  # the anniversary rule, written once
 from dsl.airports import great_circle_miles
 
 EFFECTIVE_FROM = date(2026, 1, 1)
@@ -47,23 +47,6 @@ CABIN_BONUS = {"first": 75, "business": 50, "premium_economy": 25}
 ELITE_BONUS = {"MVP": 50, "GOLD": 100, "PLATINUM": 125, "75K": 125}
 DECADE_BENEFIT = "priority-rebooking"
 DECADE_TAG = "decade-member"
-
-
-def tenure_years(since: date, on: date) -> int:
-    """Whole years of membership on ``on``, counted by anniversaries.
-
-    A member who joined on 29 February has the anniversary on 28 February in a
-    year without one. A date on or before ``since`` gives 0.
-    """
-    if on <= since:
-        return 0
-    month, day = since.month, since.day
-    if month == 2 and day == 29 and not isleap(on.year):
-        day = 28
-    years = on.year - since.year
-    if (on.month, on.day) < (month, day):
-        years -= 1
-    return years
 
 
 def earn_miles(request: Mapping[str, Any]) -> dict[str, Any]:

@@ -244,6 +244,27 @@ class DecoderGenerator:
         return [f"{text} = {var}", f"{var} = {cache}_GET({text})",
                 f"if {var} is None: {var} = {cache}({text})"]
 
+    def text_conversion(self, var: str, f: Field, is_text: str = "") -> list[str]:
+        """Lines converting and checking the text in ``var`` for a field whose wire form is text
+        (string, enum, airport, currency code, date, decimal); ``is_text`` names the helper
+        that tells a text from anything else, where the source form may hold anything."""
+        t = f.type
+        kind = t.kind
+        if kind == "string":
+            guard = f"not {is_text}({var}) or " if is_text else ""
+            return [f"if {guard}LEN({var}) > {f.max_length}: raise SLOW"]
+        if kind == "enum":
+            return [f"if {var} not in {self.const(frozenset(t.values))}: raise SLOW"]
+        if kind == "airport":
+            return [f"if {var} not in AIRPORTS: raise SLOW"]
+        if kind == "currency_code":
+            return [f"if {var} not in CURRENCIES: raise SLOW"]
+        if kind == "date":
+            return [f"{var} = DATE_GET({var}) or DATE({var})"]
+        if kind == "decimal":  # a hit is the conversion and the check (a zero is falsy)
+            return self.decimal_conversion(var, f.minimum)
+        raise ValueError(f"{kind} is not read from text")
+
     @staticmethod
     def decimal_ok(value: Any, minimum: int | Decimal | None) -> bool:
         """Whether a field's default passes its own checks (else the checking path says why)."""
@@ -411,18 +432,7 @@ class MappingFastPath(DecoderGenerator):
             body.append(f"{pad}else: {var} = [{helper}(x) for x in {var}]")
             return
         if kind in ("string", "enum", "airport", "currency_code", "date", "decimal"):
-            if kind == "string":
-                conv = [f"if not ISSTR({var}) or LEN({var}) > {f.max_length}: raise SLOW"]
-            elif kind == "enum":
-                conv = [f"if {var} not in {self.const(frozenset(t.values))}: raise SLOW"]
-            elif kind == "airport":
-                conv = [f"if {var} not in AIRPORTS: raise SLOW"]
-            elif kind == "currency_code":
-                conv = [f"if {var} not in CURRENCIES: raise SLOW"]
-            elif kind == "date":
-                conv = [f"{var} = DATE_GET({var}) or DATE({var})"]
-            else:
-                conv = self.decimal_conversion(var, f.minimum)
+            conv = self.text_conversion(var, f, is_text="ISSTR")
             body.append(f"{pad}if {var} is None or {var} == '': {when_missing}")
             body.append(f"{pad}else:")
             body += [f"{pad}    {c}" for c in conv]

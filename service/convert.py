@@ -603,21 +603,9 @@ class _FastPathGenerator(DecoderGenerator):
             return fail()
         if fd.type in _STRING_TYPES:
             # A proto string: "" is not given.
-            conv: list[str]
-            if kind == "string":
-                conv = [f"if LEN({var}) > {f.max_length}: raise SLOW"]
-            elif kind == "enum":
-                conv = [f"if {var} not in {self.const(frozenset(t.values))}: raise SLOW"]
-            elif kind == "airport":
-                conv = [f"if {var} not in AIRPORTS: raise SLOW"]
-            elif kind == "currency_code":
-                conv = [f"if {var} not in CURRENCIES: raise SLOW"]
-            elif kind == "date":
-                conv = [f"{var} = DATE_GET({var}) or DATE({var})"]
-            elif kind == "decimal":  # a hit is the conversion and the check (a zero is falsy)
-                conv = self.decimal_conversion(var, f.minimum)
-            else:
+            if not t.is_stringy and kind not in ("date", "decimal"):
                 return fail()
+            conv = self.text_conversion(var, f)
             body.append(f"{pad}{var} = {msg}.{name}")
             if missing == "raise SLOW":
                 if kind == "string":  # every other kind's conversion refuses "" by itself
