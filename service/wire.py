@@ -171,10 +171,12 @@ def python_to_value(value: Any) -> pb.Value:
     if isinstance(value, date):
         return pb.Value(date_value=value.isoformat())
     if isinstance(value, timedelta):
-        seconds = value.days * 86400 + value.seconds
-        return pb.Value(
-            duration_value=duration_pb2.Duration(seconds=seconds, nanos=value.microseconds * 1000)
-        )
+        # A Duration's seconds and nanos share one sign (both toward zero): -1 µs is
+        # (0, -1000), not timedelta's own (-1 day, 86399 s, 999999 µs).
+        micros = value // timedelta(microseconds=1)
+        seconds = abs(micros) // 1_000_000 * (1 if micros >= 0 else -1)
+        nanos = (micros - seconds * 1_000_000) * 1000
+        return pb.Value(duration_value=duration_pb2.Duration(seconds=seconds, nanos=nanos))
     if isinstance(value, list | tuple):
         return pb.Value(list_value=pb.ValueList(values=[python_to_value(v) for v in value]))
     if isinstance(value, dict):

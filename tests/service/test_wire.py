@@ -36,6 +36,7 @@ from service.wire import (
     DecisionEncoder,
     batch_tail,
     decision_message,
+    python_to_value,
     result_bytes,
     stream_response_bytes,
     tag,
@@ -504,3 +505,16 @@ def test_policy_failure_status_is_framed_like_any_error():
     framed = result_bytes("c", None, status.SerializeToString())
     expected = pb.EvaluateBatchResponse(results=[pb.BatchResult(correlation_id="c", error=status)])
     assert framed == expected.SerializeToString(deterministic=True)
+
+
+@pytest.mark.parametrize("value", [timedelta(microseconds=-1), timedelta(seconds=-1, microseconds=-500_000),
+                                   timedelta(seconds=-90), timedelta(days=-3, seconds=7),
+                                   timedelta(microseconds=1), timedelta(0), timedelta(days=100_000)],
+                         ids=str)
+def test_a_duration_keeps_one_sign_and_its_exact_length(value):
+    """Seconds and nanos of a Duration share one sign (protobuf refuses a mix), and the length
+    is exact: a negative sub-second benefit parameter is -1 µs, not a day minus one."""
+    d = python_to_value(value).duration_value
+    assert not (d.seconds < 0 < d.nanos or d.nanos < 0 < d.seconds)
+    assert timedelta(seconds=d.seconds, microseconds=d.nanos / 1000) == value
+    d.ToJsonString()  # protobuf's own check of the form
