@@ -272,6 +272,8 @@ class ServeConfig:
     log_decisions: bool = False
     watch: bool = True
     wait_for_policies: bool = False
+    #: Serve a directory without policies; otherwise such a load is refused like a broken one.
+    allow_empty: bool = False
 
     @property
     def address(self) -> str:
@@ -314,7 +316,7 @@ def run(
     :mod:`service.workers`, whose supervisor decides that).
     """
     stop = stop or threading.Event()
-    store = PolicyStore(config.policies)
+    store = PolicyStore(config.policies, allow_empty=config.allow_empty)
     metrics = default_metrics()
     store.on_attempt(lambda ok, _status: metrics.reload(ok))
     store.start(watch=config.watch)  # before the first load, so no change slips between
