@@ -456,6 +456,8 @@ def _print_refusal(store: PolicyStore) -> None:
     if status.diagnostics:
         for d in status.diagnostics:
             print(d.render(), file=sys.stderr)
+    elif status.last_error.startswith(str(store.directory)):  # the error names the directory
+        print(f"loyalty serve: cannot load policies: {status.last_error}", file=sys.stderr)
     else:
         print(f"loyalty serve: cannot load {store.directory}: {status.last_error}", file=sys.stderr)
 

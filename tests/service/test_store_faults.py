@@ -66,8 +66,8 @@ def assert_refused_and_still_serving(server: ServerProcess, good: str, error: st
     assert decision.revision == good and decision.awards["miles"] == "8949"
     assert health(server) == health_pb2.HealthCheckResponse.SERVING
     wait_for(lambda: refused_reloads(server) >= 1, what="the refused-reload metric")
-    assert any(e.get("event") == "policies refused" and error in str(e.get("error"))
-               for e in log_events(server))
+    wait_for(lambda: any(e.get("event") == "policies refused" and error in str(e.get("error"))
+                         for e in log_events(server)), what="the refusal in the log (flushed every 0.2 s)")
 
 
 def edit(directory: Path, note: str) -> None:
@@ -252,7 +252,8 @@ def test_top_level_symlink_swap_is_picked_up_without_a_signal(spawn, tmp_path):
     wait_for(lambda: list_policies(server).revision != first, timeout=10, what="v2 loaded")
     picked_up = time.monotonic() - started
     assert not list_policies(server).status.last_attempt_failed
-    assert any(e.get("event") == "policy directory replaced" for e in log_events(server))
+    wait_for(lambda: any(e.get("event") == "policy directory replaced" for e in log_events(server)),
+             what="the identity check's log line")
     print(f"symlink swap picked up in {picked_up:.2f} s")
     # The watcher now follows v2: an edit there reloads too.
     second = list_policies(server).revision
