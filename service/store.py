@@ -5,7 +5,14 @@ for the whole call, so a reload never changes the set under a call in flight.
 Loading (parse, check, compile) runs on the store's own thread, never on a
 request's. A directory that no longer loads is refused: its diagnostics are
 logged and kept in :attr:`PolicyStore.status` (ListPolicies shows them), and the
-last good set keeps serving.
+last good set keeps serving. So is a directory that is missing, unreadable,
+without policies (unless ``allow_empty``) or without the ``schema.toml`` the
+serving set was loaded with: faults, not changes (:class:`DirectoryRefused`).
+
+The file watcher (watchfiles) follows inodes; beside it a check of the path's
+identity (:func:`path_identity`, every :data:`IDENTITY_INTERVAL_S`) reloads and
+restarts the watcher when the path names another directory: a deleted and
+restored one, a swapped symlink, a Kubernetes ``..data`` swap.
 """
 
 from __future__ import annotations
