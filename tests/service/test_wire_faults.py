@@ -139,17 +139,27 @@ def _held_stream(first: Any, release: threading.Event) -> Iterator[Any]:
 
 
 def test_a_client_cancelling_its_stream_is_logged_at_info_without_a_traceback(server):
-    """EvaluateStream cancelled by the client mid-stream: one info line, code CANCELLED."""
+    """EvaluateStream cancelled by the client mid-stream: one info line, no error, no traceback.
+
+    The line's code is CANCELLED, or OK in a few cases in a hundred: grpcio ends the server's
+    request iterator for a cancelled call either by raising (CANCELLED) or, when the pending
+    read completes empty before the cancellation is recorded, as a stream the client closed;
+    the handler then returns and the call still looks active. Either way nothing is an error.
+    """
     channel, served = server
     release = threading.Event()
-    message = pb.EvaluateStreamRequest(correlation_id="1", customer=request().customer,
+    message = pb.EvaluateStreamRequest(correlation_id="cancel-me", customer=request().customer,
                                        event=request().event)
     call = pb_grpc.LoyaltyRulesStub(channel).EvaluateStream(_held_stream(message, release), timeout=10)
-    assert next(call).correlation_id == "1"
-    call.cancel()
-    release.set()
-    line = wait_for_line(served, lambda e: e.get("event") == "rpc" and e.get("method") == "EvaluateStream"
-                         and e.get("code") == "CANCELLED", what="the cancelled stream's line")
+    try:
+        assert next(call).correlation_id == "cancel-me"
+        call.cancel()
+        line = wait_for_line(
+            served, lambda e: e.get("event") == "rpc" and e.get("method") == "EvaluateStream"
+            and e.get("messages") == 1 and e.get("code") in ("CANCELLED", "OK"),
+            what="the cancelled stream's line")
+    finally:
+        release.set()  # only now may the client's request stream end
     assert line["level"] == "info"
     assert_no_error_logged(served)
 
