@@ -56,7 +56,9 @@ def refused_reloads(server: ServerProcess) -> float:
 
 def assert_refused_and_still_serving(server: ServerProcess, good: str, error: str) -> None:
     """The refusal is visible (status, metric, log) and the last good set answers, SERVING."""
-    wait_for(lambda: list_policies(server).status.last_attempt_failed, what="a refused load")
+    # The fault's own refusal, not an earlier one on the way to it (a directory swapped by two
+    # renames is missing for a moment).
+    wait_for(lambda: error in list_policies(server).status.last_error, what=f"the refusal {error!r}")
     listed = list_policies(server)
     assert listed.revision == good
     assert error in listed.status.last_error, listed.status.last_error
@@ -118,7 +120,10 @@ def test_deleted_directory_keeps_the_last_good_set_and_a_restored_one_loads_with
     served = copy_policies(tmp_path / "policies")
     server = spawn("--metrics-port", "0", policies=served)
     good = list_policies(server).revision
-    shutil.rmtree(served)
+    # Gone at once, as `mv DIR elsewhere && rm -rf elsewhere`: a reload catching `rm -rf DIR`
+    # half done would serve the policies not yet deleted (a valid, smaller set).
+    served.rename(tmp_path / "deleted")
+    shutil.rmtree(tmp_path / "deleted")
     assert_refused_and_still_serving(server, good, "no such directory")
 
     # Restored as a whole (copied aside, renamed into place), with an edit: a new revision.
@@ -152,9 +157,23 @@ def test_directory_deleted_and_recreated_at_once_is_reloaded(spawn, tmp_path):
     assert server.stop() == 0
 
 
+def _swap_in(directory: Path, build: Callable[[Path], None]) -> None:
+    """Replace ``directory`` by what ``build`` makes beside it, in two renames: a load never
+    sees it half changed (removing files one by one, a load may catch a valid smaller set)."""
+    staged = directory.with_name(directory.name + ".new")
+    build(staged)
+    old = directory.with_name(directory.name + ".old")
+    directory.rename(old)
+    staged.rename(directory)
+    shutil.rmtree(old)
+
+
 def _empty(directory: Path) -> str:
-    for policy in directory.rglob("*.policy"):
-        policy.unlink()
+    def schema_only(staged: Path) -> None:
+        staged.mkdir()
+        shutil.copy(directory / "schema.toml", staged / "schema.toml")
+
+    _swap_in(directory, schema_only)
     return "holds no policies; an empty set is served only with --allow-empty"
 
 
@@ -164,8 +183,7 @@ def _drop_schema(directory: Path) -> str:
 
 
 def _replace_with_a_file(directory: Path) -> str:
-    shutil.rmtree(directory)
-    directory.write_text("not a directory\n")
+    _swap_in(directory, lambda staged: staged.write_text("not a directory\n"))
     return "is not a directory"
 
 
@@ -229,7 +247,8 @@ def test_allow_empty_lets_an_emptied_directory_through_on_reload(spawn, tmp_path
     server = spawn("--allow-empty", policies=served)
     _empty(served)
     wait_for(lambda: not list_policies(server).policies, what="the empty set loaded")
-    assert not list_policies(server).status.last_attempt_failed
+    wait_for(lambda: not list_policies(server).status.last_attempt_failed,
+             what="a good last attempt (the swap's missing moment may be refused first)")
     assert not evaluate(server).awards
     assert server.stop() == 0
 
@@ -279,8 +298,8 @@ def test_refusal_is_not_an_rpc_failure(spawn, tmp_path):
     served = copy_policies(tmp_path / "policies")
     server = spawn(policies=served)
     good = list_policies(server).revision
-    shutil.rmtree(served)
-    wait_for(lambda: list_policies(server).status.last_attempt_failed, what="a refused load")
+    served.rename(tmp_path / "deleted")
+    wait_for(lambda: "no such directory" in list_policies(server).status.last_error, what="a refused load")
     with server.channel() as channel:
         stub = pb_grpc.LoyaltyRulesStub(channel)
         item = pb.BatchItem(customer=request().customer, event=request().event)
