@@ -461,12 +461,9 @@ def _handler_chain_us(servicer_real: Any, blobs: list[bytes]) -> dict[str, float
     """
     import os
 
-    import grpc
-
     from service import logs
-    from service.gen.loyalty.v1 import loyalty_pb2 as pb
     from service.interceptor import ServiceInterceptor
-    from service.server import _serialize as serialize
+    from service.server import method_handlers
     from service.testing import TrivialServicer
 
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the log configuration
@@ -476,23 +473,24 @@ def _handler_chain_us(servicer_real: Any, blobs: list[bytes]) -> dict[str, float
     class Details:
         method = "/loyalty.v1.LoyaltyRules/Evaluate"
 
-    class Context:  # what the interceptor asks of a call that is still waiting for its answer
+    class Context:
+        """What the interceptor asks of a live call: no status yet, time left, still active."""
+
         def code(self) -> None:
             return None
 
-        def time_remaining(self) -> None:
-            return None
+        def time_remaining(self) -> float:
+            return 60.0
 
         def is_active(self) -> bool:
             return True
 
     out = {}
     for name, servicer in (("trivial", TrivialServicer()), ("real", servicer_real)):
-        # As service.server.add_servicer registers the method: the servicer's serialised face
-        # when it has one, and a serialiser that sends bytes as they are.
-        plain = grpc.unary_unary_rpc_method_handler(
-            getattr(servicer, "evaluate_bytes", servicer.Evaluate), pb.EvaluateRequest.FromString,
-            serialize)
+        # The handler service.server.add_servicer registers: the servicer's serialised face when
+        # it has one, behind the parser that turns bytes that do not parse into INVALID_ARGUMENT,
+        # and a serialiser that sends bytes as they are.
+        plain = method_handlers(servicer)["Evaluate"]
         handler = interceptor.intercept_service(lambda _d, h=plain: h, Details())
         context = Context()
         parse, behave, dump = (handler.request_deserializer, handler.unary_unary,

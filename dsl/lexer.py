@@ -10,7 +10,9 @@ with the standard ``Indenter``:
   everywhere else (``first``, ``best``, ``up`` ... stay usable as names);
 - ``15 minutes``: a time unit is a unit only where one can follow;
 - newlines (with comments and blank lines) are one ``_NL`` token, ignored inside
-  brackets; indentation changes give ``_INDENT`` / ``_DEDENT``.
+  brackets; indentation changes give ``_INDENT`` / ``_DEDENT``;
+- numbers, dates and times are ASCII digits only: any other digit is an unexpected
+  character, never part of a number.
 """
 
 from __future__ import annotations
@@ -39,7 +41,10 @@ _MASTER = re.compile(
     |(?P<COMPARE>==|!=|<=|>=|<|>)
     |(?P<PUNCT>->|[+\-*/().,:\[\]=])
     """,
-    re.VERBOSE,
+    # ASCII: ``\d`` would also read other scripts' digits, so ``1\u09ea`` (a Bengali 4 that looks
+    # like an 8) would be the number 14. A non-ASCII digit stops the lexer where it stands,
+    # and the parser names it (``non_ascii_digit``).
+    re.VERBOSE | re.ASCII,
 )
 _UNIT = re.compile(r"(minute|hour|day|week)s?\Z")
 _OPEN = {"LPAR", "LSQB"}

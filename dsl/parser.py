@@ -9,6 +9,7 @@ recurses over the tree, so no policy can drive the pipeline into a
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import cache
@@ -239,6 +240,8 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
         elif ch == "'":
             message = "strings use double quotes"
             hint = "write \"text\" instead of 'text'"
+        elif _non_ascii_digit(ch):
+            return _non_ascii_digit_diagnostic(file, text, line, column)
         elif ch == "=" and text[column - 1 : column + 1] != "==":
             message = "unexpected `=`"
             hint = "compare with `==`; `=` only appears in `let name = ...` and grant parameters"
@@ -267,6 +270,35 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
                           "finish the last line", source_line=_line(source, line))
     return Diagnostic(file, Span.point(line, column), "syntax_error", str(exc).splitlines()[0],
                       source_line=_line(source, line))
+
+
+def _non_ascii_digit(ch: str) -> bool:
+    """A digit, or a character read as a number, outside ASCII (a Bengali or fullwidth digit,
+    a superscript)."""
+    return bool(ch) and not ch.isascii() and (ch.isnumeric() or unicodedata.category(ch) == "Nd")
+
+
+def _digit_like(ch: str) -> bool:
+    return ch in "0123456789" or _non_ascii_digit(ch)
+
+
+def _non_ascii_digit_diagnostic(file: str, text: str, line: int, column: int) -> Diagnostic:
+    """The whole run of digits around the first non-ASCII one, named with what it is."""
+    start = column - 1
+    while start > 0 and _digit_like(text[start - 1]):
+        start -= 1
+    end = column - 1
+    while end < len(text) and _digit_like(text[end]):
+        end += 1
+    ch = text[column - 1]
+    name = unicodedata.name(ch, f"U+{ord(ch):04X}")
+    value = unicodedata.digit(ch, None)
+    meaning = f"the digit {value}" if value is not None else "not a digit 0-9"
+    return Diagnostic(
+        file, Span(line, start + 1, line, end + 1), "non_ascii_digit",
+        f"`{ch}` is not an ASCII digit: it is {name} (U+{ord(ch):04X}), {meaning}",
+        "write numbers with the ASCII digits 0-9; a digit from another script is never read "
+        "as a number", source_line=text)
 
 
 def _last_content_line(source: str, upto: int) -> tuple[int, int]:

@@ -112,6 +112,13 @@ def _failure(exc: Exception, context: grpc.ServicerContext,
     return name, rpc_status.to_status(status)
 
 
+def _dropped(exc: Exception, context: grpc.ServicerContext) -> bool:
+    """Whether ``exc`` only says the client went away: gRPC raises a bare ``RpcError`` from a
+    stream's request iterator once the call is cancelled. That is the client's choice, logged
+    by the call's canonical line (CANCELLED, at info), not a failure with a traceback."""
+    return isinstance(exc, grpc.RpcError) and not context.is_active()
+
+
 def _gone(context: grpc.ServicerContext) -> str | None:
     """``DEADLINE_EXCEEDED`` or ``CANCELLED`` when the call is over for the client (whatever the
     handler answers now is dropped), None while the client still waits for the answer."""
@@ -140,6 +147,9 @@ def _unary(behavior: Callable[..., Any],
             code = gone(context) or "OK"
             return response
         except Exception as exc:
+            if _dropped(exc, context):
+                code = gone(context) or "CANCELLED"
+                raise  # gRPC's own exception for the end of the call: it knows, it does not log it
             code, status = _failure(exc, context, fields)
             code = gone(context) or code
             if status is None:
@@ -164,6 +174,9 @@ def _streaming(behavior: Callable[..., Any],
             code = _gone(context) or "CANCELLED"
             raise
         except Exception as exc:
+            if _dropped(exc, context):
+                code = _gone(context) or "CANCELLED"
+                raise  # gRPC's own exception for the end of the call: it knows, it does not log it
             code, status = _failure(exc, context, fields)
             code = _gone(context) or code
             if status is None:

@@ -13,12 +13,13 @@ SIGINT while stopping exits at once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import re
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from dsl.runtime import use_evaluation_context
 from service import logs
+from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.interceptor import ServiceInterceptor
@@ -162,6 +164,69 @@ _HANDLER_KINDS: dict[tuple[bool, bool], Callable[..., grpc.RpcMethodHandler]] = 
 }
 
 
+@dataclass(frozen=True, slots=True)
+class MalformedRequest:
+    """What the request deserializer hands on for bytes that do not parse as the request
+    message; the handler refuses it with INVALID_ARGUMENT (:func:`refuse_malformed`).
+
+    gRPC's own answer to a deserializer that raises is INTERNAL ("Exception deserializing
+    request!"), which says the server is at fault; the caller is.
+    """
+
+    message_type: str
+    error: str
+
+    def invalid_argument(self, where: str = "") -> InvalidArgument:
+        """The refusal: which message did not parse, and the parser's reason."""
+        reason = self.error.rpartition(": ")[2] or self.error
+        return InvalidArgument([Violation(
+            where, f"is not a valid {self.message_type} message ({reason}); "
+                   "send the bytes of a serialised message")],
+            message=f"{where or 'the request'}: is not a valid {self.message_type} message ({reason})")
+
+
+def tolerant_parser(message_class: Any) -> Callable[[bytes], Any]:
+    """A request deserializer that never raises: a message, or a :class:`MalformedRequest`."""
+    parse = message_class.FromString
+    name = message_class.DESCRIPTOR.full_name
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except Exception as exc:  # DecodeError, and whatever a corrupt input makes the parser raise
+            return MalformedRequest(name, str(exc))
+
+    deserialize.message_class = message_class  # type: ignore[attr-defined]  # what it parses
+    return deserialize
+
+
+def refuse_malformed(behaviour: Callable[..., Any], client_streaming: bool) -> Callable[..., Any]:
+    """``behaviour`` behind a check for :class:`MalformedRequest`: a malformed request is
+    INVALID_ARGUMENT; in a stream, a malformed message ends the stream with it (its
+    correlation id cannot be read, so no response could say which message it was)."""
+    if client_streaming:
+        @functools.wraps(behaviour)
+        def streaming(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
+            return behaviour(_checked_messages(requests), context)
+
+        return streaming
+
+    @functools.wraps(behaviour)
+    def unary(request: Any, context: grpc.ServicerContext) -> Any:
+        if request.__class__ is MalformedRequest:
+            raise request.invalid_argument()
+        return behaviour(request, context)
+
+    return unary
+
+
+def _checked_messages(requests: Iterator[Any]) -> Iterator[Any]:
+    for index, request in enumerate(requests):
+        if request.__class__ is MalformedRequest:
+            raise request.invalid_argument(f"messages[{index}]")
+        yield request
+
+
 def bytes_variant_name(method_name: str) -> str:
     """The servicer attribute that answers ``method_name`` with serialised responses:
     ``EvaluateBatch`` -> ``evaluate_batch_bytes``."""
@@ -202,7 +267,8 @@ def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
             continue
         kind = _HANDLER_KINDS[(method.client_streaming, method.server_streaming)]
         request = GetMessageClass(method.input_type)
-        handlers[method.name] = kind(behaviour, request.FromString, _serialize)
+        handlers[method.name] = kind(refuse_malformed(behaviour, method.client_streaming),
+                                     tolerant_parser(request), _serialize)
     if missing:
         raise TypeError(f"{type(servicer).__name__} does not implement " + "; ".join(
             f"{SERVICE_NAME}/{name}: define {name} (or {bytes_variant_name(name)})" for name in missing))
@@ -275,6 +341,8 @@ class ServeConfig:
     log_decisions: bool = False
     watch: bool = True
     wait_for_policies: bool = False
+    #: Serve a directory without policies; otherwise such a load is refused like a broken one.
+    allow_empty: bool = False
 
     @property
     def address(self) -> str:
@@ -317,7 +385,7 @@ def run(
     :mod:`service.workers`, whose supervisor decides that).
     """
     stop = stop or threading.Event()
-    store = PolicyStore(config.policies)
+    store = PolicyStore(config.policies, allow_empty=config.allow_empty)
     metrics = default_metrics()
     store.on_attempt(lambda ok, _status: metrics.reload(ok))
     store.start(watch=config.watch)  # before the first load, so no change slips between
@@ -391,6 +459,8 @@ def _print_refusal(store: PolicyStore) -> None:
     if status.diagnostics:
         for d in status.diagnostics:
             print(d.render(), file=sys.stderr)
+    elif status.last_error.startswith(str(store.directory)):  # the error names the directory
+        print(f"loyalty serve: cannot load policies: {status.last_error}", file=sys.stderr)
     else:
         print(f"loyalty serve: cannot load {store.directory}: {status.last_error}", file=sys.stderr)
 

@@ -22,7 +22,7 @@ from typing import Any
 import grpc
 import structlog
 
-from dsl.errors import EvaluationError
+from dsl.errors import EvaluationError, did_you_mean
 from dsl.request import ItemBudget
 from dsl.schema import MAX_ID, MAX_REQUEST_ITEMS
 from service.errors import (
@@ -94,6 +94,8 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         fields = call_fields()
         fields["revision"] = snapshot.revision
         only = request.only_policies
+        if only:
+            _check_only_policies(snapshot, only)
         decision = self._decide(snapshot, request, request.explain, list(only) if only else None, fields)
         return evaluate_response_bytes(snapshot.encoder.payload(decision))
 
@@ -333,6 +335,30 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         if self.log_decisions:
             _log_decision(decision, customer["id"], event_msg)
         return decision
+
+
+#: Unknown ``only_policies`` names reported at most (each one cut to 64 characters): a refusal
+#: does not repeat a long input.
+_MAX_UNKNOWN_REPORTED = 10
+
+
+def _check_only_policies(snapshot: Snapshot, only: Iterable[str]) -> None:
+    """Every name in ``only_policies`` must be a loaded policy: an unknown one would otherwise
+    limit the decision to nothing, an empty answer that looks like a real one."""
+    names = [p.name for p in snapshot.policy_set.policies]
+    known = set(names)
+    unknown = [(i, name) for i, name in enumerate(only) if name not in known]
+    if not unknown:
+        return
+    violations = []
+    for i, name in unknown[:_MAX_UNKNOWN_REPORTED]:
+        hint = did_you_mean(name, names) if len(name) <= 64 else ""
+        violations.append(Violation(f"only_policies[{i}]", f'no policy is named "{name[:64]}"'
+                                    + (f"; {hint}" if hint else "")))
+    if len(unknown) > _MAX_UNKNOWN_REPORTED:
+        violations.append(Violation(
+            "only_policies", f"{len(unknown) - _MAX_UNKNOWN_REPORTED} more names are not policies"))
+    raise InvalidArgument(violations)
 
 
 def _long_correlation_id() -> InvalidArgument:

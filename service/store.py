@@ -5,12 +5,20 @@ for the whole call, so a reload never changes the set under a call in flight.
 Loading (parse, check, compile) runs on the store's own thread, never on a
 request's. A directory that no longer loads is refused: its diagnostics are
 logged and kept in :attr:`PolicyStore.status` (ListPolicies shows them), and the
-last good set keeps serving.
+last good set keeps serving. So is a directory that is missing, unreadable,
+without policies (unless ``allow_empty``) or without the ``schema.toml`` the
+serving set was loaded with: faults, not changes (:class:`DirectoryRefused`).
+
+The file watcher (watchfiles) follows inodes; beside it a check of the path's
+identity (:func:`path_identity`, every :data:`IDENTITY_INTERVAL_S`) reloads and
+restarts the watcher when the path names another directory: a deleted and
+restored one, a swapped symlink, a Kubernetes ``..data`` swap.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +34,9 @@ from service.convert import Converter
 from service.wire import DecisionEncoder
 
 log = structlog.get_logger("loyalty.store")
+
+#: Seconds between two looks at what the directory path points to (see :func:`path_identity`).
+IDENTITY_INTERVAL_S = 0.5
 
 #: Loads a policy directory into a policy set; ``dsl.load_directory`` unless a test says otherwise.
 Loader = Callable[[Path], Any]
@@ -62,6 +73,73 @@ class _Listeners:
     attempted: list[Callable[[bool, StoreStatus], None]] = field(default_factory=list)
 
 
+class DirectoryRefused(Exception):
+    """A load found the directory in a state that must not replace the serving set: missing,
+    unreadable, without policies, or without the ``schema.toml`` the serving set was loaded with."""
+
+
+def path_identity(path: Path | str) -> tuple[object, ...] | None:
+    """What ``path`` is right now: the real path, device and inode of the directory it names,
+    and the device and inode of every symbolic link met on the way; None when no directory is
+    there.
+
+    Two equal identities name the same directory reached the same way. A deleted and
+    restored directory has a new inode; ``ln -sfn v2 tmp && mv -T tmp cur`` gives ``cur`` a new
+    link inode and a new real path; a Kubernetes ``..data`` swap does both for ``..data``.
+    """
+    absolute = Path(os.path.abspath(path))
+    links: list[tuple[str, int, int]] = []
+    prefix = Path(absolute.anchor)
+    try:
+        for part in absolute.parts[1:]:
+            prefix = prefix / part
+            st = os.lstat(prefix)
+            if stat.S_ISLNK(st.st_mode):
+                links.append((str(prefix), st.st_dev, st.st_ino))
+        real = os.path.realpath(absolute)
+        st = os.stat(real)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode):
+        return None
+    return (real, st.st_dev, st.st_ino, tuple(links))
+
+
+def _survey(directory: Path) -> bool:
+    """Refuse a directory that is missing, not a directory, or not wholly readable; returns
+    whether it holds a ``schema.toml``.
+
+    The loader alone would read a missing directory as an empty one, and a folder it
+    cannot list as one without policies: either would replace the serving set silently.
+    """
+    if not directory.exists():
+        raise DirectoryRefused(f"{directory}: no such directory (deleted, moved or not mounted)")
+    if not directory.is_dir():
+        raise DirectoryRefused(f"{directory}: is not a directory")
+
+    def unreadable(error: OSError) -> None:
+        raise DirectoryRefused(f"{directory}: cannot be read: {error}")
+
+    for _root, dirs, _files in os.walk(directory, onerror=unreadable):
+        # Hidden folders hold no policies (the loader skips them too), and a ConfigMap's
+        # timestamped copies are hidden.
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+    schema = directory / "schema.toml"
+    if schema.exists() and not os.access(schema, os.R_OK):
+        raise DirectoryRefused(f"{schema}: cannot be read (permission denied)")
+    return schema.is_file()
+
+
+class _EitherEvent:
+    """Set when either event is: what watchfiles polls to know when to stop one watch."""
+
+    def __init__(self, first: threading.Event, second: threading.Event) -> None:
+        self._first, self._second = first, second
+
+    def is_set(self) -> bool:
+        return self._first.is_set() or self._second.is_set()
+
+
 def _default_loader(path: Path) -> Any:
     import dsl
 
@@ -77,10 +155,21 @@ class PolicyStore:
         *,
         loader: Loader | None = None,
         debounce_ms: int = 200,
+        allow_empty: bool = False,
+        identity_interval_s: float = IDENTITY_INTERVAL_S,
     ) -> None:
         self.directory = Path(directory)
+        #: Serve a directory without policies (``loyalty serve --allow-empty``); otherwise such
+        #: a load is refused, since an emptied directory is far likelier a fault than intent.
+        self.allow_empty = allow_empty
         self._loader = loader or _default_loader
         self._debounce_ms = debounce_ms
+        self._identity_interval_s = identity_interval_s
+        #: Whether the serving set was loaded with a ``schema.toml``: one that vanishes later is
+        #: refused, since the standard schema alone would refuse the callers' extension fields.
+        self._had_schema = False
+        #: Set when the directory path points somewhere new: the file watcher starts over.
+        self._rearm = threading.Event()
         self._current: Snapshot | None = None
         self._status = StoreStatus()
         self._listeners = _Listeners()
@@ -120,7 +209,16 @@ class PolicyStore:
             started = time.perf_counter()
             now = datetime.now(UTC)
             try:
-                policy_set = self._loader(self.source_directory())
+                source = self.source_directory()
+                has_schema = _survey(source)
+                self._check_schema(source, has_schema)
+                policy_set = self._loader(source)
+                if not getattr(policy_set, "policies", ()) and not self.allow_empty:
+                    raise DirectoryRefused(
+                        f"{source}: holds no policies; an empty set is served only with --allow-empty"
+                        + (" (the serving set is kept)" if self._current is not None else ""))
+                # The loader reads schema.toml itself: it may have gone since the survey.
+                self._check_schema(source, (source / "schema.toml").is_file())
                 revision = str(policy_set.revision)
                 current = self._current
                 if current is not None and current.revision == revision:
@@ -133,6 +231,7 @@ class PolicyStore:
                 return False
             changed = snapshot is not self._current
             self._current = snapshot  # the swap: one reference assignment
+            self._had_schema = has_schema
             self._status = replace(
                 self._status,
                 loaded_at=snapshot.loaded_at,
@@ -156,6 +255,12 @@ class PolicyStore:
             attempted(True, self._status)
         return True
 
+    def _check_schema(self, source: Path, has_schema: bool) -> None:
+        if self._had_schema and not has_schema and self._current is not None:
+            raise DirectoryRefused(
+                f"{source / 'schema.toml'}: is gone, and the serving set was loaded with it "
+                "(restore it; to drop it on purpose, restart the server)")
+
     def _refuse(self, exc: Exception, now: datetime) -> None:
         diagnostics: tuple[Diagnostic, ...] = ()
         if isinstance(exc, PolicyError):
@@ -168,7 +273,11 @@ class PolicyStore:
                 diagnostics=[d.to_dict() for d in diagnostics],
                 serving=self._current.revision if self._current else None,
             )
-        elif isinstance(exc, (OSError, ValueError)):  # unreadable directory, bad schema.toml
+        elif isinstance(exc, DirectoryRefused):
+            message = str(exc)
+            log.error("policies refused", directory=str(self.directory), error=message,
+                      serving=self._current.revision if self._current else None)
+        elif isinstance(exc, (OSError, ValueError)):  # unreadable file, bad schema.toml
             message = f"{type(exc).__name__}: {exc}"
             log.error("policies refused", directory=str(self.directory), error=message,
                       serving=self._current.revision if self._current else None)
@@ -205,7 +314,7 @@ class PolicyStore:
         self._trigger.set()
 
     def start(self, *, watch: bool = True, ready_timeout: float = 5.0) -> None:
-        """Start the reload thread and, if ``watch``, the file watcher.
+        """Start the reload thread and, if ``watch``, the file watcher and the identity check.
 
         Returns once the watcher is watching (or ``ready_timeout`` passed), so a
         change made after this returns is never missed: start before the first
@@ -215,6 +324,11 @@ class PolicyStore:
         reloader.start()
         self._threads.append(reloader)
         if watch:
+            known = path_identity(self.source_directory())  # before the first load, as the watcher
+            identity = threading.Thread(target=self._identity_loop, args=(known,),
+                                        name="policy-identity", daemon=True)
+            identity.start()
+            self._threads.append(identity)
             watcher = threading.Thread(target=self._watch_loop, name="policy-watch", daemon=True)
             watcher.start()
             self._threads.append(watcher)
@@ -237,17 +351,52 @@ class PolicyStore:
             self._trigger.clear()
             self.load()
 
+    def _identity_loop(self, known: tuple[object, ...] | None) -> None:
+        """Reload, and start the watcher over, whenever the directory path names another directory.
+
+        The file watcher follows inodes, not paths: it never sees a symlink on the path
+        swapped, and stays on a deleted directory after it is restored. A look at the
+        path every :data:`IDENTITY_INTERVAL_S` catches both, whatever the watcher does.
+        """
+        while not self._stop.wait(self._identity_interval_s):
+            try:
+                now = path_identity(self.source_directory())
+            except Exception:  # never let a strange path end the checks
+                log.warning("policy directory identity check failed", exc_info=True)
+                continue
+            if now == known:
+                continue
+            log.info("policy directory replaced", directory=str(self.directory),
+                     target=str(now[0]) if now else None)
+            known = now
+            self._rearm.set()
+            self._trigger.set()
+
     def _watch_loop(self) -> None:
         import watchfiles
 
+        stop_watch = _EitherEvent(self._stop, self._rearm)
+        first = True
         while not self._stop.is_set():
-            if not self.directory.exists():
-                self._stop.wait(1.0)
+            self._rearm.clear()  # before the path is resolved: a later swap ends this watch
+            target = Path(os.path.realpath(self.directory))
+            if not target.is_dir():
+                # Nothing to watch until a directory is back. Looked for here too, not only by
+                # the identity check: one restored within its interval, reusing the inode
+                # number of the one deleted, has the identity the check last saw.
+                self._watching.set()
+                while not stop_watch.is_set() and not os.path.isdir(os.path.realpath(self.directory)):
+                    self._rearm.wait(self._identity_interval_s)
+                first = False
                 continue
+            # A watch started again may have missed changes made before it was live (a
+            # restore still being copied): one load once it is live covers them.
+            reload_when_live = not first
+            first = False
             try:
                 for changes in watchfiles.watch(
-                    self.directory,
-                    stop_event=self._stop,
+                    target,
+                    stop_event=stop_watch,
                     debounce=self._debounce_ms,
                     step=50,
                     rust_timeout=200,
@@ -255,12 +404,21 @@ class PolicyStore:
                     force_polling=_force_polling(),
                 ):
                     self._watching.set()
-                    if changes:
-                        log.info("policy directory changed", changes=len(changes))
+                    if reload_when_live:
+                        reload_when_live = False
                         self._trigger.set()
+                    if not changes:
+                        continue
+                    log.info("policy directory changed", changes=len(changes))
+                    self._trigger.set()
+                    if (watchfiles.Change.deleted, str(target)) in changes:
+                        # The watched directory itself is gone and this watch with it. A
+                        # directory restored at once may even reuse the inode number, so
+                        # the identity check alone could miss it.
+                        break
             except Exception:  # the directory vanished or the watcher died: retry shortly
                 log.warning("policy watcher restarting", directory=str(self.directory), exc_info=True)
-                self._stop.wait(1.0)
+                self._stop.wait(0.5)
 
 
 def _force_polling() -> bool | None:

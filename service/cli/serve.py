@@ -125,6 +125,10 @@ def add_parser(subparsers: Any) -> None:
                    help="start even when the directory does not load (health NOT_SERVING until a "
                         "good version appears) instead of exiting with status 2 "
                         "[LOYALTY_WAIT_FOR_POLICIES=1]")
+    p.add_argument("--allow-empty", action="store_true", default=_env_flag("LOYALTY_ALLOW_EMPTY"),
+                   help="serve a policy directory that holds no policies (every decision empty); "
+                        "without it such a directory is refused like a broken one, at start and "
+                        "on reload [LOYALTY_ALLOW_EMPTY=1]")
     p.add_argument("--log-level", default=_env("LOYALTY_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="least severe log level written; 'info' includes one line per RPC "
@@ -164,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
         log_decisions=args.decision_log,
         watch=args.watch,
         wait_for_policies=args.wait_for_policies,
+        allow_empty=args.allow_empty,
     )
     if (config.tls_cert is None) != (config.tls_key is None):
         print("loyalty serve: --tls-cert and --tls-key go together", file=sys.stderr)

@@ -22,6 +22,30 @@ def rendered(source: str) -> str:
 
 CASES = [
     pytest.param(
+        HEAD + "  rule r: award 1\u09ea miles\n",
+        [
+            "p.policy:3:17: non_ascii_digit: `\u09ea` is not an ASCII digit: it is BENGALI DIGIT FOUR "
+            "(U+09EA), the digit 4",
+            "    |   rule r: award 1\u09ea miles",
+            "    |                 ^^",
+            "    = hint: write numbers with the ASCII digits 0-9; a digit from another script is never "
+            "read as a number",
+        ],
+        id="bengali_digit_looks_like_8",
+    ),
+    pytest.param(
+        HEAD + "  rule r when event.fare > \uff15\uff10\uff10: award 1 miles\n",
+        [
+            "p.policy:3:28: non_ascii_digit: `\uff15` is not an ASCII digit: it is FULLWIDTH DIGIT FIVE "
+            "(U+FF15), the digit 5",
+            "    |   rule r when event.fare > \uff15\uff10\uff10: award 1 miles",
+            "    |                            ^^^",
+            "    = hint: write numbers with the ASCII digits 0-9; a digit from another script is never "
+            "read as a number",
+        ],
+        id="fullwidth_digits",
+    ),
+    pytest.param(
         HEAD + "  rule r when tenure_years(customer.member_snce, event.date) > 2: award 1 miles\n",
         [
             "p.policy:3:28: unknown_field: customer has no field `member_snce`",
@@ -316,3 +340,17 @@ CASES = [
 def test_diagnostic_text(source: str, expected: list[str]) -> None:
     """Each mistake gets exactly this diagnostic: place, code, message, caret and hint."""
     assert rendered(source).split("\n") == expected
+
+
+def test_non_ascii_digits_in_strings_and_comments_are_text() -> None:
+    """Only number literals are ASCII-only: a string or a comment may hold any digit."""
+    source = HEAD + "  # \u09ea\u09ea\n  rule r:\n    award 1 miles\n    tag \"vip-\u09ea\"\n"
+    policy_set = dsl.load_source(source, file="p.policy", schema=SCHEMA)
+    assert list(policy_set.policies[0].rules) == ["r"]
+
+
+def test_a_non_ascii_digit_is_never_read_as_a_number() -> None:
+    """`award 1\u09ea miles` used to award 14 miles; it is refused, with the stable code."""
+    with pytest.raises(PolicyError) as info:
+        dsl.load_source(HEAD + "  rule r: award 1\u09ea miles\n", file="p.policy", schema=SCHEMA)
+    assert [d.code for d in info.value.diagnostics] == ["non_ascii_digit"]

@@ -44,9 +44,35 @@ def test_explain_adds_reasons_that_sum_up(stub):
 
 
 def test_only_policies_restricts_evaluation(stub):
-    """only_policies naming no applicable policy gives an empty decision with the revision."""
-    d = stub.Evaluate(request(only_policies=["garden_week"]), timeout=5).decision
+    """only_policies naming a loaded policy that does not apply to the event gives an empty
+    decision with the revision."""
+    d = stub.Evaluate(request(only_policies=["spring_garden_points"]), timeout=5).decision
     assert not d.awards and not d.fired and d.revision
+
+
+def test_only_policies_naming_a_policy_not_loaded_is_invalid_argument(stub):
+    """An unknown name in only_policies is refused, naming its place and the closest policy,
+    instead of limiting the decision to nothing."""
+    names = ["earn_miles_by_distance", "earn_mile_by_distance", "x"]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Evaluate(request(only_policies=names), timeout=5)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert field_violations(info.value) == [
+        ("only_policies[1]", 'no policy is named "earn_mile_by_distance"; '
+                             "did you mean `earn_miles_by_distance`?"),
+        ("only_policies[2]", 'no policy is named "x"'),
+    ]
+
+
+def test_only_policies_refusal_is_bounded(stub):
+    """Thousands of unknown long names: ten are reported, each cut to 64 characters."""
+    names = [f"{i:05d}" + "y" * 500 for i in range(2000)]
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Evaluate(request(only_policies=names), timeout=5)
+    violations = field_violations(info.value)
+    assert len(violations) == 11
+    assert violations[0] == ("only_policies[0]", 'no policy is named "00000' + "y" * 59 + '"')
+    assert violations[-1] == ("only_policies", "1990 more names are not policies")
 
 
 def test_benefit_parameters_are_typed(stub):
