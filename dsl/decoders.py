@@ -120,6 +120,8 @@ def _int64(value: Any) -> int:
     The caller checks the magnitude."""
     if value.__class__ is int:
         return value  # type: ignore[no-any-return]
+    if value.__class__ is str and 0 < len(value) <= 18 and value.isascii() and value.isdigit():
+        return int(value)  # the usual counter: plain ASCII digits, no sign (int() is then exact)
     if value.__class__ is str and len(value) <= 19:
         return convert_scalar(_INT, value)  # type: ignore[no-any-return]
     raise Slow
