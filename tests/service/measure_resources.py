@@ -1,12 +1,17 @@
 """Memory of ``loyalty serve`` across reloads of distinct policy versions, for docs/performance.md.
 
     python -m tests.service.measure_resources [--reloads 1000] [--rules 500]
+    python -m tests.service.measure_resources --idle-connections 5000
 
 Starts a real server (127.0.0.1, port 0, ``--no-watch``) on the bundled policies plus one
 mid-size flight policy of ``--rules`` rules, then ``--reloads`` times: writes a new version of
 that policy (a different cap, so a different text and revision), sends SIGHUP and waits until
 ListPolicies shows the new revision. It prints VmRSS of that process, then of a fresh process
 that loaded only the last version (after the same warm-up calls). Every wait is bounded.
+
+With ``--idle-connections N`` it opens N TCP connections that carry no call (half send the
+HTTP/2 preface, half nothing) to a server with the default connection limits, then times 20
+Evaluate calls with a 1 s deadline, each on a new connection, and prints the slowest and RSS.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import argparse
 import shutil
 import signal
+import socket
 import tempfile
 import time
 from pathlib import Path
@@ -99,7 +105,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--reloads", type=int, default=1000)
     parser.add_argument("--rules", type=int, default=500)
+    parser.add_argument("--idle-connections", type=int, default=0)
     args = parser.parse_args()
+    if args.idle_connections:
+        idle = measure_idle(args.idle_connections)
+        print(f"{args.idle_connections} idle connections (opened in {idle['opened_s']:.1f} s, "
+              f"{idle['still_open']:.0f} still open): slowest of 20 calls {idle['slowest'] * 1000:.1f} ms; "
+              f"RSS {idle['before']:.1f} -> {idle['after']:.1f} MiB")
+        return
     print(f"policy text: {len(mid_size_policy(1, args.rules))} bytes ({args.rules} rules)")
     with tempfile.TemporaryDirectory() as tmp:
         figures = measure(Path(tmp), args.reloads, args.rules)
@@ -110,3 +123,66 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+# -- idle connections ----------------------------------------------------------------------------
+
+#: What a client sends first on an HTTP/2 connection: the preface and an empty SETTINGS frame.
+HTTP2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")
+
+
+def open_idle_connections(port: int, count: int, *, preface_every: int = 2) -> list[socket.socket]:
+    """``count`` TCP connections to 127.0.0.1:``port`` that carry no call: every
+    ``preface_every``-th sends the HTTP/2 preface and then idles, the others send nothing."""
+    connections = []
+    for i in range(count):
+        conn = socket.create_connection(("127.0.0.1", port), timeout=5)
+        if preface_every and i % preface_every == 0:
+            conn.sendall(HTTP2_PREFACE)
+        conn.setblocking(False)
+        connections.append(conn)
+    return connections
+
+
+def closed_by_peer(conn: socket.socket) -> bool:
+    """Whether the server has closed ``conn`` (what it sent before, such as its SETTINGS and a
+    GOAWAY, is read and dropped). The socket must be non-blocking."""
+    try:
+        while True:
+            if conn.recv(65536) == b"":
+                return True
+    except BlockingIOError:
+        return False
+    except OSError:  # reset
+        return True
+
+
+def timed_evaluate(server: ServerProcess, deadline_s: float = 1.0) -> float:
+    """Seconds one Evaluate takes on a fresh channel (a new connection) with a deadline."""
+    with server.channel() as channel:
+        began = time.monotonic()
+        pb_grpc.LoyaltyRulesStub(channel).Evaluate(request(), timeout=deadline_s)
+        return time.monotonic() - began
+
+
+def measure_idle(count: int, calls: int = 20) -> dict[str, float]:
+    """A server with the default limits, then ``count`` idle connections: the slowest of
+    ``calls`` Evaluate calls (each on a new connection, 1 s deadline) and RSS before and after."""
+    server = start_server("--no-watch")
+    try:
+        warm_up(server)
+        before = rss_mib(server.proc.pid)
+        began = time.monotonic()
+        connections = open_idle_connections(server.port, count)
+        opened = time.monotonic() - began
+        try:
+            slowest = max(timed_evaluate(server) for _ in range(calls))
+            after = rss_mib(server.proc.pid)
+            still_open = sum(not closed_by_peer(c) for c in connections)
+        finally:
+            for conn in connections:
+                conn.close()
+    finally:
+        server.stop()
+    return {"before": before, "after": after, "slowest": slowest, "opened_s": opened,
+            "still_open": still_open}
