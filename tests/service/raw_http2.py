@@ -84,3 +84,29 @@ def post(port: int, path: str, body: bytes, *, content_type: str | None = "appli
         if not ended:
             raise AssertionError(f"the stream did not end within {timeout} s: {response}")
     return response
+
+
+def ping_until_goaway(port: int, pings: int, timeout: float = 10.0) -> tuple[int, bytes] | None:
+    """Send ``pings`` HTTP/2 PINGs on a connection that carries no call, then read: the GOAWAY's
+    error code and debug data if the server ended the connection, None if it kept it open
+    until ``timeout`` seconds passed or the reads ran dry."""
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        for i in range(pings):
+            conn.ping(i.to_bytes(8, "big"))
+            sock.sendall(conn.data_to_send())
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                return None
+            if not chunk:
+                return None
+            for event in conn.receive_data(chunk):
+                if isinstance(event, h2.events.ConnectionTerminated):
+                    return int(event.error_code or 0), bytes(event.additional_data or b"")
+            sock.sendall(conn.data_to_send())
+    return None

@@ -17,6 +17,10 @@ from tests.service.measure_resources import (
     open_idle_connections,
     timed_evaluate,
 )
+from tests.service.raw_http2 import ping_until_goaway
+
+#: The HTTP/2 error code of a GOAWAY for a peer that misbehaves (RFC 9113, section 7).
+ENHANCE_YOUR_CALM = 11
 
 #: Reloads of distinct versions in the memory test: enough that versions kept for good would
 #: show (about 1 MB each for the 14 KB policy: 40 MB, against a budget of 4 MiB), few enough
@@ -91,3 +95,11 @@ def test_connections_beyond_the_cap_are_closed_at_once_and_the_cap_frees_up(spaw
         return True
 
     wait_until(serves, timeout=15, what="a call to connect once the connections were closed")
+
+
+def test_pings_on_a_connection_without_calls_end_it_with_too_many_pings(spawn):
+    """With the default keepalive enforcement (no pings without calls, 2 strikes), a client
+    that floods an idle connection with PINGs gets GOAWAY ENHANCE_YOUR_CALM "too_many_pings"."""
+    server = spawn("--no-watch")
+    ended = ping_until_goaway(server.port, pings=5)
+    assert ended == (ENHANCE_YOUR_CALM, b"too_many_pings"), ended
