@@ -63,7 +63,8 @@ class ConnectionLimits:
 
     Without them an idle connection lives for ever: 20,000 idle TCP connections made a
     legitimate call miss its deadline and grew RSS by 176 MB (issue 9). A connection costs
-    about 9 KB and a file descriptor, so the cap bounds both; the idle timeout frees
+    about 14.5 KB and a file descriptor (docs/performance.md), so the cap bounds both; the
+    idle timeout frees
     connections that carry no call (raw sockets that never speak HTTP/2 included) with a
     GOAWAY, which a gRPC client answers by reconnecting when it next has a call.
     """

@@ -1,7 +1,7 @@
 """Memory of ``loyalty serve`` across reloads of distinct policy versions, for docs/performance.md.
 
     python -m tests.service.measure_resources [--reloads 1000] [--rules 500]
-    python -m tests.service.measure_resources --idle-connections 5000
+    python -m tests.service.measure_resources --idle-connections 5000 [--max-connections N]
 
 Starts a real server (127.0.0.1, port 0, ``--no-watch``) on the bundled policies plus one
 mid-size flight policy of ``--rules`` rules, then ``--reloads`` times: writes a new version of
@@ -23,6 +23,8 @@ import socket
 import tempfile
 import time
 from pathlib import Path
+
+import grpc
 
 from benchmarks.data import rules_policy
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
@@ -106,11 +108,14 @@ def main() -> None:
     parser.add_argument("--reloads", type=int, default=1000)
     parser.add_argument("--rules", type=int, default=500)
     parser.add_argument("--idle-connections", type=int, default=0)
+    parser.add_argument("--max-connections", help="passed to loyalty serve (default: its own)")
     args = parser.parse_args()
     if args.idle_connections:
-        idle = measure_idle(args.idle_connections)
+        extra = ("--max-connections", args.max_connections) if args.max_connections else ()
+        idle = measure_idle(args.idle_connections, *extra)
         print(f"{args.idle_connections} idle connections (opened in {idle['opened_s']:.1f} s, "
-              f"{idle['still_open']:.0f} still open): slowest of 20 calls {idle['slowest'] * 1000:.1f} ms; "
+              f"{idle['still_open']:.0f} still open): slowest of {20 - idle['failed']:.0f} calls "
+              f"that succeeded {idle['slowest'] * 1000:.1f} ms, {idle['failed']:.0f} failed; "
               f"RSS {idle['before']:.1f} -> {idle['after']:.1f} MiB")
         return
     print(f"policy text: {len(mid_size_policy(1, args.rules))} bytes ({args.rules} rules)")
@@ -119,10 +124,6 @@ def main() -> None:
     print(f"RSS at start {figures['start']:.1f} MiB; after {args.reloads} reloads "
           f"{figures['after']:.1f} MiB ({figures['seconds']:.0f} s); fresh process on the last "
           f"version {figures['fresh']:.1f} MiB; ratio {figures['after'] / figures['fresh']:.2f}")
-
-
-if __name__ == "__main__":
-    main()
 
 
 # -- idle connections ----------------------------------------------------------------------------
@@ -165,10 +166,11 @@ def timed_evaluate(server: ServerProcess, deadline_s: float = 1.0) -> float:
         return time.monotonic() - began
 
 
-def measure_idle(count: int, calls: int = 20) -> dict[str, float]:
-    """A server with the default limits, then ``count`` idle connections: the slowest of
-    ``calls`` Evaluate calls (each on a new connection, 1 s deadline) and RSS before and after."""
-    server = start_server("--no-watch")
+def measure_idle(count: int, *server_args: str, calls: int = 20) -> dict[str, float]:
+    """A server with the default limits (or ``server_args``), then ``count`` idle connections:
+    the slowest of ``calls`` Evaluate calls that succeeded (each on a new connection, 1 s
+    deadline), how many failed, and RSS before and after."""
+    server = start_server("--no-watch", *server_args)
     try:
         warm_up(server)
         before = rss_mib(server.proc.pid)
@@ -176,7 +178,13 @@ def measure_idle(count: int, calls: int = 20) -> dict[str, float]:
         connections = open_idle_connections(server.port, count)
         opened = time.monotonic() - began
         try:
-            slowest = max(timed_evaluate(server) for _ in range(calls))
+            times, failed = [], 0
+            for _ in range(calls):
+                try:
+                    times.append(timed_evaluate(server))
+                except grpc.RpcError:
+                    failed += 1
+            slowest = max(times, default=float("nan"))
             after = rss_mib(server.proc.pid)
             still_open = sum(not closed_by_peer(c) for c in connections)
         finally:
@@ -184,5 +192,9 @@ def measure_idle(count: int, calls: int = 20) -> dict[str, float]:
                 conn.close()
     finally:
         server.stop()
-    return {"before": before, "after": after, "slowest": slowest, "opened_s": opened,
-            "still_open": still_open}
+    return {"before": before, "after": after, "slowest": slowest, "failed": failed,
+            "opened_s": opened, "still_open": still_open}
+
+
+if __name__ == "__main__":
+    main()
