@@ -24,6 +24,14 @@ LATENCY_BUCKETS = (
     0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )
 
+#: Revisions the ``loyalty_policy_revision`` gauge keeps a series for (the serving one included).
+REVISIONS_KEPT = 8
+
+
+def _multiprocess() -> bool:
+    """Whether prometheus-client writes to files shared by worker processes (``--workers N``)."""
+    return bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))  # the name the workers set
+
 
 class Metrics:
     """The service's metrics, registered in ``registry`` (the default registry if None)."""
@@ -176,8 +184,16 @@ class Metrics:
         with self._lock:
             for old in self._revisions.values():
                 old.set(0)
+            self._revisions.pop(revision, None)  # a revision served again becomes the newest
             child = self._revisions[revision] = self.revision.labels(revision)
             child.set(1)
+            # One series per revision ever served would grow with every reload: keep the
+            # latest few (enough to see a rollback on a dashboard), drop the rest.
+            while len(self._revisions) > REVISIONS_KEPT:
+                oldest = next(iter(self._revisions))
+                del self._revisions[oldest]
+                if not _multiprocess():  # prometheus-client cannot remove series from its files
+                    self.revision.remove(oldest)
             count = 0
             for info in policies:
                 count += 1

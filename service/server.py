@@ -57,6 +57,52 @@ DEFAULT_THREADS = 16
 _SHARED_METRICS: Metrics | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    """What one server process allows its clients' connections (gRPC core channel arguments).
+
+    Without them an idle connection lives for ever: 20,000 idle TCP connections made a
+    legitimate call miss its deadline and grew RSS by 176 MB (issue 9). A connection costs
+    about 14.5 KB and a file descriptor (docs/performance.md), so the cap bounds both; the
+    idle timeout frees
+    connections that carry no call (raw sockets that never speak HTTP/2 included) with a
+    GOAWAY, which a gRPC client answers by reconnecting when it next has a call.
+    """
+
+    #: Connections open at once (``grpc.max_allowed_incoming_connections``); beyond it a new
+    #: connection is closed at once (the client sees UNAVAILABLE). None: no cap.
+    max_connections: int | None = 10_000
+    #: Seconds a connection may carry no call before the server closes it
+    #: (``grpc.max_connection_idle_ms``). None: never.
+    max_connection_idle_s: float | None = 300.0
+    #: Calls at once on one connection (``grpc.max_concurrent_streams``); a client queues the rest.
+    max_concurrent_streams: int = 100
+    #: Least seconds between a client's keepalive pings when no data flows
+    #: (``grpc.http2.min_ping_interval_without_data_ms``); gRPC core's own default is 300 s,
+    #: which ends clients configured with the common 30 s keepalive.
+    keepalive_min_interval_s: float = 30.0
+    #: Whether a client may ping a connection that carries no call
+    #: (``grpc.keepalive_permit_without_calls``): idle connections are closed anyway.
+    keepalive_permit_without_calls: bool = False
+    #: Pings too early tolerated before the server ends the connection with GOAWAY
+    #: ``ENHANCE_YOUR_CALM`` "too_many_pings" (``grpc.http2.max_ping_strikes``; 0: no limit).
+    max_ping_strikes: int = 2
+
+    def options(self) -> list[tuple[str, int]]:
+        """The gRPC server options that enforce these limits."""
+        options = [
+            ("grpc.max_concurrent_streams", self.max_concurrent_streams),
+            ("grpc.http2.min_ping_interval_without_data_ms", int(self.keepalive_min_interval_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", int(self.keepalive_permit_without_calls)),
+            ("grpc.http2.max_ping_strikes", self.max_ping_strikes),
+        ]
+        if self.max_connections is not None:
+            options.append(("grpc.max_allowed_incoming_connections", self.max_connections))
+        if self.max_connection_idle_s is not None:
+            options.append(("grpc.max_connection_idle_ms", max(1, int(self.max_connection_idle_s * 1000))))
+        return options
+
+
 def default_metrics() -> Metrics:
     """The process's metrics in the default registry (created once)."""
     global _SHARED_METRICS
@@ -92,6 +138,7 @@ def create_server(
     log_decisions: bool = False,
     reuse_port: bool = False,
     max_connection_age_s: float | None = None,
+    connection_limits: ConnectionLimits | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
 
@@ -99,7 +146,8 @@ def create_server(
     ``policies`` (loaded now: a bad directory raises ``dsl.PolicyError``; it is not
     watched), or the bundled ``policies/`` when neither is given. ``servicer``
     replaces the real servicer (the benchmarks' trivial one); health then reports
-    SERVING at once. Otherwise health is NOT_SERVING until the store has a set. A
+    SERVING at once. Otherwise health is NOT_SERVING until the store has a set.
+    ``connection_limits`` default to :class:`ConnectionLimits`' documented defaults. A
     servicer that does not implement every RPC of the service is a ``TypeError``
     (see :func:`method_handlers`).
     """
@@ -119,6 +167,7 @@ def create_server(
         ("grpc.max_receive_message_length", max_message_bytes),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.so_reuseport", 1 if reuse_port else 0),
+        *(connection_limits or ConnectionLimits()).options(),
     ]
     if max_connection_age_s:
         # Clients reconnect now and then, so new replicas get their share of the load.
@@ -338,6 +387,7 @@ class ServeConfig:
     max_batch: int = DEFAULT_MAX_BATCH
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_connection_age_s: float | None = None
+    connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     log_decisions: bool = False
     watch: bool = True
     wait_for_policies: bool = False
@@ -408,6 +458,7 @@ def run(
         log_decisions=config.log_decisions,
         reuse_port=reuse_port,
         max_connection_age_s=config.max_connection_age_s,
+        connection_limits=config.connection_limits,
     )
     server.start()
     if serve_metrics and config.metrics_port is not None:

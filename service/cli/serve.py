@@ -40,6 +40,19 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_or_off(text: str) -> int | None:
+    """A positive count, or None for 0 (no limit)."""
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must not be negative (0: no limit)")
+    return value or None
+
+
+def _seconds_or_off(text: str) -> float | None:
+    """Seconds, or None for 0 (never)."""
+    return _seconds(text) or None
+
+
 def _seconds(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -113,6 +126,32 @@ def add_parser(subparsers: Any) -> None:
                    default=_env("LOYALTY_MAX_CONNECTION_AGE"),
                    help="close client connections after this long so clients rebalance across "
                         "replicas; off when unset [LOYALTY_MAX_CONNECTION_AGE]")
+    p.add_argument("--max-connections", type=_positive_or_off,
+                   default=_env("LOYALTY_MAX_CONNECTIONS", "10000"),
+                   help="client connections open at once per process; a connection beyond it is "
+                        "closed at once (the client sees UNAVAILABLE); 0 for no cap "
+                        "[LOYALTY_MAX_CONNECTIONS]")
+    p.add_argument("--max-connection-idle", metavar="SECONDS", type=_seconds_or_off,
+                   default=_env("LOYALTY_MAX_CONNECTION_IDLE", "300"),
+                   help="close a connection that has carried no call for this long (GOAWAY; a "
+                        "gRPC client reconnects when it next calls); 0 for never "
+                        "[LOYALTY_MAX_CONNECTION_IDLE]")
+    p.add_argument("--max-concurrent-streams", type=_positive,
+                   default=_env("LOYALTY_MAX_CONCURRENT_STREAMS", "100"),
+                   help="calls at once on one connection; the client queues the rest "
+                        "[LOYALTY_MAX_CONCURRENT_STREAMS]")
+    p.add_argument("--keepalive-min-interval", metavar="SECONDS", type=_seconds,
+                   default=_env("LOYALTY_KEEPALIVE_MIN_INTERVAL", "30"),
+                   help="least time between a client's keepalive pings while no data flows; "
+                        "pings more often count as strikes [LOYALTY_KEEPALIVE_MIN_INTERVAL]")
+    p.add_argument("--keepalive-permit-without-calls", action="store_true",
+                   default=_env_flag("LOYALTY_KEEPALIVE_PERMIT_WITHOUT_CALLS"),
+                   help="let clients ping connections that carry no call (otherwise such a "
+                        "ping is a strike) [LOYALTY_KEEPALIVE_PERMIT_WITHOUT_CALLS=1]")
+    p.add_argument("--max-ping-strikes", type=int,
+                   default=_env("LOYALTY_MAX_PING_STRIKES", "2"),
+                   help="strikes tolerated before the connection is ended with GOAWAY "
+                        "too_many_pings; 0 for no limit [LOYALTY_MAX_PING_STRIKES]")
     p.add_argument("--decision-log", action="store_true", default=_env_flag("LOYALTY_DECISION_LOG"),
                    help="log every decision with its effects (ids only, no personal data) "
                         "[LOYALTY_DECISION_LOG=1]")
@@ -148,7 +187,7 @@ def run(args: argparse.Namespace) -> int:
         from service.workers import prepare_multiprocess_metrics
 
         prepare_multiprocess_metrics()
-    from service.server import ServeConfig
+    from service.server import ConnectionLimits, ServeConfig
 
     config = ServeConfig(
         policies=Path(args.policies),
@@ -165,6 +204,14 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.max_batch,
         max_message_bytes=args.max_message_bytes,
         max_connection_age_s=args.max_connection_age,
+        connection_limits=ConnectionLimits(
+            max_connections=args.max_connections,
+            max_connection_idle_s=args.max_connection_idle,
+            max_concurrent_streams=args.max_concurrent_streams,
+            keepalive_min_interval_s=args.keepalive_min_interval,
+            keepalive_permit_without_calls=args.keepalive_permit_without_calls,
+            max_ping_strikes=args.max_ping_strikes,
+        ),
         log_decisions=args.decision_log,
         watch=args.watch,
         wait_for_policies=args.wait_for_policies,

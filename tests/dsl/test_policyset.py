@@ -186,3 +186,26 @@ def test_presence_checks_narrow_optional_fields(distance: int | None, miles: int
         event["distance_miles"] = None
     assert ps.evaluate(customer(), event).awards == {"miles": miles}
     assert ps.evaluate_interpreted(customer(), event).awards == {"miles": miles}
+
+
+def test_the_compile_cache_is_bounded_by_size_and_keeps_the_latest_sets_files() -> None:
+    """Building many distinct versions keeps the latest set's files (rebuilt from the cache: the
+    same compiled policies) and at most the byte budget of older ones, however many versions."""
+    from dsl import policyset
+
+    cache = policyset._FileCache(budget_bytes=200 * policyset.COMPILED_BYTES_PER_SOURCE_BYTE * 10)
+    saved, policyset._CACHE = policyset._CACHE, cache
+    try:
+        text = ("policy grows\n  version 1\n  on flight\n  rule flown: award {n} miles\n"
+                + "  # a comment of some length, so the text counts against the budget\n" * 2)
+        for n in range(30):
+            latest = dsl.load_source(text.format(n=n), file="grows.policy")
+        # Each text is about 200 bytes: the budget holds about 10 older versions, the latest is kept.
+        assert cache.spare_bytes <= cache.budget_bytes
+        assert 2 <= len(cache.entries) <= 12
+        again = dsl.load_source(text.format(n=29), file="grows.policy")
+        assert again.policies[0] is latest.policies[0]
+        oldest = policyset._cache_key("grows.policy", text.format(n=0), latest.schema)
+        assert cache.get(oldest) is None  # long evicted
+    finally:
+        policyset._CACHE = saved

@@ -15,12 +15,14 @@ from typing import Any
 
 import grpc
 import pytest
+from google.protobuf import json_format
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 from grpc_status import rpc_status
 
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from tests.service.conftest import ServerProcess, request, start_server
+from tests.service.raw_http2 import grpc_frame, post
 from tests.service.test_process import log_events
 
 SERVICE = "/loyalty.v1.LoyaltyRules/"
@@ -198,3 +200,42 @@ def test_a_bug_is_still_internal():
         srv.stop(0).wait(5)
     assert info.value.code() == grpc.StatusCode.INTERNAL
     assert info.value.details() == "internal error (logged on the server)"
+
+
+# -- the HTTP/2 layer: content-type and frames (a raw HTTP/2 client) --------------------------
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/json", None],
+                         ids=["text_plain", "application_json", "missing"])
+def test_any_content_type_is_served_as_grpc_since_grpc_core_drops_the_header(served, content_type):
+    """A wrong or missing content-type cannot be refused by the service: gRPC core's http-server
+    filter removes the header before any Python code runs (no interceptor or handler sees it)
+    and refuses nothing for it, so the call is answered as gRPC. Pinned so that a grpcio that
+    starts refusing it (415, as the gRPC spec suggests) is noticed (see service.md)."""
+    reply = post(served.port, SERVICE + "Evaluate", grpc_frame(request().SerializeToString()),
+                 content_type=content_type)
+    assert reply.grpc_status == 0, reply
+    assert reply.headers["content-type"] == "application/grpc"
+    decision = pb.EvaluateResponse.FromString(reply.data[5:]).decision
+    assert decision.awards["miles"] == "8949"
+
+
+@pytest.mark.parametrize("body", ["framed", "unframed"])
+def test_a_json_body_under_a_json_content_type_is_invalid_argument(served, body):
+    """What a wrong content-type usually carries, a JSON request, still goes through the
+    protobuf deserializer: INVALID_ARGUMENT, never a decision read from it, never INTERNAL."""
+    text = json_format.MessageToJson(request()).encode()
+    reply = post(served.port, SERVICE + "Evaluate", grpc_frame(text) if body == "framed" else text,
+                 content_type="application/json")
+    assert reply.grpc_status == grpc.StatusCode.INVALID_ARGUMENT.value[0], reply
+    assert not reply.data
+
+
+def test_a_unary_message_cut_short_is_unimplemented_by_grpcio(served):
+    """A unary request whose message is cut short (the frame says more bytes than come) reaches
+    no service code: grpcio answers UNIMPLEMENTED "requires exactly one request message" itself.
+    Pinned as documented (service.md, "Wire faults"); the right status would be INVALID_ARGUMENT."""
+    frame = grpc_frame(request().SerializeToString())
+    reply = post(served.port, SERVICE + "Evaluate", frame[:20])
+    assert reply.grpc_status == grpc.StatusCode.UNIMPLEMENTED.value[0], reply
+    assert "requires exactly one request message" in reply.grpc_message
