@@ -193,7 +193,7 @@ _TERMINAL_WORDS = {
     "DATETIME": "a date and time", "COMPARE": "a comparison", "COLON": "`:`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`",
     "EQUAL": "`=`", "DURATION_UNIT": "a time unit", "PLUS": "`+`", "MINUS": "`-`",
-    "TIMES": "`*`", "DIVIDE": "`/`", "OF": "`of`", "$END": "the end of the file",
+    "TIMES": "`*`", "DIVIDE": "`/`", "MOD": "`%`", "OF": "`of`", "$END": "the end of the file",
     "__ANON_0": "`->`", "DOT": "`.`",
 }
 
