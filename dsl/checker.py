@@ -619,7 +619,7 @@ class Checker:
                            "move its definition above this line")
             else:
                 candidates = list(self.scope)
-                hint = did_you_mean(e.name, candidates)
+                hint = _FOREIGN_NAMES.get(e.name) or did_you_mean(e.name, candidates)
                 self.error(e.span, "unknown_name", f"unknown name `{e.name}`",
                            hint or "define it with `let` first, or read a field such as event.date")
             return ANY
@@ -962,6 +962,15 @@ class Checker:
 
 
 _NOT_CONSTANT: Any = object()
+
+_NO_NULL = ("a missing value has no literal: test it with `x is missing`, or give a default "
+            "with `x otherwise 0`")
+#: Names other languages have that this one spells differently (dsl.mistakes has the syntax).
+_FOREIGN_NAMES = {
+    "True": "write `true`", "TRUE": "write `true`",
+    "False": "write `false`", "FALSE": "write `false`",
+    "None": _NO_NULL, "null": _NO_NULL, "NULL": _NO_NULL, "nil": _NO_NULL, "undefined": _NO_NULL,
+}
 
 
 def _fold(e: n.Expr) -> Any:

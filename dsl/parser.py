@@ -23,6 +23,7 @@ from lark.indenter import DedentError
 from . import nodes as n
 from .errors import Diagnostic, PolicyError, Span
 from .lexer import PolicyLexer
+from .mistakes import Match, character_key, recognise
 
 GRAMMAR_PATH = Path(__file__).with_name("policy.lark")
 
@@ -229,6 +230,11 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
     line = max(getattr(exc, "line", 1) or 1, 1)
     column = max(getattr(exc, "column", 1) or 1, 1)
     hint = ""
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "_INDENT":
+        return _over_indent_diagnostic(exc.token, source, file)
+    known = recognise(exc, _line(source, line), _lark().parse)
+    if known is not None:
+        return _mistake_diagnostic(exc, known, source, file)
     if isinstance(exc, UnexpectedCharacters):
         text = _line(source, line)
         ch = text[column - 1] if column - 1 < len(text) else ""
@@ -270,6 +276,43 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
                           "finish the last line", source_line=_line(source, line))
     return Diagnostic(file, Span.point(line, column), "syntax_error", str(exc).splitlines()[0],
                       source_line=_line(source, line))
+
+
+def _mistake_diagnostic(exc: UnexpectedInput, known: Match, source: str, file: str) -> Diagnostic:
+    """The diagnostic of a recognised mistake (:mod:`dsl.mistakes`), placed as any syntax error."""
+    line = max(getattr(exc, "line", 1) or 1, 1)
+    column = max(getattr(exc, "column", 1) or 1, 1)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        layout = ("_NL", "_DEDENT", "$END", "_INDENT")
+        if tok.type in ("_NL", "_DEDENT", "$END"):
+            line, column = _last_content_line(source, line)
+        span = Span.point(line, column, 1 if tok.type in layout else len(str(tok.value)))
+        message = known.mistake.describe(_describe_token(tok))
+    else:
+        text = _line(source, line)
+        run = character_key(text, column)
+        span = Span.point(line, column, len(run))
+        message = known.mistake.describe(f"character `{run[:1]}`")
+    if known.column:
+        span = Span.point(line, known.column, known.width)
+    message = known.message or message
+    return Diagnostic(file, span, known.mistake.code, message, known.hint,
+                      source_line=_line(source, line))
+
+
+def _over_indent_diagnostic(tok: Token, source: str, file: str) -> Diagnostic:
+    """An indented line where no block opens: the caret on that line, at its first character."""
+    # The _INDENT token stands at the line break before the line; the line is where it ends.
+    line = tok.end_line or tok.line or 1
+    text = _line(source, line)
+    column = len(text) - len(text.lstrip(" ")) + 1
+    return Diagnostic(
+        file, Span.point(line, column), "bad_indent",
+        "this line is indented more than the line above it, which opens no block",
+        "line it up with the line above; only a line ending in `:` (rule, group, table, "
+        "decide) opens an indented block", source_line=text,
+    )
 
 
 def _non_ascii_digit(ch: str) -> bool:
@@ -344,16 +387,22 @@ def _dedent_diagnostic(exc: DedentError, source: str, file: str) -> Diagnostic:
         if ind > levels[-1]:
             levels.append(ind)
         else:
+            enclosing = list(levels)
             while ind < levels[-1]:
                 levels.pop()
             if ind != levels[-1]:
                 line = i
+                levels = enclosing
                 break
     del m
+    text = _line(source, line)
+    # Name the columns it could mean: the innermost blocks' (a policy's own lines are at 2).
+    columns = " or ".join(str(level) for level in levels[1:][-2:]) or "0"
     return Diagnostic(
-        file, Span.point(line, 1), "bad_indent",
+        file, Span.point(line, 1, len(text) - len(text.lstrip(" ")) or 1), "bad_indent",
         "this line's indentation matches no enclosing block",
-        "line it up with the block it belongs to", source_line=_line(source, line),
+        f"line it up with the block it belongs to: indent it by {columns} spaces",
+        source_line=text,
     )
 
 
