@@ -8,6 +8,7 @@ recurses over the tree, so no policy can drive the pipeline into a
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
@@ -233,6 +234,13 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
     if isinstance(exc, UnexpectedToken) and exc.token.type == "_INDENT":
         return _over_indent_diagnostic(exc.token, source, file)
     known = recognise(exc, _line(source, line), _lark().parse)
+    if known is None or known.mistake.by_kind:
+        # A misspelt keyword (`rul`, `awrd`) is likelier than a mistake named by kind alone.
+        close = _keyword_suggestion(exc)
+        if close:
+            tok = exc.token  # type: ignore[attr-defined]
+            return Diagnostic(file, _tok_span(tok), "syntax_error", f"unexpected `{tok}`",
+                              close, source_line=_line(source, line))
     if known is not None:
         return _mistake_diagnostic(exc, known, source, file)
     if isinstance(exc, UnexpectedCharacters):
@@ -276,6 +284,31 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
                           "finish the last line", source_line=_line(source, line))
     return Diagnostic(file, Span.point(line, column), "syntax_error", str(exc).splitlines()[0],
                       source_line=_line(source, line))
+
+
+@cache
+def _keywords() -> dict[str, str]:
+    """Terminal name -> keyword (``RULE`` -> ``rule``), for the grammar's keywords."""
+    out: dict[str, str] = {}
+    for term in _lark().terminals:
+        value = getattr(term.pattern, "value", None)
+        if type(term.pattern).__name__ == "PatternStr" and isinstance(value, str) and value.isalpha():
+            out[term.name] = value
+    return out
+
+
+def _keyword_suggestion(exc: UnexpectedInput) -> str:
+    """"did you mean `rule`?" for a name where a keyword close to it was expected, else ""."""
+    if not isinstance(exc, UnexpectedToken) or exc.token.type != "NAME":
+        return ""
+    words = _keywords()
+    keywords = [words[term] for term in exc.expected if term in words]
+    word = str(exc.token)
+    folded = {k.casefold(): k for k in keywords}
+    # Closer than did_you_mean's names: a keyword is short, and a name that is no keyword
+    # (`bonus = 1`) is likelier one of the table's mistakes than a misspelling.
+    close = folded.get(word.casefold()) or next(iter(difflib.get_close_matches(word, keywords, 1, 0.75)), "")
+    return f"did you mean `{close}`?" if close else ""
 
 
 def _mistake_diagnostic(exc: UnexpectedInput, known: Match, source: str, file: str) -> Diagnostic:

@@ -498,6 +498,36 @@ CASES = [
         ],
         id='null',
     ),
+    pytest.param(
+        HEAD + "  rul r: award 1 miles\n",
+        [
+            "p.policy:3:3: syntax_error: unexpected `rul`",
+            "    |   rul r: award 1 miles",
+            "    |   ^^^",
+            "    = hint: did you mean `rule`?",
+        ],
+        id="misspelt_keyword",
+    ),
+    pytest.param(
+        HEAD + "  rule r:\n    awrd 1 miles\n",
+        [
+            "p.policy:4:5: syntax_error: unexpected `awrd`",
+            "    |     awrd 1 miles",
+            "    |     ^^^^",
+            "    = hint: did you mean `award`?",
+        ],
+        id="misspelt_effect",
+    ),
+    pytest.param(
+        HEAD + "  Rule r: award 1 miles\n",
+        [
+            "p.policy:3:3: syntax_error: unexpected `Rule`",
+            "    |   Rule r: award 1 miles",
+            "    |   ^^^^",
+            "    = hint: did you mean `rule`?",
+        ],
+        id="capitalised_keyword",
+    ),
 ]
 
 
