@@ -293,9 +293,10 @@ def recognise(exc: UnexpectedInput, line_text: str, parse: Callable[[str], Any])
         if start >= 0 and start <= at:
             column, width = start + 1, len(found.operator)
     hint = found.hint
-    cap = _CAP_LINE.match(line_text)
-    if cap is not None and "{currency}" in hint:
-        hint = hint.format(currency=cap[1], amount=cap[2])
+    if "{currency}" in hint:
+        cap = _CAP_LINE.match(line_text)
+        currency, amount = (cap[1], cap[2]) if cap is not None else ("stars", "100")
+        hint = hint.format(currency=currency, amount=amount)
     if "{underscored}" in hint:
         words = [w for w in line_text.replace(":", " ").split() if "-" in w]
         hint = hint.replace("{underscored}", words[0].replace("-", "_") if words else "free_drink")

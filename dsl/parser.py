@@ -396,8 +396,6 @@ def _hint_for(tok: Token, expected: set[str], source: str, line: int) -> str:
         return "durations are minutes, hours, days or weeks; count years with tenure_years(...)"
     if re.search(r"\baward\s+[A-Za-z_]\w*\s+[\d.]+%?\s*$", text):
         return "write the amount before the currency: award 500 miles"
-    if tok.type == "_INDENT":
-        return "this line is indented more than the block it is in"
     if tok.type == "EQUAL":
         return "compare with `==`"
     if tok.type == "_NL" and text.startswith("award") and "NAME" in expected:
