@@ -619,7 +619,7 @@ class Checker:
                            "move its definition above this line")
             else:
                 candidates = list(self.scope)
-                hint = did_you_mean(e.name, candidates)
+                hint = _FOREIGN_NAMES.get(e.name) or did_you_mean(e.name, candidates)
                 self.error(e.span, "unknown_name", f"unknown name `{e.name}`",
                            hint or "define it with `let` first, or read a field such as event.date")
             return ANY
@@ -884,6 +884,8 @@ class Checker:
             return numeric_result(a, b)
         if op == "/" and a.is_numeric and b.is_numeric:
             return DECIMAL
+        if op == "%" and a.is_numeric and b.is_numeric:
+            return numeric_result(a, b)  # a remainder is exact: int % int stays an int
         if op == "+" and a.is_stringy and b.is_stringy:
             return STRING
         if op in ("+", "-") and k in (("datetime", "duration"), ("date", "duration")):
@@ -896,10 +898,13 @@ class Checker:
             return DURATION
         if op in ("*", "of") and k in (("duration", "int"), ("int", "duration")):
             return DURATION
-        word = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "of": "take"}[op]
-        self.error(e.span, "type_error",
-                   f"cannot {word} {self.text(e.left)} ({a}) and {self.text(e.right)} ({b})",
-                   _arith_hint(a, b))
+        if op == "%":
+            message = (f"cannot take the remainder of {self.text(e.left)} ({a}) divided by "
+                       f"{self.text(e.right)} ({b})")
+        else:
+            word = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "of": "take"}[op]
+            message = f"cannot {word} {self.text(e.left)} ({a}) and {self.text(e.right)} ({b})"
+        self.error(e.span, "type_error", message, _arith_hint(a, b))
         return ANY
 
     # -- bounded cost ---------------------------------------------------------------------------
@@ -958,6 +963,15 @@ class Checker:
 
 _NOT_CONSTANT: Any = object()
 
+_NO_NULL = ("a missing value has no literal: test it with `x is missing`, or give a default "
+            "with `x otherwise 0`")
+#: Names other languages have that this one spells differently (dsl.mistakes has the syntax).
+_FOREIGN_NAMES = {
+    "True": "write `true`", "TRUE": "write `true`",
+    "False": "write `false`", "FALSE": "write `false`",
+    "None": _NO_NULL, "null": _NO_NULL, "NULL": _NO_NULL, "nil": _NO_NULL, "undefined": _NO_NULL,
+}
+
 
 def _fold(e: n.Expr) -> Any:
     """The value of an expression built from literals only, or _NOT_CONSTANT."""
@@ -1005,8 +1019,8 @@ MAX_TEXT = 100_000
 #: counts as _DIVISION_STEPS. That is fifty passes of ``i.amount`` over the longest list an
 #: input may hold.
 MAX_STEPS = 1_000_000
-#: What one division counts for: a quotient of 100 significant digits takes about as long
-#: as ten plain steps (measured: 0.5 us against 0.03 to 0.05 us).
+#: What one division or remainder counts for: a quotient of 100 significant digits takes
+#: about as long as ten plain steps (measured: 0.5 us against 0.03 to 0.05 us).
 _DIVISION_STEPS = 10
 #: The most characters of text one evaluation of a policy may build with ``+``.
 MAX_BUILT_TEXT = 10_000_000
@@ -1231,7 +1245,7 @@ class _SizePass:
         return found
 
     def hint(self, e: n.Expr) -> str:
-        if isinstance(e, n.Binary) and e.op == "/":
+        if isinstance(e, n.Binary) and e.op in ("/", "%"):
             return (f"dividing by {self.text(e.right)} multiplies by up to 10^"
                     f"{self.divisor_tiny.get(id(e.right), 0)}; divide by a value with fewer decimal places, "
                     "for example round(x, 2)")
@@ -1338,7 +1352,7 @@ class _SizePass:
             return _ONE
         if op == "otherwise":
             return a.join(b)
-        if op not in ("+", "-", "*", "of", "/"):
+        if op not in ("+", "-", "*", "of", "/", "%"):
             return _ONE
         if t.is_stringy:
             length = a.digits + b.digits
@@ -1360,6 +1374,19 @@ class _SizePass:
         if op in ("*", "of"):
             return Size(a.digits + b.digits, a.places + b.places, a.tiny + b.tiny,
                         a.exact and b.exact)
+        if op == "%":
+            # a % b: Decimal's remainder is exact, but it needs the whole quotient (below
+            # 10**(a.digits + b.tiny), as for a / b) within the context's precision. The
+            # remainder itself is smaller than |b| in magnitude, a multiple of the finer
+            # of the two scales, and exact when both operands are.
+            self.divisor_tiny[id(e.right)] = b.tiny
+            if a.digits + b.tiny > MAX_NUMBER_DIGITS and self.errors() == before:
+                self.report(e, "number_too_large",
+                            f"{self.text(e)} could need a quotient of more than "
+                            f"{MAX_NUMBER_DIGITS} digits: evaluating it would have no bounded cost",
+                            self.hint(e))
+            places = max(a.places, b.places)
+            return Size(b.digits, places, places, a.exact and b.exact)
         # a / b: |b| >= 10**-b.tiny, so the quotient is below 10**(a.digits + b.tiny); it is at
         # least 10**-(a.tiny + b.digits), and rounded to the context's precision below that.
         self.divisor_tiny[id(e.right)] = b.tiny
@@ -1374,7 +1401,7 @@ def _item_weight(e: n.Aggregate) -> int:
     stack: list[n.Expr] = [e.body] if e.where is None else [e.body, e.where]
     while stack:
         x = stack.pop()
-        count += _DIVISION_STEPS if isinstance(x, n.Binary) and x.op == "/" else 1
+        count += _DIVISION_STEPS if isinstance(x, n.Binary) and x.op in ("/", "%") else 1
         if isinstance(x, n.Aggregate):
             stack.append(x.source)
             continue

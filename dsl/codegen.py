@@ -702,6 +702,8 @@ class CodeGenerator:
         right = self.expr(e.right)
         if e.op == "/":
             return f"div({left}, {right})"
+        if e.op == "%":  # a helper, not Python's %: one meaning for ints and decimals alike
+            return f"mod({left}, {right})"
         return f"({left} {_BINOPS[e.op]} {right})"
 
 

@@ -40,7 +40,7 @@ Spacing
 Parentheses
     Only where precedence needs them. From loosest to tightest:
     ``if/then/else`` < ``or`` < ``and`` < ``not`` < comparisons, ``in``, ``is missing``
-    < ``otherwise`` < ``+ -`` < ``* / of`` < unary minus < ``.name`` and calls.
+    < ``otherwise`` < ``+ -`` < ``* / % of`` < unary minus < ``.name`` and calls.
     Binary operators are left-associative except ``otherwise`` (right-associative) and
     comparisons (which do not chain). Two exceptions, for readers: an ``and`` inside an
     ``or`` is always parenthesised (``a or (b and c)``), and so is an ``if`` used as the
@@ -494,7 +494,7 @@ _BINARY_LEVELS = {
     "otherwise": _OTHERWISE, "or": _OR, "and": _AND,
     "==": _COMPARE, "!=": _COMPARE, "<": _COMPARE, "<=": _COMPARE, ">": _COMPARE,
     ">=": _COMPARE, "in": _COMPARE, "not in": _COMPARE,
-    "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "of": _PRODUCT,
+    "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "%": _PRODUCT, "of": _PRODUCT,
 }
 
 _DURATION_UNIT = re.compile(r"(minute|hour|day|week)s?\Z")

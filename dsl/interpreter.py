@@ -316,6 +316,7 @@ class Interpreter:
         "*": lambda a, b: a * b,
         "of": lambda a, b: a * b,
         "/": rt.div,
+        "%": rt.mod,
         "<": lambda a, b: a < b,
         "<=": lambda a, b: a <= b,
         ">": lambda a, b: a > b,

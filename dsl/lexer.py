@@ -39,7 +39,7 @@ _MASTER = re.compile(
     |(?P<WORD>[A-Za-z_][A-Za-z0-9_]*)
     |(?P<STRING>"(?:[^"\\\n]|\\["\\nt])*")
     |(?P<COMPARE>==|!=|<=|>=|<|>)
-    |(?P<PUNCT>->|[+\-*/().,:\[\]=])
+    |(?P<PUNCT>->|[+\-*/%().,:\[\]=])
     """,
     # ASCII: ``\d`` would also read other scripts' digits, so ``1\u09ea`` (a Bengali 4 that looks
     # like an 8) would be the number 14. A non-ASCII digit stops the lexer where it stands,

@@ -85,7 +85,7 @@ class Unary(Expr):
 
 @dataclass(eq=False)
 class Binary(Expr):
-    """Arithmetic (``+ - * / of``), comparison (``== != < <= > >=``), ``in``, ``not in``,
+    """Arithmetic (``+ - * / % of``), comparison (``== != < <= > >=``), ``in``, ``not in``,
     ``and``, ``or`` and ``otherwise``."""
 
     op: str

@@ -8,6 +8,7 @@ recurses over the tree, so no policy can drive the pipeline into a
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
 from datetime import UTC, date, datetime, timedelta
@@ -23,6 +24,7 @@ from lark.indenter import DedentError
 from . import nodes as n
 from .errors import Diagnostic, PolicyError, Span
 from .lexer import PolicyLexer
+from .mistakes import Match, character_key, recognise
 
 GRAMMAR_PATH = Path(__file__).with_name("policy.lark")
 
@@ -193,7 +195,7 @@ _TERMINAL_WORDS = {
     "DATETIME": "a date and time", "COMPARE": "a comparison", "COLON": "`:`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`",
     "EQUAL": "`=`", "DURATION_UNIT": "a time unit", "PLUS": "`+`", "MINUS": "`-`",
-    "TIMES": "`*`", "DIVIDE": "`/`", "OF": "`of`", "$END": "the end of the file",
+    "TIMES": "`*`", "DIVIDE": "`/`", "MOD": "`%`", "OF": "`of`", "$END": "the end of the file",
     "__ANON_0": "`->`", "DOT": "`.`",
 }
 
@@ -229,6 +231,18 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
     line = max(getattr(exc, "line", 1) or 1, 1)
     column = max(getattr(exc, "column", 1) or 1, 1)
     hint = ""
+    if isinstance(exc, UnexpectedToken) and exc.token.type == "_INDENT":
+        return _over_indent_diagnostic(exc.token, source, file)
+    known = recognise(exc, _line(source, line), _lark().parse)
+    if known is None or known.mistake.by_kind:
+        # A misspelt keyword (`rul`, `awrd`) is likelier than a mistake named by kind alone.
+        close = _keyword_suggestion(exc)
+        if close:
+            tok = exc.token  # type: ignore[attr-defined]
+            return Diagnostic(file, _tok_span(tok), "syntax_error", f"unexpected `{tok}`",
+                              close, source_line=_line(source, line))
+    if known is not None:
+        return _mistake_diagnostic(exc, known, source, file)
     if isinstance(exc, UnexpectedCharacters):
         text = _line(source, line)
         ch = text[column - 1] if column - 1 < len(text) else ""
@@ -270,6 +284,68 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
                           "finish the last line", source_line=_line(source, line))
     return Diagnostic(file, Span.point(line, column), "syntax_error", str(exc).splitlines()[0],
                       source_line=_line(source, line))
+
+
+@cache
+def _keywords() -> dict[str, str]:
+    """Terminal name -> keyword (``RULE`` -> ``rule``), for the grammar's keywords."""
+    out: dict[str, str] = {}
+    for term in _lark().terminals:
+        value = getattr(term.pattern, "value", None)
+        if type(term.pattern).__name__ == "PatternStr" and isinstance(value, str) and value.isalpha():
+            out[term.name] = value
+    return out
+
+
+def _keyword_suggestion(exc: UnexpectedInput) -> str:
+    """"did you mean `rule`?" for a name where a keyword close to it was expected, else ""."""
+    if not isinstance(exc, UnexpectedToken) or exc.token.type != "NAME":
+        return ""
+    words = _keywords()
+    keywords = [words[term] for term in exc.expected if term in words]
+    word = str(exc.token)
+    folded = {k.casefold(): k for k in keywords}
+    # Closer than did_you_mean's names: a keyword is short, and a name that is no keyword
+    # (`bonus = 1`) is likelier one of the table's mistakes than a misspelling.
+    close = folded.get(word.casefold()) or next(iter(difflib.get_close_matches(word, keywords, 1, 0.75)), "")
+    return f"did you mean `{close}`?" if close else ""
+
+
+def _mistake_diagnostic(exc: UnexpectedInput, known: Match, source: str, file: str) -> Diagnostic:
+    """The diagnostic of a recognised mistake (:mod:`dsl.mistakes`), placed as any syntax error."""
+    line = max(getattr(exc, "line", 1) or 1, 1)
+    column = max(getattr(exc, "column", 1) or 1, 1)
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        layout = ("_NL", "_DEDENT", "$END", "_INDENT")
+        if tok.type in ("_NL", "_DEDENT", "$END"):
+            line, column = _last_content_line(source, line)
+        span = Span.point(line, column, 1 if tok.type in layout else len(str(tok.value)))
+        message = known.mistake.describe(_describe_token(tok))
+    else:
+        text = _line(source, line)
+        run = character_key(text, column)
+        span = Span.point(line, column, len(run))
+        message = known.mistake.describe(f"character `{run[:1]}`")
+    if known.column:
+        span = Span.point(line, known.column, known.width)
+    message = known.message or message
+    return Diagnostic(file, span, known.mistake.code, message, known.hint,
+                      source_line=_line(source, line))
+
+
+def _over_indent_diagnostic(tok: Token, source: str, file: str) -> Diagnostic:
+    """An indented line where no block opens: the caret on that line, at its first character."""
+    # The _INDENT token stands at the line break before the line; the line is where it ends.
+    line = tok.end_line or tok.line or 1
+    text = _line(source, line)
+    column = len(text) - len(text.lstrip(" ")) + 1
+    return Diagnostic(
+        file, Span.point(line, column), "bad_indent",
+        "this line is indented more than the line above it, which opens no block",
+        "line it up with the line above; only a line ending in `:` (rule, group, table, "
+        "decide) opens an indented block", source_line=text,
+    )
 
 
 def _non_ascii_digit(ch: str) -> bool:
@@ -320,8 +396,6 @@ def _hint_for(tok: Token, expected: set[str], source: str, line: int) -> str:
         return "durations are minutes, hours, days or weeks; count years with tenure_years(...)"
     if re.search(r"\baward\s+[A-Za-z_]\w*\s+[\d.]+%?\s*$", text):
         return "write the amount before the currency: award 500 miles"
-    if tok.type == "_INDENT":
-        return "this line is indented more than the block it is in"
     if tok.type == "EQUAL":
         return "compare with `==`"
     if tok.type == "_NL" and text.startswith("award") and "NAME" in expected:
@@ -344,16 +418,22 @@ def _dedent_diagnostic(exc: DedentError, source: str, file: str) -> Diagnostic:
         if ind > levels[-1]:
             levels.append(ind)
         else:
+            enclosing = list(levels)
             while ind < levels[-1]:
                 levels.pop()
             if ind != levels[-1]:
                 line = i
+                levels = enclosing
                 break
     del m
+    text = _line(source, line)
+    # Name the columns it could mean: the innermost blocks' (a policy's own lines are at 2).
+    columns = " or ".join(str(level) for level in levels[1:][-2:]) or "0"
     return Diagnostic(
-        file, Span.point(line, 1), "bad_indent",
+        file, Span.point(line, 1, len(text) - len(text.lstrip(" ")) or 1), "bad_indent",
         "this line's indentation matches no enclosing block",
-        "line it up with the block it belongs to", source_line=_line(source, line),
+        f"line it up with the block it belongs to: indent it by {columns} spaces",
+        source_line=text,
     )
 
 

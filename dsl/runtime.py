@@ -159,6 +159,38 @@ def div(a: int | Decimal, b: int | Decimal) -> Decimal:
         raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
 
 
+def mod(a: int | Decimal, b: int | Decimal) -> int | Decimal:
+    """``a % b``: the remainder of floored division, so it has the sign of the divisor.
+
+    ``a % b == a - b * floor(a / b)`` exactly, for ints and decimals alike: ``-7 % 3`` is 2,
+    ``7 % -3`` is -2, ``7.5 % 2`` is 1.5. That is Python's ``%`` on ints, and what policies
+    wrote before ``%`` existed (``n - floor(n / 10) * 10``); Decimal's own ``%`` truncates
+    instead (its remainder has the sign of the dividend), so it is corrected here. The
+    remainder is exact (never rounded), and is an int only when both operands are;
+    dividing by zero is a policy fault, as for ``/``.
+    """
+    if b == 0:
+        raise PolicyFault("division by zero")
+    if type(a) is int and type(b) is int:
+        return a % b
+    for x in (a, b):
+        # Decimal(int) is quadratic in the digits: refuse a huge int before converting it.
+        if type(x) is int and x.bit_length() > _MAX_INT_BITS:
+            raise PolicyFault(OUT_OF_BOUNDS)
+    try:
+        # Decimal's remainder is exact, but needs the whole quotient within the precision
+        # (the checker proves that for accepted policies; InvalidOperation otherwise).
+        r = Decimal(a) % b
+        if r and (r < 0) != (b < 0):
+            r += b  # |r| < |b| with opposite signs: the sum is exact and smaller than |b|
+    except (Overflow, InvalidOperation):
+        raise PolicyFault(OUT_OF_BOUNDS) from None
+    except DecimalException as exc:
+        raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+    # -7.5 % 2.5 is Decimal("-0.0"): callers should see one zero, 0.0.
+    return r if r else r.copy_abs()
+
+
 #: Bits of the largest int below 10**MAX_NUMBER_DIGITS.
 _MAX_INT_BITS = (10**MAX_NUMBER_DIGITS).bit_length()
 
@@ -412,6 +444,7 @@ EXPORTS: dict[str, Any] = {
     "Reason": Reason,
     "PolicyFault": PolicyFault,
     "div": div,
+    "mod": mod,
     "round_award": round_award,
     "round_ratio_half_even": round_ratio_half_even,
     "to_currency": to_currency,

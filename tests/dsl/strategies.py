@@ -421,6 +421,9 @@ class PolicyWriter:
     def int_expr(self, d: int) -> str:
         options: list[tuple[int, Callable[[], str]]] = [
             (6, lambda: f"({self.expr(INT, d)} {self.pick(['+', '-', '*', 'of'])} {self.expr(INT, d)})"),
+            # A remainder: its divisor is often a small literal (every 10th visit), and may be zero
+            # or negative (a fault, or the divisor's sign, on both evaluators alike).
+            (2, lambda: f"({self.expr(INT, d)} % {self.small_int(d)})"),
             (1, lambda: f"(- {self.expr(INT, d)})"),
             (2, lambda: f"{self.pick(['floor', 'ceil', 'round'])}({self.expr(DEC, d)})"),
             (1, lambda: f"abs({self.expr(INT, d)})"),
@@ -444,9 +447,16 @@ class PolicyWriter:
             a, b = self.numeric_pair(DEC)
             return f"({self.expr(a, d)} {self.pick(['+', '-', '*', 'of'])} {self.expr(b, d)})"
 
+        def remainder() -> str:
+            if self.number(0, 1):
+                return f"({self.expr(DEC, d)} % {self.small_int(d)})"
+            a, b = self.numeric_pair(DEC)
+            return f"({self.expr(a, d)} % {self.expr(b, d)})"
+
         return self.choose([
             (6, arith),
             (3, lambda: f"({self.expr(self.pick(NUMERIC), d)} / {self.expr(self.pick(NUMERIC), d)})"),
+            (2, remainder),
             (1, lambda: f"(- {self.expr(DEC, d)})"),
             (1, lambda: f"abs({self.expr(DEC, d)})"),
             (2, lambda: f"round({self.expr(self.pick(NUMERIC), d)}, {self.places(d)})"),

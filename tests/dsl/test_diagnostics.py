@@ -129,6 +129,16 @@ CASES = [
         id="empty_window",
     ),
     pytest.param(
+        HEAD + '  rule r: award "25" % 10 miles\n',
+        [
+            'p.policy:3:17: type_error: cannot take the remainder of "25" (string) divided by 10 (int)',
+            '    |   rule r: award "25" % 10 miles',
+            "    |                 ^^^^^^^^^",
+            "    = hint: write numbers without quotes",
+        ],
+        id="remainder_of_string",
+    ),
+    pytest.param(
         HEAD + "  rule r: award 1 mils\n",
         [
             "p.policy:3:19: unknown_currency: unknown currency `mils`",

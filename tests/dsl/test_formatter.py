@@ -812,9 +812,11 @@ class Untidy:
             return "not" + gap(b) + e(NOT, depth, b)
         if kind in ("arith", "product"):
             level = SUM if kind == "arith" else PRODUCT
-            op = self.draw(st.sampled_from(["+", "-"] if kind == "arith" else ["*", "/", "of"]))
+            op = self.draw(st.sampled_from(["+", "-"] if kind == "arith" else ["*", "/", "%", "of"]))
             around = gap(b) if op in ("of", "-") else tight(b)
-            return e(level, depth, b) + (" " if op == "-" else around) + op + \
+            # `10%` is a percentage: a remainder's `%` is apart from a number before it.
+            before = " " if op in ("-", "%") else around
+            return e(level, depth, b) + before + op + \
                 (gap(b) if op == "of" else around) + e(level + 1, depth, b)
         if kind == "compare":
             op = self.draw(st.sampled_from(["==", "!=", "<", "<=", ">", ">=", "in", "not in"]))
