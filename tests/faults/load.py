@@ -48,6 +48,8 @@ class Load:
     revisions: Counter[str] = field(default_factory=Counter)
     instances: dict[int, str] = field(default_factory=dict)
     started: float = 0.0
+    #: Seconds from :meth:`start` to :meth:`stop`.
+    elapsed: float = 0.0
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _workers: list[threading.Thread] = field(default_factory=list)
@@ -108,6 +110,7 @@ class Load:
         self._stop.set()
         for thread in self._workers:
             thread.join(self.timeout + 5)
+        self.elapsed = time.monotonic() - self.started
 
     def __enter__(self) -> Load:
         return self.start()

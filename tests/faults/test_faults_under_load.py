@@ -41,11 +41,11 @@ CALLS_BEFORE = 200
 CALLS_AFTER = 300
 #: Each fault's load window lasts at least this long (more if the fault takes longer to settle).
 WINDOW_S = 1.0
-#: How much a worker's RSS may grow across all the faults here (measured: about 1 MB, see
+#: How much a worker's RSS may grow across all the faults here (measured: 0.9-1.5 MB, see
 #: docs/reliability.md). The faults compile 4 new revisions, which the compile cache keeps (it is
 #: bounded by entries, not size: issue 9); the issue measured 2.3 MB per version of a 32 KB
-#: policy, and the bundled set is 9 KB, so 16 MB is about twice the worst of that plus glibc's
-#: per-thread arenas, and still far below the 139 MB that 60 reloads once cost.
+#: policy, and the bundled set is 9 KB, so 16 MiB is well above that plus glibc's per-thread
+#: arenas, and still far below the 139 MB that 60 reloads once cost.
 RSS_GROWTH_KB = 16 * 1024
 #: How long a worker may take to show a fault's outcome: a reload is seen within about 0.5 s
 #: (docs/reliability.md); the margin is for a shared 2-core machine, not a figure.
@@ -143,6 +143,8 @@ def refused(revision: str, error: str) -> Callable[[pb.ListPoliciesResponse], bo
 
 def assert_no_lost_calls(load: Load, revisions: set[str]) -> None:
     """Every call answered OK, each on one of ``revisions``."""
+    print(f"{load.ok} calls in {load.elapsed:.1f} s, {len(load.failures)} failed, "
+          f"revisions {dict(load.revisions)}")
     assert not load.failures, f"{len(load.failures)} failed calls: {load.failures[:5]}"
     assert load.ok >= CALLS_BEFORE + CALLS_AFTER
     assert set(load.revisions) <= revisions, (dict(load.revisions), revisions)
