@@ -73,6 +73,10 @@ class Load:
                            options=[("grpc.use_local_subchannel_pool", 1)]) as client:
             try:
                 self.instances[index] = client.list_policies().status.instance
+            except grpc.RpcError as exc:  # counted like any other failed call, and this caller stops
+                with self._lock:
+                    self.failures.append(Failure(index, exc.code().name, f"ListPolicies: {exc.details()}"))
+                return
             finally:
                 self._connected.wait(30)
             deadline = time.monotonic() + self.max_seconds

@@ -95,14 +95,18 @@ def pid_of(instance: str) -> int:
     return int(instance.rsplit("/", 1)[1])
 
 
-def worker_states(server: ServerProcess, tries: int = 200) -> dict[str, pb.ListPoliciesResponse]:
+def worker_states(server: ServerProcess, tries: int = 200,
+                  deadline: float = float("inf")) -> dict[str, pb.ListPoliciesResponse]:
     """ListPolicies from every worker: asked on fresh connections until each has answered.
 
     SO_REUSEPORT picks the worker per connection, so ``tries`` connections miss one worker with
-    odds of 2**-tries; a killed worker, not yet reaped, simply does not answer.
+    odds of 2**-tries; a killed worker, not yet reaped, simply does not answer. No new try starts
+    after ``deadline`` (a ``time.monotonic()`` value).
     """
     states: dict[str, pb.ListPoliciesResponse] = {}
     for _ in range(tries):
+        if time.monotonic() > deadline:
+            break
         with LoyaltyClient(server.target, timeout=2, retries=False,
                            options=[("grpc.use_local_subchannel_pool", 1)]) as client:
             try:
@@ -123,12 +127,15 @@ def wait_for_workers(
     deadline = time.monotonic() + SETTLE_S
     states: dict[str, pb.ListPoliciesResponse] = {}
     while time.monotonic() < deadline:
-        states = {k: v for k, v in worker_states(server).items() if live(k)}
+        states = {k: v for k, v in worker_states(server, deadline=deadline).items() if live(k)}
         if len(states) == WORKERS and all(settled(s) for s in states.values()):
             return states
         time.sleep(0.05)
     seen = {k: (v.revision, v.status.last_error) for k, v in states.items()}
-    raise AssertionError(f"timed out waiting for {what}: workers {seen}")
+    lifecycle = [line for line in server.log_text().splitlines()
+                 if any(word in line for word in ("worker", "signal", "Timeout", "Error"))]
+    raise AssertionError(f"timed out waiting for {what}: workers {seen}; the server's log:\n"
+                         + "\n".join(lifecycle[-30:]))
 
 
 def serving(revision: str) -> Callable[[pb.ListPoliciesResponse], bool]:
@@ -214,10 +221,11 @@ def test_a_sighup_storm_reloads_and_loses_no_call(served: Served):
         load.wait_for_calls(CALLS_BEFORE)
         for _ in range(10):
             served.server.signal(signal.SIGHUP)
-        wait_for_workers(served.server, lambda s: serving(good)(s) and s.status.reloads_succeeded
-                         > reloads[s.status.instance], "a reload on every worker")
+        after = wait_for_workers(served.server, lambda s: serving(good)(s) and s.status.reloads_succeeded
+                                 > reloads.get(s.status.instance, 0), "a reload on every worker")
         load.wait_for_calls(CALLS_AFTER, window=WINDOW_S)
     assert_no_lost_calls(load, {good})
+    assert set(after) == set(reloads), "a worker was replaced during the SIGHUPs"
     assert served.server.proc.poll() is None
 
 
