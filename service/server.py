@@ -436,11 +436,19 @@ def run(
     """
     stop = stop or threading.Event()
     store = PolicyStore(config.policies, allow_empty=config.allow_empty)
+    # Until the real handlers are in (after the first load, which can take seconds), a SIGHUP
+    # asks for a reload rather than ending the process, SIGHUP's default: a supervisor forwards
+    # SIGHUPs to workers that may still be starting, and so may an operator's reload storm.
+    original_hup = None
+    if threading.current_thread() is threading.main_thread():
+        original_hup = signal.signal(signal.SIGHUP, lambda _signum, _frame: store.request_reload())
     metrics = default_metrics()
     store.on_attempt(lambda ok, _status: metrics.reload(ok))
     store.start(watch=config.watch)  # before the first load, so no change slips between
     if not store.load() and not config.wait_for_policies:
         store.stop()
+        if original_hup is not None:
+            signal.signal(signal.SIGHUP, original_hup)
         _print_refusal(store)
         return 2
     credentials = config.credentials()
@@ -469,6 +477,8 @@ def run(
         watchdog = Watchdog(config.grace + config.watchdog_margin)
         watchdog.start()
     previous = _install_signals(stop, store, watchdog, second_exits=not supervised)
+    if original_hup is not None and signal.SIGHUP in previous:
+        previous[signal.SIGHUP] = original_hup  # restored as it was before run(), not the early one
     log.info(
         "serving",
         address=f"{format_host(config.host)}:{port}",

@@ -82,8 +82,11 @@ class _Supervisor:
             code = 1
             try:
                 os.close(self.ready_r)
-                for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
+                # A SIGHUP before server.run() takes it over is ignored, never fatal: the first
+                # load is still to come, and reads the directory as it is then.
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
                 from service import server
 
                 worker = replace(self.config, port=self.port, workers=1)

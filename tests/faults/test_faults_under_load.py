@@ -283,6 +283,28 @@ def test_a_killed_worker_is_replaced_and_the_retrying_client_loses_no_call(serve
           f"{load.ok} calls answered, none failed")
 
 
+def test_sighups_while_a_replacement_worker_starts_do_not_kill_it(served: Served):
+    """A SIGHUP the supervisor forwards to a worker that is still starting asks for a reload; it
+    never ends the worker (SIGHUP's default action did, so a reload storm after a crash kept a
+    server on one worker). Kill a worker, then SIGHUP the supervisor every 50 ms through the
+    replacement's start: no worker exits on SIGHUP, and both serve, without a lost call."""
+    good = dsl.load_directory(served.current).revision
+    log_before = len(served.server.log_text().splitlines())
+    with Load(served.server.target) as load:
+        load.wait_for_calls(CALLS_BEFORE)
+        victim = load.instances[0]
+        os.kill(pid_of(victim), signal.SIGKILL)
+        for _ in range(30):  # 1.5 s: a replacement is forked within it and starts under the storm
+            served.server.proc.send_signal(signal.SIGHUP)
+            time.sleep(0.05)
+        wait_for_workers(served.server, serving(good), "both workers after the storm",
+                         live=lambda instance: instance != victim)
+        load.wait_for_calls(CALLS_AFTER, window=WINDOW_S)
+    assert_no_lost_calls(load, {good})
+    exits = [line for line in served.server.log_text().splitlines()[log_before:] if "worker exited" in line]
+    assert len(exits) == 1, exits  # the victim alone: no replacement died of a SIGHUP
+
+
 def test_worker_memory_stays_bounded_across_the_faults(served: Served):
     """Each worker that lived through the faults above grew by at most RSS_GROWTH_KB, and a
     replacement worker is no larger than the largest first worker plus the same margin."""
