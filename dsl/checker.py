@@ -29,10 +29,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from . import airports
 from . import nodes as n
+from .builtins import AGGREGATES, BUILTINS
 from .errors import Diagnostic, Span, did_you_mean
-from .runtime import AGGREGATES, FUNCTIONS, MAX_NUMBER_DIGITS
+from .runtime import MAX_NUMBER_DIGITS
 from .schema import MAX_INPUT_DIGITS, MAX_LIST, MAX_STRING, Field, Schema
 from .types import (
     AIRPORT,
@@ -240,7 +240,7 @@ class Checker:
     def define(self, name: str, t: Type, span: Span) -> None:
         if not self.check_name(name, span, "binding"):
             return
-        if name in ROOTS or name in FUNCTIONS or name in AGGREGATES:
+        if name in ROOTS or name in BUILTINS or name in AGGREGATES:
             self.error(span, "reserved_name", f"`{name}` is a built-in name and cannot be redefined",
                        "choose another name")
             return
@@ -664,18 +664,19 @@ class Checker:
         return f.type.required() if _path(e) in self.narrowed else f.type
 
     def call(self, e: n.Call) -> Type:
+        """A builtin's call, typed by its entry in :data:`dsl.builtins.BUILTINS`."""
         if e.func in ("any", "all"):
             self.error(e.span, "type_error", f"{e.func}() takes a condition over a list",
                        f"write {e.func}(x > 0 for x in some_list)")
             return ANY
-        spec = FUNCTIONS.get(e.func)
+        b = BUILTINS.get(e.func)
         arg_types = [self.expr(a) for a in e.args]
-        if spec is None:
-            hint = did_you_mean(e.func, FUNCTIONS)
+        if b is None:
+            hint = did_you_mean(e.func, BUILTINS)
             self.error(e.span, "unknown_function", f"unknown function `{e.func}`",
-                       hint or f"the built-in functions are: {', '.join(sorted(FUNCTIONS))}")
+                       hint or f"the built-in functions are: {', '.join(sorted(BUILTINS))}")
             return ANY
-        _, lo, hi = spec
+        lo, hi = b.min_args, b.max_args
         if not lo <= len(e.args) <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             self.error(e.span, "wrong_arguments",
@@ -686,80 +687,11 @@ class Checker:
             if t.optional:
                 self.optional_error(a, t)
                 return ANY
-        f = e.func
-        if f in ("min", "max"):
-            if len(arg_types) == 1:
-                t = arg_types[0]
-                if t.kind != "list":
-                    if t.kind != "any":
-                        self.error(e.span, "wrong_arguments",
-                                   f"{f}() of one value needs a list, but this is {t}",
-                                   f"write {f}(a, b) or {f}(a list)")
-                    return ANY
-                assert t.elem is not None
-                arg_types = [t.elem]
-                self.need(e.args[0], t.elem, ("int", "decimal", "date", "datetime", "duration"),
-                          f"{f}() compares numbers, dates or durations")
-                return t.elem
-            result = arg_types[0]
-            for a, t in zip(e.args, arg_types, strict=True):
-                self.need(a, t, ("int", "decimal", "date", "datetime", "duration"),
-                          f"{f}() compares numbers, dates or durations")
-                merged = unify(result, t)
-                if merged is None:
-                    self.error(a.span, "type_error", f"{f}() needs values of one kind; {self.text(a)} "
-                               f"is {t}, the first is {result}", "compare like with like")
-                    return ANY
-                result = merged
-            return result
-        if f in ("floor", "ceil"):
-            self.need(e.args[0], arg_types[0], ("int", "decimal"), f"{f}() needs a number")
-            return INT
-        if f == "round":
-            self.need(e.args[0], arg_types[0], ("int", "decimal"), "round() needs a number")
-            if len(e.args) == 2:
-                self.need(e.args[1], arg_types[1], ("int",), "round()'s places must be a whole number")
-                return DECIMAL
-            return INT
-        if f == "abs":
-            self.need(e.args[0], arg_types[0], ("int", "decimal", "duration"),
-                      "abs() needs a number or a duration")
-            return arg_types[0].required()
-        if f in ("tenure_years", "days_between"):
-            for a, t in zip(e.args, arg_types, strict=True):
-                self.need(a, t, ("date", "datetime"), f"{f}() needs dates")
-            return INT
-        if f in ("year", "month", "day", "weekday"):
-            self.need(e.args[0], arg_types[0], ("date", "datetime"), f"{f}() needs a date")
-            return INT
-        if f == "date":
-            self.need(e.args[0], arg_types[0], ("date", "datetime"), "date() needs a date and time")
-            return DATE
-        if f == "minutes":
-            self.need(e.args[0], arg_types[0], ("duration",), "minutes() needs a duration")
-            return INT
-        if f == "distance_miles":
-            for a, t in zip(e.args, arg_types, strict=True):
-                if isinstance(a, n.Literal) and isinstance(a.value, str):
-                    if not airports.is_airport(a.value):
-                        self.error(a.span, "unknown_airport", f'unknown airport code "{a.value}"',
-                                   "use a three-letter IATA code in capitals, such as \"JFK\"")
-                elif t.kind not in ("airport", "any"):
-                    self.need(a, t, ("airport",), "distance_miles() needs airport codes")
-            return INT
-        if f in ("sum", "count"):
-            t = arg_types[0]
-            if t.kind != "list":
-                if t.kind != "any":
-                    self.error(e.args[0].span, "type_error", f"{f}() needs a list, but this is {t}",
-                               f"write {f}(x for x in some_list)")
-                return ANY
-            if f == "count":
-                return INT
-            assert t.elem is not None
-            self.need(e.args[0], t.elem, ("int", "decimal"), "sum() adds numbers")
-            return INT if t.elem.kind == "int" else DECIMAL
-        return ANY
+        if b.rule is not None:
+            return b.rule(self, e, arg_types)
+        for a, t, p in zip(e.args, arg_types, b.params, strict=False):
+            self.need(a, t, p.kinds, p.message)
+        return b.result_type(arg_types)
 
     def aggregate(self, e: n.Aggregate) -> Type:
         src = self.expr(e.source)
@@ -1317,18 +1249,21 @@ class _SizePass:
         return body
 
     def call(self, e: n.Call, items: dict[str, Size], times: int) -> Size:
+        """A builtin's bound and steps, from its entry's ``cost`` and ``size``."""
         args = [self.size(a, items, times) for a in e.args]
-        f = e.func
-        if f in ("sum", "count", "min", "max") and len(args) == 1 and args[0].items:
+        b = BUILTINS[e.func]
+        if b.cost == "per_item" and len(args) == 1 and args[0].items:
             self.iterate(e, args[0].items, times, f"a list of {args[0].items} items")
-            if f == "sum":
+            if b.size == "sum":
                 return _grown(args[0].element(), _count_digits(args[0].items))
-            if f == "count":
+            if b.size == "count":
                 return Size(_count_digits(args[0].items))
-            return args[0].element()
-        if f in ("min", "max", "abs"):
+            if b.size == "extreme":
+                return args[0].element()
+            raise TypeError(f"the size pass cannot bound {b.name}() of a list (size {b.size!r})")
+        if b.size in ("args", "extreme"):
             return _join_all(args)
-        if f in ("floor", "ceil", "round"):
+        if b.size == "rounded":
             x = args[0]
             places = 0
             if len(e.args) == 2:
@@ -1338,7 +1273,9 @@ class _SizePass:
                 places = p.value if literal else 12  # type: ignore[union-attr, assignment]
             # Rounding can carry into one more digit (9.5 -> 10) and leaves an exact value.
             return Size(x.digits + 1, places, min(x.tiny, places))
-        return Size(_SMALL)
+        if b.size in ("small", "sum", "count"):  # sum and count of an empty list: 0
+            return Size(_SMALL)
+        raise TypeError(f"the size pass does not know the size rule {b.size!r} of {b.name}()")
 
     def binary(self, e: n.Binary, items: dict[str, Size], times: int) -> Size:
         op = e.op

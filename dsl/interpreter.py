@@ -28,6 +28,7 @@ from typing import Any
 
 from . import nodes as n
 from . import runtime as rt
+from .builtins import BUILTINS
 from .decision import Benefit, Decision, Reason
 from .schema import Schema
 
@@ -281,7 +282,7 @@ class Interpreter:
                 return self.eval(e.then, env)
             return self.eval(e.orelse, env)
         if isinstance(e, n.Call):
-            impl = rt.FUNCTIONS[e.func][0]
+            impl = BUILTINS[e.func].impl
             return impl(*[self.eval(a, env) for a in e.args])
         if isinstance(e, n.Aggregate):
             return self.aggregate(e, env)
