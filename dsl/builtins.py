@@ -2,8 +2,8 @@
 
 One :class:`Builtin` per function holds its name, its implementation (a function in
 :mod:`dsl.runtime`), its type rule, its cost for the checker's cost bound and a one-line
-doc. The checker type-checks calls from it (``Checker.call``) and bounds their cost from it
-(``_SizePass.call``); the runtime exports each implementation to generated code as
+doc. The checker type-checks calls from it (``Checker.visit_Call``) and bounds their cost from it
+(``_SizePass.visit_Call``); the runtime exports each implementation to generated code as
 ``fn_<name>`` (:data:`dsl.runtime.EXPORTS`); the reference interpreter calls the same
 implementation; docs/language.md's "Built-in functions" table is :func:`docs_table`'s text
 (a test compares them); the Hypothesis strategies generate calls from the entries.
@@ -55,7 +55,7 @@ TypeRule = Callable[[TypeContext, n.Call, list[Type]], Type]
 #: ``"per_item"``, one step per item when its one argument is a list.
 Cost = Literal["one", "per_item"]
 
-#: How the checker bounds a call's numeric result (``_SizePass.call``):
+#: How the checker bounds a call's numeric result (``_SizePass.visit_Call``):
 #: ``"small"``, a whole number of a few digits (date parts, day counts, miles);
 #: ``"args"``, no larger than its arguments; ``"rounded"``, its first argument rounded
 #: (to the places of its second argument, if any); ``"extreme"``, one of its arguments or

@@ -136,13 +136,13 @@ class Measuring(Interpreter):
         self.observe(value)
         return value
 
-    def binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
+    def visit_Binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
         if e.op in ("in", "not in"):
             needle, haystack = self.eval(e.left, env), self.eval(e.right, env)
             self.measured.steps += len(haystack)
             found = rt.contains(haystack, needle)
             return found if e.op == "in" else not found
-        value = super().binary(e, env)
+        value = super().visit_Binary(e, env)
         if e.op == "+" and isinstance(value, str):
             self.measured.built_text += len(value)
         return value
