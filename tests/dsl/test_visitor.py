@@ -11,13 +11,14 @@ from dsl import nodes as n
 from dsl import runtime as rt
 from dsl.checker import Checker, _SizePass, check_policy
 from dsl.codegen import CodeGenerator
+from dsl.formatter import ExprText
 from dsl.interpreter import Interpreter
 from dsl.parser import parse
 from dsl.visitor import ExprVisitor, UnknownNode, expression_kinds
 
 SCHEMA = dsl.Schema.for_directory("policies")
 SOURCE = "policy p\n  on flight\n  rule r: award 1 miles\n"
-WALKERS = [Checker, _SizePass, Interpreter, CodeGenerator]
+WALKERS = [Checker, _SizePass, Interpreter, CodeGenerator, ExprText]
 
 
 @dataclass(eq=False)
@@ -49,6 +50,7 @@ def _walkers() -> dict[str, object]:
         "_SizePass": lambda e: _SizePass(checker).measure(e, {}, 1),
         "Interpreter": lambda e: rt.in_evaluation_context(Interpreter(policy, SCHEMA, {}).eval, e, {}),
         "CodeGenerator": lambda e: CodeGenerator(policy, check, SCHEMA).expr(e),
+        "ExprText": lambda e: ExprText().visit(e),
     }
 
 
