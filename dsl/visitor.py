@@ -4,8 +4,9 @@ Jinja2's ``NodeVisitor`` shape: :meth:`ExprVisitor.visit` dispatches on the node
 name to ``visit_<Node>``; a node kind without such a method reaches
 :meth:`ExprVisitor.generic_visit`, which raises. So a new kind of expression fails loudly
 in every walker built on this base (the checker's typing and size pass, the reference
-interpreter, the code generator, the formatter) until each says what it means, instead of type-checking as "any" or
-evaluating to nothing. tests/dsl/test_visitor.py holds every walker to every node kind.
+interpreter, the code generator, the formatter) until each says what it means, instead
+of type-checking as "any" or evaluating to nothing. tests/dsl/test_visitor.py holds every
+walker to every node kind.
 """
 
 from __future__ import annotations
