@@ -11,7 +11,8 @@ walker to every node kind.
 
 from __future__ import annotations
 
-from typing import Any, Generic, NoReturn, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, NoReturn, TypeVar
 
 from . import nodes as n
 
@@ -25,13 +26,25 @@ class UnknownNode(TypeError):
 class ExprVisitor(Generic[R]):
     """Walks expressions: ``visit(e, *args)`` calls ``visit_<type(e).__name__>(e, *args)``."""
 
+    #: Each walker class's visit function by node class, found on first use (a walk
+    #: visits the same few kinds many times: no name building and lookup each time).
+    _visitors: ClassVar[dict[type, Callable[..., Any]]] = {}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._visitors = {}
+
     def visit(self, e: n.Node, *args: Any) -> R:
         """The result of the ``visit_<Node>`` method for ``e``'s kind (any node; walkers
         of members, such as the code generator, dispatch through it too)."""
-        method = getattr(self, "visit_" + type(e).__name__, None)
-        if method is None:
-            self.generic_visit(e)
-        return method(e, *args)  # type: ignore[no-any-return]
+        try:
+            method = self._visitors[type(e)]
+        except KeyError:
+            found = getattr(type(self), "visit_" + type(e).__name__, None)
+            if found is None:
+                self.generic_visit(e)
+            method = self._visitors[type(e)] = found
+        return method(self, e, *args)  # type: ignore[no-any-return]
 
     def generic_visit(self, e: n.Node) -> NoReturn:
         """Called for a node kind with no ``visit_<Node>`` method: always raises."""
