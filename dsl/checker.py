@@ -29,10 +29,10 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from . import airports
 from . import nodes as n
+from .builtins import AGGREGATES, BUILTINS
 from .errors import Diagnostic, Span, did_you_mean
-from .runtime import AGGREGATES, FUNCTIONS, MAX_NUMBER_DIGITS
+from .runtime import MAX_NUMBER_DIGITS
 from .schema import MAX_INPUT_DIGITS, MAX_LIST, MAX_STRING, Field, Schema
 from .types import (
     AIRPORT,
@@ -51,6 +51,7 @@ from .types import (
     numeric_result,
     unify,
 )
+from .visitor import ExprVisitor
 
 #: The most rules one policy may hold.
 MAX_RULES = 2000
@@ -121,7 +122,7 @@ def literal_type(value: Any) -> Type:
     return ANY
 
 
-class Checker:
+class Checker(ExprVisitor[Type]):
     """Checks one policy against a schema. Use :func:`check_policy`."""
 
     def __init__(self, schema: Schema, policy: n.Policy) -> None:
@@ -240,7 +241,7 @@ class Checker:
     def define(self, name: str, t: Type, span: Span) -> None:
         if not self.check_name(name, span, "binding"):
             return
-        if name in ROOTS or name in FUNCTIONS or name in AGGREGATES:
+        if name in ROOTS or name in BUILTINS or name in AGGREGATES:
             self.error(span, "reserved_name", f"`{name}` is a built-in name and cannot be redefined",
                        "choose another name")
             return
@@ -517,64 +518,58 @@ class Checker:
             self.optional_error(e, t)
 
     def expr(self, e: n.Expr) -> Type:
-        t = self._expr(e)
+        t = self.visit(e)
         self.result.types[id(e)] = t
         return t
 
-    def _expr(self, e: n.Expr) -> Type:
-        if isinstance(e, n.Literal):
-            return literal_type(e.value)
-        if isinstance(e, n.ListExpr):
-            elem: Type | None = None
-            for item in e.items:
-                it = self.expr(item)
-                if it.optional:
-                    self.optional_error(item, it)
-                merged = it.required() if elem is None else unify(elem, it.required())
-                if merged is None:
-                    self.error(item.span, "type_error", f"a list holds values of one type; this one is "
-                               f"{it}, the others {elem}", "make the items the same type")
-                else:
-                    elem = merged
-            return list_of(elem or ANY)
-        if isinstance(e, n.Name):
-            return self.name(e)
-        if isinstance(e, n.Attribute):
-            return self.attribute(e)
-        if isinstance(e, n.Call):
-            return self.call(e)
-        if isinstance(e, n.Aggregate):
-            return self.aggregate(e)
-        if isinstance(e, n.Unary):
-            t = self.expr(e.operand)
-            if e.op == "not":
-                self.need(e.operand, t, ("bool",), "`not` needs true or false")
-                return BOOL
-            self.need(e.operand, t, ("int", "decimal", "duration"), "`-` needs a number or a duration")
-            return t.required() if t.kind != "any" else ANY
-        if isinstance(e, n.Presence):
-            t = self.expr(e.operand)
-            if not t.optional and t.kind != "any":
-                word = "missing" if not e.present else "present"
-                self.warn(e.span, "needless_check",
-                          f"{self.text(e.operand)} is never missing, so `is {word}` is always "
-                          f"{'false' if word == 'missing' else 'true'}", "delete the check")
+    # One visit_<Node> per expression kind (ExprVisitor): a kind without one raises.
+
+    def visit_Literal(self, e: n.Literal) -> Type:
+        return literal_type(e.value)
+
+    def visit_ListExpr(self, e: n.ListExpr) -> Type:
+        elem: Type | None = None
+        for item in e.items:
+            it = self.expr(item)
+            if it.optional:
+                self.optional_error(item, it)
+            merged = it.required() if elem is None else unify(elem, it.required())
+            if merged is None:
+                self.error(item.span, "type_error", f"a list holds values of one type; this one is "
+                           f"{it}, the others {elem}", "make the items the same type")
+            else:
+                elem = merged
+        return list_of(elem or ANY)
+
+    def visit_Unary(self, e: n.Unary) -> Type:
+        t = self.expr(e.operand)
+        if e.op == "not":
+            self.need(e.operand, t, ("bool",), "`not` needs true or false")
             return BOOL
-        if isinstance(e, n.IfExpr):
-            self.condition(e.cond)
-            with self.narrowing(e.cond, holds=True):
-                a = self.expr(e.then)
-            with self.narrowing(e.cond, holds=False):
-                b = self.expr(e.orelse)
-            u = unify(a, b)
-            if u is None:
-                self.error(e.span, "type_error", f"the two branches give different types ({a} and {b})",
-                           "make both branches give the same type")
-                return ANY
-            return u
-        if isinstance(e, n.Binary):
-            return self.binary(e)
-        return ANY
+        self.need(e.operand, t, ("int", "decimal", "duration"), "`-` needs a number or a duration")
+        return t.required() if t.kind != "any" else ANY
+
+    def visit_Presence(self, e: n.Presence) -> Type:
+        t = self.expr(e.operand)
+        if not t.optional and t.kind != "any":
+            word = "missing" if not e.present else "present"
+            self.warn(e.span, "needless_check",
+                      f"{self.text(e.operand)} is never missing, so `is {word}` is always "
+                      f"{'false' if word == 'missing' else 'true'}", "delete the check")
+        return BOOL
+
+    def visit_IfExpr(self, e: n.IfExpr) -> Type:
+        self.condition(e.cond)
+        with self.narrowing(e.cond, holds=True):
+            a = self.expr(e.then)
+        with self.narrowing(e.cond, holds=False):
+            b = self.expr(e.orelse)
+        u = unify(a, b)
+        if u is None:
+            self.error(e.span, "type_error", f"the two branches give different types ({a} and {b})",
+                       "make both branches give the same type")
+            return ANY
+        return u
 
     @contextmanager
     def narrowing(self, cond: n.Expr | None, holds: bool) -> Iterator[None]:
@@ -608,7 +603,7 @@ class Checker:
                    f"`{what} is present and ...`"
                    if t.kind != "null" else "replace it with a value")
 
-    def name(self, e: n.Name) -> Type:
+    def visit_Name(self, e: n.Name) -> Type:
         t = self.scope.get(e.name)
         if t is None:
             later = next((m for m in self.policy.members
@@ -630,7 +625,7 @@ class Checker:
         self.used.add(e.name)
         return t.required() if e.name in self.narrowed else t
 
-    def attribute(self, e: n.Attribute) -> Type:
+    def visit_Attribute(self, e: n.Attribute) -> Type:
         if isinstance(e.value, n.Name) and e.value.name in ROOTS and e.value.name not in self.defined_at:
             base = self.scope[e.value.name]
             self.result.types[id(e.value)] = base
@@ -663,19 +658,20 @@ class Checker:
             return ANY
         return f.type.required() if _path(e) in self.narrowed else f.type
 
-    def call(self, e: n.Call) -> Type:
+    def visit_Call(self, e: n.Call) -> Type:
+        """A builtin's call, typed by its entry in :data:`dsl.builtins.BUILTINS`."""
         if e.func in ("any", "all"):
             self.error(e.span, "type_error", f"{e.func}() takes a condition over a list",
                        f"write {e.func}(x > 0 for x in some_list)")
             return ANY
-        spec = FUNCTIONS.get(e.func)
+        b = BUILTINS.get(e.func)
         arg_types = [self.expr(a) for a in e.args]
-        if spec is None:
-            hint = did_you_mean(e.func, FUNCTIONS)
+        if b is None:
+            hint = did_you_mean(e.func, BUILTINS)
             self.error(e.span, "unknown_function", f"unknown function `{e.func}`",
-                       hint or f"the built-in functions are: {', '.join(sorted(FUNCTIONS))}")
+                       hint or f"the built-in functions are: {', '.join(sorted(BUILTINS))}")
             return ANY
-        _, lo, hi = spec
+        lo, hi = b.min_args, b.max_args
         if not lo <= len(e.args) <= hi:
             want = str(lo) if lo == hi else f"{lo} to {hi}"
             self.error(e.span, "wrong_arguments",
@@ -686,82 +682,13 @@ class Checker:
             if t.optional:
                 self.optional_error(a, t)
                 return ANY
-        f = e.func
-        if f in ("min", "max"):
-            if len(arg_types) == 1:
-                t = arg_types[0]
-                if t.kind != "list":
-                    if t.kind != "any":
-                        self.error(e.span, "wrong_arguments",
-                                   f"{f}() of one value needs a list, but this is {t}",
-                                   f"write {f}(a, b) or {f}(a list)")
-                    return ANY
-                assert t.elem is not None
-                arg_types = [t.elem]
-                self.need(e.args[0], t.elem, ("int", "decimal", "date", "datetime", "duration"),
-                          f"{f}() compares numbers, dates or durations")
-                return t.elem
-            result = arg_types[0]
-            for a, t in zip(e.args, arg_types, strict=True):
-                self.need(a, t, ("int", "decimal", "date", "datetime", "duration"),
-                          f"{f}() compares numbers, dates or durations")
-                merged = unify(result, t)
-                if merged is None:
-                    self.error(a.span, "type_error", f"{f}() needs values of one kind; {self.text(a)} "
-                               f"is {t}, the first is {result}", "compare like with like")
-                    return ANY
-                result = merged
-            return result
-        if f in ("floor", "ceil"):
-            self.need(e.args[0], arg_types[0], ("int", "decimal"), f"{f}() needs a number")
-            return INT
-        if f == "round":
-            self.need(e.args[0], arg_types[0], ("int", "decimal"), "round() needs a number")
-            if len(e.args) == 2:
-                self.need(e.args[1], arg_types[1], ("int",), "round()'s places must be a whole number")
-                return DECIMAL
-            return INT
-        if f == "abs":
-            self.need(e.args[0], arg_types[0], ("int", "decimal", "duration"),
-                      "abs() needs a number or a duration")
-            return arg_types[0].required()
-        if f in ("tenure_years", "days_between"):
-            for a, t in zip(e.args, arg_types, strict=True):
-                self.need(a, t, ("date", "datetime"), f"{f}() needs dates")
-            return INT
-        if f in ("year", "month", "day", "weekday"):
-            self.need(e.args[0], arg_types[0], ("date", "datetime"), f"{f}() needs a date")
-            return INT
-        if f == "date":
-            self.need(e.args[0], arg_types[0], ("date", "datetime"), "date() needs a date and time")
-            return DATE
-        if f == "minutes":
-            self.need(e.args[0], arg_types[0], ("duration",), "minutes() needs a duration")
-            return INT
-        if f == "distance_miles":
-            for a, t in zip(e.args, arg_types, strict=True):
-                if isinstance(a, n.Literal) and isinstance(a.value, str):
-                    if not airports.is_airport(a.value):
-                        self.error(a.span, "unknown_airport", f'unknown airport code "{a.value}"',
-                                   "use a three-letter IATA code in capitals, such as \"JFK\"")
-                elif t.kind not in ("airport", "any"):
-                    self.need(a, t, ("airport",), "distance_miles() needs airport codes")
-            return INT
-        if f in ("sum", "count"):
-            t = arg_types[0]
-            if t.kind != "list":
-                if t.kind != "any":
-                    self.error(e.args[0].span, "type_error", f"{f}() needs a list, but this is {t}",
-                               f"write {f}(x for x in some_list)")
-                return ANY
-            if f == "count":
-                return INT
-            assert t.elem is not None
-            self.need(e.args[0], t.elem, ("int", "decimal"), "sum() adds numbers")
-            return INT if t.elem.kind == "int" else DECIMAL
-        return ANY
+        if b.rule is not None:
+            return b.rule(self, e, arg_types)
+        for a, t, p in zip(e.args, arg_types, b.params, strict=False):
+            self.need(a, t, p.kinds, p.message)
+        return b.result_type(arg_types)
 
-    def aggregate(self, e: n.Aggregate) -> Type:
+    def visit_Aggregate(self, e: n.Aggregate) -> Type:
         src = self.expr(e.source)
         if e.func not in AGGREGATES:
             hint = did_you_mean(e.func, AGGREGATES)
@@ -803,7 +730,7 @@ class Checker:
                   f"{e.func}() compares numbers, dates or durations")
         return body.required()
 
-    def binary(self, e: n.Binary) -> Type:
+    def visit_Binary(self, e: n.Binary) -> Type:
         op = e.op
         if op in ("and", "or"):
             t = self.expr(e.left)
@@ -1101,7 +1028,7 @@ def _input_size(t: Type) -> Size:
     return _ONE
 
 
-class _SizePass:
+class _SizePass(ExprVisitor[Size]):
     """The walk behind :meth:`Checker.check_sizes`: one :class:`Size` per expression.
 
     ``times`` is how often an expression is evaluated in one evaluation of the policy
@@ -1252,35 +1179,37 @@ class _SizePass:
         return "this arithmetic multiplies large values together; simplify it"
 
     def measure(self, e: n.Expr, items: dict[str, Size], times: int) -> Size:
-        if isinstance(e, n.Literal):
-            return _literal_size(e.value)
-        if isinstance(e, n.Name):
-            if e.name in items:
-                return items[e.name]
-            return self.bounds.get(e.name, _ONE)
-        if isinstance(e, n.Attribute):
-            self.size(e.value, items, times)
-            return _input_size(self.checker.result.type_of(e))
-        if isinstance(e, n.ListExpr):
-            found = _join_all([self.size(x, items, times) for x in e.items])
-            self.steps += times * len(e.items)
-            return Size(found.digits, found.places, found.tiny, found.exact, len(e.items))
-        if isinstance(e, n.Unary):
-            inner = self.size(e.operand, items, times)
-            return _ONE if e.op == "not" else inner
-        if isinstance(e, n.Presence):
-            self.size(e.operand, items, times)
-            return _ONE
-        if isinstance(e, n.IfExpr):
-            self.size(e.cond, items, times)
-            return self.size(e.then, items, times).join(self.size(e.orelse, items, times))
-        if isinstance(e, n.Aggregate):
-            return self.aggregate(e, items, times)
-        if isinstance(e, n.Call):
-            return self.call(e, items, times)
-        if isinstance(e, n.Binary):
-            return self.binary(e, items, times)
-        raise TypeError(f"the size pass does not know {type(e).__name__}")
+        """The bound of ``e``'s values: its ``visit_<Node>`` (an unknown kind raises)."""
+        return self.visit(e, items, times)
+
+    def visit_Literal(self, e: n.Literal, items: dict[str, Size], times: int) -> Size:
+        return _literal_size(e.value)
+
+    def visit_Name(self, e: n.Name, items: dict[str, Size], times: int) -> Size:
+        if e.name in items:
+            return items[e.name]
+        return self.bounds.get(e.name, _ONE)
+
+    def visit_Attribute(self, e: n.Attribute, items: dict[str, Size], times: int) -> Size:
+        self.size(e.value, items, times)
+        return _input_size(self.checker.result.type_of(e))
+
+    def visit_ListExpr(self, e: n.ListExpr, items: dict[str, Size], times: int) -> Size:
+        found = _join_all([self.size(x, items, times) for x in e.items])
+        self.steps += times * len(e.items)
+        return Size(found.digits, found.places, found.tiny, found.exact, len(e.items))
+
+    def visit_Unary(self, e: n.Unary, items: dict[str, Size], times: int) -> Size:
+        inner = self.size(e.operand, items, times)
+        return _ONE if e.op == "not" else inner
+
+    def visit_Presence(self, e: n.Presence, items: dict[str, Size], times: int) -> Size:
+        self.size(e.operand, items, times)
+        return _ONE
+
+    def visit_IfExpr(self, e: n.IfExpr, items: dict[str, Size], times: int) -> Size:
+        self.size(e.cond, items, times)
+        return self.size(e.then, items, times).join(self.size(e.orelse, items, times))
 
     def iterate(self, e: n.Expr, length: int, times: int, what: str, weight: int = 1) -> int:
         """Count ``length`` items of ``weight`` steps, ``times`` over; report a single
@@ -1295,7 +1224,7 @@ class _SizePass:
                         "the outer item in a `let` first")
         return steps
 
-    def aggregate(self, e: n.Aggregate, items: dict[str, Size], times: int) -> Size:
+    def visit_Aggregate(self, e: n.Aggregate, items: dict[str, Size], times: int) -> Size:
         source = self.size(e.source, items, times)
         length = source.items
         weight = _item_weight(e)
@@ -1316,19 +1245,22 @@ class _SizePass:
             return _ONE
         return body
 
-    def call(self, e: n.Call, items: dict[str, Size], times: int) -> Size:
+    def visit_Call(self, e: n.Call, items: dict[str, Size], times: int) -> Size:
+        """A builtin's bound and steps, from its entry's ``cost`` and ``size``."""
         args = [self.size(a, items, times) for a in e.args]
-        f = e.func
-        if f in ("sum", "count", "min", "max") and len(args) == 1 and args[0].items:
+        b = BUILTINS[e.func]
+        if b.cost == "per_item" and len(args) == 1 and args[0].items:
             self.iterate(e, args[0].items, times, f"a list of {args[0].items} items")
-            if f == "sum":
+            if b.size == "sum":
                 return _grown(args[0].element(), _count_digits(args[0].items))
-            if f == "count":
+            if b.size == "count":
                 return Size(_count_digits(args[0].items))
-            return args[0].element()
-        if f in ("min", "max", "abs"):
+            if b.size == "extreme":
+                return args[0].element()
+            raise TypeError(f"the size pass cannot bound {b.name}() of a list (size {b.size!r})")
+        if b.size in ("args", "extreme"):
             return _join_all(args)
-        if f in ("floor", "ceil", "round"):
+        if b.size == "rounded":
             x = args[0]
             places = 0
             if len(e.args) == 2:
@@ -1338,9 +1270,11 @@ class _SizePass:
                 places = p.value if literal else 12  # type: ignore[union-attr, assignment]
             # Rounding can carry into one more digit (9.5 -> 10) and leaves an exact value.
             return Size(x.digits + 1, places, min(x.tiny, places))
-        return Size(_SMALL)
+        if b.size in ("small", "sum", "count"):  # sum and count of an empty list: 0
+            return Size(_SMALL)
+        raise TypeError(f"the size pass does not know the size rule {b.size!r} of {b.name}()")
 
-    def binary(self, e: n.Binary, items: dict[str, Size], times: int) -> Size:
+    def visit_Binary(self, e: n.Binary, items: dict[str, Size], times: int) -> Size:
         op = e.op
         before = self.errors()
         a = self.size(e.left, items, times)

@@ -32,6 +32,7 @@ from .checker import CheckResult
 from .interpreter import awarded_currencies
 from .runtime import MAX_NUMBER_DIGITS
 from .schema import Schema
+from .visitor import ExprVisitor
 
 #: Digits up to which an award's integer fast path is used. Any figure up to the evaluation
 #: context's precision (MAX_NUMBER_DIGITS) is exact; awards past 28 digits are rare enough
@@ -63,7 +64,7 @@ def _is_simple(e: n.Expr) -> bool:
     return isinstance(e, n.Literal | n.Name)
 
 
-class CodeGenerator:
+class CodeGenerator(ExprVisitor[Any]):
     """Generates the Python module for one checked policy."""
 
     def __init__(self, policy: n.Policy, check: CheckResult, schema: Schema) -> None:
@@ -141,7 +142,7 @@ class CodeGenerator:
             self.writeline(f"{self.total(cur)} = 0")
         self.droppable = []
         for m in p.members:
-            self.visit(m)
+            self.member(m)
         self.finish_policy()
         self.outdent()
         self.drop_unused(0)
@@ -173,9 +174,10 @@ class CodeGenerator:
     def total(self, currency: str) -> str:
         return f"total_{currency}"
 
-    def visit(self, m: n.Node) -> None:
+    def member(self, m: n.Node) -> None:
+        """Generate one member (a binding, rule, group, cap or rounding) of the policy."""
         self.src_line = m.span.line
-        getattr(self, f"visit_{type(m).__name__}")(m)
+        self.visit(m)
 
     # -- members ------------------------------------------------------------------------------
 
@@ -625,39 +627,41 @@ class CodeGenerator:
     # -- expressions --------------------------------------------------------------------------
 
     def expr(self, e: n.Expr) -> str:
-        if isinstance(e, n.Literal):
-            return self.lit(e.value)
-        if isinstance(e, n.Name):
-            if e.name == "customer":
-                return "c"
-            if e.name == "event":
-                return "e"
-            if e.name in self._items:
-                return ITEM_PREFIX + e.name
-            return NAME_PREFIX + e.name
-        if isinstance(e, n.Attribute):
-            return f"{self.expr(e.value)}[{self.lit(e.name)}]"
-        if isinstance(e, n.ListExpr):
-            items = [self.expr(x) for x in e.items]
-            return "[" + ", ".join(items) + "]"
-        if isinstance(e, n.Unary):
-            inner = self.expr(e.operand)
-            return f"(not {inner})" if e.op == "not" else f"(-{inner})"
-        if isinstance(e, n.Presence):
-            if isinstance(e.operand, n.Literal):  # a literal is always present
-                return repr(e.present)
-            return f"({self.expr(e.operand)} is {'not ' if e.present else ''}None)"
-        if isinstance(e, n.IfExpr):
-            return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.orelse)})"
-        if isinstance(e, n.Call):
-            return self.call(e)
-        if isinstance(e, n.Aggregate):
-            return self.aggregate(e)
-        if isinstance(e, n.Binary):
-            return self.binary(e)
-        raise TypeError(f"cannot generate code for {type(e).__name__}")
+        """The Python source of an expression."""
+        return self.visit(e)
 
-    def call(self, e: n.Call) -> str:
+    def visit_Literal(self, e: n.Literal) -> str:
+        return self.lit(e.value)
+
+    def visit_Name(self, e: n.Name) -> str:
+        if e.name == "customer":
+            return "c"
+        if e.name == "event":
+            return "e"
+        if e.name in self._items:
+            return ITEM_PREFIX + e.name
+        return NAME_PREFIX + e.name
+
+    def visit_Attribute(self, e: n.Attribute) -> str:
+        return f"{self.expr(e.value)}[{self.lit(e.name)}]"
+
+    def visit_ListExpr(self, e: n.ListExpr) -> str:
+        items = [self.expr(x) for x in e.items]
+        return "[" + ", ".join(items) + "]"
+
+    def visit_Unary(self, e: n.Unary) -> str:
+        inner = self.expr(e.operand)
+        return f"(not {inner})" if e.op == "not" else f"(-{inner})"
+
+    def visit_Presence(self, e: n.Presence) -> str:
+        if isinstance(e.operand, n.Literal):  # a literal is always present
+            return repr(e.present)
+        return f"({self.expr(e.operand)} is {'not ' if e.present else ''}None)"
+
+    def visit_IfExpr(self, e: n.IfExpr) -> str:
+        return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.orelse)})"
+
+    def visit_Call(self, e: n.Call) -> str:
         args = [self.expr(a) for a in e.args]
         if e.func in ("min", "max") and len(args) == 2 and all(_is_simple(a) for a in e.args):
             a, b = args
@@ -665,7 +669,7 @@ class CodeGenerator:
             return f"({b} if {b} {op} {a} else {a})"
         return f"fn_{e.func}({', '.join(args)})"
 
-    def aggregate(self, e: n.Aggregate) -> str:
+    def visit_Aggregate(self, e: n.Aggregate) -> str:
         var = ITEM_PREFIX + e.var
         self.in_iterable += 1
         try:
@@ -688,7 +692,7 @@ class CodeGenerator:
             return f"(False not in {values})"
         return {"sum": "fn_sum", "min": "fn_min", "max": "fn_max"}[e.func] + f"({values})"
 
-    def binary(self, e: n.Binary) -> str:
+    def visit_Binary(self, e: n.Binary) -> str:
         if e.op == "otherwise":
             if isinstance(e.left, n.Literal):  # a literal is never missing
                 return self.expr(e.left)

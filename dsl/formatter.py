@@ -79,6 +79,7 @@ from typing import Any
 from . import nodes as n
 from .errors import Span
 from .parser import parse
+from .visitor import ExprVisitor
 
 #: Lines longer than this are not produced by joining a one-effect rule onto one line.
 MAX_WIDTH = 100
@@ -537,43 +538,61 @@ def _ends_with_int(expr: n.Expr) -> bool:
             return False
 
 
-def _expr(e: n.Expr) -> tuple[str, int]:
-    """The text of ``e`` and the precedence level of its outermost operator."""
-    if isinstance(e, n.Literal):
+class ExprText(ExprVisitor[tuple[str, int]]):
+    """The formatter's expression walker: the text of an expression and the precedence
+    level of its outermost operator, one visit_<Node> per kind (an unknown kind raises)."""
+
+    def visit_Literal(self, e: n.Literal) -> tuple[str, int]:
         text = _literal(e)
         return text, _UNARY if text.startswith("-") else _POSTFIX
-    if isinstance(e, n.Name):
+
+    def visit_Name(self, e: n.Name) -> tuple[str, int]:
         return e.name, _POSTFIX
-    if isinstance(e, n.Attribute):
+
+    def visit_Attribute(self, e: n.Attribute) -> tuple[str, int]:
         return f"{_operand(e.value, _POSTFIX)}.{e.name}", _POSTFIX
-    if isinstance(e, n.Call):
+
+    def visit_Call(self, e: n.Call) -> tuple[str, int]:
         return f"{e.func}({', '.join(_expr(a)[0] for a in e.args)})", _POSTFIX
-    if isinstance(e, n.Aggregate):
+
+    def visit_Aggregate(self, e: n.Aggregate) -> tuple[str, int]:
         text = f"{e.func}({_expr(e.body)[0]} for {e.var} in {_expr(e.source)[0]}"
         if e.where is not None:
             text += f" where {_expr(e.where)[0]}"
         return text + ")", _POSTFIX
-    if isinstance(e, n.ListExpr):
+
+    def visit_ListExpr(self, e: n.ListExpr) -> tuple[str, int]:
         return "[" + ", ".join(_expr(x)[0] for x in e.items) + "]", _POSTFIX
-    if isinstance(e, n.Unary):
+
+    def visit_Unary(self, e: n.Unary) -> tuple[str, int]:
         if e.op == "not":
             return f"not {_operand(e.operand, _NOT)}", _NOT
         return f"-{_operand(e.operand, _UNARY)}", _UNARY
-    if isinstance(e, n.Presence):
+
+    def visit_Presence(self, e: n.Presence) -> tuple[str, int]:
         word = "present" if e.present else "missing"
         return f"{_operand(e.operand, _OTHERWISE)} is {word}", _COMPARE
-    if isinstance(e, n.IfExpr):
+
+    def visit_IfExpr(self, e: n.IfExpr) -> tuple[str, int]:
         cond = _operand(e.cond, _IF, nested_if=True)
         then = _operand(e.then, _IF, nested_if=True)
         return f"if {cond} then {then} else {_expr(e.orelse)[0]}", _IF
-    if isinstance(e, n.Binary):
+
+    def visit_Binary(self, e: n.Binary) -> tuple[str, int]:
         level = _BINARY_LEVELS.get(e.op)
         if level is None:  # pragma: no cover - the parser makes no other operators
             raise FormatError(f"unknown operator {e.op!r}")
         left, right = _binary_operands(e)
         left_text = _operand(e.left, left, parent=e.op)
         return f"{left_text} {e.op} {_operand(e.right, right, parent=e.op)}", level
-    raise FormatError(f"cannot format a {type(e).__name__}")  # pragma: no cover
+
+
+_EXPR_TEXT = ExprText()
+
+
+def _expr(e: n.Expr) -> tuple[str, int]:
+    """The text of ``e`` and the precedence level of its outermost operator."""
+    return _EXPR_TEXT.visit(e)
 
 
 def _binary_operands(e: n.Binary) -> tuple[int, int]:

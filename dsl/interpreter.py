@@ -28,8 +28,10 @@ from typing import Any
 
 from . import nodes as n
 from . import runtime as rt
+from .builtins import BUILTINS
 from .decision import Benefit, Decision, Reason
 from .schema import Schema
+from .visitor import ExprVisitor
 
 
 class _Fault(Exception):
@@ -58,7 +60,7 @@ def fault_message(exc: BaseException) -> str:
     return f"evaluation failed: {type(exc).__name__}"
 
 
-class Interpreter:
+class Interpreter(ExprVisitor[Any]):
     """Evaluates one checked policy by walking its AST."""
 
     def __init__(self, policy: n.Policy, schema: Schema, rounding: dict[str, str]) -> None:
@@ -262,34 +264,39 @@ class Interpreter:
     # -- expressions ----------------------------------------------------------------------------
 
     def eval(self, e: n.Expr, env: dict[str, Any]) -> Any:
-        if isinstance(e, n.Literal):
-            return e.value
-        if isinstance(e, n.Name):
-            return env[e.name]
-        if isinstance(e, n.Attribute):
-            return self.eval(e.value, env)[e.name]
-        if isinstance(e, n.ListExpr):
-            return [self.eval(x, env) for x in e.items]
-        if isinstance(e, n.Unary):
-            v = self.eval(e.operand, env)
-            return (not v) if e.op == "not" else -v
-        if isinstance(e, n.Presence):
-            v = self.eval(e.operand, env)
-            return (v is not None) if e.present else (v is None)
-        if isinstance(e, n.IfExpr):
-            if self.eval(e.cond, env) is True:
-                return self.eval(e.then, env)
-            return self.eval(e.orelse, env)
-        if isinstance(e, n.Call):
-            impl = rt.FUNCTIONS[e.func][0]
-            return impl(*[self.eval(a, env) for a in e.args])
-        if isinstance(e, n.Aggregate):
-            return self.aggregate(e, env)
-        if isinstance(e, n.Binary):
-            return self.binary(e, env)
-        raise TypeError(f"unknown node {type(e).__name__}")
+        """The value of ``e`` with the names in ``env``."""
+        return self.visit(e, env)
 
-    def aggregate(self, e: n.Aggregate, env: dict[str, Any]) -> Any:
+    def visit_Literal(self, e: n.Literal, env: dict[str, Any]) -> Any:
+        return e.value
+
+    def visit_Name(self, e: n.Name, env: dict[str, Any]) -> Any:
+        return env[e.name]
+
+    def visit_Attribute(self, e: n.Attribute, env: dict[str, Any]) -> Any:
+        return self.eval(e.value, env)[e.name]
+
+    def visit_ListExpr(self, e: n.ListExpr, env: dict[str, Any]) -> Any:
+        return [self.eval(x, env) for x in e.items]
+
+    def visit_Unary(self, e: n.Unary, env: dict[str, Any]) -> Any:
+        v = self.eval(e.operand, env)
+        return (not v) if e.op == "not" else -v
+
+    def visit_Presence(self, e: n.Presence, env: dict[str, Any]) -> Any:
+        v = self.eval(e.operand, env)
+        return (v is not None) if e.present else (v is None)
+
+    def visit_IfExpr(self, e: n.IfExpr, env: dict[str, Any]) -> Any:
+        if self.eval(e.cond, env) is True:
+            return self.eval(e.then, env)
+        return self.eval(e.orelse, env)
+
+    def visit_Call(self, e: n.Call, env: dict[str, Any]) -> Any:
+        impl = BUILTINS[e.func].impl
+        return impl(*[self.eval(a, env) for a in e.args])
+
+    def visit_Aggregate(self, e: n.Aggregate, env: dict[str, Any]) -> Any:
         values: list[Any] = []
         for item in self.eval(e.source, env):
             inner = dict(env)
@@ -325,7 +332,7 @@ class Interpreter:
         "!=": lambda a, b: a != b,
     }
 
-    def binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
+    def visit_Binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
         op = e.op
         if op == "and":
             return self.eval(e.left, env) is True and self.eval(e.right, env) is True

@@ -375,31 +375,6 @@ def contains(haystack: list[Any], needle: Any) -> bool:
     return needle is not None and needle in haystack
 
 
-#: Built-in functions by their policy-language name: (implementation, min args, max args).
-FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
-    "min": (minimum, 1, 16),
-    "max": (maximum, 1, 16),
-    "floor": (floor, 1, 1),
-    "ceil": (ceil, 1, 1),
-    "round": (round_half_even, 1, 2),
-    "abs": (absolute, 1, 1),
-    "tenure_years": (tenure_years, 2, 2),
-    "days_between": (days_between, 2, 2),
-    "year": (year, 1, 1),
-    "month": (month, 1, 1),
-    "day": (day, 1, 1),
-    "weekday": (weekday, 1, 1),
-    "date": (date_of, 1, 1),
-    "minutes": (minutes, 1, 1),
-    "distance_miles": (distance_miles, 2, 2),
-    "sum": (total, 1, 1),
-    "count": (count, 1, 1),
-}
-
-#: Aggregates usable as ``f(expr for x in list where cond)``.
-AGGREGATES = ("sum", "count", "any", "all", "min", "max")
-
-
 def finish(decision: Decision, tier_rank: dict[str, int], caps: tuple[tuple[str, Any], ...],
            explain: list[Reason] | None) -> Decision:
     """Combine what the policies accumulated into the final decision.
@@ -437,8 +412,8 @@ def finish(decision: Decision, tier_rank: dict[str, int], caps: tuple[tuple[str,
     return decision
 
 
-#: The names generated code may use, and nothing else.
-EXPORTS: dict[str, Any] = {
+#: The runtime's own helpers generated code may use (besides the builtins, below).
+_HELPERS: dict[str, Any] = {
     "Decimal": Decimal,
     "Benefit": Benefit,
     "Reason": Reason,
@@ -449,7 +424,6 @@ EXPORTS: dict[str, Any] = {
     "round_ratio_half_even": round_ratio_half_even,
     "to_currency": to_currency,
     "contains": contains,
-    **{f"fn_{name}": impl for name, (impl, _, _) in FUNCTIONS.items()},
     "int": int,
     "len": len,
     "str": str,
@@ -457,3 +431,18 @@ EXPORTS: dict[str, Any] = {
     "date_from_iso": date.fromisoformat,
     "datetime_from_iso": datetime.fromisoformat,
 }
+
+
+def __getattr__(name: str) -> Any:
+    """``EXPORTS``: the names generated code may use, and nothing else.
+
+    The helpers above, and every builtin of :data:`dsl.builtins.BUILTINS` as ``fn_<name>``.
+    Built on first use, because dsl.builtins imports this module for the implementations.
+    """
+    if name == "EXPORTS":
+        from .builtins import BUILTINS
+
+        exports = {**_HELPERS, **{f"fn_{b.name}": b.impl for b in BUILTINS.values()}}
+        globals()["EXPORTS"] = exports
+        return exports
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

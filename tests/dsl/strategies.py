@@ -22,6 +22,7 @@ but never pass them, since inputs beyond them are refused before any policy runs
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,6 +34,7 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 
 import dsl
+from dsl.builtins import BUILTINS
 from dsl.parser import MAX_DIGITS
 from dsl.schema import BASE_SCHEMA_PATH, MAX_INPUT_DIGITS, Field, Schema
 from dsl.types import Type
@@ -179,6 +181,39 @@ BENEFITS: dict[str, tuple[tuple[str, str], ...]] = {
 
 
 _SIGNED_NUMBER = re.compile(r"[(\s-]*[0-9][0-9_.]*%?[)\s]*")
+
+
+#: The writer's types for the value kinds of the builtins' parameters and results.
+_KIND_TYPES = {"int": INT, "decimal": DEC, "date": DATE, "datetime": DT, "duration": DUR}
+
+
+def _fixed_calls() -> dict[str, dict[str, list[tuple[str, ...]]]]:
+    """Calls of the table's fixed-signature builtins the writer can make: by result type,
+    by builtin, the argument types (every arity, every accepted kind the writer has)."""
+    kinds = {t: k for k, t in _KIND_TYPES.items()}
+    calls: dict[str, dict[str, list[tuple[str, ...]]]] = {}
+    for b in BUILTINS.values():
+        if b.rule is not None:
+            continue
+        for count in range(b.min_args, b.max_args + 1):
+            options = [[_KIND_TYPES[k] for k in p.kinds if k in _KIND_TYPES] for p in b.params[:count]]
+            for args in itertools.product(*options):
+                result = b.result_type([Type(kinds[a]) for a in args])
+                if result.kind in _KIND_TYPES:
+                    calls.setdefault(_KIND_TYPES[result.kind], {}).setdefault(b.name, []).append(args)
+    return calls
+
+
+#: Fixed-signature builtins, read from the table (``PolicyWriter.builtin_call``).
+FIXED_CALLS = _fixed_calls()
+#: Builtins with a generic type rule: the writer has its own generators for these
+#: (min_max, list_call, and distance_miles on flights).
+GENERIC_CALLS = ("min", "max", "sum", "count", "distance_miles")
+
+
+def generated_builtins() -> set[str]:
+    """The names of every builtin the writer can call."""
+    return {name for calls in FIXED_CALLS.values() for name in calls} | set(GENERIC_CALLS)
 
 
 def _required(t: str) -> str:
@@ -346,7 +381,7 @@ class PolicyWriter:
             return self.choose([
                 (3, lambda: f"({self.expr(DATE, d)} {self.pick(['+', '-'])} {self.expr(DUR, d)})"),
                 (1, lambda: f"({self.expr(DUR, d)} + {self.expr(DATE, d)})"),
-                (2, lambda: f"date({self.expr(DT, d)})"),
+                (2, lambda: self.builtin_call(DATE, d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DATE, d)}, {self.expr(DATE, d)})"),
                 (1, lambda: self.if_expr(DATE, d)),
             ])
@@ -364,7 +399,7 @@ class PolicyWriter:
                 (2, lambda: f"({self.expr(DUR, d)} {self.pick(['*', 'of'])} {self.small_int(d)})"),
                 (1, lambda: f"({self.small_int(d)} * {self.expr(DUR, d)})"),
                 (1, lambda: f"(- {self.expr(DUR, d)})"),
-                (1, lambda: f"abs({self.expr(DUR, d)})"),
+                (1, lambda: self.builtin_call(DUR, d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DUR, d)}, {self.expr(DUR, d)})"),
                 (1, lambda: self.if_expr(DUR, d)),
             ])
@@ -425,15 +460,10 @@ class PolicyWriter:
             # or negative (a fault, or the divisor's sign, on both evaluators alike).
             (2, lambda: f"({self.expr(INT, d)} % {self.small_int(d)})"),
             (1, lambda: f"(- {self.expr(INT, d)})"),
-            (2, lambda: f"{self.pick(['floor', 'ceil', 'round'])}({self.expr(DEC, d)})"),
-            (1, lambda: f"abs({self.expr(INT, d)})"),
+            (10, lambda: self.builtin_call(INT, d)),
             (2, lambda: f"{self.pick(['min', 'max'])}({self.expr(INT, d)}, {self.expr(INT, d)})"),
             (1, lambda: f"max({self.expr(INT, d)}, {self.expr(INT, d)}, {self.expr(INT, d)})"),
-            (2, lambda: f"tenure_years({self.expr(self.date_like(), d)}, {self.expr(self.date_like(), d)})"),
-            (2, lambda: f"days_between({self.expr(self.date_like(), d)}, {self.expr(self.date_like(), d)})"),
-            (2, lambda: f"{self.pick(['year', 'month', 'day', 'weekday'])}"
-                        f"({self.expr(self.date_like(), d)})"),
-            (1, lambda: f"minutes({self.expr(DUR, d)})"),
+            (1, lambda: self.list_call(INT, d)),
             (2, lambda: self.if_expr(INT, d)),
             (2, lambda: self.aggregate(INT, d)),
             (1, lambda: f"({self.optional_of(INT)} otherwise {self.expr(INT, d)})"),
@@ -458,13 +488,30 @@ class PolicyWriter:
             (3, lambda: f"({self.expr(self.pick(NUMERIC), d)} / {self.expr(self.pick(NUMERIC), d)})"),
             (2, remainder),
             (1, lambda: f"(- {self.expr(DEC, d)})"),
-            (1, lambda: f"abs({self.expr(DEC, d)})"),
-            (2, lambda: f"round({self.expr(self.pick(NUMERIC), d)}, {self.places(d)})"),
+            (3, lambda: self.builtin_call(DEC, d)),
             (2, lambda: self.min_max(DEC, d)),
+            (1, lambda: self.list_call(DEC, d)),
             (2, lambda: self.if_expr(DEC, d, self.pick(NUMERIC))),
             (2, lambda: self.aggregate(DEC, d)),
             (1, lambda: f"({self.optional_of(DEC)} otherwise {self.expr(DEC, d)})"),
         ])
+
+    def builtin_call(self, t: str, d: int) -> str:
+        """A call of a fixed-signature builtin giving ``t``, picked from the table."""
+        calls = FIXED_CALLS[t]
+        name = self.pick(calls)
+        args = self.pick(calls[name])
+        params = BUILTINS[name].params
+        texts = [self.places(d) if p.name == "places" else self.expr(a, d)
+                 for p, a in zip(params, args, strict=False)]
+        return f"{name}({', '.join(texts)})"
+
+    def list_call(self, t: str, d: int) -> str:
+        """``sum``, ``min`` or ``max`` of a list literal of ``t``, or (an int) ``count`` of a list."""
+        if t == INT and self.number(0, 2) == 0:
+            return f"count({self.list_source(d)[0]})"
+        items = [self.expr(t, d) for _ in range(self.number(1, 3))]
+        return f"{self.pick(['sum', 'min', 'max'])}([{', '.join(items)}])"
 
     def min_max(self, t: str, d: int) -> str:
         a, b = self.numeric_pair(t)

@@ -30,6 +30,7 @@ from strategies import KINDS, SCHEMA, UNAVOIDABLE, decisions, policy_sources, ra
 import dsl
 from dsl import nodes as n
 from dsl import runtime as rt
+from dsl.builtins import BUILTINS
 from dsl.checker import MAX_BUILT_TEXT, MAX_STEPS, MAX_TEXT, CostBound
 from dsl.interpreter import Interpreter, interpret
 from dsl.runtime import MAX_NUMBER_DIGITS
@@ -77,7 +78,8 @@ class Measured:
     built_text: int = 0
 
 
-_LIST_CALLS = ("sum", "count", "min", "max")
+#: The builtins whose cost is one step per item of their list argument.
+_LIST_CALLS = tuple(b.name for b in BUILTINS.values() if b.cost == "per_item")
 
 
 class Measuring(Interpreter):
@@ -126,7 +128,7 @@ class Measuring(Interpreter):
             arg = self.eval(e.args[0], env)
             if isinstance(arg, list):
                 self.measured.steps += len(arg)
-            value = rt.FUNCTIONS[e.func][0](arg)
+            value = BUILTINS[e.func].impl(arg)
         else:
             value = super().eval(e, env)
         if isinstance(e, n.ListExpr):
@@ -134,13 +136,13 @@ class Measuring(Interpreter):
         self.observe(value)
         return value
 
-    def binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
+    def visit_Binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
         if e.op in ("in", "not in"):
             needle, haystack = self.eval(e.left, env), self.eval(e.right, env)
             self.measured.steps += len(haystack)
             found = rt.contains(haystack, needle)
             return found if e.op == "in" else not found
-        value = super().binary(e, env)
+        value = super().visit_Binary(e, env)
         if e.op == "+" and isinstance(value, str):
             self.measured.built_text += len(value)
         return value

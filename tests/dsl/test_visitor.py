@@ -1,0 +1,70 @@
+"""Every expression walker visits every node kind, and fails loudly on one it does not know."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+import dsl
+from dsl import nodes as n
+from dsl import runtime as rt
+from dsl.checker import Checker, _SizePass, check_policy
+from dsl.codegen import CodeGenerator
+from dsl.formatter import ExprText
+from dsl.interpreter import Interpreter
+from dsl.parser import parse
+from dsl.visitor import ExprVisitor, UnknownNode, expression_kinds
+
+SCHEMA = dsl.Schema.for_directory("policies")
+SOURCE = "policy p\n  on flight\n  rule r: award 1 miles\n"
+WALKERS = [Checker, _SizePass, Interpreter, CodeGenerator, ExprText]
+
+
+@dataclass(eq=False)
+class Mystery(n.Expr):
+    """A node kind no walker has heard of (as a new one would be, before its visit_ methods)."""
+
+
+def test_the_node_kinds_are_the_expression_classes() -> None:
+    """expression_kinds() finds every expression class of dsl.nodes (and nothing else)."""
+    names = {k.__name__ for k in expression_kinds()}
+    assert names == {"Literal", "ListExpr", "Name", "Attribute", "Call", "Aggregate", "Unary",
+                     "Binary", "Presence", "IfExpr"}
+
+
+@pytest.mark.parametrize("walker", WALKERS, ids=lambda w: w.__name__)
+def test_every_walker_has_a_visit_method_for_every_expression_kind(walker: type) -> None:
+    """A new node kind in dsl.nodes fails here until each walker says what it means."""
+    assert issubclass(walker, ExprVisitor)
+    missing = [k.__name__ for k in expression_kinds() if not hasattr(walker, f"visit_{k.__name__}")]
+    assert missing == []
+
+
+def _walkers() -> dict[str, object]:
+    policy = parse(SOURCE, "p.policy")[0]
+    check = check_policy(SCHEMA, policy)
+    checker = Checker(SCHEMA, policy)
+    return {
+        "Checker": lambda e: checker.expr(e),
+        "_SizePass": lambda e: _SizePass(checker).measure(e, {}, 1),
+        "Interpreter": lambda e: rt.in_evaluation_context(Interpreter(policy, SCHEMA, {}).eval, e, {}),
+        "CodeGenerator": lambda e: CodeGenerator(policy, check, SCHEMA).expr(e),
+        "ExprText": lambda e: ExprText().visit(e),
+    }
+
+
+@pytest.mark.parametrize("name", [w.__name__ for w in WALKERS])
+def test_an_unknown_node_kind_raises_in_every_walker(name: str) -> None:
+    """generic_visit raises: no walker type-checks, bounds, evaluates or compiles an
+    unknown kind of expression as a silent default (the checker used to call it `any`)."""
+    visit = _walkers()[name]
+    with pytest.raises(UnknownNode, match=f"{name} has no visit_Mystery"):
+        visit(Mystery())  # type: ignore[operator]
+
+
+def test_an_unknown_node_kind_raises_inside_a_known_one() -> None:
+    """The walk reaches the unknown kind through its parent's visit method too."""
+    visit = _walkers()["Checker"]
+    with pytest.raises(UnknownNode):
+        visit(n.Unary("not", Mystery()))  # type: ignore[operator]
