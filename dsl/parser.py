@@ -267,11 +267,7 @@ def _syntax_diagnostic(exc: UnexpectedInput, source: str, file: str) -> Diagnost
         return Diagnostic(file, span, "syntax_error", message, hint, source_line=_line(source, line))
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        layout = ("_NL", "_DEDENT", "$END", "_INDENT")
-        if tok.type in ("_NL", "_DEDENT", "$END"):
-            # Point at the end of the line the parser was reading, not the next one.
-            line, column = _last_content_line(source, line)
-        span = Span.point(line, column, 1 if tok.type in layout else len(str(tok.value)))
+        line, span = _token_place(tok, source, line, column)
         expected = set(exc.expected) - {"_NL"} if tok.type != "_NL" else set(exc.expected)
         message = f"unexpected {_describe_token(tok)}"
         hint = _hint_for(tok, set(exc.expected), source, line)
@@ -311,16 +307,22 @@ def _keyword_suggestion(exc: UnexpectedInput) -> str:
     return f"did you mean `{close}`?" if close else ""
 
 
+def _token_place(tok: Token, source: str, line: int, column: int) -> tuple[int, Span]:
+    """The line and span of an unexpected token; a line break, dedent or end of input points at
+    the end of the line the parser was reading, not the next one."""
+    layout = ("_NL", "_DEDENT", "$END", "_INDENT")
+    if tok.type in ("_NL", "_DEDENT", "$END"):
+        line, column = _last_content_line(source, line)
+    return line, Span.point(line, column, 1 if tok.type in layout else len(str(tok.value)))
+
+
 def _mistake_diagnostic(exc: UnexpectedInput, known: Match, source: str, file: str) -> Diagnostic:
     """The diagnostic of a recognised mistake (:mod:`dsl.mistakes`), placed as any syntax error."""
     line = max(getattr(exc, "line", 1) or 1, 1)
     column = max(getattr(exc, "column", 1) or 1, 1)
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
-        layout = ("_NL", "_DEDENT", "$END", "_INDENT")
-        if tok.type in ("_NL", "_DEDENT", "$END"):
-            line, column = _last_content_line(source, line)
-        span = Span.point(line, column, 1 if tok.type in layout else len(str(tok.value)))
+        line, span = _token_place(tok, source, line, column)
         message = known.mistake.describe(_describe_token(tok))
     else:
         text = _line(source, line)
