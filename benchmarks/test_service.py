@@ -224,8 +224,10 @@ def test_batch(batch_size: int, servers: Any, requests: list[Any], mode: Mode,
 #: Rounds of the batch gate per mode (each: one run on each server, in alternating order).
 BATCH_GATE_ROUNDS = {"quick": 5, "full": 9}
 #: The CI gate on real / trivial EvaluateBatch throughput at 1,000 items per call; the issue's
-#: target is 0.6 (see the gate).
-BATCH_GATE_LIMIT = 0.18
+#: target is 0.6 (see the gate). Measured 0.23 to 0.39 in quick runs on 2 December (0.23 in a
+#: clean-clone CI run): the gate sits a third under the lowest, since this ratio of rates swings
+#: more than the CPU-time ratios, and still fails if the real servicer gets half as fast.
+BATCH_GATE_LIMIT = 0.15
 
 
 def test_gate_batch_1000_throughput(servers: Any, requests: list[Any], mode: Mode,
