@@ -23,7 +23,7 @@ from typing import Any
 
 from . import airports
 from .compiler import load_decoder
-from .request import ACCEPTS, EVENT_OWN, MessageLayout, RequestLayout, json_name
+from .request import ACCEPTS, MessageLayout, RequestLayout, json_name
 from .schema import (
     DATE_TEXT,
     DECIMAL_TEXT,
@@ -477,5 +477,5 @@ class MappingFastPath(DecoderGenerator):
         return name
 
 
-__all__ = ["DATES", "EVENT_OWN", "DecoderGenerator", "MappingFastPath", "Slow", "cached_date",
+__all__ = ["DATES", "DecoderGenerator", "MappingFastPath", "Slow", "cached_date",
            "decimal_cache"]

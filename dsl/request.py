@@ -180,24 +180,6 @@ class RequestLayout:
         return self.records.get(name) or MessageLayout("", {})
 
 
-def unreachable_fields(schema: Schema) -> list[tuple[str, str]]:
-    """(schema key, reason) for every declared field no request can carry.
-
-    Every field travels in its message or its ``attributes`` map, so only a field
-    that takes the map's own name is left out; the schema loader refuses it.
-    """
-    out = []
-    tables: list[tuple[str, Mapping[str, Field]]] = [
-        ("customer", schema.customer), ("event", schema.event_common)]
-    tables += [(f"events.{k}", v) for k, v in schema.events.items()]
-    tables += [(f"records.{k}", v) for k, v in schema.records.items()]
-    for key, fields in tables:
-        for name in fields:
-            if name == "attributes":
-                out.append((f"{key}.{name}", "is the name of the map that carries extension fields"))
-    return out
-
-
 # -- reading the mapping form -------------------------------------------------------------------
 
 
@@ -519,29 +501,45 @@ class MappingDecoder:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.layout = RequestLayout(schema)
-        from .decoders import MappingFastPath  # generated from this module's layout
+        #: (customer function, event functions by kind, generator): generated on first use,
+        #: since the service's checking path (service.convert) never needs it.
+        self._fast: tuple[Any, dict[str, Any], Any] | None = None
 
-        fast = MappingFastPath(schema, self.layout)
-        self._fast_customer = fast.customer()
-        self._fast_events = fast.events()
-        self.fast_source = fast.source()
+    @property
+    def fast_source(self) -> str:
+        """The generated fast path's source, for tests and debugging."""
+        return str(self._fast_path()[2].source())
+
+    def _fast_path(self) -> tuple[Any, dict[str, Any], Any]:
+        if self._fast is None:
+            from .decoders import MappingFastPath  # generated from this module's layout
+
+            fast = MappingFastPath(self.schema, self.layout)
+            self._fast = (fast.customer(), fast.events(), fast)
+        return self._fast
 
     def fast_request(self, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """The fast path alone: raises (anything) where the checking path must judge."""
+        customer_fn, event_fns, _ = self._fast or self._fast_path()
         event = data["event"]
         kind = event.get("kind")
         if not kind:
             kind = next(k for k in _DETAILS_MESSAGES if k in event)
-        return self._fast_customer(data["customer"]), self._fast_events[kind](event)
+        return customer_fn(data["customer"]), event_fns[kind](event)
 
     def request(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """An ``EvaluateRequest`` (or batch item, or case) mapping: its customer and event.
-        ``budget`` is the list elements the request may still carry (a batch shares one)."""
+        ``budget`` is the list elements the request may still carry (a batch shares one; given
+        one, only the checking path runs)."""
         if budget is None:
             try:  # well-formed input: the generated fast path (dsl.decoders)
                 return self.fast_request(data)
             except Exception:  # anything unusual: the checking path judges it and says why
                 pass
+        return self.check(data, budget)
+
+    def check(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`request` by the checking path alone (what the fast path gives up on)."""
         if not isinstance(data, Mapping):
             raise InputError([FieldError("request", "must be an object with customer and event")])
         reader = _Reader(self.layout, budget)

@@ -34,7 +34,7 @@ from google.protobuf import duration_pb2, timestamp_pb2
 
 from dsl.decoders import DecoderGenerator, Slow
 from dsl.errors import InputError
-from dsl.request import ACCEPTS, InvalidValue, ItemBudget, MappingDecoder
+from dsl.request import ACCEPTS, EVENT_OWN, InvalidValue, ItemBudget, MappingDecoder
 from dsl.schema import (
     MAX_LIST,
     MAX_MAGNITUDE,
@@ -52,7 +52,6 @@ _FD = _descriptor.FieldDescriptor
 _STRING_TYPES = {_FD.TYPE_STRING}
 _INT_TYPES = {_FD.TYPE_INT64, _FD.TYPE_INT32, _FD.TYPE_UINT32, _FD.TYPE_UINT64, _FD.TYPE_SINT64}
 _TIMESTAMP = timestamp_pb2.Timestamp.DESCRIPTOR.full_name
-_EVENT_OWN = ("id", "kind", "time")
 _DETAILS = {f.name: f.message_type for f in pb.Event.DESCRIPTOR.oneofs_by_name["details"].fields}
 
 
@@ -309,7 +308,7 @@ class Converter:
         both, by request path. ``budget``: the list elements the request may still carry
         (a batch passes one for all its items)."""
         try:
-            return self._mapping.request(
+            return self._mapping.check(
                 {"customer": _MessageView(customer), "event": _MessageView(event)}, budget)
         except InputError as exc:
             raise InvalidArgument(input_violations(exc)) from None
@@ -397,7 +396,7 @@ class _FastPathGenerator(DecoderGenerator):
             fields = {**self.schema.event_common, **kind_fields}
             known = {
                 n for n in fields
-                if n not in _EVENT_OWN and (details is None or n not in details.fields_by_name)
+                if n not in EVENT_OWN and (details is None or n not in details.fields_by_name)
             }
             name = f"decode_event_{kind}"
             body = self._function(name, ["e"])
@@ -455,7 +454,7 @@ class _FastPathGenerator(DecoderGenerator):
             if name == "kind":
                 items.append((name, self.const(kind)))
                 continue
-            if name in _EVENT_OWN:
+            if name in EVENT_OWN:
                 src, msg, desc = "proto", "e", pb.Event.DESCRIPTOR
             elif details is not None and name in details.fields_by_name:
                 src, msg, desc = "proto", "m", details
