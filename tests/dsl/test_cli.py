@@ -244,3 +244,27 @@ def test_compile_prints_the_real_module(variant: str) -> None:
     assert f"\ndef {variant}(" in result.stdout
     assert f"\ndef {other}(" not in result.stdout
     compile(result.stdout, "<printed>", "exec")
+
+
+def test_a_schema_mistake_is_a_positioned_diagnostic(tmp_path: Path) -> None:
+    """A schema.toml mistake is reported like a policy's: file:line:col, the line, a caret and
+    a hint, exit 1; a field named `attributes` is refused, since no request could carry it."""
+    (tmp_path / "p.policy").write_text("policy p\n  on flight\n  rule r: award 1 miles\n")
+    schema = tmp_path / "schema.toml"
+    schema.write_text('tiers = ["GOLD"]\n\n[customer.lifetime]\nregular_visits = "int?"\n'
+                      'attributes = "string?"\n')
+    result = loyalty("check", str(tmp_path))
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.splitlines()[:4] == [
+        f"{schema}:5:1: schema_error: customer.lifetime.attributes: is the name of the map that "
+        "carries extension fields, so no request could send it",
+        '    | attributes = "string?"',
+        "    | ^^^^^^^^^^",
+        "    = hint: give the field another name",
+    ]
+    schema.write_text('[customer]\nnickname = { type = "int", max_length = 5 }\n')
+    result = loyalty("check", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[0] == (
+        f"{schema}:2:1: schema_error: customer.nickname.max_length: only text fields have a "
+        "max_length, a whole number from 1 to 10000")
