@@ -70,6 +70,17 @@ class Interpreter(ExprVisitor[Any]):
         self.tier_rank = {t: i for i, t in enumerate(schema.tiers)}
         self.line = policy.span.line
 
+    def trace(self, node: n.Node, outcome: Any) -> None:
+        """Called at every branch the evaluation takes; does nothing here.
+
+        The coverage recorder (:mod:`dsl.coverage`) overrides it. ``outcome`` is, by
+        node: a table's key value, then ``"hit"`` on the row that matched; a decide row's
+        condition (``True``/``False``; an ``else`` row: whether it was taken); a rule's
+        ``"qualified"``/``"not_qualified"``, then ``"applied"``; the rule a group chose
+        (``None`` for none); an ``if``'s condition; whether ``otherwise``'s left side was
+        present; whether ``and``/``or``'s left side was true. Tracing never changes a result.
+        """
+
     # -- entry point -------------------------------------------------------------------------
 
     def run(self, customer: dict[str, Any], event: dict[str, Any], d: Decision,
@@ -121,27 +132,36 @@ class Interpreter(ExprVisitor[Any]):
 
     def table(self, t: n.Table, env: dict[str, Any]) -> Any:
         key = self.eval(t.key, env)
+        self.trace(t, key)
         for row in t.rows:
             if not row.keys:
+                self.trace(row, "hit")
                 return self.eval(row.value, env)
             for k in row.keys:
                 if key is not None and key == k.value:
+                    self.trace(row, "hit")
                     return self.eval(row.value, env)
         return None
 
     def decide(self, d: n.Decide, env: dict[str, Any]) -> Any:
         if d.hit == "first":
             for row in d.rows:
-                if row.cond is None or self.eval(row.cond, env) is True:
+                taken = row.cond is None or self.eval(row.cond, env) is True
+                self.trace(row, taken)
+                if taken:
                     return self.eval(row.value, env)
             return None
         out: list[Any] = []
         for row in d.rows:
             if row.cond is None:
+                self.trace(row, not out)
                 if not out:
                     out.append(self.eval(row.value, env))
             elif self.eval(row.cond, env) is True:
+                self.trace(row, True)
                 out.append(self.eval(row.value, env))
+            else:
+                self.trace(row, False)
         return out
 
     def first_false(self, cond: n.Expr, env: dict[str, Any]) -> str | None:
@@ -159,12 +179,15 @@ class Interpreter(ExprVisitor[Any]):
         if r.cond is not None:
             if reasons is None:
                 if self.eval(r.cond, env) is not True:
+                    self.trace(r, "not_qualified")
                     return None
             else:
                 why = self.first_false(r.cond, env)
                 if why is not None:
+                    self.trace(r, "not_qualified")
                     reasons.append(Reason(p.name, r.name, "not_fired", why, {}, r.span.line))
                     return None
+        self.trace(r, "qualified")
         outcome = _RuleOutcome(r, {}, [])
         for e in r.effects:
             if isinstance(e, n.Award):
@@ -216,6 +239,7 @@ class Interpreter(ExprVisitor[Any]):
             elif isinstance(e, n.Tag):
                 d.tags.append(e.tag)
         d.fired.append((p.name, r.name))
+        self.trace(r, "applied")
         if reasons is not None:
             reasons.extend(outcome.reasons)
             reasons.append(Reason(p.name, r.name, "fired", "", dict(outcome.awards), r.span.line))
@@ -236,6 +260,7 @@ class Interpreter(ExprVisitor[Any]):
                 if outcome is not None:
                     chosen = r
                     self.apply(outcome, env, d, totals, reasons)
+            self.trace(g, chosen)
             return
         # Every rule is evaluated; the reasons are told in rule order once the choice is made.
         entries: list[tuple[_RuleOutcome | None, list[Reason] | None]] = []
@@ -247,6 +272,7 @@ class Interpreter(ExprVisitor[Any]):
         for o in fired[1:]:
             if o.awards.get(g.currency, 0) > best.awards.get(g.currency, 0):  # type: ignore[union-attr]
                 best = o
+        self.trace(g, best.rule if best is not None else None)
         for o, buffer in entries:
             if o is None:
                 if reasons is not None and buffer is not None:
@@ -289,7 +315,9 @@ class Interpreter(ExprVisitor[Any]):
 
     def visit_IfExpr(self, e: n.IfExpr, env: dict[str, Any]) -> Any:
         if self.eval(e.cond, env) is True:
+            self.trace(e, True)
             return self.eval(e.then, env)
+        self.trace(e, False)
         return self.eval(e.orelse, env)
 
     def visit_Call(self, e: n.Call, env: dict[str, Any]) -> Any:
@@ -334,12 +362,15 @@ class Interpreter(ExprVisitor[Any]):
 
     def visit_Binary(self, e: n.Binary, env: dict[str, Any]) -> Any:
         op = e.op
-        if op == "and":
-            return self.eval(e.left, env) is True and self.eval(e.right, env) is True
-        if op == "or":
-            return self.eval(e.left, env) is True or self.eval(e.right, env) is True
+        if op == "and" or op == "or":
+            left = self.eval(e.left, env) is True
+            self.trace(e, left)
+            if left is (op == "or"):  # decided by the left side alone
+                return left
+            return self.eval(e.right, env) is True
         if op == "otherwise":
             v = self.eval(e.left, env)
+            self.trace(e, v is not None)
             return v if v is not None else self.eval(e.right, env)
         a = self.eval(e.left, env)
         b = self.eval(e.right, env)

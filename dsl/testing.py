@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -64,6 +64,8 @@ if TYPE_CHECKING:
 #: How test files are named: ``<anything>.test.toml``, anywhere below the directory.
 TEST_FILE_SUFFIX = ".test.toml"
 
+#: The top-level keys of a test file: its cases, and coverage settings (see dsl.coverage).
+TOP_LEVEL_KEYS = ("case", "coverage")
 #: The keys a ``[[case]]`` table and its ``expect`` table may hold.
 CASE_KEYS = ("name", "policy", "customer", "event", "expect")
 EXPECT_KEYS = ("awards", "benefits", "tier", "tags", "error")
@@ -305,8 +307,8 @@ class _CaseLoader:
                        _syntax_hint(self.locator.line(span.line)))
             return [], self.diagnostics
         for key in data:
-            if key != "case":
-                hint = did_you_mean(key, ["case"]) or "each case starts with a [[case]] line"
+            if key not in TOP_LEVEL_KEYS:  # [coverage] is read by dsl.coverage
+                hint = did_you_mean(key, TOP_LEVEL_KEYS) or "each case starts with a [[case]] line"
                 self.error(self.locator.top_level(key), "test_unknown_key",
                            f'unknown top-level key "{key}"', hint)
         raw_cases = data.get("case", [])
@@ -696,14 +698,16 @@ def compare(expect: Expectation, decision: Decision) -> list[Mismatch]:
 
 
 def run_directory(
-    directory: Path | str, *, keyword: str | None = None, policy_root: Path | str | None = None
+    directory: Path | str, *, keyword: str | None = None, policy_root: Path | str | None = None,
+    observe: Callable[[PolicySet], Callable[[Case], None]] | None = None,
 ) -> Report:
     """Load the policy set and every test file below ``directory``, run the cases, report.
 
     The policies come from :func:`programme_root` of ``directory`` unless
     ``policy_root`` says otherwise. ``keyword`` keeps only cases whose name
     contains it (case-insensitively). Never raises for a policy or test-file
-    problem: those become the report's diagnostics.
+    problem: those become the report's diagnostics. ``observe``, given the loaded
+    policy set, returns a function called with every case run (coverage uses it).
     """
     import dsl  # the package's API; imported here so that this module loads on its own
 
@@ -720,6 +724,7 @@ def run_directory(
     report.revision = policy_set.revision
     report.warnings.extend(policy_set.warnings)
     names = [p.name for p in policy_set.policies]
+    seen = observe(policy_set) if observe is not None else None
     for path in find_test_files(directory):
         file = _display_path(path)
         report.files.append(file)
@@ -737,6 +742,8 @@ def run_directory(
             if keyword is not None and keyword.lower() not in case.name.lower():
                 continue
             report.results.append(run_case(policy_set, case))
+            if seen is not None:
+                seen(case)
     return report
 
 
