@@ -286,6 +286,16 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
+def _cases(count: int) -> str:
+    """``the one case`` or ``the 3 cases``: the cases that reached an item."""
+    return "the one case" if count == 1 else f"the {count} cases"
+
+
+def _each(count: int) -> str:
+    """``the one case`` or ``each of the 3 cases``."""
+    return "the one case" if count == 1 else f"each of the {count} cases"
+
+
 class _Analysis:
     """Items of one policy from its record (None: no case evaluated the policy)."""
 
@@ -380,9 +390,14 @@ class _Analysis:
                        + (f" (line {winner.span.line})" if winner is not None else "")
                        + " in every case that reached it")
             elif row.cond is None:
-                why = f"another row matched in all {_plural(self.reached(row), 'case')} that reached it"
+                why = f"another row matched in {_each(self.reached(row))} that reached it"
             else:
-                why = f"condition never true in the {_plural(self.reached(row), 'case')} that reached it"
+                why = f"condition never true in {_cases(self.reached(row))} that reached it"
+                others = reached_decide - self.reached(row)
+                winner = self.first_winner(d.rows[: index - 1])
+                if d.hit == "first" and others and winner is not None:
+                    why += (f"; shadowed by an earlier first-match row (line {winner.span.line})"
+                            f" in the {_plural(others, 'other case')}")
             self.add(row, f"{owner}: {label}", "decide row", covered, why)
             self.expression(owner, row.value)
 
@@ -406,7 +421,7 @@ class _Analysis:
                        + (f" ({chosen.name}, line {chosen.span.line})" if chosen else "")
                        + " in every case that reached it")
         elif not qualified:
-            why = f"condition never true in the {_plural(reached, 'case')} that reached it"
+            why = f"condition never true in {_cases(reached)} that reached it"
             blocker = self.blocker(r.cond) if r.cond is not None else None
             if blocker is not None and blocker is not r.cond:
                 first = n.conjuncts(r.cond)[0] is blocker
@@ -422,7 +437,7 @@ class _Analysis:
         self.add(r, owner, kind, applied > 0, why, span)
         if r.cond is not None:
             why_false = (self.never(r, "never reached") if not reached else
-                         f"condition true in all {_plural(reached, 'case')} that reached it")
+                         f"condition true in {_each(reached)} that reached it")
             if not reached and group is not None and self.runs:
                 why_false = self.items[-1].reason
             self.add(r, f"{owner}: when false", "branch", not_qualified > 0, why_false,
@@ -475,9 +490,9 @@ class _Analysis:
                     why = self.never(node, "never evaluated in the tests (the expression or "
                                            "rule holding it was never reached)")
                 elif arm == "value":
-                    why = f"{never} in all {_plural(reached, 'case')} that reached it"
+                    why = f"{never} in {_each(reached)} that reached it"
                 else:
-                    why = f"{never} in the {_plural(reached, 'case')} that reached it"
+                    why = f"{never} in {_cases(reached)} that reached it"
                 self.add(node, f"{label} {arm}", "branch", covered, why)
 
 
@@ -602,11 +617,18 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
     """
     report = CoverageReport()
     explanations: dict[str, tuple[str, str, Span]] = {}
+    lines: dict[str, list[str]] = {}
     for file, text in test_files:
         found, problems = read_explanations(text, file)
         report.diagnostics.extend(problems)
+        lines[file] = text.splitlines()
         for key, (why, span) in found.items():
             explanations.setdefault(key, (why, file, span))
+
+    def source_line(file: str, span: Span) -> str:
+        text = lines.get(file, [])
+        return text[span.line - 1] if 0 < span.line <= len(text) else ""
+
     for compiled in under_test(collector.policy_set, target):
         record = collector.records.get(compiled.name)
         unreached = _policy_unreached(compiled, collector.events)
@@ -620,7 +642,8 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
                     report.warnings.append(Diagnostic(
                         file, span, "coverage_stale_explanation",
                         f'"{item.key}" is covered by the tests now',
-                        "delete this explanation", severity="warning"))
+                        "delete this explanation", severity="warning",
+                        source_line=source_line(file, span)))
                 else:
                     item = Item(item.policy, item.id, item.kind, item.file, item.line,
                                 item.column, item.covered, item.reason, why)
@@ -631,7 +654,8 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
         report.diagnostics.append(Diagnostic(
             file, span, "coverage_unknown_item",
             f'coverage.explained: no coverage item is called "{key}"',
-            did_you_mean(key, known) or "copy the item's name from `loyalty test --coverage`"))
+            did_you_mean(key, known) or "copy the item's name from `loyalty test --coverage`",
+            source_line=source_line(file, span)))
     return report
 
 
