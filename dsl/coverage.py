@@ -353,6 +353,7 @@ class _Analysis:
                     self.rule(r, m)
             elif isinstance(m, n.Cap):
                 self.expression(f"cap {m.currency}", m.amount)
+                self.limit(m, f"cap {m.currency}", "", "")
         return self.items
 
     def table(self, t: n.Table) -> None:
@@ -443,9 +444,28 @@ class _Analysis:
             self.add(r, f"{owner}: when false", "branch", not_qualified > 0, why_false,
                      r.cond.span)
             self.expression(owner, r.cond)
+        limits = 0
         for e in r.effects:
             for expr in _effect_exprs(e):
                 self.expression(owner, expr)
+            if isinstance(e, n.Award) and e.limit is not None:
+                limits += 1
+                self.limit(e, owner, "up to" + (f"#{limits}" if limits > 1 else ""),
+                           f"rule {r.name} never fired")
+
+    def limit(self, node: n.Award | n.Cap, owner: str, word: str, unfired: str) -> None:
+        """The two sides of an ``up to`` or a ``cap``: it limited the amount, or it did not."""
+        reached = self.reached(node)
+        label = f"{owner}: {word}" if word else owner
+        for arm, outcome in (("reached", True), ("not reached", False)):
+            if not reached:
+                why = self.never(node, f"never evaluated: {unfired}" if unfired else
+                                 "never evaluated: the policy awarded no " + owner[4:])
+            elif outcome:
+                why = f"the limit was never reached in {_cases(reached)} that came to it"
+            else:
+                why = f"the limit was reached in {_each(reached)} that came to it"
+            self.add(node, f"{label} {arm}", "limit", self.seen(node, outcome) > 0, why)
 
     def chosen(self, g: n.Group, exclude: n.Rule | None = None) -> n.Rule | None:
         """The rule the group chose most often (other than ``exclude``)."""

@@ -77,7 +77,8 @@ class Interpreter(ExprVisitor[Any]):
         node: a table's key value, then ``"hit"`` on the row that matched; a decide row's
         condition (``True``/``False``; an ``else`` row: whether it was taken); a rule's
         ``"qualified"``/``"not_qualified"``, then ``"applied"``; the rule a group chose
-        (``None`` for none); an ``if``'s condition; whether ``otherwise``'s left side was
+        (``None`` for none); whether an award's ``up to`` or a ``cap`` limited the
+        amount; an ``if``'s condition; whether ``otherwise``'s left side was
         present; whether ``and``/``or``'s left side was true. Tracing never changes a result.
         """
 
@@ -114,6 +115,7 @@ class Interpreter(ExprVisitor[Any]):
                 if limit < 0:  # a cap below zero caps at zero
                     limit = rt.to_currency(0, decimals)
                 amount = totals.get(cap.currency)
+                self.trace(cap, amount is not None and amount > limit)
                 if amount is not None and amount > limit:
                     totals[cap.currency] = limit
                     if reasons is not None:
@@ -207,6 +209,7 @@ class Interpreter(ExprVisitor[Any]):
                                   f"{raw} {e.currency} -> {value} ({mode})", {}, e.span.line))
         if e.limit is not None:
             limit = rt.round_award(self.eval(e.limit, env), decimals, "down")
+            self.trace(e, value > limit)
             if value > limit:
                 if reasons is not None:
                     reasons.append(Reason(p.name, r.name, "capped",

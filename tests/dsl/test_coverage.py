@@ -431,3 +431,36 @@ def test_recording_never_changes_a_decision() -> None:
                     compiled.awards, compiled.fired, compiled.tier, compiled.tags), c.name
                 checked += 1
     assert checked > 50
+
+
+def test_up_to_and_cap_count_both_sides(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An award's `up to` and a policy's `cap`: limited in some case, and not in another."""
+    (tmp_path / "lim.policy").write_text(
+        "policy lim\n  on purchase\n"
+        "  rule per_dollar: award event.amount points up to 100\n"
+        "  rule double: award event.amount points\n"
+        "  cap points at 250\n  round points down\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    member = "member_since = 2020-01-01"
+    (tmp_path / "lim.test.toml").write_text(case("fifty", "50", member, 100, policy="lim"),
+                                            encoding="utf-8")
+    _, coverage = run_with_coverage(".")
+    assert coverage is not None
+    got = {k: (i.line, i.column, i.kind, i.reason) for k, i in by_key(coverage).items()
+           if i.kind == "limit"}
+    assert got == {
+        "lim: rule per_dollar: up to reached":
+            (3, 20, "limit", "the limit was never reached in the one case that came to it"),
+        "lim: rule per_dollar: up to not reached": (3, 20, "limit", ""),
+        "lim: cap points reached":
+            (5, 3, "limit", "the limit was never reached in the one case that came to it"),
+        "lim: cap points not reached": (5, 3, "limit", ""),
+    }
+    # 150: per_dollar 150 up to 100 = 100, double 150: 250, at the cap exactly (not over);
+    # 200: 100 + 200 = 300, capped at 250
+    (tmp_path / "lim.test.toml").write_text(
+        case("fifty", "50", member, 100, policy="lim")
+        + case("one fifty", "150", member, 250, policy="lim")
+        + case("two hundred", "200", member, 250, policy="lim"), encoding="utf-8")
+    _, coverage = run_with_coverage(".")
+    assert coverage is not None and coverage.gaps == []
