@@ -600,7 +600,8 @@ def read_explanations(text: str, file: str) -> tuple[dict[str, tuple[str, Span]]
 
 def _key_span(text: str, key: str) -> Span | None:
     for number, line in enumerate(text.splitlines(), 1):
-        for quoted in (f'"{key}"', f"'{key}'"):
+        escaped = key.replace("\\", "\\\\").replace('"', '\\"')
+        for quoted in (f'"{escaped}"', f"'{key}'"):
             col = line.find(quoted)
             if col >= 0:
                 return Span.point(number, col + 1, len(quoted))
@@ -673,7 +674,7 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
     for key, (_, file, span) in explanations.items():
         report.diagnostics.append(Diagnostic(
             file, span, "coverage_unknown_item",
-            f'coverage.explained: no coverage item is called "{key}"',
+            f"coverage.explained: no coverage item is called `{key}`",
             did_you_mean(key, known) or "copy the item's name from `loyalty test --coverage`",
             source_line=source_line(file, span)))
     return report

@@ -234,7 +234,7 @@ def test_explaining_an_unknown_or_covered_item_is_reported(programme: Path) -> N
     [unknown] = coverage.diagnostics
     assert unknown.render().splitlines() == [
         'shop.test.toml:20:1: coverage_unknown_item: coverage.explained: no coverage item is '
-        'called "shop: decide band: rwo 2"',
+        'called `shop: decide band: rwo 2`',
         '    | "shop: decide band: rwo 2" = "no such row"',
         "    | ^^^^^^^^^^^^^^^^^^^^^^^^^^",
         "    = hint: did you mean `shop: decide band: row 2`?",
