@@ -305,11 +305,13 @@ class _Analysis:
         self.file = compiled.info.file
         self.runs = record.runs if record is not None else []
         self.unreached = unreached
-        # node id -> outcome -> number of cases that saw it
+        # node id -> outcome -> number of cases that saw it; node id -> cases that reached it
         self.counts: dict[int, Counter[Any]] = {}
+        self.reach: Counter[int] = Counter()
         for seen in self.runs:
             for node, outcome in seen:
                 self.counts.setdefault(node, Counter())[outcome] += 1
+            self.reach.update({node for node, _ in seen})
         self.items: list[Item] = []
         self.ordinals: Counter[tuple[str, str]] = Counter()
 
@@ -318,8 +320,7 @@ class _Analysis:
 
     def reached(self, node: n.Node) -> int:
         """The number of cases that reached ``node``."""
-        nid = id(node)
-        return sum(1 for seen in self.runs if any(k == nid for k, _ in seen))
+        return self.reach[id(node)]
 
     def seen(self, node: n.Node, outcome: Any) -> int:
         return self.counts.get(id(node), Counter())[outcome]
@@ -437,10 +438,8 @@ class _Analysis:
             why = "qualified but never applied (a fault during its awards)"
         self.add(r, owner, kind, applied > 0, why, span)
         if r.cond is not None:
-            why_false = (self.never(r, "never reached") if not reached else
-                         f"condition true in {_each(reached)} that reached it")
-            if not reached and group is not None and self.runs:
-                why_false = self.items[-1].reason
+            # Unreached, the rule's own reason (the policy's, or its group's) holds for both.
+            why_false = why if not reached else f"condition true in {_each(reached)} that reached it"
             self.add(r, f"{owner}: when false", "branch", not_qualified > 0, why_false,
                      r.cond.span)
             self.expression(owner, r.cond)
