@@ -464,3 +464,29 @@ def test_up_to_and_cap_count_both_sides(tmp_path: Path, monkeypatch: pytest.Monk
         + case("two hundred", "200", member, 250, policy="lim"), encoding="utf-8")
     _, coverage = run_with_coverage(".")
     assert coverage is not None and coverage.gaps == []
+
+
+def test_collect_decide_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `collect` decide: a row is covered when its condition holds; its else when none did."""
+    (tmp_path / "col.policy").write_text(
+        "policy col\n  on purchase\n"
+        "  decide extra collect:\n"
+        "    when event.amount >= 10 -> 1\n"
+        "    when event.amount >= 1000 -> 2\n"
+        "    else -> 0\n"
+        "  rule r: award sum(x for x in extra) points\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "col.test.toml").write_text(
+        case("twenty", "20", "member_since = 2020-01-01", 1, policy="col")
+        + case("fifty", "50", "member_since = 2020-01-01", 1, policy="col"), encoding="utf-8")
+    _, coverage = run_with_coverage(".")
+    assert coverage is not None
+    got = {k: (i.line, i.covered, i.reason) for k, i in by_key(coverage).items()
+           if i.kind == "decide row"}
+    assert got == {
+        "col: decide extra: row 1": (4, True, ""),
+        "col: decide extra: row 2":
+            (5, False, "condition never true in the 2 cases that reached it"),
+        "col: decide extra: else":
+            (6, False, "another row matched in each of the 2 cases that reached it"),
+    }
