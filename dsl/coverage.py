@@ -15,6 +15,8 @@ item                      covered when
 ``OWNER: if then|else``   the ``if`` took that arm (``if#2`` for an owner's second ``if``)
 ``OWNER: otherwise ...``  ``otherwise value`` (left side present) / ``fallback`` (missing)
 ``OWNER: and|or left ..`` ``left true`` / ``left false`` of an ``and`` or ``or``
+``rule R: up to ...``     ``reached`` (the limit cut the award) / ``not reached``
+``cap C reached``         the cap cut the policy's total (``cap C not reached``: it did not)
 ========================  ===========================================================
 
 ``OWNER`` is the member holding the expression: ``let NAME``, ``rule NAME``,
@@ -90,7 +92,8 @@ class _PolicyRecord:
 class Collector:
     """Collects, case by case, what the interpreter reached in each policy under test.
 
-    Pass :meth:`observe` to :func:`dsl.testing.run_directory`; then :meth:`report`.
+    :func:`run_with_coverage` hands :meth:`observe` to :func:`dsl.testing.run_directory`,
+    then :func:`build_report` turns the records into items.
     """
 
     policy_set: PolicySet
@@ -143,12 +146,14 @@ class Item:
         return f"{self.policy}: {self.id}"
 
     def render(self) -> str:
+        """``file:line:col: POLICY: ITEM: why`` (or ``explained: ...``)."""
         where = f"{self.file}:{self.line}:{self.column}"
         if self.explanation:
             return f"{where}: {self.key}: explained: {self.explanation}"
         return f"{where}: {self.key}: {self.reason}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The machine form, one element of ``not_covered`` in the JSON report."""
         return {
             "policy": self.policy, "id": self.id, "kind": self.kind, "file": self.file,
             "line": self.line, "column": self.column, "covered": self.covered,
@@ -166,10 +171,12 @@ class PolicyCoverage:
 
     @property
     def covered(self) -> int:
+        """Items some case reached."""
         return sum(1 for i in self.items if i.covered)
 
     @property
     def explained(self) -> int:
+        """Gaps a test file explains."""
         return sum(1 for i in self.items if not i.covered and i.explanation)
 
     @property
@@ -179,6 +186,7 @@ class PolicyCoverage:
 
     @property
     def percent(self) -> float:
+        """Covered of counted, as :func:`percent` gives it."""
         return percent(self.covered, self.counted)
 
 
@@ -199,18 +207,22 @@ class CoverageReport:
 
     @property
     def items(self) -> list[Item]:
+        """Every item of every policy, in policy and source order."""
         return [i for p in self.policies for i in p.items]
 
     @property
     def covered(self) -> int:
+        """Items some case reached."""
         return sum(p.covered for p in self.policies)
 
     @property
     def counted(self) -> int:
+        """Items the percentage counts (all but explained gaps)."""
         return sum(p.counted for p in self.policies)
 
     @property
     def explained(self) -> int:
+        """Gaps a test file explains."""
         return sum(p.explained for p in self.policies)
 
     @property
@@ -220,6 +232,7 @@ class CoverageReport:
 
     @property
     def percent(self) -> float:
+        """The whole run's figure, as :func:`percent` gives it."""
         return percent(self.covered, self.counted)
 
     def below(self, fail_under: float) -> bool:
@@ -227,6 +240,7 @@ class CoverageReport:
         return self.covered * 100 < fail_under * self.counted
 
     def summary(self) -> str:
+        """The closing line: percentage, counts, explained and unexplained gaps."""
         total = len(self.items)
         text = (f"coverage {self.percent:.1f}% ({self.covered} of {self.counted} items"
                 + (f"; {self.explained} explained gap{'s' if self.explained != 1 else ''} "
@@ -259,6 +273,7 @@ class CoverageReport:
         return "\n".join(lines)
 
     def to_dict(self, fail_under: float | None = None) -> dict[str, Any]:
+        """The ``coverage`` object of ``loyalty test --json`` (docs/language.md)."""
         return {
             "percent": self.percent,
             "covered": self.covered,
