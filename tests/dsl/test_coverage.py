@@ -336,6 +336,7 @@ def test_explaining_the_gap_reaches_100(small: Path, capsys: pytest.CaptureFixtu
     path = small / "small.test.toml"
     path.write_text(path.read_text() + '[coverage.explained]\n"small: rule big" = "demo"\n',
                     encoding="utf-8")
+    assert run_cli(capsys, "test", ".")[:3:2] == (0, "")  # without --coverage: just a table
     status, out, _ = run_cli(capsys, "test", ".", "--fail-under", "100", "-v")
     assert status == 0
     assert out.splitlines()[-4:] == [
