@@ -72,10 +72,15 @@ class Interval:
 
 @dataclass(frozen=True, slots=True)
 class ListOf:
-    """A list of at most ``length`` items, each ``elem`` (an Interval for numbers, else None)."""
+    """A list of at most ``length`` items, each ``elem`` (an Interval for numbers, else None).
+
+    ``items``, when known (list literals, collecting decision tables), holds each item's own
+    interval: a sum over some of them is then bounded by their positive ends alone.
+    """
 
     elem: Interval | None
     length: int
+    items: tuple[Interval, ...] | None = None
 
 
 #: A value that is not a number or a list of numbers (text, dates, truth values, records).
@@ -119,6 +124,11 @@ def _ctx(rounding: str) -> decimal.Context:
 
 _UP = _ctx(ROUND_CEILING)
 _DOWN = _ctx(ROUND_FLOOR)
+
+
+def _quantize(v: Decimal, decimals: int, rounding: str) -> Decimal:
+    """``v`` to a currency's decimals, rounded as asked, in the analysis' wide context."""
+    return v.quantize(Decimal(1).scaleb(-decimals), rounding=rounding, context=_UP)
 
 
 def _why(*vals: Interval) -> Why | None:
@@ -211,7 +221,7 @@ class BoundsPass(ExprVisitor[Value]):
         nums = [x for x in items if isinstance(x, Interval)]
         if not items or len(nums) != len(items):
             return ListOf(OTHER, len(items))
-        return ListOf(_union(nums), len(items))
+        return ListOf(_union(nums), len(items), tuple(nums))
 
     def visit_Name(self, e: n.Name, env: dict[str, Value]) -> Value:
         return env.get(e.name, OTHER)
@@ -321,7 +331,15 @@ class BoundsPass(ExprVisitor[Value]):
         raise NotImplementedError(f"dsl.bounds does not know the range of {f}()")
 
     def total(self, v: Value, e: n.Node) -> Interval:
-        """The sum of a list's items: between length x the least and length x the most (or 0)."""
+        """The sum of a list's items (or of any of them): between length x the least and
+        length x the most (or 0), or the sums of the known items' negative and positive ends."""
+        if isinstance(v, ListOf) and v.items is not None:
+            lo: Decimal | None = Decimal(0)
+            hi: Decimal | None = Decimal(0)
+            for x in v.items:
+                lo = None if lo is None or x.lo is None else _DOWN.add(lo, min(x.lo, Decimal(0)))
+                hi = None if hi is None or x.hi is None else _UP.add(hi, max(x.hi, Decimal(0)))
+            return Interval(lo, hi, _why(*v.items) if lo is None or hi is None else None)
         if not isinstance(v, ListOf) or not isinstance(v.elem, Interval):
             return Interval(None, None, self.why(e, f"{self.text(e)} adds values the analysis cannot follow"))
         length = Interval.point(v.length)
@@ -337,6 +355,14 @@ class BoundsPass(ExprVisitor[Value]):
             return OTHER
         if e.func == "count":
             return Interval(Decimal(0), Decimal(length))
+        if isinstance(src, ListOf) and src.items is not None:
+            # Item by item: a sum over the items the `where` keeps.
+            bodies = [self.visit(e.body, {**env, e.var: item}) for item in src.items]
+            if all(isinstance(b, Interval) for b in bodies):
+                ivs: tuple[Interval, ...] = tuple(bodies)  # type: ignore[arg-type]
+                if e.func in ("min", "max"):
+                    return _union(list(ivs))
+                return self.total(ListOf(_union(list(ivs)), length, ivs), e)
         body = self.visit(e.body, inner)
         if e.func in ("min", "max"):
             return body if isinstance(body, Interval) else OTHER
@@ -393,8 +419,11 @@ class BoundsPass(ExprVisitor[Value]):
                 if m.hit == "first":
                     env[m.name] = one
                 else:
-                    nums = isinstance(one, Interval)
-                    env[m.name] = ListOf(one if nums else OTHER, len(m.rows))  # type: ignore[arg-type]
+                    items = tuple(v for v in vals if isinstance(v, Interval))
+                    if isinstance(one, Interval) and len(items) == len(vals):
+                        env[m.name] = ListOf(one, len(m.rows), items)
+                    else:
+                        env[m.name] = ListOf(OTHER, len(m.rows))
         return env
 
     def rule_awards(self, r: n.Rule, env: dict[str, Value]) -> dict[str, tuple[Decimal | None, str]]:
@@ -410,7 +439,7 @@ class BoundsPass(ExprVisitor[Value]):
             if eff.limit is not None:
                 limit = self.number(eff.limit, env)
                 if limit.hi is not None:
-                    hi = _min_hi(hi, limit.hi.quantize(Decimal(1).scaleb(-decimals), ROUND_FLOOR))
+                    hi = _min_hi(hi, _quantize(limit.hi, decimals, ROUND_FLOOR))
             if hi is None:
                 cause = amount.why
                 why = (f"rule {r.name} at line {eff.span.line}: award {self.text(eff.amount)} "
@@ -419,7 +448,7 @@ class BoundsPass(ExprVisitor[Value]):
                        f"add `up to ...` to the award or `cap {eff.currency} at ...` to the policy")
                 value: Decimal | None = None
             else:
-                value = max(Decimal(0), _UP.plus(hi).quantize(Decimal(1).scaleb(-decimals), ROUND_CEILING))
+                value = max(Decimal(0), _quantize(hi, decimals, ROUND_CEILING))
             prev = out.get(eff.currency)
             if prev is None:
                 out[eff.currency] = (value, why)
@@ -459,17 +488,16 @@ class BoundsPass(ExprVisitor[Value]):
         caps = {c.currency: c for c in self.policy.caps}
         for currency, (value, why) in totals.items():
             cur = self.schema.currencies[currency]
-            step = Decimal(1).scaleb(-cur.decimals)
             if currency in caps:
                 cap = self.number(caps[currency].amount, env)
                 if cap.hi is not None:
-                    limit = max(Decimal(0), cap.hi.quantize(step, ROUND_FLOOR))
+                    limit = max(Decimal(0), _quantize(cap.hi, cur.decimals, ROUND_FLOOR))
                     value = limit if value is None else min(value, limit)
             if cur.cap_per_event is not None:
-                limit = Decimal(cur.cap_per_event).quantize(step, ROUND_FLOOR)
+                limit = _quantize(Decimal(cur.cap_per_event), cur.decimals, ROUND_FLOOR)
                 value = limit if value is None else min(value, limit)
             if value is not None:
-                out.append(AwardBound(currency, value.quantize(step)))
+                out.append(AwardBound(currency, _quantize(value, cur.decimals, ROUND_CEILING)))
             else:
                 out.append(AwardBound(currency, None, why))
         return out
