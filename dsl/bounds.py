@@ -395,6 +395,13 @@ class BoundsPass(ExprVisitor[Value]):
         return Interval(lo, hi)
 
     def divide(self, a: Interval, b: Interval, e: n.Binary) -> Interval:
+        if self.check.type_of(e.right).kind == "int" and not ((b.lo is not None and b.lo > 0)
+                                                              or (b.hi is not None and b.hi < 0)):
+            # A whole divisor other than zero is at least 1 in size (zero is a fault), so
+            # 1/b lies within [-1, 1], on the side of b's sign.
+            inv = Interval(Decimal(0) if b.lo is not None and b.lo >= 0 else Decimal(-1),
+                           Decimal(0) if b.hi is not None and b.hi <= 0 else Decimal(1))
+            return _products(a, inv)
         if b.lo is None or b.hi is None or b.lo <= 0 <= b.hi:
             if b.lo is not None and b.hi is not None and b.lo == b.hi == 0:
                 return Interval(None, None, self.why(e, f"{self.text(e)} divides by zero"))

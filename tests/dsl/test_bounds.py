@@ -8,6 +8,7 @@ and generated ones.
 
 from __future__ import annotations
 
+import decimal
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -26,6 +27,8 @@ from service.cli import main
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 BUNDLED = dsl.Schema.for_directory(POLICIES)
+
+WIDE = decimal.Context(prec=200)
 
 HEADER = "policy p\n  on purchase\n"
 
@@ -94,6 +97,9 @@ CASES = [
      ["points: unbounded: rule r at line 3: award 10 / round(min(event.amount, 5) - 1, 2) points: "
       "round(min(event.amount, 5) - 1, 2) may be zero or near it, so the quotient has no bound; "
       "add `up to ...` to the award or `cap points at ...` to the policy"]),
+    ("a whole divisor other than zero is at least 1 in size",
+     "  rule r: award 100 / (customer.lifetime.visits - 30) points\n  round points down\n",
+     ["points: at most 100"]),
     ("a divisor kept away from zero by the schema's min",
      "  rule r: award 10 / (min(event.amount, 5) + 1) points\n  round points down\n",
      ["points: at most 10"]),
@@ -187,7 +193,9 @@ def assert_within(policy_set: dsl.PolicySet, customer: dict[str, Any], event: di
     for p in policy_set.applicable(event):
         for b in p.award_bounds:
             prev = limits.get(b.currency, Decimal(0))
-            limits[b.currency] = None if prev is None or b.maximum is None else prev + b.maximum
+            # Added in a wide context: the default 28 digits would round the sum down.
+            limits[b.currency] = (None if prev is None or b.maximum is None
+                                  else WIDE.add(prev, b.maximum))
     for currency, amount in decision.awards.items():
         limit = limits.get(currency)
         assert currency in limits, f"{currency} awarded by no applicable policy"
