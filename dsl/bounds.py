@@ -9,7 +9,8 @@ builtins whose range is fixed (date parts, tenure, great-circle miles), carried 
 upper end (limited by ``up to``, rounded *up* to the currency's decimals, raised to zero);
 a rule's is the sum of its awards; a group's the largest of its rules' (``takes first``
 and ``takes best`` alike: any one rule may be the one applied); a policy's the sum of its
-rules and groups, limited by its ``cap`` and by the schema's ``cap_per_event``.
+rules and groups, limited by its ``cap`` and by the schema's ``cap_per_event`` (limits
+rounded up too).
 
 The result is a sound over-approximation: no evaluation of the policy on input the schema
 accepts awards more (tests/dsl/test_bounds.py tries to break it with Hypothesis), but the
@@ -446,7 +447,9 @@ class BoundsPass(ExprVisitor[Value]):
             if eff.limit is not None:
                 limit = self.number(eff.limit, env)
                 if limit.hi is not None:
-                    hi = _min_hi(hi, _quantize(limit.hi, decimals, ROUND_FLOOR))
+                    # The language rounds the limit down; rounding it up here keeps the bound
+                    # true however awards and totals are rounded.
+                    hi = _min_hi(hi, _quantize(limit.hi, decimals, ROUND_CEILING))
             if hi is None:
                 cause = amount.why
                 why = (f"rule {r.name} at line {eff.span.line}: award {self.text(eff.amount)} "
@@ -498,10 +501,10 @@ class BoundsPass(ExprVisitor[Value]):
             if currency in caps:
                 cap = self.number(caps[currency].amount, env)
                 if cap.hi is not None:
-                    limit = max(Decimal(0), _quantize(cap.hi, cur.decimals, ROUND_FLOOR))
+                    limit = max(Decimal(0), _quantize(cap.hi, cur.decimals, ROUND_CEILING))
                     value = limit if value is None else min(value, limit)
             if cur.cap_per_event is not None:
-                limit = _quantize(Decimal(cur.cap_per_event), cur.decimals, ROUND_FLOOR)
+                limit = _quantize(Decimal(cur.cap_per_event), cur.decimals, ROUND_CEILING)
                 value = limit if value is None else min(value, limit)
             if value is not None:
                 out.append(AwardBound(currency, _quantize(value, cur.decimals, ROUND_CEILING)))

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from strategies import KINDS, SCHEMA, UNAVOIDABLE, policy_sources, raw_customers, raw_events
 
 import dsl
-from dsl.bounds import AwardBound, BoundsPass, award_bounds
+from dsl.bounds import AwardBound, BoundsPass, Interval, award_bounds
+from dsl.builtins import BUILTINS
 from service.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,8 +59,9 @@ CASES = [
     ("a decision table collecting rows bounds their sum",
      "  decide promos collect:\n    when event.amount > 10 -> 10\n    when event.amount > 20 -> 15\n"
      "  rule r: award sum(x for x in promos) points\n", ["points: at most 25"]),
-    ("an unbounded amount is bounded by `up to`, rounded down to the currency",
-     "  rule r: award event.amount points up to 99.9\n  round points down\n", ["points: at most 99"]),
+    ("an unbounded amount is bounded by `up to`, rounded up to the currency (true however "
+     "awards are rounded)",
+     "  rule r: award event.amount points up to 99.9\n  round points down\n", ["points: at most 100"]),
     ("an unbounded amount is bounded by the policy's cap",
      "  rule r: award event.amount points\n  cap points at 5000\n  round points down\n",
      ["points: at most 5,000"]),
@@ -247,3 +249,19 @@ def test_award_bounds_function_matches_the_cached_property() -> None:
     for p in _BUNDLED_SET.compiled:
         assert p.award_bounds == award_bounds(p.schema, p.ast, p.check)
         assert all(isinstance(b, AwardBound) for b in p.award_bounds)
+
+
+@pytest.mark.parametrize("builtin", sorted(BUILTINS), ids=str)
+def test_every_builtin_has_a_range(builtin: str) -> None:
+    """The analysis knows every builtin (an unknown one raises): each one's example call,
+    bound to a let, is analysed, and a number it gives has a range that holds its value."""
+    example, value = BUILTINS[builtin].example
+    text = HEADER + f"  let x = {example}\n  rule r: tag \"t\"\n"
+    policy_set = dsl.load_source(text, file="p.policy", schema=BUNDLED)
+    cp = policy_set.compiled[0]
+    env = BoundsPass(cp.schema, cp.ast, cp.check).bindings()
+    got = env["x"]
+    if isinstance(value, int | Decimal) and not isinstance(value, bool):
+        assert isinstance(got, Interval)
+        assert got.lo is None or got.lo <= value
+        assert got.hi is None or value <= got.hi
