@@ -196,6 +196,14 @@ class BoundsPass(ExprVisitor[Value]):
         self.records["customer"] = schema.customer
         self.records["event"] = schema.event_fields(tuple(k for k in policy.kinds if k in schema.events))
 
+    def visit(self, e: n.Node, *args: Any) -> Value:
+        """The value of ``e``; a number the analysis could not follow is unbounded, never dropped."""
+        v = super().visit(e, *args)
+        if not isinstance(v, Interval) and isinstance(e, n.Expr) and self.check.type_of(e).is_numeric:
+            return Interval(None, None, self.why(e, f"{self.text(e)} is not a number the analysis "
+                                                    "can follow"))
+        return v
+
     def why(self, e: n.Node, text: str) -> Why:
         return Why(text, e.span.line, e.span.column)
 
