@@ -31,8 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from dsl import nodes as n
 
 from ._load import load
@@ -103,6 +101,11 @@ def read_text(source: str) -> str:
 
 def parse_scrape(text: str, source: str) -> Scrape:
     """The rule and policy counters of a Prometheus text exposition."""
+    # Imported here, not at the top: `loyalty` imports every verb's module at start, and
+    # prometheus_client picks its multiprocess mode (--workers N) when first imported, so
+    # importing it before `serve` sets PROMETHEUS_MULTIPROC_DIR would lose the workers' metrics.
+    from prometheus_client.parser import text_string_to_metric_families
+
     scrape = Scrape()
     try:
         for family in text_string_to_metric_families(text):
