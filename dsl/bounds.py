@@ -527,6 +527,35 @@ def award_bounds(schema: Schema, policy: n.Policy, check: CheckResult) -> list[A
     return BoundsPass(schema, policy, check).run()
 
 
+def event_bounds(schema: Schema, policies: list[tuple[tuple[str, ...], list[AwardBound]]]
+                 ) -> dict[str, list[AwardBound]]:
+    """Per event kind, the most one event of it can cost the programme: the bounds of every
+    policy on the kind added up (whatever their effective windows), limited by the schema's
+    ``cap_per_event``. ``policies`` holds each policy's kinds and bounds."""
+    out: dict[str, list[AwardBound]] = {}
+    for kind in sorted({k for kinds, _ in policies for k in kinds}):
+        totals: dict[str, AwardBound] = {}
+        for kinds, bounds in policies:
+            if kind not in kinds:
+                continue
+            for b in bounds:
+                prev = totals.get(b.currency)
+                if prev is None:
+                    totals[b.currency] = b
+                elif prev.maximum is None or b.maximum is None:
+                    totals[b.currency] = prev if prev.maximum is None else b
+                else:
+                    totals[b.currency] = AwardBound(b.currency, _UP.add(prev.maximum, b.maximum))
+        for currency, b in totals.items():
+            cur = schema.currencies[currency]
+            if cur.cap_per_event is not None:
+                limit = _quantize(Decimal(cur.cap_per_event), cur.decimals, ROUND_CEILING)
+                if b.maximum is None or b.maximum > limit:
+                    totals[currency] = AwardBound(currency, limit)
+        out[kind] = list(totals.values())
+    return out
+
+
 def describe(bounds: list[AwardBound]) -> str:
     """One line per currency, as ``loyalty check --bounds`` prints them."""
     return "\n".join(b.describe() for b in bounds)

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from dsl import PolicyError, SchemaError
-from dsl.bounds import AwardBound
+from dsl.bounds import AwardBound, event_bounds
 from dsl.errors import Diagnostic
 from dsl.policyset import build
 
@@ -41,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     diagnostics: list[Diagnostic] = []
     summaries: list[dict[str, object]] = []
     bounds: list[tuple[str, list[AwardBound]]] = []
+    kinds: dict[str, dict[str, list[AwardBound]]] = {}
     status = 0
     for raw in args.paths:
         path = Path(raw)
@@ -64,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
         diagnostics.extend(policy_set.warnings)
         if args.bounds:
             bounds.extend((p.name, p.award_bounds) for p in policy_set.compiled)
+            kinds[raw] = event_bounds(policy_set.schema, [(p.info.kinds, p.award_bounds)
+                                                          for p in policy_set.compiled])
         summaries.append({"path": raw, "files": len(sources), "policies": len(policy_set.compiled),
                           "revision": policy_set.revision})
     errors = [d for d in diagnostics if d.severity == "error"]
@@ -75,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
                                   "paths": summaries, "diagnostics": [d.to_dict() for d in diagnostics]}
         if args.bounds:
             out["bounds"] = {name: [b.to_dict() for b in bs] for name, bs in bounds}
+            out["event_bounds"] = {path: {kind: [b.to_dict() for b in bs] for kind, bs in per.items()}
+                                   for path, per in kinds.items()}
         print(json.dumps(out, indent=2))
         return status
     for d in diagnostics:
@@ -88,12 +93,14 @@ def run(args: argparse.Namespace) -> int:
             print(f"ok: {s['path']}: {s['policies']} policies in {s['files']} files, "
                   f"revision {s['revision']}")
     if args.bounds:
-        print_bounds(bounds)
+        print_bounds(bounds, kinds)
     return status
 
 
-def print_bounds(bounds: list[tuple[str, list[AwardBound]]]) -> None:
-    """The award bounds, one policy a paragraph (a sound upper bound: the true most may be lower)."""
+def print_bounds(bounds: list[tuple[str, list[AwardBound]]],
+                 kinds: dict[str, dict[str, list[AwardBound]]]) -> None:
+    """The award bounds, one policy a paragraph, then per event kind over all its policies
+    (sound upper bounds: the true most may be lower)."""
     print()
     print("award bounds (the most one event can be awarded; an upper bound, see docs/language.md):")
     for name, bs in bounds:
@@ -103,3 +110,10 @@ def print_bounds(bounds: list[tuple[str, list[AwardBound]]]) -> None:
         print(f"  {name}:")
         for b in bs:
             print(f"    {b.describe()}")
+    for path, per in kinds.items():
+        print()
+        print(f"one event of each kind, all policies in {path} together:")
+        for kind, bs in per.items():
+            text = "; ".join(b.describe() if b.maximum is not None else f"{b.currency}: unbounded"
+                             for b in bs) or "awards nothing"
+            print(f"  {kind}: {text}")

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from strategies import KINDS, SCHEMA, UNAVOIDABLE, policy_sources, raw_customers, raw_events
 
 import dsl
-from dsl.bounds import AwardBound, BoundsPass, Interval, award_bounds
+from dsl.bounds import AwardBound, BoundsPass, Interval, award_bounds, event_bounds
 from dsl.builtins import BUILTINS
 from service.cli import main
 
@@ -158,7 +158,29 @@ def test_check_bounds_prints_them(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", "--bounds", str(POLICIES / "airline")]) == 0
     out = capsys.readouterr().out
     assert out.endswith("award bounds (the most one event can be awarded; an upper bound, see "
-                        "docs/language.md):\n  earn_miles_by_distance:\n    miles: at most 25,000\n")
+                        "docs/language.md):\n  earn_miles_by_distance:\n    miles: at most 25,000\n"
+                        f"\none event of each kind, all policies in {POLICIES / 'airline'} together:\n"
+                        "  flight: miles: at most 25,000\n")
+
+
+def test_check_bounds_adds_up_the_policies_of_each_event_kind(capsys: pytest.CaptureFixture[str]) -> None:
+    """Per event kind, the policies on it add up (5,000 + 300 purchase points in the bundled
+    retail programme); one unbounded policy makes the kind unbounded."""
+    assert main(["check", "--bounds", "--format", "json", str(POLICIES)]) == 0
+    kinds = json.loads(capsys.readouterr().out)["event_bounds"][str(POLICIES)]
+    assert kinds["purchase"] == [{"currency": "points", "max": "5300", "unbounded_reason": ""}]
+    assert kinds["flight"] == [{"currency": "miles", "max": "25000", "unbounded_reason": ""}]
+    assert kinds["visit"][0]["max"] is None
+    assert kinds["visit"][0]["unbounded_reason"].startswith("rule regular at line 18")
+
+
+def test_cap_per_event_limits_the_kind_total() -> None:
+    """Two policies of 80,000 miles each on flights: the schema's cap_per_event (100,000) wins."""
+    text = ("policy a\n  on flight\n  rule r: award 80000 miles\n"
+            "policy b\n  on flight\n  rule r: award 80000 miles\n")
+    policy_set = dsl.load_source(text, file="p.policy", schema=BUNDLED)
+    kinds = event_bounds(BUNDLED, [(p.info.kinds, p.award_bounds) for p in policy_set.compiled])
+    assert [b.describe() for b in kinds["flight"]] == ["miles: at most 100,000"]
 
 
 def test_check_bounds_in_json(capsys: pytest.CaptureFixture[str]) -> None:
