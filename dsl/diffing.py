@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from . import nodes as n
+from .bounds import AwardBound, format_amount
 from .decision import Decision, format_duration
 from .errors import EvaluationError, InputError
 from .formatter import structure
@@ -38,6 +39,7 @@ __all__ = [
     "Outcome",
     "PolicyChange",
     "StructureDiff",
+    "compare_bounds",
     "compare_decisions",
     "compare_structure",
     "describe_window",
@@ -67,11 +69,14 @@ class PolicyChange:
     members_added: list[str] = field(default_factory=list)
     members_removed: list[str] = field(default_factory=list)
     members_changed: list[str] = field(default_factory=list)
+    #: Currency -> (old, new) award bound that moved: "at most 25,000", "unbounded", "none".
+    bounds: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
         return {
             "name": self.name,
+            "bounds": {k: {"old": old, "new": new} for k, (old, new) in self.bounds.items()},
             "headers": {k: {"old": old, "new": new} for k, (old, new) in self.headers.items()},
             "rules": {"added": self.rules_added, "removed": self.rules_removed,
                       "changed": self.rules_changed},
@@ -170,7 +175,25 @@ def _compare_policy(a: CompiledPolicy, b: CompiledPolicy, old_file: str,
     change.members_removed = [m for m in old_members if m not in new_members]
     change.members_changed = [m for m in old_members
                               if m in new_members and old_members[m] != new_members[m]]
+    change.bounds = compare_bounds(a.award_bounds, b.award_bounds)
     return change
+
+
+def compare_bounds(old: list[AwardBound], new: list[AwardBound]) -> dict[str, tuple[str, str]]:
+    """Currency -> (old, new) for each award bound that moved (``none``: not awarded)."""
+    def show(b: AwardBound | None) -> str:
+        if b is None:
+            return "none"
+        return "unbounded" if b.maximum is None else f"at most {format_amount(b.maximum)}"
+
+    before = {b.currency: b for b in old}
+    after = {b.currency: b for b in new}
+    out: dict[str, tuple[str, str]] = {}
+    for currency in [*before, *(c for c in after if c not in before)]:
+        was, now = show(before.get(currency)), show(after.get(currency))
+        if was != now:
+            out[currency] = (was, now)
+    return out
 
 
 def describe_window(info: PolicyInfo) -> str:

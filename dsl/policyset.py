@@ -17,10 +17,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import getcontext, setcontext
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from . import nodes as n
+from .bounds import AwardBound, award_bounds
 from .checker import CheckResult, check_policy
 from .codegen import Generated, generate
 from .compiler import CompiledModule, UnsafeCode, compile_module
@@ -74,6 +76,11 @@ class CompiledPolicy:
         if variant == "evaluate":
             return self.generated.source
         return generate(self.ast, self.check, self.schema, "explain").source
+
+    @cached_property
+    def award_bounds(self) -> list[AwardBound]:
+        """The most one event can be awarded by this policy, per currency (see dsl.bounds)."""
+        return award_bounds(self.schema, self.ast, self.check)
 
     def applies_on(self, day: date) -> bool:
         lo, hi = self.info.effective_from, self.info.effective_until

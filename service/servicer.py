@@ -258,8 +258,9 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         if snapshot is not None:
             response.revision = snapshot.revision
             call_fields()["revision"] = snapshot.revision
-            for info in snapshot.policy_set.policies:
-                response.policies.add(
+            for compiled in snapshot.policy_set.compiled:
+                info = compiled.info
+                out = response.policies.add(
                     name=info.name,
                     version=info.version,
                     effective_from=info.effective_from.isoformat() if info.effective_from else "",
@@ -270,6 +271,10 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     description=info.description,
                     rules=info.rules,
                 )
+                for b in compiled.award_bounds:
+                    out.award_bounds.add(currency=b.currency,
+                                         max="" if b.maximum is None else str(b.maximum),
+                                         unbounded_reason=b.reason)
         s = response.status
         if status.loaded_at is not None:
             s.loaded_at.CopyFrom(datetime_to_timestamp(status.loaded_at))

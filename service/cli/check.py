@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from dsl import PolicyError, SchemaError
+from dsl.bounds import AwardBound, event_bounds
 from dsl.errors import Diagnostic
 from dsl.policyset import build
 
@@ -29,6 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--format", choices=("text", "json"), default="text",
                    help="text for people (default) or json for machines")
     p.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    p.add_argument("--bounds", action="store_true",
+                   help="also print, per policy and currency, the most one event can be awarded "
+                        "(or 'unbounded' and why)")
     p.set_defaults(run=run)
 
 
@@ -36,6 +40,8 @@ def run(args: argparse.Namespace) -> int:
     """Check each path; print diagnostics; return the exit status."""
     diagnostics: list[Diagnostic] = []
     summaries: list[dict[str, object]] = []
+    bounds: list[tuple[str, list[AwardBound]]] = []
+    kinds: dict[str, dict[str, list[AwardBound]]] = {}
     status = 0
     for raw in args.paths:
         path = Path(raw)
@@ -57,6 +63,10 @@ def run(args: argparse.Namespace) -> int:
             summaries.append({"path": raw, "files": 0, "policies": 0, "revision": None})
             continue
         diagnostics.extend(policy_set.warnings)
+        if args.bounds:
+            bounds.extend((p.name, p.award_bounds) for p in policy_set.compiled)
+            kinds[raw] = event_bounds(policy_set.schema, [(p.info.kinds, p.award_bounds)
+                                                          for p in policy_set.compiled])
         summaries.append({"path": raw, "files": len(sources), "policies": len(policy_set.compiled),
                           "revision": policy_set.revision})
     errors = [d for d in diagnostics if d.severity == "error"]
@@ -64,9 +74,13 @@ def run(args: argparse.Namespace) -> int:
     if errors or (args.strict and warnings):
         status = 1
     if args.format == "json":
-        print(json.dumps({"ok": status == 0, "errors": len(errors), "warnings": len(warnings),
-                          "paths": summaries, "diagnostics": [d.to_dict() for d in diagnostics]},
-                         indent=2))
+        out: dict[str, object] = {"ok": status == 0, "errors": len(errors), "warnings": len(warnings),
+                                  "paths": summaries, "diagnostics": [d.to_dict() for d in diagnostics]}
+        if args.bounds:
+            out["bounds"] = {name: [b.to_dict() for b in bs] for name, bs in bounds}
+            out["event_bounds"] = {path: {kind: [b.to_dict() for b in bs] for kind, bs in per.items()}
+                                   for path, per in kinds.items()}
+        print(json.dumps(out, indent=2))
         return status
     for d in diagnostics:
         print(d.render())
@@ -78,4 +92,28 @@ def run(args: argparse.Namespace) -> int:
         if s["revision"]:
             print(f"ok: {s['path']}: {s['policies']} policies in {s['files']} files, "
                   f"revision {s['revision']}")
+    if args.bounds:
+        print_bounds(bounds, kinds)
     return status
+
+
+def print_bounds(bounds: list[tuple[str, list[AwardBound]]],
+                 kinds: dict[str, dict[str, list[AwardBound]]]) -> None:
+    """The award bounds, one policy a paragraph, then per event kind over all its policies
+    (sound upper bounds: the true most may be lower)."""
+    print()
+    print("award bounds (the most one event can be awarded; an upper bound, see docs/language.md):")
+    for name, bs in bounds:
+        if not bs:
+            print(f"  {name}: awards nothing")
+            continue
+        print(f"  {name}:")
+        for b in bs:
+            print(f"    {b.describe()}")
+    for path, per in kinds.items():
+        print()
+        print(f"one event of each kind, all policies in {path} together:")
+        for kind, bs in per.items():
+            text = "; ".join(b.describe() if b.maximum is not None else f"{b.currency}: unbounded"
+                             for b in bs) or "awards nothing"
+            print(f"  {kind}: {text}")

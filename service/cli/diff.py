@@ -160,6 +160,8 @@ def render_structure(diff: StructureDiff, total: int) -> list[str]:
         ):
             if names:
                 lines.append(f"    {label}: {', '.join(names)}")
+        for currency, (old, new) in change.bounds.items():
+            lines.append(f"    bound: {currency}: {old} -> {new}")
     for change in diff.text_only:
         moved = change.headers.get("file")
         where = f"moved from {moved[0]} to {moved[1]}" if moved else "text only"

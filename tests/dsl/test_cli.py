@@ -268,3 +268,14 @@ def test_a_schema_mistake_is_a_positioned_diagnostic(tmp_path: Path) -> None:
     assert result.stdout.splitlines()[0] == (
         f"{schema}:2:1: schema_error: customer.nickname.max_length: only text fields have a "
         "max_length, a whole number from 1 to 10000")
+
+
+def test_loading_the_verbs_does_not_import_prometheus_client() -> None:
+    """`loyalty` imports every verb's module at start; prometheus_client must wait until `serve`
+    has set PROMETHEUS_MULTIPROC_DIR (--workers N), or the workers' metrics are lost."""
+    code = ("import sys; from service.cli import build_parser; build_parser(); "
+            "print('prometheus_client' in sys.modules)")
+    root = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
+                            timeout=120, check=False)
+    assert (result.returncode, result.stdout.strip()) == (0, "False"), result.stderr

@@ -172,6 +172,7 @@ def test_meaning_changed_without_a_version_bump_is_pointed_out(programme: Path) 
         "~ visits\n"
         "    note: the meaning changed but the version did not\n"
         "    rules changed: welcome\n"
+        "    bound: points: at most 15 -> at most 17\n"
     )
 
 
@@ -311,6 +312,7 @@ def test_evaluation_errors_are_outcomes_not_crashes(programme: Path) -> None:
         "    note: the meaning changed but the version did not\n"
         "    rules changed: regular_bonus\n"
         "    added: round points\n"
+        "    bound: points: at most 15 -> at most 110\n"
         "\n"
         "cases: 5, decisions changed: 3 (60.0%)\n"
         "awards (total over all cases):\n"
@@ -421,4 +423,27 @@ def test_schema_change_is_reported_and_cases_are_checked_against_both_schemas(
     assert result.stderr == (
         "cases.jsonl:1: customer.attributes.vip: is not a field in the schema "
         "(old policies' schema only)\n"
+    )
+
+
+def test_a_change_that_moves_an_award_bound_says_so(programme: Path) -> None:
+    """A raised award moves the policy's bound: the structural report shows old -> new."""
+    raised = VISITS_OLD.replace("version 1", "version 2").replace(
+        "rule welcome: award 10 points", "rule welcome:\n    award 10 points\n    award 5 points")
+    write(programme / "new", visits=raised, flights=FLIGHTS.replace(
+        "award 100 miles", "award event.fare miles\n  round miles down"),
+          spend=SPEND)
+    result = loyalty(programme, "old", "new")
+    assert (result.returncode, result.stderr) == (1, ""), result.stdout + result.stderr
+    assert result.stdout == revisions(programme) + (
+        "policies: 0 added, 0 removed, 2 changed, 1 unchanged\n"
+        "~ flights\n"
+        "    note: the meaning changed but the version did not\n"
+        "    rules changed: flown\n"
+        "    added: round miles\n"
+        "    bound: miles: at most 100 -> unbounded\n"
+        "~ visits\n"
+        "    version: 1 -> 2\n"
+        "    rules changed: welcome\n"
+        "    bound: points: at most 15 -> at most 20\n"
     )

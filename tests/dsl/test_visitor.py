@@ -9,6 +9,7 @@ import pytest
 import dsl
 from dsl import nodes as n
 from dsl import runtime as rt
+from dsl.bounds import BoundsPass
 from dsl.checker import Checker, _SizePass, check_policy
 from dsl.codegen import CodeGenerator
 from dsl.formatter import ExprText
@@ -18,7 +19,7 @@ from dsl.visitor import ExprVisitor, UnknownNode, expression_kinds
 
 SCHEMA = dsl.Schema.for_directory("policies")
 SOURCE = "policy p\n  on flight\n  rule r: award 1 miles\n"
-WALKERS = [Checker, _SizePass, Interpreter, CodeGenerator, ExprText]
+WALKERS = [Checker, _SizePass, Interpreter, CodeGenerator, ExprText, BoundsPass]
 
 
 @dataclass(eq=False)
@@ -51,6 +52,7 @@ def _walkers() -> dict[str, object]:
         "Interpreter": lambda e: rt.in_evaluation_context(Interpreter(policy, SCHEMA, {}).eval, e, {}),
         "CodeGenerator": lambda e: CodeGenerator(policy, check, SCHEMA).expr(e),
         "ExprText": lambda e: ExprText().visit(e),
+        "BoundsPass": lambda e: BoundsPass(SCHEMA, policy, check).visit(e, {}),
     }
 
 

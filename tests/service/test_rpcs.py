@@ -278,3 +278,14 @@ def test_python_client_covers_every_rpc(inproc):
                                                               event=gift) for i in range(3)))
         assert [r.correlation_id for r in replies] == ["0", "1", "2"]
         assert client.list_policies().revision == replies[0].decision.revision
+
+
+def test_list_policies_returns_award_bounds(stub):
+    """Each policy's award bounds travel in PolicyInfo.award_bounds: the most, or why unbounded."""
+    response = stub.ListPolicies(pb.ListPoliciesRequest(), timeout=5)
+    bounds = {p.name: [(b.currency, b.max, b.unbounded_reason[:25]) for b in p.award_bounds]
+              for p in response.policies}
+    assert bounds["earn_miles_by_distance"] == [("miles", "25000", "")]
+    assert bounds["giving_season_credit"] == [("credit", "25.00", "")]
+    assert bounds["know_our_regulars"] == [("points", "", "rule regular at line 18: ")]
+    assert bounds["donor_recognition"] == []

@@ -1273,6 +1273,7 @@ class PolicyInfo(_message.Message):
     FILE_FIELD_NUMBER: _builtins.int
     DESCRIPTION_FIELD_NUMBER: _builtins.int
     RULES_FIELD_NUMBER: _builtins.int
+    AWARD_BOUNDS_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """The policy's name."""
     version: _builtins.int
@@ -1295,6 +1296,12 @@ class PolicyInfo(_message.Message):
     def rules(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """The policy's rule names, in source order."""
 
+    @_builtins.property
+    def award_bounds(self) -> _containers.RepeatedCompositeFieldContainer[Global___AwardBound]:
+        """Per currency the policy awards, the most one event can be awarded (a sound upper
+        bound from caps, `up to` limits, tables and the schema's input bounds).
+        """
+
     def __init__(
         self,
         *,
@@ -1307,14 +1314,47 @@ class PolicyInfo(_message.Message):
         file: _builtins.str = ...,
         description: _builtins.str = ...,
         rules: _abc.Iterable[_builtins.str] | None = ...,
+        award_bounds: _abc.Iterable[Global___AwardBound] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["description", b"description", "digest", b"digest", "effective_from", b"effective_from", "effective_until", b"effective_until", "file", b"file", "kinds", b"kinds", "name", b"name", "rules", b"rules", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["award_bounds", b"award_bounds", "description", b"description", "digest", b"digest", "effective_from", b"effective_from", "effective_until", b"effective_until", "file", b"file", "kinds", b"kinds", "name", b"name", "rules", b"rules", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___PolicyInfo: _TypeAlias = PolicyInfo  # noqa: Y015
+
+@_typing.final
+class AwardBound(_message.Message):
+    """The most one event can be awarded of one currency by one policy."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    MAX_FIELD_NUMBER: _builtins.int
+    UNBOUNDED_REASON_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    """The currency, as the schema names it ("miles")."""
+    max: _builtins.str
+    """The most, as a decimal string in the currency's decimals ("25000", "25.00").
+    Empty when the award is unbounded.
+    """
+    unbounded_reason: _builtins.str
+    """When unbounded: which rule and value, and what to add (a cap or an `up to`). Else empty."""
+    def __init__(
+        self,
+        *,
+        currency: _builtins.str = ...,
+        max: _builtins.str = ...,
+        unbounded_reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["currency", b"currency", "max", b"max", "unbounded_reason", b"unbounded_reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___AwardBound: _TypeAlias = AwardBound  # noqa: Y015
 
 @_typing.final
 class PolicyStoreStatus(_message.Message):
