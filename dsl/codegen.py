@@ -290,7 +290,7 @@ class CodeGenerator(ExprVisitor[Any]):
         pass  # caps apply after every rule: see finish_policy
 
     def visit_Round(self, r: n.Round) -> None:
-        pass  # rounding is applied at each award
+        pass  # applied at each award (`each award`) or to the total: see finish_policy
 
     def visit_Rule(self, r: n.Rule) -> None:
         self.writeline(f"# rule {r.name} (line {r.span.line})")
@@ -336,13 +336,15 @@ class CodeGenerator(ExprVisitor[Any]):
         """Emit code computing one award; returns the temporary holding it."""
         cur = self.schema.currencies[e.currency]
         mode = self.check.rounding.get(e.currency)
+        per_award = e.currency in self.check.per_award
         a_type = self.check.type_of(e.amount)
         tmp = self.temporary()
         raw = self.expr(e.amount)
         p, rn = self.lit(self.policy.name), self.lit(rule.name)
         exact = (self.ratio_award(e.amount, mode)
-                 if reasons is None and mode and cur.decimals == 0 else None)
-        if a_type.kind == "int" and cur.decimals == 0:
+                 if reasons is None and mode and per_award and cur.decimals == 0 else None)
+        if (a_type.kind == "int" and cur.decimals == 0) or (mode and not per_award):
+            # A whole number, or an award the policy's total rounding leaves exact.
             self.writeline(f"{tmp} = {raw}")
         elif exact is not None:
             # Whole-number arithmetic: exact, and several times cheaper than Decimal.
@@ -596,6 +598,27 @@ class CodeGenerator(ExprVisitor[Any]):
 
     def finish_policy(self) -> None:
         p = self.lit(self.policy.name)
+        for r in self.policy.roundings:  # total rounding, once per currency, before the caps
+            if r.currency not in self.currencies or r.per_award:
+                continue
+            self.src_line = r.span.line
+            decimals = self.schema.currencies[r.currency].decimals
+            total = self.total(r.currency)
+            if self.explain:
+                exact = self.temporary()
+                self.writeline(f"{exact} = {total}")
+                self.writeline(f"{total} = round_award({exact}, {decimals}, {self.lit(r.mode)})")
+                self.writeline(f"if {total} != {exact}:")
+                self.indent()
+                detail = f"f'total {{{exact}}} {r.currency} -> {{{total}}} ({r.mode})'"
+                self.writeline(f"r.append(Reason({p}, '', 'rounded', {detail}, {{}}, {r.span.line}))")
+                self.outdent()
+            elif r.mode == "down" and decimals == 0:
+                # Unary plus applies the evaluation context (a value past the bounds is an
+                # Overflow, not int() building its digits); int() then rounds toward zero.
+                self.writeline(f"{total} = int(+{total})")
+            else:
+                self.writeline(f"{total} = round_award({total}, {decimals}, {self.lit(r.mode)})")
         for cap in self.policy.caps:
             if cap.currency not in self.currencies:
                 continue
