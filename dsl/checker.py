@@ -1192,7 +1192,8 @@ class _SizePass(ExprVisitor[Size]):
             self.report(e, "number_too_large",
                         f"{self.text(e)} could need more than {MAX_NUMBER_DIGITS} significant digits "
                         f"when {awards} unrounded awards of {currency} are added up "
-                        f"({digits} digits before the point, {s.places} after)",
+                        f"({s.digits} before the point, {s.places} after, and {digits - s.digits} "
+                        "for carries), so their total could not be computed exactly",
                         "round a part to fewer decimal places first, for example round(x, 2)")
 
     def size(self, e: n.Expr, items: dict[str, Size], times: int) -> Size:

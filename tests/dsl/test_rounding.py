@@ -15,6 +15,7 @@ from strategies import SCHEMA
 
 import dsl
 from dsl.diffing import compare_structure
+from dsl.errors import PolicyError
 from dsl.formatter import format_source
 
 CUSTOMER = SCHEMA.prepare_customer({"id": "c1", "member_since": "2010-01-01"})
@@ -192,3 +193,28 @@ def test_per_award_rounding_of_summed_fractional_awards_is_a_warning() -> None:
 def test_no_per_award_warning_where_nothing_can_be_lost(members: str) -> None:
     """No warning when the total is rounded, or no two awards with a fraction can add up."""
     assert warnings_of(HEAD + members) == []
+
+
+def test_unrounded_sum_must_stay_exact() -> None:
+    """Under total rounding the awards add up unrounded, so the checker bounds their exact sum.
+
+    Each award has at most 99 significant digits (39 before the point, 60 after): exact on
+    its own, so `each award` is accepted; added up unrounded, they could need more than 100.
+    """
+    k = "0." + "0" * 27 + "1"
+    source = (HEAD + f"  let k = {k} * {k} * 0.0001\n"
+              "  rule a: award k * event.party_size * event.party_size miles\n"
+              "  rule b: award k * event.party_size * event.party_size miles\n")
+    dsl.load_source(source + "  round miles down each award\n", schema=SCHEMA)
+    with pytest.raises(PolicyError) as caught:
+        dsl.load_source(source + "  round miles down\n", file="p.policy", schema=SCHEMA)
+    first = caught.value.render().split("\n\n")[0]
+    assert first == "\n".join([
+        "p.policy:4:17: number_too_large: k * event.party_size * event.party_size could need "
+        "more than 100 significant digits when 2 unrounded awards of miles are added up "
+        "(39 before the point, 60 after, and 2 for carries), so their total could not be "
+        "computed exactly",
+        "    |   rule a: award k * event.party_size * event.party_size miles",
+        "    |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+        "    = hint: round a part to fewer decimal places first, for example round(x, 2)",
+    ])
