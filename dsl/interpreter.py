@@ -199,7 +199,7 @@ class Interpreter(ExprVisitor[Any]):
         elif e.currency in self.per_award:
             value = rt.round_award(raw, decimals, mode)
         else:  # the policy's total is rounded once: the award stays exact
-            value = raw
+            value = rt.exact_award(raw, decimals)
         if reasons is not None and value != raw:
             reasons.append(Reason(p.name, r.name, "rounded",
                                   f"{raw} {e.currency} -> {value} ({mode})", {}, e.span.line))

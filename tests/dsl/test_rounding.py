@@ -17,6 +17,7 @@ import dsl
 from dsl.diffing import compare_structure
 from dsl.errors import PolicyError
 from dsl.formatter import format_source
+from dsl.runtime import exact_award, in_evaluation_context
 
 CUSTOMER = SCHEMA.prepare_customer({"id": "c1", "member_since": "2010-01-01"})
 VISIT = SCHEMA.prepare_event({"id": "e1", "kind": "visit", "time": "2026-03-01T09:30:00Z"})
@@ -218,3 +219,47 @@ def test_unrounded_sum_must_stay_exact() -> None:
         "    |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
         "    = hint: round a part to fewer decimal places first, for example round(x, 2)",
     ])
+
+
+@pytest.mark.parametrize(("value", "decimals", "shown"), [
+    pytest.param(Decimal("370.0"), 0, 370, id="whole-miles-as-int"),
+    pytest.param(Decimal("92.50"), 0, Decimal("92.5"), id="fraction-without-trailing-zero"),
+    pytest.param(Decimal("1.5"), 2, Decimal("1.50"), id="whole-cents-in-currency-form"),
+    pytest.param(Decimal("0.125"), 2, Decimal("0.125"), id="below-a-cent-kept-exactly"),
+    pytest.param(7, 2, 7, id="int-unchanged"),
+])
+def test_exact_award_is_the_same_number_written_plainly(value: Any, decimals: int, shown: Any) -> None:
+    """Reasons show an unrounded award in the currency's form when it is whole, else plainly."""
+    got = in_evaluation_context(exact_award, value, decimals)
+    assert got == value and type(got) is type(shown) and str(got) == str(shown)
+
+
+@pytest.mark.parametrize("mode", ["down", "up", "half even", "half up"])
+def test_whole_unit_totals_in_integer_units_agree_with_the_interpreter(mode: str) -> None:
+    """The evaluate variant's integer path (a total in 1/D units) rounds as the interpreter does.
+
+    Awards of constant ratios (a literal and a table) and whole numbers, a best-of group and
+    a cap: every party size from 1 to 60 and every tier, compiled against interpreted.
+    """
+    source = (HEAD + "  table bonus by customer.tier:\n    \"GOLD\" -> 12.5%\n"
+              "    \"PLATINUM\" -> 0.3\n    else -> 0\n"
+              "  rule base: award event.party_size miles\n"
+              "  group g takes best miles:\n"
+              "    rule a: award 37.5% of event.party_size miles\n"
+              "    rule b: award event.party_size * 0.4 miles\n"
+              "  rule t: award bonus of event.party_size miles\n"
+              f"  cap miles at 150\n  round miles {mode}\n")
+    policy_set = dsl.load_source(source, schema=SCHEMA)
+    generated = policy_set.policy("p").source("evaluate")
+    assert "// 40" in generated or "(2 * total_miles + 40) // 80" in generated \
+        or "round_ratio_half_even(total_miles, 40)" in generated  # the integer path is taken
+    for tier in (None, "GOLD", "PLATINUM"):
+        customer = SCHEMA.prepare_customer({"id": "c1", "member_since": "2010-01-01",
+                                            **({"tier": tier} if tier else {})})
+        for size in range(1, 61):
+            event = SCHEMA.prepare_event({"id": "e1", "kind": "visit",
+                                          "time": "2026-03-01T09:30:00Z", "party_size": size})
+            compiled = policy_set.evaluate(customer, event)
+            interpreted = policy_set.evaluate_interpreted(customer, event)
+            assert (compiled.awards, compiled.fired) == (interpreted.awards, interpreted.fired), \
+                (tier, size)
