@@ -3,7 +3,7 @@
 This is the function a careful engineer would write instead of a rules engine
 for ``policies/airline/earn_miles.policy``: exact integer arithmetic (miles
 are whole numbers and every percentage is a whole percent, so ``base * p // 100``
-*is* "p% of base, rounded down", with no float and no Decimal needed), one
+*is* "base x p%, rounded down", with no float and no Decimal needed), one
 dictionary lookup per table, and the same :class:`~dsl.decision.Decision` the
 policy set returns. ``benchmarks/test_equivalence.py`` holds it to the policy
 set on every benchmark pair, which is what makes the speed comparison honest.
@@ -17,7 +17,8 @@ Semantics (the airline set, with the bundled schema's ``cap_per_event`` for mile
   75% (first), 50% (business) or 25% (premium economy); ``elite`` awards 50%, 100%
   or 125% by tier (0% without one) and always fires; ``loyal_for_a_decade``
   (tenure of ten years or more) awards 10%, grants ``priority-rebooking`` and
-  tags ``decade-member``; every award is rounded down to a whole mile;
+  tags ``decade-member``; the policy's total, ``base x (100% + the bonuses)``, is
+  rounded down to a whole mile once (``round miles down``), as the programme's terms say;
 - the policy total is capped at 25,000 miles, then the set's cap per event.
 
 Distances are never negative (the schema's callers reject them), so rounding
@@ -92,22 +93,23 @@ def evaluator(revision: str, set_cap: int = SET_CAP) -> Evaluate:
         if flown is None:
             flown = great_circle_miles(event["origin"], event["destination"])
         base = flown if event["partner"] else max(flown, MINIMUM_MILES)
-        miles = base
+        percent = 100  # the flown miles themselves
         fired = [_FLOWN]
         cabin = event["cabin"]
         pct = _CABIN_PERCENT.get(cabin)
         if pct is not None:
-            miles += base * pct // 100
+            percent += pct
             fired.append(_CABIN_FIRED[cabin])
-        miles += base * ELITE_BONUS.get(customer["tier"], 0) // 100
+        percent += ELITE_BONUS.get(customer["tier"], 0)
         fired.append(_ELITE)
         benefits: list[Benefit] = []
         tags: list[str] = []
         if tenure_years(customer["member_since"], on) >= 10:
-            miles += base // 10
+            percent += 10
             fired.append(_DECADE)
             benefits.append(Benefit("priority-rebooking", {}, POLICY, "loyal_for_a_decade"))
             tags.append("decade-member")
+        miles = base * percent // 100  # the total, rounded down once
         if miles > cap:
             miles = cap
         return Decision(

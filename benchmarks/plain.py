@@ -77,13 +77,15 @@ def earn_miles(request: Mapping[str, Any]) -> dict[str, Any]:
         if flown < 0:
             raise ValueError(f"flight.distanceMiles must not be negative: {distance!r}")
     base = flown if flight.get("partner", False) else max(flown, MINIMUM_MILES)
-    miles = base + base * CABIN_BONUS.get(flight.get("cabin", "economy"), 0) // 100
-    miles += base * ELITE_BONUS.get(customer.get("tier"), 0) // 100  # type: ignore[arg-type]
+    # base x (100% + cabin + elite + tenure), rounded down once, as the programme's terms say
+    percent = 100 + CABIN_BONUS.get(flight.get("cabin", "economy"), 0)
+    percent += ELITE_BONUS.get(customer.get("tier"), 0)  # type: ignore[arg-type]
     if tenure_years(since, on) >= 10:
-        miles += base // 10
+        percent += 10
         benefits, tags = [DECADE_BENEFIT], [DECADE_TAG]
     else:
         benefits, tags = [], []
+    miles = base * percent // 100
     if miles > CAP:
         miles = CAP
     return {"awards": {"miles": miles} if miles else {}, "benefits": benefits, "tags": tags}

@@ -92,6 +92,9 @@ class CheckResult:
     types: dict[int, Type] = field(default_factory=dict)
     #: Currency -> rounding mode declared by the policy.
     rounding: dict[str, str] = field(default_factory=dict)
+    #: The currencies whose rounding is ``each award`` (every award rounded on its own);
+    #: the others in ``rounding`` are rounded once, on the policy's total.
+    per_award: set[str] = field(default_factory=set)
     #: The cost bound the size pass proved (None when the policy failed earlier checks).
     bound: CostBound | None = None
 
@@ -486,6 +489,8 @@ class Checker(ExprVisitor[Type]):
                        "keep one")
             return
         self.result.rounding[r.currency] = r.mode
+        if r.per_award:
+            self.result.per_award.add(r.currency)
 
     def check_awards_rounded(self) -> None:
         for currency, awards in self.awarded.items():
@@ -493,9 +498,7 @@ class Checker(ExprVisitor[Type]):
                 continue
             decimals = self.schema.currencies[currency].decimals
             for a in awards:
-                t = self.result.type_of(a.amount)
-                if t.kind == "decimal" or (a.limit is not None and
-                                           self.result.type_of(a.limit).kind == "decimal"):
+                if self.may_be_fractional(a):
                     places = "whole" if decimals == 0 else f"{decimals}-decimal"
                     self.error(a.amount.span, "missing_rounding",
                                f"{self.text(a.amount)} may not be a {places} amount of {currency}, "
@@ -506,6 +509,41 @@ class Checker(ExprVisitor[Type]):
             if r.currency in self.schema.currencies and r.currency not in self.awarded:
                 self.warn(r.span, "unused_rounding", f"the policy never awards {r.currency}",
                           "delete this line")
+            elif r.per_award and r.currency in self.awarded:
+                self.check_per_award_rounding(r)
+
+    def check_per_award_rounding(self, r: n.Round) -> None:
+        """Warn where ``each award`` rounds several summed awards, one of them fractional.
+
+        Rounding each part on its own can pay less than rounding their total once
+        (``down``: 0.5 + 0.5 gives 0, not 1), which is how programme terms state totals.
+        Only awards that can add up count: one rule of a group applies at most.
+        """
+        def slots(rule: n.Rule) -> tuple[int, bool]:
+            awards = [e for e in rule.effects if isinstance(e, n.Award) and e.currency == r.currency]
+            return len(awards), any(self.may_be_fractional(e) for e in awards)
+
+        summed, fractional = 0, False
+        for m in self.policy.members:
+            if isinstance(m, n.Rule):
+                count, frac = slots(m)
+                summed, fractional = summed + count, fractional or frac
+            elif isinstance(m, n.Group):
+                counts = [slots(rule) for rule in m.rules]
+                summed += max((c for c, _ in counts), default=0)
+                fractional = fractional or any(f for _, f in counts)
+        if summed > 1 and fractional:
+            self.warn(r.span, "per_award_rounding",
+                      f"each of up to {summed} awards of {r.currency} is rounded {r.mode} on its "
+                      f"own before they are added up, which can pay a different total than "
+                      f"rounding the policy's total of {r.currency} once",
+                      f"to round the total once, as programme terms state it, write "
+                      f"`round {r.currency} {r.mode}`")
+
+    def may_be_fractional(self, a: n.Award) -> bool:
+        """Whether an award's amount or ``up to`` limit may have a fractional part."""
+        return self.result.type_of(a.amount).kind == "decimal" or (
+            a.limit is not None and self.result.type_of(a.limit).kind == "decimal")
 
     # -- expressions -------------------------------------------------------------------------
 
@@ -1080,7 +1118,8 @@ class _SizePass(ExprVisitor[Size]):
                         self.size(r.cond, {}, 1)
                     for eff in r.effects:
                         if isinstance(eff, n.Award):
-                            self.amount(eff.amount, eff.currency, self.awards[eff.currency])
+                            self.amount(eff.amount, eff.currency, self.awards[eff.currency],
+                                        summed_exact=self.summed_exact(eff.currency))
                             if eff.limit is not None:
                                 self.amount(eff.limit, eff.currency, 1)
                         elif isinstance(eff, n.Grant):
@@ -1120,8 +1159,17 @@ class _SizePass(ExprVisitor[Size]):
             return Size(found.digits, found.places, found.tiny, found.exact, len(m.rows))
         return found
 
-    def amount(self, e: n.Expr, currency: str, awards: int) -> None:
-        """An award, ``up to`` limit or cap: rounded to the currency, then added up."""
+    def summed_exact(self, currency: str) -> bool:
+        """Whether the policy adds up this currency's awards unrounded (its total is rounded once)."""
+        result = self.checker.result
+        return currency in result.rounding and currency not in result.per_award
+
+    def amount(self, e: n.Expr, currency: str, awards: int, summed_exact: bool = False) -> None:
+        """An award, ``up to`` limit or cap: rounded to the currency, then added up.
+
+        With ``summed_exact`` the awards are added up unrounded (the total is rounded
+        once), so their sum must also stay exact within the context's precision.
+        """
         before = self.errors()
         s = self.size(e, {}, 1)
         currencies = self.checker.schema.currencies
@@ -1139,6 +1187,14 @@ class _SizePass(ExprVisitor[Size]):
                         f"amount of {currency} ({s.digits} digits, {decimals} decimal places, "
                         f"{awards} awards added up): evaluating it would have no bounded cost",
                         "this arithmetic multiplies large values together; simplify it")
+        elif summed_exact and s.exact and digits + s.places > MAX_NUMBER_DIGITS \
+                and self.errors() == before:
+            self.report(e, "number_too_large",
+                        f"{self.text(e)} could need more than {MAX_NUMBER_DIGITS} significant digits "
+                        f"when {awards} unrounded awards of {currency} are added up "
+                        f"({s.digits} before the point, {s.places} after, and {digits - s.digits} "
+                        "for carries), so their total could not be computed exactly",
+                        "round a part to fewer decimal places first, for example round(x, 2)")
 
     def size(self, e: n.Expr, items: dict[str, Size], times: int) -> Size:
         """The bound of ``e``'s values, evaluated ``times`` times per evaluation."""

@@ -64,6 +64,30 @@ def _is_simple(e: n.Expr) -> bool:
     return isinstance(e, n.Literal | n.Name)
 
 
+def _constant_ratio_table(t: n.Table) -> tuple[dict[Any, Any], Any] | None:
+    """(mapping, default) of a table of constant numbers with an ``else`` row and a simple key."""
+    otherwise = next((r for r in t.rows if not r.keys), None)
+    if otherwise is None or not _is_simple(t.key) or \
+            not all(isinstance(r.value, n.Literal) for r in t.rows):
+        return None
+    mapping = {k.value: r.value.value for r in t.rows if r.keys for k in r.keys}  # type: ignore[union-attr]
+    default = otherwise.value.value  # type: ignore[union-attr]
+    if not all(isinstance(v, int | Decimal) and not isinstance(v, bool) and Decimal(v).is_finite()
+               for v in [*mapping.values(), default]):
+        return None
+    return mapping, default
+
+
+def _denominator(value: int | Decimal) -> int:
+    return Decimal(value).as_integer_ratio()[1]
+
+
+def _in_units(value: int | Decimal, scale: int) -> int:
+    """``value * scale`` exactly, for a scale that ``value``'s denominator divides."""
+    num, den = Decimal(value).as_integer_ratio()
+    return num * (scale // den)
+
+
 class CodeGenerator(ExprVisitor[Any]):
     """Generates the Python module for one checked policy."""
 
@@ -87,6 +111,9 @@ class CodeGenerator(ExprVisitor[Any]):
         self.ratio_tables: dict[str, tuple[str, int, str, int]] = {}
         #: (line index, variable, table name) of lookups that may be dropped when unused.
         self.droppable: list[tuple[int, str, str]] = []
+        #: Currency -> scale D of total-rounded currencies whose total the evaluate variant
+        #: keeps as a whole number of 1/D units (see scaled_currencies).
+        self.scaled: dict[str, int] = {}
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -138,6 +165,7 @@ class CodeGenerator(ExprVisitor[Any]):
         self.indent()
         self.writeline(f'"""{"Explain" if explain else "Evaluate"} policy {p.name} '
                        f'(version {p.version})."""')
+        self.scaled = {} if explain else self.scaled_currencies()
         for cur in self.currencies:
             self.writeline(f"{self.total(cur)} = 0")
         self.droppable = []
@@ -290,7 +318,7 @@ class CodeGenerator(ExprVisitor[Any]):
         pass  # caps apply after every rule: see finish_policy
 
     def visit_Round(self, r: n.Round) -> None:
-        pass  # rounding is applied at each award
+        pass  # applied at each award (`each award`) or to the total: see finish_policy
 
     def visit_Rule(self, r: n.Rule) -> None:
         self.writeline(f"# rule {r.name} (line {r.span.line})")
@@ -332,18 +360,98 @@ class CodeGenerator(ExprVisitor[Any]):
             self.outdent()
         return why
 
+    def scaled_currencies(self) -> dict[str, int]:
+        """Total-rounded whole-unit currencies whose every award is exact in 1/D units.
+
+        An award that is a whole number, or a constant ratio (a decimal literal, or a table
+        of constant numbers) times a whole number, without ``up to``, is a whole number of
+        1/D units, D the least common denominator of the ratios. The evaluate variant then
+        adds them up as ints and rounds the total by integer division: exact, as the
+        interpreter's Decimal sum is (the checker bounds its digits), and several times
+        cheaper. Returns currency -> D.
+        """
+        tables = {m.name: r for m in self.policy.members
+                  if isinstance(m, n.Table) and (r := _constant_ratio_table(m)) is not None}
+        out: dict[str, int] = {}
+        for cur in self.currencies:
+            if cur not in self.check.rounding or cur in self.check.per_award or \
+                    self.schema.currencies[cur].decimals != 0:
+                continue
+            scale: int | None = 1
+            for r in self.policy.rules:
+                for e in r.effects:
+                    if isinstance(e, n.Award) and e.currency == cur and scale is not None:
+                        ratio = self.scaled_ratio(e, tables)
+                        scale = None if ratio is None else math.lcm(scale, ratio[2])
+            if scale is not None:
+                out[cur] = scale
+        return out
+
+    def scaled_ratio(self, e: n.Award, tables: dict[str, tuple[dict[Any, Any], Any]]
+                     ) -> tuple[n.Expr, n.Expr | None, int] | None:
+        """(whole-number operand, constant ratio or None, its denominator) of a scalable award."""
+        if e.limit is not None:
+            return None
+        if self.check.type_of(e.amount).kind == "int":
+            return e.amount, None, 1
+        amount = e.amount
+        if not (isinstance(amount, n.Binary) and amount.op in ("*", "of")):
+            return None
+        for k, x in ((amount.left, amount.right), (amount.right, amount.left)):
+            if self.check.type_of(x).kind != "int":
+                continue
+            if isinstance(k, n.Literal) and isinstance(k.value, Decimal) and k.value.is_finite():
+                return x, k, _denominator(k.value)
+            if isinstance(k, n.Name) and k.name in tables:
+                mapping, default = tables[k.name]
+                return x, k, math.lcm(*(_denominator(v) for v in [*mapping.values(), default]))
+        return None
+
+    def scaled_award(self, e: n.Award, scale: int) -> str:
+        """Emit code for an award of a scaled currency: a whole number of 1/scale units."""
+        tables = {m.name: r for m in self.policy.members
+                  if isinstance(m, n.Table) and (r := _constant_ratio_table(m)) is not None}
+        found = self.scaled_ratio(e, tables)
+        assert found is not None  # scaled_currencies made sure
+        x, k, _ = found
+        tmp = self.temporary()
+        if k is None:
+            factor = "" if scale == 1 else f" * {scale}"
+            self.writeline(f"{tmp} = {self.expr(x)}{factor}")
+        elif isinstance(k, n.Literal):
+            self.writeline(f"{tmp} = {self.expr(x)} * {_in_units(k.value, scale)}")
+        else:
+            assert isinstance(k, n.Name)
+            table = next(m for m in self.policy.members if isinstance(m, n.Table) and m.name == k.name)
+            mapping, default = tables[k.name]
+            units = self.constant(_Table({key: _in_units(v, scale) for key, v in mapping.items()}))
+            self.writeline(f"{tmp} = {self.expr(x)} * {units}.get({self.expr(table.key)}, "
+                           f"{_in_units(default, scale)})")
+        self.writeline(f"if {tmp} <= 0:")  # never negative
+        self.indent()
+        self.writeline(f"{tmp} = 0")
+        self.outdent()
+        return tmp
+
     def award_value(self, e: n.Award, reasons: str | None, rule: n.Rule) -> str:
         """Emit code computing one award; returns the temporary holding it."""
+        if e.currency in self.scaled:
+            return self.scaled_award(e, self.scaled[e.currency])
         cur = self.schema.currencies[e.currency]
         mode = self.check.rounding.get(e.currency)
+        per_award = e.currency in self.check.per_award
         a_type = self.check.type_of(e.amount)
         tmp = self.temporary()
         raw = self.expr(e.amount)
         p, rn = self.lit(self.policy.name), self.lit(rule.name)
         exact = (self.ratio_award(e.amount, mode)
-                 if reasons is None and mode and cur.decimals == 0 else None)
+                 if reasons is None and mode and per_award and cur.decimals == 0 else None)
         if a_type.kind == "int" and cur.decimals == 0:
             self.writeline(f"{tmp} = {raw}")
+        elif mode and not per_award:
+            # The policy's total rounding leaves the award exact. The reasons show it
+            # written plainly; the same number, so evaluate need not spend the call.
+            self.writeline(f"{tmp} = {f'exact_award({raw}, {cur.decimals})' if self.explain else raw}")
         elif exact is not None:
             # Whole-number arithmetic: exact, and several times cheaper than Decimal.
             operand, code, _ = exact
@@ -596,6 +704,36 @@ class CodeGenerator(ExprVisitor[Any]):
 
     def finish_policy(self) -> None:
         p = self.lit(self.policy.name)
+        for r in self.policy.roundings:  # total rounding, once per currency, before the caps
+            if r.currency not in self.currencies or r.per_award:
+                continue
+            self.src_line = r.span.line
+            decimals = self.schema.currencies[r.currency].decimals
+            total = self.total(r.currency)
+            if self.explain:
+                exact = self.temporary()
+                self.writeline(f"{exact} = {total}")
+                self.writeline(f"{total} = round_award({exact}, {decimals}, {self.lit(r.mode)})")
+                self.writeline(f"if {total} != {exact}:")
+                self.indent()
+                detail = f"f'total {{{exact}}} {r.currency} -> {{{total}}} ({r.mode})'"
+                self.writeline(f"r.append(Reason({p}, '', 'rounded', {detail}, {{}}, {r.span.line}))")
+                self.outdent()
+            elif r.currency in self.scaled:
+                scale = self.scaled[r.currency]
+                if scale != 1:  # the total is >= 0: floor division rounds it exactly
+                    self.writeline(f"{total} = " + {
+                        "down": f"{total} // {scale}",
+                        "up": f"-(-{total} // {scale})",
+                        "half up": f"(2 * {total} + {scale}) // {2 * scale}",
+                        "half even": f"round_ratio_half_even({total}, {scale})",
+                    }[r.mode])
+            elif r.mode == "down" and decimals == 0:
+                # Unary plus applies the evaluation context (a value past the bounds is an
+                # Overflow, not int() building its digits); int() then rounds toward zero.
+                self.writeline(f"{total} = int(+{total})")
+            else:
+                self.writeline(f"{total} = round_award({total}, {decimals}, {self.lit(r.mode)})")
         for cap in self.policy.caps:
             if cap.currency not in self.currencies:
                 continue

@@ -30,7 +30,8 @@ class Reason:
     - ``fired``: the rule's condition held; ``awards`` is what it contributed.
     - ``not_fired``: the condition did not hold; ``detail`` is the first false condition.
     - ``not_chosen``: the rule fired but its group (best-of or first-match) chose another.
-    - ``rounded``: an award was rounded; ``detail`` says from what to what.
+    - ``rounded``: an award (``each award``), or a policy's total of a currency (``rule`` is
+      empty), was rounded; ``detail`` says from what to what.
     - ``capped``: a cap cut an award; ``detail`` names the cap.
     - ``clamped``: a negative amount was raised to zero.
     """

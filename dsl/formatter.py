@@ -369,7 +369,8 @@ class _Printer:
         elif isinstance(m, n.Cap):
             self.emit(depth, [f"cap {m.currency} at ", _Slot(m.amount)], line, blank)
         elif isinstance(m, n.Round):
-            self.emit(depth, [f"round {m.currency} {m.mode}"], line, blank)
+            each = " each award" if m.per_award else ""
+            self.emit(depth, [f"round {m.currency} {m.mode}{each}"], line, blank)
         else:  # pragma: no cover - the parser makes no other members
             raise FormatError(f"cannot format a {type(m).__name__}")
 

@@ -9,14 +9,16 @@ One policy's evaluation, in order:
 
 1. ``let``, ``table`` and ``decide`` members are computed in source order;
 2. rules run in source order. A rule whose condition holds *fires*: each award
-   is computed, rounded with the policy's rounding for its currency (or made
-   exact when it needs none), limited by ``up to`` (rounded down), and raised
-   to zero if negative; then its benefits, tier and tags apply. A
-   ``takes first`` group applies its first rule that fires and evaluates no
+   is computed -- left exact when the policy rounds the currency's total
+   (``round C MODE``), rounded on its own under ``round C MODE each award``, made
+   exact in the currency when it has no rounding -- limited by ``up to`` (rounded
+   down), and raised to zero if negative; then its benefits, tier and tags apply.
+   A ``takes first`` group applies its first rule that fires and evaluates no
    more; a ``takes best C`` group evaluates every rule's condition and awards
    and applies only the one with the most of currency C (the first on ties);
-3. each ``cap`` (rounded down to the currency) limits the policy's total;
-4. the totals are added to the decision.
+3. each total-rounded currency's total is rounded once, with its mode;
+4. each ``cap`` (rounded down to the currency) limits the policy's total;
+5. the totals are added to the decision.
 """
 
 from __future__ import annotations
@@ -67,6 +69,9 @@ class Interpreter(ExprVisitor[Any]):
         self.policy = policy
         self.schema = schema
         self.rounding = rounding
+        #: Currencies rounded award by award (``each award``); the rest of ``rounding``
+        #: is rounded once, on the policy's total.
+        self.per_award = {r.currency for r in policy.roundings if r.per_award}
         self.tier_rank = {t: i for i, t in enumerate(schema.tiers)}
         self.line = policy.span.line
 
@@ -106,6 +111,17 @@ class Interpreter(ExprVisitor[Any]):
                         self.apply(outcome, env, d, totals, reasons)
                 elif isinstance(m, n.Group):
                     self.group(m, env, d, totals, reasons)
+            for r in p.roundings:
+                if r.currency not in totals or r.per_award:
+                    continue
+                self.line = r.span.line
+                decimals = self.schema.currencies[r.currency].decimals
+                exact = totals[r.currency]
+                totals[r.currency] = rt.round_award(exact, decimals, r.mode)
+                if reasons is not None and totals[r.currency] != exact:
+                    reasons.append(Reason(p.name, "", "rounded",
+                                          f"total {exact} {r.currency} -> {totals[r.currency]} "
+                                          f"({r.mode})", {}, r.span.line))
             for cap in p.caps:
                 if cap.currency not in totals:
                     continue
@@ -203,7 +219,12 @@ class Interpreter(ExprVisitor[Any]):
         decimals = self.schema.currencies[e.currency].decimals
         raw = self.eval(e.amount, env)
         mode = self.rounding.get(e.currency)
-        value = rt.round_award(raw, decimals, mode) if mode else rt.to_currency(raw, decimals)
+        if mode is None:
+            value = rt.to_currency(raw, decimals)
+        elif e.currency in self.per_award:
+            value = rt.round_award(raw, decimals, mode)
+        else:  # the policy's total is rounded once: the award stays exact
+            value = rt.exact_award(raw, decimals)
         if reasons is not None and value != raw:
             reasons.append(Reason(p.name, r.name, "rounded",
                                   f"{raw} {e.currency} -> {value} ({mode})", {}, e.span.line))

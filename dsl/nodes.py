@@ -220,10 +220,15 @@ class Cap(Node):
 
 @dataclass(eq=False)
 class Round(Node):
-    """``round currency down|up|half even|half up``."""
+    """``round currency down|up|half even|half up [each award]``.
+
+    Without ``each award`` the policy's total of the currency is rounded once, after
+    every rule and before the caps; with it, every award is rounded on its own.
+    """
 
     currency: str
     mode: str
+    per_award: bool = False
 
 
 Member = Let | Table | Decide | Rule | Group | Cap | Round

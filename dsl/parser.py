@@ -596,7 +596,10 @@ class _AstBuilder(Transformer):
         return n.Cap(str(c[0]), c[1], span=self._span(meta))
 
     def round(self, meta: Any, c: list[Any]) -> n.Round:
-        return n.Round(str(c[0]), c[1], span=self._span(meta))
+        return n.Round(str(c[0]), c[1], per_award=len(c) > 2, span=self._span(meta))
+
+    def each_award(self, meta: Any, c: list[Any]) -> bool:
+        return True
 
     def round_down(self, meta: Any, c: list[Any]) -> str:
         return "down"

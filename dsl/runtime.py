@@ -222,6 +222,27 @@ def round_ratio_half_even(numerator: int, denominator: int) -> int:
     return q
 
 
+def exact_award(value: int | Decimal, decimals: int) -> int | Decimal:
+    """An unrounded award as the reasons show it: the same number, written plainly.
+
+    Under total rounding awards stay exact; ``50% of 740`` is ``Decimal("370.0")``. A
+    whole amount of the currency takes the currency's form (``370``; ``1.50`` credit), and
+    any other keeps its digits without trailing zeros (``250.75``, ``0.125``).
+    """
+    if isinstance(value, int):
+        return value
+    value = _bounded(value)
+    if decimals == 0:
+        if value == value.to_integral_value():
+            return int(value)
+        return value.normalize()
+    try:
+        quantized = value.quantize(Decimal(1).scaleb(-decimals))
+    except DecimalException:  # more digits than the context holds: not a whole amount
+        return value.normalize()
+    return quantized if quantized == value else value.normalize()
+
+
 def to_currency(value: int | Decimal, decimals: int) -> int | Decimal:
     """An already-exact amount in a currency's representation (no rounding needed)."""
     if decimals == 0:
@@ -423,6 +444,7 @@ _HELPERS: dict[str, Any] = {
     "round_award": round_award,
     "round_ratio_half_even": round_ratio_half_even,
     "to_currency": to_currency,
+    "exact_award": exact_award,
     "contains": contains,
     "int": int,
     "len": len,

@@ -817,7 +817,9 @@ class PolicyWriter:
                 members.append([f"cap {currency} at {self.cap_amount()}"])
         for currency, mode in rounding.items():
             if mode is not None:
-                members.append([f"round {currency} {mode}"])
+                # The policy's total rounded once (the default), or each award on its own.
+                each = " each award" if self.number(0, 1) else ""
+                members.append([f"round {currency} {mode}{each}"])
         for m in members:
             lines += [f"  {line}" for line in m]
         return "\n".join(lines) + "\n"

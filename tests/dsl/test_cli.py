@@ -91,7 +91,9 @@ def test_eval_prints_decision_and_reasons(tmp_path: Path) -> None:
     lines = result.stdout.splitlines()
     assert "awards: 8949 miles" in lines
     assert "  earn_miles_by_distance.first_cabin: not_fired (event.cabin == \"first\")" in lines
-    assert "  earn_miles_by_distance.loyal_for_a_decade: rounded (344.2 miles -> 344 (down))" in lines
+    # Each rule's exact contribution; the policy's total rounded down once.
+    assert "  earn_miles_by_distance.loyal_for_a_decade: fired +344.2 miles" in lines
+    assert "  earn_miles_by_distance: rounded (total 8949.2 miles -> 8949 (down))" in lines
 
 
 def test_eval_json_compiled_and_interpreted_agree(tmp_path: Path) -> None:

@@ -208,10 +208,19 @@ DISAGREEMENTS = [
         # Under a 28-digit context Decimal dropped the tail (rounding up gave
         # 999999999998999999); the evaluation context's 100 digits keep it, so both
         # evaluators give 999999999999000000, as the exact integer path does.
+        # (`each award`: the integer path serves per-award rounding only.)
         "policy p\n  on visit\n  rule r: award 99.9999999999% of event.party_size miles\n"
-        "  round miles up\n",
+        "  round miles up each award\n",
         CUSTOMER, {**VISIT, "party_size": LARGEST}, False,
         id="constant-ratio-of-the-largest-input",
+    ),
+    pytest.param(
+        # The same award under total rounding: it stays exact until the total is rounded
+        # once (999999999998999999.000000000001 up: 999999999999000000), in both evaluators.
+        "policy p\n  on visit\n  rule r: award 99.9999999999% of event.party_size miles\n"
+        "  rule s: award 0.5 of event.party_size miles\n  round miles up\n",
+        CUSTOMER, {**VISIT, "party_size": LARGEST}, True,
+        id="largest-input-summed-exactly-then-rounded",
     ),
     pytest.param(
         # Was: -0.5 * 0 is Decimal("-0.0"), rounded to Decimal("-0.00"). Compiled explain

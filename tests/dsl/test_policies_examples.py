@@ -177,9 +177,9 @@ def test_failing_case_shows_expected_against_actual_and_the_reasons(
         "    awards: expected { points = 13 }\n"
         "            actual   { points = 12 }\n"
         "    reasons:\n"
-        "      spend_points.per_dollar: rounded (12.50 points -> 12 (down))\n"
-        "      spend_points.per_dollar: fired +12 points\n"
+        "      spend_points.per_dollar: fired +12.5 points\n"
         "      spend_points.big_spender: not_fired (event.amount >= 100)\n"
+        "      spend_points: rounded (total 12.5 points -> 12 (down))\n"
         "\n"
         f"0 passed, 1 failed (1 file, revision {revision})\n"
     )
@@ -396,6 +396,7 @@ def test_json_report_carries_expected_and_actual(
     assert result["mismatches"] == [
         {"part": "awards", "expected": "{ points = 3 }", "actual": "{ points = 2 }"}
     ]
+    # The fired rule shows its exact contribution (2.00 dollars: 2 points, written plainly).
     assert "spend_points.per_dollar: fired +2 points" in result["reasons"]
 
 

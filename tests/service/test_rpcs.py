@@ -39,7 +39,11 @@ def test_explain_adds_reasons_that_sum_up(stub):
     d = stub.Evaluate(request(explain=True), timeout=5).decision
     fired = [r for r in d.reasons if r.kind == "fired"]
     assert {r.rule for r in fired} == {f.rule for f in d.fired}
-    assert all(r.line > 0 and r.text.startswith("earn_miles_by_distance.") for r in d.reasons)
+    # A rule's reason names policy.rule; the policy's own (its total rounded once) the policy.
+    assert all(r.line > 0 and r.text.startswith("earn_miles_by_distance." if r.rule
+                                                 else "earn_miles_by_distance: ")
+               for r in d.reasons)
+    assert any(r.kind == "rounded" and not r.rule for r in d.reasons)
     assert any(r.kind == "not_fired" and r.rule == "first_cabin" for r in d.reasons)
 
 
@@ -167,7 +171,7 @@ def test_list_policies_names_every_policy_and_the_revision(stub):
     response = stub.ListPolicies(pb.ListPoliciesRequest(), timeout=5)
     by_name = {p.name: p for p in response.policies}
     airline = by_name["earn_miles_by_distance"]
-    assert airline.version == 3
+    assert airline.version == 4
     assert airline.effective_from == "2026-01-01" and airline.effective_until == ""
     assert list(airline.kinds) == ["flight"]
     assert len(airline.digest) == 16
