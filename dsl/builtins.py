@@ -47,6 +47,10 @@ class TypeContext(Protocol):
         """The source text of a node."""
         ...
 
+    def type_of(self, e: n.Expr) -> Type:
+        """The type already found for an expression checked before."""
+        ...
+
 
 #: A generic type rule: (the checker, the call, its argument types) -> the result type.
 TypeRule = Callable[[TypeContext, n.Call, list[Type]], Type]
@@ -184,6 +188,9 @@ def _local(ctx: TypeContext, e: n.Call, types: list[Type]) -> Type:
     """``local(t, zone)``: a datetime, and a time zone (a literal name must be a known one)."""
     t, z = e.args
     ctx.need(t, types[0], ("datetime",), "local() needs a date and time")
+    if (isinstance(z, n.Binary) and z.op == "otherwise" and isinstance(z.right, n.Literal)
+            and isinstance(z.right.value, str) and ctx.type_of(z.left).kind == "timezone"):
+        z = z.right  # `customer.zone otherwise "Europe/London"`: a zone either way
     if isinstance(z, n.Literal) and isinstance(z.value, str):
         if not timezones.is_time_zone(z.value):
             close = did_you_mean(z.value, timezones.time_zones()) if len(z.value) <= 64 else ""

@@ -162,6 +162,10 @@ class Checker(ExprVisitor[Type]):
     def text(self, node: n.Node) -> str:
         return n.source_text(self.policy.source, node.span) or "this expression"
 
+    def type_of(self, e: n.Expr) -> Type:
+        """The type found for an expression already checked (for the builtins' type rules)."""
+        return self.result.type_of(e)
+
     # -- the policy --------------------------------------------------------------------------
 
     def run(self) -> CheckResult:
