@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import zoneinfo
 from functools import cache
+from importlib import resources
 
 
 @cache
 def time_zones() -> frozenset[str]:
-    """Every IANA time zone name zoneinfo can load, exactly as spelt: ``Europe/London``,
-    not ``europe/london``."""
-    return frozenset(zoneinfo.available_timezones())
+    """Every IANA time zone name, exactly as spelt (``Europe/London``, not ``europe/london``):
+    the tzdata package's list, so the same names on every host. ``zoneinfo.available_timezones``
+    would add whatever the host's zone directory holds, such as ``localtime`` (the host's own
+    zone: a request must not depend on where it is served)."""
+    names = resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split()
+    return frozenset(names) - {"Factory"}  # not a zone: it says "local time zone must be set"
 
 
 def is_time_zone(name: str) -> bool:
