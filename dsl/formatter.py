@@ -498,7 +498,7 @@ _BINARY_LEVELS = {
     "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "%": _PRODUCT, "of": _PRODUCT,
 }
 
-_DURATION_UNIT = re.compile(r"(minute|hour|day|week)s?\Z")
+_DURATION_UNIT = re.compile(r"(second|minute|hour|day|week)s?\Z")
 
 
 def _effect(e: n.Effect) -> _Parts:

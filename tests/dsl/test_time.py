@@ -389,3 +389,17 @@ def test_an_optional_zone_with_a_literal_default() -> None:
     with pytest.raises(PolicyError) as info:
         dsl.load_source(source.format(zone="Europe/Londn"), file="p.policy", schema=schema)
     assert [d.code for d in info.value.diagnostics] == ["unknown_time_zone"]
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0 seconds"), (1, "1 second"), (30, "30 seconds"), (90, "90 seconds"), (60, "1 minute"),
+    (-1, "-1 second"), (-120, "-2 minutes"), (7200, "2 hours"), (7776000, "90 days"),
+    (604800, "1 week"),
+])
+def test_durations_are_shown_in_the_languages_words(seconds: int, text: str) -> None:
+    """Decisions, `loyalty eval` and `loyalty diff` show a duration as it would be written, in
+    the largest whole unit, singular for one."""
+    from dsl.decision import format_duration
+
+    assert format_duration(timedelta(seconds=seconds)) == text
+    assert value_of(text.replace("-", "- ") if text.startswith("-") else text) == timedelta(seconds=seconds)
