@@ -394,7 +394,7 @@ class PolicyWriter:
         if t == DT:
             return self.choose([
                 (3, lambda: f"({self.expr(DT, d)} {self.pick(['+', '-'])} {self.expr(DUR, d)})"),
-                (1, lambda: self.local(d)),
+                (2, lambda: self.local(d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DT, d)}, {self.expr(DT, d)})"),
                 (1, lambda: self.if_expr(DT, d)),
             ])
