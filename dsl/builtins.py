@@ -21,14 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any, Literal, Protocol
 
-from . import airports
+from . import airports, timezones
 from . import nodes as n
 from . import runtime as rt
-from .types import ANY, DATE, DECIMAL, INT, Type, unify
+from .errors import did_you_mean
+from .types import ANY, DATE, DATETIME, DECIMAL, INT, Type, unify
 
 
 class TypeContext(Protocol):
@@ -44,6 +45,10 @@ class TypeContext(Protocol):
 
     def text(self, node: n.Node) -> str:
         """The source text of a node."""
+        ...
+
+    def type_of(self, e: n.Expr) -> Type:
+        """The type already found for an expression checked before."""
         ...
 
 
@@ -179,6 +184,30 @@ def _airports(ctx: TypeContext, e: n.Call, types: list[Type]) -> Type:
     return INT
 
 
+def _local(ctx: TypeContext, e: n.Call, types: list[Type]) -> Type:
+    """``local(t, zone)``: a datetime, and a time zone (a literal name must be a known one)."""
+    t, z = e.args
+    ctx.need(t, types[0], ("datetime",), "local() needs a date and time")
+    if (isinstance(z, n.Binary) and z.op == "otherwise" and isinstance(z.right, n.Literal)
+            and isinstance(z.right.value, str) and ctx.type_of(z.left).kind == "timezone"):
+        z = z.right  # `customer.zone otherwise "Europe/London"`: a zone either way
+    if isinstance(z, n.Literal) and isinstance(z.value, str):
+        if not timezones.is_time_zone(z.value):
+            close = did_you_mean(z.value, timezones.time_zones()) if len(z.value) <= 64 else ""
+            ctx.error(z.span, "unknown_time_zone", f'"{z.value[:40]}" is not an IANA time zone name',
+                      close or "write a zone name such as \"Europe/London\" or "
+                      "\"America/New_York\", or read a field of type timezone")
+    else:
+        ctx.need(z, types[1], ("timezone",), "local() needs a time zone (a field of type timezone)")
+    return DATETIME
+
+
+def _clock_part(name: str, doc: str, impl: Callable[..., Any], value: int) -> Builtin:
+    return Builtin(name, impl, doc, f"`{name}(t)`", "int",
+                   (Param("t", ("datetime",), f"{name}() needs a date and time"),), result=INT,
+                   example=(f"{name}(2026-03-01T15:45:30Z)", value))
+
+
 def _date_part(name: str, doc: str, impl: Callable[..., Any], value: int) -> Builtin:
     return Builtin(name, impl, doc, f"`{name}(d)`", "int",
                    (Param("d", DATES, f"{name}() needs a date"),), result=INT,
@@ -235,9 +264,20 @@ BUILTINS_LIST: tuple[Builtin, ...] = (
     _date_part("month", "the month of a date, 1 to 12", rt.month, 3),
     _date_part("day", "the day of the month, 1 to 31", rt.day, 1),
     _date_part("weekday", "ISO weekday: 1 is Monday, 7 is Sunday", rt.weekday, 7),
-    Builtin("date", rt.date_of, "the UTC calendar date of a datetime (a date is returned unchanged)",
+    Builtin("date", rt.date_of, "the calendar date of a datetime: in UTC, or in its zone after "
+            "`local()` (a date is returned unchanged)",
             "`date(t)`", "date", (Param("t", DATES, "date() needs a date and time"),), result=DATE,
             example=("date(2026-03-01T23:30-05:00)", date(2026, 3, 2))),
+    _clock_part("hour", "the hour of a datetime, 0 to 23: in UTC, or in its zone after `local()`",
+                rt.hour, 15),
+    _clock_part("minute", "the minute of the hour of a datetime, 0 to 59", rt.minute, 45),
+    Builtin("local", rt.local,
+            "the same instant on the clocks of the IANA time zone `zone` (a field of type "
+            "`timezone` or a name such as `\"Europe/London\"`); `hour`, `minute`, `date`, "
+            "`weekday` and `between` then read local time (below)",
+            "`local(t, zone)`", "datetime", rule=_local, arity=(2, 2),
+            example=('local(2026-07-01T14:30Z, "Europe/London")',
+                     datetime(2026, 7, 1, 15, 30, tzinfo=timezone(timedelta(hours=1))))),
     Builtin("minutes", rt.minutes, "a duration in whole minutes, toward zero", "`minutes(d)`", "int",
             (Param("d", ("duration",), "minutes() needs a duration"),), result=INT,
             example=("minutes(2 hours)", 120)),

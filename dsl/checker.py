@@ -165,6 +165,10 @@ class Checker(ExprVisitor[Type]):
     def text(self, node: n.Node) -> str:
         return n.source_text(self.policy.source, node.span) or "this expression"
 
+    def type_of(self, e: n.Expr) -> Type:
+        """The type found for an expression already checked (for the builtins' type rules)."""
+        return self.result.type_of(e)
+
     # -- the policy --------------------------------------------------------------------------
 
     def run(self) -> CheckResult:
@@ -594,6 +598,23 @@ class Checker(ExprVisitor[Type]):
             self.warn(e.span, "needless_check",
                       f"{self.text(e.operand)} is never missing, so `is {word}` is always "
                       f"{'false' if word == 'missing' else 'true'}", "delete the check")
+        return BOOL
+
+    def visit_Between(self, e: n.Between) -> Type:
+        t = self.expr(e.operand)
+        if t.kind == "date" and not t.optional:
+            self.error(e.operand.span, "type_error",
+                       f"`between` compares times of day, but {self.text(e.operand)} is a date",
+                       "use a date and time such as event.time, or local(event.time, ZONE) "
+                       "for the time in a time zone")
+        else:
+            self.need(e.operand, t, ("datetime",), "`between` compares a date and time's time of day")
+        if e.start == e.end:
+            self.error(e.span, "empty_window",
+                       f"`between {e.start:%H:%M} and {e.end:%H:%M}` is never true: the range "
+                       "includes its start and excludes its end",
+                       "give two different times; a range across midnight such as "
+                       "`between 22:00 and 02:00` is fine")
         return BOOL
 
     def visit_IfExpr(self, e: n.IfExpr) -> Type:
@@ -1263,6 +1284,10 @@ class _SizePass(ExprVisitor[Size]):
         self.size(e.operand, items, times)
         return _ONE
 
+    def visit_Between(self, e: n.Between, items: dict[str, Size], times: int) -> Size:
+        self.size(e.operand, items, times)
+        return _ONE
+
     def visit_IfExpr(self, e: n.IfExpr, items: dict[str, Size], times: int) -> Size:
         self.size(e.cond, items, times)
         return self.size(e.then, items, times).join(self.size(e.orelse, items, times))
@@ -1523,7 +1548,7 @@ def _canonical(e: n.Expr) -> str:
             parts.append(node.name)
         else:
             parts.append(type(node).__name__)
-            for attr in ("op", "name", "func", "var", "present"):
+            for attr in ("op", "name", "func", "var", "present", "start", "end"):
                 if hasattr(node, attr):
                     parts.append(str(getattr(node, attr)))
     return "|".join(parts)
@@ -1542,6 +1567,10 @@ def _conversion_hint(t: Type, kinds: Iterable[str]) -> str:
         return "write the number without quotes"
     if t.kind == "datetime" and "date" in kinds:
         return "take its date with date(...)"
+    if "timezone" in kinds:
+        return 'write a zone name such as "Europe/London", or read a field of type timezone'
+    if t.kind == "date" and kinds == ("datetime",):
+        return "a date has no time of day: use a date and time such as event.time"
     if t.kind == "list":
         return "aggregate the list with sum(...), count(...), any(...) or all(...)"
     return f"expected {' or '.join(kinds)}"

@@ -796,6 +796,10 @@ class CodeGenerator(ExprVisitor[Any]):
             return repr(e.present)
         return f"({self.expr(e.operand)} is {'not ' if e.present else ''}None)"
 
+    def visit_Between(self, e: n.Between) -> str:
+        start, end = (t.hour * 60 + t.minute for t in (e.start, e.end))
+        return f"time_between({self.expr(e.operand)}, {start!r}, {end!r})"
+
     def visit_IfExpr(self, e: n.IfExpr) -> str:
         return f"({self.expr(e.then)} if {self.expr(e.cond)} else {self.expr(e.orelse)})"
 

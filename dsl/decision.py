@@ -117,8 +117,9 @@ def _plain(value: Any) -> Any:
 def format_duration(value: timedelta) -> str:
     """A duration in the policy language's own words: ``15 minutes``, ``2 days``."""
     seconds = int(value.total_seconds())
-    for unit, size in (("weeks", 604800), ("days", 86400), ("hours", 3600), ("minutes", 60)):
+    for unit, size in (("weeks", 604800), ("days", 86400), ("hours", 3600), ("minutes", 60),
+                       ("seconds", 1)):
         if seconds and seconds % size == 0:
             n = seconds // size
-            return f"{n} {unit if n != 1 else unit[:-1]}"
-    return f"{seconds} seconds"
+            return f"{n} {unit if n not in (1, -1) else unit[:-1]}"
+    return "0 seconds"

@@ -37,6 +37,7 @@ from .schema import (
     decimal_in_bounds,
     parse_datetime,
 )
+from .timezones import time_zones
 from .types import Type
 
 
@@ -188,6 +189,7 @@ class DecoderGenerator:
             "DATE_GET": DATES.get,
             "AIRPORTS": airports.airport_codes(),
             "CURRENCIES": currency_codes(),
+            "TIMEZONES": time_zones(),
             **namespace,
         }
         self.attributes: set[str] = {"get", "issuperset", "date"}
@@ -248,7 +250,7 @@ class DecoderGenerator:
 
     def text_conversion(self, var: str, f: Field, is_text: str = "") -> list[str]:
         """Lines converting and checking the text in ``var`` for a field whose wire form is text
-        (string, enum, airport, currency code, date, decimal); ``is_text`` names the helper
+        (string, enum, airport, currency code, time zone, date, decimal); ``is_text`` names the helper
         that tells a text from anything else, where the source form may hold anything."""
         t = f.type
         kind = t.kind
@@ -261,6 +263,8 @@ class DecoderGenerator:
             return [f"if {var} not in AIRPORTS: raise SLOW"]
         if kind == "currency_code":
             return [f"if {var} not in CURRENCIES: raise SLOW"]
+        if kind == "timezone":
+            return [f"if {var} not in TIMEZONES: raise SLOW"]
         if kind == "date":
             return [f"{var} = DATE_GET({var}) or DATE({var})"]
         if kind == "decimal":  # a hit is the conversion and the check (a zero is falsy)
@@ -433,7 +437,7 @@ class MappingFastPath(DecoderGenerator):
             body.append(f"{pad}elif not ISLIST({var}) or LEN({var}) > {MAX_LIST}: raise SLOW")
             body.append(f"{pad}else: {var} = [{helper}(x) for x in {var}]")
             return
-        if kind in ("string", "enum", "airport", "currency_code", "date", "decimal"):
+        if kind in ("string", "enum", "airport", "currency_code", "timezone", "date", "decimal"):
             conv = self.text_conversion(var, f, is_text="ISSTR")
             body.append(f"{pad}if {var} is None or {var} == '': {when_missing}")
             body.append(f"{pad}else:")

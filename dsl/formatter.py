@@ -71,7 +71,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cached_property
 from typing import Any
@@ -161,7 +161,7 @@ _IGNORED_FIELDS = frozenset({"span", "name_span", "currency_span", "header_spans
 def _value_key(value: Any) -> Any:
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, date | datetime | timedelta):
+    if isinstance(value, date | datetime | time | timedelta):
         return repr(value)
     return value
 
@@ -499,7 +499,7 @@ _BINARY_LEVELS = {
     "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "%": _PRODUCT, "of": _PRODUCT,
 }
 
-_DURATION_UNIT = re.compile(r"(minute|hour|day|week)s?\Z")
+_DURATION_UNIT = re.compile(r"(second|minute|hour|day|week)s?\Z")
 
 
 def _effect(e: n.Effect) -> _Parts:
@@ -573,6 +573,10 @@ class ExprText(ExprVisitor[tuple[str, int]]):
     def visit_Presence(self, e: n.Presence) -> tuple[str, int]:
         word = "present" if e.present else "missing"
         return f"{_operand(e.operand, _OTHERWISE)} is {word}", _COMPARE
+
+    def visit_Between(self, e: n.Between) -> tuple[str, int]:
+        return (f"{_operand(e.operand, _OTHERWISE)} between {e.start:%H:%M} and {e.end:%H:%M}",
+                _COMPARE)
 
     def visit_IfExpr(self, e: n.IfExpr) -> tuple[str, int]:
         cond = _operand(e.cond, _IF, nested_if=True)
@@ -807,7 +811,7 @@ def _literal(e: n.Literal) -> str:
 
 
 def _duration(text: str, value: timedelta) -> str:
-    match = re.fullmatch(r"\s*(\d[\d_]*)\s*(minute|hour|day|week)s?\s*", text)
+    match = re.fullmatch(r"\s*(\d[\d_]*)\s*(second|minute|hour|day|week)s?\s*", text)
     if match is None:  # a duration built by code rather than parsed
         from .decision import format_duration
 

@@ -337,6 +337,15 @@ class Interpreter(ExprVisitor[Any]):
         v = self.eval(e.operand, env)
         return (v is not None) if e.present else (v is None)
 
+    def visit_Between(self, e: n.Between, env: dict[str, Any]) -> Any:
+        t = self.eval(e.operand, env)
+        clock = t.hour * 60 + t.minute
+        start, end = e.start.hour * 60 + e.start.minute, e.end.hour * 60 + e.end.minute
+        # The language's definition, written out rather than calling the runtime's helper.
+        if start < end:
+            return start <= clock < end
+        return clock >= start or clock < end
+
     def visit_IfExpr(self, e: n.IfExpr, env: dict[str, Any]) -> Any:
         if self.eval(e.cond, env) is True:
             self.trace(e, True)

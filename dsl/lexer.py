@@ -8,7 +8,8 @@ with the standard ``Indenter``:
 
 - a word is a keyword only where the parser can accept that keyword, and a name
   everywhere else (``first``, ``best``, ``up`` ... stay usable as names);
-- ``15 minutes``: a time unit is a unit only where one can follow;
+- ``15 minutes``, ``30 seconds``: a time unit is a unit only where one can follow, and
+  ``15:00`` a time of day only where one can follow (after ``between``);
 - newlines (with comments and blank lines) are one ``_NL`` token, ignored inside
   brackets; indentation changes give ``_INDENT`` / ``_DEDENT``;
 - numbers, dates and times are ASCII digits only: any other digit is an unexpected
@@ -33,6 +34,7 @@ _MASTER = re.compile(
     |(?P<_NL>(?:\r?\n[ \t]*|\#[^\n]*)+)
     |(?P<DATETIME>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2})?(?:Z|[+-]\d{2}:\d{2}))
     |(?P<DATE>\d{4}-\d{2}-\d{2})
+    |(?P<TIME>\d{2}:\d{2}(?!\d))
     |(?P<PERCENT>\d+(?:\.\d+)?%)
     |(?P<DECIMAL>\d+\.\d+)
     |(?P<INT>\d+(?:_\d+)*)
@@ -46,7 +48,7 @@ _MASTER = re.compile(
     # and the parser names it (``non_ascii_digit``).
     re.VERBOSE | re.ASCII,
 )
-_UNIT = re.compile(r"(minute|hour|day|week)s?\Z")
+_UNIT = re.compile(r"(second|minute|hour|day|week)s?\Z")
 _OPEN = {"LPAR", "LSQB"}
 _CLOSE = {"RPAR", "RSQB"}
 
@@ -114,6 +116,11 @@ class PolicyLexer(Lexer):
                         kind = keyword
                     else:
                         kind = "NAME"
+                elif kind == "TIME" and "TIME" not in states[parser_state.position]:
+                    # ``15:00`` is a time of day only after ``between`` and its ``and``;
+                    # elsewhere it is the number 15 (then ``:``), as it always was.
+                    kind, value = "INT", value[:2]
+                    stop, end_col = pos + 2, col + 2
                 elif kind == "PUNCT":
                     kind = punctuation[value]
                     if kind in _OPEN:

@@ -7,7 +7,7 @@ formatter) walks these nodes; none of them sees Lark's parse tree.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from .errors import NO_SPAN, Span
@@ -99,6 +99,17 @@ class Presence(Expr):
 
     operand: Expr
     present: bool
+
+
+@dataclass(eq=False)
+class Between(Expr):
+    """``t between 15:00 and 18:00``: whether the time of day of ``t`` (a datetime, on its
+    own clock) is at or after ``start`` and before ``end``; across midnight when ``end`` is
+    earlier than ``start``."""
+
+    operand: Expr
+    start: time
+    end: time
 
 
 @dataclass(eq=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from functools import cache
 from pathlib import Path
@@ -35,7 +35,7 @@ MAX_DEPTH = 48
 #: The most digits a number literal may have.
 MAX_DIGITS = 30
 
-_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+_UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
 
 
 @cache
@@ -196,7 +196,7 @@ _TERMINAL_WORDS = {
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`",
     "EQUAL": "`=`", "DURATION_UNIT": "a time unit", "PLUS": "`+`", "MINUS": "`-`",
     "TIMES": "`*`", "DIVIDE": "`/`", "MOD": "`%`", "OF": "`of`", "$END": "the end of the file",
-    "__ANON_0": "`->`", "DOT": "`.`",
+    "__ANON_0": "`->`", "DOT": "`.`", "TIME": "a time of day (HH:MM, such as 09:00)",
 }
 
 
@@ -395,9 +395,11 @@ def _hint_for(tok: Token, expected: set[str], source: str, line: int) -> str:
     if tok.type == "_NL" and "COLON" in expected:
         return "add `:` at the end of the line"
     if tok.type == "NAME" and value in ("years", "year", "months", "month"):
-        return "durations are minutes, hours, days or weeks; count years with tenure_years(...)"
+        return "durations are seconds, minutes, hours, days or weeks; count years with tenure_years(...)"
     if re.search(r"\baward\s+[A-Za-z_]\w*\s+[\d.]+%?\s*$", text):
         return "write the amount before the currency: award 500 miles"
+    if "TIME" in expected:
+        return "write a time of day with two digits for the hour and two for the minutes: 09:00"
     if tok.type == "EQUAL":
         return "compare with `==`"
     if tok.type == "_NL" and text.startswith("award") and "NAME" in expected:
@@ -643,6 +645,18 @@ class _AstBuilder(Transformer):
 
     def is_present(self, meta: Any, c: list[Any]) -> n.Presence:
         return n.Presence(c[0], True, span=self._span(meta))
+
+    def between(self, meta: Any, c: list[Any]) -> n.Between:
+        return n.Between(c[0], self._time(c[1]), self._time(c[2]), span=self._span(meta))
+
+    def _time(self, tok: Token) -> time:
+        hours, minutes = int(tok[:2]), int(tok[3:])
+        if hours > 23 or minutes > 59:
+            self._error(_tok_span(tok), "bad_time", f"{tok} is not a time of day",
+                        "write a time from 00:00 to 23:59; for a range to midnight, "
+                        "end it at 00:00")
+            return time(0, 0)
+        return time(hours, minutes)
 
     def arith(self, meta: Any, c: list[Any]) -> n.Binary:
         return n.Binary(str(c[1]), c[0], c[2], span=self._span(meta))

@@ -60,6 +60,7 @@ ACCEPTS: dict[str, tuple[str, ...]] = {
     "enum": ("string_value",),
     "airport": ("string_value",),
     "currency_code": ("string_value",),
+    "timezone": ("string_value",),
     "bool": ("bool_value",),
     "date": ("date_value", "string_value"),
     "datetime": ("time_value", "string_value"),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import calendar
 import threading
 from collections.abc import Callable, Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import (
     ROUND_DOWN,
     ROUND_HALF_EVEN,
@@ -29,7 +29,7 @@ from decimal import (
 )
 from typing import Any, TypeVar
 
-from . import airports
+from . import airports, timezones
 from .decision import Benefit, Decision, Reason
 
 
@@ -374,13 +374,50 @@ def weekday(d: date) -> int:
 
 
 def date_of(d: datetime | date) -> date:
-    """The UTC calendar date of an instant (a date is returned as it is)."""
+    """The calendar date of an instant on its clock: UTC, or the zone of ``local()`` (a date
+    is returned as it is)."""
     return d.date() if isinstance(d, datetime) else d
 
 
 def minutes(d: timedelta) -> int:
     """A duration in whole minutes (toward zero)."""
     return int(d.total_seconds() / 60)
+
+
+def hour(t: datetime) -> int:
+    """The hour of a datetime on its clock, 0 to 23: UTC, or the zone of ``local()``."""
+    return t.hour
+
+
+def minute(t: datetime) -> int:
+    """The minute of the hour of a datetime on its clock, 0 to 59."""
+    return t.minute
+
+
+def local(t: datetime, zone: str) -> datetime:
+    """The same instant on the wall clock of the IANA time zone ``zone``.
+
+    The result carries the zone's UTC offset at that instant as a fixed offset, not the
+    zone itself: Python compares and subtracts two datetimes of one ``tzinfo`` by their wall
+    clocks (so, in a repeated hour, 01:30 before and after the clocks go back would be
+    equal); with fixed offsets every comparison and difference is between instants.
+    """
+    try:
+        tz = timezones.zone(zone)
+    except KeyError:
+        raise PolicyFault(f'unknown time zone "{zone[:40]}"') from None
+    wall = t.astimezone(tz)
+    return wall.replace(tzinfo=timezone(wall.utcoffset() or timedelta(0)))
+
+
+def time_between(t: datetime, start: int, end: int) -> bool:
+    """``t between START and END``: whether ``t``'s time of day on its clock is at or after
+    ``start`` and before ``end`` (minutes after midnight); a range whose end is earlier than
+    its start runs across midnight."""
+    m = t.hour * 60 + t.minute
+    if start < end:
+        return start <= m < end
+    return m >= start or m < end
 
 
 def distance_miles(origin: str, destination: str) -> int:
@@ -446,6 +483,7 @@ _HELPERS: dict[str, Any] = {
     "to_currency": to_currency,
     "exact_award": exact_award,
     "contains": contains,
+    "time_between": time_between,
     "int": int,
     "len": len,
     "str": str,

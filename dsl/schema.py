@@ -26,6 +26,7 @@ from typing import Any
 
 from . import airports
 from .errors import Diagnostic, FieldError, InputError, Span, did_you_mean
+from .timezones import time_zones
 from .types import SCALARS, Type, list_of
 
 BASE_SCHEMA_PATH = Path(__file__).with_name("schema.toml")
@@ -339,7 +340,7 @@ def convert_scalar(t: Type, value: Any) -> Any:
         if not isinstance(value, bool):
             raise ValueError(f"must be true or false, not {_show(value)}")
         return value
-    if kind in ("string", "enum", "airport", "currency_code"):
+    if kind in ("string", "enum", "airport", "currency_code", "timezone"):
         if not isinstance(value, str):
             raise ValueError(f"must be a string, not {_show(value)}")
         if len(value) > MAX_STRING:
@@ -360,6 +361,10 @@ def convert_scalar(t: Type, value: Any) -> Any:
             if code not in currency_codes():
                 raise ValueError(f"{_quote(value)} is not an ISO 4217 currency code (such as USD or EUR)")
             return code
+        elif kind == "timezone" and value not in time_zones():
+            hint = did_you_mean(value, time_zones()) if len(value) <= 64 else None
+            raise ValueError(f"{_quote(value)} is not an IANA time zone name (such as "
+                             "Europe/London)" + (f"; {hint}" if hint else ""))
         return value
     if kind == "date":
         return parse_date(value)

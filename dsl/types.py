@@ -12,6 +12,7 @@ class Type:
     ``kind`` is one of ``int``, ``decimal``, ``string``, ``bool``, ``date``,
     ``datetime``, ``duration``, ``airport`` (an IATA code, a kind of string),
     ``currency_code`` (an ISO 4217 money code such as ``USD``, a kind of string),
+    ``timezone`` (an IANA time zone name such as ``Europe/London``, a kind of string),
     ``enum`` (strings from ``values``), ``list`` (of ``elem``), ``record`` (named
     by ``name``, fields in the schema), ``null`` (the literal missing value) and
     ``any`` (the type of an expression that already failed to check, so that
@@ -54,7 +55,7 @@ class Type:
 
     @property
     def is_stringy(self) -> bool:
-        return self.kind in ("string", "enum", "airport", "currency_code")
+        return self.kind in ("string", "enum", "airport", "currency_code", "timezone")
 
 
 INT = Type("int")
@@ -66,11 +67,13 @@ DATETIME = Type("datetime")
 DURATION = Type("duration")
 AIRPORT = Type("airport")
 CURRENCY_CODE = Type("currency_code")
+TIMEZONE = Type("timezone")
 NULL = Type("null", optional=True)
 ANY = Type("any")
 
 SCALARS = {
-    t.kind: t for t in (INT, DECIMAL, STRING, BOOL, DATE, DATETIME, DURATION, AIRPORT, CURRENCY_CODE)
+    t.kind: t for t in (INT, DECIMAL, STRING, BOOL, DATE, DATETIME, DURATION, AIRPORT, CURRENCY_CODE,
+              TIMEZONE)
 }
 
 

@@ -61,6 +61,7 @@ nickname = "string?"
 segment = "enum(alpha, beta, gamma)?"
 patience = "duration?"
 last_visit = "datetime?"
+zone = { type = "timezone", default = "America/New_York" }
 
 [events.purchase]
 store = "string?"
@@ -98,6 +99,11 @@ STRINGS = ("", "gold", "fresh", "garden", "JFK", "a b", 'say "hi"', "back\\slash
            "{braces}", "x' or '1", "été", "tab\there")
 
 AIRPORTS = ("JFK", "LHR", "SYD", "SIN", "LAX", "NRT")
+
+#: Time zones for literals and inputs: with and without summer time, a half-hour offset, a
+#: half-hour summer time shift (Lord Howe), and one east of the date line.
+TIME_ZONES = ("UTC", "Europe/London", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe",
+              "Pacific/Auckland")
 
 SPECIAL_DATES = (date(2024, 2, 29), date(2000, 2, 29), date(1900, 2, 28), date(2023, 2, 28),
                  date(2024, 3, 1), date(2026, 1, 1), date(1, 1, 1), date(9999, 12, 31))
@@ -207,8 +213,8 @@ def _fixed_calls() -> dict[str, dict[str, list[tuple[str, ...]]]]:
 #: Fixed-signature builtins, read from the table (``PolicyWriter.builtin_call``).
 FIXED_CALLS = _fixed_calls()
 #: Builtins with a generic type rule: the writer has its own generators for these
-#: (min_max, list_call, and distance_miles on flights).
-GENERIC_CALLS = ("min", "max", "sum", "count", "distance_miles")
+#: (min_max, list_call, distance_miles on flights, and local).
+GENERIC_CALLS = ("min", "max", "sum", "count", "distance_miles", "local")
 
 
 def generated_builtins() -> set[str]:
@@ -388,6 +394,7 @@ class PolicyWriter:
         if t == DT:
             return self.choose([
                 (3, lambda: f"({self.expr(DT, d)} {self.pick(['+', '-'])} {self.expr(DUR, d)})"),
+                (2, lambda: self.local(d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DT, d)}, {self.expr(DT, d)})"),
                 (1, lambda: self.if_expr(DT, d)),
             ])
@@ -404,6 +411,18 @@ class PolicyWriter:
                 (1, lambda: self.if_expr(DUR, d)),
             ])
         raise AssertionError(t)
+
+    def local(self, d: int) -> str:
+        """``local(t, zone)``: a literal zone name, or the test schema's ``customer.zone``."""
+        zone = self.choose([(2, lambda: dsl_string(self.pick(TIME_ZONES))), (1, lambda: "customer.zone")])
+        return f"local({self.expr(DT, d)}, {zone})"
+
+    def between(self, d: int) -> str:
+        """``t between HH:MM and HH:MM``: two different times, sometimes across midnight."""
+        start = self.pick([0, 60, 90, 120, 900, 1080, 1320, 1439])
+        end = self.pick([m for m in (0, 60, 120, 180, 900, 1080, 1439) if m != start])
+        return (f"({self.expr(DT, d)} between {start // 60:02d}:{start % 60:02d} "
+                f"and {end // 60:02d}:{end % 60:02d})")
 
     def variable(self, t: str, d: int) -> str:
         """An expression of type ``t`` that is not a literal (so no condition on it is constant)."""
@@ -572,6 +591,7 @@ class PolicyWriter:
             (1, lambda: f"(not {self.expr(BOOL, d)})"),
             (2, lambda: self.aggregate(BOOL, d)),
             (1, lambda: self.if_expr(BOOL, d)),
+            (2, lambda: self.between(d)),
         ]
         return self.choose(options)
 
@@ -903,6 +923,8 @@ def _raw_value(schema: Schema, t: Type, minimum: Any) -> st.SearchStrategy[Any]:
         return st.sampled_from(AIRPORTS)
     if kind == "currency_code":
         return st.sampled_from(["USD", "EUR", "JPY", "GBP"])
+    if kind == "timezone":
+        return st.sampled_from(TIME_ZONES)
     if kind == "date":
         return _dates().map(date.isoformat)
     if kind == "datetime":

@@ -309,7 +309,7 @@ CASES = [
             "p.policy:3:43: syntax_error: unexpected `years`",
             "    |   rule r when event.time - event.time > 2 years: award 1 miles",
             "    |                                           ^^^^^",
-            "    = hint: durations are minutes, hours, days or weeks; count years with tenure_years(...)",
+            "    = hint: durations are seconds, minutes, hours, days or weeks; count years with tenure_years(...)",
         ],
         id="years_duration",
     ),

@@ -447,3 +447,36 @@ def test_a_change_that_moves_an_award_bound_says_so(programme: Path) -> None:
         "    rules changed: welcome\n"
         "    bound: points: at most 15 -> at most 20\n"
     )
+
+
+HAPPY_HOUR = """\
+policy happy_hour
+  on visit
+
+  rule happy when local(event.time, "Europe/London") between 15:00 and 18:00: award 5 points
+  rule quick when event.time + 30 seconds > event.time: tag "quick"
+"""
+
+
+def test_local_time_changes_are_compared_by_meaning(programme: Path) -> None:
+    """Moving the end of a `between` range is a changed rule; respacing it, or writing
+    30 seconds in other words, is text only."""
+    write(programme / "old", happy_hour=HAPPY_HOUR)
+    write(programme / "new", visits=VISITS_OLD, flights=FLIGHTS, spend=SPEND,
+          happy_hour=HAPPY_HOUR.replace("and 18:00", "and 19:00"))
+    result = loyalty(programme, "old", "new")
+    assert (result.returncode, result.stderr) == (1, "")
+    assert result.stdout == revisions(programme) + (
+        "policies: 0 added, 0 removed, 1 changed, 3 unchanged\n"
+        "~ happy_hour\n"
+        "    note: the meaning changed but the version did not\n"
+        "    rules changed: happy\n"
+    )
+    write(programme / "new", happy_hour=HAPPY_HOUR.replace("between 15:00 and", "between  15:00  and")
+          .replace("30 seconds", "(30 seconds)"))
+    result = loyalty(programme, "old", "new")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout == revisions(programme) + (
+        "policies: 0 added, 0 removed, 0 changed, 1 text only, 3 unchanged\n"
+        "= happy_hour: text only, same meaning\n"
+    )

@@ -330,6 +330,7 @@ def test_award_amount_that_would_read_as_a_duration_keeps_parentheses() -> None:
     """``award (5) days`` must not become ``award 5 days``, which is a duration with no currency."""
     assert fmt("policy p\n  rule r: award (5) days\n") == "policy p\n\n  rule r: award (5) days\n"
     assert fmt("policy p\n  rule r: award (x) days\n") == "policy p\n\n  rule r: award x days\n"
+    assert fmt("policy p\n  rule r: award (30) seconds\n") == "policy p\n\n  rule r: award (30) seconds\n"
 
 
 def test_crlf_line_ends_become_lf() -> None:

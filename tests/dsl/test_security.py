@@ -117,6 +117,21 @@ def test_string_literal_compares_as_data(template: str, canary: Path) -> None:
 
 
 @pytest.mark.parametrize("template", TEMPLATES.values(), ids=TEMPLATES.keys())
+def test_time_zone_names_are_data(template: str, canary: Path) -> None:
+    """A zone name holding Python is unknown_time_zone in policy text and refused in input
+    (it is in no IANA list): it never reaches zoneinfo, and nothing runs."""
+    text = payload(template, canary)
+    rule = f'rule r when local(event.time, {dsl_string(text)}) between 15:00 and 18:00: tag "t"'
+    assert error_codes(policy(rule)) == ["unknown_time_zone"]
+    with pytest.raises(dsl.InputError) as caught:
+        SCHEMA.prepare_customer({**CUSTOMER, "zone": text})
+    assert [e.path for e in caught.value.errors] == ["customer.zone"]
+    policy_set = load(policy('rule r when local(event.time, customer.zone) between 00:00 and 23:59: tag "t"'))
+    for d in decisions(policy_set, {**CUSTOMER, "zone": "Asia/Tokyo"}, VISIT):
+        assert d.tags == ["t"]
+
+
+@pytest.mark.parametrize("template", TEMPLATES.values(), ids=TEMPLATES.keys())
 def test_table_keys_and_values_are_data(template: str, canary: Path) -> None:
     """A table keyed and valued by strings holding Python looks them up as plain text."""
     text = payload(template, canary)

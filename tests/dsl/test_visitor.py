@@ -31,7 +31,7 @@ def test_the_node_kinds_are_the_expression_classes() -> None:
     """expression_kinds() finds every expression class of dsl.nodes (and nothing else)."""
     names = {k.__name__ for k in expression_kinds()}
     assert names == {"Literal", "ListExpr", "Name", "Attribute", "Call", "Aggregate", "Unary",
-                     "Binary", "Presence", "IfExpr"}
+                     "Binary", "Presence", "Between", "IfExpr"}
 
 
 @pytest.mark.parametrize("walker", WALKERS, ids=lambda w: w.__name__)

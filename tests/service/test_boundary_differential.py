@@ -57,6 +57,7 @@ seen_at = "datetime?"
 patience = "duration?"
 hub = "airport?"
 money = "currency_code?"
+zone = "timezone?"
 level = "tier?"
 segment = "enum(alpha, beta)?"
 tags = "list<string>?"
@@ -73,6 +74,7 @@ last_at = "datetime?"
 idle = "duration?"
 home = "airport?"
 paid_in = "currency_code?"
+clock = "timezone?"
 peak = "tier?"
 band = "enum(low, high)?"
 counts = "list<int>?"
@@ -111,6 +113,7 @@ checkout = "date?"
 late = "duration?"
 airport = "airport?"
 currency = { type = "currency_code", default = "EUR" }
+hotel_zone = { type = "timezone", default = "Europe/London" }
 club = "tier?"
 room = "enum(single, double)?"
 extras = "list<part>?"
@@ -186,7 +189,7 @@ class V:
 TAKES: dict[str, tuple[str, ...]] = {
     "int": ("int_value",), "decimal": ("decimal_value", "int_value"), "string": ("string_value",),
     "enum": ("string_value",), "airport": ("string_value",), "currency_code": ("string_value",),
-    "bool": ("bool_value",), "date": ("date_value", "string_value"),
+    "timezone": ("string_value",), "bool": ("bool_value",), "date": ("date_value", "string_value"),
     "datetime": ("time_value", "string_value"), "duration": ("duration_value", "string_value"),
     "list": ("list_value",), "record": ("record_value",),
 }
@@ -630,6 +633,10 @@ def _text_for(t: Type, bad: int, limit: int = MAX_STRING) -> st.SearchStrategy[s
     if kind == "currency_code":
         return _either(st.sampled_from(["USD", "EUR", "usd", " eur "]),
                        st.sampled_from(["XTS", "ABC", "US", ""]), bad)
+    if kind == "timezone":
+        return _either(st.sampled_from(["Europe/London", "America/New_York", "Asia/Kolkata", "UTC"]),
+                       st.sampled_from(["europe/london", "Mars/Olympus", "localtime", "Factory",
+                                        "../../etc/passwd", " UTC", "", "Z" * (MAX_STRING + 1)]), bad)
     if kind == "date":
         return _either(st.sampled_from(VALID_DATES), st.sampled_from(HOSTILE_DATES), bad)
     if kind == "datetime":

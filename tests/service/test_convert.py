@@ -240,6 +240,7 @@ deposit = { type = "decimal?", min = 0 }
 amount = { type = "decimal", min = "0.01" }
 currency = { type = "currency_code", default = "EUR" }
 nights = { type = "int", default = 1, min = 1 }
+zone = { type = "timezone", default = "Europe/London" }
 """),
 ]))
 
@@ -252,14 +253,22 @@ def _refund(**attributes: Any) -> pb.Event:
 
 
 @pytest.mark.parametrize(("attributes", "expected"), [
-    ({"amount": Decimal("5")}, {"amount": Decimal("5"), "currency": "EUR", "nights": 1}),
+    ({"amount": Decimal("5")}, {"amount": Decimal("5"), "currency": "EUR", "nights": 1,
+                                "zone": "Europe/London"}),
+    ({"amount": Decimal("5"), "zone": "Asia/Tokyo"}, {"zone": "Asia/Tokyo"}),
     ({"amount": Decimal("0.01"), "currency": "gbp", "nights": 3},
      {"amount": Decimal("0.01"), "currency": "GBP", "nights": 3}),
     ({"amount": Decimal("0")}, [("event.attributes.amount", "must be at least 0.01, not 0")]),
     ({"amount": Decimal("1"), "nights": 0}, [("event.attributes.nights", "must be at least 1, not 0")]),
     ({"amount": Decimal("1"), "currency": "XYZ"},
      [("event.attributes.currency", '"XYZ" is not an ISO 4217 currency code (such as USD or EUR)')]),
-], ids=["defaults", "normalised", "amount-below-minimum", "nights-below-minimum", "bad-currency"])
+    ({"amount": Decimal("1"), "zone": "Asia/Tokio"},
+     [("event.attributes.zone", '"Asia/Tokio" is not an IANA time zone name (such as Europe/London); '
+                                "did you mean `Asia/Tokyo`?")]),
+    ({"amount": Decimal("1"), "zone": "/etc/localtime"},
+     [("event.attributes.zone", '"/etc/localtime" is not an IANA time zone name (such as Europe/London)')]),
+], ids=["defaults", "normalised", "zone", "amount-below-minimum", "nights-below-minimum", "bad-currency",
+        "misspelt-zone", "zone-path"])
 def test_extension_kinds_and_attributes_keep_the_schemas_minimums_and_codes(attributes, expected):
     """Fields sent as attributes (an extension event kind) are held to the same schema checks."""
     message = _refund(**attributes)
