@@ -31,17 +31,10 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
 from . import nodes as n
+from .builtins import BUILTINS
 from .checker import CheckResult
 from .schema import MAX_LIST, Field, Schema
 from .visitor import ExprVisitor
-
-#: The longest great-circle distance in whole miles: half the Earth's circumference at the
-#: mean radius dsl.airports uses (3958.7613 mi), rounded up.
-MAX_GREAT_CIRCLE_MILES = 12_437
-#: Whole years between two dates the runtime can hold (years 1 to 9999).
-MAX_YEARS = 9_998
-#: Calendar days between two such dates.
-MAX_DAYS = 3_652_058
 
 _PREC = 250  # enough that interval end points are exact for every accepted policy
 
@@ -263,6 +256,9 @@ class BoundsPass(ExprVisitor[Value]):
     def visit_Presence(self, e: n.Presence, env: dict[str, Value]) -> Value:
         return OTHER
 
+    def visit_Between(self, e: n.Between, env: dict[str, Value]) -> Value:
+        return OTHER  # true or false
+
     def visit_IfExpr(self, e: n.IfExpr, env: dict[str, Value]) -> Value:
         return self.either([self.visit(e.then, env), self.visit(e.orelse, env)], e)
 
@@ -312,22 +308,6 @@ class BoundsPass(ExprVisitor[Value]):
             if x.lo is None or x.hi is None:
                 return Interval(Decimal(0), None, x.why)
             return Interval(Decimal(0), max(-x.lo, x.hi))
-        if f == "tenure_years":
-            return Interval(Decimal(0), Decimal(MAX_YEARS))
-        if f == "days_between":
-            return Interval(Decimal(-MAX_DAYS), Decimal(MAX_DAYS))
-        if f == "year":
-            return Interval(Decimal(1), Decimal(9999))
-        if f == "month":
-            return Interval(Decimal(1), Decimal(12))
-        if f == "day":
-            return Interval(Decimal(1), Decimal(31))
-        if f == "weekday":
-            return Interval(Decimal(1), Decimal(7))
-        if f == "distance_miles":
-            return Interval(Decimal(0), Decimal(MAX_GREAT_CIRCLE_MILES))
-        if f == "date":
-            return OTHER
         if f == "minutes":
             return Interval(None, None, self.why(e, f"{self.text(e)}: durations are not bounded by "
                                                     "the analysis"))
@@ -336,7 +316,13 @@ class BoundsPass(ExprVisitor[Value]):
         if f == "count":
             v = self.visit(e.args[0], env)
             return Interval(Decimal(0), Decimal(v.length if isinstance(v, ListOf) else MAX_LIST))
-        # A builtin this pass does not know: fail loudly rather than guess its range.
+        builtin = BUILTINS.get(f)
+        values = None if builtin is None else builtin.values
+        if values is not None:  # a fixed range, declared with the builtin
+            return Interval(Decimal(values[0]), Decimal(values[1]))
+        if builtin is not None and not self.check.type_of(e).is_numeric:
+            return OTHER  # a date, a datetime (local()), a duration
+        # A number this pass cannot bound: fail loudly rather than guess its range.
         raise NotImplementedError(f"dsl.bounds does not know the range of {f}()")
 
     def total(self, v: Value, e: n.Node) -> Interval:

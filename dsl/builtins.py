@@ -109,6 +109,9 @@ class Builtin:
     size: Size = "small"
     #: A call and its value (tests check and evaluate it): ``("floor(2.5)", 2)``.
     example: tuple[str, Any] = ("", None)
+    #: The least and most a whole-number result can be, whatever the arguments (the award
+    #: bounds read it, dsl/bounds.py); None when it follows the arguments or is no number.
+    values: tuple[int, int] | None = None
 
     @property
     def min_args(self) -> int:
@@ -202,16 +205,18 @@ def _local(ctx: TypeContext, e: n.Call, types: list[Type]) -> Type:
     return DATETIME
 
 
-def _clock_part(name: str, doc: str, impl: Callable[..., Any], value: int) -> Builtin:
+def _clock_part(name: str, doc: str, impl: Callable[..., Any], value: int,
+                values: tuple[int, int]) -> Builtin:
     return Builtin(name, impl, doc, f"`{name}(t)`", "int",
                    (Param("t", ("datetime",), f"{name}() needs a date and time"),), result=INT,
-                   example=(f"{name}(2026-03-01T15:45:30Z)", value))
+                   example=(f"{name}(2026-03-01T15:45:30Z)", value), values=values)
 
 
-def _date_part(name: str, doc: str, impl: Callable[..., Any], value: int) -> Builtin:
+def _date_part(name: str, doc: str, impl: Callable[..., Any], value: int,
+               values: tuple[int, int]) -> Builtin:
     return Builtin(name, impl, doc, f"`{name}(d)`", "int",
                    (Param("d", DATES, f"{name}() needs a date"),), result=INT,
-                   example=(f"{name}(2026-03-01)", value))
+                   example=(f"{name}(2026-03-01)", value), values=values)
 
 
 def _min_max_entry(name: str, impl: Callable[..., Any], example: tuple[str, Any]) -> Builtin:
@@ -229,6 +234,14 @@ def _rounding(name: str, doc: str, impl: Callable[..., Any], value: int) -> Buil
                    (Param("x", NUMBER, f"{name}() needs a number"),), result=INT, size="rounded",
                    example=(f"{name}(2.5)", value))
 
+
+#: The longest great-circle distance in whole miles: half the Earth's circumference at the
+#: mean radius dsl.airports uses (3958.7613 mi), rounded up.
+MAX_GREAT_CIRCLE_MILES = 12_437
+#: Whole years between two dates the runtime can hold (years 1 to 9999).
+MAX_YEARS = 9_998
+#: Calendar days between two such dates.
+MAX_DAYS = 3_652_058
 
 #: Every built-in function, in the docs' order.
 BUILTINS_LIST: tuple[Builtin, ...] = (
@@ -253,24 +266,25 @@ BUILTINS_LIST: tuple[Builtin, ...] = (
             "`tenure_years(since, on)`", "int",
             (Param("since", DATES, "tenure_years() needs dates"),
              Param("on", DATES, "tenure_years() needs dates")), result=INT,
-            example=("tenure_years(2016-02-29, 2026-02-28)", 10)),
+            example=("tenure_years(2016-02-29, 2026-02-28)", 10), values=(0, MAX_YEARS)),
     Builtin("days_between", rt.days_between,
             "calendar days from `start` to `end`; negative when `end` is earlier",
             "`days_between(start, end)`", "int",
             (Param("start", DATES, "days_between() needs dates"),
              Param("end", DATES, "days_between() needs dates")), result=INT,
-            example=("days_between(2026-03-01, 2026-02-01)", -28)),
-    _date_part("year", "the year of a date", rt.year, 2026),
-    _date_part("month", "the month of a date, 1 to 12", rt.month, 3),
-    _date_part("day", "the day of the month, 1 to 31", rt.day, 1),
-    _date_part("weekday", "ISO weekday: 1 is Monday, 7 is Sunday", rt.weekday, 7),
+            example=("days_between(2026-03-01, 2026-02-01)", -28),
+            values=(-MAX_DAYS, MAX_DAYS)),
+    _date_part("year", "the year of a date", rt.year, 2026, (1, 9999)),
+    _date_part("month", "the month of a date, 1 to 12", rt.month, 3, (1, 12)),
+    _date_part("day", "the day of the month, 1 to 31", rt.day, 1, (1, 31)),
+    _date_part("weekday", "ISO weekday: 1 is Monday, 7 is Sunday", rt.weekday, 7, (1, 7)),
     Builtin("date", rt.date_of, "the calendar date of a datetime: in UTC, or in its zone after "
             "`local()` (a date is returned unchanged)",
             "`date(t)`", "date", (Param("t", DATES, "date() needs a date and time"),), result=DATE,
             example=("date(2026-03-01T23:30-05:00)", date(2026, 3, 2))),
     _clock_part("hour", "the hour of a datetime, 0 to 23: in UTC, or in its zone after `local()`",
-                rt.hour, 15),
-    _clock_part("minute", "the minute of the hour of a datetime, 0 to 59", rt.minute, 45),
+                rt.hour, 15, (0, 23)),
+    _clock_part("minute", "the minute of the hour of a datetime, 0 to 59", rt.minute, 45, (0, 59)),
     Builtin("local", rt.local,
             "the same instant on the clocks of the IANA time zone `zone` (a field of type "
             "`timezone` or a name such as `\"Europe/London\"`); `hour`, `minute`, `date`, "
@@ -284,7 +298,7 @@ BUILTINS_LIST: tuple[Builtin, ...] = (
     Builtin("distance_miles", rt.distance_miles,
             "great-circle miles between two airports (below)",
             "`distance_miles(origin, destination)`", "int", rule=_airports, arity=(2, 2),
-            example=('distance_miles("JFK", "LHR")', 3442)),
+            example=('distance_miles("JFK", "LHR")', 3442), values=(0, MAX_GREAT_CIRCLE_MILES)),
     Builtin("sum", rt.total, "the total of a list (0 for an empty list)", "`sum(list)`",
             "int or decimal", rule=_sum_count, arity=(1, 1), cost="per_item", size="sum",
             example=("sum([1, 2.5])", Decimal("3.5"))),
