@@ -53,17 +53,6 @@ YIELD_INTERVAL_S = 0.0002
 Sample = tuple[dict[str, Any], dict[str, Any], Any, Any, Any]
 
 
-def parse_sample(text: str) -> float:
-    """A sample rate from a flag: a number from 0 to 1 (``0.1``: one live decision in ten)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not a number; give a share of live decisions from 0 to 1") from None
-    if not 0.0 <= value <= 1.0:  # also refuses nan
-        raise ValueError(f"{text} is not between 0 and 1 (0: none, 1: every live decision)")
-    return value
-
-
 def outcome(decision: Any) -> tuple[Any, ...]:
     """What a caller of the service sees of a decision and a shadow comparison compares:
     awards, benefits (name and parameters), tier and tags; not the revision, nor which

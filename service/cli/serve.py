@@ -60,14 +60,20 @@ def _seconds(text: str) -> float:
     return value
 
 
-def _share(text: str) -> float:
-    """A share of live decisions, 0 to 1."""
-    from service.shadow import parse_sample
+def sample_rate(text: str) -> float:
+    """A share of live decisions from a flag, 0 to 1 (``0.1``: one in ten).
 
+    The standard library only: flags are parsed before ``--workers`` prepares
+    prometheus-client's multiprocess mode, which must come before its first import.
+    """
     try:
-        return parse_sample(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number; give a share of live decisions from 0 to 1") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (0: none, 1: every live decision)")
+    return value
 
 
 class _DefaultsFormatter(argparse.HelpFormatter):
@@ -184,7 +190,7 @@ def add_parser(subparsers: Any) -> None:
                         "ListPolicies); it never answers a call, and one that does not load is "
                         "reported and never touches the serving set. Watched and reloaded like "
                         "--policies; each worker has its own [LOYALTY_SHADOW]")
-    p.add_argument("--shadow-sample", metavar="RATE", type=_share,
+    p.add_argument("--shadow-sample", metavar="RATE", type=sample_rate,
                    default=_env("LOYALTY_SHADOW_SAMPLE", "0.1"),
                    help="share of live decisions the shadow is evaluated on, 0 to 1 (a batch is "
                         "sampled whole) [LOYALTY_SHADOW_SAMPLE]")

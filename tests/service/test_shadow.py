@@ -3,6 +3,7 @@ off the response path, never touching the serving set. Real server processes on 
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import signal
@@ -16,10 +17,11 @@ import grpc
 import pytest
 from prometheus_client import CollectorRegistry
 
+from service.cli.serve import sample_rate
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.metrics import ShadowMetrics
-from service.shadow import Shadow, parse_sample
+from service.shadow import Shadow
 from service.store import PolicyStore
 from tests.service.conftest import POLICIES, ServerProcess, gold_customer, jfk_lhr, start_server
 from tests.service.test_process import BROKEN, list_policies, wait_for
@@ -288,8 +290,8 @@ def test_a_full_backlog_drops_and_counts_without_waiting() -> None:
 ])
 def test_a_bad_sample_rate_is_refused_clearly(text: str, message: str) -> None:
     """--shadow-sample outside 0..1, or not a number, is refused with what to give instead."""
-    with pytest.raises(ValueError, match="^" + message.replace("(", r"\(")):
-        parse_sample(text)
+    with pytest.raises(argparse.ArgumentTypeError, match="^" + message.replace("(", r"\(")):
+        sample_rate(text)
     server = start_server("--shadow", str(POLICIES), "--shadow-sample", text, expect_exit=True)
     assert server.proc.returncode == 2
     assert message in server.log_text() and "Traceback" not in server.log_text()
@@ -304,3 +306,30 @@ def test_rpc_errors_never_come_from_the_shadow(spawn: Any, dirs: tuple[Path, Pat
     assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     time.sleep(0.5)
     assert list_policies(server).shadow.decisions_compared == 0
+
+
+def test_each_worker_has_its_own_shadow_and_sighup_reloads_them(spawn: Any, dirs: tuple[Path, Path]) -> None:
+    """With --workers 2 each worker compares on its own shadow, the metrics port serves the sum,
+    and a SIGHUP to the supervisor reloads every worker's shadow."""
+    live, candidate = dirs
+    server = serve(spawn, live, candidate, "--workers", "2", "--shadow-sample", "1", "--no-watch")
+    for i in range(20):  # a fresh connection per call: both workers get some
+        with server.channel() as channel:
+            pb_grpc.LoyaltyRulesStub(channel).Evaluate(flight(f"e-{i}", "business"), timeout=5)
+    wait_for(lambda: metric(server, "loyalty_shadow_decisions_compared_total") == 20,
+             what="the workers' comparisons summed")
+    assert metric(server, "loyalty_shadow_decisions_changed_total") == 20
+
+    first = list_policies(server).shadow.revision
+    policy = candidate / AIRLINE
+    policy.write_text(policy.read_text().replace(CANDIDATE_BONUS, '"business": award 70% of base miles'))
+    server.signal(signal.SIGHUP)
+    reloaded: set[str] = set()
+
+    def every_worker_reloaded() -> bool:
+        answer = list_policies(server)
+        if answer.shadow.revision != first:
+            reloaded.add(answer.status.instance)
+        return len(reloaded) == 2
+
+    wait_for(every_worker_reloaded, timeout=30, what="both workers' shadows reloaded")
