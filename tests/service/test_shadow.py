@@ -333,3 +333,35 @@ def test_each_worker_has_its_own_shadow_and_sighup_reloads_them(spawn: Any, dirs
         return len(reloaded) == 2
 
     wait_for(every_worker_reloaded, timeout=30, what="both workers' shadows reloaded")
+
+
+@pytest.mark.parametrize(("segment", "compared", "refused"), [
+    ("string?", 1, 0),  # optional: the request is converted again, accepted and compared
+    ("string", 0, 1),  # required: the candidate refuses a request that does not carry it
+], ids=["optional_field_added", "required_field_added"])
+def test_a_shadow_with_another_schema_judges_the_request_by_its_own(
+        tmp_path: Path, segment: str, compared: int, refused: int) -> None:
+    """When the candidate's schema.toml differs, the shadow converts the request again by its
+    schema: a request it refuses counts as failed (invalid_argument), one it accepts is compared."""
+    candidate = tmp_path / "candidate"
+    shutil.copytree(POLICIES, candidate, ignore=shutil.ignore_patterns("*.test.toml"))
+    schema = candidate / "schema.toml"
+    text = schema.read_text()
+    assert 'home_store = "string?"\n' in text
+    added = f'home_store = "string?"\nsegment = "{segment}"\n'
+    schema.write_text(text.replace('home_store = "string?"\n', added))
+    live_store, shadow_store = PolicyStore(POLICIES), PolicyStore(candidate)
+    assert live_store.load() and shadow_store.load()
+    live, candidate_set = live_store.current, shadow_store.current
+    assert live is not None and candidate_set is not None
+    assert live.policy_set.schema.digest != candidate_set.policy_set.schema.digest
+    registry = CollectorRegistry()
+    shadow = Shadow(shadow_store, sample=1.0, metrics=ShadowMetrics(registry))
+
+    request = flight("e-1", "business")
+    customer, event = live.converter.inputs(request.customer, request.event)
+    decision = live.policy_set.evaluate(customer, event)
+    shadow.compare(live, [(customer, event, request.customer, request.event, decision)])
+    failed = registry.get_sample_value("loyalty_shadow_failed_total", {"reason": "invalid_argument"})
+    assert (failed or 0) == refused
+    assert (shadow.compared, shadow.changed) == (compared, 0)  # the same policies: the same outcome
