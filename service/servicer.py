@@ -262,7 +262,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
     def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
     ) -> pb.ListPoliciesResponse:
-        """The loaded policies, the revision and the store's status."""
+        """The loaded policies, the revision and the store's status; with a shadow, the same of it."""
         snapshot = self.store.current
         response = pb.ListPoliciesResponse()
         if snapshot is not None:
