@@ -59,12 +59,16 @@ class ServerProcess:
     serve`` command, with its policy watcher and everything else). The child's
     logs go to a temporary file. It stops when this object closes its standard
     input (``cli``: SIGTERM), and a benchmark server also stops on its own after
-    ``max_seconds``.
+    ``max_seconds``. ``args``: more ``loyalty serve`` flags (``cli`` only).
     """
 
     def __init__(self, kind: str, policies: Path | str = ROOT / "policies",
-                 max_seconds: float = 1800.0, start_timeout: float = 300.0) -> None:
+                 max_seconds: float = 1800.0, start_timeout: float = 300.0,
+                 args: tuple[str, ...] = ()) -> None:
+        if args and kind != "cli":
+            raise ValueError("only a cli server takes loyalty serve flags")
         self.kind = kind
+        self.args = args
         self.policies = str(policies)
         self.max_seconds = max_seconds
         self.start_timeout = start_timeout
@@ -78,7 +82,8 @@ class ServerProcess:
         if self.kind == "cli":
             # coreutils timeout stops the server after max_seconds (and forwards SIGTERM).
             return ["timeout", str(int(self.max_seconds)), sys.executable, "-m", "service",
-                    "serve", "--policies", self.policies, "--port", "0", "--log-format", "json"]
+                    "serve", "--policies", self.policies, "--port", "0", "--log-format", "json",
+                    *self.args]
         return [sys.executable, "-m", "benchmarks.serve", "--servicer", self.kind,
                 "--policies", self.policies, "--max-seconds", str(self.max_seconds)]
 

@@ -229,3 +229,84 @@ def multiprocess_registry() -> CollectorRegistry:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=os.environ["PROMETHEUS_MULTIPROC_DIR"])
     return registry
+
+
+class ShadowMetrics:
+    """The shadow set's metrics (``loyalty serve --shadow DIR``): what it was compared on, what
+    it would have changed, what it would have awarded, and what it could not keep up with.
+
+    Only the shadow's own thread writes the comparison counters, off the response path, so
+    they go straight to Prometheus; the request threads only count drops.
+    """
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        kw: dict[str, Any] = {"registry": registry} if registry is not None else {}
+        self.compared = Counter(
+            "loyalty_shadow_decisions_compared",
+            "Live decisions the shadow set was evaluated on and compared with.", **kw)
+        self.changed = Counter(
+            "loyalty_shadow_decisions_changed",
+            "Compared decisions whose outcome (awards, benefits, tier, tags) the shadow set "
+            "would have changed.", **kw)
+        self.awarded = Counter(
+            "loyalty_shadow_awarded",
+            "Awards over compared decisions by currency, as the live set and as the shadow set "
+            "decided them (set=live|shadow); the delta is shadow minus live.",
+            ["currency", "set"], **kw)
+        self.failed = Counter(
+            "loyalty_shadow_failed",
+            "Sampled decisions the shadow set could not decide, by reason: invalid_argument "
+            "(its schema refuses the request), policy_failed, not_loaded.", ["reason"], **kw)
+        self.dropped = Counter(
+            "loyalty_shadow_dropped",
+            "Sampled decisions dropped because the shadow's queue was full (never waited for).", **kw)
+        self.reloads = Counter(
+            "loyalty_shadow_reloads", "Shadow directory loads by result: ok or refused.", ["result"], **kw)
+        self.revision = Gauge(
+            "loyalty_shadow_revision", "1 for the revision the shadow set is at, 0 for earlier ones.",
+            ["revision"], multiprocess_mode="liveall", **kw)
+        self._awarded: dict[tuple[str, str], Any] = {}
+        self._failed: dict[str, Any] = {}
+        self._revisions: dict[str, Any] = {}
+
+    def add_awards(self, which: str, awards: dict[str, Any]) -> None:
+        """Add one decision's awards (``which``: live or shadow)."""
+        for currency, amount in awards.items():
+            key = (currency, which)
+            child = self._awarded.get(key)
+            if child is None:
+                child = self._awarded[key] = self.awarded.labels(currency, which)
+            if amount > 0:  # awards are never negative; a counter must not go down
+                child.inc(float(amount))
+
+    def fail(self, reason: str) -> None:
+        """Count one sampled decision the shadow could not decide."""
+        child = self._failed.get(reason)
+        if child is None:
+            child = self._failed[reason] = self.failed.labels(reason)
+        child.inc()
+
+    def loaded(self, revision: str) -> None:
+        """The shadow set is now at ``revision``."""
+        for old in self._revisions.values():
+            old.set(0)
+        self._revisions.pop(revision, None)
+        self._revisions[revision] = child = self.revision.labels(revision)
+        child.set(1)
+        while len(self._revisions) > REVISIONS_KEPT:
+            oldest = next(iter(self._revisions))
+            del self._revisions[oldest]
+            if not _multiprocess():
+                self.revision.remove(oldest)
+
+
+_SHARED_SHADOW_METRICS: ShadowMetrics | None = None
+
+
+def default_shadow_metrics() -> ShadowMetrics:
+    """The process's shadow metrics in the default registry (created once, when first asked:
+    a server without a shadow exports none)."""
+    global _SHARED_SHADOW_METRICS
+    if _SHARED_SHADOW_METRICS is None:
+        _SHARED_SHADOW_METRICS = ShadowMetrics()
+    return _SHARED_SHADOW_METRICS

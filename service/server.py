@@ -38,8 +38,9 @@ from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.interceptor import ServiceInterceptor
-from service.metrics import Metrics
+from service.metrics import Metrics, default_shadow_metrics
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
+from service.shadow import DEFAULT_SAMPLE, Shadow, start_shadow
 from service.store import PolicyStore
 from service.watchdog import DEFAULT_MARGIN_S, Watchdog
 
@@ -139,6 +140,7 @@ def create_server(
     reuse_port: bool = False,
     max_connection_age_s: float | None = None,
     connection_limits: ConnectionLimits | None = None,
+    shadow: Shadow | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
 
@@ -149,7 +151,8 @@ def create_server(
     SERVING at once. Otherwise health is NOT_SERVING until the store has a set.
     ``connection_limits`` default to :class:`ConnectionLimits`' documented defaults. A
     servicer that does not implement every RPC of the service is a ``TypeError``
-    (see :func:`method_handlers`).
+    (see :func:`method_handlers`). ``shadow``: a candidate set the servicer feeds a sample
+    of its decisions (:mod:`service.shadow`).
     """
     metrics = metrics if metrics is not None else default_metrics()
     if not structlog.is_configured():  # embedded (tests, benchmarks): log as deployed
@@ -160,7 +163,7 @@ def create_server(
             if not store.load():
                 _raise_load_error(store)
         servicer = LoyaltyRulesServicer(
-            store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions
+            store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions, shadow=shadow
         )
     handlers = method_handlers(servicer)  # before anything starts: a missing RPC fails here
     options: list[tuple[str, Any]] = [
@@ -393,6 +396,10 @@ class ServeConfig:
     wait_for_policies: bool = False
     #: Serve a directory without policies; otherwise such a load is refused like a broken one.
     allow_empty: bool = False
+    #: A candidate policy directory evaluated beside the serving one (``--shadow``), or None.
+    shadow: Path | None = None
+    #: The share of live decisions the shadow is evaluated on (``--shadow-sample``), 0 to 1.
+    shadow_sample: float = DEFAULT_SAMPLE
 
     @property
     def address(self) -> str:
@@ -436,12 +443,14 @@ def run(
     """
     stop = stop or threading.Event()
     store = PolicyStore(config.policies, allow_empty=config.allow_empty)
+    reloadable = [store]  # and the shadow's, once it exists: SIGHUP reloads both
     # Until the real handlers are in (after the first load, which can take seconds), a SIGHUP
     # asks for a reload rather than ending the process, SIGHUP's default: a supervisor forwards
     # SIGHUPs to workers that may still be starting, and so may an operator's reload storm.
     original_hup = None
     if threading.current_thread() is threading.main_thread():
-        original_hup = signal.signal(signal.SIGHUP, lambda _signum, _frame: store.request_reload())
+        original_hup = signal.signal(
+            signal.SIGHUP, lambda _signum, _frame: [s.request_reload() for s in reloadable])
     metrics = default_metrics()
     store.on_attempt(lambda ok, _status: metrics.reload(ok))
     store.start(watch=config.watch)  # before the first load, so no change slips between
@@ -452,6 +461,12 @@ def run(
         _print_refusal(store)
         return 2
     credentials = config.credentials()
+    shadow = None
+    if config.shadow is not None:  # a shadow that does not load is reported, never fatal
+        shadow = start_shadow(config.shadow, sample=config.shadow_sample,
+                              metrics=default_shadow_metrics(), watch=config.watch,
+                              allow_empty=config.allow_empty)
+        reloadable.append(shadow.store)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     server, port = create_server(
         config.address,
@@ -467,6 +482,7 @@ def run(
         reuse_port=reuse_port,
         max_connection_age_s=config.max_connection_age_s,
         connection_limits=config.connection_limits,
+        shadow=shadow,
     )
     server.start()
     if serve_metrics and config.metrics_port is not None:
@@ -476,7 +492,7 @@ def run(
     if threading.current_thread() is threading.main_thread():  # as for signal handlers: one per process
         watchdog = Watchdog(config.grace + config.watchdog_margin)
         watchdog.start()
-    previous = _install_signals(stop, store, watchdog, second_exits=not supervised)
+    previous = _install_signals(stop, reloadable, watchdog, second_exits=not supervised)
     if original_hup is not None and signal.SIGHUP in previous:
         previous[signal.SIGHUP] = original_hup  # restored as it was before run(), not the early one
     log.info(
@@ -487,6 +503,7 @@ def run(
         policies=str(config.policies),
         revision=store.current.revision if store.current else None,
         threads=config.threads,
+        shadow=str(config.shadow) if config.shadow is not None else None,
     )
     if ready is not None:
         ready(port)
@@ -500,6 +517,9 @@ def run(
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()
+        if shadow is not None:
+            shadow.stop()
+            shadow.store.stop()
         metrics.flush()
         logs.flush()
         _restore_signals(previous)
@@ -526,7 +546,7 @@ def _print_refusal(store: PolicyStore) -> None:
         print(f"loyalty serve: cannot load {store.directory}: {status.last_error}", file=sys.stderr)
 
 
-def _install_signals(stop: threading.Event, store: PolicyStore, watchdog: Watchdog | None,
+def _install_signals(stop: threading.Event, stores: list[PolicyStore], watchdog: Watchdog | None,
                      second_exits: bool) -> dict[int, Any]:
     if threading.current_thread() is not threading.main_thread():
         return {}
@@ -547,7 +567,8 @@ def _install_signals(stop: threading.Event, store: PolicyStore, watchdog: Watchd
 
     def on_hup(_signum: int, _frame: Any) -> None:
         log.info("signal", signal="SIGHUP")
-        store.request_reload()
+        for store in stores:
+            store.request_reload()
 
     for sig, handler in ((signal.SIGTERM, on_stop), (signal.SIGINT, on_stop), (signal.SIGHUP, on_hup)):
         previous[sig] = signal.signal(sig, handler)

@@ -38,6 +38,7 @@ from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.logs import call_fields
 from service.metrics import Metrics
+from service.shadow import Shadow
 from service.store import PolicyStore, Snapshot
 from service.wire import (
     BATCH_RESULTS,
@@ -75,11 +76,14 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         max_batch: int = DEFAULT_MAX_BATCH,
         metrics: Metrics | None = None,
         log_decisions: bool = False,
+        shadow: Shadow | None = None,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
         self.metrics = metrics
         self.log_decisions = log_decisions
+        #: The candidate set fed a sample of decisions (``loyalty serve --shadow``), or None.
+        self.shadow = shadow
 
     # -- RPCs ----------------------------------------------------------------------------
 
@@ -139,6 +143,9 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         decision_payload = snapshot.encoder.payload
         evaluate = snapshot.policy_set.evaluate
         log_decisions = self.log_decisions
+        shadow = self.shadow
+        # A batch goes to the shadow whole or not at all: one draw, one append per item.
+        shadowed: list[Any] | None = [] if shadow is not None and shadow.sampled() else None
         varint = VARINT
         # The framing of a BatchResult with a decision, written inline: a call per item costs
         # more than the framing itself.
@@ -179,6 +186,8 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 applied += decision.policies
                 if log_decisions:
                     _log_decision(decision, customer_msg.id, event_msg)
+                if shadowed is not None:
+                    shadowed.append((customer, event, customer_msg, event_msg, decision))
                 # As wire.result_bytes writes it: the correlation id, then the decision.
                 payload = decision_payload(decision)
                 if cid:
@@ -190,6 +199,8 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     parts += (results_tag, varint[len(decision_tag) + len(payload)], decision_tag,
                               payload)
         parts.append(batch_tail(revision, failed))
+        if shadowed:
+            shadow.offer(snapshot, shadowed)  # type: ignore[union-attr]
         fields["failed"] = failed
         if self.metrics is not None:
             self.metrics.count_decisions(count - failed, fired, applied)
@@ -251,42 +262,27 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
     def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
     ) -> pb.ListPoliciesResponse:
-        """The loaded policies, the revision and the store's status."""
+        """The loaded policies, the revision and the store's status; with a shadow, the same of it."""
         snapshot = self.store.current
-        status = self.store.status
         response = pb.ListPoliciesResponse()
         if snapshot is not None:
             response.revision = snapshot.revision
             call_fields()["revision"] = snapshot.revision
-            for compiled in snapshot.policy_set.compiled:
-                info = compiled.info
-                out = response.policies.add(
-                    name=info.name,
-                    version=info.version,
-                    effective_from=info.effective_from.isoformat() if info.effective_from else "",
-                    effective_until=info.effective_until.isoformat() if info.effective_until else "",
-                    kinds=info.kinds,
-                    digest=info.digest,
-                    file=info.file,
-                    description=info.description,
-                    rules=info.rules,
-                )
-                for b in compiled.award_bounds:
-                    out.award_bounds.add(currency=b.currency,
-                                         max="" if b.maximum is None else str(b.maximum),
-                                         unbounded_reason=b.reason)
-        s = response.status
-        if status.loaded_at is not None:
-            s.loaded_at.CopyFrom(datetime_to_timestamp(status.loaded_at))
-        if status.last_attempt_at is not None:
-            s.last_attempt_at.CopyFrom(datetime_to_timestamp(status.last_attempt_at))
-        s.last_attempt_failed = status.last_attempt_failed
-        s.last_error = status.last_error
-        s.reloads_succeeded = status.reloads_succeeded
-        s.reloads_failed = status.reloads_failed
-        s.instance = instance_name()
-        for d in status.diagnostics:
-            s.diagnostics.add(**d.to_dict())
+            _add_policies(response.policies, snapshot)
+        _fill_status(response.status, self.store)
+        shadow = self.shadow
+        if shadow is not None:
+            s = response.shadow
+            s.directory = str(shadow.directory)
+            current = shadow.store.current
+            if current is not None:
+                s.revision = current.revision
+                _add_policies(s.policies, current)
+            _fill_status(s.status, shadow.store)
+            s.sample_rate = shadow.sample
+            s.decisions_compared = shadow.compared
+            s.decisions_changed = shadow.changed
+            s.decisions_dropped = shadow.dropped
         return response
 
     # -- helpers -----------------------------------------------------------------------------
@@ -339,7 +335,46 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             self.metrics.count_decision(decision.fired, decision.policies)
         if self.log_decisions:
             _log_decision(decision, customer["id"], event_msg)
+        shadow = self.shadow
+        if shadow is not None and not only and shadow.sampled():  # a partial decision compares with nothing
+            shadow.offer(snapshot, [(customer, event, customer_msg, event_msg, decision)])
         return decision
+
+
+def _add_policies(policies: Any, snapshot: Snapshot) -> None:
+    """Describe every policy of ``snapshot`` into the repeated ``PolicyInfo`` field ``policies``."""
+    for compiled in snapshot.policy_set.compiled:
+        info = compiled.info
+        out = policies.add(
+            name=info.name,
+            version=info.version,
+            effective_from=info.effective_from.isoformat() if info.effective_from else "",
+            effective_until=info.effective_until.isoformat() if info.effective_until else "",
+            kinds=info.kinds,
+            digest=info.digest,
+            file=info.file,
+            description=info.description,
+            rules=info.rules,
+        )
+        for b in compiled.award_bounds:
+            out.award_bounds.add(currency=b.currency, max="" if b.maximum is None else str(b.maximum),
+                                 unbounded_reason=b.reason)
+
+
+def _fill_status(s: pb.PolicyStoreStatus, store: PolicyStore) -> None:
+    """Write ``store``'s load status into the ``PolicyStoreStatus`` message ``s``."""
+    status = store.status
+    if status.loaded_at is not None:
+        s.loaded_at.CopyFrom(datetime_to_timestamp(status.loaded_at))
+    if status.last_attempt_at is not None:
+        s.last_attempt_at.CopyFrom(datetime_to_timestamp(status.last_attempt_at))
+    s.last_attempt_failed = status.last_attempt_failed
+    s.last_error = status.last_error
+    s.reloads_succeeded = status.reloads_succeeded
+    s.reloads_failed = status.reloads_failed
+    s.instance = instance_name()
+    for d in status.diagnostics:
+        s.diagnostics.add(**d.to_dict())
 
 
 #: Unknown ``only_policies`` names reported at most (each one cut to 64 characters): a refusal

@@ -60,6 +60,22 @@ def _seconds(text: str) -> float:
     return value
 
 
+def sample_rate(text: str) -> float:
+    """A share of live decisions from a flag, 0 to 1 (``0.1``: one in ten).
+
+    The standard library only: flags are parsed before ``--workers`` prepares
+    prometheus-client's multiprocess mode, which must come before its first import.
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number; give a share of live decisions from 0 to 1") from None
+    if not 0.0 <= value <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not between 0 and 1 (0: none, 1: every live decision)")
+    return value
+
+
 class _DefaultsFormatter(argparse.HelpFormatter):
     """Shows a flag's default when it has a value worth showing (not for switches or unset)."""
 
@@ -168,6 +184,16 @@ def add_parser(subparsers: Any) -> None:
                    help="serve a policy directory that holds no policies (every decision empty); "
                         "without it such a directory is refused like a broken one, at start and "
                         "on reload [LOYALTY_ALLOW_EMPTY=1]")
+    p.add_argument("--shadow", metavar="DIR", type=Path, default=_env("LOYALTY_SHADOW"),
+                   help="a candidate policy directory evaluated beside --policies on a sample of "
+                        "live decisions, off the response path, and compared (metrics, logs, "
+                        "ListPolicies); it never answers a call, and one that does not load is "
+                        "reported and never touches the serving set. Watched and reloaded like "
+                        "--policies; each worker has its own [LOYALTY_SHADOW]")
+    p.add_argument("--shadow-sample", metavar="RATE", type=sample_rate,
+                   default=_env("LOYALTY_SHADOW_SAMPLE", "0.1"),
+                   help="share of live decisions the shadow is evaluated on, 0 to 1 (a batch is "
+                        "sampled whole) [LOYALTY_SHADOW_SAMPLE]")
     p.add_argument("--log-level", default=_env("LOYALTY_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="least severe log level written; 'info' includes one line per RPC "
@@ -216,6 +242,8 @@ def run(args: argparse.Namespace) -> int:
         watch=args.watch,
         wait_for_policies=args.wait_for_policies,
         allow_empty=args.allow_empty,
+        shadow=Path(args.shadow) if args.shadow is not None else None,
+        shadow_sample=args.shadow_sample,
     )
     if (config.tls_cert is None) != (config.tls_key is None):
         print("loyalty serve: --tls-cert and --tls-key go together", file=sys.stderr)

@@ -1233,6 +1233,7 @@ class ListPoliciesResponse(_message.Message):
     REVISION_FIELD_NUMBER: _builtins.int
     POLICIES_FIELD_NUMBER: _builtins.int
     STATUS_FIELD_NUMBER: _builtins.int
+    SHADOW_FIELD_NUMBER: _builtins.int
     revision: _builtins.str
     """The revision of the policy set now serving. Empty while none is loaded."""
     @_builtins.property
@@ -1243,20 +1244,86 @@ class ListPoliciesResponse(_message.Message):
     def status(self) -> Global___PolicyStoreStatus:
         """How the last load or reload went."""
 
+    @_builtins.property
+    def shadow(self) -> Global___ShadowStatus:
+        """The shadow policy set (`loyalty serve --shadow DIR`): a candidate evaluated beside the
+        serving set on a sample of live decisions, off the response path, never answering a
+        call. Absent when the server runs no shadow.
+        """
+
     def __init__(
         self,
         *,
         revision: _builtins.str = ...,
         policies: _abc.Iterable[Global___PolicyInfo] | None = ...,
         status: Global___PolicyStoreStatus | None = ...,
+        shadow: Global___ShadowStatus | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["shadow", b"shadow", "status", b"status"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies", "revision", b"revision", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["policies", b"policies", "revision", b"revision", "shadow", b"shadow", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ListPoliciesResponse: _TypeAlias = ListPoliciesResponse  # noqa: Y015
+
+@_typing.final
+class ShadowStatus(_message.Message):
+    """A shadow policy set and how it compares with the serving one, in the process that answered
+    (with --workers N each worker has its own shadow and its own counts).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DIRECTORY_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    POLICIES_FIELD_NUMBER: _builtins.int
+    STATUS_FIELD_NUMBER: _builtins.int
+    SAMPLE_RATE_FIELD_NUMBER: _builtins.int
+    DECISIONS_COMPARED_FIELD_NUMBER: _builtins.int
+    DECISIONS_CHANGED_FIELD_NUMBER: _builtins.int
+    DECISIONS_DROPPED_FIELD_NUMBER: _builtins.int
+    directory: _builtins.str
+    """The shadow policy directory, as the server was given it."""
+    revision: _builtins.str
+    """The revision of the shadow set. Empty while none has loaded."""
+    sample_rate: _builtins.float
+    """The share of live decisions the shadow set is evaluated on, from 0 to 1."""
+    decisions_compared: _builtins.int
+    """Live decisions the shadow set was evaluated on and compared with, since start."""
+    decisions_changed: _builtins.int
+    """Compared decisions whose outcome (awards, benefits, tier, tags) the shadow would change."""
+    decisions_dropped: _builtins.int
+    """Sampled decisions dropped because the shadow could not keep up, since start."""
+    @_builtins.property
+    def policies(self) -> _containers.RepeatedCompositeFieldContainer[Global___PolicyInfo]:
+        """Every policy of the shadow set, in evaluation order."""
+
+    @_builtins.property
+    def status(self) -> Global___PolicyStoreStatus:
+        """How the shadow directory's last load or reload went; a refused one never touches the
+        serving set.
+        """
+
+    def __init__(
+        self,
+        *,
+        directory: _builtins.str = ...,
+        revision: _builtins.str = ...,
+        policies: _abc.Iterable[Global___PolicyInfo] | None = ...,
+        status: Global___PolicyStoreStatus | None = ...,
+        sample_rate: _builtins.float = ...,
+        decisions_compared: _builtins.int = ...,
+        decisions_changed: _builtins.int = ...,
+        decisions_dropped: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["status", b"status"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decisions_changed", b"decisions_changed", "decisions_compared", b"decisions_compared", "decisions_dropped", b"decisions_dropped", "directory", b"directory", "policies", b"policies", "revision", b"revision", "sample_rate", b"sample_rate", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ShadowStatus: _TypeAlias = ShadowStatus  # noqa: Y015
 
 @_typing.final
 class PolicyInfo(_message.Message):
