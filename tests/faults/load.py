@@ -49,6 +49,8 @@ class Load:
     max_seconds: float = 15.0
     timeout: float = 10.0
     customer: Callable[[], pb.Customer] = gold_customer
+    #: More channel options for every caller (a ``grpc.service_config`` here replaces the bundled one).
+    options: list[tuple[str, object]] = field(default_factory=list)
     ok: int = 0
     failures: list[Failure] = field(default_factory=list)
     revisions: Counter[str] = field(default_factory=Counter)
@@ -76,7 +78,7 @@ class Load:
         assert self._connected is not None
         # A private subchannel pool: a connection of its own, not one shared by every client.
         with LoyaltyClient(self.target, timeout=self.timeout, retries=self.retries,
-                           options=[("grpc.use_local_subchannel_pool", 1)]) as client:
+                           options=[("grpc.use_local_subchannel_pool", 1), *self.options]) as client:
             try:
                 self.instances[index] = client.list_policies().status.instance
             except grpc.RpcError as exc:  # counted like any other failed call, and this caller stops
