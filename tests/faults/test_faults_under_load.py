@@ -597,7 +597,8 @@ def test_a_soak_with_periodic_edits_keeps_memory_bounded(served: Served):
                     samples[pid].append(rss_kb(pid))
         final = dsl.load_directory(served.current).revision
         wait_for_workers(served.server, serving(final), "the soak's last edit")
-    print(f"soak: {edits} edits; RSS kB per worker from {SOAK_WARM_S:.0f} s on: {samples}")
+    print(f"soak: {load.ok} calls in {load.elapsed:.1f} s, {len(load.failures)} failed; {edits} edits; "
+          f"RSS kB per worker from {SOAK_WARM_S:.0f} s on: {samples}")
     assert not load.failures, f"{len(load.failures)} failed calls: {load.failures[:5]}"
     assert load.ok >= 10 * (CALLS_BEFORE + CALLS_AFTER)
     for pid, kbs in samples.items():
