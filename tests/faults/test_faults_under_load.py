@@ -5,10 +5,15 @@ version directory) is shared by every fault here. Each fault runs inside its own
 three callers through the bundled retrying client (``service.client.SERVICE_CONFIG``), each on its
 own connection, calling Evaluate without pause. Every fault must lose no call (every call answers
 OK), leave both workers on the revision it should (computed from the directory by
-``dsl.load_directory``, as the server computes it), and let the load go on afterwards. The last
-test bounds the workers' memory across all of them. docs/reliability.md has the table.
+``dsl.load_directory``, as the server computes it), and let the load go on afterwards. The
+faults: policy edits good and broken, SIGHUPs, the directory swapped, deleted, emptied, its
+``schema.toml`` removed, a ConfigMap ``..data`` swap, a reload storm of edits and SIGHUPs, wire
+faults, 1,000 idle connections, killed workers, then a 20 s soak with an edit a second. The
+memory test bounds the workers' RSS across all of them; SIGTERM with calls in flight comes last,
+since it ends the server. docs/reliability.md has the table.
 
-Each test starts from whatever state the one before left, so any one of them runs alone too.
+Each test starts from whatever state the one before left (and leaves ``cur`` a plain version
+directory), so any one of them runs alone too.
 Every load is bounded in calls and seconds (tests/faults/load.py) and talks only to 127.0.0.1.
 """
 
@@ -45,11 +50,10 @@ CALLS_BEFORE = 200
 CALLS_AFTER = 300
 #: Each fault's load window lasts at least this long (more if the fault takes longer to settle).
 WINDOW_S = 1.0
-#: How much a worker's RSS may grow across all the faults here (measured: 0.9-1.5 MB, see
-#: docs/reliability.md). The faults compile 4 new revisions, which the compile cache keeps (it is
-#: bounded by entries, not size: issue 9); the issue measured 2.3 MB per version of a 32 KB
-#: policy, and the bundled set is 9 KB, so 16 MiB is well above that plus glibc's per-thread
-#: arenas, and still far below the 139 MB that 60 reloads once cost.
+#: How much a worker's RSS may grow across all the faults here (measured: see
+#: docs/reliability.md). The faults compile about 50 new revisions; the compile cache keeps the
+#: serving set's files plus at most 4 MiB (estimated) of older versions, so 16 MiB is well above
+#: that plus glibc's per-thread arenas, and still far below the 139 MB that 60 reloads once cost.
 RSS_GROWTH_KB = 16 * 1024
 #: How long a worker may take to show a fault's outcome: a reload is seen within about 0.5 s
 #: (docs/reliability.md); the margin is for a shared 2-core machine, not a figure.
