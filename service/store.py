@@ -17,10 +17,12 @@ restored one, a swapped symlink, a Kubernetes ``..data`` swap.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
 import gc
 import os
+import queue
 import stat
 import threading
 import time
@@ -133,6 +135,36 @@ def _survey(directory: Path) -> bool:
     return schema.is_file()
 
 
+class _Trigger:
+    """A wake-up for the reload thread that a signal handler may set: ``set`` takes no lock.
+
+    A Python signal handler runs on the main thread between two bytecodes, even inside another
+    handler. ``threading.Event.set`` holds a lock while it notifies: a second SIGHUP arriving
+    then blocked the main thread on that lock for ever, and the reload thread with it (it waits
+    on the same lock), so nothing was reloaded again and SIGTERM no longer stopped the process
+    (seen under a storm of SIGHUPs; tests/faults/test_signal_flood.py). ``queue.SimpleQueue.put``
+    is reentrant by design (its C implementation takes no lock a handler could be holding), so
+    it may be called from a handler that interrupted another ``put``.
+    """
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[None] = queue.SimpleQueue()
+
+    def set(self) -> None:
+        """Ask for one more wake-up; never blocks."""
+        self._requests.put(None)
+
+    def wait(self) -> None:
+        """Block until at least one wake-up was asked for since the last :meth:`clear`."""
+        self._requests.put(self._requests.get())  # keep it pending until clear()
+
+    def clear(self) -> None:
+        """Forget the wake-ups asked for so far (several become one load)."""
+        with contextlib.suppress(queue.Empty):
+            while True:
+                self._requests.get_nowait()
+
+
 class _EitherEvent:
     """Set when either event is: what watchfiles polls to know when to stop one watch."""
 
@@ -205,7 +237,7 @@ class PolicyStore:
         self._status = StoreStatus()
         self._listeners = _Listeners()
         self._load_lock = threading.Lock()
-        self._trigger = threading.Event()
+        self._trigger = _Trigger()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watching = threading.Event()

@@ -10,22 +10,26 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 
 import grpc
 
 from service.client import LoyaltyClient
+from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from tests.service.conftest import gold_customer, jfk_lhr
 
 
 @dataclass
 class Failure:
-    """One call that did not answer OK: the thread that made it, its status and message."""
+    """One call that did not answer OK: the thread that made it, its status and message, and when
+    it was sent (``time.monotonic()``; 0.0 for the ListPolicies a caller starts with)."""
 
     thread: int
     code: str
     details: str
+    sent: float = 0.0
 
 
 @dataclass
@@ -35,6 +39,7 @@ class Load:
     ``retries=False`` gives the callers a client without the service config's retry policy
     (the control measurement). ``instances[i]`` is the server process thread ``i`` is connected to
     (``host/pid`` from ListPolicies, asked once on the thread's connection before its load starts).
+    ``customer`` makes the customer of every call (the standard GOLD member unless told).
     """
 
     target: str
@@ -43,6 +48,9 @@ class Load:
     max_calls: int = 20_000
     max_seconds: float = 15.0
     timeout: float = 10.0
+    customer: Callable[[], pb.Customer] = gold_customer
+    #: More channel options for every caller (a ``grpc.service_config`` here replaces the bundled one).
+    options: list[tuple[str, object]] = field(default_factory=list)
     ok: int = 0
     failures: list[Failure] = field(default_factory=list)
     revisions: Counter[str] = field(default_factory=Counter)
@@ -70,7 +78,7 @@ class Load:
         assert self._connected is not None
         # A private subchannel pool: a connection of its own, not one shared by every client.
         with LoyaltyClient(self.target, timeout=self.timeout, retries=self.retries,
-                           options=[("grpc.use_local_subchannel_pool", 1)]) as client:
+                           options=[("grpc.use_local_subchannel_pool", 1), *self.options]) as client:
             try:
                 self.instances[index] = client.list_policies().status.instance
             except grpc.RpcError as exc:  # counted like any other failed call, and this caller stops
@@ -83,11 +91,12 @@ class Load:
             for _ in range(self.max_calls):
                 if self._stop.is_set() or time.monotonic() > deadline:
                     return
+                sent = time.monotonic()
                 try:
-                    revision = client.evaluate(gold_customer(), jfk_lhr()).revision
+                    revision = client.evaluate(self.customer(), jfk_lhr()).revision
                 except grpc.RpcError as exc:
                     with self._lock:
-                        self.failures.append(Failure(index, exc.code().name, exc.details() or ""))
+                        self.failures.append(Failure(index, exc.code().name, exc.details() or "", sent))
                     continue
                 with self._lock:
                     self.ok += 1
@@ -108,6 +117,10 @@ class Load:
                 raise AssertionError(f"the load stalled: {self.answered()} of {target} calls answered, "
                                      f"failures {self.failures[:5]}")
             time.sleep(0.02)
+
+    def running(self) -> int:
+        """Callers still running (0 once :meth:`stop` has returned, unless one is stuck)."""
+        return sum(thread.is_alive() for thread in self._workers)
 
     def stop(self) -> None:
         """Stop the callers and wait for them (each finishes the call it is in)."""
