@@ -20,6 +20,7 @@ VERBS = {
     "eval": "eval",
     "compile": "compile",
     "diff": "diff",
+    "replay": "replay",
 }
 
 
