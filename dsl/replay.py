@@ -213,7 +213,7 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
         sides.append(_Side(new))
     rows = _json_rows(chunk) if chunk.lines is not None else _column_rows(chunk, old)
     index = {c: i + 1 for i, c in enumerate(currencies)}
-    for position, where, key, customer, event, only, reparse in rows:
+    for position, key, customer, event, only, reparse in rows:
         prepared = []
         for side in sides:
             got = _decode(side, key, customer, event, reparse)
@@ -224,7 +224,8 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
                     reasons = "; ".join(f"{e.path}: {e.reason}" for e in got.errors)
                     note = "" if len(sides) == 1 else (" (old schema)" if side is sides[0]
                                                        else " (new schema)")
-                    out.problems.append(((chunk.number, position), f"{where}: {reasons}{note}"))
+                    out.problems.append(((chunk.number, position),
+                                         f"{_where(chunk, position)}: {reasons}{note}"))
                 break
             prepared.append(got)
         if prepared is None:
@@ -250,7 +251,7 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
                 out.tiers[(before.tier, after.tier)] += 1
             if len(out.examples) < MAX_EXAMPLES:
                 out.examples.append(((chunk.number, position), {
-                    "where": where, "customer": cid, "event": str(e_old.get("id") or ""),
+                    "where": _where(chunk, position), "customer": cid, "event": str(e_old.get("id") or ""),
                     "before": _summary(before, before_error),
                     "after": _summary(after, after_error)}))
     return out
@@ -341,10 +342,20 @@ def _decode(side: _Side, key: Any, customer: Any, event: Any, reparse: Any
         return exc
 
 
-# Each row: (position, where, customer cache key, customer, event, only, reparse) where
+def _where(chunk: Chunk, position: int) -> str:
+    """Where a row is, for people: ``file:line`` (JSON-lines, CSV) or ``file:row N`` (Parquet)."""
+    number = chunk.first + position
+    if chunk.form == "jsonl":
+        return f"{chunk.file}:{number}"
+    if chunk.form == "csv":  # the header is line 1 (a quoted cell holding a line break shifts this)
+        return f"{chunk.file}:line {number + 1}"
+    return f"{chunk.file}:row {number}"
+
+
+# Each row: (position in the chunk, customer cache key, customer, event, only, reparse) where
 # ``reparse`` (or None) gives the request again for the checking path (JSON-lines: parsed
 # by the standard library with exact decimals, as loyalty diff reads a case).
-Row = tuple[int, str, Any, Any, Any, "tuple[str, ...] | None", Any]
+Row = tuple[int, Any, Any, Any, "tuple[str, ...] | None", Any]
 
 _REQUEST_KEYS = frozenset(("customer", "event", "explain", "onlyPolicies", "only_policies", "name"))
 
@@ -356,8 +367,6 @@ def _json_rows(chunk: Chunk) -> Iterator[Row]:
     for offset, line in enumerate(chunk.lines):
         if not line.strip():
             continue
-        number = chunk.first + offset
-        where = f"{chunk.file}:{number}"
         try:
             raw = orjson.loads(line)
         except orjson.JSONDecodeError:
@@ -365,20 +374,20 @@ def _json_rows(chunk: Chunk) -> Iterator[Row]:
         if not isinstance(raw, dict) or not raw.keys() <= _REQUEST_KEYS or \
                 not isinstance(raw.get("customer"), dict) or not isinstance(raw.get("event"), dict):
             # Unusual: let the checking path's reading (and its words) decide.
-            yield offset, where, None, None, None, None, _reparser(line)
+            yield offset, None, None, None, None, _reparser(line)
             continue
         customer = raw["customer"]
         only = raw.get("onlyPolicies", raw.get("only_policies"))
         if only is not None:
             if not isinstance(only, list) or not all(isinstance(p, str) for p in only):
-                yield offset, where, None, None, None, None, _reparser(line)
+                yield offset, None, None, None, None, _reparser(line)
                 continue
             only = tuple(only) or None
         try:
             key: Any = orjson.dumps(customer)
         except TypeError:
             key = None
-        yield offset, where, key, partial(_given, customer), raw["event"], only, _reparser(line)
+        yield offset, key, partial(_given, customer), raw["event"], only, _reparser(line)
 
 
 def _given(value: Any) -> Any:
@@ -432,11 +441,7 @@ def _column_rows(chunk: Chunk, policy_set: PolicySet) -> Iterator[Row]:
             isinstance(v, dict | list) for _, vals in columns for v in vals[:1])
         plans[side] = (columns, [(p[:-1], p[-1], vals) for p, vals in columns] if simple else None)
     customer_values = [vals for _, vals in plans["customer"][0]]
-    label = "line" if text else "row"
     for i in range(batch.num_rows):
-        number = chunk.first + i
-        # CSV: the header is line 1 (a quoted cell holding a line break shifts this).
-        where = f"{chunk.file}:{label} {number + 1 if text else number}"
         key: Any = tuple([vals[i] for vals in customer_values])
         try:
             hash(key)
@@ -444,10 +449,10 @@ def _column_rows(chunk: Chunk, policy_set: PolicySet) -> Iterator[Row]:
             key = None
         event = _build(plans["event"], i)
         if isinstance(event, str):
-            yield i, where, None, None, None, None, _failing(event)
+            yield i, None, None, None, None, _failing(event)
             continue
         # Built only when the customer is not in the chunk's cache already.
-        yield i, where, key, partial(_build, plans["customer"], i), event, None, None
+        yield i, key, partial(_build, plans["customer"], i), event, None, None
 
 
 def _build(plan: tuple[list[Any], list[Any] | None], i: int) -> dict[str, Any] | str:

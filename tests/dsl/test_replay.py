@@ -240,3 +240,35 @@ def test_memory_stays_bounded_on_a_big_history(history: dict[str, Path], tmp_pat
     status, peak_kb = map(int, result.stdout.split())
     assert status == 1, result.stderr
     assert peak_kb < 300 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def _purchase(n: int) -> dict[str, Any]:
+    """A purchase with 0 to 2 items, from customers with and without an extension field."""
+    customer: dict[str, Any] = {"id": f"r{n % 7}", "memberSince": f"{2010 + n % 15}-03-01",
+                                "tier": ["GOLD", "MVP", None][n % 3]}
+    if n % 2:
+        customer["attributes"] = {"home_store": {"stringValue": f"S{n % 3}"}}
+    items = [{"sku": f"k{n}-{i}", "category": ["fresh", "tobacco", "garden"][(n + i) % 3],
+              "amount": f"{5 + (n * 7 + i) % 40}.50", "quantity": str(1 + i)} for i in range(n % 3)]
+    purchase: dict[str, Any] = {"amount": f"{20 + n % 90}.00", "channel": ["store", "app"][n % 2]}
+    if items:
+        purchase["items"] = items
+    return {"customer": {k: v for k, v in customer.items() if v is not None},
+            "event": {"id": f"p{n}", "time": f"2026-0{1 + n % 9}-1{n % 10}T12:00:00Z",
+                      "purchase": purchase}}
+
+
+def test_mixed_kinds_and_numbered_items_agree(history: dict[str, Path], tmp_path: Path) -> None:
+    """Flights and purchases in one file, items as numbered columns, an extension field:
+    the three forms give the same figures."""
+    requests = next(airline_requests_stream(200)) + [_purchase(n) for n in range(200)]
+    requests = [requests[i] for i in range(0, 400, 2)] + [requests[i] for i in range(1, 400, 2)]
+    reports = []
+    for form in ("jsonl", "csv", "parquet"):
+        file = write_history(tmp_path / f"mixed.{form}", [requests])
+        result = loyalty("replay", str(POLICIES), str(history["new"]), str(file), "--format", "json",
+                         "--jobs", "1")
+        reports.append(figures(result))
+    assert reports[0] == reports[1] == reports[2]
+    assert reports[0]["events"] == 400 and reports[0]["bad_rows"] == 0
+    assert set(reports[0]["currencies"]) == {"miles", "points"}
