@@ -117,6 +117,45 @@ def test_dask_cluster_gives_the_same_figures(history: dict[str, Path], reference
     assert figures(result) == reference
 
 
+@pytest.mark.slow
+def test_dask_local_cluster_of_its_own(history: dict[str, Path], reference: dict[str, Any]) -> None:
+    """--dask local starts (and stops) a cluster of --jobs local processes itself."""
+    result = loyalty("replay", str(POLICIES), str(history["new"]), str(history["csv"]),
+                     "--format", "json", "--chunk-rows", "700", "--dask", "local", "--jobs", "2")
+    assert figures(result) == reference
+
+
+def test_progress_bar_on_a_terminal_only(history: dict[str, Path]) -> None:
+    """With stderr on a terminal a progress bar is drawn there; the report stays on stdout."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    main, secondary = pty.openpty()
+    fcntl.ioctl(secondary, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))  # 100 columns
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    with subprocess.Popen([sys.executable, "-m", "service", "replay", str(POLICIES),
+                           str(history["new"]), str(history["parquet"]), "--jobs", "1",
+                           "--chunk-rows", "500"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=secondary) as process:
+        os.close(secondary)
+        out, _ = process.communicate(timeout=120)
+    drawn = b""
+    while True:
+        try:
+            piece = os.read(main, 65536)
+        except OSError:  # the terminal's other end is closed
+            break
+        if not piece:
+            break
+        drawn += piece
+    os.close(main)
+    assert process.returncode == 1
+    assert b"replaying: 100%" in drawn and b"3.00k/3.00k" in drawn  # rows, scaled
+    assert out.decode().splitlines()[1].startswith(f"history {history['parquet']}: {EVENTS} events")
+
+
 class _Resources(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
