@@ -25,6 +25,7 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"loyalty replay: {exc}", file=sys.stderr)
         return TROUBLE
     except _EngineMissing as exc:
+        print(f"loyalty replay: {exc}", file=sys.stderr)
+        return TROUBLE
+    except BrokenProcessPool:
+        print("loyalty replay: a worker process died (out of memory?); try fewer --jobs or "
+              "smaller --chunk-rows", file=sys.stderr)
+        return TROUBLE
+    except OSError as exc:  # a Dask scheduler that cannot be reached, a file that went away
         print(f"loyalty replay: {exc}", file=sys.stderr)
         return TROUBLE
     seconds = time.perf_counter() - started

@@ -311,3 +311,21 @@ def test_mixed_kinds_and_numbered_items_agree(history: dict[str, Path], tmp_path
     assert reports[0] == reports[1] == reports[2]
     assert reports[0]["events"] == 400 and reports[0]["bad_rows"] == 0
     assert set(reports[0]["currencies"]) == {"miles", "points"}
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("h.parquet", "not parquet", "{file}: not a Parquet file: "),
+    ("h.txt", "", "{file}: cannot tell the history's form from its name (one of .csv, .json, "
+                  ".jsonl, .ndjson, .parquet, .pq); give --input-format jsonl, csv or parquet"),
+    ("missing.jsonl", None, "{file}: no such file"),
+], ids=["not-parquet", "unknown-suffix", "missing"])
+def test_unreadable_histories(history: dict[str, Path], tmp_path: Path, name: str,
+                              content: str | None, message: str) -> None:
+    """A history that cannot be read is one line on stderr and exit 2, never a traceback."""
+    file = tmp_path / name
+    if content is not None:
+        file.write_text(content)
+    result = loyalty("replay", str(POLICIES), str(history["new"]), str(file))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith("loyalty replay: " + message.format(file=file))
+    assert len(result.stderr.splitlines()) == 1
