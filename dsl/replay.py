@@ -427,18 +427,21 @@ def _reparser(line: bytes) -> Any:
 
 
 def _column_rows(chunk: Chunk, policy_set: PolicySet) -> Iterator[Row]:
+    import pyarrow as pa
+
     batch = chunk.batch
     layout = policy_set.decoder.layout
     paths = [tuple(name.split(".")) for name in batch.schema.names]
     text = chunk.form == "csv"
+    nested = {path for col, path in zip(batch.columns, paths, strict=True) if pa.types.is_nested(col.type)}
     values = [_column_values(col, path, layout, text)
               for col, path in zip(batch.columns, paths, strict=True)]
     plans = {}
     for side in ("customer", "event"):
         columns = [(path[1:], vals) for path, vals in zip(paths, values, strict=True) if path[0] == side]
         # The common case (scalar columns, no numbered list elements) takes a straight plan.
-        simple = all(p and not any(step.isdigit() for step in p) for p, _ in columns) and not any(
-            isinstance(v, dict | list) for _, vals in columns for v in vals[:1])
+        simple = all(p and not any(step.isdigit() for step in p) and (side, *p) not in nested
+                     for p, _ in columns)
         plans[side] = (columns, [(p[:-1], p[-1], vals) for p, vals in columns] if simple else None)
     customer_values = [vals for _, vals in plans["customer"][0]]
     for i in range(batch.num_rows):

@@ -329,3 +329,25 @@ def test_unreadable_histories(history: dict[str, Path], tmp_path: Path, name: st
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr.startswith("loyalty replay: " + message.format(file=file))
     assert len(result.stderr.splitlines()) == 1
+
+
+def test_nested_parquet_columns(history: dict[str, Path], tmp_path: Path) -> None:
+    """Parquet struct and list columns (a ``customer`` struct, ``event.purchase`` with a list
+    of items) read as the same requests as their JSON-lines."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    requests = [_purchase(n) for n in range(60)]
+    rows = [{"customer": r["customer"], "event.id": r["event"]["id"], "event.time": r["event"]["time"],
+             "event.purchase": r["event"]["purchase"]} for r in requests]
+    nested = tmp_path / "nested.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), nested)
+    flat = write_history(tmp_path / "nested.jsonl", [requests])
+    reports = [json.loads(loyalty("replay", str(POLICIES), str(history["new"]), str(file),
+                                  "--format", "json", "--jobs", "1").stdout)
+               for file in (nested, flat)]
+    for report in reports:
+        del report["history"]
+    assert reports[0] == reports[1]
+    assert reports[0]["events"] == 60 and reports[0]["bad_rows"] == 0
+    assert reports[0]["currencies"]["points"]["before"] > 0
