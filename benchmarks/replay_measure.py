@@ -69,12 +69,15 @@ def main() -> None:
         seconds = time.perf_counter() - start
         self_after, children_after = (resource.getrusage(resource.RUSAGE_SELF),
                                       resource.getrusage(resource.RUSAGE_CHILDREN))
-        cpu = sum(after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
-                  for before, after in zip(cpu_before, (self_after, children_after), strict=True))
+        parts = [after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+                 for before, after in zip(cpu_before, (self_after, children_after), strict=True)]
+        cpu = sum(parts)
         peak_mb = max(self_after.ru_maxrss, children_after.ru_maxrss) / 1024
     print(f"events {result.events:,}, changed {result.changed:,}, customers {len(result.customers):,}")
     print(f"replay on {args.jobs} processes: {seconds:.1f} s, {result.events / seconds:,.0f} events/s; "
-          f"CPU {cpu / result.events * 1e6:.1f} us/event; peak RSS {peak_mb:.0f} MB")
+          f"CPU {cpu / result.events * 1e6:.1f} us/event (reading and merging process "
+          f"{parts[0] / result.events * 1e6:.1f}, workers {parts[1] / result.events * 1e6:.1f}); "
+          f"peak RSS {peak_mb:.0f} MB")
     print(f"baseline (plain function, old and new, 1 core): {baseline_us:.1f} us/event; "
           f"replay CPU / baseline = {cpu / result.events * 1e6 / baseline_us:.2f}")
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
