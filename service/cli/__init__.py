@@ -21,6 +21,7 @@ VERBS = {
     "compile": "compile",
     "diff": "diff",
     "usage": "usage",
+    "replay": "replay",
 }
 
 

@@ -18,9 +18,9 @@ def loyalty(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 
 def test_help_lists_every_verb() -> None:
-    """`loyalty --help` names all seven verbs."""
+    """`loyalty --help` names all nine verbs."""
     out = loyalty("--help").stdout
-    for verb in ("serve", "check", "fmt", "test", "eval", "compile", "diff"):
+    for verb in ("serve", "check", "fmt", "test", "eval", "compile", "diff", "replay", "usage"):
         assert f"    {verb} " in out, verb
 
 

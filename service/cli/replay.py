@@ -1,0 +1,278 @@
+"""``loyalty replay OLD NEW HISTORY``: what changing the policies would have done to a recorded history.
+
+The history (JSON-lines, CSV or Parquet; see :mod:`dsl.history`) is read in chunks and
+every event is evaluated with both policy sets, on every local core by default
+(``--jobs N``), or on a Dask cluster (``--dask ADDRESS``, or ``--dask local`` for a
+cluster of local processes). Workers load both sets once and return each chunk's
+figures, which the parent merges (:class:`dsl.replay.Replay`); at most two chunks per
+worker are in flight, so memory stays bounded whatever the history's size.
+
+The report: events and distinct customers whose decision changed; per currency the
+totals before and after, the distribution of per-customer deltas (percentiles, the top
+gainers and losers by id); tier and benefit transitions; the rules whose hit counts
+changed. As text (default), ``--format json``, and ``--html FILE`` (one self-contained
+file with plots). Exit status: 0 nothing changed, 1 some decision changed, 2 an error
+(policies that do not load, an unreadable history, or rows that are not requests; those
+rows are listed with their line or row and field, and the report covers the rest).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from pathlib import Path
+from typing import Any
+
+from dsl import PolicySet
+from dsl.history import CHUNK_ROWS, Chunk, HistoryError, chunks, detect_format, history_size
+from dsl.policyset import build
+from dsl.replay import Replay, replay_chunk
+
+from ._load import digest_names, load, sources_for
+
+SAME, DIFFERENT, TROUBLE = 0, 1, 2
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Register the ``replay`` verb."""
+    p = subparsers.add_parser(
+        "replay", help="replay a recorded history through the OLD and NEW policies",
+        description="Evaluate every event of a recorded history (JSON-lines, CSV or Parquet) "
+                    "with the OLD and the NEW policies and report who the change affects. "
+                    "Exit status: 0 same, 1 different, 2 error.")
+    p.add_argument("old", metavar="OLD", help="the policies as they are (directory or file)")
+    p.add_argument("new", metavar="NEW", help="the policies as they would be")
+    p.add_argument("history", metavar="HISTORY",
+                   help="the recorded requests: .jsonl, .csv or .parquet (see docs/language.md, "
+                        "Replaying a history)")
+    p.add_argument("--input-format", choices=("jsonl", "csv", "parquet"),
+                   help="the history's form (default: from its suffix)")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="worker processes (default: every local core; 1 runs in this process)")
+    p.add_argument("--dask", metavar="ADDRESS",
+                   help="run on a Dask cluster: its scheduler address (tcp://host:8786), or "
+                        "'local' for a local cluster of --jobs processes")
+    p.add_argument("--chunk-rows", type=int, default=CHUNK_ROWS, metavar="N",
+                   help=f"requests per chunk sent to a worker (default {CHUNK_ROWS})")
+    p.add_argument("--format", choices=("text", "json"), default="text",
+                   help="text for people (default) or json for machines")
+    p.add_argument("--html", metavar="FILE",
+                   help="also write the report as one self-contained HTML file with plots")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress bar (there is none anyway when stderr is not a terminal)")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay, print the report, and return the exit status."""
+    old, new = load(Path(args.old), "replay"), load(Path(args.new), "replay")
+    if not isinstance(old, PolicySet) or not isinstance(new, PolicySet):
+        return TROUBLE
+    if args.jobs < 0 or args.chunk_rows < 1:
+        print("loyalty replay: --jobs must be 0 (every core) or more, --chunk-rows 1 or more",
+              file=sys.stderr)
+        return TROUBLE
+    path = Path(args.history)
+    try:
+        form = detect_format(path, args.input_format)
+        stream = chunks(path, form, args.chunk_rows)
+        total = history_size(path, form)
+    except HistoryError as exc:
+        print(f"loyalty replay: {exc}", file=sys.stderr)
+        return TROUBLE
+    jobs = args.jobs or os.cpu_count() or 1
+    started = time.perf_counter()
+    try:
+        with _progress(total, form, disabled=args.no_progress) as bar:
+            if args.dask:
+                result = replay_on_dask(args.old, args.new, stream, args.dask, jobs, bar.update)
+            else:
+                result = replay_locally(args.old, args.new, stream, jobs, bar.update, (old, new))
+    except HistoryError as exc:
+        print(f"loyalty replay: {exc}", file=sys.stderr)
+        return TROUBLE
+    except _EngineMissing as exc:
+        print(f"loyalty replay: {exc}", file=sys.stderr)
+        return TROUBLE
+    except BrokenProcessPool:
+        print("loyalty replay: a worker process died (out of memory?); try fewer --jobs or "
+              "smaller --chunk-rows", file=sys.stderr)
+        return TROUBLE
+    except OSError as exc:  # a Dask scheduler that cannot be reached, a file that went away
+        print(f"loyalty replay: {exc}", file=sys.stderr)
+        return TROUBLE
+    seconds = time.perf_counter() - started
+    from .replay_report import render_html, render_text
+
+    if args.format == "json":
+        print(json.dumps({
+            "differs": result.differs,
+            "old": {"path": args.old, "revision": old.revision},
+            "new": {"path": args.new, "revision": new.revision},
+            "history": {"path": args.history, "format": form},
+            **result.to_dict(),
+        }, indent=2))
+    else:
+        print("\n".join(render_text(result, args.old, old.revision, args.new, new.revision,
+                                    args.history, seconds)))
+    if args.html:
+        try:
+            Path(args.html).write_text(render_html(result, args.old, old.revision, args.new,
+                                                   new.revision, args.history), encoding="utf-8")
+        except OSError as exc:
+            print(f"loyalty replay: {args.html}: cannot write the report: "
+                  f"{(exc.strerror or str(exc)).lower()}", file=sys.stderr)
+            return TROUBLE
+    if result.bad_rows:
+        for problem in result.to_dict()["problems"]:
+            print(problem, file=sys.stderr)
+        more = result.bad_rows - len(result.problems)
+        if more > 0:
+            print(f"... and {more} more", file=sys.stderr)
+        print(f"loyalty replay: {result.bad_rows} row{'s' if result.bad_rows != 1 else ''} of "
+              f"{args.history} are not valid requests; the report leaves them out",
+              file=sys.stderr)
+        return TROUBLE
+    return DIFFERENT if result.differs else SAME
+
+
+# -- workers ------------------------------------------------------------------------------------
+
+#: (old path, new path) -> the two sets, loaded once per worker process.
+_SETS: dict[tuple[str, str], tuple[PolicySet, PolicySet]] = {}
+
+
+def _sets(old: str, new: str) -> tuple[PolicySet, PolicySet]:
+    key = (old, new)
+    sets = _SETS.get(key)
+    if sets is None:
+        loaded = []
+        for path in (Path(old), Path(new)):
+            schema, sources = sources_for(path)
+            loaded.append(build(sources, schema, digest_names(path)))
+        sets = _SETS[key] = (loaded[0], loaded[1])
+    return sets
+
+
+def run_chunk(old: str, new: str, chunk: Chunk) -> Replay:
+    """One chunk's figures, in a worker: the sets at ``old`` and ``new`` are loaded once."""
+    return replay_chunk(*_sets(old, new), chunk)
+
+
+def replay_locally(old: str, new: str, stream: Iterable[Chunk], jobs: int,
+                   progress: Callable[[int], Any] = lambda n: None,
+                   loaded: tuple[PolicySet, PolicySet] | None = None) -> Replay:
+    """Replay on ``jobs`` local processes (1: in this process, with ``loaded`` if given)."""
+    old, new = str(Path(old).resolve()), str(Path(new).resolve())
+    if loaded is not None:
+        _SETS[(old, new)] = loaded
+    total = Replay()
+    if jobs == 1:
+        for chunk in stream:
+            total.merge(run_chunk(old, new, chunk))
+            progress(chunk.size)
+        return total
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        pending: dict[Future[Replay], int] = {}
+        for chunk in _bounded(stream, pending, 2 * jobs, total, progress):
+            pending[pool.submit(run_chunk, old, new, chunk)] = chunk.size
+        _drain(pending, 0, total, progress)
+    return total
+
+
+def _bounded(stream: Iterable[Chunk], pending: dict[Future[Replay], int], limit: int,
+             total: Replay, progress: Callable[[int], Any]) -> Iterator[Chunk]:
+    """The chunks of ``stream``, each only once fewer than ``limit`` are in flight."""
+    for chunk in stream:
+        _drain(pending, limit - 1, total, progress)
+        yield chunk
+
+
+def _drain(pending: dict[Future[Replay], int], keep: int, total: Replay,
+           progress: Callable[[int], Any]) -> None:
+    while len(pending) > keep:
+        done, _ = wait(list(pending), return_when=FIRST_COMPLETED)
+        for future in done:
+            size = pending.pop(future)
+            total.merge(future.result())
+            progress(size)
+
+
+class _EngineMissing(RuntimeError):
+    """Dask was asked for and is not installed."""
+
+
+def replay_on_dask(old: str, new: str, stream: Iterable[Chunk], address: str, jobs: int,
+                   progress: Callable[[int], Any] = lambda n: None) -> Replay:
+    """Replay on a Dask cluster (``address``, or ``local``: a local cluster of ``jobs``
+    processes). The policy directories must be readable at the same paths on every worker."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise _EngineMissing("--dask needs Dask: pip install 'loyalty-rules[dask]'") from None
+    old, new = str(Path(old).resolve()), str(Path(new).resolve())
+    cluster = None
+    if address == "local":
+        cluster = LocalCluster(n_workers=jobs, threads_per_worker=1, processes=True,
+                               host="127.0.0.1", dashboard_address=None)
+        client = Client(cluster)
+    else:
+        client = Client(address)
+    total = Replay()
+    try:
+        workers = max(len(client.scheduler_info().get("workers", {})), 1)
+        limit = 2 * workers
+        running = as_completed()
+        sizes: dict[str, int] = {}
+
+        def collect(future: Any) -> None:
+            total.merge(future.result())
+            progress(sizes.pop(future.key))
+            future.release()
+
+        for chunk in stream:
+            while running.count() >= limit:
+                collect(next(running))
+            future = client.submit(run_chunk, old, new, chunk, pure=False)
+            sizes[future.key] = chunk.size
+            running.add(future)
+        for future in running:
+            collect(future)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return total
+
+
+class _Progress:
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def update(self, n: int) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def __enter__(self) -> _Progress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress(total: int, form: str, disabled: bool) -> _Progress:
+    """A tqdm bar on stderr when it is a terminal (bytes for text histories, rows for Parquet)."""
+    if disabled or not sys.stderr.isatty():
+        return _Progress(None)
+    from tqdm import tqdm
+
+    unit = "row" if form == "parquet" else "B"
+    return _Progress(tqdm(total=total, unit=unit, unit_scale=True, file=sys.stderr,
+                          desc="replaying", dynamic_ncols=True))
