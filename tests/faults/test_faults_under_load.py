@@ -41,7 +41,7 @@ from tests.faults.load import Load
 from tests.service.conftest import POLICIES, ROOT, ServerProcess, gold_customer, jfk_lhr, start_server
 from tests.service.measure_resources import closed_by_peer, open_idle_connections, timed_evaluate
 from tests.service.test_process import AIRLINE, BROKEN, log_events
-from tests.service.test_store_faults import copy_policies, edit
+from tests.service.test_store_faults import copy_policies, edit, swap_in
 
 WORKERS = 2
 #: Calls answered before a fault is injected, and again once every worker shows its outcome:
@@ -271,17 +271,6 @@ def test_the_directory_deleted_and_restored_loses_no_call(served: Served):
     assert_no_lost_calls(load, {good, restored})
 
 
-def swap_directory(directory: Path, build: Callable[[Path], None]) -> None:
-    """Replace ``directory`` by what ``build`` makes beside it, in two renames, as a deploy does:
-    a load never sees it half changed (files removed one by one could be a valid smaller set)."""
-    staged = directory.with_name(directory.name + ".new")
-    build(staged)
-    old = directory.with_name(directory.name + ".old")
-    directory.rename(old)
-    staged.rename(directory)
-    shutil.rmtree(old)
-
-
 def test_the_directory_emptied_of_its_policies_is_refused_without_a_lost_call(served: Served):
     """Every policy file removed (``schema.toml`` kept, swapped in by two renames): refused on both
     workers, ListPolicies shows the refusal and still lists the last good set's policies, which
@@ -298,12 +287,12 @@ def test_the_directory_emptied_of_its_policies_is_refused_without_a_lost_call(se
 
     with Load(served.server.target) as load:
         load.wait_for_calls(CALLS_BEFORE)
-        swap_directory(current, schema_only)
+        swap_in(current, schema_only)
         emptied = refused(good, "holds no policies; an empty set is served only with --allow-empty")
         states = wait_for_workers(served.server, emptied, "the emptying to be refused")
         assert all(len(s.policies) == policies and s.status.reloads_failed >= 1 for s in states.values())
         load.wait_for_calls(CALLS_AFTER)
-        swap_directory(current, staged.rename)
+        swap_in(current, staged.rename)
         wait_for_workers(served.server, serving(refilled), "the refilled directory to be served")
         load.wait_for_calls(CALLS_AFTER, window=WINDOW_S)
     assert_no_lost_calls(load, {good, refilled})

@@ -157,7 +157,7 @@ def test_directory_deleted_and_recreated_at_once_is_reloaded(spawn, tmp_path):
     assert server.stop() == 0
 
 
-def _swap_in(directory: Path, build: Callable[[Path], None]) -> None:
+def swap_in(directory: Path, build: Callable[[Path], None]) -> None:
     """Replace ``directory`` by what ``build`` makes beside it, in two renames: a load never
     sees it half changed (removing files one by one, a load may catch a valid smaller set)."""
     staged = directory.with_name(directory.name + ".new")
@@ -173,7 +173,7 @@ def _empty(directory: Path) -> str:
         staged.mkdir()
         shutil.copy(directory / "schema.toml", staged / "schema.toml")
 
-    _swap_in(directory, schema_only)
+    swap_in(directory, schema_only)
     return "holds no policies; an empty set is served only with --allow-empty"
 
 
@@ -183,7 +183,7 @@ def _drop_schema(directory: Path) -> str:
 
 
 def _replace_with_a_file(directory: Path) -> str:
-    _swap_in(directory, lambda staged: staged.write_text("not a directory\n"))
+    swap_in(directory, lambda staged: staged.write_text("not a directory\n"))
     return "is not a directory"
 
 
