@@ -568,13 +568,24 @@ def _reparser(line: bytes) -> Any:
 # -- columnar rows ---------------------------------------------------------------------------------
 
 
+#: Rows of a columnar chunk turned into Python values at a time: the chunk's columns as
+#: Python objects would be most of a worker's memory (about 2 KB a row), while the chunk's
+#: customer cache still spans the whole chunk.
+SLICE_ROWS = 2_000
+
+
 def _column_rows(chunk: Chunk, policy_set: PolicySet) -> Iterator[Row]:
+    for start in range(0, chunk.batch.num_rows, SLICE_ROWS):
+        for i, *rest in _slice_rows(chunk.batch.slice(start, SLICE_ROWS), chunk.form, policy_set):
+            yield (start + i, *rest)  # type: ignore[misc]
+
+
+def _slice_rows(batch: Any, form: str, policy_set: PolicySet) -> Iterator[Row]:
     import pyarrow as pa
 
-    batch = chunk.batch
     layout = policy_set.decoder.layout
     paths = [tuple(name.split(".")) for name in batch.schema.names]
-    text = chunk.form == "csv"
+    text = form == "csv"
     nested = {path for col, path in zip(batch.columns, paths, strict=True) if pa.types.is_nested(col.type)}
     values = [_column_values(col, path, layout, text)
               for col, path in zip(batch.columns, paths, strict=True)]
