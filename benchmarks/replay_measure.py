@@ -73,7 +73,7 @@ def main() -> None:
                  for before, after in zip(cpu_before, (self_after, children_after), strict=True)]
         cpu = sum(parts)
         peak_mb = max(self_after.ru_maxrss, children_after.ru_maxrss) / 1024
-    print(f"events {result.events:,}, changed {result.changed:,}, customers {len(result.customers):,}")
+    print(f"events {result.events:,}, changed {result.changed:,}, customers {result.customers_changed:,}")
     print(f"replay on {args.jobs} processes: {seconds:.1f} s, {result.events / seconds:,.0f} events/s; "
           f"CPU {cpu / result.events * 1e6:.1f} us/event (reading and merging process "
           f"{parts[0] / result.events * 1e6:.1f}, workers {parts[1] / result.events * 1e6:.1f}); "

@@ -40,8 +40,10 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv
            ".parquet": "parquet", ".pq": "parquet"}
 
 #: Rows per chunk by default: big enough that shipping a chunk to a worker costs little
-#: beside evaluating it, small enough that a few chunks in flight per worker stay a few MB.
-CHUNK_ROWS = 20_000
+#: beside evaluating it, small enough that a worker's memory for one chunk (its columns as
+#: Python values, the chunk's customer cache and sums: about 20 MB at 10,000 airline rows)
+#: and the few chunks in flight stay small.
+CHUNK_ROWS = 10_000
 
 
 class HistoryError(ValueError):
@@ -210,7 +212,10 @@ def _parquet_chunks(path: Path, rows: int) -> Iterator[Chunk]:
     import pyarrow.parquet as pq
 
     try:
-        file = pq.ParquetFile(path)
+        # Read a column chunk through a 1 MB buffer rather than pre-buffering whole row
+        # groups: Arrow's pool then holds about 2 MB instead of 30 to 50 (measured on a
+        # million-row history of 3,000-row groups).
+        file = pq.ParquetFile(path, pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowInvalid, OSError) as exc:
         raise HistoryError(f"{path}: not a Parquet file: {exc}") from None
     _check_columns(path, list(file.schema_arrow.names))

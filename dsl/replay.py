@@ -18,12 +18,17 @@ events and one delta per currency, about 250 bytes with its id), never with the 
 
 from __future__ import annotations
 
+import heapq
 import json
+import pickle
+import tempfile
+import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from .decision import Decision
@@ -76,6 +81,8 @@ class Replay:
     fired_after: Counter[tuple[str, str]] = field(default_factory=Counter)
     problems: list[tuple[tuple[int, int], str]] = field(default_factory=list)
     examples: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)
+    _spill: _Spill | None = field(default=None, repr=False, compare=False)
+    _summary: _Summary | None = field(default=None, repr=False, compare=False)
 
     def merge(self, other: Replay) -> Replay:
         """Add ``other``'s figures to these (in place) and return self."""
@@ -95,6 +102,8 @@ class Replay:
                 pair = into.setdefault(currency, [0, 0])
                 pair[0] += before
                 pair[1] += after
+        if other._spill is not None:
+            raise ValueError("a spilled Replay merges into others only as their total")
         customers = self.customers
         for cid, sums in other.customers.items():
             mine_sums = customers.get(cid)
@@ -103,6 +112,12 @@ class Replay:
             else:
                 for i, value in enumerate(sums):
                     mine_sums[i] += value
+        if len(customers) >= SPILL_AT:
+            if self._spill is None:
+                self._spill = _Spill()
+            self._spill.write(customers)
+            customers.clear()
+        self._summary = None
         for counter in ("tiers", "benefits_before", "benefits_after", "benefit_moves",
                         "fired_before", "fired_after"):
             getattr(self, counter).update(getattr(other, counter))
@@ -115,29 +130,49 @@ class Replay:
         """Whether any event's decision changed."""
         return self.changed > 0
 
-    def deltas(self, currency: str) -> list[tuple[Amount, str]]:
-        """(delta, customer id) for every customer with a changed decision, smallest first."""
-        i = self.currencies.index(currency) + 1
-        return sorted(((sums[i], cid) for cid, sums in self.customers.items()),
-                      key=lambda pair: (pair[0], pair[1]))
+    @property
+    def customers_changed(self) -> int:
+        """How many distinct customers had a changed decision."""
+        return self._summarise().customers
+
+    def deltas(self, currency: str) -> list[tuple[Amount, int]]:
+        """(delta, how many customers) for every per-customer delta of ``currency`` among the
+        customers with a changed decision, smallest delta first."""
+        return [(value, n) for (value, _), n in
+                sorted(self._summarise().values[self.currencies.index(currency)].items())]
 
     def currency_report(self, currency: str) -> dict[str, Any]:
         """Totals, the per-customer delta distribution and the top gainers and losers."""
         before = self.totals_before.get(currency, 0)
         after = self.totals_after.get(currency, 0)
-        deltas = self.deltas(currency)
-        values = [d for d, _ in deltas]
+        summary = self._summarise()
+        i = self.currencies.index(currency)
+        counted = self.deltas(currency)
         out: dict[str, Any] = {
             "before": before, "after": after, "delta": after - before,
-            "customers_gaining": sum(1 for v in values if v > 0),
-            "customers_losing": sum(1 for v in values if v < 0),
-            "percentiles": {f"p{q}": _nearest_rank(values, q) for q in (0, 1, 5, 25, 50, 75, 95, 99, 100)}
-            if values else {},
+            "customers_gaining": sum(n for v, n in counted if v > 0),
+            "customers_losing": sum(n for v, n in counted if v < 0),
+            "percentiles": {f"p{q}": _nearest_rank(counted, summary.customers, q)
+                            for q in (0, 1, 5, 25, 50, 75, 95, 99, 100)} if counted else {},
             "gainers": [{"customer": cid, "delta": d} for d, cid in
-                        sorted((p for p in deltas if p[0] > 0), key=lambda p: (-p[0], p[1]))[:TOP]],
-            "losers": [{"customer": cid, "delta": d} for d, cid in deltas[:TOP] if d < 0],
+                        sorted(summary.gainers[i], key=lambda p: (-p[0], p[1]))],
+            "losers": [{"customer": cid, "delta": d} for d, cid in sorted(summary.losers[i])],
         }
         return out
+
+    def _summarise(self) -> _Summary:
+        """The per-customer figures, computed once (one spilled partition at a time)."""
+        if self._summary is None:
+            summary = _Summary(len(self.currencies))
+            if self._spill is None:
+                summary.add(self.customers)
+            else:
+                self._spill.write(self.customers)
+                self.customers.clear()
+                for part in self._spill.partitions():
+                    summary.add(part)
+            self._summary = summary
+        return self._summary
 
     def counter_changes(self, before: Counter[Any], after: Counter[Any]) -> list[tuple[Any, int, int]]:
         """(key, before, after) for every key whose count differs, sorted by key."""
@@ -150,7 +185,7 @@ class Replay:
             "events": self.events,
             "bad_rows": self.bad_rows,
             "events_changed": self.changed,
-            "customers_changed": len(self.customers),
+            "customers_changed": self.customers_changed,
             "errors": {"before": self.errors_before, "after": self.errors_after},
             "currencies": {c: self.currency_report(c) for c in self.awarded()},
             "months": {m: {c: {"before": b, "after": a} for c, (b, a) in sorted(cs.items())}
@@ -173,12 +208,119 @@ class Replay:
                 if c in self.totals_before or c in self.totals_after]
 
 
-def _nearest_rank(values: list[Amount], q: int) -> Amount:
-    """The q-th percentile of sorted ``values`` by nearest rank: always one of the values."""
-    if q <= 0:
-        return values[0]
-    rank = -(-q * len(values) // 100)  # ceil(q/100 * n), exact
-    return values[max(rank, 1) - 1]
+def _nearest_rank(counted: list[tuple[Amount, int]], n: int, q: int) -> Amount:
+    """The q-th percentile by nearest rank of ``n`` values given as sorted (value, count)
+    pairs: always one of the values."""
+    rank = max(-(-q * n // 100), 1)  # ceil(q/100 * n), exact
+    seen = 0
+    for value, count in counted:
+        seen += count
+        if seen >= rank:
+            return value
+    return counted[-1][0]
+
+
+class _Summary:
+    """What the report needs of the per-customer sums, built one partition at a time.
+
+    Per currency: how many customers have each delta (exact percentiles and histograms
+    from value counts: memory grows with the distinct deltas, not with the customers), and
+    the :data:`TOP` gainers and losers (ties by id). A delta is counted with whether it is a
+    Decimal, so an untouched ``0`` and a ``Decimal("0.00")`` stay apart in every run order.
+    """
+
+    def __init__(self, width: int) -> None:
+        self.customers = 0
+        self.values: list[Counter[tuple[Amount, bool]]] = [Counter() for _ in range(width)]
+        self.gainers: list[list[tuple[Amount, str]]] = [[] for _ in range(width)]
+        self.losers: list[list[tuple[Amount, str]]] = [[] for _ in range(width)]
+
+    def add(self, customers: dict[str, list[Amount]]) -> None:
+        """Count a group of customers (each customer is in one group only)."""
+        self.customers += len(customers)
+        for i, counter in enumerate(self.values):
+            column = [(sums[i + 1], cid) for cid, sums in customers.items()]
+            counter.update((d, isinstance(d, Decimal)) for d, _ in column)
+            self.gainers[i] = heapq.nsmallest(
+                TOP, self.gainers[i] + [p for p in column if p[0] > 0], key=lambda p: (-p[0], p[1]))
+            self.losers[i] = heapq.nsmallest(TOP, self.losers[i] + [p for p in column if p[0] < 0])
+
+
+#: Customers the merged total keeps in memory before it writes them out (about 250 bytes
+#: each: about 12 MB).
+SPILL_AT = 50_000
+#: Files the spilled customers are hash-partitioned into; a partition larger than
+#: :data:`PARTITION_BYTES` when read back is split again with another hash, so one
+#: partition in memory stays about :data:`SPILL_AT` customers whatever the history's size.
+PARTITIONS = 32
+PARTITION_BYTES = 16 << 20
+
+
+class _Spill:
+    """Per-customer sums written to temporary files, partitioned by a hash of the id.
+
+    One customer's sums may be written many times (once per spill that held it); all its
+    records land in the same partition, so a partition read back alone sums them exactly.
+    Records are pickled lists of (id, sums): amounts stay exact ints and Decimals.
+    """
+
+    def __init__(self) -> None:
+        self.dir = tempfile.TemporaryDirectory(prefix="loyalty-replay-")
+        self.paths = [Path(self.dir.name) / f"part-{i}" for i in range(PARTITIONS)]
+
+    def write(self, customers: dict[str, list[Amount]]) -> None:
+        """Append these customers' sums to their partitions."""
+        _split(customers.items(), self.paths, 0)
+
+    def partitions(self) -> Iterator[dict[str, list[Amount]]]:
+        """Each partition's customers with their sums added up, one partition at a time."""
+        yield from _read(self.paths, 0)
+
+
+def _split(records: Iterable[tuple[str, list[Amount]]], paths: list[Path], salt: int) -> None:
+    groups: list[list[tuple[str, list[Amount]]]] = [[] for _ in paths]
+    seed = salt.to_bytes(4, "little")
+    for record in records:
+        groups[zlib.crc32(record[0].encode(), zlib.crc32(seed)) % len(paths)].append(record)
+    for path, group in zip(paths, groups, strict=True):
+        if group:
+            with path.open("ab") as f:
+                pickle.dump(group, f, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _records(path: Path) -> Iterator[list[tuple[str, list[Amount]]]]:
+    if not path.exists():
+        return
+    with path.open("rb") as f:
+        while True:
+            try:
+                yield pickle.load(f)
+            except EOFError:
+                return
+
+
+def _read(paths: list[Path], salt: int) -> Iterator[dict[str, list[Amount]]]:
+    for path in paths:
+        if path.exists() and path.stat().st_size > PARTITION_BYTES and salt < 8:
+            inner = [path.with_name(f"{path.name}.{i}") for i in range(PARTITIONS)]
+            for part in inner:
+                part.unlink(missing_ok=True)
+            for group in _records(path):
+                _split(group, inner, salt + 1)
+            yield from _read(inner, salt + 1)
+            for part in inner:
+                part.unlink(missing_ok=True)
+            continue
+        merged: dict[str, list[Amount]] = {}
+        for group in _records(path):
+            for cid, sums in group:
+                mine = merged.get(cid)
+                if mine is None:
+                    merged[cid] = sums
+                else:
+                    for i, value in enumerate(sums):
+                        mine[i] += value
+        yield merged
 
 
 def _plain(value: Any) -> Any:
@@ -426,13 +568,24 @@ def _reparser(line: bytes) -> Any:
 # -- columnar rows ---------------------------------------------------------------------------------
 
 
+#: Rows of a columnar chunk turned into Python values at a time: the chunk's columns as
+#: Python objects would be most of a worker's memory (about 2 KB a row), while the chunk's
+#: customer cache still spans the whole chunk.
+SLICE_ROWS = 2_000
+
+
 def _column_rows(chunk: Chunk, policy_set: PolicySet) -> Iterator[Row]:
+    for start in range(0, chunk.batch.num_rows, SLICE_ROWS):
+        for i, *rest in _slice_rows(chunk.batch.slice(start, SLICE_ROWS), chunk.form, policy_set):
+            yield (start + i, *rest)  # type: ignore[misc]
+
+
+def _slice_rows(batch: Any, form: str, policy_set: PolicySet) -> Iterator[Row]:
     import pyarrow as pa
 
-    batch = chunk.batch
     layout = policy_set.decoder.layout
     paths = [tuple(name.split(".")) for name in batch.schema.names]
-    text = chunk.form == "csv"
+    text = form == "csv"
     nested = {path for col, path in zip(batch.columns, paths, strict=True) if pa.types.is_nested(col.type)}
     values = [_column_values(col, path, layout, text)
               for col, path in zip(batch.columns, paths, strict=True)]

@@ -87,6 +87,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"loyalty replay: {exc}", file=sys.stderr)
         return TROUBLE
     jobs = args.jobs or os.cpu_count() or 1
+    _lean_arrow()
     started = time.perf_counter()
     try:
         with _progress(total, form, disabled=args.no_progress) as bar:
@@ -158,6 +159,19 @@ def _sets(old: str, new: str) -> tuple[PolicySet, PolicySet]:
             loaded.append(build(sources, schema, digest_names(path)))
         sets = _SETS[key] = (loaded[0], loaded[1])
     return sets
+
+
+def _lean_arrow() -> None:
+    """Arrow's buffers from the C library's allocator, in this process and the workers it forks.
+
+    Arrow's default pool (mimalloc) keeps what it freed: reading a Parquet history grew the
+    reading process by about 44 MB against 17 MB with the system allocator, for the same
+    5 MB of live Arrow buffers. Replay's Arrow work is small beside evaluation, so the
+    allocator's speed does not show.
+    """
+    import pyarrow as pa
+
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 def run_chunk(old: str, new: str, chunk: Chunk) -> Replay:

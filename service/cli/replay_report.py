@@ -30,7 +30,7 @@ def render_text(result: Replay, old: str, old_revision: str, new: str, new_revis
         lines.append(f"rows left out (not valid requests): {result.bad_rows}")
     share = f" ({100 * result.changed / result.events:.1f}%)" if result.events else ""
     lines.append(f"decisions changed: {result.changed} events{share}, "
-                 f"{len(result.customers)} customers")
+                 f"{result.customers_changed} customers")
     for currency in result.awarded():
         r = result.currency_report(currency)
         lines.append(f"{currency}: {r['before']} -> {r['after']} ({_amount(r['delta'])})")
@@ -100,11 +100,13 @@ def _plots(result: Replay) -> list[tuple[str, str]]:
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
     plots = []
     for currency in result.awarded():
-        values = [float(d) for d, _ in result.deltas(currency)]
-        if not values:
+        counted = result.deltas(currency)
+        if not counted:
             continue
+        values = [float(d) for d, _ in counted]
         fig, ax = plt.subplots(figsize=(7, 3))
-        ax.hist(values, bins=min(50, max(len(set(values)), 1)), color="#4a7bb7")
+        ax.hist(values, weights=[n for _, n in counted], bins=min(50, max(len(set(values)), 1)),
+                color="#4a7bb7")
         ax.set_xlabel(f"{currency}: change per affected customer")
         ax.set_ylabel("customers")
         plots.append((f"Per-customer change in {currency}", _svg(fig)))
@@ -151,7 +153,7 @@ def render_html(result: Replay, old: str, old_revision: str, new: str, new_revis
         f"<p>Old: <code>{esc(old)}</code> ({esc(old_revision)}); new: <code>{esc(new)}</code> "
         f"({esc(new_revision)}).</p>",
         f"<p><strong>{result.changed}</strong> of {result.events} events and "
-        f"<strong>{len(result.customers)}</strong> customers would see a different decision.</p>",
+        f"<strong>{result.customers_changed}</strong> customers would see a different decision.</p>",
     ]
     for currency in result.awarded():
         r = result.currency_report(currency)

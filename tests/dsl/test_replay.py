@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -279,6 +280,105 @@ def test_memory_stays_bounded_on_a_big_history(history: dict[str, Path], tmp_pat
     status, peak_kb = map(int, result.stdout.split())
     assert status == 1, result.stderr
     assert peak_kb < 300 * 1024, f"peak RSS {peak_kb / 1024:.0f} MB"
+
+
+def test_spilled_customers_give_the_same_figures(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-customer sums written to disk (and partitions split again when too big) give
+    exactly the percentiles, counts and top gainers and losers of sums kept in memory."""
+    from decimal import Decimal
+
+    from dsl import replay
+
+    def chunk(n: int) -> replay.Replay:
+        part = replay.Replay(currencies=("miles", "points"), events=100, changed=100,
+                             totals_before={"miles": 1}, totals_after={"miles": 2 + n})
+        for i in range(100):  # customers recur across chunks; ints and Decimals, both signs
+            cid = f"c{(n * 37 + i * 11) % 900}"
+            part.customers[cid] = [1, (n * i) % 41 - 20, Decimal(f"{(n + i) % 7 - 3}.50")]
+        return part
+
+    kept = replay.Replay()
+    for n in range(60):
+        kept.merge(chunk(n))
+    monkeypatch.setattr(replay, "SPILL_AT", 50)
+    monkeypatch.setattr(replay, "PARTITIONS", 4)
+    monkeypatch.setattr(replay, "PARTITION_BYTES", 2_000)  # forces a second split
+    spilled = replay.Replay()
+    for n in range(60):
+        spilled.merge(chunk(n))
+    assert spilled._spill is not None and len(spilled.customers) < 50
+    assert spilled.to_dict() == kept.to_dict()
+    assert spilled.customers_changed == kept.customers_changed == 900
+    assert spilled.deltas("points") == kept.deltas("points")
+    assert spilled.to_dict() == kept.to_dict()  # a second reading of the spill agrees
+
+
+def _tree_pss_kb(pid: int) -> int:
+    """Proportional set size of a process and all its descendants (shared pages split)."""
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total += int(line.split()[1])
+            for task in Path(f"/proc/{p}/task").iterdir():
+                stack += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            continue
+    return total
+
+
+#: Events of the many-customers history: every event its own customer, nearly all changed.
+MANY = 1_000_000
+
+
+@pytest.mark.slow
+def test_memory_stays_bounded_with_a_million_customers(history: dict[str, Path], tmp_path: Path) -> None:
+    """A Parquet history of a million events from a million customers, nearly every one
+    affected, replays on two workers in under 300 MB for the whole process tree."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    new = tmp_path / "new"
+    changed_policies(new)
+    policy = new / "airline" / "earn_miles.policy"
+    text = policy.read_text(encoding="utf-8")
+    assert "rule flown_miles: award base miles" in text
+    policy.write_text(text.replace("rule flown_miles: award base miles",
+                                   "rule flown_miles: award 110% of base miles"), encoding="utf-8")
+    base = pq.read_table(history["parquet"])
+    big = tmp_path / "many.parquet"
+    with pq.ParquetWriter(big, base.schema) as writer:
+        copy = 0
+        while copy * base.num_rows < MANY:
+            table = base
+            ids = pc.binary_join_element_wise(table["event.id"], pa.scalar(f"-{copy}"), "")
+            for column in ("customer.id", "event.id"):
+                table = table.set_column(table.schema.get_field_index(column), column, ids)
+            writer.write_table(table)
+            copy += 1
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    out = tmp_path / "report.json"
+    with out.open("w") as stdout:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "service", "replay", str(POLICIES), str(new), str(big),
+             "--jobs", "2", "--format", "json", "--no-progress"],
+            stdout=stdout, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+        peak_kb, deadline = 0, time.monotonic() + 600
+        while proc.poll() is None and time.monotonic() < deadline:
+            peak_kb = max(peak_kb, _tree_pss_kb(proc.pid))
+            time.sleep(0.05)
+        if proc.poll() is None:
+            proc.kill()
+        status = proc.wait()
+    assert status == 1, proc.stderr.read() if proc.stderr else ""
+    report = json.loads(out.read_text())
+    assert report["events"] == copy * base.num_rows
+    assert report["customers_changed"] > 0.9 * report["events"]
+    print(f"peak PSS of the process tree {peak_kb / 1024:.0f} MB")
+    assert peak_kb < 300 * 1024, f"peak PSS of the process tree {peak_kb / 1024:.0f} MB"
 
 
 def _purchase(n: int) -> dict[str, Any]:
