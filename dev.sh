@@ -1,23 +1,30 @@
 #!/usr/bin/env bash
 # One entry point for people and CI: installs into .venv on first use, then runs the command.
 #   ./dev.sh serve [loyalty serve flags]   serve the bundled policies (127.0.0.1:50051)
-#   ./dev.sh test [pytest args]            the whole test suite
+#   ./dev.sh test [pytest args]            the fast suite (everything not marked slow)
+#   ./dev.sh test-slow [pytest args]       only the slow tests (CI runs both)
+#   ./dev.sh test-all [pytest args]        the whole suite, slow tests included
 #   ./dev.sh bench [--quick|--full]        the benchmarks with their ratio gates
 #   ./dev.sh lint                          ruff
+#   ./dev.sh lock                          refresh requirements/dev.lock from pyproject.toml
 #   ./dev.sh loyalty ARGS                  any loyalty command
 set -euo pipefail
 cd "$(dirname "$0")"
 VENV="${LOYALTY_VENV:-.venv}"
 PY="$VENV/bin/python"
+LOCK=requirements/dev.lock
 
 install() {
     if [ ! -x "$PY" ]; then
         python3 -m venv "$VENV"
     fi
-    stamp="$VENV/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
+    # Every version and every file hash comes from the lock: a fresh clone installs today
+    # what it installs next month. The project itself is installed without build isolation so
+    # that its build backend is the locked setuptools, not whatever is newest.
+    stamp="$VENV/.installed-$(cat pyproject.toml "$LOCK" | sha256sum | cut -c1-16)"
     if [ ! -f "$stamp" ]; then
-        "$PY" -m pip install --quiet --upgrade pip
-        "$PY" -m pip install --quiet -e '.[dev]'
+        "$PY" -m pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r "$LOCK"
+        "$PY" -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
         touch "$stamp"
     fi
 }
@@ -31,6 +38,14 @@ case "$cmd" in
         ;;
     test)
         install
+        exec "$PY" -m pytest -m "not slow" "$@"
+        ;;
+    test-slow)
+        install
+        exec "$PY" -m pytest -m slow "$@"
+        ;;
+    test-all)
+        install
         exec "$PY" -m pytest "$@"
         ;;
     bench)
@@ -43,12 +58,18 @@ case "$cmd" in
         install
         exec "$VENV/bin/ruff" check .
         ;;
-    loyalty)
+    lock)
         install
-        exec "$VENV/bin/loyalty" "$@"
+        # uv resolves and hashes in about a second (it is in the dev extra for this alone).
+        exec "$VENV/bin/uv" pip compile pyproject.toml requirements/build.in --extra dev \
+            --generate-hashes --python-version 3.11 --custom-compile-command './dev.sh lock' \
+            --upgrade -o "$LOCK" "$@"
+        ;;
+    help|-h|--help)
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
         ;;
     *)
-        sed -n '2,8p' "$0"
+        sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//' >&2
         exit 2
         ;;
 esac

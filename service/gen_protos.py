@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.resources
+import re
 import shutil
 import sys
 import tempfile
@@ -79,6 +80,25 @@ def generate(out_dir: Path) -> list[Path]:
                         init.write_text("")
                         written.append(init)
     return written
+
+
+#: Lines that name the generator's own release rather than anything the protos define. They
+#: change with every grpcio-tools or protobuf patch release, so the stale-stub check masks
+#: them; the runtime still checks them at import (protobuf's ValidateProtobufRuntimeVersion,
+#: grpc's GRPC_GENERATED_VERSION), so committed stubs never need a newer runtime than the lock.
+_VERSION_STAMPS = (
+    re.compile(r"^# Protobuf Python Version: .*$", re.M),
+    re.compile(r"(ValidateProtobufRuntimeVersion\(\s*_runtime_version\.Domain\.PUBLIC,)[^']*", re.M),
+    re.compile(r"^GRPC_GENERATED_VERSION = '[^']*'$", re.M),
+    re.compile(r"^(protoc_version|mypy-protobuf version): .*$", re.M),
+)
+
+
+def without_version_stamps(text: str) -> str:
+    """The stub text with the generator's release numbers masked: what the protos define."""
+    for stamp in _VERSION_STAMPS:
+        text = stamp.sub(lambda m: (m.group(1) if m.groups() else "") + "<version>", text)
+    return text
 
 
 def _rewrite_imports(text: str) -> str:

@@ -572,6 +572,7 @@ SOAK_WARM_S = 5.0
 SOAK_GROWTH_KB = 8 * 1024
 
 
+@pytest.mark.slow
 def test_a_soak_with_periodic_edits_keeps_memory_bounded(served: Served):
     """The load for 20 s with an edit every second (each a new revision, reloaded on both workers):
     no call fails, both workers end on the last edit's revision, and each worker's RSS grows by at

@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 
 import grpc
+import pytest
 
 from tests.service.measure_resources import (
     closed_by_peer,
@@ -31,6 +32,7 @@ RELOADS = 40
 RSS_SLACK_MIB = 4.0
 
 
+@pytest.mark.slow
 def test_memory_after_reloads_of_distinct_versions_stays_near_a_fresh_load(tmp_path):
     """After 40 reloads, each a different version of a 14 KB policy, the server's RSS is within
     1.2 times (plus a small slack) that of a fresh process that loaded only the last version:
