@@ -144,7 +144,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[_MODE] = mode
     # Evaluations run in threads that stay in the evaluation's decimal context, as the
     # service's RPC threads do; test_evaluate.py reports what a swap per call costs.
-    from dsl.runtime import use_evaluation_context
+    from dsl.library.runtime import use_evaluation_context
 
     use_evaluation_context()
     config.stash[_RESULTS] = Results(mode.name)
@@ -222,8 +222,8 @@ def results(pytestconfig: pytest.Config) -> Results:
 
 @pytest.fixture(scope="session")
 def schema() -> Any:
-    """The bundled schema (``policies/schema.toml`` over ``dsl/schema.toml``)."""
-    from dsl.schema import Schema
+    """The bundled schema (``policies/schema.toml`` over ``dsl/schema/schema.toml``)."""
+    from dsl.schema.schema import Schema
 
     return Schema.for_directory(data.POLICIES_DIR)
 

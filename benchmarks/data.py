@@ -2,11 +2,11 @@
 
 Everything here is generated from a fixed seed, so every run (and every machine)
 measures the same inputs. Raw mappings look like what a backend sends; the
-``prepared`` variants pass them through :meth:`dsl.schema.Schema.prepare_customer`
-and :meth:`~dsl.schema.Schema.prepare_event`, which is the value domain the
+``prepared`` variants pass them through :meth:`dsl.schema.schema.Schema.prepare_customer`
+and :meth:`~dsl.schema.schema.Schema.prepare_event`, which is the value domain the
 evaluator, the interpreter and the hand-written function all take.
 
-Policy generators return policy source text in the language (``dsl/policy.lark``):
+Policy generators return policy source text in the language (``dsl/front/policy.lark``):
 
 - :func:`filler_policy`: a policy that never applies to the benchmark's flight
   events (another event kind, or a flight policy whose effective window excludes 2026);
@@ -25,8 +25,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from dsl import airports
-from dsl.schema import Schema
+from dsl.schema import airports
+from dsl.schema.schema import Schema
 
 #: The seed behind every generated data set.
 SEED = 20260101

@@ -32,8 +32,8 @@ from collections.abc import Callable
 from datetime import date
 from typing import Any
 
-from dsl.airports import great_circle_miles
 from dsl.decision import Benefit, Decision
+from dsl.schema.airports import great_circle_miles
 
 POLICY = "earn_miles_by_distance"
 EFFECTIVE_FROM = date(2026, 1, 1)

@@ -1,5 +1,5 @@
 """Recorded histories for ``loyalty replay``: the benchmark airline requests written as
-JSON-lines, CSV and Parquet (the forms of :mod:`dsl.history`), and a changed airline policy.
+JSON-lines, CSV and Parquet (the forms of :mod:`dsl.tools.history`), and a changed airline policy.
 
 ``python -m benchmarks.history OUT.parquet N`` writes a history of N events (any suffix).
 """

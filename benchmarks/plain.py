@@ -21,7 +21,7 @@ time without a zone refused, ``int`` for the distance, negative distances
 refused), and reads nothing the policy does not use (the fare, currency,
 carrier, lifetime counters and birthday are left alone: no rule reads them).
 The arithmetic is exact integer arithmetic, as in :mod:`benchmarks.handwritten`.
-The airport table is the project's (:func:`dsl.airports.great_circle_miles`, the
+The airport table is the project's (:func:`dsl.schema.airports.great_circle_miles`, the
 data every implementation needs); nothing else comes from ``dsl``.
 
 ``benchmarks/test_equivalence.py`` holds it to the policy set on every benchmark
@@ -35,7 +35,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from benchmarks.handwritten import tenure_years  # the anniversary rule, written once
-from dsl.airports import great_circle_miles
+from dsl.schema.airports import great_circle_miles
 
 EFFECTIVE_FROM = date(2026, 1, 1)
 MINIMUM_MILES = 500
@@ -54,7 +54,7 @@ def earn_miles(request: Mapping[str, Any]) -> dict[str, Any]:
 
     Raises ``KeyError`` for a missing required field, ``ValueError`` for a date,
     time or distance that does not parse (or a time without a zone, or a negative
-    distance) and :class:`dsl.airports.UnknownAirport` for an unknown airport
+    distance) and :class:`dsl.schema.airports.UnknownAirport` for an unknown airport
     looked up for its distance.
     """
     event = request["event"]

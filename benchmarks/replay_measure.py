@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from benchmarks import plain
 from benchmarks.history import airline_requests_stream, changed_policies, write_history
-from dsl.history import chunks
+from dsl.tools.history import chunks
 from service.cli.replay import replay_locally
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

@@ -156,7 +156,7 @@ def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
     import dsl
     from benchmarks import data, mapping, plain
     from dsl.decision import Decision
-    from dsl.runtime import finish as finish_decision
+    from dsl.library.runtime import finish as finish_decision
 
     policy_set = dsl.load_directory(POLICIES_DIR)
     schema = policy_set.schema

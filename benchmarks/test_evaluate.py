@@ -218,7 +218,7 @@ def test_context_swap_cost(airline_set: Any, pairs: list[data.Pair], mode: Mode,
     import decimal
     import time
 
-    from dsl.runtime import thread_context
+    from dsl.library.runtime import thread_context
 
     outside, inside = decimal.Context(), thread_context()
     chunks = [pairs[i:i + 1000] for i in range(0, len(pairs), 1000)]
@@ -242,8 +242,8 @@ def test_context_swap_cost(airline_set: Any, pairs: list[data.Pair], mode: Mode,
 
 # -- the worst case the checker admits -------------------------------------------------------------
 
-#: The costliest policies of tests/dsl/test_cost_bound.py: each spends nearly all of the
-#: checker's step bound (dsl.checker.MAX_STEPS) over a 10,000-item purchase.
+#: The costliest policies of tests/dsl/analysis/test_cost_bound.py: each spends nearly all of the
+#: checker's step bound (dsl.analysis.checker.MAX_STEPS) over a 10,000-item purchase.
 WORST_CASES = {
     "fifty_passes": [f"let v{k} = sum(i.amount for i in event.items)" for k in range(50)]
     + ["rule r: award round(v0 + v49) miles"],

@@ -42,7 +42,7 @@ def airline_source() -> str:
 @pytest.fixture(scope="module")
 def parsed(airline_source: str) -> Any:
     """The airline policy's AST."""
-    from dsl.parser import parse
+    from dsl.front.parser import parse
 
     return parse(airline_source, FILE)[0]
 
@@ -50,7 +50,7 @@ def parsed(airline_source: str) -> Any:
 @pytest.fixture(scope="module")
 def checked(parsed: Any, schema: Any) -> Any:
     """The airline policy's check result."""
-    from dsl.checker import check_policy
+    from dsl.analysis.checker import check_policy
 
     return check_policy(schema, parsed)
 
@@ -58,7 +58,7 @@ def checked(parsed: Any, schema: Any) -> Any:
 @pytest.fixture(scope="module")
 def generated(parsed: Any, checked: Any, schema: Any) -> Any:
     """The airline policy's generated Python."""
-    from dsl.codegen import generate
+    from dsl.backend.codegen import generate
 
     return generate(parsed, checked, schema)
 
@@ -66,7 +66,7 @@ def generated(parsed: Any, checked: Any, schema: Any) -> Any:
 @pytest.mark.benchmark(group=GROUP_ONE)
 def test_parse(benchmark: Any, airline_source: str, mode: Mode) -> None:
     """Lark parse and AST building of the airline policy."""
-    from dsl.parser import parse
+    from dsl.front.parser import parse
 
     benchmark.pedantic(parse, (airline_source, FILE), rounds=mode.bench_rounds * 10,
                        warmup_rounds=2)
@@ -75,7 +75,7 @@ def test_parse(benchmark: Any, airline_source: str, mode: Mode) -> None:
 @pytest.mark.benchmark(group=GROUP_ONE)
 def test_check(benchmark: Any, parsed: Any, schema: Any, mode: Mode) -> None:
     """Name and type checks of the parsed airline policy against the schema."""
-    from dsl.checker import check_policy
+    from dsl.analysis.checker import check_policy
 
     benchmark.pedantic(check_policy, (schema, parsed), rounds=mode.bench_rounds * 10,
                        warmup_rounds=2)
@@ -84,7 +84,7 @@ def test_check(benchmark: Any, parsed: Any, schema: Any, mode: Mode) -> None:
 @pytest.mark.benchmark(group=GROUP_ONE)
 def test_generate(benchmark: Any, parsed: Any, checked: Any, schema: Any, mode: Mode) -> None:
     """Code generation of the fast variant (the explain variant is generated on first use)."""
-    from dsl.codegen import generate
+    from dsl.backend.codegen import generate
 
     benchmark.pedantic(generate, (parsed, checked, schema), rounds=mode.bench_rounds * 10,
                        warmup_rounds=2)
@@ -93,7 +93,7 @@ def test_generate(benchmark: Any, parsed: Any, checked: Any, schema: Any, mode: 
 @pytest.mark.benchmark(group=GROUP_ONE)
 def test_compile(benchmark: Any, generated: Any, mode: Mode) -> None:
     """Verifying the generated code against the allow-list, ``compile()`` and ``exec``."""
-    from dsl.compiler import compile_module
+    from dsl.backend.compiler import compile_module
 
     benchmark.pedantic(compile_module, (generated.source, "<policy earn_miles_by_distance>"),
                        rounds=mode.bench_rounds * 10, warmup_rounds=2)
@@ -174,10 +174,10 @@ def test_stage_split_for_a_set(set_dir: Path, schema: Any, mode: Mode, results: 
     """Where a set's preparation time goes: each stage timed over the first policies of the set."""
     import time
 
-    from dsl.checker import check_policy
-    from dsl.codegen import generate
-    from dsl.compiler import compile_module
-    from dsl.parser import parse
+    from dsl.analysis.checker import check_policy
+    from dsl.backend.codegen import generate
+    from dsl.backend.compiler import compile_module
+    from dsl.front.parser import parse
 
     count = 200 if mode.name == "quick" else mode.compile_set
     sources = [(f, t) for f, t in sorted(data.compile_set(mode.compile_set).items())][:count]

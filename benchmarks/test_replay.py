@@ -1,6 +1,6 @@
 """``loyalty replay``'s per-event cost against the plain baseline, in the same run.
 
-The gate times one process's share of a replay (``dsl.replay.replay_chunk`` on Parquet
+The gate times one process's share of a replay (``dsl.tools.replay.replay_chunk`` on Parquet
 chunks: read the columns, build the request mappings, decode through the policy set's
 decoder, evaluate with the old and the new set, sum) against the plain-Python airline
 function (``benchmarks/plain.py``) called twice on the same request mappings (old and new
@@ -19,8 +19,8 @@ from benchmarks import plain
 from benchmarks.conftest import Mode, Results
 from benchmarks.history import airline_requests_stream, changed_policies, write_history
 from benchmarks.timing import Arm, time_arms
-from dsl.history import chunks
-from dsl.replay import replay_chunk
+from dsl.tools.history import chunks
+from dsl.tools.replay import replay_chunk
 from service.cli.replay import _sets
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"

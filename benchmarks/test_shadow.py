@@ -126,7 +126,7 @@ def test_shadow_cost_per_decision(candidate: Path, unary_payloads: list[bytes], 
     for a while, and that wait costs nobody anything."""
     from prometheus_client import CollectorRegistry
 
-    from dsl.runtime import use_evaluation_context
+    from dsl.library.runtime import use_evaluation_context
     from service.metrics import ShadowMetrics
     from service.shadow import Shadow
     from service.store import PolicyStore

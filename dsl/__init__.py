@@ -15,9 +15,10 @@ readable reference every request decoder is held to.
 See ``docs/architecture.md`` for the API and ``docs/language.md`` for the language.
 """
 
-from .decision import Benefit, Decision, Reason
-from .errors import Diagnostic, EvaluationError, FieldError, InputError, PolicyError, Span
-from .policyset import (
+from dsl.decision import Benefit, Decision, Reason
+from dsl.errors import Diagnostic, EvaluationError, FieldError, InputError, PolicyError, Span
+from dsl.input.request import MappingDecoder, RequestLayout
+from dsl.policyset import (
     CompiledPolicy,
     PolicyInfo,
     PolicySet,
@@ -25,8 +26,7 @@ from .policyset import (
     load_directory,
     load_source,
 )
-from .request import MappingDecoder, RequestLayout
-from .schema import Schema, SchemaError
+from dsl.schema.schema import Schema, SchemaError
 
 __all__ = [
     "Benefit",

@@ -21,18 +21,18 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from . import nodes as n
-from .bounds import AwardBound, award_bounds
-from .checker import CheckResult, check_policy
-from .codegen import Generated, generate
-from .compiler import CompiledModule, UnsafeCode, compile_module
-from .decision import Decision, Reason
-from .errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
-from .interpreter import Interpreter, fault_message, interpret
-from .parser import parse
-from .request import MappingDecoder
-from .runtime import EvaluationContext, finish, in_evaluation_context, thread_context
-from .schema import Schema
+from dsl.analysis.bounds import AwardBound, award_bounds
+from dsl.analysis.checker import CheckResult, check_policy
+from dsl.backend.codegen import Generated, generate
+from dsl.backend.compiler import CompiledModule, UnsafeCode, compile_module
+from dsl.backend.interpreter import Interpreter, fault_message, interpret
+from dsl.decision import Decision, Reason
+from dsl.errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
+from dsl.front import nodes as n
+from dsl.front.parser import parse
+from dsl.input.request import MappingDecoder
+from dsl.library.runtime import EvaluationContext, finish, in_evaluation_context, thread_context
+from dsl.schema.schema import Schema
 
 #: The most policies one set may hold.
 MAX_POLICIES = 20000
@@ -79,7 +79,7 @@ class CompiledPolicy:
 
     @cached_property
     def award_bounds(self) -> list[AwardBound]:
-        """The most one event can be awarded by this policy, per currency (see dsl.bounds)."""
+        """The most one event can be awarded by this policy, per currency (see dsl.analysis.bounds)."""
         return award_bounds(self.schema, self.ast, self.check)
 
     def applies_on(self, day: date) -> bool:

@@ -32,17 +32,17 @@ from typing import Any
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import duration_pb2, timestamp_pb2
 
-from dsl.decoders import DecoderGenerator, Slow
 from dsl.errors import InputError
-from dsl.request import ACCEPTS, EVENT_OWN, InvalidValue, ItemBudget, MappingDecoder
-from dsl.schema import (
+from dsl.input.decoders import DecoderGenerator, Slow
+from dsl.input.request import ACCEPTS, EVENT_OWN, InvalidValue, ItemBudget, MappingDecoder
+from dsl.schema.schema import (
     MAX_LIST,
     MAX_MAGNITUDE,
     Field,
     Schema,
     convert_scalar,
 )
-from dsl.types import Type
+from dsl.schema.types import Type
 from service.errors import InvalidArgument, input_violations
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 
@@ -104,7 +104,7 @@ def _instant(seconds: int) -> datetime:
 
 
 class _MessageView(Mapping[str, Any]):
-    """A request message as the mapping the request reader takes (``dsl.request``): the fields
+    """A request message as the mapping the request reader takes (``dsl.input.request``): the fields
     that are set (``ListFields``: a proto3 "" or 0 is not given), nested messages as views,
     timestamps as datetimes. Nothing is converted before the reader asks for it, so the
     reader's bounds (list lengths, the request's total elements) hold before any work."""
@@ -303,7 +303,7 @@ class Converter:
     def checked_inputs(
         self, customer: pb.Customer, event: pb.Event, budget: ItemBudget | None = None
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Both records by the checking path: the request reader (``dsl.request``) over the
+        """Both records by the checking path: the request reader (``dsl.input.request``) over the
         messages, judged by the schema; one :class:`InvalidArgument` lists every problem of
         both, by request path. ``budget``: the list elements the request may still carry
         (a batch passes one for all its items)."""
@@ -425,7 +425,7 @@ class _FastPathGenerator(DecoderGenerator):
 
     def function(self, name: str) -> Callable[..., Any]:
         """The generated function ``name``. The first call verifies and loads everything
-        generated so far (``dsl.compiler.load_decoder``: the policies' checks and a closed
+        generated so far (``dsl.backend.compiler.load_decoder``: the policies' checks and a closed
         allow-list of names), so call it only once every function is generated."""
         return self.load("protobuf")[name]  # type: ignore[no-any-return]
 

@@ -32,7 +32,7 @@ from google.protobuf.message_factory import GetMessageClass
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from dsl.runtime import use_evaluation_context
+from dsl.library.runtime import use_evaluation_context
 from service import logs
 from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb

@@ -23,8 +23,8 @@ import grpc
 import structlog
 
 from dsl.errors import EvaluationError, did_you_mean
-from dsl.request import ItemBudget
-from dsl.schema import MAX_ID, MAX_REQUEST_ITEMS
+from dsl.input.request import ItemBudget
+from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,

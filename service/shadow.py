@@ -30,7 +30,7 @@ from typing import Any
 import structlog
 
 from dsl.errors import EvaluationError
-from dsl.runtime import use_evaluation_context
+from dsl.library.runtime import use_evaluation_context
 from service.errors import InvalidArgument
 from service.metrics import ShadowMetrics
 from service.store import PolicyStore, Snapshot

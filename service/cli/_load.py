@@ -8,7 +8,7 @@ from pathlib import Path
 from dsl import PolicyError, PolicySet, Schema, SchemaError
 from dsl.errors import Diagnostic, Span
 from dsl.policyset import build, policy_files, read_sources
-from dsl.testing import programme_root
+from dsl.tools.testing import programme_root
 
 
 def digest_names(path: Path) -> list[str] | None:

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from dsl import PolicyError, SchemaError
-from dsl.bounds import AwardBound, event_bounds
+from dsl.analysis.bounds import AwardBound, event_bounds
 from dsl.errors import Diagnostic
 from dsl.policyset import build
 

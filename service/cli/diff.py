@@ -27,7 +27,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from dsl import PolicyError, PolicySet, SchemaError
-from dsl.diffing import (
+from dsl.policyset import build
+from dsl.tools.diffing import (
     CaseError,
     Impact,
     Outcome,
@@ -37,7 +38,6 @@ from dsl.diffing import (
     describe_window,
     read_cases,
 )
-from dsl.policyset import build
 
 from ._load import digest_names, sources_for
 

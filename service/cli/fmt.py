@@ -1,4 +1,4 @@
-"""``loyalty fmt``: rewrite policy files in the canonical layout (see :mod:`dsl.formatter`).
+"""``loyalty fmt``: rewrite policy files in the canonical layout (see :mod:`dsl.tools.formatter`).
 
 ``loyalty fmt PATH...`` rewrites each ``.policy`` file (directories are searched
 recursively) in place and names every file it changed. ``--check`` changes nothing and
@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from dsl.errors import PolicyError
-from dsl.formatter import FormatError, format_source
+from dsl.tools.formatter import FormatError, format_source
 
 STDIN = "-"
 

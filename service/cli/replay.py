@@ -1,10 +1,10 @@
 """``loyalty replay OLD NEW HISTORY``: what changing the policies would have done to a recorded history.
 
-The history (JSON-lines, CSV or Parquet; see :mod:`dsl.history`) is read in chunks and
+The history (JSON-lines, CSV or Parquet; see :mod:`dsl.tools.history`) is read in chunks and
 every event is evaluated with both policy sets, on every local core by default
 (``--jobs N``), or on a Dask cluster (``--dask ADDRESS``, or ``--dask local`` for a
 cluster of local processes). Workers load both sets once and return each chunk's
-figures, which the parent merges (:class:`dsl.replay.Replay`); at most two chunks per
+figures, which the parent merges (:class:`dsl.tools.replay.Replay`); at most two chunks per
 worker are in flight, so memory stays bounded whatever the history's size.
 
 The report: events and distinct customers whose decision changed; per currency the
@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from dsl import PolicySet
-from dsl.history import CHUNK_ROWS, Chunk, HistoryError, chunks, detect_format, history_size
 from dsl.policyset import build
-from dsl.replay import Replay, replay_chunk
+from dsl.tools.history import CHUNK_ROWS, Chunk, HistoryError, chunks, detect_format, history_size
+from dsl.tools.replay import Replay, replay_chunk
 
 from ._load import digest_names, load, sources_for
 

@@ -12,7 +12,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from dsl.replay import Replay
+from dsl.tools.replay import Replay
 
 
 def _amount(value: Any) -> str:

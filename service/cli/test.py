@@ -13,8 +13,8 @@ import json
 import sys
 from pathlib import Path
 
-from dsl.coverage import CoverageReport, run_with_coverage
-from dsl.testing import Report, run_directory
+from dsl.tools.coverage import CoverageReport, run_with_coverage
+from dsl.tools.testing import Report, run_directory
 
 #: The exit status when the tests pass but coverage is below ``--fail-under``.
 EXIT_COVERAGE = 3

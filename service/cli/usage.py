@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dsl import nodes as n
+from dsl.front import nodes as n
 
 from ._load import load
 

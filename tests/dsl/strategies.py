@@ -8,7 +8,7 @@ checker accepts the text; the only diagnostics it may still give are the ones no
 generator can rule out (a condition the checker proves is never true), listed in
 ``UNAVOIDABLE``.
 
-Number literals have at most ``dsl.parser.MAX_DIGITS`` (30) digits, the most the language
+Number literals have at most ``dsl.front.parser.MAX_DIGITS`` (30) digits, the most the language
 accepts. A policy may still multiply large values past the checker's bound on computed numbers
 (``number_too_large``); the differential tests skip the few policies refused for that.
 
@@ -16,7 +16,7 @@ accepts. A policy may still multiply large values past the checker's bound on co
 schema's own field declarations (negative -- down to a field's declared minimum --, zero and
 large numbers, leap days, missing optional fields), for ``Schema.prepare_customer`` and
 ``Schema.prepare_event``. Every input is within the schema's bounds
-(``dsl.schema.MAX_INPUT_DIGITS``): numbers reach them (``±(10^18 - 1)``, 18 decimal places)
+(``dsl.schema.schema.MAX_INPUT_DIGITS``): numbers reach them (``±(10^18 - 1)``, 18 decimal places)
 but never pass them, since inputs beyond them are refused before any policy runs.
 """
 
@@ -34,10 +34,10 @@ from typing import Any, TypeVar
 from hypothesis import strategies as st
 
 import dsl
-from dsl.builtins import BUILTINS
-from dsl.parser import MAX_DIGITS
-from dsl.schema import BASE_SCHEMA_PATH, MAX_INPUT_DIGITS, Field, Schema
-from dsl.types import Type
+from dsl.front.parser import MAX_DIGITS
+from dsl.library.builtins import BUILTINS
+from dsl.schema.schema import BASE_SCHEMA_PATH, MAX_INPUT_DIGITS, Field, Schema
+from dsl.schema.types import Type
 
 #: Type of the generic weighted choice in :meth:`PolicyWriter.choose`.
 T = TypeVar("T")

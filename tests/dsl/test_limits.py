@@ -18,9 +18,9 @@ import pytest
 from strategies import SCHEMA, decisions
 
 import dsl
-from dsl.parser import MAX_SOURCE_BYTES
+from dsl.front.parser import MAX_SOURCE_BYTES
 
-#: The largest whole number an input may hold (dsl.schema.MAX_INPUT_DIGITS: 18 digits).
+#: The largest whole number an input may hold (dsl.schema.schema.MAX_INPUT_DIGITS: 18 digits).
 LARGEST = 10**18 - 1
 
 CUSTOMER = {"id": "c1", "member_since": "2010-01-01"}

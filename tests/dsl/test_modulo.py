@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import dsl
-from dsl import runtime as rt
 from dsl.errors import PolicyError
-from dsl.formatter import format_source
+from dsl.library import runtime as rt
+from dsl.tools.formatter import format_source
 
 SCHEMA = dsl.Schema.for_directory("policies")
 

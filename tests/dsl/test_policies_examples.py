@@ -2,7 +2,7 @@
 
 The examples in ``policies/`` are tested by their ``*.test.toml`` files through the real
 ``loyalty test`` command; the rest of this file pins how the runner reads test files and
-reports failures and mistakes (``dsl/testing.py``, ``service/cli/test.py``).
+reports failures and mistakes (``dsl/tools/testing.py``, ``service/cli/test.py``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 import dsl
-from dsl.testing import load_case_file, run_case
+from dsl.tools.testing import load_case_file, run_case
 from service.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,10 +14,10 @@ import pytest
 from strategies import SCHEMA
 
 import dsl
-from dsl.diffing import compare_structure
 from dsl.errors import PolicyError
-from dsl.formatter import format_source
-from dsl.runtime import exact_award, in_evaluation_context
+from dsl.library.runtime import exact_award, in_evaluation_context
+from dsl.tools.diffing import compare_structure
+from dsl.tools.formatter import format_source
 
 CUSTOMER = SCHEMA.prepare_customer({"id": "c1", "member_since": "2010-01-01"})
 VISIT = SCHEMA.prepare_event({"id": "e1", "kind": "visit", "time": "2026-03-01T09:30:00Z"})

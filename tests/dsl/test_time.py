@@ -5,22 +5,23 @@ year when a zone's clocks jump (the missing hour and the repeated hour)."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import dsl
-from dsl import nodes as n
-from dsl import runtime as rt
-from dsl.checker import check_policy
-from dsl.codegen import CodeGenerator
-from dsl.compiler import UnsafeCode, verify
+from dsl.analysis.checker import check_policy
+from dsl.backend.codegen import CodeGenerator
+from dsl.backend.compiler import UnsafeCode, verify
+from dsl.backend.interpreter import Interpreter
 from dsl.errors import PolicyError
-from dsl.formatter import format_source, structure
-from dsl.interpreter import Interpreter
-from dsl.parser import parse
-from dsl.request import MappingDecoder
+from dsl.front import nodes as n
+from dsl.front.parser import parse
+from dsl.input.request import MappingDecoder
+from dsl.library import runtime as rt
+from dsl.library.builtins import EXPORTS
+from dsl.schema.schema import BASE_SCHEMA_PATH
+from dsl.tools.formatter import format_source, structure
 
 SCHEMA = dsl.Schema.for_directory("policies")
 
@@ -35,7 +36,7 @@ def value_of(expr: str) -> Any:
     value = next(m for m in policy.members if isinstance(m, n.Let)).value
     interpreted = rt.in_evaluation_context(Interpreter(policy, SCHEMA, {}).eval, value, {})
     gen = CodeGenerator(policy, check, SCHEMA)
-    compiled = rt.in_evaluation_context(eval, gen.expr(value), {**rt.EXPORTS, **gen.constants})
+    compiled = rt.in_evaluation_context(eval, gen.expr(value), {**EXPORTS, **gen.constants})
     assert interpreted == compiled
     assert type(interpreted) is type(compiled)
     return compiled
@@ -337,7 +338,7 @@ def test_generated_code_reaches_local_time_only_through_the_runtime() -> None:
     policy_set = dsl.load_source(HAPPY, file="p.policy", schema=SCHEMA)
     [p] = policy_set.compiled
     assert "fn_local(" in p.source() and "time_between(" in p.source()
-    assert rt.EXPORTS["time_between"] is rt.time_between
+    assert EXPORTS["time_between"] is rt.time_between
     for name in ("zoneinfo", "timezones", "timezone", "ZoneInfo"):
         with pytest.raises(UnsafeCode):
             verify(f"def evaluate(c, e, d):\n    return {name}\n")
@@ -376,7 +377,7 @@ def test_an_optional_zone_with_a_literal_default() -> None:
     """`customer.zone otherwise "Europe/London"` is a zone either way (the literal is checked):
     the programme's zone for customers who have none."""
     schema = dsl.Schema.from_texts([
-        ("dsl/schema.toml", (Path(dsl.__file__).parent / "schema.toml").read_text(encoding="utf-8")),
+        ("dsl/schema/schema.toml", BASE_SCHEMA_PATH.read_text(encoding="utf-8")),
         ("extra.toml", '[customer]\nzone = "timezone?"\n')])
     source = ('policy p\n  on visit\n  rule r when local(event.time, customer.zone otherwise '
               '"{zone}") between 15:00 and 18:00: tag "t"\n')

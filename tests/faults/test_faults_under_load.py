@@ -34,11 +34,12 @@ import grpc
 import pytest
 
 import dsl
+from dsl.schema.schema import BASE_SCHEMA_PATH
 from service.client import LoyaltyClient
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from tests.faults.load import Load
-from tests.service.conftest import POLICIES, ROOT, ServerProcess, gold_customer, jfk_lhr, start_server
+from tests.service.conftest import POLICIES, ServerProcess, gold_customer, jfk_lhr, start_server
 from tests.service.measure_resources import closed_by_peer, open_idle_connections, timed_evaluate
 from tests.service.test_process import AIRLINE, BROKEN, log_events
 from tests.service.test_store_faults import copy_policies, edit, swap_in
@@ -314,7 +315,7 @@ def test_schema_toml_removed_is_refused_and_its_fields_still_serve_without_a_los
     good = dsl.load_directory(current).revision
     schema = (current / "schema.toml").read_text()
     # The field the calls send is the directory's extension, not the standard schema's.
-    assert "home_store" in schema and "home_store" not in (ROOT / "dsl" / "schema.toml").read_text()
+    assert "home_store" in schema and "home_store" not in BASE_SCHEMA_PATH.read_text()
     with Load(served.server.target, customer=customer_with_home_store) as load:
         load.wait_for_calls(CALLS_BEFORE)
         (current / "schema.toml").unlink()

@@ -27,9 +27,9 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dsl.errors import InputError
-from dsl.request import ACCEPTS, MappingDecoder, RequestLayout, json_name, request_path
-from dsl.schema import MAX_LIST, MAX_STRING, Schema
-from dsl.types import Type
+from dsl.input.request import ACCEPTS, MappingDecoder, RequestLayout, json_name, request_path
+from dsl.schema.schema import MAX_LIST, MAX_STRING, Schema
+from dsl.schema.types import Type
 from service.convert import Converter
 from service.errors import InvalidArgument
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
@@ -185,7 +185,7 @@ class V:
     inner: Any = None
 
 
-#: The Value kinds each schema type takes (the contract; dsl.request.ACCEPTS must say the same).
+#: The Value kinds each schema type takes (the contract; dsl.input.request.ACCEPTS must say the same).
 TAKES: dict[str, tuple[str, ...]] = {
     "int": ("int_value",), "decimal": ("decimal_value", "int_value"), "string": ("string_value",),
     "enum": ("string_value",), "airport": ("string_value",), "currency_code": ("string_value",),
@@ -950,7 +950,7 @@ def _wire_problem(f: Any, fd: Any, layout: RequestLayout) -> str | None:
 @pytest.mark.parametrize(("table", "message", "desc"), _standard_messages(),
                          ids=[m[0] for m in _standard_messages()])
 def test_the_standard_schema_travels_in_the_proto_fields_of_the_same_names(table, message, desc):
-    """Every field of the standard schema (dsl/schema.toml) is a field of its request message,
+    """Every field of the standard schema (dsl/schema/schema.toml) is a field of its request message,
     of a compatible wire type (optional where 0 is not the same as not given); and every field
     of that message but attributes and the details oneof is a standard field."""
     layout = RequestLayout(STANDARD)

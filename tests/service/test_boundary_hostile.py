@@ -14,7 +14,14 @@ from typing import Any
 
 import pytest
 
-from dsl.schema import BASE_SCHEMA_PATH, MAX_LIST, MAX_REQUEST_ITEMS, MAX_VALUE_DEPTH, Schema, SchemaError
+from dsl.schema.schema import (
+    BASE_SCHEMA_PATH,
+    MAX_LIST,
+    MAX_REQUEST_ITEMS,
+    MAX_VALUE_DEPTH,
+    Schema,
+    SchemaError,
+)
 from tests.service.test_boundary_differential import (
     BUNDLED,
     EXTENDED,

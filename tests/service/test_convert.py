@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsl.errors import InputError
-from dsl.schema import Schema
+from dsl.schema.schema import BASE_SCHEMA_PATH, Schema
 from service import client
 from service.convert import Converter, _Slow
 from service.errors import InvalidArgument
@@ -232,7 +232,7 @@ def test_zero_is_a_value_and_unset_is_missing():
 
 
 EXTENDED = Converter(Schema.from_texts([
-    ("dsl/schema.toml", (POLICIES.parent / "dsl" / "schema.toml").read_text()),
+    ("dsl/schema/schema.toml", BASE_SCHEMA_PATH.read_text()),
     ("extra.toml", """
 [customer]
 deposit = { type = "decimal?", min = 0 }

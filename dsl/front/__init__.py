@@ -1,0 +1,1 @@
+"""The language's front end: tokens, the grammar, the syntax tree, parse errors by example."""

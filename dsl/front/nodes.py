@@ -1,0 +1,327 @@
+"""The abstract syntax tree: dataclass nodes that carry their source span.
+
+Every later stage (checks, the reference interpreter, the code generator, the
+formatter) walks these nodes; none of them sees Lark's parse tree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+from dsl.errors import NO_SPAN, Span
+
+
+@dataclass(eq=False)
+class Node:
+    """Base of every node. ``span`` is where it was written."""
+
+    span: Span = field(default=NO_SPAN, kw_only=True)
+
+
+# -- expressions ----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Expr(Node):
+    """Base of expressions."""
+
+
+@dataclass(eq=False)
+class Literal(Expr):
+    """A constant: int, Decimal (decimals and percents), str, bool, date, datetime, timedelta."""
+
+    value: int | Decimal | str | bool | date | datetime | timedelta
+    text: str = ""
+
+
+@dataclass(eq=False)
+class ListExpr(Expr):
+    items: list[Expr]
+
+
+@dataclass(eq=False)
+class Name(Expr):
+    """A bare name: ``customer``, ``event``, a ``let`` binding or a table."""
+
+    name: str
+
+
+@dataclass(eq=False)
+class Attribute(Expr):
+    """``value.name``: a field of the customer, the event or a record."""
+
+    value: Expr
+    name: str
+
+
+@dataclass(eq=False)
+class Call(Expr):
+    """A built-in function call such as ``max(a, b)``."""
+
+    func: str
+    args: list[Expr]
+
+
+@dataclass(eq=False)
+class Aggregate(Expr):
+    """``sum(item.amount for item in event.items where item.category != "gift")``."""
+
+    func: str
+    body: Expr
+    var: str
+    source: Expr
+    where: Expr | None
+
+
+@dataclass(eq=False)
+class Unary(Expr):
+    """``-x`` (op ``neg``) or ``not x`` (op ``not``)."""
+
+    op: str
+    operand: Expr
+
+
+@dataclass(eq=False)
+class Binary(Expr):
+    """Arithmetic (``+ - * / % of``), comparison (``== != < <= > >=``), ``in``, ``not in``,
+    ``and``, ``or`` and ``otherwise``."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(eq=False)
+class Presence(Expr):
+    """``x is missing`` (``present`` False) or ``x is present`` (``present`` True)."""
+
+    operand: Expr
+    present: bool
+
+
+@dataclass(eq=False)
+class Between(Expr):
+    """``t between 15:00 and 18:00``: whether the time of day of ``t`` (a datetime, on its
+    own clock) is at or after ``start`` and before ``end``; across midnight when ``end`` is
+    earlier than ``start``."""
+
+    operand: Expr
+    start: time
+    end: time
+
+
+@dataclass(eq=False)
+class IfExpr(Expr):
+    cond: Expr
+    then: Expr
+    orelse: Expr
+
+
+# -- policy members ------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Let(Node):
+    """``let name = expr``: computed once per evaluation, in order."""
+
+    name: str
+    value: Expr
+
+
+@dataclass(eq=False)
+class TableRow(Node):
+    """A lookup-table row. ``keys`` is empty for the ``else`` row."""
+
+    keys: list[Literal]
+    value: Expr
+
+
+@dataclass(eq=False)
+class Table(Node):
+    """``table name by expr:`` a lookup from a key to a value, first (and only) match."""
+
+    name: str
+    key: Expr
+    rows: list[TableRow]
+
+
+@dataclass(eq=False)
+class DecideRow(Node):
+    """A decision-table row. ``cond`` is None for the ``else`` row."""
+
+    cond: Expr | None
+    value: Expr
+
+
+@dataclass(eq=False)
+class Decide(Node):
+    """``decide name first|collect:`` a decision table with a stated hit policy."""
+
+    name: str
+    hit: str
+    rows: list[DecideRow]
+
+
+@dataclass(eq=False)
+class Effect(Node):
+    """Base of rule effects."""
+
+
+@dataclass(eq=False)
+class Award(Effect):
+    """``award amount currency [up to limit]``."""
+
+    amount: Expr
+    currency: str
+    limit: Expr | None = None
+    currency_span: Span = NO_SPAN
+
+
+@dataclass(eq=False)
+class Grant(Effect):
+    """``grant "benefit" [with name = value, ...]``."""
+
+    benefit: str
+    params: list[tuple[str, Expr, Span]]
+
+
+@dataclass(eq=False)
+class Qualify(Effect):
+    """``qualify for "TIER"``."""
+
+    tier: str
+
+
+@dataclass(eq=False)
+class Tag(Effect):
+    """``tag "label"``."""
+
+    tag: str
+
+
+@dataclass(eq=False)
+class Rule(Node):
+    """``rule name [when cond]: effects``."""
+
+    name: str
+    cond: Expr | None
+    effects: list[Effect]
+    name_span: Span = NO_SPAN
+
+
+@dataclass(eq=False)
+class Group(Node):
+    """``group name takes first|best currency:`` rules of which one at most applies."""
+
+    name: str
+    mode: str
+    currency: str
+    rules: list[Rule]
+
+
+@dataclass(eq=False)
+class Cap(Node):
+    """``cap currency at amount``: the most this policy awards of a currency per event."""
+
+    currency: str
+    amount: Expr
+
+
+@dataclass(eq=False)
+class Round(Node):
+    """``round currency down|up|half even|half up [each award]``.
+
+    Without ``each award`` the policy's total of the currency is rounded once, after
+    every rule and before the caps; with it, every award is rounded on its own.
+    """
+
+    currency: str
+    mode: str
+    per_award: bool = False
+
+
+Member = Let | Table | Decide | Rule | Group | Cap | Round
+
+
+@dataclass(eq=False)
+class Policy(Node):
+    """One policy: its header and its members, in source order."""
+
+    name: str
+    version: int = 1
+    effective_from: date | None = None
+    effective_until: date | None = None
+    kinds: list[str] = field(default_factory=list)
+    description: str = ""
+    members: list[Member] = field(default_factory=list)
+    file: str = "<policy>"
+    source: str = ""
+    header_spans: dict[str, Span] = field(default_factory=dict)
+
+    @property
+    def lets(self) -> list[Let]:
+        return [m for m in self.members if isinstance(m, Let)]
+
+    @property
+    def rules(self) -> list[Rule]:
+        """Every rule, including those inside groups, in source order."""
+        out: list[Rule] = []
+        for m in self.members:
+            if isinstance(m, Rule):
+                out.append(m)
+            elif isinstance(m, Group):
+                out.extend(m.rules)
+        return out
+
+    @property
+    def caps(self) -> list[Cap]:
+        return [m for m in self.members if isinstance(m, Cap)]
+
+    @property
+    def roundings(self) -> list[Round]:
+        return [m for m in self.members if isinstance(m, Round)]
+
+
+def walk(node: Node):  # type: ignore[no-untyped-def]
+    """Every node below ``node`` (itself included), depth first, without recursion."""
+    stack: list[object] = [node]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, Node):
+            yield n
+            children = [getattr(n, f) for f in n.__dataclass_fields__ if f != "span"]
+            stack.extend(reversed(children))
+        elif isinstance(n, list | tuple):
+            stack.extend(reversed(n))
+
+
+def conjuncts(e: Expr) -> list[Expr]:
+    """The parts of a top-level ``a and b and c`` chain, left to right (``[e]`` otherwise).
+
+    Explanations name the first of them that is false.
+    """
+    out: list[Expr] = []
+    stack = [e]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, Binary) and x.op == "and":
+            stack.append(x.right)
+            stack.append(x.left)
+        else:
+            out.append(x)
+    return out
+
+
+def source_text(policy_source: str, span: Span) -> str:
+    """The exact text a span covers in ``policy_source``."""
+    if span.line <= 0:
+        return ""
+    lines = policy_source.splitlines()
+    if span.line == span.end_line:
+        return lines[span.line - 1][span.column - 1 : span.end_column - 1]
+    parts = [lines[span.line - 1][span.column - 1 :]]
+    parts.extend(lines[span.line : span.end_line - 1])
+    parts.append(lines[span.end_line - 1][: span.end_column - 1])
+    return " ".join(p.strip() for p in parts)

@@ -1,0 +1,1 @@
+"""The input boundary: request layouts and the decoders generated from them."""

@@ -1,0 +1,741 @@
+"""The request form: where each schema field travels in a request, and reading requests
+written as plain mappings.
+
+A caller never sends the schema's flat records. It sends ``loyalty.v1`` request
+messages (over gRPC) or their proto3 JSON mapping (grpcurl, ``loyalty eval``, policy
+tests, ``loyalty diff`` case files): one request text everywhere. Where a field
+travels follows from the schema alone, by one rule:
+
+- a field of the **standard** schema (``dsl/schema/schema.toml``) is a field of the request
+  message of the same name: ``customer.member_since``, ``customer.lifetime.miles``,
+  ``event.time``; a standard event kind's fields sit in its details message
+  (``event.flight.origin``), and a purchase item's in ``Item``;
+- a field a **directory's** schema adds travels in the ``attributes`` map of the
+  message it extends (``customer.attributes.home_store``,
+  ``customer.lifetime.attributes.regular_visits``, ``event.attributes.table``,
+  ``event.purchase.items[0].attributes.brand``), as a typed ``Value``; an extension
+  event kind's fields all travel in ``event.attributes``.
+
+:class:`RequestLayout` is that rule as a table; the protobuf decoder
+(``service.convert``) and :class:`MappingDecoder` both read it, and a test holds
+the standard half of the table to the proto's descriptors. Both decoders turn a
+request into the schema's loose records and let :meth:`Schema.prepare_customer`
+and :meth:`Schema.prepare_event` judge them (the reference, as the interpreter
+is for compiled policies), then name every problem by the request path the
+caller wrote (``customer.memberSince`` when the caller wrote camelCase).
+
+Bounds (docs/language.md, "Input bounds") are checked before anything is
+converted: text length, list length, the total list elements of a request
+(:data:`~dsl.schema.schema.MAX_REQUEST_ITEMS`) and how deeply values nest
+(:data:`~dsl.schema.schema.MAX_VALUE_DEPTH`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from functools import cache
+from typing import Any
+
+from dsl.errors import FieldError, InputError, did_you_mean
+from dsl.schema.schema import (
+    MAX_LIST,
+    MAX_NUMBER_TEXT,
+    MAX_REQUEST_ITEMS,
+    MAX_VALUE_DEPTH,
+    Field,
+    Schema,
+    convert_scalar,
+)
+from dsl.schema.schema import shorten as _short
+from dsl.schema.types import Type
+
+#: Which ``Value`` kinds a schema type accepts (the same on every path).
+ACCEPTS: dict[str, tuple[str, ...]] = {
+    "int": ("int_value",),
+    "decimal": ("decimal_value", "int_value"),
+    "string": ("string_value",),
+    "enum": ("string_value",),
+    "airport": ("string_value",),
+    "currency_code": ("string_value",),
+    "timezone": ("string_value",),
+    "bool": ("bool_value",),
+    "date": ("date_value", "string_value"),
+    "datetime": ("time_value", "string_value"),
+    "duration": ("duration_value", "string_value"),
+    "list": ("list_value",),
+    "record": ("record_value",),
+}
+VALUE_KINDS = ("string_value", "int_value", "decimal_value", "bool_value", "date_value",
+               "time_value", "duration_value", "list_value", "record_value")
+#: The fields an event message has of its own (the rest is kind-specific or an attribute).
+EVENT_OWN = ("id", "kind", "time")
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidValue:
+    """A value a decoder could not even read (a timestamp outside the years 1 to 9999), in
+    place of the value: the reader reports ``reason`` at the field's path."""
+
+    reason: str
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes)
+
+
+def json_name(name: str) -> str:
+    """A field's proto3 JSON name: ``member_since`` -> ``memberSince``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+@cache
+def _standard_schema() -> Schema:
+    return Schema.load()
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One schema field as it travels: in the message (``message``) or in its ``attributes``."""
+
+    name: str
+    field: Field
+    in_message: bool
+
+    @property
+    def json_name(self) -> str:
+        return json_name(self.name)
+
+
+@dataclass(frozen=True, slots=True)
+class MessageLayout:
+    """One request message: the schema fields it carries itself, and those in its attributes.
+
+    ``message`` is the proto message's name (``Customer``, ``Flight``...), or "" for a
+    record that only travels as a ``Value`` (every field then in ``fields``).
+    """
+
+    message: str
+    slots: dict[str, Slot]
+    #: Message field names (and JSON names) -> the slot, for reading.
+    by_wire_name: dict[str, Slot] = field(default_factory=dict)
+
+    def message_slots(self) -> list[Slot]:
+        return [s for s in self.slots.values() if s.in_message]
+
+    def attribute_slots(self) -> dict[str, Slot]:
+        return {n: s for n, s in self.slots.items() if not s.in_message}
+
+
+def _layout(message: str, fields: Mapping[str, Field], standard: Mapping[str, Field]) -> MessageLayout:
+    slots = {
+        name: Slot(name, f, bool(message) and name in standard)
+        for name, f in fields.items() if not f.derived
+    }
+    by_wire: dict[str, Slot] = {}
+    for s in slots.values():
+        if s.in_message:
+            by_wire[s.name] = s
+            by_wire[s.json_name] = s
+    return MessageLayout(message, slots, by_wire)
+
+
+_DETAILS_MESSAGES = {"flight": "Flight", "purchase": "Purchase", "visit": "Visit",
+                     "appointment": "Appointment", "donation": "Donation"}
+_RECORD_MESSAGES = {"customer.lifetime": "Lifetime", "item": "Item"}
+
+
+class RequestLayout:
+    """Where every field of a schema travels in a request (see the module's docstring)."""
+
+    def __init__(self, schema: Schema) -> None:
+        base = _standard_schema()
+        self.schema = schema
+        self.customer = _layout("Customer", schema.customer, base.customer)
+        #: Per event kind: the fields of the event message itself (id, kind, time, and the
+        #: common extension fields as attributes) and the kind's details message, if any.
+        self.events: dict[str, tuple[MessageLayout, MessageLayout | None]] = {}
+        for kind, kind_fields in schema.events.items():
+            standard_kind = kind in base.events and kind in _DETAILS_MESSAGES
+            own = {**schema.event_common}
+            details_fields: dict[str, Field] = {}
+            for name, f in kind_fields.items():
+                if standard_kind and name in base.events[kind]:
+                    details_fields[name] = f
+                else:
+                    own[name] = f
+            event = _layout("Event", own, base.event_common)
+            details = (_layout(_DETAILS_MESSAGES[kind], details_fields, base.events[kind])
+                       if standard_kind else None)
+            self.events[kind] = (event, details)
+        self.records = {
+            name: _layout(_RECORD_MESSAGES.get(name, "") if name in base.records else "",
+                          fields, base.records.get(name, {}))
+            for name, fields in schema.records.items()
+        }
+
+    def record(self, name: str) -> MessageLayout:
+        return self.records.get(name) or MessageLayout("", {})
+
+
+# -- reading the mapping form -------------------------------------------------------------------
+
+
+class ItemBudget:
+    """The list elements a request may still carry (:data:`~dsl.schema.schema.MAX_REQUEST_ITEMS` in
+    all): one per request, shared by every item of a batch."""
+
+    __slots__ = ("messages_counted", "remaining")
+
+    def __init__(self, remaining: int = MAX_REQUEST_ITEMS, messages_counted: bool = False) -> None:
+        self.remaining = remaining
+        #: Whether lists of messages (purchase items) were counted already, before decoding
+        #: (a batch counts them up front); typed values' lists always count as they are read.
+        self.messages_counted = messages_counted
+
+
+class _Reader:
+    """Reads one request's mappings into the schema's loose records, noting every problem
+    (with the request path as written) and the request path of every field it passed on."""
+
+    def __init__(self, layout: RequestLayout, budget: ItemBudget | None = None) -> None:
+        self.layout = layout
+        self.errors: list[FieldError] = []
+        #: schema path -> request path, for every field passed on to the schema.
+        self.paths: dict[str, str] = {}
+        self.budget = budget if budget is not None else ItemBudget()
+        #: Request paths a misplaced field was told to move to: the schema's "is required"
+        #: for them would only repeat the advice.
+        self.misplaced: set[str] = set()
+
+    def fail(self, path: str, reason: str) -> None:
+        self.errors.append(FieldError(path, reason))
+
+    # -- messages -------------------------------------------------------------------------------
+
+    def message(self, data: Any, layout: MessageLayout, path: str, schema_path: str,
+                out: dict[str, Any], skip: tuple[str, ...] = (),
+                elsewhere: MessageLayout | None = None, elsewhere_path: str = "") -> None:
+        """Read a message's own fields and its ``attributes`` into ``out`` (flat, schema names)."""
+        if not isinstance(data, Mapping):
+            self.fail(path, "must be an object")
+            return
+        seen: dict[str, str] = {}
+        for key, value in data.items():
+            if key in skip:
+                continue
+            if not isinstance(key, str):
+                self.fail(path, "has a key that is not a string")
+                continue
+            if key == "attributes":
+                self.attributes(value, layout, f"{path}.attributes", schema_path, out)
+                continue
+            slot = layout.by_wire_name.get(key)
+            if slot is None:
+                names = [s.name for s in layout.message_slots()] + ["attributes"]
+                if elsewhere is not None and key in elsewhere.by_wire_name:
+                    self.misplaced.add(f"{elsewhere_path}.{key}")
+                    self.fail(f"{path}.{key}", f"belongs in {elsewhere_path}: write it as "
+                                               f"{elsewhere_path}.{key}")
+                    continue
+                hint = self._hint(key, layout)
+                self.fail(f"{path}.{_short(key)}",
+                          f"is not a field of {layout.message or 'this record'}"
+                          + (f"; {hint}" if hint else f" (fields: {', '.join(names)})"))
+                continue
+            if slot.name in seen:
+                self.fail(f"{path}.{key}", f"is given twice (also as {seen[slot.name]})")
+                continue
+            seen[slot.name] = key
+            if value is None:  # JSON null: not given
+                continue
+            self.wire_value(value, slot, f"{path}.{key}", f"{schema_path}.{slot.name}", out)
+
+    def _hint(self, key: str, layout: MessageLayout) -> str | None:
+        if len(key) > 64:
+            return None
+        attrs = layout.attribute_slots()
+        if key in attrs or json_name(key) in {json_name(n) for n in attrs}:
+            return f"{key} is an extension field: send it in attributes"
+        # Suggest in the caller's own spelling: camelCase only to someone writing camelCase.
+        camel = any(c.isupper() for c in key)
+        return did_you_mean(key, [s.json_name if camel else s.name for s in layout.message_slots()])
+
+    def wire_value(self, value: Any, slot: Slot, path: str, schema_path: str, out: dict[str, Any]) -> None:
+        """A message field's value as the schema reads it (proto3 JSON forms)."""
+        t = slot.field.type
+        self.paths[schema_path] = path
+        if isinstance(value, InvalidValue):
+            self.fail(path, value.reason)
+            return
+        if t.kind == "record":
+            record = self.layout.record(t.name)
+            sub: dict[str, Any] = {}
+            self.message(value, record, path, schema_path, sub)
+            out[slot.name] = sub
+            return
+        if t.kind == "list":
+            if not _is_list(value):
+                self.fail(path, "must be a list")
+                return
+            if len(value) > MAX_LIST:  # before a single item is read
+                self.fail(path, f"has more than {MAX_LIST} items")
+                return
+            if not self.budget.messages_counted and not self.take(len(value), path):
+                return
+            assert t.elem is not None and t.elem.kind == "record"
+            record = self.layout.record(t.elem.name)
+            items = []
+            for i, item in enumerate(value):
+                sub = {}
+                self.paths[f"{schema_path}[{i}]"] = f"{path}[{i}]"
+                self.message(item, record, f"{path}[{i}]", f"{schema_path}[{i}]", sub)
+                items.append(sub)
+            out[slot.name] = items
+            return
+        if t.is_stringy or t.kind in ("decimal", "date"):
+            # A string field of the message: "" is not given.
+            if value == "":
+                return
+            if t.kind == "date" and isinstance(value, date) and not isinstance(value, datetime):
+                out[slot.name] = value  # TOML and Python callers have dates of their own
+                return
+            if t.kind == "decimal" and isinstance(value, float):
+                out[slot.name] = value  # the schema refuses it, saying how to write it exactly
+                return
+            if t.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
+                self.fail(path, f"must be a decimal written as a string (for example \"{value}\")")
+                return
+            if not isinstance(value, str) and not (t.kind == "decimal" and _is_decimal(value)):
+                self.fail(path, f"must be a string, not {_kind_of(value)}")
+                return
+            out[slot.name] = value
+            return
+        if t.kind == "int":  # int64: a JSON number or a string of digits
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                self.fail(path, f"must be a whole number, not {_kind_of(value)}")
+                return
+            out[slot.name] = value
+            return
+        if t.kind == "bool":
+            if not isinstance(value, bool):
+                self.fail(path, f"must be true or false, not {_kind_of(value)}")
+                return
+            out[slot.name] = value
+            return
+        if t.kind == "datetime":  # a Timestamp: RFC 3339 text
+            if not isinstance(value, str | datetime):
+                self.fail(path, f"must be a date and time such as \"2026-03-01T09:30:00Z\", "
+                                f"not {_kind_of(value)}")
+                return
+            out[slot.name] = value
+            return
+        out[slot.name] = value
+
+    def attributes(self, data: Any, layout: MessageLayout, path: str, schema_path: str,
+                   out: dict[str, Any]) -> None:
+        if not isinstance(data, Mapping):
+            self.fail(path, "must be an object of field name -> typed value")
+            return
+        declared = layout.attribute_slots()
+        for name, value in data.items():
+            vpath = f"{path}.{_short(str(name))}"
+            slot = declared.get(name)
+            if slot is None:
+                if name in layout.slots or name in layout.by_wire_name:
+                    self.fail(vpath, f"is a field of {layout.message}; set it there, not in attributes")
+                else:
+                    hint = did_you_mean(str(name), declared) if len(str(name)) <= 64 else None
+                    self.fail(vpath, "is not a field in the schema" + (f"; {hint}" if hint else ""))
+                continue
+            self.paths[f"{schema_path}.{name}"] = vpath
+            loose = self.value(value, slot.field.type, vpath, 1)
+            if loose is not None:
+                out[name] = loose
+
+    # -- typed values ---------------------------------------------------------------------------
+
+    def value(self, data: Any, t: Type, path: str, depth: int) -> Any:
+        """A ``Value`` in its JSON form (``{"stringValue": "x"}``) as a loose value, its kind
+        checked against the declared type ``t``."""
+        if depth > MAX_VALUE_DEPTH:
+            self.fail(path, f"nests deeper than {MAX_VALUE_DEPTH} levels")
+            return None
+        if data is None:
+            return None
+        if not isinstance(data, Mapping) or len(data) > 1:
+            self.fail(path, 'must be a typed value such as {"stringValue": "S1"} or {"intValue": "5"}')
+            return None
+        if not data:
+            return None
+        ((key, inner),) = data.items()
+        kind = _VALUE_KEYS.get(key)
+        if kind is None:
+            self.fail(path, f"{_short(str(key))} is not a kind of value (one of: "
+                            f"{', '.join(json_name(k) for k in VALUE_KINDS)})")
+            return None
+        accepted = ACCEPTS.get(t.kind, ())
+        if kind not in accepted:
+            spell = json_name if key != kind else str  # the caller's own spelling of the kinds
+            want = " or ".join(spell(k) for k in accepted)
+            what = str(t.required())
+            article = "an" if what[:1] in "aeiou" else "a"
+            self.fail(path, f"expects {article} {what} value ({want}), not {spell(kind)}")
+            return None
+        if inner is None:
+            return None
+        if isinstance(inner, InvalidValue):
+            self.fail(path, inner.reason)
+            return None
+        if kind == "list_value":
+            values = inner.get("values", []) if isinstance(inner, Mapping) else None
+            if not _is_list(values):
+                self.fail(path, 'must be {"values": [...]}')
+                return None
+            if len(values) > MAX_LIST:
+                self.fail(path, f"has more than {MAX_LIST} items")
+                return None
+            if not self.take(len(values), path):
+                return None
+            assert t.elem is not None
+            return [self.value(v, t.elem, f"{path}[{i}]", depth + 1) for i, v in enumerate(values)]
+        if kind == "record_value":
+            fields = inner.get("fields", {}) if isinstance(inner, Mapping) else None
+            if not isinstance(fields, Mapping):
+                self.fail(path, 'must be {"fields": {...}}')
+                return None
+            declared = self.layout.schema.record_fields(t.name)
+            out = {}
+            for name, v in fields.items():
+                f = declared.get(name)
+                if f is None:
+                    hint = did_you_mean(str(name), declared) if len(str(name)) <= 64 else None
+                    self.fail(f"{path}.{_short(str(name))}",
+                              "is not a field in the schema" + (f"; {hint}" if hint else ""))
+                    continue
+                out[name] = self.value(v, f.type, f"{path}.{name}", depth + 1)
+            return out
+        if kind == "int_value":
+            if isinstance(inner, bool) or not isinstance(inner, int | str):
+                self.fail(path, f"must be a whole number, not {_kind_of(inner)}")
+                return None
+            try:
+                return convert_scalar(Type("int"), inner)
+            except ValueError as exc:
+                if t.kind == "decimal" and _is_whole(inner):
+                    return int(inner)  # a whole number past 18 digits: the schema says why, as a decimal
+                self.fail(path, str(exc))
+                return None
+        if kind == "bool_value":
+            if not isinstance(inner, bool):
+                self.fail(path, f"must be true or false, not {_kind_of(inner)}")
+                return None
+            return inner
+        if kind == "date_value" and isinstance(inner, date) and not isinstance(inner, datetime):
+            return inner
+        if kind == "time_value" and isinstance(inner, datetime):
+            return inner
+        if kind == "duration_value" and isinstance(inner, timedelta):
+            return inner
+        if kind == "decimal_value" and isinstance(inner, float):
+            return inner  # the schema refuses it, saying how to write it exactly
+        if not isinstance(inner, str):
+            self.fail(path, f"must be a string, not {_kind_of(inner)}")
+            return None
+        return inner
+
+    def take(self, count: int, path: str) -> bool:
+        """Spend ``count`` of the request's list elements; False (and an error) past the bound."""
+        self.budget.remaining -= count
+        if self.budget.remaining < 0:
+            self.fail(path, f"takes the request past {MAX_REQUEST_ITEMS:,} list elements in all")
+            return False
+        return True
+
+
+_VALUE_KEYS = {**{k: k for k in VALUE_KINDS}, **{json_name(k): k for k in VALUE_KINDS}}
+
+
+_WHOLE_TEXT = re.compile(r"-?[0-9]+\Z")
+
+
+def _is_whole(value: Any) -> bool:
+    """A whole number, or the text of one short enough to read (ASCII digits only)."""
+    if isinstance(value, str):
+        return len(value) <= MAX_NUMBER_TEXT and _WHOLE_TEXT.match(value) is not None
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_decimal(value: Any) -> bool:
+    from decimal import Decimal
+
+    return isinstance(value, Decimal)
+
+
+def _kind_of(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    if isinstance(value, int):
+        return "a number"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "a list"
+    return type(value).__name__
+
+
+class MappingDecoder:
+    """Reads requests written as plain mappings (the proto3 JSON mapping of ``loyalty.v1``
+    requests: camelCase or snake_case names) into prepared input for one schema.
+
+    Every method raises :class:`~dsl.errors.InputError` listing every problem, each
+    with its request path as the caller wrote it.
+    """
+
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
+        self.layout = RequestLayout(schema)
+        #: (customer function, event functions by kind, generator): generated on first use,
+        #: since the service's checking path (service.convert) never needs it.
+        self._fast: tuple[Any, dict[str, Any], Any] | None = None
+
+    @property
+    def fast_source(self) -> str:
+        """The generated fast path's source, for tests and debugging."""
+        return str(self._fast_path()[2].source())
+
+    def _fast_path(self) -> tuple[Any, dict[str, Any], Any]:
+        if self._fast is None:
+            from dsl.input.decoders import MappingFastPath  # generated from this module's layout
+
+            fast = MappingFastPath(self.schema, self.layout)
+            self._fast = (fast.customer(), fast.events(), fast)
+        return self._fast
+
+    def fast_request(self, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The fast path alone: raises (anything) where the checking path must judge."""
+        customer_fn, event_fns, _ = self._fast or self._fast_path()
+        event = data["event"]
+        kind = event.get("kind")
+        if not kind:
+            kind = next(k for k in _DETAILS_MESSAGES if k in event)
+        return customer_fn(data["customer"]), event_fns[kind](event)
+
+    def fast_parts(self) -> tuple[Any, Any]:
+        """The fast path in two halves, ``customer(mapping)`` and ``event(mapping)``, for a
+        caller that prepares one customer once for many events (``loyalty replay``). Each
+        raises (anything) where :meth:`check` must judge the whole request, as
+        :meth:`fast_request` does; together they are :meth:`fast_request`."""
+        customer_fn, event_fns, _ = self._fast or self._fast_path()
+
+        def event(data: Any) -> dict[str, Any]:
+            kind = data.get("kind")
+            if not kind:
+                kind = next(k for k in _DETAILS_MESSAGES if k in data)
+            return event_fns[kind](data)
+
+        return customer_fn, event
+
+    def request(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """An ``EvaluateRequest`` (or batch item, or case) mapping: its customer and event.
+        ``budget`` is the list elements the request may still carry (a batch shares one; given
+        one, only the checking path runs)."""
+        if budget is None:
+            try:  # well-formed input: the generated fast path (dsl.input.decoders)
+                return self.fast_request(data)
+            except Exception:  # anything unusual: the checking path judges it and says why
+                pass
+        return self.check(data, budget)
+
+    def check(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        """:meth:`request` by the checking path alone (what the fast path gives up on)."""
+        if not isinstance(data, Mapping):
+            raise InputError([FieldError("request", "must be an object with customer and event")])
+        reader = _Reader(self.layout, budget)
+        customer = event = None
+        missing = [FieldError(name, "is required") for name in ("customer", "event")
+                   if data.get(name) is None]
+        if data.get("customer") is not None:
+            customer = self._customer(reader, data["customer"])
+        if data.get("event") is not None:
+            event = self._event(reader, data["event"])
+        errors = missing + reader.errors
+        if errors or customer is None or event is None:
+            raise InputError(errors)
+        return customer, event
+
+    def customer(self, data: Any) -> dict[str, Any]:
+        """A ``Customer`` mapping, prepared."""
+        reader = _Reader(self.layout)
+        customer = self._customer(reader, data)
+        if reader.errors or customer is None:
+            raise InputError(reader.errors)
+        return customer
+
+    def event(self, data: Any) -> dict[str, Any]:
+        """An ``Event`` mapping, prepared."""
+        reader = _Reader(self.layout)
+        event = self._event(reader, data)
+        if reader.errors or event is None:
+            raise InputError(reader.errors)
+        return event
+
+    # -- the two records ----------------------------------------------------------------------
+
+    def _customer(self, reader: _Reader, data: Any) -> dict[str, Any] | None:
+        loose: dict[str, Any] = {}
+        start = len(reader.errors)
+        reader.message(data, self.layout.customer, "customer", "customer", loose)
+        return self._prepare(reader, start, self.schema.prepare_customer, loose, "customer", None)
+
+    def _event(self, reader: _Reader, data: Any) -> dict[str, Any] | None:
+        if not isinstance(data, Mapping):
+            reader.fail("event", "must be an object")
+            return None
+        kind = data.get("kind")
+        details_keys = [k for k in data if k in _DETAILS_MESSAGES and data[k] is not None]
+        which = details_keys[0] if details_keys else None
+        start = len(reader.errors)
+        if len(details_keys) > 1:
+            reader.fail("event", f"carries {' and '.join(details_keys)} details; send one kind")
+            return None
+        if kind in (None, ""):
+            kind = which
+        if not isinstance(kind, str) or not kind:
+            reader.fail("event.kind", "is required (or send one of: "
+                        + ", ".join(k for k in _DETAILS_MESSAGES if k in self.layout.events) + ")")
+            return None
+        if which and kind != which:
+            reader.fail("event.kind", f'is "{_short(kind)}" but the event carries {which} details')
+            return None
+        layouts = self.layout.events.get(kind)
+        if layouts is None:
+            hint = did_you_mean(kind, self.layout.events) if len(kind) <= 64 else None
+            reader.fail("event.kind", f"unknown event kind \"{_short(kind)}\" (known: "
+                        f"{', '.join(sorted(self.layout.events))})" + (f"; {hint}" if hint else ""))
+            return None
+        own, details = layouts
+        loose: dict[str, Any] = {"kind": kind}
+        skip = ("kind", *_DETAILS_MESSAGES)
+        reader.message(data, own, "event", "event", loose, skip=skip,
+                       elsewhere=details, elsewhere_path=f"event.{kind}")
+        for other in _DETAILS_MESSAGES:  # a kind's details under another kind's name
+            if other in data and other != which and data[other] is not None:
+                reader.fail(f"event.{other}", f"is not for a {kind} event")
+        if details is not None and which is not None:
+            reader.message(data[which], details, f"event.{which}", "event", loose)
+        return self._prepare(reader, start, self.schema.prepare_event, loose, "event", which or kind)
+
+    def _prepare(self, reader: _Reader, start: int, prepare: Any, loose: dict[str, Any],
+                 root: str, details: str | None) -> dict[str, Any] | None:
+        try:
+            prepared: dict[str, Any] = prepare(loose)
+        except InputError as exc:
+            seen = {e.path for e in reader.errors[start:]} | reader.misplaced
+            for e in exc.errors:
+                path = self._request_path(reader, e.path, root, details)
+                if path not in seen:
+                    reader.errors.append(FieldError(path, e.reason))
+                    seen.add(path)
+            return None
+        if len(reader.errors) > start:
+            return None
+        return prepared
+
+    def _request_path(self, reader: _Reader, schema_path: str, root: str, details: str | None) -> str:
+        """The request path for a schema path: as the caller wrote it where the field was given,
+        otherwise the proto field names (``event.flight.fare``, ``customer.attributes.home_store``)."""
+        known = reader.paths.get(schema_path)
+        if known is not None:
+            return known
+        return request_path(self.layout, schema_path, details, reader.paths)
+
+
+_SEGMENT = re.compile(r"([^.\[]+)((?:\[\d+\])*)")
+
+
+def request_path(layout: RequestLayout, schema_path: str, details: str | None,
+                 written: Mapping[str, str] | None = None) -> str:
+    """The request path of a field the schema names by ``schema_path`` (``event.origin`` ->
+    ``event.flight.origin``); ``details`` is the event's details message name, if any.
+
+    A name the schema does not declare (``customer.bogus``) could only have travelled in the
+    ``attributes`` of its message: ``customer.attributes.bogus``.
+
+    ``written`` maps schema paths the caller gave to the paths as written: the longest
+    such prefix is kept, so a missing field inside a given list item reads
+    ``event.purchase.items[2].sku`` even when the caller wrote camelCase elsewhere.
+    """
+    parts = _split_path(schema_path)
+    root = parts[0]
+    if root == "customer":
+        message = layout.customer
+        out = "customer"
+    elif root == "event":
+        kind_layouts = layout.events.get(details or "")
+        # An unknown kind: the schema names event.kind alone, and nothing is an attribute.
+        message = kind_layouts[0] if kind_layouts else MessageLayout("", {})
+        out = "event"
+    else:
+        return schema_path
+    done = root
+    rest = parts[1:]
+    for i, part in enumerate(rest):
+        m = _SEGMENT.fullmatch(part)
+        name, index = (m[1], m[2]) if m else (part, "")
+        done = f"{done}.{part}"
+        if written and done in written:
+            out = written[done]
+        else:
+            slot = message.slots.get(name)
+            if slot is None and root == "event" and i == 0 and details:
+                kind_layouts = layout.events.get(details)
+                if kind_layouts and kind_layouts[1] is not None and name in kind_layouts[1].slots:
+                    out = f"{out}.{details}.{name}{index}"
+                    slot = kind_layouts[1].slots[name]
+                elif message.message:  # a name the schema does not declare: only attributes could carry it
+                    out = f"{out}.attributes.{name}{index}"
+                else:
+                    out = f"{out}.{name}{index}"
+            elif slot is None and message.message:  # likewise
+                out = f"{out}.attributes.{name}{index}"
+            elif slot is None or slot.in_message or not message.message:
+                out = f"{out}.{name}{index}"
+            else:
+                out = f"{out}.attributes.{name}{index}"
+            if slot is None:
+                continue
+        t = (message.slots.get(name) or _details_slot(layout, details, name, root, i) or _NO_SLOT).field.type
+        elem = t.elem if t.kind == "list" else t
+        if elem is not None and elem.kind == "record":
+            message = layout.record(elem.name)
+    return out
+
+
+def _split_path(path: str) -> list[str]:
+    """A schema path's segments; a name cut short (``dsl.schema.schema.shorten``: it ends in "...") is
+    always the last segment, and kept whole."""
+    cut = path.find("...")
+    if cut < 0:
+        return path.split(".")
+    start = path.rfind(".", 0, cut)
+    return [*path[:start].split("."), path[start + 1:]]
+
+
+def _details_slot(layout: RequestLayout, details: str | None, name: str, root: str, i: int) -> Slot | None:
+    if root != "event" or i != 0 or not details:
+        return None
+    kind_layouts = layout.events.get(details)
+    if not kind_layouts or kind_layouts[1] is None:
+        return None
+    return kind_layouts[1].slots.get(name)
+
+
+_NO_SLOT = Slot("", Field("", Type("any")), False)

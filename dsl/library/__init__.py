@@ -1,0 +1,1 @@
+"""The built-in functions: their table (types, cost, docs) and the helpers generated code calls."""

@@ -1,0 +1,62 @@
+"""The request decoder (dsl/input/request.py) as the command line and policy tests rely on it."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+
+from dsl import InputError, Schema
+from dsl.input.request import MappingDecoder
+
+DECODER = MappingDecoder(Schema.load())
+CUSTOMER = {"id": "c1", "memberSince": "2012-02-29"}
+
+
+def problems(event: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(InputError) as exc:
+        DECODER.request({"customer": CUSTOMER, "event": event})
+    return [(e.path, e.reason) for e in exc.value.errors]
+
+
+def test_a_flat_field_is_told_where_it_goes_and_not_also_reported_missing() -> None:
+    """The schema's flat form puts a flight's fields beside the event's own: each is pointed
+    at event.flight, and the "is required" that would follow for the same field is not repeated."""
+    assert problems({"id": "e1", "kind": "flight", "time": "2026-03-01T09:30:00Z",
+                     "origin": "JFK", "destination": "LHR", "fare": "420.00"}) == [
+        ("event.origin", "belongs in event.flight: write it as event.flight.origin"),
+        ("event.destination", "belongs in event.flight: write it as event.flight.destination"),
+        ("event.fare", "belongs in event.flight: write it as event.flight.fare"),
+    ]
+
+
+def test_a_float_for_a_decimal_is_told_to_write_it_exactly() -> None:
+    """A binary float (a TOML number with a point) for a decimal gets the schema's advice."""
+    assert problems({"id": "e1", "time": "2026-03-01T09:30:00Z",
+                     "donation": {"amount": 50.5}}) == [
+        ("event.donation.amount", 'must be an exact decimal written as a string (for example '
+                                  '"50.5"), not a binary floating-point number'),
+    ]
+
+
+def test_toml_dates_and_times_are_read_as_they_are() -> None:
+    """TOML gives dates and datetimes of its own; they read like their JSON strings."""
+    native = DECODER.request({
+        "customer": {"id": "c1", "member_since": date(2012, 2, 29)},
+        "event": {"id": "e1", "time": datetime(2026, 3, 1, 9, 30, tzinfo=UTC),
+                  "visit": {"spend": "10.00"}}})
+    text = DECODER.request({
+        "customer": {"id": "c1", "memberSince": "2012-02-29"},
+        "event": {"id": "e1", "time": "2026-03-01T09:30:00Z", "visit": {"spend": "10.00"}}})
+    assert native == text
+
+
+@pytest.mark.parametrize(("key", "hint"), [("distance", "distance_miles"),
+                                           ("distanceMile", "distanceMiles")],
+                         ids=["snake_case", "camelCase"])
+def test_a_misspelt_field_is_suggested_in_the_callers_spelling(key: str, hint: str) -> None:
+    assert problems({"id": "e1", "time": "2026-03-01T09:30:00Z",
+                     "flight": {"origin": "JFK", "destination": "LHR", "fare": "1", key: 5}}) == [
+        (f"event.flight.{key}", f"is not a field of Flight; did you mean `{hint}`?"),
+    ]
