@@ -24,6 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from dsl import bounded_toml
 from dsl.errors import Diagnostic, FieldError, InputError, Span, did_you_mean
 from dsl.schema import airports
 from dsl.schema.timezones import time_zones
@@ -134,7 +135,11 @@ class Schema:
         for name, text in docs:
             digest.update(text.encode())
             try:
-                data = tomllib.loads(text)
+                data = bounded_toml.loads(text)
+            except bounded_toml.TomlBoundError as exc:
+                raise SchemaError(f"{name}:{exc.line}:{exc.column}: {exc.message}: a schema is "
+                                  "a short file of field declarations; flatten what crosses the "
+                                  "bound") from None
             except tomllib.TOMLDecodeError as exc:
                 raise SchemaError(f"{name}: {exc}") from None
             _Merger(schema, name, text).merge(data)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 import dsl
-from dsl.schema.schema import SchemaError
+from dsl.schema.schema import Schema, SchemaError
 
 SCHEMA = dsl.Schema.for_directory("policies")
 FLIGHT = {"id": "e1", "kind": "flight", "time": "2026-03-01T10:00:00Z", "origin": "JFK",
@@ -97,3 +97,13 @@ def test_a_field_cannot_change_type(tmp_path: Path) -> None:
     (tmp_path / "schema.toml").write_text('[customer]\nmember_since = "string"\n')
     with pytest.raises(SchemaError, match=r"customer\.member_since: is already declared as date"):
         dsl.Schema.for_directory(tmp_path)
+
+
+def test_a_schema_past_the_toml_bounds_is_refused_with_its_place() -> None:
+    """The 25 KB dotted-key schema that took 872 MiB is refused before tomllib, with a position."""
+    bomb = "[customer]\n" + "x" + ".x" * 8_000 + ' = "int"\n'
+    with pytest.raises(SchemaError) as refused:
+        Schema.from_texts([("bomb/schema.toml", bomb)])
+    assert str(refused.value) == (
+        "bomb/schema.toml:2:64: a dotted key has more than 32 parts: a schema is a short file of "
+        "field declarations; flatten what crosses the bound")
