@@ -8,7 +8,9 @@ import pytest
 
 import dsl
 from dsl.analysis.bounds import BoundsPass
-from dsl.analysis.checker import Checker, _SizePass, check_policy
+from dsl.analysis.checker import check_policy
+from dsl.analysis.cost import _SizePass
+from dsl.analysis.typecheck import Checker
 from dsl.backend.codegen import CodeGenerator
 from dsl.backend.interpreter import Interpreter
 from dsl.front import nodes as n
