@@ -29,7 +29,8 @@ from dsl.errors import PolicyError
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.input.request import MappingDecoder
-from dsl.policyset import build, read_sources
+from dsl.policyset import build
+from dsl.programme import read_sources
 from dsl.tools import formatter
 from dsl.tools.formatter import FormatError, comments, format_source, structure
 from dsl.tools.testing import load_case_file
