@@ -80,9 +80,9 @@ class Decision:
         """A JSON-friendly form (decimals and dates as strings), used by the CLI and tests."""
         out: dict[str, Any] = {
             "revision": self.revision,
-            "awards": {k: _plain(v) for k, v in sorted(self.awards.items())},
+            "awards": {k: plain(v) for k, v in sorted(self.awards.items())},
             "benefits": [
-                {"name": b.name, "params": {k: _plain(v) for k, v in sorted(b.params.items())},
+                {"name": b.name, "params": {k: plain(v) for k, v in sorted(b.params.items())},
                  "policy": b.policy, "rule": b.rule}
                 for b in self.benefits
             ],
@@ -94,14 +94,17 @@ class Decision:
         if self.reasons is not None:
             out["reasons"] = [
                 {"policy": r.policy, "rule": r.rule, "kind": r.kind, "detail": r.detail,
-                 "awards": {k: _plain(v) for k, v in sorted(r.awards.items())}, "line": r.line}
+                 "awards": {k: plain(v) for k, v in sorted(r.awards.items())}, "line": r.line}
                 for r in self.reasons
             ]
         return out
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+def plain(value: Any) -> Any:
+    """The JSON form of a value a decision or a report holds: exact decimals as strings,
+    durations in the policy language's words, dates and times in ISO form, tuples as lists.
+    The one plain form: ``to_dict`` here, ``loyalty diff`` and ``loyalty replay`` use it."""
+    if value is None or isinstance(value, bool | int | str | float):
         return value
     if isinstance(value, Decimal):
         return str(value)
@@ -109,9 +112,38 @@ def _plain(value: Any) -> Any:
         return format_duration(value)
     if isinstance(value, date | datetime):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     return str(value)
+
+
+def decision_changed(before: Decision | None, after: Decision | None,
+                     before_error: str | None = None, after_error: str | None = None) -> bool:
+    """Whether a customer would see a different outcome: the one definition of "the decision
+    changed", used by ``loyalty diff``, ``loyalty replay`` and the service's shadow.
+
+    A customer sees awards, benefits (name and parameters), tier and tags, or the error that
+    stopped the evaluation (a None decision: it failed). Not the revision, nor which policies
+    or rules produced them: a renamed rule with the same effect is no change.
+    """
+    if before_error != after_error:
+        return True
+    a = before if before is not None else _NOTHING
+    b = after if after is not None else _NOTHING
+    # Cheapest comparisons first: replay asks this of every event of a history.
+    return (a.awards != b.awards or a.tier != b.tier
+            or (a.tags != b.tags and sorted(a.tags) != sorted(b.tags))
+            or (bool(a.benefits or b.benefits) and _benefits(a) != _benefits(b)))
+
+
+#: What a failed evaluation shows a customer: nothing.
+_NOTHING = Decision("")
+
+
+def _benefits(d: Decision) -> list[tuple[str, dict[str, Value]]]:
+    return [(b.name, b.params) for b in d.benefits]
 
 
 def format_duration(value: timedelta) -> str:
