@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -144,6 +146,22 @@ _NOTHING = Decision("")
 
 def _benefits(d: Decision) -> list[tuple[str, dict[str, Value]]]:
     return [(b.name, b.params) for b in d.benefits]
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """Benefit parameters as the policy language writes them: ``grace = 15 minutes``."""
+    return ", ".join(f"{k} = {format_value(v)}" for k, v in sorted(params.items()))
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as the policy language writes it: ``15 minutes``, ``true``, ``"x"``."""
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return str(value)
 
 
 def format_duration(value: timedelta) -> str:

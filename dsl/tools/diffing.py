@@ -17,13 +17,12 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from dsl.analysis.bounds import AwardBound, format_amount
-from dsl.decision import Decision, decision_changed, format_duration, plain
+from dsl.decision import Decision, decision_changed, format_params, plain
 from dsl.errors import EvaluationError, InputError
 from dsl.front import nodes as n
 from dsl.input.request import MappingDecoder
@@ -405,7 +404,7 @@ class Outcome:
         """The outcome a decision carries."""
         return cls(
             dict(decision.awards),
-            tuple((b.name, _params(b.params)) for b in decision.benefits),
+            tuple((b.name, format_params(b.params)) for b in decision.benefits),
             decision.tier, tuple(decision.tags), tuple(decision.fired), decision=decision,
         )
 
@@ -432,20 +431,6 @@ class Outcome:
         if self.error is not None:
             out["error"] = self.error
         return out
-
-
-def _params(params: Mapping[str, Any]) -> str:
-    """Benefit parameters as the policy language writes them: ``grace = 15 minutes``."""
-    def show(value: Any) -> str:
-        if isinstance(value, timedelta):
-            return format_duration(value)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, str):
-            return json.dumps(value)
-        return str(value)
-
-    return ", ".join(f"{k} = {show(v)}" for k, v in sorted(params.items()))
 
 
 @dataclass(frozen=True)
