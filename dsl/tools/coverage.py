@@ -1,5 +1,8 @@
 """Policy-test coverage: which rules, rows, group members and branches the tests reach.
 
+(About 700 lines, one job: recording, the items with their reasons, and the report are one
+analysis that shares the interpreter's trace; split, each part would import the others.)
+
 ``loyalty test --coverage`` runs every case a second time through the reference
 interpreter with a recorder (:class:`_Recorder`, the interpreter's
 :meth:`~dsl.backend.interpreter.Interpreter.trace` hook) and then lists, for every policy

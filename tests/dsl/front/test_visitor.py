@@ -17,7 +17,7 @@ from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.front.visitor import ExprVisitor, UnknownNode, expression_kinds
 from dsl.library import runtime as rt
-from dsl.tools.formatter import ExprText
+from dsl.tools.exprlayout import ExprText
 
 SCHEMA = dsl.Schema.for_directory("policies")
 SOURCE = "policy p\n  on flight\n  rule r: award 1 miles\n"
