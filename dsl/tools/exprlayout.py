@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from dsl.decision import format_duration
 from dsl.front import nodes as n
 from dsl.front.visitor import ExprVisitor
 
@@ -374,8 +375,6 @@ def literal_text(e: n.Literal) -> str:
 def _duration(text: str, value: timedelta) -> str:
     match = re.fullmatch(r"\s*(\d[\d_]*)\s*(second|minute|hour|day|week)s?\s*", text)
     if match is None:  # a duration built by code rather than parsed
-        from dsl.decision import format_duration
-
         return format_duration(value)
     count, unit = match.groups()
     return f"{count} {unit}" if int(count.replace("_", "")) == 1 else f"{count} {unit}s"

@@ -75,7 +75,7 @@ from decimal import Decimal
 from functools import cached_property
 from typing import Any
 
-from dsl.errors import Span
+from dsl.errors import PolicyError, Span
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.tools.exprlayout import (
@@ -475,8 +475,6 @@ class _Printer:
 
 def _verify(text: str, policies: list[n.Policy], layout: _SourceLayout,
             file: str) -> None:
-    from dsl.errors import PolicyError
-
     try:
         again = parse(text, file)
     except PolicyError as exc:
