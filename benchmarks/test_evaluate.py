@@ -243,7 +243,7 @@ def test_context_swap_cost(airline_set: Any, pairs: list[data.Pair], mode: Mode,
 # -- the worst case the checker admits -------------------------------------------------------------
 
 #: The costliest policies of tests/dsl/analysis/test_cost_bound.py: each spends nearly all of the
-#: checker's step bound (dsl.analysis.checker.MAX_STEPS) over a 10,000-item purchase.
+#: checker's step bound (dsl.analysis.cost.MAX_STEPS) over a 10,000-item purchase.
 WORST_CASES = {
     "fifty_passes": [f"let v{k} = sum(i.amount for i in event.items)" for k in range(50)]
     + ["rule r: award round(v0 + v49) miles"],

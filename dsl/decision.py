@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -80,9 +82,9 @@ class Decision:
         """A JSON-friendly form (decimals and dates as strings), used by the CLI and tests."""
         out: dict[str, Any] = {
             "revision": self.revision,
-            "awards": {k: _plain(v) for k, v in sorted(self.awards.items())},
+            "awards": {k: plain(v) for k, v in sorted(self.awards.items())},
             "benefits": [
-                {"name": b.name, "params": {k: _plain(v) for k, v in sorted(b.params.items())},
+                {"name": b.name, "params": {k: plain(v) for k, v in sorted(b.params.items())},
                  "policy": b.policy, "rule": b.rule}
                 for b in self.benefits
             ],
@@ -94,14 +96,17 @@ class Decision:
         if self.reasons is not None:
             out["reasons"] = [
                 {"policy": r.policy, "rule": r.rule, "kind": r.kind, "detail": r.detail,
-                 "awards": {k: _plain(v) for k, v in sorted(r.awards.items())}, "line": r.line}
+                 "awards": {k: plain(v) for k, v in sorted(r.awards.items())}, "line": r.line}
                 for r in self.reasons
             ]
         return out
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, bool) or value is None or isinstance(value, int | str):
+def plain(value: Any) -> Any:
+    """The JSON form of a value a decision or a report holds: exact decimals as strings,
+    durations in the policy language's words, dates and times in ISO form, tuples as lists.
+    The one plain form: ``to_dict`` here, ``loyalty diff`` and ``loyalty replay`` use it."""
+    if value is None or isinstance(value, bool | int | str | float):
         return value
     if isinstance(value, Decimal):
         return str(value)
@@ -109,8 +114,53 @@ def _plain(value: Any) -> Any:
         return format_duration(value)
     if isinstance(value, date | datetime):
         return value.isoformat()
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
+    return str(value)
+
+
+def decision_changed(before: Decision | None, after: Decision | None,
+                     before_error: str | None = None, after_error: str | None = None) -> bool:
+    """Whether a customer would see a different outcome: the one definition of "the decision
+    changed", used by ``loyalty diff``, ``loyalty replay`` and the service's shadow.
+
+    A customer sees awards, benefits (name and parameters), tier and tags, or the error that
+    stopped the evaluation (a None decision: it failed). Not the revision, nor which policies
+    or rules produced them: a renamed rule with the same effect is no change.
+    """
+    if before_error != after_error:
+        return True
+    a = before if before is not None else _NOTHING
+    b = after if after is not None else _NOTHING
+    # Cheapest comparisons first: replay asks this of every event of a history.
+    return (a.awards != b.awards or a.tier != b.tier
+            or (a.tags != b.tags and sorted(a.tags) != sorted(b.tags))
+            or (bool(a.benefits or b.benefits) and _benefits(a) != _benefits(b)))
+
+
+#: What a failed evaluation shows a customer: nothing.
+_NOTHING = Decision("")
+
+
+def _benefits(d: Decision) -> list[tuple[str, dict[str, Value]]]:
+    return [(b.name, b.params) for b in d.benefits]
+
+
+def format_params(params: Mapping[str, Any]) -> str:
+    """Benefit parameters as the policy language writes them: ``grace = 15 minutes``."""
+    return ", ".join(f"{k} = {format_value(v)}" for k, v in sorted(params.items()))
+
+
+def format_value(value: Any) -> str:
+    """A parameter value as the policy language writes it: ``15 minutes``, ``true``, ``"x"``."""
+    if isinstance(value, timedelta):
+        return format_duration(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
     return str(value)
 
 

@@ -32,6 +32,7 @@ from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.input.request import MappingDecoder
 from dsl.library.runtime import EvaluationContext, finish, in_evaluation_context, thread_context
+from dsl.programme import digest_names, read_sources
 from dsl.schema.schema import Schema
 
 #: The most policies one set may hold.
@@ -465,36 +466,6 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
                      warnings=sort_diagnostics(d for d in diagnostics if d.severity != "error"))
 
 
-def policy_files(directory: Path | str) -> list[Path]:
-    """Every ``.policy`` file below ``directory``, in a stable order."""
-    root = Path(directory)
-    # Hidden directories are not policies: a Kubernetes ConfigMap volume keeps
-    # timestamped copies of every file in `..2026_...` folders beside the links.
-    return sorted(p for p in root.rglob("*.policy") if p.is_file()
-                  and not any(part.startswith(".") for part in p.relative_to(root).parts[:-1]))
-
-
-def read_sources(directory: Path | str) -> list[tuple[str, str]]:
-    """(display path, text) for every policy file below ``directory``."""
-    root = Path(directory)
-    out: list[tuple[str, str]] = []
-    for path in policy_files(root):
-        try:
-            shown = str(path.relative_to(Path.cwd()))
-        except ValueError:
-            shown = str(path)
-        raw = path.read_bytes()
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            out.append((shown, ""))
-            raise PolicyError([Diagnostic(shown, Span(1, 1, 1, 2), "bad_encoding",
-                                          f"the file is not UTF-8 text (byte {exc.start})",
-                                          "save the file as UTF-8")]) from None
-        out.append((shown, text))
-    return out
-
-
 def load_directory(directory: Path | str, *, schema: Schema | None = None) -> PolicySet:
     """Load, check and compile every policy below ``directory`` into one set.
 
@@ -502,9 +473,7 @@ def load_directory(directory: Path | str, *, schema: Schema | None = None) -> Po
     given. Raises :class:`PolicyError` (every diagnostic) or ``SchemaError``.
     """
     schema = schema or Schema.for_directory(directory)
-    root = Path(directory)
-    names = [p.relative_to(root).as_posix() for p in policy_files(root)]
-    return build(read_sources(directory), schema, digest_names=names)
+    return build(read_sources(directory), schema, digest_names=digest_names(directory))
 
 
 def load_source(text: str, *, file: str = "<policy>", schema: Schema | None = None) -> PolicySet:

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from dsl.decision import decision_changed
 from dsl.errors import EvaluationError
 from dsl.library.runtime import use_evaluation_context
 from service.errors import InvalidArgument
@@ -55,18 +56,6 @@ DRAIN_INTERVAL_S = 0.01
 
 #: One sampled decision: the live inputs as converted, the request messages, the live decision.
 Sample = tuple[dict[str, Any], dict[str, Any], Any, Any, Any]
-
-
-def outcome(decision: Any) -> tuple[Any, ...]:
-    """What a caller of the service sees of a decision and a shadow comparison compares:
-    awards, benefits (name and parameters), tier and tags; not the revision, nor which
-    policies or rules produced them (a renamed rule with the same effect is no change)."""
-    return (
-        decision.awards,
-        [(b.name, b.params) for b in decision.benefits],
-        decision.tier,
-        sorted(decision.tags),
-    )
 
 
 def _outcome_fields(decision: Any) -> dict[str, Any]:
@@ -216,7 +205,7 @@ class Shadow:
                     metrics.fail("policy_failed")
                 continue
             self.compared += 1
-            changed = outcome(candidate) != outcome(decision)
+            changed = decision_changed(decision, candidate)
             if changed:
                 self.changed += 1
             if metrics is not None:

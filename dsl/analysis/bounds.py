@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from typing import Any
 
-from dsl.analysis.checker import CheckResult
+from dsl.analysis.result import CheckResult
 from dsl.front import nodes as n
 from dsl.front.visitor import ExprVisitor
 from dsl.library.builtins import BUILTINS

@@ -27,7 +27,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from dsl.analysis.checker import CheckResult
+from dsl.analysis.result import CheckResult
 from dsl.backend.interpreter import awarded_currencies
 from dsl.front import nodes as n
 from dsl.front.visitor import ExprVisitor

@@ -44,7 +44,7 @@ OUT_OF_BOUNDS = "arithmetic error: a value exceeded the language's bounds"
 
 # -- the decimal context ---------------------------------------------------------------------
 
-#: The most digits a number a policy computes may have. The checker (``check_sizes``) proves
+#: The most digits a number a policy computes may have. The checker (``dsl.analysis.cost.check_sizes``) proves
 #: that every value an accepted policy computes is below 10**MAX_NUMBER_DIGITS, and that every
 #: value computed without division has at most this many significant digits; 100 leaves room
 #: for five 18-digit inputs multiplied (90 digits) or two 36-digit decimal inputs (72).

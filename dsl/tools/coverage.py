@@ -1,5 +1,8 @@
 """Policy-test coverage: which rules, rows, group members and branches the tests reach.
 
+(About 700 lines, one job: recording, the items with their reasons, and the report are one
+analysis that shares the interpreter's trace; split, each part would import the others.)
+
 ``loyalty test --coverage`` runs every case a second time through the reference
 interpreter with a recorder (:class:`_Recorder`, the interpreter's
 :meth:`~dsl.backend.interpreter.Interpreter.trace` hook) and then lists, for every policy
@@ -44,17 +47,18 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from dsl.backend.interpreter import Interpreter
 from dsl.decision import Decision
 from dsl.errors import Diagnostic, InputError, Span, did_you_mean
 from dsl.front import nodes as n
 from dsl.library.runtime import in_evaluation_context
-
-if TYPE_CHECKING:
-    from dsl.policyset import CompiledPolicy, PolicySet
-    from dsl.tools.testing import Case, Report
+from dsl.policyset import CompiledPolicy, PolicySet
+from dsl.tools.testing.cases import Case, Report
+from dsl.tools.testing.loader import Locator
+from dsl.tools.testing.runner import run_directory
+from dsl.tools.testing.show import show_value
 
 #: The top-level table of a test file that holds coverage settings, and its keys.
 COVERAGE_KEY = "coverage"
@@ -92,7 +96,7 @@ class _PolicyRecord:
 class Collector:
     """Collects, case by case, what the interpreter reached in each policy under test.
 
-    :func:`run_with_coverage` hands :meth:`observe` to :func:`dsl.tools.testing.run_directory`,
+    :func:`run_with_coverage` hands :meth:`observe` to :func:`dsl.tools.testing.runner.run_directory`,
     then :func:`build_report` turns the records into items.
     """
 
@@ -375,7 +379,7 @@ class _Analysis:
     def table(self, t: n.Table) -> None:
         owner = f"table {t.name}"
         self.expression(owner, t.key)
-        keys = sorted({_show(v) for v in self.counts.get(id(t), Counter())})
+        keys = sorted({show_value(v) for v in self.counts.get(id(t), Counter())})
         seen = ", ".join(keys[:8]) + (", ..." if len(keys) > 8 else "")
         key_text = self.text(t.key)
         for row in t.rows:
@@ -383,7 +387,7 @@ class _Analysis:
             if not row.keys:
                 label, why = "else", f"every case's {key_text} matched a row (seen: {seen})"
             else:
-                texts = [k.text or _show(k.value) for k in row.keys]
+                texts = [k.text or show_value(k.value) for k in row.keys]
                 label = "row " + ", ".join(texts)
                 why = f"no case's {key_text} was {' or '.join(texts)} (seen: {seen})"
             if not self.reached(t):
@@ -546,11 +550,6 @@ def _effect_exprs(e: n.Effect) -> list[n.Expr]:
     return []
 
 
-def _show(value: Any) -> str:
-    from dsl.tools.testing import show_value
-    return show_value(value)
-
-
 def _policy_unreached(compiled: CompiledPolicy, events: list[tuple[str, Any, tuple[str, ...]]]
                       ) -> str:
     """Why no case evaluated a policy."""
@@ -574,8 +573,6 @@ def _policy_unreached(compiled: CompiledPolicy, events: list[tuple[str, Any, tup
 
 def read_explanations(text: str, file: str) -> tuple[dict[str, tuple[str, Span]], list[Diagnostic]]:
     """The ``[coverage.explained]`` entries of one test file (key -> why, where)."""
-    from dsl.tools.testing import _Locator
-
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError:
@@ -583,7 +580,7 @@ def read_explanations(text: str, file: str) -> tuple[dict[str, tuple[str, Span]]
     section = data.get(COVERAGE_KEY)
     if section is None:
         return {}, []
-    locator = _Locator(text)
+    locator = Locator(text)
     out: dict[str, tuple[str, Span]] = {}
     problems: list[Diagnostic] = []
 
@@ -696,9 +693,7 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
 
 def run_with_coverage(directory: Path | str, *, keyword: str | None = None
                       ) -> tuple[Report, CoverageReport | None]:
-    """:func:`dsl.tools.testing.run_directory`, recording coverage; None when no policy set loaded."""
-    from dsl.tools.testing import run_directory
-
+    """:func:`dsl.tools.testing.runner.run_directory`, recording coverage; None when no policy set loaded."""
     collectors: list[Collector] = []
 
     def observe(policy_set: PolicySet) -> Callable[[Case], None]:

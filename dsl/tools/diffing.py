@@ -17,13 +17,12 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from dsl.analysis.bounds import AwardBound, format_amount
-from dsl.decision import Decision, format_duration
+from dsl.decision import Decision, decision_changed, format_params, plain
 from dsl.errors import EvaluationError, InputError
 from dsl.front import nodes as n
 from dsl.input.request import MappingDecoder
@@ -397,14 +396,16 @@ class Outcome:
     tags: tuple[str, ...]
     fired: tuple[tuple[str, str], ...]
     error: str | None = None
+    #: The decision itself (None when the evaluation failed), for :meth:`same_for_customer`.
+    decision: Decision | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, decision: Decision) -> Outcome:
         """The outcome a decision carries."""
         return cls(
             dict(decision.awards),
-            tuple((b.name, _params(b.params)) for b in decision.benefits),
-            decision.tier, tuple(decision.tags), tuple(decision.fired),
+            tuple((b.name, format_params(b.params)) for b in decision.benefits),
+            decision.tier, tuple(decision.tags), tuple(decision.fired), decision=decision,
         )
 
     @classmethod
@@ -414,15 +415,14 @@ class Outcome:
                                          f"{exc.message}")
 
     def same_for_customer(self, other: Outcome) -> bool:
-        """Equal awards, benefits, tier, tags and error (which rules fired does not matter)."""
-        return (self.awards == other.awards and self.benefits == other.benefits
-                and self.tier == other.tier and self.tags == other.tags
-                and self.error == other.error)
+        """Equal awards, benefits, tier, tags and error (which rules fired does not matter):
+        :func:`dsl.decision.decision_changed`, the one definition."""
+        return not decision_changed(self.decision, other.decision, self.error, other.error)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form."""
         out: dict[str, Any] = {
-            "awards": {k: _plain(v) for k, v in sorted(self.awards.items())},
+            "awards": {k: plain(v) for k, v in sorted(self.awards.items())},
             "benefits": [{"name": name, "params": params} for name, params in self.benefits],
             "tier": self.tier,
             "tags": list(self.tags),
@@ -431,27 +431,6 @@ class Outcome:
         if self.error is not None:
             out["error"] = self.error
         return out
-
-
-def _params(params: Mapping[str, Any]) -> str:
-    """Benefit parameters as the policy language writes them: ``grace = 15 minutes``."""
-    def show(value: Any) -> str:
-        if isinstance(value, timedelta):
-            return format_duration(value)
-        if isinstance(value, bool):
-            return "true" if value else "false"
-        if isinstance(value, str):
-            return json.dumps(value)
-        return str(value)
-
-    return ", ".join(f"{k} = {show(v)}" for k, v in sorted(params.items()))
-
-
-def _plain(value: Any) -> Any:
-    """A JSON value for an amount: exact decimals as strings, whole numbers as numbers."""
-    if isinstance(value, Decimal | date | timedelta):
-        return str(value)
-    return value
 
 
 @dataclass(frozen=True)
@@ -514,9 +493,9 @@ class Impact:
             "cases": self.cases,
             "changed": len(self.changed),
             "awards": {
-                c: {"before": _plain(self.awards_before.get(c, 0)),
-                    "after": _plain(self.awards_after.get(c, 0)),
-                    "delta": _plain(self.awards_after.get(c, 0) - self.awards_before.get(c, 0))}
+                c: {"before": plain(self.awards_before.get(c, 0)),
+                    "after": plain(self.awards_after.get(c, 0)),
+                    "delta": plain(self.awards_after.get(c, 0) - self.awards_before.get(c, 0))}
                 for c in self.currencies()
             },
             "benefits": {k: {"before": b, "after": a} for k, b, a in

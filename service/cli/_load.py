@@ -5,35 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dsl import PolicyError, PolicySet, Schema, SchemaError
-from dsl.errors import Diagnostic, Span
-from dsl.policyset import build, policy_files, read_sources
-from dsl.tools.testing import programme_root
-
-
-def digest_names(path: Path) -> list[str] | None:
-    """The names the revision digest uses: relative to a directory, as ``load_directory`` does."""
-    if path.is_file():
-        return None
-    return [p.relative_to(path).as_posix() for p in policy_files(path)]
-
-
-def sources_for(path: Path) -> tuple[Schema, list[tuple[str, str]]]:
-    """The schema of ``path``'s programme and the policy sources at ``path`` (file or directory).
-
-    Raises PolicyError (unreadable files) or SchemaError.
-    """
-    root = programme_root(path)
-    schema = Schema.for_directory(root)
-    if path.is_file():
-        try:
-            text = path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise PolicyError([Diagnostic(str(path), Span(1, 1, 1, 2), "bad_encoding",
-                                          f"the file is not UTF-8 text (byte {exc.start})",
-                                          "save the file as UTF-8")]) from None
-        return schema, [(str(path), text)]
-    return schema, read_sources(path)
+from dsl import PolicyError, PolicySet, SchemaError
+from dsl.policyset import build
+from dsl.programme import digest_names, sources_for
 
 
 def load(path: Path, verb: str) -> PolicySet | int:

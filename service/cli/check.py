@@ -15,8 +15,7 @@ from dsl import PolicyError, SchemaError
 from dsl.analysis.bounds import AwardBound, event_bounds
 from dsl.errors import Diagnostic
 from dsl.policyset import build
-
-from ._load import digest_names, sources_for
+from dsl.programme import digest_names, sources_for
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from dsl import PolicyError, PolicySet, SchemaError
 from dsl.policyset import build
+from dsl.programme import digest_names, sources_for
 from dsl.tools.diffing import (
     CaseError,
     Impact,
@@ -38,8 +39,6 @@ from dsl.tools.diffing import (
     describe_window,
     read_cases,
 )
-
-from ._load import digest_names, sources_for
 
 SAME, DIFFERENT, TROUBLE = 0, 1, 2
 

@@ -26,7 +26,7 @@ from typing import Any
 from google.protobuf import json_format
 
 from dsl import EvaluationError, InputError, PolicySet
-from dsl.decision import Decision, format_duration
+from dsl.decision import Decision, format_params
 from dsl.errors import FieldError, did_you_mean
 from service.wire import decision_message
 
@@ -197,7 +197,7 @@ def render(d: Decision) -> str:
     awards = ", ".join(f"{amount} {currency}" for currency, amount in sorted(d.awards.items()))
     lines.append("awards: " + (awards or "none"))
     for b in d.benefits:
-        params = ", ".join(f"{k} = {show(v)}" for k, v in sorted(b.params.items()))
+        params = format_params(b.params)
         lines.append(f"benefit: {b.name}" + (f" with {params}" if params else "")
                      + f" ({b.policy}.{b.rule})")
     lines.append(f"tier: {d.tier or 'none'}")
@@ -206,16 +206,3 @@ def render(d: Decision) -> str:
         lines.append("reasons:")
         lines.extend(f"  {r.render()}" for r in d.reasons)
     return "\n".join(lines)
-
-
-def show(value: Any) -> str:
-    """A parameter value as the policy language writes it."""
-    from datetime import timedelta
-
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return json.dumps(value)
-    return str(value)

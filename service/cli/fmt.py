@@ -18,10 +18,10 @@ import difflib
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 from dsl.errors import PolicyError
+from dsl.programme import policy_files
 from dsl.tools.formatter import FormatError, format_source
 
 STDIN = "-"
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
             continue
         path = Path(raw)
         if path.is_dir():
-            found = sorted(str(p) for p in _policy_files(path))
+            found = sorted(str(p) for p in policy_files(path))
             if not found:
                 print(f"loyalty fmt: no .policy files under {raw}", file=sys.stderr)
             files.extend(found)
@@ -65,12 +65,6 @@ def run(args: argparse.Namespace) -> int:
     for name in files:
         status = max(status, _format_one(name, check=args.check, diff=args.diff))
     return status
-
-
-def _policy_files(root: Path) -> Iterator[Path]:
-    for path in root.rglob("*.policy"):
-        if path.is_file():
-            yield path
 
 
 def _format_one(name: str, *, check: bool, diff: bool) -> int:

@@ -31,10 +31,11 @@ from typing import Any
 
 from dsl import PolicySet
 from dsl.policyset import build
+from dsl.programme import digest_names, sources_for
 from dsl.tools.history import CHUNK_ROWS, Chunk, HistoryError, chunks, detect_format, history_size
 from dsl.tools.replay import Replay, replay_chunk
 
-from ._load import digest_names, load, sources_for
+from ._load import load
 
 SAME, DIFFERENT, TROUBLE = 0, 1, 2
 

@@ -2,7 +2,7 @@
 
 The examples in ``policies/`` are tested by their ``*.test.toml`` files through the real
 ``loyalty test`` command; the rest of this file pins how the runner reads test files and
-reports failures and mistakes (``dsl/tools/testing.py``, ``service/cli/test.py``).
+reports failures and mistakes (``dsl/tools/testing/``, ``service/cli/test.py``).
 """
 
 from __future__ import annotations

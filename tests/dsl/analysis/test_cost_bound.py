@@ -1,6 +1,6 @@
 """Adversarial policies against the checker's cost bound: each is refused, or stays within it.
 
-The checker promises, for every accepted policy, a :class:`~dsl.analysis.checker.CostBound`: the most
+The checker promises, for every accepted policy, a :class:`~dsl.analysis.cost.CostBound`: the most
 digits of any number it computes, the longest text, the aggregate steps and the characters
 of text one evaluation takes. These tests write policies meant to break that promise
 (literal chains, division chains, tiny-scale literals, nested aggregates, text built in
@@ -28,7 +28,7 @@ from hypothesis import strategies as st
 from strategies import KINDS, SCHEMA, UNAVOIDABLE, decisions, policy_sources, raw_customers, raw_events
 
 import dsl
-from dsl.analysis.checker import MAX_BUILT_TEXT, MAX_STEPS, MAX_TEXT, CostBound
+from dsl.analysis.cost import MAX_BUILT_TEXT, MAX_STEPS, MAX_TEXT, CostBound
 from dsl.backend.interpreter import Interpreter, interpret
 from dsl.front import nodes as n
 from dsl.library import runtime as rt

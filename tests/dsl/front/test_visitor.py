@@ -8,14 +8,16 @@ import pytest
 
 import dsl
 from dsl.analysis.bounds import BoundsPass
-from dsl.analysis.checker import Checker, _SizePass, check_policy
+from dsl.analysis.checker import check_policy
+from dsl.analysis.cost import _SizePass
+from dsl.analysis.typecheck import Checker
 from dsl.backend.codegen import CodeGenerator
 from dsl.backend.interpreter import Interpreter
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.front.visitor import ExprVisitor, UnknownNode, expression_kinds
 from dsl.library import runtime as rt
-from dsl.tools.formatter import ExprText
+from dsl.tools.exprlayout import ExprText
 
 SCHEMA = dsl.Schema.for_directory("policies")
 SOURCE = "policy p\n  on flight\n  rule r: award 1 miles\n"

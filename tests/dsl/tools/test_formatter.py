@@ -29,8 +29,9 @@ from dsl.errors import PolicyError
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.input.request import MappingDecoder
-from dsl.policyset import build, read_sources
-from dsl.tools import formatter
+from dsl.policyset import build
+from dsl.programme import read_sources
+from dsl.tools import exprlayout, formatter
 from dsl.tools.formatter import FormatError, comments, format_source, structure
 from dsl.tools.testing import load_case_file
 
@@ -680,7 +681,7 @@ def test_syntax_error_is_reported_not_formatted() -> None:
 def test_a_layout_that_would_change_the_meaning_is_refused(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """If the printer ever dropped needed parentheses, format_source refuses instead of lying."""
-    monkeypatch.setattr(formatter, "_needs_parens", lambda *args: False)
+    monkeypatch.setattr(exprlayout, "_needs_parens", lambda *args: False)
     with pytest.raises(FormatError) as info:
         format_source("policy p\n  let a = (1 + 2) * 3\n", "p.policy")
     assert str(info.value) == "p.policy: formatting would change the meaning of the policies"

@@ -287,7 +287,7 @@ def test_spilled_customers_give_the_same_figures(monkeypatch: pytest.MonkeyPatch
     exactly the percentiles, counts and top gainers and losers of sums kept in memory."""
     from decimal import Decimal
 
-    from dsl.tools import replay
+    from dsl.tools import replay, replay_figures
 
     def chunk(n: int) -> replay.Replay:
         part = replay.Replay(currencies=("miles", "points"), events=100, changed=100,
@@ -300,9 +300,9 @@ def test_spilled_customers_give_the_same_figures(monkeypatch: pytest.MonkeyPatch
     kept = replay.Replay()
     for n in range(60):
         kept.merge(chunk(n))
-    monkeypatch.setattr(replay, "SPILL_AT", 50)
-    monkeypatch.setattr(replay, "PARTITIONS", 4)
-    monkeypatch.setattr(replay, "PARTITION_BYTES", 2_000)  # forces a second split
+    monkeypatch.setattr(replay_figures, "SPILL_AT", 50)
+    monkeypatch.setattr(replay_figures, "PARTITIONS", 4)
+    monkeypatch.setattr(replay_figures, "PARTITION_BYTES", 2_000)  # forces a second split
     spilled = replay.Replay()
     for n in range(60):
         spilled.merge(chunk(n))

@@ -1,68 +1,25 @@
-"""Policy tests: TOML files of cases kept beside the policies, and the functions that run them.
+"""Reading policy test files: TOML text to :class:`~dsl.tools.testing.cases.Case` values.
 
-A policy author tests a policy without writing Python. Beside ``earn_miles.policy``
-sits ``earn_miles.test.toml``::
-
-    [[case]]
-    name = "a short own flight earns the 500-mile minimum"
-    customer = { member_since = 2020-05-01 }
-
-    [case.event]
-    time = 2026-03-01T09:30:00Z
-
-    [case.event.flight]
-    origin = "BOS"
-    destination = "LGA"
-    fare = "89.00"
-
-    [case.expect]
-    awards = { miles = 500 }
-
-A case's ``customer`` and ``event`` are the ``Customer`` and ``Event`` messages of the
-gRPC API in their mapping form, exactly what grpcurl sends (read by
-:class:`~dsl.input.request.MappingDecoder`; TOML's own dates and times are welcome), so a
-request copied from a log or from grpcurl becomes a case as it is.
-
-Everything here is a pure function of its arguments: :func:`load_case_file` reads
-and checks one file against a schema, :func:`run_case` evaluates one case against a
-:class:`PolicySet`, :func:`run_directory` does both for a whole directory and
-returns a :class:`Report`. Mistakes in a test file (an unknown field, a float where
-an exact decimal is expected, a tier the schema does not declare) become
-:class:`~dsl.errors.Diagnostic` values positioned in the test file and naming the
-case, exactly like policy diagnostics; nothing here prints or exits.
-
-The format is described in ``docs/language.md`` ("Policy tests").
+A case's ``customer`` and ``event`` are checked against the schema by the same
+:class:`~dsl.input.request.MappingDecoder` a request goes through; every mistake in a file
+becomes a :class:`~dsl.errors.Diagnostic` positioned in the test file (:class:`Locator`
+finds the line of a case's key) and naming the case.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from collections.abc import Iterable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from dsl.decision import Decision, format_duration
-from dsl.errors import (
-    Diagnostic,
-    EvaluationError,
-    InputError,
-    PolicyError,
-    Span,
-    did_you_mean,
-    sort_diagnostics,
-)
+from dsl.errors import Diagnostic, InputError, Span, did_you_mean, sort_diagnostics
 from dsl.input.request import ACCEPTS, MappingDecoder, json_name
-from dsl.schema.schema import Schema, SchemaError, convert_scalar, parse_decimal
-
-if TYPE_CHECKING:
-    from dsl.policyset import PolicySet
-
-#: How test files are named: ``<anything>.test.toml``, anywhere below the directory.
-TEST_FILE_SUFFIX = ".test.toml"
+from dsl.schema.schema import Schema, convert_scalar, parse_decimal
+from dsl.tools.testing.cases import TEST_FILE_SUFFIX, Case, Expectation, ExpectedBenefit
+from dsl.tools.testing.show import show_value
 
 #: The top-level keys of a test file: its cases, and coverage settings (see dsl.tools.coverage).
 TOP_LEVEL_KEYS = ("case", "coverage")
@@ -75,200 +32,12 @@ DEFAULT_CUSTOMER_ID = "test-customer"
 DEFAULT_EVENT_ID = "test-event"
 
 
-# -- what a test file holds ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class ExpectedBenefit:
-    """A benefit a case expects. ``params`` is None when only the name is checked."""
-
-    name: str
-    params: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Expectation:
-    """What a case expects to come out.
-
-    Every part is checked exactly: a part the file leaves out means "none" (no
-    awards, no benefits, no tier, no tags). ``error``, when set, instead expects
-    the input to be rejected or the evaluation to fail with a message containing it.
-    """
-
-    awards: dict[str, int | Decimal] = field(default_factory=dict)
-    benefits: tuple[ExpectedBenefit, ...] = ()
-    tier: str | None = None
-    tags: tuple[str, ...] = ()
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Case:
-    """One ``[[case]]`` of a test file, checked against the schema and ready to run.
-
-    ``customer`` and ``event`` are the ``Customer`` and ``Event`` messages as written
-    (the request form; ids filled in); :func:`run_case` decodes them, so that a case
-    may expect the decoding itself to fail.
-    """
-
-    file: str
-    line: int
-    name: str
-    policies: tuple[str, ...]
-    customer: dict[str, Any]
-    event: dict[str, Any]
-    expect: Expectation
-
-
-@dataclass(frozen=True, slots=True)
-class Mismatch:
-    """One part of a decision that differs from the expectation, both sides rendered."""
-
-    part: str
-    expected: str
-    actual: str
-
-
-@dataclass(frozen=True, slots=True)
-class CaseResult:
-    """The outcome of one case.
-
-    ``mismatches`` is empty when the case passed. ``reasons`` are the explain
-    lines of the evaluation (only collected for a failing case). ``error`` is the
-    message of an input or evaluation error the case did not expect.
-    """
-
-    case: Case
-    mismatches: tuple[Mismatch, ...] = ()
-    reasons: tuple[str, ...] = ()
-    error: str = ""
-
-    @property
-    def passed(self) -> bool:
-        return not self.mismatches and not self.error
-
-    def render(self) -> str:
-        """The human form: where the case is, and for a failure expected against actual."""
-        where = f"{self.case.file}:{self.case.line}"
-        if self.passed:
-            return f"{where}: PASS {self.case.name}"
-        lines = [f"{where}: FAIL {self.case.name}"]
-        if self.error:
-            lines.append(f"    error:    {self.error}")
-        width = max((len(m.part) for m in self.mismatches), default=0) + 1
-        for m in self.mismatches:
-            label = f"{m.part}:".ljust(width)
-            lines.append(f"    {label} expected {m.expected}")
-            lines.append(f"    {' ' * width} actual   {m.actual}")
-        if self.reasons:
-            lines.append("    reasons:")
-            lines.extend(f"      {r}" for r in self.reasons)
-        return "\n".join(lines)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The machine form used by ``loyalty test --format json``."""
-        return {
-            "file": self.case.file,
-            "line": self.case.line,
-            "name": self.case.name,
-            "passed": self.passed,
-            "error": self.error,
-            "mismatches": [
-                {"part": m.part, "expected": m.expected, "actual": m.actual}
-                for m in self.mismatches
-            ],
-            "reasons": list(self.reasons),
-        }
-
-
-@dataclass(slots=True)
-class Report:
-    """Everything one run of the tests found: policy or test-file diagnostics and case results."""
-
-    files: list[str] = field(default_factory=list)
-    results: list[CaseResult] = field(default_factory=list)
-    diagnostics: list[Diagnostic] = field(default_factory=list)
-    #: Policy warnings (never a reason to fail): shown, so that authors see them.
-    warnings: list[Diagnostic] = field(default_factory=list)
-    revision: str = ""
-    keyword: str | None = None
-
-    @property
-    def passed(self) -> int:
-        return sum(1 for r in self.results if r.passed)
-
-    @property
-    def failed(self) -> int:
-        return sum(1 for r in self.results if not r.passed)
-
-    @property
-    def exit_status(self) -> int:
-        """0 when every case passed, 1 when a case failed, 2 when a file could not be used."""
-        if self.diagnostics or not self.results:
-            return 2
-        return 1 if self.failed else 0
-
-    def summary(self) -> str:
-        """One closing line: counts, and the revision of the policy set tested."""
-        if self.diagnostics and not self.results:
-            n = len(self.diagnostics)
-            return f"{n} problem{'s' if n != 1 else ''} found; no case was run"
-        if not self.results:
-            if self.keyword is not None:
-                return f'no case name contains "{self.keyword}"'
-            return f"no test cases found (test files end in {TEST_FILE_SUFFIX})"
-        parts = [f"{self.passed} passed"]
-        if self.failed:
-            parts.append(f"{self.failed} failed")
-        if self.diagnostics:
-            n = len(self.diagnostics)
-            parts.append(f"{n} problem{'s' if n != 1 else ''} in test files")
-        files = len(self.files)
-        parts_text = ", ".join(parts)
-        return f"{parts_text} ({files} file{'s' if files != 1 else ''}, revision {self.revision})"
-
-    def to_dict(self) -> dict[str, Any]:
-        """The machine form used by ``loyalty test --format json``."""
-        status = {0: "passed", 1: "failed", 2: "error"}[self.exit_status]
-        return {
-            "status": status,
-            "revision": self.revision,
-            "files": list(self.files),
-            "passed": self.passed,
-            "failed": self.failed,
-            "cases": [r.to_dict() for r in self.results],
-            "diagnostics": [d.to_dict() for d in self.diagnostics],
-            "warnings": [d.to_dict() for d in self.warnings],
-        }
-
-
-# -- finding and loading test files ------------------------------------------------------
-
-
 def find_test_files(directory: Path | str) -> list[Path]:
     """Every ``*.test.toml`` file below ``directory`` (recursively), sorted by path."""
     root = Path(directory)
     if root.is_file():
         return [root]
     return sorted(p for p in root.rglob(f"*{TEST_FILE_SUFFIX}") if p.is_file())
-
-
-def programme_root(directory: Path | str) -> Path:
-    """The directory whose policies a test below ``directory`` runs against.
-
-    That is the nearest directory at or above ``directory`` holding a
-    ``schema.toml`` (a business's programme: its schema and every policy below
-    it), or ``directory`` itself when there is none. So ``loyalty test
-    policies/retail`` runs the retail tests against the whole ``policies/`` set.
-    """
-    start = Path(directory)
-    start = start.parent if start.is_file() else start
-    if (start / "schema.toml").is_file():
-        return start
-    for candidate in start.resolve().parents:
-        if (candidate / "schema.toml").is_file():
-            return Path(_display_path(candidate))
-    return start
 
 
 def load_case_file(
@@ -289,7 +58,7 @@ class _CaseLoader:
         self.file = file
         self.schema = schema
         self.policy_names = policy_names
-        self.locator = _Locator(text)
+        self.locator = Locator(text)
         self.decoder = MappingDecoder(schema)
         self.diagnostics: list[Diagnostic] = []
 
@@ -592,7 +361,7 @@ class _CaseLoader:
             known = ", ".join(self.schema.tiers) or "none declared"
             hint = did_you_mean(str(raw), self.schema.tiers)
             self.error(span, "test_unknown_tier",
-                       f"{label}: {_show_loose(raw)} is not a tier (known: {known})", hint)
+                       f"{label}: {show_value(raw)} is not a tier (known: {known})", hint)
             return False
         return raw
 
@@ -602,230 +371,6 @@ class _CaseLoader:
                        f'{label}: tags must be a list of strings such as ["decade-member"]')
             return None
         return tuple(sorted(set(raw)))
-
-
-# -- running ----------------------------------------------------------------------------
-
-
-def run_case(policy_set: PolicySet, case: Case) -> CaseResult:
-    """Evaluate one case against ``policy_set`` and compare the decision with the expectation.
-
-    The fast path decides pass or fail; a failing case is evaluated again with
-    ``explain=True`` so that the result carries the reasons.
-    """
-    only = list(case.policies) or None
-    expected_error = case.expect.error
-    try:
-        customer, event = policy_set.decoder.request({"customer": case.customer,
-                                                      "event": case.event})
-        decision = policy_set.evaluate(customer, event, only=only)
-    except (InputError, EvaluationError) as exc:
-        message = str(exc)
-        if expected_error is not None and expected_error in message:
-            return CaseResult(case)
-        if expected_error is not None:
-            return CaseResult(case, (Mismatch("error", _quote(expected_error), _quote(message)),))
-        return CaseResult(case, error=message)
-    if expected_error is not None:
-        got = _show_decision(decision)
-        return CaseResult(case, (Mismatch("error", _quote(expected_error), f"no error; {got}"),))
-    disagreement = _check_interpreter(policy_set, customer, event, only, decision)
-    if disagreement:
-        return CaseResult(case, error=disagreement)
-    mismatches = compare(case.expect, decision)
-    if not mismatches:
-        return CaseResult(case)
-    explained = policy_set.evaluate(customer, event, explain=True, only=only)
-    reasons = tuple(r.render() for r in explained.reasons or ())
-    return CaseResult(case, tuple(mismatches), reasons)
-
-
-def _check_interpreter(
-    policy_set: PolicySet,
-    customer: dict[str, Any],
-    event: dict[str, Any],
-    only: list[str] | None,
-    decision: Decision,
-) -> str:
-    """An error message when the reference interpreter decides otherwise than compiled code.
-
-    That would be a bug in the evaluator, not in the policy; a policy test is a
-    cheap place to notice it, so every case runs both.
-    """
-    try:
-        reference = policy_set.evaluate_interpreted(customer, event, only=only)
-    except EvaluationError as exc:
-        return f"the reference interpreter failed where compiled code did not: {exc}"
-    mine, theirs = _outcome(decision), _outcome(reference)
-    if mine == theirs:
-        return ""
-    return ("the compiled evaluator and the reference interpreter disagree (an evaluator bug; "
-            f"please report it): compiled {mine}, interpreted {theirs}")
-
-
-def _outcome(d: Decision) -> str:
-    benefits = show_benefits([(b.name, b.params) for b in d.benefits])
-    return (f"awards {show_awards(d.awards)}, benefits {benefits}, tier {show_value(d.tier)}, "
-            f"tags {show_value(sorted(d.tags))}")
-
-
-def compare(expect: Expectation, decision: Decision) -> list[Mismatch]:
-    """Every part of ``decision`` that differs from ``expect`` (awards, benefits, tier, tags)."""
-    out: list[Mismatch] = []
-    actual_awards = {k: v for k, v in decision.awards.items() if v != 0}
-    if not _same_awards(expect.awards, actual_awards):
-        out.append(Mismatch("awards", show_awards(expect.awards), show_awards(actual_awards)))
-    actual_benefits = {b.name: b.params for b in decision.benefits}
-    benefits_ok = set(actual_benefits) == {b.name for b in expect.benefits} and all(
-        b.params is None or _same_params(b.params, actual_benefits[b.name])
-        for b in expect.benefits
-    )
-    if not benefits_ok:
-        detailed = {b.name for b in expect.benefits if b.params is not None}
-        out.append(Mismatch(
-            "benefits",
-            show_benefits([(b.name, b.params) for b in expect.benefits]),
-            show_benefits([
-                (b.name, b.params if b.name in detailed else None) for b in decision.benefits
-            ]),
-        ))
-    if expect.tier != decision.tier:
-        out.append(Mismatch("tier", _show_loose(expect.tier), _show_loose(decision.tier)))
-    actual_tags = tuple(sorted(set(decision.tags)))
-    if expect.tags != actual_tags:
-        out.append(Mismatch("tags", _show_loose(list(expect.tags)), _show_loose(list(actual_tags))))
-    return out
-
-
-def run_directory(
-    directory: Path | str, *, keyword: str | None = None, policy_root: Path | str | None = None,
-    observe: Callable[[PolicySet], Callable[[Case], None]] | None = None,
-) -> Report:
-    """Load the policy set and every test file below ``directory``, run the cases, report.
-
-    The policies come from :func:`programme_root` of ``directory`` unless
-    ``policy_root`` says otherwise. ``keyword`` keeps only cases whose name
-    contains it (case-insensitively). Never raises for a policy or test-file
-    problem: those become the report's diagnostics. ``observe``, given the loaded
-    policy set, returns a function called with every case run (coverage uses it).
-    """
-    import dsl  # the package's API; imported here so that this module loads on its own
-
-    report = Report(keyword=keyword)
-    root = Path(policy_root) if policy_root is not None else programme_root(directory)
-    try:
-        policy_set = dsl.load_directory(root)
-    except PolicyError as exc:
-        report.diagnostics.extend(exc.diagnostics)
-        return report
-    except SchemaError as exc:
-        report.diagnostics.append(_schema_diagnostic(exc, root))
-        return report
-    report.revision = policy_set.revision
-    report.warnings.extend(policy_set.warnings)
-    names = [p.name for p in policy_set.policies]
-    seen = observe(policy_set) if observe is not None else None
-    for path in find_test_files(directory):
-        file = _display_path(path)
-        report.files.append(file)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = "it is not UTF-8 text" if isinstance(exc, UnicodeDecodeError) else str(exc)
-            report.diagnostics.append(Diagnostic(
-                file, Span.point(1, 1), "test_unreadable", f"cannot read the test file: {reason}",
-                "save it as UTF-8 text"))
-            continue
-        cases, problems = load_case_file(text, file, policy_set.schema, names)
-        report.diagnostics.extend(problems)
-        for case in cases:
-            if keyword is not None and keyword.lower() not in case.name.lower():
-                continue
-            report.results.append(run_case(policy_set, case))
-            if seen is not None:
-                seen(case)
-    return report
-
-
-# -- rendering values the way test files write them ------------------------------------------
-
-
-def show_value(value: Any) -> str:
-    """A value as a test file would write it: decimals and durations quoted, dates bare."""
-    if value is None:
-        return "none"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        return f'"{value}"'
-    if isinstance(value, timedelta):
-        return f'"{format_duration(value)}"'
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    if isinstance(value, str):
-        return _quote(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(show_value(v) for v in value) + "]"
-    if isinstance(value, dict):
-        if not value:
-            return "{}"
-        return "{ " + ", ".join(f"{k} = {show_value(v)}" for k, v in sorted(value.items())) + " }"
-    return str(value)
-
-
-def show_awards(awards: Mapping[str, int | Decimal]) -> str:
-    """Awards as a test file writes them, ``{ miles = 1250 }``; ``{}`` for none."""
-    return show_value(dict(awards))
-
-
-def show_benefits(benefits: Sequence[tuple[str, Mapping[str, Any] | None]]) -> str:
-    """Benefit names, sorted, each with its parameters when they are compared."""
-    parts = []
-    for name, params in sorted(benefits, key=lambda b: b[0]):
-        if params is None:
-            parts.append(_quote(name))
-        else:
-            parts.append(f"{{ name = {_quote(name)}, with = {show_value(dict(params))} }}")
-    return "[" + ", ".join(parts) + "]"
-
-
-def _show_loose(value: Any) -> str:
-    return show_value(value)
-
-
-def _show_decision(decision: Decision) -> str:
-    return f"awards {show_awards(decision.awards)}"
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
-def _same_awards(
-    expected: Mapping[str, int | Decimal], actual: Mapping[str, int | Decimal]
-) -> bool:
-    return set(expected) == set(actual) and all(
-        Decimal(expected[k]) == Decimal(actual[k]) for k in expected
-    )
-
-
-def _same_params(expected: Mapping[str, Any], actual: Mapping[str, Any]) -> bool:
-    if set(expected) != set(actual):
-        return False
-    for k, v in expected.items():
-        a = actual[k]
-        if isinstance(v, int | Decimal) and isinstance(a, int | Decimal) \
-                and not isinstance(v, bool) and not isinstance(a, bool):
-            if Decimal(v) != Decimal(a):
-                return False
-        elif v != a:
-            return False
-    return True
-
-
-# -- positions in a TOML text --------------------------------------------------------------------
 
 
 _TOML_POSITION = re.compile(r"\s*\(at line (\d+), column (\d+)\)\s*$")
@@ -845,7 +390,7 @@ def _toml_error_position(message: str, text: str) -> tuple[Span, str]:
     return Span.point(line, max(len(lines[-1]), 1)), message
 
 
-class _Locator:
+class Locator:
     """Finds where a case, or a key inside a case, is written in the text of a test file.
 
     ``tomllib`` gives values without positions, so positions are recovered from
@@ -938,18 +483,3 @@ def _input_hint(reason: str) -> str:
     if "is required" in reason:
         return "add the field to the case"
     return ""
-
-
-def _schema_diagnostic(exc: SchemaError, root: Path) -> Diagnostic:
-    text = str(exc)
-    file, _, message = text.partition(": ")
-    if not message:
-        file, message = str(root / "schema.toml"), text
-    return Diagnostic(file, Span.point(1, 1), "schema_error", message)
-
-
-def _display_path(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
