@@ -49,6 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from dsl import bounded_toml
 from dsl.backend.interpreter import Interpreter
 from dsl.decision import Decision
 from dsl.errors import Diagnostic, InputError, Span, did_you_mean
@@ -56,7 +57,7 @@ from dsl.front import nodes as n
 from dsl.library.runtime import in_evaluation_context
 from dsl.policyset import CompiledPolicy, PolicySet
 from dsl.tools.testing.cases import Case, Report
-from dsl.tools.testing.loader import Locator
+from dsl.tools.testing.loader import TEST_FILE_LIMITS, Locator
 from dsl.tools.testing.runner import run_directory
 from dsl.tools.testing.show import show_value
 
@@ -574,8 +575,8 @@ def _policy_unreached(compiled: CompiledPolicy, events: list[tuple[str, Any, tup
 def read_explanations(text: str, file: str) -> tuple[dict[str, tuple[str, Span]], list[Diagnostic]]:
     """The ``[coverage.explained]`` entries of one test file (key -> why, where)."""
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError:
+        data = bounded_toml.loads(text, TEST_FILE_LIMITS)
+    except (tomllib.TOMLDecodeError, bounded_toml.TomlBoundError):
         return {}, []  # the test run reports it
     section = data.get(COVERAGE_KEY)
     if section is None:

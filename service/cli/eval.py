@@ -25,7 +25,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from dsl import EvaluationError, InputError, PolicySet
+from dsl import EvaluationError, InputError, PolicySet, bounded_toml
 from dsl.decision import Decision, format_params
 from dsl.errors import FieldError, did_you_mean
 from service.wire import decision_message
@@ -70,9 +70,11 @@ def read_mapping(path: Path, what: str) -> dict[str, Any] | str:
     kind = "TOML" if path.suffix == ".toml" else "JSON"
     try:
         # JSON numbers with a point are kept as their text: exact, never a binary float.
-        data = tomllib.loads(text) if kind == "TOML" else json.loads(text, parse_float=str)
+        data = bounded_toml.loads(text) if kind == "TOML" else json.loads(text, parse_float=str)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
         return f"{path}: the {what} file is not valid {kind}: {exc}"
+    except bounded_toml.TomlBoundError as exc:
+        return f"{path}:{exc.line}:{exc.column}: the {what} file is too large to be a request: {exc.message}"
     except RecursionError:  # both parsers recurse once per level of nesting
         return f"{path}: the {what} file nests too deeply to be a request"
     if not isinstance(data, dict):

@@ -8,6 +8,7 @@ finds the line of a case's key) and naming the case.
 
 from __future__ import annotations
 
+import bisect
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
@@ -15,6 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dsl import bounded_toml
 from dsl.errors import Diagnostic, InputError, Span, did_you_mean, sort_diagnostics
 from dsl.input.request import ACCEPTS, MappingDecoder, json_name
 from dsl.schema.schema import Schema, convert_scalar, parse_decimal
@@ -52,6 +54,10 @@ def load_case_file(
     return loader.load()
 
 
+#: A test file's bounds: bounded_toml's defaults, and at most 40,000 tables (about 10,000 cases with
+#: their sub-tables), far above the largest bundled file.
+TEST_FILE_LIMITS = bounded_toml.Limits(max_tables=40_000)
+
 class _CaseLoader:
     def __init__(self, text: str, file: str, schema: Schema, policy_names: tuple[str, ...]) -> None:
         self.text = text
@@ -69,7 +75,12 @@ class _CaseLoader:
 
     def load(self) -> tuple[list[Case], list[Diagnostic]]:
         try:
-            data = tomllib.loads(self.text)
+            data = bounded_toml.loads(self.text, TEST_FILE_LIMITS)
+        except bounded_toml.TomlBoundError as exc:
+            self.error(Span.point(exc.line, exc.column), "test_too_large",
+                       f"this test file is too large: {exc.message}",
+                       "split the cases over several test files beside the policy")
+            return [], self.diagnostics
         except tomllib.TOMLDecodeError as exc:
             span, message = _toml_error_position(str(exc), self.text)
             self.error(span, "test_syntax", f"this is not valid TOML: {message}",
@@ -405,14 +416,16 @@ class Locator:
         self.text = text
         self.lines = text.splitlines()
         self.case_starts = [m.start() for m in self._CASE_HEADER.finditer(text)]
+        # Offsets where each line starts, so a position costs a bisection, not a count of
+        # the text before it (which made a file of many cases quadratic to load).
+        self.line_starts = [0, *(m.end() for m in re.finditer("\n", text))]
 
     def line(self, number: int) -> str:
         return self.lines[number - 1] if 0 < number <= len(self.lines) else ""
 
     def _line_col(self, offset: int) -> tuple[int, int]:
-        line = self.text.count("\n", 0, offset) + 1
-        start = self.text.rfind("\n", 0, offset) + 1
-        return line, offset - start + 1
+        line = bisect.bisect_right(self.line_starts, offset)
+        return line, offset - self.line_starts[line - 1] + 1
 
     def case_line(self, index: int) -> int:
         if index < len(self.case_starts):
