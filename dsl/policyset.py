@@ -167,23 +167,16 @@ class PolicySet:
             # every caller whose thread is not in the context (see use_evaluation_context).
             setcontext(thread_context())
             try:
-                return self._evaluate(runner, customer, event, explain, only)
+                return self.evaluate(customer, event, explain, only, runner=runner)
             finally:
                 setcontext(saved)
-        return self._evaluate(runner, customer, event, explain, only)
-
-    def evaluate_interpreted(self, customer: dict[str, Any], event: dict[str, Any],
-                             explain: bool = False, only: Iterable[str] | None = None) -> Decision:
-        """:meth:`evaluate` by the reference interpreter (the specification)."""
-        return self.evaluate(customer, event, explain, only, runner=INTERPRETED)
-
-    def _evaluate(self, runner: Runner, customer: dict[str, Any], event: dict[str, Any],
-                  explain: bool, only: Iterable[str] | None) -> Decision:
+        # From here on, the selection and the combination both runners share, in this body
+        # rather than a helper and with index.lookup inlined for the usual table: on a thread
+        # already in the context (the service's) sharing them costs no call but the runner's.
         index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
         if index is None:
             return d
-        # index.lookup, inline for the usual table: a call fewer on the hot path.
         segments = index.segments
         policies = (segments[bisect_right(index.bounds, event["date"])] if segments
                     else index.lookup(event["date"]))
@@ -197,6 +190,11 @@ class PolicySet:
         runner.run(policies, customer, event, d, reasons)
         d.reasons = reasons
         return finish(d, self._tier_rank, self._caps, reasons)
+
+    def evaluate_interpreted(self, customer: dict[str, Any], event: dict[str, Any],
+                             explain: bool = False, only: Iterable[str] | None = None) -> Decision:
+        """:meth:`evaluate` by the reference interpreter (the specification)."""
+        return self.evaluate(customer, event, explain, only, runner=INTERPRETED)
 
 
 def _build_index(policies: list[CompiledPolicy]) -> _KindIndex:
