@@ -489,9 +489,9 @@ def _handler_chain_us(servicer_real: Any, blobs: list[bytes]) -> dict[str, float
 
     out = {}
     for name, servicer in (("trivial", TrivialServicer()), ("real", servicer_real)):
-        # The handler service.server.add_servicer registers: the servicer's serialised face when
-        # it has one, behind the parser that turns bytes that do not parse into INVALID_ARGUMENT,
-        # and a serialiser that sends bytes as they are.
+        # The handler service.server.create_server registers (method_handlers builds it): the
+        # servicer's serialised face when it has one, behind the parser that turns bytes that do
+        # not parse into INVALID_ARGUMENT, and a serialiser that sends bytes as they are.
         plain = method_handlers(servicer)["Evaluate"]
         handler = interceptor.intercept_service(lambda _d, h=plain: h, Details())
         context = Context()

@@ -25,13 +25,14 @@ from dsl.analysis.bounds import AwardBound, award_bounds
 from dsl.analysis.checker import CheckResult, check_policy
 from dsl.backend.codegen import Generated, generate
 from dsl.backend.compiler import CompiledModule, UnsafeCode, compile_module
-from dsl.backend.interpreter import Interpreter, fault_message, interpret
+from dsl.backend.interpreter import Interpreter, interpret
+from dsl.backend.runner import COMPILED, INTERPRETED, Runner
 from dsl.decision import Decision, Reason
-from dsl.errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
+from dsl.errors import Diagnostic, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.input.request import MappingDecoder
-from dsl.library.runtime import EvaluationContext, finish, in_evaluation_context, thread_context
+from dsl.library.runtime import EvaluationContext, finish, thread_context
 from dsl.programme import digest_names, read_sources
 from dsl.schema.schema import Schema
 
@@ -151,13 +152,15 @@ class PolicySet:
         return index.lookup(event["date"])
 
     def evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool = False,
-                 only: Iterable[str] | None = None) -> Decision:
+                 only: Iterable[str] | None = None, *, runner: Runner = COMPILED) -> Decision:
         """Evaluate every applicable policy and combine them into one decision.
 
         ``customer`` and ``event`` are prepared dicts (see :meth:`Schema.prepare_event`).
         With ``explain`` the decision carries its reasons. ``only`` limits the
-        evaluation to the named policies. Raises :class:`EvaluationError` when a
-        policy fails at run time.
+        evaluation to the named policies. ``runner`` says how each policy runs
+        (:mod:`dsl.backend.runner`: the compiled code, or the reference interpreter);
+        the selection and the combination around it are the same for both. Raises
+        :class:`~dsl.errors.EvaluationError` when a policy fails at run time.
         """
         saved = getcontext()
         if type(saved) is not EvaluationContext:
@@ -165,75 +168,34 @@ class PolicySet:
             # every caller whose thread is not in the context (see use_evaluation_context).
             setcontext(thread_context())
             try:
-                return self._evaluate(customer, event, explain, only)
+                return self.evaluate(customer, event, explain, only, runner=runner)
             finally:
                 setcontext(saved)
-        return self._evaluate(customer, event, explain, only)
-
-    def _evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool,
-                  only: Iterable[str] | None) -> Decision:
+        # From here on, the selection and the combination both runners share, in this body
+        # rather than a helper and with index.lookup inlined for the usual table: on a thread
+        # already in the context (the service's) sharing them costs no call but the runner's.
         index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
         if index is None:
             return d
-        policies = index.lookup(event["date"])
+        segments = index.segments
+        policies = (segments[bisect_right(index.bounds, event["date"])] if segments
+                    else index.lookup(event["date"]))
         if only is not None:
             wanted = set(only)
             policies = [p for p in policies if p.name in wanted]
-        applied = d.policies
         if not explain:
-            p = None
-            try:
-                for p in policies:
-                    applied.append(p.info.name)
-                    p.module.evaluate(customer, event, d)
-            except Exception as exc:
-                raise _evaluation_error(p, exc) from None
+            runner.run(policies, customer, event, d, None)
             return finish(d, self._tier_rank, self._caps, None)
         reasons: list[Reason] = []
-        p = None
-        try:
-            for p in policies:
-                applied.append(p.info.name)
-                p.module.explain(customer, event, d, reasons)
-        except Exception as exc:
-            raise _evaluation_error(p, exc) from None
+        runner.run(policies, customer, event, d, reasons)
         d.reasons = reasons
         return finish(d, self._tier_rank, self._caps, reasons)
 
     def evaluate_interpreted(self, customer: dict[str, Any], event: dict[str, Any],
                              explain: bool = False, only: Iterable[str] | None = None) -> Decision:
-        """The same as :meth:`evaluate`, by the reference interpreter (the specification)."""
-        if type(getcontext()) is not EvaluationContext:
-            return in_evaluation_context(self.evaluate_interpreted, customer, event, explain, only)
-        index = self._index.get(event["kind"])
-        d = Decision(self.revision, {}, [], None, [], [], [], None)
-        if index is None:
-            return d
-        policies: Sequence[CompiledPolicy] = index.lookup(event["date"])
-        if only is not None:
-            wanted = set(only)
-            policies = [p for p in policies if p.name in wanted]
-        reasons: list[Reason] | None = [] if explain else None
-        for p in policies:
-            d.policies.append(p.info.name)
-            p.interpreted(customer, event, d, reasons)
-        d.reasons = reasons
-        return finish(d, self._tier_rank, self._caps, reasons)
-
-
-def _evaluation_error(p: CompiledPolicy | None, exc: BaseException) -> EvaluationError:
-    if p is None:
-        return EvaluationError("?", "?", 0, fault_message(exc))
-    line = 0
-    tb = exc.__traceback__
-    maps = p.module.line_maps
-    while tb is not None:
-        line_map = maps.get(tb.tb_frame.f_code.co_filename)
-        if line_map is not None:
-            line = line_map.get(tb.tb_lineno, 0)
-        tb = tb.tb_next
-    return EvaluationError(p.info.name, p.info.file, line, fault_message(exc))
+        """:meth:`evaluate` by the reference interpreter (the specification)."""
+        return self.evaluate(customer, event, explain, only, runner=INTERPRETED)
 
 
 def _build_index(policies: list[CompiledPolicy]) -> _KindIndex:

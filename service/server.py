@@ -327,14 +327,9 @@ def method_handlers(servicer: object) -> dict[str, grpc.RpcMethodHandler]:
     return handlers
 
 
-def add_servicer(servicer: object, server: grpc.Server) -> None:
-    """Register ``servicer`` as ``loyalty.v1.LoyaltyRules`` (what the generated
-    ``add_LoyaltyRulesServicer_to_server`` does, with the handlers of :func:`method_handlers`:
-    bytes variants preferred, and a ``TypeError`` for a method not implemented)."""
-    _register(server, method_handlers(servicer))
-
-
 def _register(server: grpc.Server, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+    """Register ``handlers`` (:func:`method_handlers`) as ``loyalty.v1.LoyaltyRules``: what the
+    generated ``add_LoyaltyRulesServicer_to_server`` does with its own table."""
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE_NAME, handlers),))
     server.add_registered_method_handlers(SERVICE_NAME, handlers)
 

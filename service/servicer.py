@@ -1,5 +1,6 @@
-"""The ``loyalty.v1.LoyaltyRules`` servicer: a thin layer over the policy store, the converter
-and the response encoding (:mod:`service.wire`).
+"""The ``loyalty.v1.LoyaltyRules`` servicer: a thin layer over the policy store's snapshot
+(:mod:`service.snapshot`: the policy set, its converter and its encoder) and the response
+framing (:mod:`service.wire`).
 
 Each call takes the store's current snapshot once and uses it throughout, so a
 reload never changes the policy set under a call. Methods raise; the interceptor
@@ -9,19 +10,22 @@ The evaluating RPCs have two faces: ``Evaluate``, ``EvaluateBatch`` and
 ``EvaluateStream`` return messages (the generated servicer interface), and
 ``evaluate_bytes``, ``evaluate_batch_bytes`` and ``evaluate_stream_bytes`` return
 the same responses already serialised, assembled from cached encodings; the
-server registers the latter (:func:`service.server.add_servicer`).
+server answers the RPCs with the latter (:func:`service.server.method_handlers` builds
+the handler table from the service descriptor, preferring them;
+:func:`service.server.create_server` registers it).
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import grpc
 import structlog
 
+from dsl.decision import Decision
 from dsl.errors import EvaluationError, did_you_mean
 from dsl.input.request import ItemBudget
 from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
@@ -38,19 +42,18 @@ from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.logs import call_fields
 from service.metrics import Metrics
-from service.shadow import Shadow
-from service.store import PolicyStore, Snapshot
+from service.shadow import Sample, Shadow
+from service.snapshot import Snapshot
+from service.store import PolicyStore
 from service.wire import (
-    BATCH_RESULTS,
-    RESULT_CORRELATION_ID,
-    RESULT_DECISION,
-    VARINT,
-    batch_tail,
+    BatchResponse,
     datetime_to_timestamp,
     evaluate_response_bytes,
-    result_bytes,
     stream_response_bytes,
 )
+
+if TYPE_CHECKING:
+    from google.protobuf.internal.containers import RepeatedCompositeFieldContainer
 
 decision_log = structlog.get_logger("loyalty.decision")
 log = structlog.get_logger("loyalty.servicer")
@@ -92,8 +95,9 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         return pb.EvaluateResponse.FromString(self.evaluate_bytes(request, context))
 
     def evaluate_bytes(self, request: pb.EvaluateRequest, context: grpc.ServicerContext) -> bytes:
-        """:meth:`Evaluate`'s response, serialised: what the server sends as it is
-        (:func:`service.server.add_servicer` registers this method for the RPC)."""
+        """:meth:`Evaluate`'s response, serialised: what the server sends as it is (the RPC's
+        handler, built by :func:`service.server.method_handlers` and registered by
+        :func:`service.server.create_server`, calls this method)."""
         snapshot = self._snapshot()
         fields = call_fields()
         fields["revision"] = snapshot.revision
@@ -110,27 +114,18 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         return pb.EvaluateBatchResponse.FromString(self.evaluate_batch_bytes(request, context))
 
     def evaluate_batch_bytes(self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext) -> bytes:
-        """:meth:`EvaluateBatch`'s response, serialised: what the server sends as it is
-        (:func:`service.server.add_servicer` registers this method for the RPC).
+        """:meth:`EvaluateBatch`'s response, serialised: what the server sends as it is (the
+        RPC's handler, built by :func:`service.server.method_handlers` and registered by
+        :func:`service.server.create_server`, calls this method).
 
-        The results are assembled as serialised ``BatchResult`` fields: building a
-        thousand nested messages field by field, or parsing the assembled bytes back
-        into a message only for gRPC to serialise it again, costs more than the rules.
+        The results are written as serialised ``BatchResult`` fields
+        (:class:`service.wire.BatchResponse`): building a thousand nested messages field
+        by field, or parsing the assembled bytes back into a message only for gRPC to
+        serialise it again, costs more than the rules.
         """
         items = request.items
         count = len(items)
-        if count > self.max_batch:
-            raise InvalidArgument(
-                [Violation("items", f"a batch holds at most {self.max_batch} items, not {count}")]
-            )
-        # The request's list elements in all, before any item is decoded: each item's purchase
-        # lines here (the fast path reads them), extension lists as the checking path meets them.
-        lines = sum([len(item.event.purchase.items) for item in items]) if count else 0
-        if lines > MAX_REQUEST_ITEMS:
-            raise InvalidArgument([Violation(
-                "items", f"the batch carries {lines:,} purchase items in all; "
-                         f"a request carries at most {MAX_REQUEST_ITEMS:,} list elements")])
-        budget = ItemBudget(MAX_REQUEST_ITEMS - lines, messages_counted=True)
+        budget = self._batch_budget(items)
         snapshot = self._snapshot()
         revision = snapshot.revision
         fields = call_fields()
@@ -140,21 +135,16 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         converter = snapshot.converter
         fast_customer, fast_by_kind, event_function = converter.fast_inputs()
         checked_inputs = converter.checked_inputs
-        decision_payload = snapshot.encoder.payload
         evaluate = snapshot.policy_set.evaluate
         log_decisions = self.log_decisions
         shadow = self.shadow
         # A batch goes to the shadow whole or not at all: one draw, one append per item.
-        shadowed: list[Any] | None = [] if shadow is not None and shadow.sampled() else None
-        varint = VARINT
-        # The framing of a BatchResult with a decision, written inline: a call per item costs
-        # more than the framing itself.
-        results_tag, id_tag, decision_tag = BATCH_RESULTS, RESULT_CORRELATION_ID, RESULT_DECISION
-        tags_size = len(id_tag) + len(decision_tag)
+        shadowed: list[Sample] | None = [] if shadow is not None and shadow.sampled() else None
+        response = BatchResponse(snapshot.encoder)
+        add_decision, add_error = response.decision, response.error
         # Rules and policies of every decision, handed to the metrics once at the end.
         fired: list[tuple[str, str]] = []
         applied: list[str] = []
-        parts: list[bytes] = []
         failed = invalid = 0
         for start in range(0, count, _DEADLINE_STRIDE):
             if start:
@@ -180,7 +170,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     if isinstance(exc, InvalidArgument):
                         invalid += 1
                     index = start + next(i for i, x in enumerate(chunk) if x is item)
-                    parts.append(result_bytes(cid, None, self._item_error(exc, item, index)))
+                    add_error(cid, self._item_error(exc, item, index))
                     continue
                 fired += decision.fired
                 applied += decision.policies
@@ -188,19 +178,9 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     _log_decision(decision, customer_msg.id, event_msg)
                 if shadowed is not None:
                     shadowed.append((customer, event, customer_msg, event_msg, decision))
-                # As wire.result_bytes writes it: the correlation id, then the decision.
-                payload = decision_payload(decision)
-                if cid:
-                    raw = cid.encode()
-                    size = varint[len(raw)]
-                    parts += (results_tag, varint[tags_size + len(size) + len(raw) + len(payload)],
-                              id_tag, size, raw, decision_tag, payload)
-                else:
-                    parts += (results_tag, varint[len(decision_tag) + len(payload)], decision_tag,
-                              payload)
-        parts.append(batch_tail(revision, failed))
-        if shadowed:
-            shadow.offer(snapshot, shadowed)  # type: ignore[union-attr]
+                add_decision(cid, decision)
+        if shadow is not None and shadowed:
+            shadow.offer(snapshot, shadowed)
         fields["failed"] = failed
         if self.metrics is not None:
             self.metrics.count_decisions(count - failed, fired, applied)
@@ -208,7 +188,24 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 self.metrics.count_evaluations("invalid_argument", invalid)
             if failed - invalid:
                 self.metrics.count_evaluations("policy_failed", failed - invalid)
-        return b"".join(parts)
+        return response.finish(revision, failed)
+
+    def _batch_budget(self, items: Sequence[pb.BatchItem]) -> ItemBudget:
+        """Refuse a batch over the size bound or over the list-element bound in all; the list
+        elements the batch's items may still carry beyond their purchase lines."""
+        count = len(items)
+        if count > self.max_batch:
+            raise InvalidArgument(
+                [Violation("items", f"a batch holds at most {self.max_batch} items, not {count}")]
+            )
+        # The request's list elements in all, before any item is decoded: each item's purchase
+        # lines here (the fast path reads them), extension lists as the checking path meets them.
+        lines = sum([len(item.event.purchase.items) for item in items]) if count else 0
+        if lines > MAX_REQUEST_ITEMS:
+            raise InvalidArgument([Violation(
+                "items", f"the batch carries {lines:,} purchase items in all; "
+                         f"a request carries at most {MAX_REQUEST_ITEMS:,} list elements")])
+        return ItemBudget(MAX_REQUEST_ITEMS - lines, messages_counted=True)
 
     @staticmethod
     def _item_error(exc: Exception, item: pb.BatchItem, index: int) -> bytes:
@@ -234,8 +231,9 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
     def evaluate_stream_bytes(
         self, request_iterator: Iterable[pb.EvaluateStreamRequest], context: grpc.ServicerContext
     ) -> Iterator[bytes]:
-        """:meth:`EvaluateStream`'s responses, serialised (registered for the RPC by
-        :func:`service.server.add_servicer`)."""
+        """:meth:`EvaluateStream`'s responses, serialised (the RPC's handler, built by
+        :func:`service.server.method_handlers` and registered by
+        :func:`service.server.create_server`, calls this method)."""
         fields = call_fields()
         count = failed = 0
         try:
@@ -303,7 +301,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         explain: bool,
         only: list[str] | None,
         fields: dict[str, Any] | None,
-    ) -> Any:
+    ) -> Decision:
         """Convert, evaluate and count one (customer, event): Evaluate's and a stream message's."""
         customer_msg = request.customer
         event_msg = request.event
@@ -341,7 +339,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         return decision
 
 
-def _add_policies(policies: Any, snapshot: Snapshot) -> None:
+def _add_policies(policies: RepeatedCompositeFieldContainer[pb.PolicyInfo], snapshot: Snapshot) -> None:
     """Describe every policy of ``snapshot`` into the repeated ``PolicyInfo`` field ``policies``."""
     for compiled in snapshot.policy_set.compiled:
         info = compiled.info
@@ -405,7 +403,7 @@ def _long_correlation_id() -> InvalidArgument:
     return InvalidArgument([Violation("correlation_id", f"is longer than {MAX_ID} characters")])
 
 
-def _require_inputs(message: Any) -> None:
+def _require_inputs(message: pb.EvaluateRequest | pb.EvaluateStreamRequest | pb.BatchItem) -> None:
     """A request (or batch item) must carry both a customer and an event."""
     missing = [Violation(name, "is required") for name in ("customer", "event") if not message.HasField(name)]
     if missing:
@@ -427,7 +425,7 @@ def _log_policy_failure(exc: EvaluationError) -> None:
     )
 
 
-def _log_decision(decision: Any, customer_id: str, event: pb.Event) -> None:
+def _log_decision(decision: Decision, customer_id: str, event: pb.Event) -> None:
     decision_log.info(
         "decision",
         customer_id=customer_id,

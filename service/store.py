@@ -1,4 +1,5 @@
-"""The policy store: load a directory, swap the result in atomically, and keep watching it.
+"""The policy store: load a directory, validate it, swap the result in atomically, and keep
+watching it.
 
 Requests read :attr:`PolicyStore.current` once and keep that :class:`Snapshot`
 for the whole call, so a reload never changes the set under a call in flight.
@@ -13,14 +14,15 @@ The file watcher (watchfiles) follows inodes; beside it a check of the path's
 identity (:func:`path_identity`, every :data:`IDENTITY_INTERVAL_S`) reloads and
 restarts the watcher when the path names another directory: a deleted and
 restored one, a swapped symlink, a Kubernetes ``..data`` swap.
+
+What a loaded set is served with (its converter and encoder) is built by
+:func:`service.snapshot.build_snapshot`; the memory an old set leaves behind is handed back
+by :func:`service.memory.release_memory`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import gc
 import os
 import queue
 import stat
@@ -30,13 +32,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import structlog
 
 from dsl.errors import Diagnostic, PolicyError
-from service.convert import Converter
-from service.wire import DecisionEncoder
+from dsl.policyset import PolicySet, load_directory
+from service.memory import release_memory
+from service.snapshot import Snapshot, build_snapshot
+
+__all__ = ["DirectoryRefused", "Loader", "PolicyStore", "Snapshot", "StoreStatus", "path_identity"]
 
 log = structlog.get_logger("loyalty.store")
 
@@ -44,19 +48,7 @@ log = structlog.get_logger("loyalty.store")
 IDENTITY_INTERVAL_S = 0.5
 
 #: Loads a policy directory into a policy set; ``dsl.load_directory`` unless a test says otherwise.
-Loader = Callable[[Path], Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Snapshot:
-    """One loaded policy set and what the service derives from it, as one immutable value."""
-
-    policy_set: Any
-    converter: Converter
-    #: Writes the set's decisions as response bytes (its template cache is this set's).
-    encoder: DecisionEncoder
-    revision: str
-    loaded_at: datetime
+Loader = Callable[[Path], PolicySet]
 
 
 @dataclass(frozen=True, slots=True)
@@ -175,38 +167,8 @@ class _EitherEvent:
         return self._first.is_set() or self._second.is_set()
 
 
-def _malloc_trim() -> Callable[[int], int] | None:
-    """glibc's ``malloc_trim``, or None where the C library is not glibc."""
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim  # type: ignore[no-any-return]
-    except (OSError, AttributeError):
-        return None
-
-
-_MALLOC_TRIM = _malloc_trim()
-
-
-def release_memory() -> float:
-    """Free what the set just replaced held and hand it back to the system; returns seconds.
-
-    A compiled policy set is a graph with reference cycles, which only the cyclic collector
-    frees, and it rarely runs a full collection; freed, the memory stays in glibc's heap. Both
-    together kept RSS about 10 MB above a fresh load after 40 reloads of a 14 KB policy; with
-    a collection and ``malloc_trim`` after each swap it is within 3%. The collection holds the
-    GIL (15 to 30 ms measured with a 28 KB policy loaded; once per reload), ``malloc_trim``
-    does not (ctypes releases it).
-    """
-    started = time.perf_counter()
-    gc.collect()
-    if _MALLOC_TRIM is not None:
-        _MALLOC_TRIM(0)
-    return time.perf_counter() - started
-
-
-def _default_loader(path: Path) -> Any:
-    import dsl
-
-    return dsl.load_directory(path)
+def _default_loader(path: Path) -> PolicySet:
+    return load_directory(path)
 
 
 class PolicyStore:
@@ -276,7 +238,7 @@ class PolicyStore:
                 has_schema = _survey(source)
                 self._check_schema(source, has_schema)
                 policy_set = self._loader(source)
-                if not getattr(policy_set, "policies", ()) and not self.allow_empty:
+                if not policy_set.policies and not self.allow_empty:
                     raise DirectoryRefused(
                         f"{source}: holds no policies; an empty set is served only with --allow-empty"
                         + (" (the serving set is kept)" if self._current is not None else ""))
@@ -287,8 +249,7 @@ class PolicyStore:
                 if current is not None and current.revision == revision:
                     snapshot = current
                 else:
-                    converter = Converter(policy_set.schema)
-                    snapshot = Snapshot(policy_set, converter, DecisionEncoder(), revision, now)
+                    snapshot = build_snapshot(policy_set, now)
             except Exception as exc:  # a refused change must never stop the service
                 self._refuse(exc, now)
                 return False
@@ -308,7 +269,7 @@ class PolicyStore:
                 "policies loaded" if changed else "policies unchanged",
                 directory=str(self.directory),
                 revision=revision,
-                policies=len(getattr(policy_set, "policies", ())),
+                policies=len(policy_set.policies),
                 ms=round((time.perf_counter() - started) * 1000, 1),
             )
         if changed:

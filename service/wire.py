@@ -1,18 +1,18 @@
 """Decisions -> response bytes: the one module that writes the ``loyalty.v1`` wire format.
 
-The service answers its evaluating RPCs with responses it serialises itself
-(:func:`service.server.add_servicer` sends them as they are): building a thousand
-nested messages field by field, only for gRPC to serialise them again, costs more
-than the rules. This module holds everything that writes those bytes:
+The service answers its evaluating RPCs with responses it serialises itself (the
+handlers :func:`service.server.method_handlers` builds send them as they are):
+building a thousand nested messages field by field, only for gRPC to serialise them
+again, costs more than the rules. This module holds everything that writes those bytes:
 
 - the message builders (:func:`decision_message`, :func:`benefit_message`,
   :func:`reason_message`, :func:`python_to_value`), which are the reference: every
   byte written here parses back to what they build;
 - :class:`DecisionEncoder`, one per policy set, which serialises a decision from a
   cached template per decision shape plus the awards;
-- the framing of responses around a decision (:func:`result_bytes`,
-  :func:`stream_response_bytes`, :func:`batch_tail` and the tag constants the batch
-  loop uses inline).
+- the framing of responses around a decision: :class:`BatchResponse` (an
+  ``EvaluateBatchResponse`` written item by item), :func:`result_bytes`,
+  :func:`stream_response_bytes`, :func:`evaluate_response_bytes` and :func:`batch_tail`.
 
 Every tag is computed once, at import, from the generated descriptors
 (:func:`tag`), so a renumbered field in ``loyalty.proto`` changes the bytes here
@@ -429,3 +429,46 @@ def stream_response_bytes(correlation_id: str, decision: bytes | None, error: by
 def evaluate_response_bytes(decision: bytes) -> bytes:
     """One ``EvaluateResponse`` around ``decision`` (a :meth:`DecisionEncoder.payload`)."""
     return EVALUATE_DECISION + decision
+
+
+#: The tags of a ``BatchResult`` with a correlation id and a decision, together.
+_RESULT_TAGS_SIZE = len(RESULT_CORRELATION_ID) + len(RESULT_DECISION)
+
+
+class BatchResponse:
+    """An ``EvaluateBatchResponse``, written as its items are decided, in item order.
+
+    Each item adds its result (:meth:`decision` or :meth:`error`); :meth:`finish` adds the
+    revision and the failures and returns the response's bytes. A decision's result is
+    framed in :meth:`decision` itself, byte for byte as :func:`result_bytes` frames it:
+    the batch loop pays one call per item here, and a second call for the framing would
+    cost more than the framing does.
+    """
+
+    __slots__ = ("_parts", "_payload")
+
+    def __init__(self, encoder: DecisionEncoder) -> None:
+        self._parts: list[bytes] = []
+        self._payload = encoder.payload
+
+    def decision(self, correlation_id: str, decision: Decision) -> None:
+        """The next item's result: its correlation id (left out when empty) and its decision."""
+        payload = self._payload(decision)
+        if correlation_id:
+            raw = correlation_id.encode()
+            size = VARINT[len(raw)]
+            self._parts += (BATCH_RESULTS, VARINT[_RESULT_TAGS_SIZE + len(size) + len(raw) + len(payload)],
+                            RESULT_CORRELATION_ID, size, raw, RESULT_DECISION, payload)
+        else:
+            self._parts += (BATCH_RESULTS, VARINT[len(RESULT_DECISION) + len(payload)], RESULT_DECISION,
+                            payload)
+
+    def error(self, correlation_id: str, status: bytes) -> None:
+        """The next item's result: its correlation id and its error (a serialised
+        ``google.rpc.Status``)."""
+        self._parts.append(result_bytes(correlation_id, None, status))
+
+    def finish(self, revision: str, failed: int) -> bytes:
+        """The whole response: every result added, then the revision and the failed items' count."""
+        self._parts.append(batch_tail(revision, failed))
+        return b"".join(self._parts)

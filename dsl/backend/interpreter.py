@@ -189,8 +189,7 @@ class Interpreter(ExprVisitor[Any]):
                 return n.source_text(self.policy.source, part.span)
         return None
 
-    def fire(self, r: n.Rule, env: dict[str, Any], reasons: list[Reason] | None,
-             awards_only: bool = False) -> _RuleOutcome | None:
+    def fire(self, r: n.Rule, env: dict[str, Any], reasons: list[Reason] | None) -> _RuleOutcome | None:
         """Evaluate a rule's condition and awards; None (and a reason) when it does not fire."""
         p = self.policy
         self.line = r.span.line

@@ -422,6 +422,35 @@ def test_stream_responses_are_protobufs(cid, outcome):
     assert framed == expected.SerializeToString(deterministic=True)
 
 
+@pytest.mark.parametrize("revision", ["", REV], ids=["no-revision", "revision"])
+def test_a_batch_response_is_its_results_in_order_then_the_tail(revision):
+    """BatchResponse writes every result in the order added (decisions framed in its own
+    method, errors by result_bytes), then the revision and the failures: what protobuf writes."""
+    encoder = DecisionEncoder()
+    response = wire.BatchResponse(encoder)
+    expected = pb.EvaluateBatchResponse(revision=revision)
+    failed = 0
+    for cid in CORRELATION_IDS.values():
+        for outcome in ("decision", *ERRORS):
+            correlation_id = cid
+            _decision, error, fields = _framed(correlation_id, outcome)
+            if error is None:
+                response.decision(correlation_id, DECISION)
+            else:
+                response.error(correlation_id, error)
+                failed += 1
+            expected.results.add(correlation_id=correlation_id, **fields)
+    expected.failed = failed
+    raw = response.finish(revision, failed)
+    assert pb.EvaluateBatchResponse.FromString(raw) == expected
+    assert raw == expected.SerializeToString(deterministic=True)
+
+
+def test_an_empty_batch_response_is_the_tail_alone():
+    """A batch without items is the revision alone, as protobuf writes it."""
+    assert wire.BatchResponse(DecisionEncoder()).finish(REV, 0) == batch_tail(REV, 0)
+
+
 def test_a_result_needs_an_outcome():
     """A result with neither a decision nor an error is a bug, said plainly."""
     with pytest.raises(ValueError, match="a decision or an error"):
@@ -475,8 +504,8 @@ def _items(count: int) -> Iterator[tuple[str, pb.Customer, pb.Event]]:
 
 @pytest.mark.parametrize("count", [0, 1, 7, 300], ids=["empty", "one", "seven", "over-a-deadline-stride"])
 def test_servicer_batch_bytes_are_protobufs(servicer, count):
-    """The batch method's inline framing (results, correlation ids, errors, revision, failures)
-    writes exactly what protobuf writes for the response it parses to."""
+    """The batch method's framing (results, correlation ids, errors, revision, failures, through
+    BatchResponse) writes exactly what protobuf writes for the response it parses to."""
     request = pb.EvaluateBatchRequest(items=[pb.BatchItem(correlation_id=c, customer=m, event=e)
                                              for c, m, e in _items(count)])
     raw = servicer.evaluate_batch_bytes(request, _Context())

@@ -7,13 +7,18 @@ Policies and inputs come from ``strategies.py``. Decisions are compared strictly
 of ``1000`` is not the same as one of ``Decimal("1000.00")``, since callers see the
 difference (``Decision.to_dict``, the service's protobuf conversion, the explain text).
 
-A failure prints the generated policy (``note``) and a ``@reproduce_failure`` blob.
+Both sides run through the one evaluate interface, ``PolicySet.evaluate(..., runner=...)``
+with :data:`~dsl.backend.runner.COMPILED` and :data:`~dsl.backend.runner.INTERPRETED`
+(``dsl/backend/runner.py``), so they share the selection and the combination and differ only
+in how each policy runs. A failure prints the generated policy (``note``) and a
+``@reproduce_failure`` blob.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import warnings
 from dataclasses import dataclass
 from functools import cache, lru_cache
@@ -27,6 +32,7 @@ from hypothesis import strategies as st
 from strategies import KINDS, SCHEMA, UNAVOIDABLE, policy_sources, raw_customers, raw_events
 
 import dsl
+from dsl.backend.runner import COMPILED, INTERPRETED, Runner
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -115,10 +121,15 @@ def prepare(case: Case) -> tuple[dsl.PolicySet, dict[str, Any], dict[str, Any]]:
     return policy_set, customer, event
 
 
+def by(policy_set: dsl.PolicySet, runner: Runner) -> Any:
+    """``policy_set``'s evaluation through ``runner``: the one interface both runners share."""
+    return functools.partial(policy_set.evaluate, runner=runner)
+
+
 def assert_agree(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any],
                  explain: bool) -> None:
-    compiled = outcome(policy_set.evaluate, customer, event, explain)
-    interpreted = outcome(policy_set.evaluate_interpreted, customer, event, explain)
+    compiled = outcome(by(policy_set, COMPILED), customer, event, explain)
+    interpreted = outcome(by(policy_set, INTERPRETED), customer, event, explain)
     assert compiled == interpreted
 
 
@@ -149,8 +160,8 @@ def test_explain_agrees_with_interpreter(case: Case) -> None:
 def test_explain_decides_like_evaluate(case: Case) -> None:
     """Asking for reasons changes nothing else: explain's decision without reasons is evaluate's."""
     policy_set, customer, event = prepare(case)
-    plain = outcome(policy_set.evaluate, customer, event, explain=False)
-    explained = outcome(policy_set.evaluate, customer, event, explain=True)
+    plain = outcome(by(policy_set, COMPILED), customer, event, explain=False)
+    explained = outcome(by(policy_set, COMPILED), customer, event, explain=True)
     if isinstance(explained, tuple) and explained[0] == "Decision":
         explained[1]["reasons"] = strict(None)
     assert explained == plain
