@@ -8,6 +8,7 @@ left. After every step, the store's sums over calendar and rolling windows equal
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import uuid
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
@@ -34,7 +35,7 @@ CENT = Decimal("0.01")
 
 def month_of(at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
     """The calendar month (UTC) holding ``at``."""
-    for start, end in zip(MONTHS, MONTHS[1:], strict=False):
+    for start, end in itertools.pairwise(MONTHS):
         if start <= at < end:
             return start, end
     raise AssertionError(at)
@@ -151,7 +152,7 @@ class _ModelReader:
 
 
 def check_sums(store: StateStore, model: Model, customers: list[str]) -> None:
-    windows = [Window("spend", s, e) for s, e in zip(MONTHS, MONTHS[1:], strict=False)]
+    windows = [Window("spend", s, e) for s, e in itertools.pairwise(MONTHS)]
     windows += [Window("count", MONTHS[0], MONTHS[-1]),
                 Window("spend", START + dt.timedelta(days=20), START + dt.timedelta(days=27)),
                 Window("spend", MONTHS[0], MONTHS[-1])]
@@ -177,7 +178,8 @@ def test_sums_always_equal_a_sequential_model(store: StateStore, ops: list) -> N
             expected = model.apply(customer, event_id, digest, decide_for(op, customer))
             try:
                 result = store.apply(customer, event_id, digest, decide_for(op, customer))
-                got: tuple[str, bytes] | type = ("replayed" if result.replayed else "applied", result.decision)
+                got: tuple[str, bytes] | type = (
+                    "replayed" if result.replayed else "applied", result.decision)
             except AlreadyApplied:
                 got = AlreadyApplied
             assert got == expected
@@ -200,8 +202,8 @@ def test_sums_always_equal_a_sequential_model(store: StateStore, ops: list) -> N
                 assert isinstance(expected, tuple)
                 assert ("replayed" if result.replayed else "applied") == expected[0]
                 if not result.replayed:
-                    model.reversals[reversal_id] = (event_id, result.decision,
-                                                    [NewEntry(e.counter, e.at, e.amount) for e in result.entries])
+                    written = [NewEntry(e.counter, e.at, e.amount) for e in result.entries]
+                    model.reversals[reversal_id] = (event_id, result.decision, written)
                     # The entries the store wrote are the ones the model's own event implies.
                     event = model.events[event_id]
                     taken = {e.counter: Decimal(e.amount) for e in event[3]}
