@@ -12,8 +12,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import os
 import sqlite3
 import threading
+import urllib.parse
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -86,21 +88,43 @@ class SqliteStore(SqlStore):
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             try:
-                conn = sqlite3.connect(self.path, timeout=self.busy_timeout_s, isolation_level=None,
-                                       check_same_thread=False)
-                conn.create_aggregate("dsum", 1, _DecimalSum)
-                mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-                if mode != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL")
-                # FULL: a commit survives a power loss, not only a crash of the process.
-                conn.execute("PRAGMA synchronous = FULL")
-                conn.execute("PRAGMA foreign_keys = ON")
+                try:
+                    conn = self._connect(self.path)
+                except sqlite3.OperationalError:
+                    if not self._on_read_only_filesystem():
+                        raise
+                    # A WAL file on a read-only filesystem cannot get its shared-memory file;
+                    # opened immutable it still answers reads, and every write is refused
+                    # (SQLITE_READONLY, StateWriteFailed).
+                    conn = self._connect(f"file:{urllib.parse.quote(str(self.path))}?mode=ro&immutable=1")
             except sqlite3.Error as exc:
                 raise self._translate(exc) or exc from exc
             self._local.conn = conn
             with self._all_lock:
                 self._all.append(conn)
         return conn
+
+    def _connect(self, target: str | Path) -> sqlite3.Connection:
+        conn = sqlite3.connect(target, timeout=self.busy_timeout_s, isolation_level=None,
+                               check_same_thread=False, uri=isinstance(target, str))
+        try:
+            conn.create_aggregate("dsum", 1, _DecimalSum)
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if mode not in ("wal", "off"):  # "off": immutable, read-only
+                conn.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit survives a power loss, not only a crash of the process.
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _on_read_only_filesystem(self) -> bool:
+        try:
+            return self.path.exists() and bool(os.statvfs(self.path.parent).f_flag & os.ST_RDONLY)
+        except OSError:
+            return False
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Cursor]:

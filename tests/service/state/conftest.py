@@ -61,11 +61,6 @@ class PostgresServer:
         """Stop the server (fast shutdown: open transactions are rolled back)."""
         self.run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop", check=False)
 
-    def restart(self) -> None:
-        """Stop and start the server, as an operator's ``pg_ctl restart`` does."""
-        self.run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "server.log"), "-m", "fast",
-                 "-w", "-t", "60", "-o", f"-k {self.root} -p {PG_PORT} -c listen_addresses=''", "restart")
-
     def sql(self, statement: str) -> None:
         """Run one statement as the superuser (creating a schema, say)."""
         import psycopg
