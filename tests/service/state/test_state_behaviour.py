@@ -289,3 +289,54 @@ def test_open_store_reads_urls_and_refuses_unknown_schemes(tmp_path, monkeypatch
     assert (tmp_path / "x.sqlite3").exists()
     with pytest.raises(InvalidStateInput, match="unknown store URL 'mysql://x'"):
         open_store("mysql://x")
+
+
+def test_metrics_count_replays_and_conflicts_and_time_every_operation(store: StateStore) -> None:
+    """The store's Prometheus series move with what it does (no servicer involved)."""
+    from prometheus_client import REGISTRY
+
+    def sample(name: str, **labels: str) -> float:
+        return REGISTRY.get_sample_value(name, {"backend": store.backend, **labels}) or 0.0
+
+    before = (sample("loyalty_state_conflicts_total", kind="replayed"),
+              sample("loyalty_state_conflicts_total", kind="already_applied"),
+              sample("loyalty_state_seconds_count", operation="apply"))
+    store.apply("c-1", "e-1", "d", earn())
+    store.apply("c-1", "e-1", "d", earn())
+    with pytest.raises(AlreadyApplied):
+        store.apply("c-1", "e-1", "other", earn())
+    after = (sample("loyalty_state_conflicts_total", kind="replayed"),
+             sample("loyalty_state_conflicts_total", kind="already_applied"),
+             sample("loyalty_state_seconds_count", operation="apply"))
+    assert [a - b for a, b in zip(after, before, strict=True)] == [1, 1, 3]
+
+
+def test_a_sqlite_writer_kept_waiting_past_the_busy_timeout_is_unavailable(tmp_path) -> None:
+    """Another process holding the write lock for too long: StateUnavailable, reads still answer."""
+    import sqlite3
+
+    from service.state import StateUnavailable
+    from service.state.sqlite import SqliteStore
+
+    store = SqliteStore(tmp_path / "state.sqlite3", busy_timeout_s=0.2)
+    other = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(StateUnavailable, match=r"stayed locked by another writer for 0\.2 s"):
+            store.apply("c-1", "e-1", "d", earn())
+        assert store.sums("c-1", [QUARTER]) == [0]
+        other.execute("ROLLBACK")
+        assert not store.apply("c-1", "e-1", "d", earn()).replayed
+    finally:
+        other.close()
+        store.close()
+
+
+def test_a_postgresql_server_that_is_not_there_is_unavailable(tmp_path) -> None:
+    """No server on the socket: StateUnavailable at open, within the pool's timeout."""
+    from service.state import StateUnavailable
+    from service.state.postgres import PostgresStore
+
+    url = f"postgresql://loyalty@/postgres?host={tmp_path}&port=5432"
+    with pytest.raises(StateUnavailable, match=r"state database: no connection within 0\.5 s"):
+        PostgresStore(url, pool_timeout_s=0.5)
