@@ -249,7 +249,9 @@ class SqlStore(abc.ABC):
 
         A bad item (out of bounds, applied before with another body, a ``decide`` that raised)
         gets its error and writes nothing; the others commit together. A database error fails
-        every item of the batch, none written.
+        every item of the batch, none written. A replayed item's result carries its stored
+        decision but not its entries (``apply`` returns those too), to keep batches one query
+        per window.
         """
         results: list[ItemResult | None] = [None] * len(items)
         good: list[tuple[int, ApplyItem]] = []
