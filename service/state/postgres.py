@@ -38,6 +38,8 @@ def _pg(statement: str) -> str:
 class _PgStatements(Statements):
     window_sum = ("SELECT COALESCE(SUM(amount), 0) FROM entries "
                   "WHERE customer_id = ? AND counter = ? AND at >= ? AND at < ?")
+    window_sums = ("SELECT customer_id, SUM(amount) FROM entries WHERE customer_id = ANY(?) "
+                   "AND counter = ? AND at >= ? AND at < ? GROUP BY customer_id")
     events_by_ids = "SELECT event_id, customer_id, body_digest, decision FROM events WHERE event_id = ANY(?)"
     customer_events = (
         "SELECT event_id, customer_id, body_digest, decision FROM events WHERE customer_id = ? ORDER BY seq"

@@ -85,6 +85,7 @@ class Statements:
     # Backend-specific: the window sum, events by a list of ids, a customer's events and
     # reversals in the order they were written.
     window_sum = ""
+    window_sums = ""  # the same window for a list of customers: (customer_id, sum) rows
     events_by_ids = ""
     customer_events = ""
     event_reversals = ""
@@ -102,10 +103,11 @@ class _Group:
     batch see the entries of the decisions before them without another query.
     """
 
-    def __init__(self, store: SqlStore, db: Any, customer_id: str) -> None:
+    def __init__(self, store: SqlStore, db: Any, customer_id: str, batch: _Batch) -> None:
         self.store = store
         self.db = db
         self.customer_id = customer_id
+        self.batch = batch
         self.pending: list[NewEntry] = []
         self.cache: dict[Window, Decimal] = {}
 
@@ -117,13 +119,17 @@ class _Group:
             total = self.cache.get(window) if isinstance(window, Window) else None
             if total is None:
                 window = check_window(i, window)
-                total = self.store._window_sum(self.db, self.customer_id, window)
-                for entry in self.pending:
-                    if entry.counter == window.counter and window.start <= entry.at < window.end:
-                        total += Decimal(entry.amount)
-                self.cache[window] = total
+                self.batch.read(self, window)
+                total = self.cache[window]
             out.append(exact(total))
         return out
+
+    def seed(self, window: Window, stored: Decimal) -> None:
+        """Cache ``window``: the stored sum plus this transaction's pending entries in it."""
+        for entry in self.pending:
+            if entry.counter == window.counter and window.start <= entry.at < window.end:
+                stored += Decimal(entry.amount)
+        self.cache[window] = stored
 
     def add(self, entries: Iterable[NewEntry]) -> None:
         for entry in entries:
@@ -131,6 +137,33 @@ class _Group:
             for window in self.cache:
                 if entry.counter == window.counter and window.start <= entry.at < window.end:
                     self.cache[window] += Decimal(entry.amount)
+
+
+class _Batch:
+    """The customers of one transaction, all locked, and the windows their decisions read.
+
+    The first read of a window sums it for one customer. A second customer reading the same
+    window (a calendar period shared by the batch) sums it for every customer of the batch
+    still without it, in one query: a batch over many customers then costs one query per
+    window, not one per customer and window, while a window only one decision reads (a
+    rolling period ending at its event) is never summed for the others.
+    """
+
+    def __init__(self, store: SqlStore, db: Any, customer_ids: Iterable[str]) -> None:
+        self.store = store
+        self.db = db
+        self.groups = {c: _Group(store, db, c, self) for c in customer_ids}
+        self.seen: set[Window] = set()
+
+    def read(self, group: _Group, window: Window) -> None:
+        if window not in self.seen or len(self.groups) == 1:
+            self.seen.add(window)
+            group.seed(window, self.store._window_sum(self.db, group.customer_id, window))
+            return
+        peers = [g for g in self.groups.values() if window not in g.cache]
+        stored = self.store._window_sums(self.db, [g.customer_id for g in peers], window)
+        for peer in peers:
+            peer.seed(window, stored.get(peer.customer_id, Decimal(0)))
 
 
 class SqlStore(abc.ABC):
@@ -286,7 +319,7 @@ class SqlStore(abc.ABC):
         stored: dict[str, tuple[str, str, bytes]] = {
             row[0]: (row[1], row[2], bytes(row[3])) for row in db.fetchall()
         }
-        groups: dict[str, _Group] = {}
+        batch = _Batch(self, db, {item.customer_id: None for item in items})
         new_events: list[tuple[str, str, str, bytes]] = []
         new_entries: list[tuple[Any, ...]] = []
         results: list[ItemResult] = []
@@ -306,9 +339,7 @@ class SqlStore(abc.ABC):
                 results.append(ItemResult(ApplyResult(item.event_id, decision, True, tuple(
                     e for e in entries if e.kind == "apply"))))
                 continue
-            group = groups.get(item.customer_id)
-            if group is None:
-                group = groups[item.customer_id] = _Group(self, db, item.customer_id)
+            group = batch.groups[item.customer_id]
             try:
                 decision, entries = check_outcome("outcome", item.decide(group))
             except StateError:
@@ -381,6 +412,11 @@ class SqlStore(abc.ABC):
         db.execute(self.sql.window_sum, (customer_id, window.counter, self._at_param(window.start),
                                          self._at_param(window.end)))
         return self._sum_value(db.fetchone()[0])
+
+    def _window_sums(self, db: Any, customer_ids: Sequence[str], window: Window) -> dict[str, Decimal]:
+        db.execute(self.sql.window_sums, (self._ids_param(customer_ids), window.counter,
+                                          self._at_param(window.start), self._at_param(window.end)))
+        return {row[0]: self._sum_value(row[1]) for row in db.fetchall()}
 
     def events(self, customer_id: str) -> list[StoredEvent]:
         """The customer's applied events, in the order they were applied."""

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from service.state import (
@@ -63,7 +63,7 @@ class Reverse:
 
 
 applies = st.builds(Apply, st.integers(0, 1), st.integers(0, 7), st.integers(0, 1),
-                    st.integers(-500, 4000), st.integers(0, 45))
+                    st.integers(-500, 4000), st.sampled_from([0, 5, 9, 10, 20, 31, 40]))
 operations = st.one_of(
     applies,
     st.builds(Batch, st.lists(applies, min_size=1, max_size=6).map(tuple)),
@@ -72,15 +72,19 @@ operations = st.one_of(
 
 
 def decide_for(op: Apply, customer: str):
-    """The decide() both the store and the model run: a capped monthly award plus a count."""
-    at = START + dt.timedelta(days=op.day, hours=op.event)
+    """The decide() both the store and the model run: a capped monthly award, a recent count."""
+    at = START + dt.timedelta(days=op.day)  # midnight: two customers can read the same window
     amount = Decimal(op.cents) / 100
     start, end = month_of(at)
 
     def decide(reader) -> Outcome:
-        (spent,) = reader.sums([Window("spend", start, end)])
+        # The month holds this event's own entry; the 10 days before it never do, so a batch
+        # can sum that window for a customer whose earlier items are still pending in it.
+        spent, recent = reader.sums([Window("spend", start, end),
+                                     Window("count", at - dt.timedelta(days=10), at)])
         award = max(Decimal(0), min(amount, CAP - spent)).quantize(CENT)
-        return Outcome(f"award {award}", [NewEntry("spend", at, award), NewEntry("count", at, 1)])
+        return Outcome(f"award {award} after {recent} recent",
+                       [NewEntry("spend", at, award), NewEntry("count", at, 1)])
 
     return decide
 
@@ -163,6 +167,10 @@ def check_sums(store: StateStore, model: Model, customers: list[str]) -> None:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.lists(operations, min_size=1, max_size=20))
+# A batch's second decision for one customer must see the first one's pending entries ...
+@example(ops=[Batch((Apply(0, 1, 0, 4000, 0), Apply(0, 2, 0, 4000, 0)))])
+# ... and so must a window summed for several customers at once (B's day-5 entry at day 10).
+@example(ops=[Batch((Apply(1, 1, 0, 100, 5), Apply(0, 2, 0, 100, 10), Apply(1, 3, 0, 100, 10)))])
 def test_sums_always_equal_a_sequential_model(store: StateStore, ops: list) -> None:
     """Whatever the order of applies, retries, batches and reversals, the sums match the model."""
     ns = uuid.uuid4().hex[:8]  # each example its own customers and ids in the shared store
