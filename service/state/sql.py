@@ -29,14 +29,17 @@ from service.state.api import (
     DecideReversal,
     Entry,
     EventNotFound,
+    InvalidStateInput,
     ItemResult,
     NewEntry,
     ReverseResult,
     StateError,
+    StateUnavailable,
     StoredEvent,
     StoredReversal,
     Window,
     amount_text,
+    check_amount,
     check_id,
     check_instant,
     check_outcome,
@@ -238,7 +241,7 @@ class SqlStore(abc.ABC):
                         metrics.CONFLICTS.labels(self.backend, "retry").inc()
                         continue
                     if isinstance(translated, Retry):
-                        translated = self._unavailable(f"{operation} lost {MAX_ATTEMPTS} races: {exc}")
+                        translated = StateUnavailable(f"{operation} lost {MAX_ATTEMPTS} races: {exc}")
                     metrics.CONFLICTS.labels(self.backend, type(translated).__name__).inc()
                     raise translated from exc
             raise AssertionError("unreachable")
@@ -260,12 +263,6 @@ class SqlStore(abc.ABC):
             raise translated from exc
         finally:
             metrics.SECONDS.labels(self.backend, operation).observe(time.perf_counter() - started)
-
-    @staticmethod
-    def _unavailable(message: str) -> StateError:
-        from service.state.api import StateUnavailable
-
-        return StateUnavailable(message)
 
     # -- the interface ----------------------------------------------------------------------
 
@@ -542,8 +539,6 @@ def _event_lines(event: StoredEvent) -> Iterator[dict[str, Any]]:
 
 def _parse_line(number: int, text: str) -> tuple[str, Any]:
     """One exported line as (kind, values); a bad line is an InvalidStateInput naming it."""
-    from service.state.api import InvalidStateInput, check_amount
-
     where = f"line {number}"
     try:
         obj = json.loads(text)
