@@ -29,6 +29,18 @@ install() {
     fi
 }
 
+# The tests start a real PostgreSQL 15 (initdb and pg_ctl from Debian's package): install it
+# when it is missing, as root or through sudo, so that a fresh machine's `./dev.sh test` passes.
+system_packages() {
+    if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
+        sudo=""
+        [ "$(id -u)" -eq 0 ] || sudo="sudo"
+        echo "dev.sh: installing Debian's postgresql (the state store's tests start a real server)" >&2
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+        $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql
+    fi
+}
+
 cmd="${1:-help}"
 shift || true
 case "$cmd" in
@@ -38,18 +50,22 @@ case "$cmd" in
         ;;
     test)
         install
+        system_packages
         exec "$PY" -m pytest -m "not slow" "$@"
         ;;
     test-slow)
         install
+        system_packages
         exec "$PY" -m pytest -m slow "$@"
         ;;
     test-all)
         install
+        system_packages
         exec "$PY" -m pytest "$@"
         ;;
     bench)
         install
+        system_packages
         mode="${1:---quick}"
         shift || true
         exec "$PY" -m pytest benchmarks "$mode" "$@"
