@@ -18,7 +18,17 @@ from dataclasses import dataclass, field, fields
 from itertools import pairwise
 from pathlib import Path
 
-from service.lsp.language import CheckResult, Diagnostic, PolicyError, Schema, Span, check_policy, n, parse
+from service.lsp.language import (
+    CheckResult,
+    Diagnostic,
+    PolicyError,
+    Schema,
+    Span,
+    check_policy,
+    n,
+    parse,
+    sort_diagnostics,
+)
 
 #: Above this many lines a single-policy file is parsed member by member.
 INCREMENTAL_LINES = 400
@@ -110,6 +120,7 @@ class Checker:
             check = check_policy(schema, policy)
             out.checks.append(check)
             out.diagnostics.extend(check.diagnostics)
+        out.diagnostics = sort_diagnostics(out.diagnostics)  # reading order, as `loyalty check`
         return out
 
     # -- member by member ---------------------------------------------------------------
@@ -172,7 +183,7 @@ class Checker:
         out.parsed = True
         check = check_policy(schema, whole)
         out.checks = [check]
-        out.diagnostics = list(check.diagnostics)
+        out.diagnostics = sort_diagnostics(check.diagnostics)
         return out
 
 

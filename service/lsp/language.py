@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dsl.analysis.bounds import AwardBound, award_bounds
 from dsl.analysis.checker import CheckResult, check_policy
-from dsl.errors import Diagnostic, PolicyError, Span
+from dsl.errors import Diagnostic, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
 from dsl.front.parser import GRAMMAR_PATH, parse
 from dsl.library.builtins import AGGREGATES, BUILTINS, BUILTINS_LIST, Builtin
@@ -51,6 +51,7 @@ __all__ = [
     "run_tests",
     "schema_diagnostics",
     "schema_from_text",
+    "sort_diagnostics",
 ]
 
 

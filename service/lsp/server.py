@@ -4,11 +4,13 @@ The connection and the scheduling live here; what is answered is in
 :mod:`service.lsp.features`, computed from the compiler's own parser, checker,
 formatter, builtins table, schema and bounds (:mod:`service.lsp.language`).
 
-Diagnostics as you type: every change to a document cancels the check it was waiting
-for; checks run one at a time on a worker thread (the event loop stays free for hovers
-and completions), and a result for a version the editor has already moved past is
-dropped rather than published. A syntax error found by a member-only parse of a large
-file (see :mod:`service.lsp.document`) is confirmed by a full parse once typing pauses.
+Diagnostics as you type: a change made while no check is running is checked at once;
+one made while a check runs waits :data:`DEBOUNCE` for the next keystroke, and every
+change cancels the check it was waiting for. Checks run one at a time on a worker thread
+(the event loop stays free for hovers and completions), and a result for a version the
+editor has already moved past is dropped rather than published. A syntax error found by
+a member-only parse of a large file (see :mod:`service.lsp.document`) is confirmed by a
+full parse once typing pauses.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from service.lsp.language import (
     schema_from_text,
 )
 
-#: How long a change waits for the next one before it is checked (seconds): typing a word
-#: checks once, not once per letter.
+#: How long a change made while a check runs waits for the next one (seconds): typing a
+#: word during a check checks once more, not once per letter.
 DEBOUNCE = 0.03
 #: How long typing must pause before a provisional syntax error is confirmed by a full parse.
 CONFIRM_AFTER = 0.6
@@ -81,6 +83,10 @@ class PolicyServer(LanguageServer):
         #: The sibling tests' last outcome, per policy uri (cleared when a file is saved).
         self.tests: dict[str, _Tests] = {}
         self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="loyalty-check")
+        #: The schema of each programme, and the schema.toml text (or file time) it was built from.
+        self.schemas: dict[Path, tuple[tuple[str | None, int], Schema]] = {}
+        #: Checks on the worker thread now.
+        self.checking = 0
 
     # -- the programme a file belongs to -------------------------------------------------------
 
@@ -96,18 +102,32 @@ class PolicyServer(LanguageServer):
         return None
 
     def schema_for(self, root: Path) -> Schema:
-        """The programme's schema, from the editor's buffer of its schema.toml when open."""
+        """The programme's schema, from the editor's buffer of its schema.toml when open; kept
+        until that text (or the file on disk) changes."""
         extra = root / "schema.toml"
-        return schema_from_text(root, self.open_text(extra) if extra.exists() or self.open_text(extra)
-                                else None)
+        text = self.open_text(extra)
+        try:
+            stamp = extra.stat().st_mtime_ns
+        except OSError:
+            stamp = 0
+        key = (text, stamp)
+        kept = self.schemas.get(root)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        schema = schema_from_text(root, text)
+        self.schemas[root] = (key, schema)
+        return schema
 
     # -- checking ---------------------------------------------------------------------------------
 
-    def schedule(self, uri: str, delay: float = DEBOUNCE, whole: bool = False) -> None:
-        """Check ``uri`` after ``delay``, replacing a check still waiting for it."""
+    def schedule(self, uri: str, delay: float | None = None, whole: bool = False) -> None:
+        """Check ``uri`` after ``delay`` (by default at once when no check is running, else
+        after :data:`DEBOUNCE`), replacing a check still waiting for it."""
         doc = self.documents.get(uri)
         if doc is None:
             return
+        if delay is None:
+            delay = DEBOUNCE if self.checking else 0.0
         if doc.pending is not None and not doc.pending.done():
             doc.pending.cancel()
         doc.pending = asyncio.get_running_loop().create_task(self._check(doc, delay, whole))
@@ -117,7 +137,12 @@ class PolicyServer(LanguageServer):
         text_doc = self.workspace.get_text_document(doc.uri)
         version, text = text_doc.version, text_doc.source
         loop = asyncio.get_running_loop()
-        analysis, schema, extra = await loop.run_in_executor(self.worker, self._run_check, doc, text, whole)
+        self.checking += 1
+        try:
+            analysis, schema, extra = await loop.run_in_executor(self.worker, self._run_check, doc, text,
+                                                                 whole)
+        finally:
+            self.checking -= 1
         if self.workspace.get_text_document(doc.uri).version != version:
             return  # the editor has moved on; its own check is scheduled
         doc.version, doc.analysis, doc.schema = version or 0, analysis, schema

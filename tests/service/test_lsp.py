@@ -351,3 +351,29 @@ async def test_inlay_hints_show_award_bounds(client: LanguageClient) -> None:
     assert by_line[position(text, "policy earn").line] == "  miles ≤ 25,000 per event"
     assert by_line[position(text, "rule first_cabin").line] == "  miles ≤ 100,000"
     assert len(by_line) == 1 + 6
+
+
+@pytest.mark.asyncio
+async def test_a_5000_line_policy_edited_member_by_member_matches_loyalty_check(
+        client: LanguageClient, programme: Path) -> None:
+    """In a 5,000-line policy only the edited members are reparsed; the diagnostics after
+    edits (a misspelt field, then a syntax error, then the fix) are still `loyalty check`'s
+    for the same text. (The time they take is measured by tests/service/measure_lsp.py.)"""
+    from tests.service.measure_lsp import big_policy
+
+    path = programme / "airline" / "big.policy"
+    text = big_policy(5000)
+    path.write_text(text, encoding="utf-8")
+    same_as_check(await open_file(client, path), check_json(path))  # `tenure` is unused there
+    lines = text.split("\n")
+    at = next(i for i in range(2500, len(lines)) if lines[i].startswith("  rule flown_miles_"))
+    for version, new in enumerate(["  rule edited when customer.lifetime.mils > 3: award 1 miles",
+                                   "  rule edited when customer.lifetime.miles > : award 1 miles",
+                                   "  rule edited when customer.lifetime.miles > 3: award 1 miles"], 2):
+        edited = "\n".join([*lines[:at], new, *lines[at:]])
+        client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+            lsp.VersionedTextDocumentIdentifier(uri=path.as_uri(), version=version),
+            [lsp.TextDocumentContentChangeWholeDocument(edited)]))
+        ours = await diagnostics_for(client, path.as_uri(), version)
+        path.write_text(edited, encoding="utf-8")
+        same_as_check(ours, check_json(path))
