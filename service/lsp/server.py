@@ -230,6 +230,8 @@ def create_server() -> PolicyServer:
             ls.publish_schema(uri)
             return
         path = Path(to_fs_path(uri) or uri)
+        if path.suffix != ".policy":
+            return  # an editor may send every TOML file it opens; only schema.toml is ours
         ls.documents[uri] = _Document(uri, path, Checker(display_name(path)))
         ls.schedule(uri, delay=0)
 

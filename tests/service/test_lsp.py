@@ -377,3 +377,24 @@ async def test_a_5000_line_policy_edited_member_by_member_matches_loyalty_check(
         ours = await diagnostics_for(client, path.as_uri(), version)
         path.write_text(edited, encoding="utf-8")
         same_as_check(ours, check_json(path))
+
+
+def test_loyalty_help_lists_lsp_and_only_the_lsp_verb_loads_pygls() -> None:
+    """`loyalty --help` names the `lsp` verb; building the parser does not import pygls, so
+    the other verbs start as fast as before."""
+    assert "    lsp " in loyalty("--help").stdout
+    code = "import sys; from service.cli import build_parser; build_parser(); print('pygls' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
+                            timeout=120, check=False)
+    assert (result.returncode, result.stdout.strip()) == (0, "False"), result.stderr
+
+
+@pytest.mark.asyncio
+async def test_other_toml_files_get_no_diagnostics(client: LanguageClient, programme: Path) -> None:
+    """An editor attaching the server to every TOML file gets nothing for a test file, and
+    its policies are still checked."""
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
+        (programme / "airline" / "earn_miles.test.toml").as_uri(), "toml", 1, "not = [policy")))
+    path = programme / "airline" / "earn_miles.policy"
+    assert await open_file(client, path) == []
+    assert (programme / "airline" / "earn_miles.test.toml").as_uri() not in client.diagnostics
