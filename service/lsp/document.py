@@ -92,7 +92,7 @@ def name_nodes(policy: n.Policy) -> list[n.Name]:
     return [x for x in n.walk(policy) if isinstance(x, n.Name)]
 
 
-class Checker:
+class DocumentChecker:
     """Checks successive versions of one file, reusing what an edit left unchanged."""
 
     def __init__(self, file: str) -> None:

@@ -378,13 +378,29 @@ def symbols(analysis: Analysis) -> list[lsp.DocumentSymbol]:
 # -- completion ----------------------------------------------------------------------------------
 
 
-def _fields_of(schema: Schema, kinds: list[str], path: list[str]) -> dict[str, Field] | None:
-    """The fields of the record a dotted path names (``["customer", "lifetime"]``), or None."""
-    if not path or path[0] not in ("customer", "event"):
+def _fields_of(schema: Schema, kinds: list[str], path: list[str], line: str = "") -> dict[str, Field] | None:
+    """The fields of the record a dotted path names (``["customer", "lifetime"]``), or None.
+
+    A path may start at an aggregate's variable (``item`` in ``sum(item.amount for item in
+    event.items)``, found on ``line``): its fields are those of the list's records.
+    """
+    if not path:
         return None
-    fields = schema.customer if path[0] == "customer" else schema.event_fields(tuple(kinds))
-    if path[0] == "event" and not kinds:
-        fields = {**schema.event_common, **{k: f for fs in schema.events.values() for k, f in fs.items()}}
+    if path[0] in ("customer", "event"):
+        fields = schema.customer if path[0] == "customer" else schema.event_fields(tuple(kinds))
+        if path[0] == "event" and not kinds:
+            fields = {**schema.event_common, **{k: f for fs in schema.events.values() for k, f in fs.items()}}
+    else:
+        source = re.search(rf"\bfor\s+{re.escape(path[0])}\s+in\s+([A-Za-z_][A-Za-z0-9_.]*)", line)
+        if source is None:
+            return None
+        parts = source[1].split(".")
+        owner = _fields_of(schema, kinds, parts[:-1]) if len(parts) > 1 else None
+        f = (owner or {}).get(parts[-1])
+        elem = f.type.elem if f is not None and f.type.kind == "list" else None
+        if elem is None or elem.kind != "record":
+            return None
+        fields = schema.records.get(str(elem.name), {})
     for part in path[1:]:
         f = fields.get(part)
         if f is None or f.type.kind != "record":
@@ -414,7 +430,7 @@ def completion(analysis: Analysis | None, schema: Schema, text: str, line: int, 
     item = lsp.CompletionItem
     path = re.search(r"([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\.([A-Za-z0-9_]*)$", before)
     if path:
-        fields = _fields_of(schema, kinds, path[1].split("."))
+        fields = _fields_of(schema, kinds, path[1].split("."), lines[line] if line < len(lines) else "")
         if fields is None:
             return []
         return [item(name, kind=lsp.CompletionItemKind.Field, detail=str(f.type))

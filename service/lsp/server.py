@@ -27,7 +27,7 @@ from pygls.lsp.server import LanguageServer
 from pygls.uris import to_fs_path
 
 from service.lsp import features
-from service.lsp.document import Analysis, Checker, display_name
+from service.lsp.document import Analysis, DocumentChecker, display_name
 from service.lsp.language import (
     CoverageReport,
     Diagnostic,
@@ -59,7 +59,7 @@ log = logging.getLogger(__name__)
 class _Document:
     uri: str
     path: Path
-    checker: Checker
+    checker: DocumentChecker
     version: int = 0
     #: The latest analysis, and the latest one that parsed (what navigation answers from).
     analysis: Analysis | None = None
@@ -232,7 +232,7 @@ def create_server() -> PolicyServer:
         path = Path(to_fs_path(uri) or uri)
         if path.suffix != ".policy":
             return  # an editor may send every TOML file it opens; only schema.toml is ours
-        ls.documents[uri] = _Document(uri, path, Checker(display_name(path)))
+        ls.documents[uri] = _Document(uri, path, DocumentChecker(display_name(path)))
         ls.schedule(uri, delay=0)
 
     @server.feature(lsp.TEXT_DOCUMENT_DID_CHANGE)

@@ -182,8 +182,9 @@ async def test_hover_shows_a_tables_rows_and_a_rules_award_bound(client: Languag
 @pytest.mark.asyncio
 async def test_completion_offers_fields_builtins_tiers_and_currencies(client: LanguageClient,
                                                                       programme: Path) -> None:
-    """After `customer.lifetime.` the record's fields; in `customer.tier == "` the tiers; after
-    `award 5 ` the currencies; at the start of an expression builtins and keywords."""
+    """After `customer.lifetime.` the record's fields (and after an aggregate's `item.` its list's);
+    in `customer.tier == "` the tiers; after `award 5 ` the currencies; at the start of an
+    expression builtins and keywords."""
     path = programme / "airline" / "earn_miles.policy"
     text = path.read_text(encoding="utf-8")
     await open_file(client, path)
@@ -209,6 +210,14 @@ async def test_completion_offers_fields_builtins_tiers_and_currencies(client: La
     assert (await labels("  rule x: award 5 "))[:4] == ["miles", "points", "credit", "stars"]
     general = await labels("  let y = ")
     assert {"tenure_years", "distance_miles", "otherwise", "customer", "base"} <= set(general)
+    retail = programme / "retail" / "earn_points.policy"
+    line = "  let n = sum(item.amount for item in event.items where item."
+    await open_file(client, retail, retail.read_text(encoding="utf-8") + line)
+    result = await client.text_document_completion_async(lsp.CompletionParams(
+        lsp.TextDocumentIdentifier(retail.as_uri()),
+        lsp.Position(retail.read_text(encoding="utf-8").count("\n"), len(line))))
+    assert isinstance(result, lsp.CompletionList)
+    assert [i.label for i in result.items] == ["amount", "category", "quantity", "sku"]
 
 
 @pytest.mark.asyncio
