@@ -65,6 +65,7 @@ class _Document:
     analysis: Analysis | None = None
     parsed: Analysis | None = None
     schema: Schema | None = None
+    #: The check waiting for its delay to pass (cancelled by the next change), if any.
     pending: asyncio.Task[None] | None = None
 
 
@@ -134,6 +135,9 @@ class PolicyServer(LanguageServer):
 
     async def _check(self, doc: _Document, delay: float, whole: bool) -> None:
         await asyncio.sleep(delay)
+        # Past its delay a check is no longer cancelled: the worker thread cannot be stopped,
+        # so it runs to the end and a newer version simply does not publish its result.
+        doc.pending = None
         text_doc = self.workspace.get_text_document(doc.uri)
         version, text = text_doc.version, text_doc.source
         loop = asyncio.get_running_loop()
