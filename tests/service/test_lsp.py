@@ -35,6 +35,18 @@ def programme(tmp_path: Path) -> Path:
 async def client(lsp_client: LanguageClient) -> AsyncIterator[None]:
     """A session with the server, as VS Code opens one."""
     refreshes = lsp_client.code_lens_refreshes = []  # type: ignore[attr-defined]
+    # Every publication in arrival order (waiting for "the next one" can miss one that came in
+    # the same read as another file's); the client's own handler still runs.
+    published: list[lsp.PublishDiagnosticsParams] = []
+    lsp_client.published, lsp_client.consumed = published, {}  # type: ignore[attr-defined]
+    features = lsp_client.protocol.fm.features
+    default = features[lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS]
+
+    def record(params: lsp.PublishDiagnosticsParams) -> None:
+        published.append(params)
+        default(params)
+
+    features[lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS] = record
 
     @lsp_client.feature(lsp.WORKSPACE_CODE_LENS_REFRESH)
     def code_lens_refresh(params: None) -> None:
@@ -63,12 +75,19 @@ async def open_file(client: LanguageClient, path: Path, text: str | None = None,
 
 async def diagnostics_for(client: LanguageClient, uri: str, version: int | None = None
                           ) -> list[lsp.Diagnostic]:
-    """The next diagnostics published for ``uri`` (for ``version``, when given)."""
+    """The next diagnostics published for ``uri`` not yet returned (for ``version``, when given)."""
+    published: list[lsp.PublishDiagnosticsParams] = client.published  # type: ignore[attr-defined]
+    consumed: dict[str, int] = client.consumed  # type: ignore[attr-defined]
     async with asyncio.timeout(30):
         while True:
-            params = await client.wait_for_notification(lsp.TEXT_DOCUMENT_PUBLISH_DIAGNOSTICS)
-            if params.uri == uri and (version is None or params.version == version):
-                return list(params.diagnostics)
+            for index in range(consumed.get(uri, 0), len(published)):
+                params = published[index]
+                if params.uri == uri:
+                    consumed[uri] = index + 1
+                    if version is None or params.version == version:
+                        return list(params.diagnostics)
+            consumed.setdefault(uri, len(published))
+            await asyncio.sleep(0.01)
 
 
 def position(text: str, needle: str, offset: int = 0) -> lsp.Position:
@@ -407,3 +426,27 @@ async def test_other_toml_files_get_no_diagnostics(client: LanguageClient, progr
     path = programme / "airline" / "earn_miles.policy"
     assert await open_file(client, path) == []
     assert (programme / "airline" / "earn_miles.test.toml").as_uri() not in client.diagnostics
+
+
+@pytest.mark.asyncio
+async def test_policies_are_checked_against_the_unsaved_schema(client: LanguageClient,
+                                                               programme: Path) -> None:
+    """A field added to schema.toml in the editor, not yet saved, is known to the open policies
+    of that programme at once; taking it out again brings the diagnostic back."""
+    schema = programme / "schema.toml"
+    saved = schema.read_text(encoding="utf-8")
+    path = programme / "airline" / "earn_miles.policy"
+    text = path.read_text(encoding="utf-8").replace("tenure >= 10", "customer.lifetime.upgrades >= 10")
+    codes = [d.code for d in await open_file(client, path, text)]
+    assert codes == ["unused_binding", "unknown_field"]  # `tenure` is no longer read
+    added = saved.replace("[customer]\n", "[customer]\nlifetime.upgrades = \"int\"\n", 1)
+    assert added != saved
+    client.text_document_did_open(lsp.DidOpenTextDocumentParams(lsp.TextDocumentItem(
+        schema.as_uri(), "toml", 1, added)))
+    codes = [d.code for d in await diagnostics_for(client, path.as_uri())]
+    assert codes == ["unused_binding"]
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        lsp.VersionedTextDocumentIdentifier(uri=schema.as_uri(), version=2),
+        [lsp.TextDocumentContentChangeWholeDocument(saved)]))
+    codes = [d.code for d in await diagnostics_for(client, path.as_uri())]
+    assert codes == ["unused_binding", "unknown_field"]
