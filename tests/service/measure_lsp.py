@@ -7,9 +7,11 @@ copy of the bundled schema.toml, starts the real server process over stdio, open
 file, and then makes ``--edits`` edits one at a time, as typing does: each sends
 ``textDocument/didChange`` and waits for the ``publishDiagnostics`` of that version. The
 time from sending the change to receiving its diagnostics is what an author waits for;
-it includes the server's debounce and the JSON-RPC round trip. Alternate edits introduce
-and fix a misspelt field, so every other publication carries a diagnostic. Prints JSON:
-the lines, the time of the first (whole) check, and the edits' median, p90 and worst.
+it includes the server's debounce and the JSON-RPC round trip. The edits cycle through a
+misspelt field (a type-check diagnostic), the fix (a clean check), and a half-typed
+condition (a syntax error, found by parsing the edited member alone). Prints JSON: the
+lines, the time of the first (whole) check, and the edits' median, p90 and worst, overall
+and per kind of edit.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from pytest_lsp import client_capabilities
 from pytest_lsp.client import LanguageClient, default_converter
 
 REPO = Path(__file__).resolve().parents[2]
+KINDS = ("misspelt", "clean", "syntax")
 
 
 def big_policy(lines: int) -> str:
@@ -79,11 +82,15 @@ async def measure(lines: int, edits: int) -> dict[str, object]:
         target = next(i for i in range(len(doc_lines) // 2, len(doc_lines))
                       if doc_lines[i].startswith("  rule flown_miles_"))
         times: list[float] = []
+        by_kind: dict[str, list[float]] = {}
         counts: list[int] = []
         for k in range(edits):
             version = k + 2
-            wrong = "customer.lifetime.miles" if k % 2 else "customer.lifetime.mils"
-            new = f"  rule edited_{k} when {wrong} > {k}: award 1 miles"
+            kind = KINDS[k % 3]
+            condition = {"misspelt": f"customer.lifetime.mils > {k}",
+                         "clean": f"customer.lifetime.miles > {k}",
+                         "syntax": "customer.lifetime.miles >"}[kind]
+            new = f"  rule edited_{k} when {condition}: award 1 miles"
             start = lsp.Position(target, 0)
             change = lsp.TextDocumentContentChangePartial(
                 range=lsp.Range(start, lsp.Position(target + 1, 0) if k else start),
@@ -93,6 +100,7 @@ async def measure(lines: int, edits: int) -> dict[str, object]:
                 lsp.VersionedTextDocumentIdentifier(uri=uri, version=version), [change]))
             params = await wait(version)
             times.append(time.perf_counter() - sent)
+            by_kind.setdefault(kind, []).append((time.perf_counter() - sent) * 1000)
             counts.append(len(params.diagnostics))
             await asyncio.sleep(0.05)  # typing, not a paste: the next key comes a little later
         await client.shutdown_session()
@@ -100,13 +108,15 @@ async def measure(lines: int, edits: int) -> dict[str, object]:
         return {"lines": len(doc_lines), "first_check_ms": round(first * 1000),
                 "edits": edits, "median_ms": round(statistics.median(ms), 1),
                 "p90_ms": round(ms[int(len(ms) * 0.9) - 1], 1), "worst_ms": round(ms[-1], 1),
-                "diagnostics_per_edit": sorted(set(counts))}
+                "diagnostics_per_edit": sorted(set(counts)),
+                "median_ms_by_kind": {k: round(statistics.median(v), 1) for k, v in by_kind.items()},
+                "worst_ms_by_kind": {k: round(max(v), 1) for k, v in by_kind.items()}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--lines", type=int, default=5000)
-    parser.add_argument("--edits", type=int, default=40)
+    parser.add_argument("--edits", type=int, default=60)
     args = parser.parse_args()
     print(json.dumps(asyncio.run(measure(args.lines, args.edits)), indent=2))
 
