@@ -207,17 +207,15 @@ def builtin_row(b: Builtin) -> str:
 def describe_field(ref: FieldRef, doc: str) -> str:
     """A field's hover text: its path, type, default, least value and the schema's comment."""
     f = ref.field
-    lines = [f"**{ref.record}.{ref.name}**: `{f.type}`"]
+    facts = []
     if f.has_default:
-        lines.append(f"default: `{f.default}`")
+        facts.append(f"default: `{f.default}`")
     if f.minimum is not None:
-        lines.append(f"at least: `{f.minimum}`")
+        facts.append(f"at least: `{f.minimum}`")
     if f.derived:
-        lines.append(f"derived from `{f.derived}`")
-    if doc:
-        lines.append("")
-        lines.append(doc)
-    return "\n\n".join(lines[:1]) + ("\n\n" + "  \n".join(lines[1:]) if len(lines) > 1 else "")
+        facts.append(f"derived from `{f.derived}`")
+    blocks = [f"**{ref.record}.{ref.name}**: `{f.type}`", "  \n".join(facts), doc]
+    return "\n\n".join(b for b in blocks if b)
 
 
 def rule_bounds(analysis: Analysis, schema: Schema, policy: n.Policy, rule: n.Rule) -> list[AwardBound]:
