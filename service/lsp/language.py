@@ -17,11 +17,12 @@ from dsl.errors import Diagnostic, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
 from dsl.front.parser import GRAMMAR_PATH, parse
 from dsl.library.builtins import AGGREGATES, BUILTINS, BUILTINS_LIST, Builtin
+from dsl.programme import programme_root
 from dsl.schema.schema import BASE_SCHEMA_PATH, Field, Schema, SchemaError
 from dsl.schema.types import Type
 from dsl.tools.coverage import CoverageReport, run_with_coverage
 from dsl.tools.formatter import FormatError, format_source
-from dsl.tools.testing import Report, programme_root
+from dsl.tools.testing import Report
 
 __all__ = [
     "AGGREGATES",
