@@ -22,6 +22,7 @@ VERBS = {
     "diff": "diff",
     "usage": "usage",
     "replay": "replay",
+    "lsp": "lsp",
 }
 
 
