@@ -10,7 +10,8 @@ language half lands.
 
 ``python -m stand_in_serve`` (:mod:`stand_in_serve`) serves the bundled policies through it.
 ``LOYALTY_TEST_DECIDE_DELAY_S`` makes every stateful evaluation sleep that long: inside an
-Apply that is inside the store's transaction (the fault tests kill a worker there).
+Apply that is inside the store's transaction (the fault tests kill a worker there), and with
+``LOYALTY_TEST_DECIDE_PID_FILE`` it first appends its process id to that file.
 """
 
 from __future__ import annotations
@@ -78,6 +79,10 @@ class StandInPolicySet:
             return inner
         delay = float(os.environ.get("LOYALTY_TEST_DECIDE_DELAY_S") or 0)
         if delay:
+            pid_file = os.environ.get("LOYALTY_TEST_DECIDE_PID_FILE")
+            if pid_file:  # which worker is inside the transaction, for the kill -9 test
+                with open(pid_file, "a") as out:
+                    out.write(f"{os.getpid()}\n")
             time.sleep(delay)
         decision = CountedDecision(inner.revision, dict(inner.awards), inner.benefits, inner.tier,
                                    inner.tags, inner.policies, inner.fired, inner.reasons)
