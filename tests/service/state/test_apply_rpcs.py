@@ -267,3 +267,15 @@ def test_apply_batch_gives_each_item_its_result_and_applies_a_repeated_id_once(s
     assert served.written() == (2, 3)
     unary = served.apply(basket())
     assert unary.replayed and unary.decision == results["a"].applied.decision
+
+
+def test_the_retry_policy_covers_the_state_rpcs() -> None:
+    """The documented service config retries UNAVAILABLE for every method, Apply and Reverse
+    included (safe: both are idempotent by id), with the 30 s default deadline."""
+    from service.client import RETRY_POLICY, SERVICE_CONFIG
+
+    (everything, stream) = SERVICE_CONFIG["methodConfig"]  # type: ignore[misc]
+    assert everything == {"name": [{"service": "loyalty.v1.LoyaltyRules"}], "timeout": "30s",
+                          "retryPolicy": RETRY_POLICY}
+    assert stream["name"] == [{"service": "loyalty.v1.LoyaltyRules", "method": "EvaluateStream"}]
+    assert "UNAVAILABLE" in RETRY_POLICY["retryableStatusCodes"]  # type: ignore[operator]
