@@ -8,9 +8,9 @@ as entries at the event's time. The event id is the idempotency key and the body
 response (``replayed``), another body is ALREADY_EXISTS naming both digests.
 
 What the store keeps for an applied event (its "decision" column) is :func:`stored_apply`'s
-JSON text: the ``ApplyResponse`` as first sent (base64), and what a later partial reversal
-needs of the event (the purchase amount and its lines). A reversal keeps its
-``ReverseResponse``, its request digest and the units it returned.
+bytes: the ``ApplyResponse`` as first sent, and what a later partial reversal needs of the
+event (the purchase amount and its lines). A reversal keeps a JSON text: its
+``ReverseResponse`` (base64), its request digest and the units it returned.
 
 Reversal rule (docs/state.md, "Reversals"): without items, a reversal takes back whatever the
 event earned that earlier reversals left; with returned items, each award is taken back in
@@ -236,21 +236,43 @@ def apply_response_bytes(decision_payload: bytes, digest: str, counted: Mapping[
     return out + _counted_bytes(counted) if counted else out
 
 
-def stored_apply(response: bytes, event: pb.Event) -> str:
-    """What the store keeps for an applied event: the response and the reversal basis."""
-    record: dict[str, Any] = {"v": 1, "response": base64.b64encode(response).decode("ascii")}
-    if event.WhichOneof("details") == "purchase":
+def stored_apply(response: bytes, event: pb.Event) -> bytes:
+    """What the store keeps for an applied event: the response as sent, its length in front
+    (a protobuf varint), then, for a purchase with lines, the reversal basis as JSON (the
+    purchase amount and each line's SKU, amount and units). Bytes, not text: the hot path
+    pays no encoding; ``loyalty state show`` decodes it."""
+    stored = VARINT[len(response)] + response
+    if event.WhichOneof("details") == "purchase" and event.purchase.items:
         purchase = event.purchase
-        record["amount"] = purchase.amount
-        if purchase.items:
-            record["items"] = [[i.sku, i.amount, i.quantity if i.HasField("quantity") else 1]
-                               for i in purchase.items]
-    return json.dumps(record, separators=(",", ":"))
+        basis = {"amount": purchase.amount,
+                 "items": [[i.sku, i.amount, i.quantity if i.HasField("quantity") else 1]
+                           for i in purchase.items]}
+        stored += json.dumps(basis, separators=(",", ":")).encode()
+    return stored
+
+
+def _split_stored(stored: bytes) -> tuple[bytes, bytes]:
+    """The response and the basis (b"" when none) of :func:`stored_apply`'s bytes."""
+    size = shift = i = 0
+    while True:
+        byte = stored[i]
+        size |= (byte & 0x7F) << shift
+        i += 1
+        if byte < 0x80:
+            break
+        shift += 7
+    return stored[i:i + size], stored[i + size:]
 
 
 def stored_response(stored: bytes) -> bytes:
-    """The ``ApplyResponse`` (or ``ReverseResponse``) bytes inside a stored record."""
-    return base64.b64decode(json.loads(stored)["response"])
+    """The ``ApplyResponse`` bytes of a stored applied event."""
+    return _split_stored(stored)[0]
+
+
+def stored_basis(stored: bytes) -> dict[str, Any]:
+    """The reversal basis of a stored applied event ({} for one without purchase lines)."""
+    basis = _split_stored(stored)[1]
+    return json.loads(basis) if basis else {}
 
 
 def service_error(exc: StateError) -> ServiceError:
@@ -573,8 +595,8 @@ def decide_reversal(stored: StoredEvent, reversal_id: str, items: Sequence[pb.Re
 
     Raises :class:`InvalidArgument` (nothing is written) for items the event did not have, or
     more units than it has left."""
-    record = json.loads(stored.decision)
-    response = pb.ApplyResponse.FromString(base64.b64decode(record["response"]))
+    response = pb.ApplyResponse.FromString(stored_response(stored.decision))
+    record = stored_basis(stored.decision)
     awards = {currency: parse_amount(text) for currency, text in response.decision.awards.items()}
     reversed_before: dict[str, Amount] = {}
     returned_before: dict[str, int] = {}

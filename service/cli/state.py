@@ -121,12 +121,17 @@ def _iso(at: dt.datetime) -> str:
 
 def _decoded(stored: bytes, message: Any) -> dict[str, Any]:
     from google.protobuf import json_format
+    from google.protobuf.message import DecodeError
+
+    from service.apply import stored_response
 
     try:
-        record = json.loads(stored)
-        parsed = message.FromString(base64.b64decode(record["response"]))
-        return json_format.MessageToDict(parsed, preserving_proto_field_name=True)
-    except (ValueError, KeyError, TypeError):
+        if message.DESCRIPTOR.name == "ApplyResponse":
+            raw = stored_response(stored)
+        else:
+            raw = base64.b64decode(json.loads(stored)["response"])
+        return json_format.MessageToDict(message.FromString(raw), preserving_proto_field_name=True)
+    except (ValueError, KeyError, TypeError, IndexError, DecodeError):
         return {"stored": stored.decode("utf-8", "replace")}
 
 
