@@ -146,13 +146,33 @@ def test_apply_batch_of_1000_with_two_workers(state_url: str, mode: Mode, result
         rate = _two_callers(applying, _apply_batch, batches, warm)
     finally:
         applying.stop()
+    store_rate = _store_alone(state_url, rounds)
     results.figure(f"apply_batch_{backend}", {
         "applies_per_s": round(rate), "evaluate_batch_per_s": round(base),
-        "ratio_to_evaluate_batch": round(rate / base, 3), "batch": BATCH, "batches": rounds,
+        "ratio_to_evaluate_batch": round(rate / base, 3), "store_apply_many_per_s": round(store_rate),
+        "ratio_to_store_alone": round(rate / store_rate, 3), "batch": BATCH, "batches": rounds,
         "workers": 2, "target_per_s": 20_000 if backend == "sqlite" else 10_000,
     })
     print(f"\nApplyBatch({BATCH}) on {backend}, --workers 2: {rate:,.0f} applies/s; "
-          f"EvaluateBatch of the same items {base:,.0f}/s; ratio {rate / base:.2f}")
+          f"EvaluateBatch of the same items {base:,.0f}/s (ratio {rate / base:.2f}); the store's own "
+          f"apply_many, one process, {store_rate:,.0f}/s (ratio {rate / store_rate:.2f})")
+
+
+def _store_alone(url: str, rounds: int) -> float:
+    """applies/s of the store's apply_many(1,000) in this process on the same database, each
+    decide() reading two windows and appending two entries (benchmarks/test_state.py's)."""
+    from benchmarks.test_state import batch as store_batch
+    from service.state import open_store
+
+    store = open_store(url)
+    try:
+        store.apply_many(store_batch())
+        started = time.perf_counter()
+        for _ in range(rounds):
+            store.apply_many(store_batch())
+        return rounds * BATCH / (time.perf_counter() - started)
+    finally:
+        store.close()
 
 
 def _paced(stubs: list[Any], seconds: float, call: Any) -> list[float]:
