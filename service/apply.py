@@ -96,8 +96,8 @@ _RESULT_ID = tag(pb.ApplyBatchResult.DESCRIPTOR, "correlation_id")
 _RESULT_APPLIED = tag(pb.ApplyBatchResult.DESCRIPTOR, "applied")
 _RESULT_ERROR = tag(pb.ApplyBatchResult.DESCRIPTOR, "error")
 #: What a replay appends to the stored response: ``replayed = true`` (a later field wins).
-REPLAYED_TRUE = APPLY_REPLAYED + b"\x01"
-_REVERSE_REPLAYED = tag(pb.ReverseResponse.DESCRIPTOR, "replayed") + b"\x01"
+REPLAYED_TRUE = APPLY_REPLAYED + VARINT[1]
+_REVERSE_REPLAYED = tag(pb.ReverseResponse.DESCRIPTOR, "replayed") + VARINT[1]
 
 #: Reads the exact sums of store windows, in order (inside an apply's transaction, or a quote).
 StateReader = Callable[[Sequence[Window]], list[Amount]]
