@@ -422,7 +422,8 @@ def run_p(converter: Converter, customer: pb.Customer, event: pb.Event, checked:
 
 def run_fast(converter: Converter, customer: pb.Customer, event: pb.Event) -> Outcome | None:
     """The fast path alone, as a batch runs it; None where it gives up (in any way)."""
-    fast_customer, by_kind, event_function = converter.fast_inputs()
+    fast = converter.fast
+    fast_customer, by_kind, event_function = fast.customer, fast.by_kind, fast.event_function
     try:
         fast_event = by_kind.get(event.kind) or event_function(event)
         return Outcome(value=(fast_customer(customer), fast_event(event)))
