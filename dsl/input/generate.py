@@ -434,10 +434,9 @@ class DecoderSource:
     def _attribute(self, fn: Function, depth: int, attrs: str, plan: Plan, var: str) -> None:
         """An extension field: a scalar ``Value``, converted by the schema's own reading (ATTR);
         only the number bounds are left to check."""
-        t = plan.field.type
+        t = self.const(plan.field.type, f"{self._local_hint(plan.path)}_type")
         fn.add(depth, f"{var} = {attrs}.get({plan.name!r}) if {attrs} else None",
-               f"if {var} is not None: {var} = ATTR({var}, {self.const(t, f'{self._local_hint(plan.path)}_type')}, "
-               f"{plan.field.max_length})")
+               f"if {var} is not None: {var} = ATTR({var}, {t}, {plan.field.max_length})")
         missing = self._missing(plan)
         if missing != "None":
             fn.add(depth, f"if {var} is None: {self._when_missing(plan, var)}")

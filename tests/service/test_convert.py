@@ -11,9 +11,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsl.errors import InputError
+from dsl.input.scalars import Slow as _Slow
 from dsl.schema.schema import BASE_SCHEMA_PATH, Schema
 from service import client
-from dsl.input.scalars import Slow as _Slow
 from service.convert import Converter
 from service.errors import InvalidArgument
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
