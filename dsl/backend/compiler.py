@@ -129,14 +129,14 @@ def _compile(source: str, filename: str) -> CodeType:
 
 # -- input decoders ----------------------------------------------------------------------------
 #
-# The request decoders generated per schema (service.convert) pass a verifier of their own that
+# The request decoders generated per schema (dsl.input.generate) pass a verifier of their own that
 # is at least as strict as the policies': the same opcodes and operators, no loop outside a
 # list comprehension, no "__" anywhere, simple constants; every global, attribute and function
 # name from an allow-list the decoder's generator gives (the message fields it reads, the
 # helpers it put in the namespace); and one more operation, ``raise SLOW`` (give the input to
 # the checking path), allowed only with that one global.
 
-_DECODER_CODE = re.compile(r"(?:<module>|<listcomp>|decode_[a-z0-9_]+|rec_[0-9]+)\Z")
+_DECODER_CODE = re.compile(r"(?:<module>|<listcomp>|decode_[a-z0-9_]+)\Z")
 _DECODER_LOCAL = re.compile(r"[a-z][a-z0-9_]*\Z")  # named after the fields they hold
 _RAISE = dis.opmap["RAISE_VARARGS"]
 # Decoders also OR int64 counters together to bound them in one comparison (bounded work).
