@@ -91,7 +91,8 @@ class Plan:
             bounds.append(f"at most {self.field.max_length} characters")
         if t.kind == "int":
             bounds.append(f"below 10**{len(str(MAX_MAGNITUDE)) - 1} in size")
-        missing = ("required" if self.missing is REQUIRED else
+        missing = ("an empty message" if t.kind == "record" else
+                   "required" if self.missing is REQUIRED else
                    "None" if self.missing is None else repr(self.missing))
         text = f"{self.path}: {where} -> {t}"
         if bounds:
@@ -118,19 +119,19 @@ def _plan(name: str, f: Field, layout: MessageLayout, path: str) -> Plan:
     return Plan(name, f"{path}.{name}", f, ABSENT, "", _missing(f))
 
 
-def _ordered(fields: dict[str, Field], plan: Any) -> list[Plan]:
+def _ordered(fields: dict[str, Field], plan: Any, path: str) -> list[Plan]:
     """Plans in the schema's order, derived fields last (they read the others)."""
     out = [plan(name, f) for name, f in fields.items() if not f.derived]
     for name, f in fields.items():
         if f.derived:
-            out.append(Plan(name, name, f, DERIVED, derived_from=f.derived))
+            out.append(Plan(name, f"{path}.{name}", f, DERIVED, derived_from=f.derived))
     return out
 
 
 def record_plans(schema: Schema, layout: MessageLayout, record: str, path: str) -> list[Plan]:
     """The plans of a record carried in ``layout``'s message (the customer, a lifetime, an item)."""
     fields = schema.customer if record == "customer" else schema.record_fields(record)
-    return _ordered(fields, lambda name, f: _plan(name, f, layout, path))
+    return _ordered(fields, lambda name, f: _plan(name, f, layout, path), path)
 
 
 def event_plans(schema: Schema, layout: RequestLayout, kind: str) -> list[Plan]:
@@ -144,4 +145,4 @@ def event_plans(schema: Schema, layout: RequestLayout, kind: str) -> list[Plan]:
             return _plan(name, f, details, f"event.{kind}")
         return _plan(name, f, own, "event")
 
-    return _ordered({**schema.event_common, **schema.events[kind]}, plan)
+    return _ordered({**schema.event_common, **schema.events[kind]}, plan, "event")

@@ -8,6 +8,16 @@ compiled policies), then names every problem by the request path the caller wrot
 (``customer.memberSince`` when the caller wrote camelCase). :class:`MappingDecoder` puts
 the generated fast path (:mod:`dsl.input.decoders`) in front of it.
 
+Why ``Schema.prepare_*`` stays the reference rather than an interpreter of the plans
+(:mod:`dsl.input.plans`): a plan is a field's declaration (type, default, least value,
+length: ``Field``) plus where it travels; ``prepare_*`` reads the same declarations and the
+same bounds (``MAX_LIST``, ``MAX_MAGNITUDE``), so a bound is declared once, and where a field
+travels is this reader's part, read from the same layout as the plans. ``prepare_*`` holds
+every refusal's wording, and the flat records it judges are an interface of their own
+(policy tests, the interpreter's differential tests and the benchmarks build prepared input
+with it). Rewriting the checking path as a plan interpreter with the same messages, in the
+same order, is the step that would retire it into the differential test.
+
 Bounds (docs/language.md, "Input bounds") are checked before anything is
 converted: text length, list length, the total list elements of a request
 (:data:`~dsl.schema.schema.MAX_REQUEST_ITEMS`) and how deeply values nest

@@ -37,7 +37,7 @@ PLAN_CASES = [
     ("the event's own fields are the Event message's", "flight", "time",
      ("event.time", MESSAGE, "timestamp", REQUIRED)),
     ("the kind is a constant", "flight", "kind", ("event.kind", CONSTANT, "", REQUIRED)),
-    ("the date is derived from the time", "flight", "date", ("date", DERIVED, "", REQUIRED)),
+    ("the date is derived from the time", "flight", "date", ("event.date", DERIVED, "", REQUIRED)),
 ]
 
 
