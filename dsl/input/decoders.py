@@ -45,17 +45,28 @@ class MappingFastPath:
         self.generator = DecoderSource(schema, MappingAccess(), layout)
         self.customer: Decode = self.generator.customer()
         self.events = self.generator.events()
+        self.event, self.request = self._dispatch()
 
-    def event(self, data: Any) -> dict[str, Any]:
-        """An event mapping, by its kind (or by the one details message it carries)."""
-        kind = data.get("kind")
-        if not kind:
-            kind = next(k for k in DETAILS_MESSAGES if k in data)
-        return self.events[kind](data)
+    def _dispatch(self) -> tuple[Decode, Callable[[Any], tuple[dict[str, Any], dict[str, Any]]]]:
+        """``event(mapping)``, by its kind (or by the one details message it carries), and
+        ``request(mapping)``, both records of a request. On every evaluation's path, so they
+        close over what they call rather than looking it up on ``self``."""
+        decode_customer, events, details = self.customer, self.events, tuple(DETAILS_MESSAGES)
 
-    def request(self, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Both records of a request mapping."""
-        return self.customer(data["customer"]), self.event(data["event"])
+        def event(data: Any) -> dict[str, Any]:
+            kind = data.get("kind")
+            if not kind:
+                kind = next(k for k in details if k in data)
+            return events[kind](data)
+
+        def request(data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+            data_event = data["event"]
+            kind = data_event.get("kind")
+            if not kind:
+                kind = next(k for k in details if k in data_event)
+            return decode_customer(data["customer"]), events[kind](data_event)
+
+        return event, request
 
 
 class MessageFastPath:

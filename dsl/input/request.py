@@ -406,7 +406,7 @@ class MappingDecoder:
         ``budget`` is the list elements the request may still carry (a batch shares one; given
         one, only the checking path runs)."""
         if budget is None:
-            return fast_or_check(self.fast_request, self.check, data)
+            return fast_or_check((self._fast or self.fast).request, self.check, data)
         return self.check(data, budget)
 
     def check(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
