@@ -88,7 +88,11 @@ class MessageFastPath:
         #: never pass as this kind's.
         self.by_kind = {kind: fn for kind, fn in self.by_details.items()
                         if _refuses_empty_details(schema, self.generator.layout, kind)}
-        self.inputs = self._inputs()
+        #: ``inputs(customer, event, budget=None)``: both records (``budget`` is the checking
+        #: path's; the fast path counts nothing), the customer decoded inline and the event's
+        #: function chosen as :meth:`event_function` chooses it, without the call where
+        #: ``kind`` alone decides.
+        self.inputs = self.generator.inputs(self.by_kind.get, self.event_function)
 
     def event_function(self, msg: Any) -> Decode:
         """The function for ``msg``; raises where only the checking path can judge (no kind
@@ -107,18 +111,6 @@ class MessageFastPath:
     def event(self, msg: Any) -> dict[str, Any]:
         """An ``Event`` message, prepared."""
         return self.event_function(msg)(msg)
-
-    def _inputs(self) -> Callable[..., tuple[dict[str, Any], dict[str, Any]]]:
-        """``inputs(customer, event, budget=None)``: both records (``budget`` is the checking
-        path's; the fast path counts nothing). On every evaluation's path, so it closes over
-        what it calls rather than looking it up on ``self``."""
-        by_kind, decode_customer, event_function = self.by_kind.get, self.customer, self.event_function
-
-        def inputs(customer: Any, event: Any, budget: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
-            decode_event = by_kind(event.kind) or event_function(event)
-            return decode_customer(customer), decode_event(event)
-
-        return inputs
 
 
 def _refuses_empty_details(schema: Schema, layout: RequestLayout, kind: str) -> bool:
