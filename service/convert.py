@@ -15,6 +15,7 @@ refusal as a gRPC ``INVALID_ARGUMENT`` (:class:`~service.errors.InvalidArgument`
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from functools import partial
 from typing import Any
 
 from google.protobuf import timestamp_pb2
@@ -138,6 +139,12 @@ class Converter:
         #: The generated fast path (its functions raise where the checking path must judge).
         self.fast = MessageFastPath(schema, self._mapping.layout)
         self.source = self.fast.generator.source()
+        #: ``inputs(customer, event, budget=None)``: both prepared records; one
+        #: :class:`InvalidArgument` lists the problems of both. ``budget``: the list elements
+        #: the request may still carry (a batch passes one for all its items; the fast path
+        #: counts none, since the servicer bounds them up front). A partial, not a method: it
+        #: is on every evaluation's path.
+        self.inputs = partial(fast_or_check, self.fast.inputs, self.checked_inputs)
 
     def customer(self, msg: pb.Customer) -> dict[str, Any]:
         """The prepared customer; raises :class:`InvalidArgument` listing every bad field."""
@@ -150,13 +157,6 @@ class Converter:
     def event(self, msg: pb.Event) -> dict[str, Any]:
         """The prepared event; raises :class:`InvalidArgument` listing every bad field."""
         return fast_or_check(self.fast.event, self.check_event, msg)
-
-    def inputs(self, customer: pb.Customer, event: pb.Event,
-               budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Both prepared records; one :class:`InvalidArgument` lists the problems of both.
-        ``budget``: the list elements the request may still carry (a batch passes one for all
-        its items; the fast path counts none, since the servicer bounds them up front)."""
-        return fast_or_check(self.fast.inputs, self.checked_inputs, customer, event, budget)
 
     def checked_inputs(
         self, customer: pb.Customer, event: pb.Event, budget: ItemBudget | None = None

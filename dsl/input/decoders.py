@@ -45,13 +45,23 @@ class MappingFastPath:
         self.generator = DecoderSource(schema, MappingAccess(), layout)
         self.customer: Decode = self.generator.customer()
         self.events = self.generator.events()
-        self.event, self.request = self._dispatch()
+        #: ``request(mapping)``: both records of a request, in one generated function (the
+        #: customer's fields inline, the event's function by its kind or :meth:`event_function`).
+        self.request = self.generator.inputs(self.events.get, self.event_function)
+        self.event = self._event()
 
-    def _dispatch(self) -> tuple[Decode, Callable[[Any], tuple[dict[str, Any], dict[str, Any]]]]:
-        """``event(mapping)``, by its kind (or by the one details message it carries), and
-        ``request(mapping)``, both records of a request. On every evaluation's path, so they
-        close over what they call rather than looking it up on ``self``."""
-        decode_customer, events, details = self.customer, self.events, tuple(DETAILS_MESSAGES)
+    def event_function(self, data: Any) -> Decode:
+        """The function for an event mapping: by its kind, or by the one details message it
+        carries; raises where only the checking path can judge."""
+        kind = data.get("kind")
+        if not kind:
+            kind = next(k for k in DETAILS_MESSAGES if k in data)
+        return self.events[kind]
+
+    def _event(self) -> Decode:
+        """``event(mapping)``, prepared (as :meth:`event_function` picks its function). Once
+        per event in ``loyalty replay``, so it closes over what it calls."""
+        events, details = self.events, tuple(DETAILS_MESSAGES)
 
         def event(data: Any) -> dict[str, Any]:
             kind = data.get("kind")
@@ -59,14 +69,7 @@ class MappingFastPath:
                 kind = next(k for k in details if k in data)
             return events[kind](data)
 
-        def request(data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
-            data_event = data["event"]
-            kind = data_event.get("kind")
-            if not kind:
-                kind = next(k for k in details if k in data_event)
-            return decode_customer(data["customer"]), events[kind](data_event)
-
-        return event, request
+        return event
 
 
 class MessageFastPath:

@@ -75,7 +75,10 @@ class MappingAccess:
         "ATTR": scalars.mapping_attribute, "EMPTY": {},
     }
     is_text = "ISSTR"
-    inputs = False  # a request's two records are decoded by dsl.input.decoders.MappingFastPath
+    #: The request function: its name, parameters, first lines and the event's kind.
+    request = ("decode_request", "request",
+               ["    customer = request['customer']", "    event = request['event']"],
+               "event.get('kind')")
 
     def guard(self, fn: Function, depth: int, src: str, keys: str, checked: bool) -> None:
         """Refuse keys the message does not have (and anything but a mapping, unless ``checked``)."""
@@ -143,7 +146,10 @@ class MessageAccess:
         "NEW_INSTANT": scalars.new_instant, "ATTR": scalars.message_attribute,
     }
     is_text = ""
-    inputs = True  # decode_inputs: the service decodes a request's two records in one call
+    #: The request function: its name, parameters, first lines and the event's kind (the
+    #: budget is the checking path's: the fast path counts nothing).
+    request: tuple[str, str, list[str], str] = (
+        "decode_inputs", "customer, event, budget=None", [], "event.kind")
 
     def guard(self, fn: Function, depth: int, src: str, keys: str, checked: bool) -> None:
         """A message has only its own fields."""
@@ -264,7 +270,8 @@ class DecoderSource:
 
     def const(self, value: Any, hint: str) -> str:
         """The name of a namespace constant holding ``value`` (values never enter the source)."""
-        key = (value.__class__, value) if isinstance(value, str | int) else (value.__class__, id(value))
+        key = ((value.__class__, value) if isinstance(value, str | int | frozenset)
+               else (value.__class__, id(value)))
         if key not in self._consts:
             base = re.sub(r"[^A-Z0-9]+", "_", hint.upper()).strip("_")
             name, n = base, 1
@@ -295,21 +302,20 @@ class DecoderSource:
         self.functions.append(fn)
         for kind in self.layout.events:
             self._event(kind)
-        if self.access.inputs:
-            self._inputs()
+        self._inputs()
 
     def _inputs(self) -> None:
-        """``decode_inputs(customer, event, budget)``: a request's two records, the customer's
-        fields inline (one call fewer on every evaluation's path) and the event by the function
-        the caller's dispatch gives (EVENT_BY_KIND and EVENT_FUNCTION, set once the functions are
-        loaded)."""
-        fn = Function("decode_inputs", "customer")
-        fn.lines = ["# a request's customer (as decode_customer) and event (by its kind); budget is the",
-                    "# checking path's (the fast path counts nothing)",
-                    "def decode_inputs(customer, event, budget=None):"]
-        fn.taken |= {"event", "budget", "decode_event"}
+        """A request's two records in one call (one call fewer on every evaluation's path): the
+        customer's fields inline, as ``decode_customer`` reads them, and the event by the
+        function the caller's dispatch gives (EVENT_BY_KIND, else EVENT_FUNCTION: set once the
+        functions are loaded)."""
+        name, params, head, kind = self.access.request
+        fn = Function(name, "customer")
+        fn.lines = ["# a request: its customer (as decode_customer) and its event (by its kind)",
+                    f"def {name}({params}):", *head]
+        fn.taken |= {"event", "request", "budget", "decode_event"}
         result = self._message(fn, 1, "customer", self.layout.customer, "customer", "customer", True)
-        fn.add(1, "decode_event = EVENT_BY_KIND(event.kind) or EVENT_FUNCTION(event)",
+        fn.add(1, f"decode_event = EVENT_BY_KIND({kind}) or EVENT_FUNCTION(event)",
                f"return {result}, decode_event(event)")
         self.ns["EVENT_BY_KIND"] = self.ns["EVENT_FUNCTION"] = None
         self.attributes.add("kind")
@@ -317,11 +323,12 @@ class DecoderSource:
 
     def inputs(self, by_kind: Callable[[str], Any], event_function: Callable[[Any], Any]
                ) -> Callable[..., tuple[dict[str, Any], dict[str, Any]]]:
-        """``decode_inputs``, an event's function ``by_kind(event.kind)`` (a dict's ``get``) or
-        else ``event_function(event)``."""
+        """The request function (``decode_request(mapping)``, ``decode_inputs(customer, event,
+        budget=None)``), an event's function ``by_kind(kind)`` (a dict's ``get``) or else
+        ``event_function(event)``."""
         ns = self.load()
         ns["EVENT_BY_KIND"], ns["EVENT_FUNCTION"] = by_kind, event_function
-        return ns["decode_inputs"]  # type: ignore[no-any-return]
+        return ns[self.access.request[0]]  # type: ignore[no-any-return]
 
     def _event(self, kind: str) -> None:
         own, details = self.layout.events[kind]

@@ -80,6 +80,6 @@ def test_loyalty_compile_decoders_prints_both_forms():
     assert out.startswith(f"# Input decoders for {MappingAccess.what},")
     assert f"\n# Input decoders for {MessageAccess.what},\n" in out
     assert out.count("\ndef decode_customer(customer):\n") == 2
-    # the message form decodes a request's customer inline in decode_inputs too
-    assert out.count("    # customer.member_since: string field -> date; missing: required\n") == 3
+    # decode_customer, and each form's request function, with the customer inline
+    assert out.count("    # customer.member_since: string field -> date; missing: required\n") == 4
     compile(out, "<printed>", "exec")
