@@ -29,6 +29,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from dsl.errors import FieldError, InputError, did_you_mean
@@ -269,33 +270,9 @@ class _Reader:
             self.fail(path, inner.reason)
             return None
         if kind == "list_value":
-            values = inner.get("values", []) if isinstance(inner, Mapping) else None
-            if not _is_list(values):
-                self.fail(path, 'must be {"values": [...]}')
-                return None
-            if len(values) > MAX_LIST:
-                self.fail(path, f"has more than {MAX_LIST} items")
-                return None
-            if not self.take(len(values), path):
-                return None
-            assert t.elem is not None
-            return [self.value(v, t.elem, f"{path}[{i}]", depth + 1) for i, v in enumerate(values)]
+            return self.list_value(inner, t, path, depth)
         if kind == "record_value":
-            fields = inner.get("fields", {}) if isinstance(inner, Mapping) else None
-            if not isinstance(fields, Mapping):
-                self.fail(path, 'must be {"fields": {...}}')
-                return None
-            declared = self.layout.schema.record_fields(t.name)
-            out = {}
-            for name, v in fields.items():
-                f = declared.get(name)
-                if f is None:
-                    hint = did_you_mean(str(name), declared) if len(str(name)) <= 64 else None
-                    self.fail(f"{path}.{_short(str(name))}",
-                              "is not a field in the schema" + (f"; {hint}" if hint else ""))
-                    continue
-                out[name] = self.value(v, f.type, f"{path}.{name}", depth + 1)
-            return out
+            return self.record_value(inner, t, path, depth)
         if kind == "int_value":
             if isinstance(inner, bool) or not isinstance(inner, int | str):
                 self.fail(path, f"must be a whole number, not {_kind_of(inner)}")
@@ -325,6 +302,38 @@ class _Reader:
             return None
         return inner
 
+    def list_value(self, inner: Any, t: Type, path: str, depth: int) -> Any:
+        """A ``list_value``'s items, its length bounded before any is read."""
+        values = inner.get("values", []) if isinstance(inner, Mapping) else None
+        if not _is_list(values):
+            self.fail(path, 'must be {"values": [...]}')
+            return None
+        if len(values) > MAX_LIST:
+            self.fail(path, f"has more than {MAX_LIST} items")
+            return None
+        if not self.take(len(values), path):
+            return None
+        assert t.elem is not None
+        return [self.value(v, t.elem, f"{path}[{i}]", depth + 1) for i, v in enumerate(values)]
+
+    def record_value(self, inner: Any, t: Type, path: str, depth: int) -> Any:
+        """A ``record_value``'s fields, each a declared field of the record."""
+        fields = inner.get("fields", {}) if isinstance(inner, Mapping) else None
+        if not isinstance(fields, Mapping):
+            self.fail(path, 'must be {"fields": {...}}')
+            return None
+        declared = self.layout.schema.record_fields(t.name)
+        out = {}
+        for name, v in fields.items():
+            f = declared.get(name)
+            if f is None:
+                hint = did_you_mean(str(name), declared) if len(str(name)) <= 64 else None
+                self.fail(f"{path}.{_short(str(name))}",
+                          "is not a field in the schema" + (f"; {hint}" if hint else ""))
+                continue
+            out[name] = self.value(v, f.type, f"{path}.{name}", depth + 1)
+        return out
+
     def take(self, count: int, path: str) -> bool:
         """Spend ``count`` of the request's list elements; False (and an error) past the bound."""
         self.budget.remaining -= count
@@ -348,8 +357,6 @@ def _is_whole(value: Any) -> bool:
 
 
 def _is_decimal(value: Any) -> bool:
-    from decimal import Decimal
-
     return isinstance(value, Decimal)
 
 
