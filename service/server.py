@@ -19,6 +19,7 @@ import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -37,7 +38,7 @@ from service import logs
 from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from service.interceptor import ServiceInterceptor
+from service.interceptor import PROGRESS, CallProgress, ServiceInterceptor
 from service.metrics import Metrics, default_shadow_metrics
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
 from service.shadow import DEFAULT_SAMPLE, Shadow, start_shadow
@@ -361,6 +362,63 @@ def _raise_load_error(store: PolicyStore) -> None:
     raise RuntimeError(f"cannot load policies from {store.directory}: {status.last_error}")
 
 
+class StallMonitor:
+    """Health NOT_SERVING while the service cannot answer: calls are in flight and none has
+    finished for ``stall_s`` seconds (every request thread stuck, whatever holds it); SERVING
+    again once calls finish, if a policy set is loaded.
+
+    Health probes are not counted (:class:`service.interceptor.CallProgress`): they can go on
+    being answered while every real call is stuck, which is exactly when they must not say
+    SERVING.
+    """
+
+    def __init__(self, health_servicer: health.HealthServicer, store: PolicyStore | None,
+                 progress: CallProgress = PROGRESS, stall_s: float = 5.0, interval_s: float = 0.5) -> None:
+        self._health = health_servicer
+        self._store = store
+        self._progress = progress
+        self.stall_s = stall_s
+        self._interval = interval_s
+        self._done = threading.Event()
+        self.stalled = False
+        self._thread = threading.Thread(target=self._run, name="stall-monitor", daemon=True)
+
+    def start(self) -> StallMonitor:
+        """Start watching."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (the shutdown sets health itself)."""
+        self._done.set()
+
+    def _set(self, status: Any) -> None:
+        self._health.set("", status)
+        self._health.set(SERVICE_NAME, status)
+
+    def _run(self) -> None:
+        clock = time.monotonic
+        _, last_finished = self._progress.totals()
+        last_change = clock()
+        while not self._done.wait(self._interval):
+            started, finished = self._progress.totals()
+            now = clock()
+            if finished != last_finished or started == finished:
+                last_finished, last_change = finished, now
+                if self.stalled:
+                    self.stalled = False
+                    log.warning("calls are finishing again")
+                    if self._store is None or self._store.current is not None:
+                        self._set(health_pb2.HealthCheckResponse.SERVING)
+                continue
+            if now - last_change >= self.stall_s:
+                if not self.stalled:
+                    log.error("no call finished for a while: health NOT_SERVING",
+                              in_flight=started - finished, stalled_s=round(now - last_change, 1))
+                self.stalled = True
+                self._set(health_pb2.HealthCheckResponse.NOT_SERVING)  # again, over a reload's SERVING
+
+
 # -- one server process --------------------------------------------------------------------------
 
 
@@ -480,6 +538,7 @@ def run(
         shadow=shadow,
     )
     server.start()
+    monitor = StallMonitor(health_servicer, store).start()
     if serve_metrics and config.metrics_port is not None:
         metrics_port = start_metrics_server(config.metrics_port, config.metrics_host or config.host)
         print(f"metrics on {format_host(config.metrics_host or config.host)}:{metrics_port}", flush=True)
@@ -509,6 +568,7 @@ def run(
         if watchdog is not None:  # also when ``stop`` was set without a signal
             watchdog.stopping()
         log.info("shutting down", grace_s=config.grace)
+        monitor.stop()
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()
@@ -516,9 +576,9 @@ def run(
             shadow.stop()
             shadow.store.stop()
         metrics.flush()
-        logs.flush()
         _restore_signals(previous)
         log.info("stopped")
+        logs.flush(1.0)  # bounded: a blocked sink drops the last lines, it does not hold the exit
     return 0
 
 
@@ -549,16 +609,17 @@ def _install_signals(stop: threading.Event, stores: list[PolicyStore], watchdog:
 
     def on_stop(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if second_exits and stop.is_set():  # asked twice: the sender will not wait for the grace period
-            log.warning("signal while stopping: exiting now", signal=name)
-            # The handler may have interrupted a flush of the same buffer (a reentrant write raises).
-            with contextlib.suppress(Exception):
-                logs.flush()
-            os._exit(128 + signum)
-        log.info("signal", signal=name)
+        # The deadline first: nothing before it may block (logging cannot, but this must stay
+        # true whatever the log does).
         if watchdog is not None:
             watchdog.stopping()
+        if second_exits and stop.is_set():  # asked twice: the sender will not wait for the grace period
+            log.warning("signal while stopping: exiting now", signal=name)
+            with contextlib.suppress(Exception):
+                logs.flush(0.5)  # bounded: a blocked log sink loses the line, not the exit
+            os._exit(128 + signum)
         stop.set()
+        log.info("signal", signal=name)
 
     def on_hup(_signum: int, _frame: Any) -> None:
         log.info("signal", signal="SIGHUP")

@@ -102,7 +102,7 @@ class _Supervisor:
             finally:
                 from service import logs
 
-                logs.flush()
+                logs.flush(1.0)
                 os._exit(code)
         self.children[pid] = time.monotonic()
         log.info("worker started", pid=pid)
