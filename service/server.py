@@ -13,6 +13,7 @@ SIGINT while stopping exits at once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
@@ -468,6 +469,33 @@ class ServeConfig:
         return server_credentials(self.tls_cert, self.tls_key, self.tls_client_ca)
 
 
+class AddressInUse(OSError):
+    """The address to listen on is taken (by another server, or a worker left behind)."""
+
+    def __init__(self, address: str) -> None:
+        super().__init__(f"cannot listen on {address}: the address is already in use "
+                         "(another server on this port? stop it, or pick another --port; 0 picks a free one)")
+        self.address = address
+
+
+def check_address_free(host: str, port: int) -> None:
+    """Raise :class:`AddressInUse` when ``host:port`` cannot be bound, before anything loads
+    (gRPC's own failure comes later, as a traceback after a line of its C core's log)."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(f"{format_host(host)}:{port}") from None
+            raise
+
+
 def format_host(host: str) -> str:
     """A host for an address: IPv6 literals in brackets."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -495,6 +523,8 @@ def run(
     :mod:`service.workers`, whose supervisor decides that).
     """
     stop = stop or threading.Event()
+    if not reuse_port:  # a worker shares the port on purpose; the supervisor checked it
+        check_address_free(config.host, config.port)
     store = PolicyStore(config.policies, allow_empty=config.allow_empty)
     reloadable = [store]  # and the shadow's, once it exists: SIGHUP reloads both
     # Until the real handlers are in (after the first load, which can take seconds), a SIGHUP
@@ -521,22 +551,25 @@ def run(
                               allow_empty=config.allow_empty)
         reloadable.append(shadow.store)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
-    server, port = create_server(
-        config.address,
-        store=store,
-        servicer=servicer,
-        credentials=credentials,
-        metrics=metrics,
-        health_servicer=health_servicer,
-        threads=config.threads,
-        max_batch=config.max_batch,
-        max_message_bytes=config.max_message_bytes,
-        log_decisions=config.log_decisions,
-        reuse_port=reuse_port,
-        max_connection_age_s=config.max_connection_age_s,
-        connection_limits=config.connection_limits,
-        shadow=shadow,
-    )
+    try:
+        server, port = _create_bound_server(
+            config,
+            store=store,
+            servicer=servicer,
+            credentials=credentials,
+            metrics=metrics,
+            health_servicer=health_servicer,
+            reuse_port=reuse_port,
+            shadow=shadow,
+        )
+    except BaseException:
+        store.stop()
+        if shadow is not None:
+            shadow.stop()
+            shadow.store.stop()
+        if original_hup is not None:
+            signal.signal(signal.SIGHUP, original_hup)
+        raise
     server.start()
     monitor = StallMonitor(health_servicer, store).start()
     if serve_metrics and config.metrics_port is not None:
@@ -580,6 +613,25 @@ def run(
         log.info("stopped")
         logs.flush(1.0)  # bounded: a blocked sink drops the last lines, it does not hold the exit
     return 0
+
+
+def _create_bound_server(config: ServeConfig, **kwargs: Any) -> tuple[grpc.Server, int]:
+    """:func:`create_server` with ``config``'s settings; a taken address is :class:`AddressInUse`."""
+    try:
+        return create_server(
+            config.address,
+            threads=config.threads,
+            max_batch=config.max_batch,
+            max_message_bytes=config.max_message_bytes,
+            log_decisions=config.log_decisions,
+            max_connection_age_s=config.max_connection_age_s,
+            connection_limits=config.connection_limits,
+            **kwargs,
+        )
+    except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+        if "Failed to bind" in str(exc):
+            raise AddressInUse(config.address) from None
+        raise
 
 
 def start_metrics_server(port: int, host: str, registry: Any = None) -> int:

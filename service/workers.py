@@ -21,6 +21,7 @@ stays stopped for :data:`STOPPED_LIMIT_S` and starts another.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import shutil
@@ -96,7 +97,15 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host.strip("[]"), port))
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            from service.server import AddressInUse, format_host
+
+            raise AddressInUse(f"{format_host(host)}:{port}") from None
+        raise
     return sock, int(sock.getsockname()[1])
 
 
