@@ -70,8 +70,30 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.set_defaults(run=run)
 
 
+#: What ``loyalty replay`` imports beyond the service: the ``replay`` extra.
+REPLAY_EXTRA = ("pyarrow", "tqdm", "matplotlib")
+
+
+def missing_extra(html: bool) -> list[str]:
+    """The replay extra's packages this installation lacks (matplotlib only matters for --html)."""
+    import importlib.util
+
+    def absent(name: str) -> bool:
+        try:
+            return importlib.util.find_spec(name) is None
+        except (ImportError, ValueError):  # a broken installation is as good as none
+            return True
+
+    return [name for name in REPLAY_EXTRA if (html or name != "matplotlib") and absent(name)]
+
+
 def run(args: argparse.Namespace) -> int:
     """Replay, print the report, and return the exit status."""
+    missing = missing_extra(bool(args.html))
+    if missing:  # the slim runtime image, or a plain `pip install loyalty-rules`
+        print(f"loyalty replay: needs {', '.join(missing)}, from the replay extra, which this "
+              "installation leaves out: pip install 'loyalty-rules[replay]'", file=sys.stderr)
+        return TROUBLE
     old, new = load(Path(args.old), "replay"), load(Path(args.new), "replay")
     if not isinstance(old, PolicySet) or not isinstance(new, PolicySet):
         return TROUBLE

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -63,3 +64,22 @@ def test_dev_sh_help_lists_its_commands_and_no_shell_code():
     assert result.returncode == 0
     assert "./dev.sh test [pytest args]" in result.stdout
     assert "set -euo" not in result.stdout and "#" not in result.stdout
+
+
+def test_replay_without_its_extra_says_which_extra_to_install(tmp_path):
+    """The slim image has no pyarrow: `loyalty replay` says what to install, exit 2, no traceback."""
+    blocker = tmp_path / "sitecustomize.py"
+    blocker.write_text(
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name.split('.')[0] in ('pyarrow', 'tqdm', 'matplotlib'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, Block())\n")
+    env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+    result = subprocess.run([sys.executable, "-m", "service", "replay", "policies", "policies",
+                             "history.csv"], capture_output=True, text=True, cwd=ROOT, env=env,
+                            timeout=120, check=False)
+    assert result.returncode == 2
+    assert result.stderr == ("loyalty replay: needs pyarrow, tqdm, from the replay extra, which this "
+                             "installation leaves out: pip install 'loyalty-rules[replay]'\n")
