@@ -76,7 +76,12 @@ class LogSink:
         self._thread.start()
 
     def after_fork(self) -> None:
-        """In a forked child: new locks (another thread may have held them) and a new writer."""
+        """In a forked child: new locks (another thread may have held them), an empty queue
+        (the parent writes what it had queued) and counts of its own, and a new writer."""
+        self._lines = collections.deque()
+        self._local = threading.local()
+        self._cells = []
+        self._failed = self._reported = 0
         self._cells_lock = threading.Lock()
         self._wake = threading.Event()
         self._busy = False
