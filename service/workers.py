@@ -70,9 +70,9 @@ def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
 def is_stopped(pid: int) -> bool:
     """Whether ``pid`` is stopped (``T``) or stopped by a tracer (``t``), from /proc (Linux)."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
             # "pid (comm) state ...": comm may hold spaces and parentheses, the last ')' ends it.
-            return stat.read().rpartition(b")")[2].split()[0] in (b"T", b"t")
+            return stat.read().rpartition(")")[2].split()[0] in ("T", "t")
     except (OSError, IndexError):
         return False
 
