@@ -30,8 +30,9 @@ install() {
     fi
 }
 
-# The tests start a real PostgreSQL 15 (initdb and pg_ctl from Debian's package): install it
-# when it is missing, as root or through sudo, so that a fresh machine's `./dev.sh test` passes.
+# The tests start a real PostgreSQL 15 (initdb and pg_ctl from Debian's package), render the
+# manifests with kubectl and look at pages in Chromium: the test verbs install what is missing
+# (as root or through sudo), so that a fresh machine's `./dev.sh test` runs every test.
 system_packages() {
     if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
         sudo=""
@@ -81,16 +82,22 @@ case "$cmd" in
     test)
         install
         system_packages
+        tools
+        export LOYALTY_REQUIRE_TOOLS=1  # the deploy and browser tests fail rather than skip
         exec "$PY" -m pytest -m "not slow" "$@"
         ;;
     test-slow)
         install
         system_packages
+        tools
+        export LOYALTY_REQUIRE_TOOLS=1  # the deploy and browser tests fail rather than skip
         exec "$PY" -m pytest -m slow "$@"
         ;;
     test-all)
         install
         system_packages
+        tools
+        export LOYALTY_REQUIRE_TOOLS=1  # the deploy and browser tests fail rather than skip
         exec "$PY" -m pytest "$@"
         ;;
     bench)
