@@ -472,13 +472,13 @@ class ServeConfig:
 class AddressInUse(OSError):
     """The address to listen on is taken (by another server, or a worker left behind)."""
 
-    def __init__(self, address: str) -> None:
-        super().__init__(f"cannot listen on {address}: the address is already in use "
-                         "(another server on this port? stop it, or pick another --port; 0 picks a free one)")
+    def __init__(self, address: str, flag: str = "--port") -> None:
+        super().__init__(f"cannot listen on {address}: the address is already in use (another "
+                         f"server on this port? stop it, or pick another {flag}; 0 picks a free one)")
         self.address = address
 
 
-def check_address_free(host: str, port: int) -> None:
+def check_address_free(host: str, port: int, flag: str = "--port") -> None:
     """Raise :class:`AddressInUse` when ``host:port`` cannot be bound, before anything loads
     (gRPC's own failure comes later, as a traceback after a line of its C core's log)."""
     import socket
@@ -492,7 +492,7 @@ def check_address_free(host: str, port: int) -> None:
             probe.bind((host.strip("[]"), port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise AddressInUse(f"{format_host(host)}:{port}") from None
+                raise AddressInUse(f"{format_host(host)}:{port}", flag) from None
             raise
 
 
@@ -525,6 +525,8 @@ def run(
     stop = stop or threading.Event()
     if not reuse_port:  # a worker shares the port on purpose; the supervisor checked it
         check_address_free(config.host, config.port)
+    if serve_metrics and config.metrics_port is not None:
+        check_address_free(config.metrics_host or config.host, config.metrics_port, "--metrics-port")
     store = PolicyStore(config.policies, allow_empty=config.allow_empty)
     reloadable = [store]  # and the shadow's, once it exists: SIGHUP reloads both
     # Until the real handlers are in (after the first load, which can take seconds), a SIGHUP
