@@ -37,7 +37,7 @@ def test_every_declared_dependency_is_locked():
     """pyproject.toml's dependencies (and the dev extra's) all appear in the locks."""
     project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     def names(reqs: list[str]) -> set[str]:
-        return {re.sub(r"[-_.]+", "-", re.split(r"[<>=!\[; ]", r, 1)[0]).lower() for r in reqs}
+        return {re.sub(r"[-_.]+", "-", re.split(r"[<>=!\[; ]", r, maxsplit=1)[0]).lower() for r in reqs}
     assert names(project["dependencies"]) <= set(pins("runtime.lock"))
     assert names(project["optional-dependencies"]["dev"]) - {"loyalty-rules"} <= set(pins("dev.lock"))
 
