@@ -387,9 +387,7 @@ class StateRpcs:
         fields = call_fields()
         fields["items"] = count
         fields["revision"] = revision
-        converter = snapshot.converter
-        fast_customer, fast_by_kind, event_function = converter.fast_inputs()
-        checked_inputs = converter.checked_inputs
+        inputs = snapshot.converter.inputs  # the fast path; on any failure, the checking path
         explain = request.explain
         policy_set = snapshot.policy_set
         payload = snapshot.encoder.payload
@@ -403,12 +401,7 @@ class StateRpcs:
                 if len(item.correlation_id) > MAX_ID:
                     raise InvalidArgument([Violation("correlation_id",
                                                      f"is longer than {MAX_ID} characters")])
-                try:  # the fast path, as EvaluateBatch's
-                    fast_event = fast_by_kind.get(event_msg.kind) or event_function(event_msg)
-                    customer = fast_customer(customer_msg)
-                    event = fast_event(event_msg)
-                except Exception:  # anything unusual: the schema judges it
-                    customer, event = checked_inputs(customer_msg, event_msg, budget)
+                customer, event = inputs(customer_msg, event_msg, budget)
             except Exception as exc:
                 if isinstance(exc, InvalidArgument):
                     try:
