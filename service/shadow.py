@@ -220,9 +220,9 @@ class Shadow:
                     candidate = reads_and_counts(policy_set, customer, event, reader)[0]
                 else:
                     candidate = evaluate(customer, event)
-            except (EvaluationError, StateError):
+            except (EvaluationError, StateError) as exc:
                 if metrics is not None:
-                    metrics.fail("policy_failed")
+                    metrics.fail("state_unavailable" if isinstance(exc, StateError) else "policy_failed")
                 continue
             self.compared += 1
             changed = decision_changed(decision, candidate)
