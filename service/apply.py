@@ -43,22 +43,18 @@ from dsl.schema.schema import MAX_ID
 from service.errors import (
     AlreadyExists,
     InvalidArgument,
-    NotFound,
     PolicyFailed,
     ServiceError,
     StateRefused,
-    Unavailable,
     Violation,
+    service_error,
     status_for,
 )
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.logs import call_fields
 from service.state.api import (
-    AlreadyApplied,
     Amount,
     ApplyItem,
-    EventNotFound,
-    InvalidStateInput,
     NewEntry,
     Outcome,
     StateError,
@@ -71,14 +67,13 @@ from service.state.api import (
 from service.wire import VARINT, tag
 
 log = structlog.get_logger("loyalty.apply")
+decision_log = structlog.get_logger("loyalty.decision")
 
 #: The start a window open at the beginning (``start`` None: "all history") is read from.
 EARLIEST = dt.datetime(1, 1, 1, tzinfo=dt.UTC)
 #: The prefix of every body digest: the hash function, so that another one can follow.
 DIGEST_PREFIX = "sha256:"
 
-#: Store errors' fields in the request's own words.
-_REQUEST_FIELDS = {"customer_id": "customer.id", "event_id": "event.id"}
 
 
 _APPLY = pb.ApplyResponse.DESCRIPTOR
@@ -273,25 +268,6 @@ def stored_basis(stored: bytes) -> dict[str, Any]:
     """The reversal basis of a stored applied event ({} for one without purchase lines)."""
     basis = _split_stored(stored)[1]
     return json.loads(basis) if basis else {}
-
-
-def service_error(exc: StateError) -> ServiceError:
-    """The status a store error is for a caller, in the request's words."""
-    if isinstance(exc, StateUnavailable):
-        return Unavailable(f"the customer state store is unavailable (nothing was written; retry): {exc}")
-    if isinstance(exc, StateWriteFailed):
-        return StateRefused(f"the customer state store refuses writes (nothing was written; Evaluate "
-                            f"still answers): {exc}")
-    if isinstance(exc, InvalidStateInput):
-        field = _REQUEST_FIELDS.get(exc.field, exc.field)
-        return InvalidArgument([Violation(field, exc.reason)])
-    if isinstance(exc, AlreadyApplied):
-        field = "reversal_id" if exc.what == "reversal" else "event.id"
-        return AlreadyExists(str(exc), field, exc.stored_digest, exc.new_digest)
-    if isinstance(exc, EventNotFound):
-        return NotFound(f"event_id: event {exc.event_id[:MAX_ID]!r} was never applied", "event_id",
-                        "event", exc.event_id)
-    return Unavailable(f"the customer state store failed: {exc}")
 
 
 def _call_error(exc: Exception) -> Exception:
@@ -540,9 +516,13 @@ def _after_decision(servicer: Any, snapshot: Any, customer: dict[str, Any], even
     if count and servicer.metrics is not None:
         servicer.metrics.count_decision(decision.fired, decision.policies)
     if servicer.log_decisions:
-        from service.servicer import _log_decision
-
-        _log_decision(decision, customer["id"], event_msg)
+        decision_log.info(
+            "decision", customer_id=customer["id"], event_id=event_msg.id,
+            kind=event_msg.kind or event_msg.WhichOneof("details"), revision=decision.revision,
+            awards={k: str(v) for k, v in decision.awards.items()},
+            benefits=[b.name for b in decision.benefits], tier=decision.tier, tags=decision.tags,
+            policies=decision.policies, fired=[f"{p}.{r}" for p, r in decision.fired],
+            counted={k: amount_text(v) for k, v in counted.items()}, applied=True)
     shadow = servicer.shadow
     if shadow is not None and shadow.sampled():
         shadow.offer(snapshot, [(customer, event, customer_msg, event_msg, decision)],

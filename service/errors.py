@@ -19,7 +19,14 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from dsl.errors import EvaluationError, InputError
-from service.state.api import StateError
+from service.state.api import (
+    AlreadyApplied,
+    EventNotFound,
+    InvalidStateInput,
+    StateError,
+    StateUnavailable,
+    StateWriteFailed,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,10 +178,32 @@ def status_for(exc: BaseException) -> status_pb2.Status:
     if isinstance(exc, EvaluationError):
         return PolicyFailed(exc).to_status()
     if isinstance(exc, StateError):
-        from service.apply import service_error  # the store's errors, in the request's words
-
         return service_error(exc).to_status()
     return _status(grpc.StatusCode.INTERNAL, "internal error (logged on the server)", ())
+
+
+#: Store errors' fields in the request's own words.
+_REQUEST_FIELDS = {"customer_id": "customer.id", "event_id": "event.id"}
+#: Longest id repeated in a message.
+_ID_SHOWN = 128
+
+
+def service_error(exc: StateError) -> ServiceError:
+    """The status a customer state store error is for a caller, in the request's words."""
+    if isinstance(exc, StateUnavailable):
+        return Unavailable(f"the customer state store is unavailable (nothing was written; retry): {exc}")
+    if isinstance(exc, StateWriteFailed):
+        return StateRefused(f"the customer state store refuses writes (nothing was written; Evaluate "
+                            f"still answers): {exc}")
+    if isinstance(exc, InvalidStateInput):
+        return InvalidArgument([Violation(_REQUEST_FIELDS.get(exc.field, exc.field), exc.reason)])
+    if isinstance(exc, AlreadyApplied):
+        field = "reversal_id" if exc.what == "reversal" else "event.id"
+        return AlreadyExists(str(exc), field, exc.stored_digest, exc.new_digest)
+    if isinstance(exc, EventNotFound):
+        return NotFound(f"event_id: event {exc.event_id[:_ID_SHOWN]!r} was never applied", "event_id",
+                        "event", exc.event_id)
+    return Unavailable(f"the customer state store failed: {exc}")
 
 
 def code_name(status: status_pb2.Status) -> str:
