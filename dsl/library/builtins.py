@@ -327,6 +327,18 @@ EXPORTS: dict[str, Any] = {**rt.HELPERS, **{f"fn_{b.name}": b.impl for b in BUIL
 AGGREGATES = ("sum", "count", "any", "all", "min", "max")
 
 
+def cost_table() -> str:
+    """docs/language.md's table of what each builtin counts toward the step bound."""
+    rows = ["| Function | Steps a call |", "| --- | --- |"]
+    for b in BUILTINS_LIST:
+        steps = f"{b.steps:,}"
+        if b.cost == "per_item":
+            steps = ("1 an item of its list" if b.rule is _sum_count
+                     else f"1 an item of its list; {steps} with arguments")
+        rows.append(f"| `{b.name}` | {steps} |")
+    return "\n".join(rows) + "\n"
+
+
 def docs_table() -> str:
     """docs/language.md's table of built-in functions, one row per entry."""
     rows = ["| Function | Gives | Meaning |", "| --- | --- | --- |"]
