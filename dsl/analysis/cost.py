@@ -412,8 +412,10 @@ class _SizePass(ExprVisitor[Size]):
                 return args[0].element()
             raise TypeError(f"the size pass cannot bound {b.name}() of a list (size {b.size!r})")
         if b.name == "local":
-            # The wall clock of any zone is within a day of the instant's own.
-            return Size(days=_widen(args[0].days, 1))
+            # The wall clock of any zone is within a day of the instant's own, and within the
+            # calendar: local() stops the evaluation when it is not.
+            low, high = _widen(args[0].days, 1)
+            return Size(days=(max(low, _FIRST_DAY), min(high, _LAST_DAY)))
         if b.name == "date":
             return Size(days=args[0].days or (_FIRST_DAY, _LAST_DAY))
         if b.name == "abs" and args[0].days is not None:
