@@ -66,7 +66,9 @@ class Decision:
     rule qualified the customer for, or ``None``. ``tags`` are sorted and unique.
     ``policies`` names the policies that applied, in evaluation order; ``fired`` lists
     (policy, rule) for every rule whose effects applied.
-    ``reasons`` is ``None`` unless the evaluation was asked to explain.
+    ``reasons`` is ``None`` unless the evaluation was asked to explain. ``counted`` is what
+    this decision adds to each counter (``count ... toward``): the service appends them as
+    entries at the event's time; empty when none.
     """
 
     revision: str
@@ -77,6 +79,7 @@ class Decision:
     policies: list[str] = field(default_factory=list)
     fired: list[tuple[str, str]] = field(default_factory=list)
     reasons: list[Reason] | None = None
+    counted: dict[str, int | Decimal] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form (decimals and dates as strings), used by the CLI and tests."""
@@ -93,6 +96,8 @@ class Decision:
             "policies": list(self.policies),
             "fired": [f"{p}.{r}" for p, r in self.fired],
         }
+        if self.counted:
+            out["counted"] = {k: plain(v) for k, v in sorted(self.counted.items())}
         if self.reasons is not None:
             out["reasons"] = [
                 {"policy": r.policy, "rule": r.rule, "kind": r.kind, "detail": r.detail,

@@ -13,10 +13,10 @@ import hashlib
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import getcontext, setcontext
+from datetime import date, timedelta, tzinfo
+from decimal import Decimal, getcontext, setcontext
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,15 @@ from dsl.backend.compiler import CompiledModule, UnsafeCode, compile_module
 from dsl.backend.interpreter import Interpreter, interpret
 from dsl.backend.runner import COMPILED, INTERPRETED, Runner
 from dsl.decision import Decision, Reason
-from dsl.errors import Diagnostic, PolicyError, Span, sort_diagnostics
+from dsl.errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.input.request import MappingDecoder
 from dsl.library.runtime import EvaluationContext, finish, thread_context
+from dsl.periods import Window, histories, window
 from dsl.programme import digest_names, read_sources
 from dsl.schema.schema import Schema
+from dsl.schema.timezones import zone as zone_of
 
 #: The most policies one set may hold.
 MAX_POLICIES = 20000
@@ -84,6 +86,11 @@ class CompiledPolicy:
         """The most one event can be awarded by this policy, per currency (see dsl.analysis.bounds)."""
         return award_bounds(self.schema, self.ast, self.check)
 
+    @cached_property
+    def counters(self) -> tuple[tuple[str, str, n.Period], ...]:
+        """(name, kind, period) of every counter the policy declares."""
+        return tuple((c.name, c.kind, c.period) for c in self.ast.counters)
+
     def applies_on(self, day: date) -> bool:
         lo, hi = self.info.effective_from, self.info.effective_until
         return (lo is None or lo <= day) and (hi is None or day <= hi)
@@ -112,6 +119,10 @@ class PolicySet:
     _index: dict[str, _KindIndex] = field(default_factory=dict, repr=False)
     _caps: tuple[tuple[str, Any], ...] = ()
     _tier_rank: dict[str, int] = field(default_factory=dict, repr=False)
+    #: The programme's zone, or None for UTC (the event's own UTC date picks the policies).
+    _zone: tzinfo | None = field(default=None, repr=False)
+    #: Whether evaluation takes the path that reads windows and local dates.
+    _periods: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         by_kind: dict[str, list[CompiledPolicy]] = {}
@@ -122,6 +133,31 @@ class PolicySet:
         self._caps = tuple((c.name, c.cap_per_event) for c in self.schema.currencies.values()
                            if c.cap_per_event is not None)
         self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
+        self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
+        self._periods = self._zone is not None or any(p.counters for p in self.compiled)
+
+    @property
+    def zone(self) -> tzinfo:
+        """The programme's time zone (``[programme] timezone``; UTC by default)."""
+        return self._zone or zone_of("UTC")
+
+    def local_date(self, event: dict[str, Any]) -> date:
+        """The event's date in the programme's zone: what ``effective`` dates compare with."""
+        if self._zone is None:
+            return event["date"]  # type: ignore[no-any-return]
+        return event["time"].astimezone(self._zone).date()  # type: ignore[no-any-return]
+
+    def windows(self, customer: dict[str, Any], event: dict[str, Any]) -> list[Window]:
+        """Every window the policies that apply to a prepared event read (its kind, on its
+        local date): deduplicated, in policy order then counter order. The service sums these
+        in its transaction and passes them to :meth:`evaluate` as ``state``."""
+        del customer  # the windows depend on the event alone
+        zone = self.zone
+        out: dict[Window, None] = {}
+        for p in self.applicable(event):
+            for name, _, period in p.counters:
+                out[window(name, period, event["time"], zone)] = None
+        return list(out)
 
     @property
     def decoder(self) -> MappingDecoder:
@@ -149,19 +185,23 @@ class PolicySet:
         index = self._index.get(event["kind"])
         if index is None:
             return ()
-        return index.lookup(event["date"])
+        return index.lookup(self.local_date(event))
 
     def evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool = False,
-                 only: Iterable[str] | None = None, *, runner: Runner = COMPILED) -> Decision:
+                 only: Iterable[str] | None = None, *, runner: Runner = COMPILED,
+                 state: Mapping[Window, int | Decimal] | None = None) -> Decision:
         """Evaluate every applicable policy and combine them into one decision.
 
         ``customer`` and ``event`` are prepared dicts (see :meth:`Schema.prepare_event`).
         With ``explain`` the decision carries its reasons. ``only`` limits the
         evaluation to the named policies. ``runner`` says how each policy runs
         (:mod:`dsl.backend.runner`: the compiled code, or the reference interpreter);
-        the selection and the combination around it are the same for both. Raises
-        :class:`~dsl.errors.EvaluationError` when a policy fails at run time.
+        the selection and the combination around it are the same for both. ``state`` is the
+        stored sum of each window :meth:`windows` names (None: every window reads 0, a pure
+        quote). Raises :class:`~dsl.errors.EvaluationError` when a policy fails at run time.
         """
+        if self._periods:
+            return self._evaluate_periods(customer, event, explain, only, runner, state)
         saved = getcontext()
         if type(saved) is not EvaluationContext:
             # Inline rather than through in_evaluation_context: this is the hot path of
@@ -189,6 +229,37 @@ class PolicySet:
             return finish(d, self._tier_rank, self._caps, None)
         reasons: list[Reason] = []
         runner.run(policies, customer, event, d, reasons)
+        d.reasons = reasons
+        return finish(d, self._tier_rank, self._caps, reasons)
+
+    def _evaluate_periods(self, customer: dict[str, Any], event: dict[str, Any], explain: bool,
+                          only: Iterable[str] | None, runner: Runner,
+                          state: Mapping[Window, int | Decimal] | None) -> Decision:
+        """:meth:`evaluate` for a set with counters or a programme zone other than UTC: the
+        policies are selected by the event's local date and each reads its windows."""
+        saved = getcontext()
+        if type(saved) is not EvaluationContext:
+            setcontext(thread_context())
+            try:
+                return self._evaluate_periods(customer, event, explain, only, runner, state)
+            finally:
+                setcontext(saved)
+        d = Decision(self.revision, {}, [], None, [], [], [], None)
+        policies = self.applicable(event)
+        if not policies:
+            return d
+        if only is not None:
+            wanted = set(only)
+            policies = [p for p in policies if p.name in wanted]
+        zone = self.zone
+        at = event["time"]
+        try:
+            stories = [histories(p.counters, at, zone, state) if p.counters else None
+                       for p in policies]
+        except (TypeError, ValueError) as exc:
+            raise EvaluationError("", "", 0, f"bad state: {exc}") from None
+        reasons: list[Reason] | None = [] if explain else None
+        runner.run_with_history(policies, customer, event, d, reasons, stories)
         d.reasons = reasons
         return finish(d, self._tier_rank, self._caps, reasons)
 
