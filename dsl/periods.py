@@ -115,5 +115,46 @@ def histories(counters: tuple[tuple[str, str, n.Period], ...], at: datetime, zon
     return out
 
 
-__all__ = ["Window", "histories", "local_midnight", "next_period_start", "period_start",
-           "read_sum", "window"]
+def exact_sum(total: Decimal) -> int | Decimal:
+    """A window's sum as the state store gives it: an ``int`` when it has no fractional
+    digits, else a ``Decimal`` with the largest scale of its entries."""
+    exponent = total.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= 0:
+        return int(total)
+    return total
+
+
+class MemoryStore:
+    """A customer's counter entries in memory, summed as the service's store sums them.
+
+    Policy tests (a case's ``history``), ``loyalty eval --history`` and ``loyalty replay``
+    use it to run events in time order with state: each evaluation reads the windows it
+    needs, and what it counted is appended at the event's instant.
+    """
+
+    def __init__(self) -> None:
+        self.entries: dict[str, list[tuple[str, datetime, int | Decimal]]] = {}
+
+    def append(self, customer: str, counter: str, at: datetime, amount: int | Decimal) -> None:
+        """Add one entry (``at`` aware; ``amount`` exact)."""
+        if isinstance(amount, bool) or not isinstance(amount, int | Decimal):
+            raise TypeError(f"an entry's amount is an int or a Decimal, not {type(amount).__name__}")
+        if at.tzinfo is None:
+            raise ValueError("an entry's instant must be aware")
+        self.entries.setdefault(customer, []).append((counter, at.astimezone(UTC), amount))
+
+    def sums(self, customer: str, windows: list[Window]) -> dict[Window, int | Decimal]:
+        """The sum of each window's entries for ``customer``."""
+        mine = self.entries.get(customer, [])
+        out: dict[Window, int | Decimal] = {}
+        for w in windows:
+            total = Decimal(0)
+            for counter, at, amount in mine:
+                if counter == w.counter and (w.start is None or w.start <= at) and at < w.end:
+                    total += amount
+            out[w] = exact_sum(total)
+        return out
+
+
+__all__ = ["MemoryStore", "Window", "exact_sum", "histories", "local_midnight",
+           "next_period_start", "period_start", "read_sum", "window"]

@@ -135,6 +135,9 @@ class PolicySet:
         self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
         self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
         self._periods = self._zone is not None or any(p.counters for p in self.compiled)
+        if self._periods:
+            # Chosen once, here, so that a set without counters in UTC pays nothing per call.
+            self.evaluate = self._evaluate_periods  # type: ignore[method-assign]
 
     @property
     def zone(self) -> tzinfo:
@@ -200,8 +203,6 @@ class PolicySet:
         stored sum of each window :meth:`windows` names (None: every window reads 0, a pure
         quote). Raises :class:`~dsl.errors.EvaluationError` when a policy fails at run time.
         """
-        if self._periods:
-            return self._evaluate_periods(customer, event, explain, only, runner, state)
         saved = getcontext()
         if type(saved) is not EvaluationContext:
             # Inline rather than through in_evaluation_context: this is the hot path of
@@ -232,16 +233,18 @@ class PolicySet:
         d.reasons = reasons
         return finish(d, self._tier_rank, self._caps, reasons)
 
-    def _evaluate_periods(self, customer: dict[str, Any], event: dict[str, Any], explain: bool,
-                          only: Iterable[str] | None, runner: Runner,
-                          state: Mapping[Window, int | Decimal] | None) -> Decision:
+    def _evaluate_periods(self, customer: dict[str, Any], event: dict[str, Any],
+                          explain: bool = False, only: Iterable[str] | None = None, *,
+                          runner: Runner = COMPILED,
+                          state: Mapping[Window, int | Decimal] | None = None) -> Decision:
         """:meth:`evaluate` for a set with counters or a programme zone other than UTC: the
         policies are selected by the event's local date and each reads its windows."""
         saved = getcontext()
         if type(saved) is not EvaluationContext:
             setcontext(thread_context())
             try:
-                return self._evaluate_periods(customer, event, explain, only, runner, state)
+                return self._evaluate_periods(customer, event, explain, only, runner=runner,
+                                              state=state)
             finally:
                 setcontext(saved)
         d = Decision(self.revision, {}, [], None, [], [], [], None)

@@ -593,7 +593,10 @@ class _AstBuilder(Transformer):
             hint = did_you_mean(unit, n.CALENDAR_UNITS)
             self._error(_tok_span(c[0]), "bad_period", f"`{unit}` is not a calendar period",
                         hint or "write per day, week, month, quarter or year, or per rolling 7 days")
-        return n.Period("calendar", unit, text=f"per calendar {unit}", span=span)
+        # The text keeps the author's choice of `per quarter` or `per calendar quarter`.
+        written = n.source_text(self.source, span).split()
+        word = "per calendar" if "calendar" in written[:-1] else "per"
+        return n.Period("calendar", unit, text=f"{word} {unit}", span=span)
 
     def rolling_period(self, meta: Any, c: list[Any]) -> n.Period:
         number = int(self._digits(c[0]))
@@ -608,7 +611,8 @@ class _AstBuilder(Transformer):
             self._error(span, "bad_period", f"a rolling period of {c[0]} {c[1]} is not supported",
                         "write a rolling period of up to 10 years (3660 days)")
             length = timedelta(days=1)
-        return n.Period("rolling", unit, length, f"per rolling {c[0]} {c[1]}", span=span)
+        text = f"per rolling {number} {unit}{'' if number == 1 else 's'}"
+        return n.Period("rolling", unit, length, text, span=span)
 
     def ever_period(self, meta: Any, c: list[Any]) -> n.Period:
         return n.Period("ever", text="ever", span=self._span(meta))
