@@ -466,6 +466,7 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
             else:
                 seen[policy.name] = policy
             checked.append((policy, result))
+    diagnostics.extend(_counter_conflicts(checked))
     if len(checked) > MAX_POLICIES:
         diagnostics.append(Diagnostic(sources[-1][0], Span(1, 1, 1, 2), "too_large",
                                       f"the set has {len(checked)} policies; the limit is "
@@ -500,6 +501,26 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
         digest.update(text.encode("utf-8", "surrogatepass"))
     return PolicySet(schema, compiled, "r" + digest.hexdigest()[:12],
                      warnings=sort_diagnostics(d for d in diagnostics if d.severity != "error"))
+
+
+def _counter_conflicts(checked: Sequence[tuple[n.Policy, CheckResult]]) -> list[Diagnostic]:
+    """A counter is one set of entries per customer, whichever policy names it: every policy
+    that declares it must agree on what it holds (``count`` or ``sum``)."""
+    first: dict[str, tuple[n.Policy, n.Counter]] = {}
+    out: list[Diagnostic] = []
+    for policy, _ in checked:
+        for c in policy.counters:
+            seen = first.setdefault(c.name, (policy, c))
+            if seen[1].kind != c.kind:
+                lines = policy.source.splitlines()
+                line = c.span.line
+                out.append(Diagnostic(
+                    policy.file, c.name_span, "counter_conflict",
+                    f"counter {c.name} is a {c.kind} here but a {seen[1].kind} in policy "
+                    f"{seen[0].name} ({seen[0].file}:{seen[1].span.line}): the policies share "
+                    "its entries", f"declare it `{seen[1].kind}` in both, or rename one",
+                    "error", lines[line - 1] if 0 < line <= len(lines) else ""))
+    return out
 
 
 def load_directory(directory: Path | str, *, schema: Schema | None = None) -> PolicySet:

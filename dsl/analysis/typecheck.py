@@ -80,11 +80,26 @@ class Checker(ExprTypes):
         self.check_awards_rounded()
 
     def check_unused(self) -> None:
-        """Warn of every binding nothing reads."""
+        """Warn of every binding nothing reads, and of every counter the policy neither reads
+        nor counts toward."""
         for name, span in self.defined_at.items():
             if name not in self.used:
                 self.warn(span, "unused_binding", f"`{name}` is defined but never used",
                           "use it or delete it")
+        if not self.policy.counters:
+            return
+        touched: set[str] = set()
+        for node in n.walk(self.policy):
+            if isinstance(node, n.Count):
+                touched.add(node.counter)
+            elif isinstance(node, n.Attribute) and isinstance(node.value, n.Name) \
+                    and node.value.name == "history":
+                touched.add(node.name)
+        for c in self.policy.counters:
+            if c.name not in touched:
+                self.warn(c.name_span, "unused_counter",
+                          f"counter `{c.name}` is declared but never read or counted",
+                          f"read it as history.{c.name}, count toward it, or delete it")
 
     def check_name(self, name: str, span: Span, what: str) -> bool:
         if _RESERVED_NAME.search(name):
