@@ -511,7 +511,7 @@ def _counter_conflicts(checked: Sequence[tuple[n.Policy, CheckResult]]) -> list[
     for policy, _ in checked:
         for c in policy.counters:
             seen = first.setdefault(c.name, (policy, c))
-            if seen[1].kind != c.kind:
+            if seen[0] is not policy and seen[1].kind != c.kind:
                 lines = policy.source.splitlines()
                 line = c.span.line
                 out.append(Diagnostic(
