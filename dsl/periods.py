@@ -18,6 +18,7 @@ London is 23 or 25 hours long on the days the clocks change.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
@@ -127,13 +128,14 @@ def exact_sum(total: Decimal) -> int | Decimal:
 class MemoryStore:
     """A customer's counter entries in memory, summed as the service's store sums them.
 
-    Policy tests (a case's ``history``), ``loyalty eval --history`` and ``loyalty replay``
-    use it to run events in time order with state: each evaluation reads the windows it
-    needs, and what it counted is appended at the event's instant.
+    Policy tests (a case's ``history``), ``loyalty eval`` and ``loyalty replay`` use it to run
+    events in time order with state: each evaluation reads the windows it needs, and what it
+    counted is appended at the event's instant. Entries are kept sorted by instant per
+    (customer, counter), so a window's sum reads only the entries inside it.
     """
 
     def __init__(self) -> None:
-        self.entries: dict[str, list[tuple[str, datetime, int | Decimal]]] = {}
+        self.entries: dict[tuple[str, str], tuple[list[datetime], list[int | Decimal]]] = {}
 
     def append(self, customer: str, counter: str, at: datetime, amount: int | Decimal) -> None:
         """Add one entry (``at`` aware; ``amount`` exact)."""
@@ -141,17 +143,22 @@ class MemoryStore:
             raise TypeError(f"an entry's amount is an int or a Decimal, not {type(amount).__name__}")
         if at.tzinfo is None:
             raise ValueError("an entry's instant must be aware")
-        self.entries.setdefault(customer, []).append((counter, at.astimezone(UTC), amount))
+        instants, amounts = self.entries.setdefault((customer, counter), ([], []))
+        at = at.astimezone(UTC)
+        i = bisect_right(instants, at)
+        instants.insert(i, at)
+        amounts.insert(i, amount)
 
     def sums(self, customer: str, windows: list[Window]) -> dict[Window, int | Decimal]:
         """The sum of each window's entries for ``customer``."""
-        mine = self.entries.get(customer, [])
         out: dict[Window, int | Decimal] = {}
         for w in windows:
+            instants, amounts = self.entries.get((customer, w.counter), ([], []))
+            lo = 0 if w.start is None else bisect_left(instants, w.start)
+            hi = bisect_left(instants, w.end)
             total = Decimal(0)
-            for counter, at, amount in mine:
-                if counter == w.counter and (w.start is None or w.start <= at) and at < w.end:
-                    total += amount
+            for amount in amounts[lo:hi]:
+                total += amount
             out[w] = exact_sum(total)
         return out
 

@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal, getcontext, setcontext
 from functools import cached_property
 from pathlib import Path
@@ -33,7 +33,7 @@ from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.input.request import MappingDecoder
 from dsl.library.runtime import EvaluationContext, finish, thread_context
-from dsl.periods import Window, histories, window
+from dsl.periods import Window, histories, local_midnight, window
 from dsl.programme import digest_names, read_sources
 from dsl.schema.schema import Schema
 from dsl.schema.timezones import zone as zone_of
@@ -101,6 +101,11 @@ class _KindIndex:
     bounds: list[date]
     segments: list[tuple[CompiledPolicy, ...]]
     fallback: tuple[CompiledPolicy, ...] = ()
+    #: The instant each of ``bounds`` starts in the programme's zone (aware UTC): an event's
+    #: instant finds its segment without converting it to a local date.
+    instants: list[datetime] = field(default_factory=list)
+    #: Whether a policy of this kind declares counters (its evaluation reads windows).
+    counters: bool = False
 
     def lookup(self, day: date) -> Sequence[CompiledPolicy]:
         if self.segments:
@@ -130,6 +135,11 @@ class PolicySet:
             for kind in p.info.kinds:
                 by_kind.setdefault(kind, []).append(p)
         self._index = {kind: _build_index(ps) for kind, ps in by_kind.items()}
+        zone = zone_of(self.schema.timezone)
+        for index in self._index.values():
+            index.instants = [local_midnight(d, zone) for d in index.bounds]
+            index.counters = any(p.counters for seg in index.segments for p in seg) or \
+                any(p.counters for p in index.fallback)
         self._caps = tuple((c.name, c.cap_per_event) for c in self.schema.currencies.values()
                            if c.cap_per_event is not None)
         self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
@@ -238,7 +248,8 @@ class PolicySet:
                           runner: Runner = COMPILED,
                           state: Mapping[Window, int | Decimal] | None = None) -> Decision:
         """:meth:`evaluate` for a set with counters or a programme zone other than UTC: the
-        policies are selected by the event's local date and each reads its windows."""
+        policies are selected by the event's instant against the local midnights of the
+        effective dates, and a kind with counters reads its windows."""
         saved = getcontext()
         if type(saved) is not EvaluationContext:
             setcontext(thread_context())
@@ -247,22 +258,27 @@ class PolicySet:
                                               state=state)
             finally:
                 setcontext(saved)
+        index = self._index.get(event["kind"])
         d = Decision(self.revision, {}, [], None, [], [], [], None)
-        policies = self.applicable(event)
-        if not policies:
+        if index is None:
             return d
+        segments = index.segments
+        policies = (segments[bisect_right(index.instants, event["time"])] if segments
+                    else index.lookup(self.local_date(event)))
         if only is not None:
             wanted = set(only)
             policies = [p for p in policies if p.name in wanted]
-        zone = self.zone
-        at = event["time"]
-        try:
-            stories = [histories(p.counters, at, zone, state) if p.counters else None
-                       for p in policies]
-        except (TypeError, ValueError) as exc:
-            raise EvaluationError("", "", 0, f"bad state: {exc}") from None
         reasons: list[Reason] | None = [] if explain else None
-        runner.run_with_history(policies, customer, event, d, reasons, stories)
+        if not index.counters:
+            runner.run(policies, customer, event, d, reasons)
+        else:
+            zone, at = self.zone, event["time"]
+            try:
+                stories = [histories(p.counters, at, zone, state) if p.counters else None
+                           for p in policies]
+            except (TypeError, ValueError) as exc:
+                raise EvaluationError("", "", 0, f"bad state: {exc}") from None
+            runner.run_with_history(policies, customer, event, d, reasons, stories)
         d.reasons = reasons
         return finish(d, self._tier_rank, self._caps, reasons)
 
