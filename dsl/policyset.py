@@ -15,7 +15,7 @@ from bisect import bisect_right
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, timedelta, tzinfo
 from decimal import Decimal, getcontext, setcontext
 from functools import cached_property
 from pathlib import Path
@@ -101,9 +101,11 @@ class _KindIndex:
     bounds: list[date]
     segments: list[tuple[CompiledPolicy, ...]]
     fallback: tuple[CompiledPolicy, ...] = ()
-    #: The instant each of ``bounds`` starts in the programme's zone (aware UTC): an event's
-    #: instant finds its segment without converting it to a local date.
-    instants: list[datetime] = field(default_factory=list)
+    #: What an event's segment is found by: its UTC ``date`` against ``bounds`` (a UTC
+    #: programme), or its ``time`` against the instant each bound starts in the programme's
+    #: zone (so no event is converted to a local date on the hot path).
+    key: str = "date"
+    keys: list[Any] = field(default_factory=list)
     #: Whether a policy of this kind declares counters (its evaluation reads windows).
     counters: bool = False
 
@@ -126,7 +128,7 @@ class PolicySet:
     _tier_rank: dict[str, int] = field(default_factory=dict, repr=False)
     #: The programme's zone, or None for UTC (the event's own UTC date picks the policies).
     _zone: tzinfo | None = field(default=None, repr=False)
-    #: Whether evaluation takes the path that reads windows and local dates.
+    #: Whether evaluation takes the path that reads windows (a policy declares counters).
     _periods: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -137,14 +139,17 @@ class PolicySet:
         self._index = {kind: _build_index(ps) for kind, ps in by_kind.items()}
         zone = zone_of(self.schema.timezone)
         for index in self._index.values():
-            index.instants = [local_midnight(d, zone) for d in index.bounds]
+            if self.schema.timezone == "UTC":
+                index.key, index.keys = "date", index.bounds
+            else:
+                index.key, index.keys = "time", [local_midnight(d, zone) for d in index.bounds]
             index.counters = any(p.counters for seg in index.segments for p in seg) or \
                 any(p.counters for p in index.fallback)
         self._caps = tuple((c.name, c.cap_per_event) for c in self.schema.currencies.values()
                            if c.cap_per_event is not None)
         self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
         self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
-        self._periods = self._zone is not None or any(p.counters for p in self.compiled)
+        self._periods = any(p.counters for p in self.compiled)
         if self._periods:
             # Chosen once, here, so that a set without counters in UTC pays nothing per call.
             self.evaluate = self._evaluate_periods  # type: ignore[method-assign]
@@ -230,8 +235,8 @@ class PolicySet:
         if index is None:
             return d
         segments = index.segments
-        policies = (segments[bisect_right(index.bounds, event["date"])] if segments
-                    else index.lookup(event["date"]))
+        policies = (segments[bisect_right(index.keys, event[index.key])] if segments
+                    else index.lookup(self.local_date(event)))
         if only is not None:
             wanted = set(only)
             policies = [p for p in policies if p.name in wanted]
@@ -247,9 +252,8 @@ class PolicySet:
                           explain: bool = False, only: Iterable[str] | None = None, *,
                           runner: Runner = COMPILED,
                           state: Mapping[Window, int | Decimal] | None = None) -> Decision:
-        """:meth:`evaluate` for a set with counters or a programme zone other than UTC: the
-        policies are selected by the event's instant against the local midnights of the
-        effective dates, and a kind with counters reads its windows."""
+        """:meth:`evaluate` for a set with counters: the same selection, and each policy of a
+        kind with counters reads its windows from ``state``."""
         saved = getcontext()
         if type(saved) is not EvaluationContext:
             setcontext(thread_context())
@@ -263,11 +267,14 @@ class PolicySet:
         if index is None:
             return d
         segments = index.segments
-        policies = (segments[bisect_right(index.instants, event["time"])] if segments
+        policies = (segments[bisect_right(index.keys, event[index.key])] if segments
                     else index.lookup(self.local_date(event)))
         if only is not None:
             wanted = set(only)
             policies = [p for p in policies if p.name in wanted]
+        if not index.counters and not explain:  # the hot path's own steps
+            runner.run(policies, customer, event, d, None)
+            return finish(d, self._tier_rank, self._caps, None)
         reasons: list[Reason] | None = [] if explain else None
         if not index.counters:
             runner.run(policies, customer, event, d, reasons)
