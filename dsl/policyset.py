@@ -150,9 +150,11 @@ class PolicySet:
         self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
         self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
         self._periods = any(p.counters for p in self.compiled)
+        # Chosen once, here, so that a set without counters in UTC pays nothing per call.
         if self._periods:
-            # Chosen once, here, so that a set without counters in UTC pays nothing per call.
             self.evaluate = self._evaluate_periods  # type: ignore[method-assign]
+        elif self._zone is not None:
+            self.evaluate = self._evaluate_zoned  # type: ignore[method-assign]
 
     @property
     def zone(self) -> tzinfo:
@@ -235,7 +237,39 @@ class PolicySet:
         if index is None:
             return d
         segments = index.segments
-        policies = (segments[bisect_right(index.keys, event[index.key])] if segments
+        policies = (segments[bisect_right(index.bounds, event["date"])] if segments
+                    else index.lookup(event["date"]))
+        if only is not None:
+            wanted = set(only)
+            policies = [p for p in policies if p.name in wanted]
+        if not explain:
+            runner.run(policies, customer, event, d, None)
+            return finish(d, self._tier_rank, self._caps, None)
+        reasons: list[Reason] = []
+        runner.run(policies, customer, event, d, reasons)
+        d.reasons = reasons
+        return finish(d, self._tier_rank, self._caps, reasons)
+
+    def _evaluate_zoned(self, customer: dict[str, Any], event: dict[str, Any],
+                        explain: bool = False, only: Iterable[str] | None = None, *,
+                        runner: Runner = COMPILED,
+                        state: Mapping[Window, int | Decimal] | None = None) -> Decision:
+        """:meth:`evaluate` for a programme in another zone than UTC and without counters: the
+        same steps, the policies found by the event's instant against the local midnights of
+        the effective dates (a copy rather than a branch, so that UTC sets pay nothing)."""
+        saved = getcontext()
+        if type(saved) is not EvaluationContext:
+            setcontext(thread_context())
+            try:
+                return self._evaluate_zoned(customer, event, explain, only, runner=runner)
+            finally:
+                setcontext(saved)
+        index = self._index.get(event["kind"])
+        d = Decision(self.revision, {}, [], None, [], [], [], None)
+        if index is None:
+            return d
+        segments = index.segments
+        policies = (segments[bisect_right(index.keys, event["time"])] if segments
                     else index.lookup(self.local_date(event)))
         if only is not None:
             wanted = set(only)

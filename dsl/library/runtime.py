@@ -482,7 +482,9 @@ def count_toward(decision: Decision, used: int | Decimal, counter: str, amount: 
     window's stored sum) minus what this decision already counted toward the counter. An
     amount (or a room) of zero or less counts nothing.
     """
-    counted = decision.counted
+    counted = decision._counted
+    if counted is None:
+        counted = decision._counted = {}
     if limit is not None:
         room = limit - used - counted.get(counter, 0)
         if amount > room:
