@@ -82,6 +82,7 @@ def test_a_history_with_counters_is_read_as_one_chunk_whatever_its_size(tmp_path
 
     monkeypatch.setattr(history, "CHUNK_BYTES", 64)
     path = tmp_path / "h.jsonl"
-    path.write_text("".join('{"customer": {"id": "c%d"}, "event": {"id": "e%d"}}\n' % (i, i) for i in range(50)))
+    line = '{{"customer": {{"id": "c{i}"}}, "event": {{"id": "e{i}"}}}}\n'
+    path.write_text("".join(line.format(i=i) for i in range(50)))
     assert len(list(history.chunks(path, "jsonl", 10))) > 5
     assert [len(c.lines) for c in history.chunks(path, "jsonl", 10, whole=True)] == [50]
