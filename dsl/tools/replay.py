@@ -47,9 +47,37 @@ class _Side:
         self.cache: dict[Any, dict[str, Any]] = {}
 
 
-def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
-    """Evaluate every request of ``chunk`` with both sets: the chunk's :class:`Replay`."""
+def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk, *, columnar: bool = True) -> Replay:
+    """Evaluate every request of ``chunk`` with both sets: the chunk's :class:`Replay`.
+
+    A Parquet or CSV chunk goes through the columnar backend (:mod:`dsl.tools.replay_columnar`)
+    when polars is installed and ``columnar`` is true; the rows it leaves, and every row of a
+    JSON-lines chunk, take the row path below. Both give the same figures.
+    """
     currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
+    if columnar and chunk.batch is not None:
+        from dsl.tools.replay_columnar import columnar_pair, replay_columns
+
+        pair = columnar_pair(old, new)
+        if pair is not None:
+            done, rest = replay_columns(old, new, chunk, pair, currencies)
+            done.columnar_events = done.events
+            if rest:
+                import pyarrow as pa
+
+                part = Chunk(chunk.file, chunk.number, chunk.first, chunk.form,
+                             batch=chunk.batch.take(pa.array(rest, type=pa.int64())))
+                done.merge(_replay_rows(old, new, part, currencies, rest))
+            return done
+    return _replay_rows(old, new, chunk, currencies, None)
+
+
+def _replay_rows(old: PolicySet, new: PolicySet, chunk: Chunk, currencies: tuple[str, ...],
+                 positions: list[int] | None) -> Replay:
+    """The row path: every request decoded and evaluated by the compiled Python code.
+
+    ``positions`` maps a row of a chunk taken from a larger one back to its position there.
+    """
     out = Replay(currencies=currencies)
     sides = [_Side(old)]
     if new.schema.digest != old.schema.digest:
@@ -57,6 +85,8 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
     rows = json_rows(chunk) if chunk.lines is not None else column_rows(chunk, old)
     index = {c: i + 1 for i, c in enumerate(currencies)}
     for position, key, customer, event, only, reparse in rows:
+        if positions is not None:
+            position = positions[position]
         prepared = []
         for side in sides:
             got = _decode(side, key, customer, event, reparse)
