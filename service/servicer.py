@@ -133,8 +133,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         fields["revision"] = revision
         explain = request.explain
         converter = snapshot.converter
-        fast_customer, fast_by_kind, event_function = converter.fast_inputs()
-        checked_inputs = converter.checked_inputs
+        inputs = converter.inputs  # the fast path; on any failure, the checking path
         evaluate = snapshot.policy_set.evaluate
         log_decisions = self.log_decisions
         shadow = self.shadow
@@ -158,12 +157,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     if len(cid) > MAX_ID:
                         cid = ""  # never echoed: a refusal does not repeat a long input
                         raise _long_correlation_id()
-                    try:  # the fast path, inline: this loop is the batch's whole cost
-                        fast_event = fast_by_kind.get(event_msg.kind) or event_function(event_msg)
-                        customer = fast_customer(customer_msg)
-                        event = fast_event(event_msg)
-                    except Exception:  # anything unusual: the schema judges it
-                        customer, event = checked_inputs(customer_msg, event_msg, budget)
+                    customer, event = inputs(customer_msg, event_msg, budget)
                     decision = evaluate(customer, event, explain) if explain else evaluate(customer, event)
                 except Exception as exc:
                     failed += 1
