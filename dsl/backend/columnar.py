@@ -24,6 +24,10 @@ What it refuses. Every node kind is either compiled or refused with :class:`Unsu
 with parameters, and anything stateful. A policy set with a refused policy for an event
 kind replays that kind's rows on the row path; :func:`compile_pair` says which.
 
+One module, as the code generator is one: the compiler, the input stage and the plan's
+evaluation share one representation of values (scaled Int64 with static bounds, nullability
+from the checker's types), and each only makes sense with the others.
+
 Security: nothing from policy text becomes code or a column name. Literals enter the
 plan only as ``pl.lit`` values; columns are named by the compiler (``l3``, ``r7``...) and
 input columns by schema paths matched against the history's own column names.
