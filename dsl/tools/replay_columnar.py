@@ -134,14 +134,18 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
         for b, a, count in tiers.group_by("b:tier", "a:tier").len().iter_rows():
             out.tiers[(b, a)] += int(count)
         deltas = [(pl.col(f"a:award:{c}") - pl.col(f"b:award:{c}")).alias(c) for c in decimals]
+        # A currency either decision awarded makes the row path's delta a Decimal for a
+        # currency with decimals, even when it nets to zero ("0.00" in the report, not 0).
+        awarded = [((pl.col(f"a:award:{c}") != 0) | (pl.col(f"b:award:{c}") != 0)).any()
+                   .alias(f"awarded:{c}") for c in decimals]
         per_customer = changes.group_by("customer_id").agg(
-            [pl.len().alias("changed_events")] + [d.sum() for d in deltas])
+            [pl.len().alias("changed_events")] + [d.sum() for d in deltas] + awarded)
         index = {c: i + 1 for i, c in enumerate(currencies)}
         for row in per_customer.iter_rows(named=True):
             sums_ = [0] * (len(currencies) + 1)
             sums_[0] = int(row["changed_events"])
             for cur, places in decimals.items():
-                if row[cur]:
+                if row[f"awarded:{cur}"]:
                     sums_[index[cur]] = _amount(int(row[cur]), places)
             out.customers[str(row["customer_id"] or "")] = sums_
         for row in changes.sort("position").head(MAX_EXAMPLES).iter_rows(named=True):
