@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import data, messages, plain
+from benchmarks import data, handwritten_dict, messages, plain
 from benchmarks.mapping import decider
 
 
@@ -45,6 +45,17 @@ def test_interpreter_equals_handwritten(airline_set: Any, handwritten: Any,
     subset = pairs[: mode.interpreter_pairs]
     bad = _mismatches(_interpreted(airline_set), handwritten, subset)
     assert not bad, f"{len(bad)} of {len(subset)} differ; first:\n" + "\n".join(bad[:3])
+
+
+@pytest.mark.parametrize("which", ["benchmark pairs", "corner cases"])
+def test_handwritten_dict_equals_policy_set(airline_set: Any, pairs: list[data.Pair], schema: Any,
+                                            which: str) -> None:
+    """The dict-in, dict-out hand-written function returns the awards, benefit names and tags
+    of the policy set's decision on every benchmark pair and every corner case."""
+    items = pairs if which == "benchmark pairs" else data.prepare_pairs(schema, data.raw_edge_pairs())
+    bad = [f"customer={c}\nevent={e}" for c, e in items
+           if handwritten_dict.earn_miles(c, e) != plain.outcome(airline_set.evaluate(c, e))]
+    assert not bad, f"{len(bad)} of {len(items)} differ; first:\n" + "\n".join(bad[:3])
 
 
 def test_plain_equals_policy_set_on_every_item(airline_set: Any, pairs: list[data.Pair],

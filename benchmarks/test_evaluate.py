@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import data, plain
+from benchmarks import data, handwritten_dict, plain
 from benchmarks.conftest import Mode, Results
 from benchmarks.mapping import decider
 from benchmarks.timing import Arm, loop, time_arms, time_gate
@@ -121,37 +121,86 @@ def test_bundled_policies_mixed_events(benchmark: Any, bundled_set: Any, schema:
 #: The CI limits of the plain-baseline gates: a margin over the figures measured in quick runs
 #: (2 December, with the generated mapping decoder: mapping path 4.9 to 5.1, before it 13.9 to
 #: 14.5; compiled 1.10 to 1.20); the issue's targets are 6 and 2.5.
-MAPPING_PATH_LIMIT = 6.5
-COMPILED_VS_PLAIN_LIMIT = 1.5
+#: With cold caches (issue 20) the mapping path measured 6.9 (7 December, load average 8):
+#: issue 8's target of 6 is not met once the gate stops warming the caches it then times.
+MAPPING_PATH_LIMIT = 8.0
+#: Since issue 20 compiled_vs_plain is a regression guard only (prepared input against a
+#: baseline that parses); measured 1.48 to 1.50 on 7 December at load average 8.
+COMPILED_VS_PLAIN_LIMIT = 1.8
+#: Issue 20's honest gates, against benchmarks/handwritten_dict.py. Targets: 2 (compiled) and
+#: 4 (API body decoded, cold caches), NOT met: quick runs of 7 December 2026 (load average
+#: about 8) measured 2.29 and 6.96. The limits hold what is measured, with a margin.
+COMPILED_VS_DICT_LIMIT = 2.8
+MAPPING_VS_DICT_LIMIT = 8.5
+
+
+def cold_decider(policy_set: Any) -> Any:
+    """The mapping path with the decoder's time and date caches emptied before every request:
+    real traffic has a fresh time per event, while a gate that repeats the same mappings
+    would find every time already parsed (issue 20: 4.09 warm against 4.94 cold)."""
+    from dsl.input import scalars
+
+    decide = decider(policy_set)
+    times, dates = scalars.TIMES, scalars.DATES
+
+    def run(request: Any) -> Any:
+        times.clear()
+        dates.clear()
+        return decide(request)
+
+    return run
 
 
 def test_gate_mapping_path_vs_plain(airline_set: Any, plain_requests: list[dict[str, Any]],
                                     mode: Mode, results: Results) -> None:
-    """The in-process mapping path takes at most 6.5 times the plain baseline's time.
+    """The in-process mapping path, with cold caches, takes at most MAPPING_PATH_LIMIT times
+    the plain baseline's time.
 
-    Both arms take the same request mappings and return the decision (a
-    ``Decision``, a plain dict). The issue's target is 6; measured in quick runs:
-    4.9 to 5.1 with the generated mapping decoder (13.9 to 14.5 with the flat
-    reference, see ``mapping_stages`` in the report). The gate keeps a margin over
-    the measured value, as the unary gate does under it, so it catches a regression
-    without failing CI on noise; the report sets the figure against the target.
+    Both arms take the same request mappings and return the decision (a ``Decision``, a
+    plain dict). Issue 8's target is 6. Since issue 20 the mapping path runs with the time
+    and date caches emptied before each request (see :func:`cold_decider`).
     """
     gate = results.gate(time_arms(
         "mapping_path_vs_plain", Arm("plain", plain.earn_miles, plain_requests, pairs=False),
-        Arm("mapping_path", decider(airline_set), plain_requests, pairs=False),
+        Arm("mapping_path", cold_decider(airline_set), plain_requests, pairs=False),
         limit=MAPPING_PATH_LIMIT, repeats=mode.interpreter_rounds, chunk=100))
+    assert gate.passed, gate.line()
+
+
+def test_gate_mapping_path_vs_handwritten_dict(airline_set: Any, pairs: list[data.Pair],
+                                               plain_requests: list[dict[str, Any]], mode: Mode,
+                                               results: Results) -> None:
+    """The API body decoded and evaluated (cold caches) against the dict-in, dict-out
+    hand-written function on the same prepared pairs: issue 20's target is 4. The gate holds
+    what is measured, with a margin (MAPPING_VS_DICT_LIMIT); the report says if the target
+    is met."""
+    gate = results.gate(time_arms(
+        "mapping_path_vs_handwritten_dict",
+        Arm("handwritten_dict", handwritten_dict.earn_miles, pairs),
+        Arm("mapping_path", cold_decider(airline_set), plain_requests, pairs=False),
+        limit=MAPPING_VS_DICT_LIMIT, repeats=mode.interpreter_rounds, chunk=100))
+    assert gate.passed, gate.line()
+
+
+def test_gate_compiled_vs_handwritten_dict(airline_set: Any, pairs: list[data.Pair], mode: Mode,
+                                           results: Results) -> None:
+    """Compiled evaluation of prepared input against the dict-in, dict-out hand-written
+    function on the same pairs (neither parses, neither is made to build a ``Decision`` it
+    does not need): issue 20's target is 2; the gate holds what is measured, with a margin."""
+    gate = results.gate(time_gate(
+        "compiled_vs_handwritten_dict", ("handwritten_dict", handwritten_dict.earn_miles),
+        ("compiled", airline_set.evaluate), pairs, limit=COMPILED_VS_DICT_LIMIT,
+        repeats=mode.gate_rounds))
     assert gate.passed, gate.line()
 
 
 def test_gate_compiled_vs_plain(airline_set: Any, pairs: list[data.Pair],
                                 plain_requests: list[dict[str, Any]], mode: Mode,
                                 results: Results) -> None:
-    """Compiled evaluation of prepared input takes at most 1.5 times the plain baseline's time.
-
-    The plain baseline parses its mapping and still builds its answer; the compiled
-    arm starts from prepared input. The issue's target is 2.5; measured in quick
-    runs: 1.10 to 1.20, so the gate holds the ratio near where it is.
-    """
+    """Not like for like, kept as a regression guard only: compiled evaluation of PREPARED
+    input against the plain baseline, which PARSES its mapping. It flatters the compiled
+    evaluator; the honest comparisons are compiled_vs_handwritten_dict (both from prepared
+    input) and mapping_path_vs_handwritten_dict (the API body decoded)."""
     gate = results.gate(time_arms(
         "compiled_vs_plain", Arm("plain", plain.earn_miles, plain_requests, pairs=False),
         Arm("compiled", airline_set.evaluate, pairs), limit=COMPILED_VS_PLAIN_LIMIT,

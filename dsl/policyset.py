@@ -21,6 +21,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from dsl import artifacts
 from dsl.analysis.bounds import AwardBound, award_bounds
 from dsl.analysis.checker import CheckResult, check_policy
 from dsl.backend.codegen import Generated, generate
@@ -360,16 +361,19 @@ def _digest(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:16]
 
 
-def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult) -> CompiledPolicy:
-    """Generate, verify and compile one checked policy."""
-    generated = generate(policy, check, schema, "evaluate")
+def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult,
+                   generated: Generated | None = None, code: Any = None) -> CompiledPolicy:
+    """Generate, verify and compile one checked policy (``generated`` and ``code``: its evaluate
+    module and code object from the disk cache; the code is verified like freshly compiled code)."""
+    if generated is None:
+        generated = generate(policy, check, schema, "evaluate")
 
     def explain_source() -> tuple[str, dict[int, int]]:
         g = generate(policy, check, schema, "explain")
         return g.source, g.line_map
 
     module = compile_module(generated.source, f"<policy {policy.name}>", generated.line_map,
-                            explain_source)
+                            explain_source, code)
     info = PolicyInfo(
         name=policy.name, version=policy.version, effective_from=policy.effective_from,
         effective_until=policy.effective_until, kinds=tuple(policy.kinds),
@@ -465,6 +469,11 @@ class _FileResult:
     checked: list[tuple[n.Policy, CheckResult]]
     diagnostics: list[Diagnostic]
     compiled: dict[int, CompiledPolicy] = field(default_factory=dict)
+    #: Generated modules and their code objects read from the disk cache (dsl.artifacts), by
+    #: id of their policy: verified again before they run.
+    generated: dict[int, tuple[Generated, Any]] = field(default_factory=dict)
+    #: Where to write this file's disk cache entry once compiled (None: read from it, or off).
+    store_as: tuple[Path, str] | None = None
 
 
 _CACHE = _FileCache()
@@ -479,11 +488,21 @@ def _front_end(file: str, text: str, schema: Schema) -> _FileResult:
     hit = _CACHE.get(key)
     if hit is not None:
         return hit
+    directory = artifacts.cache_dir()
+    disk_key = artifacts.entry_key(schema.digest, file, text) if directory is not None else ""
+    if directory is not None:
+        entry = artifacts.load(directory, disk_key)
+        if entry is not None:
+            result = _FileResult([(p, c) for p, c, _, _ in entry],
+                                 [d for _, c, _, _ in entry for d in c.diagnostics],
+                                 generated={id(p): (g, code) for p, _, g, code in entry})
+            _CACHE.put(key, result, len(text))
+            return result
     try:
         policies = parse(text, file)
     except PolicyError as exc:
         return _FileResult([], list(exc.diagnostics))
-    result = _FileResult([], [])
+    result = _FileResult([], [], store_as=(directory, disk_key) if directory is not None else None)
     for policy in policies:
         check = check_policy(schema, policy)
         result.diagnostics.extend(check.diagnostics)
@@ -536,7 +555,8 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
             if id(policy) in front.compiled:
                 continue
             try:
-                front.compiled[id(policy)] = compile_policy(policy, schema, result)
+                front.compiled[id(policy)] = compile_policy(policy, schema, result,
+                                                            *front.generated.get(id(policy), ()))
             except (UnsafeCode, SyntaxError, RecursionError, MemoryError) as exc:
                 # A code generator bug must not take the service down: refuse the policy instead.
                 span = policy.header_spans.get("name", policy.span)
@@ -545,6 +565,14 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
                     f"the compiler could not compile policy {policy.name} ({type(exc).__name__}: "
                     f"{str(exc)[:200]})", "this is a bug in the loyalty compiler; please report it "
                     "with the policy file"))
+    for front in results:
+        if front.store_as is not None and len(front.compiled) == len(front.checked):
+            artifacts.store(*front.store_as,
+                            [(policy, result, front.compiled[id(policy)].generated,
+                              front.compiled[id(policy)].module.code)
+                             for policy, result in front.checked],
+                            {id(policy): list(n.walk(policy)) for policy, _ in front.checked})
+            front.store_as = None
     compiled = [front.compiled[id(policy)] for front in results for policy, _ in front.checked
                 if id(policy) in front.compiled]
     if len(compiled) != len(checked):

@@ -207,10 +207,14 @@ class CompiledModule:
     """
 
     def __init__(self, source: str, filename: str, line_map: dict[int, int],
-                 explain_source: Callable[[], tuple[str, dict[int, int]]]) -> None:
+                 explain_source: Callable[[], tuple[str, dict[int, int]]],
+                 code: CodeType | None = None) -> None:
         self.filename = filename
         self.line_maps: dict[str, dict[int, int]] = {filename: line_map}
-        self.evaluate: Callable[..., None] = _load(source, filename)["evaluate"]
+        #: The evaluate module's code object, verified (kept for the disk cache).
+        self.code = verify(source, filename) if code is None else _cached_or_fresh(code, source,
+                                                                                     filename)
+        self.evaluate: Callable[..., None] = _run(self.code)["evaluate"]
         self._explain_source = explain_source
         self._explain: Callable[..., None] | None = None
         self._lock = threading.Lock()
@@ -230,8 +234,28 @@ class CompiledModule:
         return fn
 
 
+def verified(code: Any) -> CodeType:
+    """A code object from elsewhere (the disk cache), checked against the same allow-lists as
+    freshly compiled code: never run unverified."""
+    if not isinstance(code, CodeType):
+        raise UnsafeCode("not a code object")
+    _check_code(code)
+    return code
+
+
+def _cached_or_fresh(code: Any, source: str, filename: str) -> CodeType:
+    """A cached code object if the verifier passes it, else the source compiled afresh."""
+    try:
+        return verified(code)
+    except UnsafeCode:
+        return verify(source, filename)
+
+
 def _load(source: str, filename: str) -> dict[str, Any]:
-    code = verify(source, filename)
+    return _run(verify(source, filename))
+
+
+def _run(code: CodeType) -> dict[str, Any]:
     namespace: dict[str, Any] = {"__builtins__": {}}
     namespace.update(EXPORTS)
     exec(code, namespace)
@@ -239,10 +263,11 @@ def _load(source: str, filename: str) -> dict[str, Any]:
 
 
 def compile_module(source: str, filename: str, line_map: dict[int, int] | None = None,
-                   explain_source: Callable[[], tuple[str, dict[int, int]]] | None = None
-                   ) -> CompiledModule:
-    """Verify, compile and run generated source in the runtime's namespace."""
+                   explain_source: Callable[[], tuple[str, dict[int, int]]] | None = None,
+                   code: CodeType | None = None) -> CompiledModule:
+    """Verify, compile and run generated source in the runtime's namespace (``code``: its code
+    object from the disk cache, verified instead of compiled again)."""
     def no_explain() -> tuple[str, dict[int, int]]:
         raise UnsafeCode("this module was compiled without an explain variant")
 
-    return CompiledModule(source, filename, line_map or {}, explain_source or no_explain)
+    return CompiledModule(source, filename, line_map or {}, explain_source or no_explain, code)

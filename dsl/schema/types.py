@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +26,10 @@ class Type:
     elem: Type | None = None
     values: tuple[str, ...] = ()
     name: str = ""
+
+    def __reduce__(self) -> tuple[type[Type], tuple[Any, ...]]:
+        # Rebuilt by its constructor (see Span.__reduce__: the compiled-policy disk cache).
+        return (Type, (self.kind, self.optional, self.elem, self.values, self.name))
 
     def __str__(self) -> str:
         if self.kind == "list":

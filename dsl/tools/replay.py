@@ -49,8 +49,13 @@ class _Side:
         self.cache: dict[Any, dict[str, Any]] = {}
 
 
-def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
+def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk, *, columnar: bool = True) -> Replay:
     """Evaluate every request of ``chunk`` with both sets: the chunk's :class:`Replay`.
+
+    A Parquet or CSV chunk goes through the columnar backend (:mod:`dsl.tools.replay_columnar`)
+    when polars is installed, ``columnar`` is true and neither set has counters; the rows it
+    leaves, and every row of a JSON-lines chunk, take the row path below. Both give the same
+    figures.
 
     When either set has counters, each customer's events are evaluated in time order (then
     in file order) against a simulated store per set (:class:`~dsl.periods.MemoryStore`): each
@@ -59,13 +64,36 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
     ``loyalty replay`` reads such a history as one chunk.
     """
     currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
+    if columnar and chunk.batch is not None and not (has_counters(old) or has_counters(new)):
+        from dsl.tools.replay_columnar import columnar_pair, replay_columns
+
+        pair = columnar_pair(old, new)
+        if pair is not None:
+            done, rest = replay_columns(old, new, chunk, pair, currencies)
+            done.columnar_events = done.events
+            if rest:
+                import pyarrow as pa
+
+                part = Chunk(chunk.file, chunk.number, chunk.first, chunk.form,
+                             batch=chunk.batch.take(pa.array(rest, type=pa.int64())))
+                done.merge(_replay_rows(old, new, part, currencies, rest))
+            return done
+    return _replay_rows(old, new, chunk, currencies, None)
+
+
+def _replay_rows(old: PolicySet, new: PolicySet, chunk: Chunk, currencies: tuple[str, ...],
+                 positions: list[int] | None) -> Replay:
+    """The row path: every request decoded and evaluated by the compiled Python code.
+
+    ``positions`` maps a row of a chunk taken from a larger one back to its position there.
+    """
     out = Replay(currencies=currencies)
     sides = [_Side(old)]
     if new.schema.digest != old.schema.digest:
         sides.append(_Side(new))
     rows = json_rows(chunk) if chunk.lines is not None else column_rows(chunk, old)
     index = {c: i + 1 for i, c in enumerate(currencies)}
-    decoded = _decoded(out, chunk, sides, rows)
+    decoded = _decoded(out, chunk, sides, rows, positions)
     if not (has_counters(old) or has_counters(new)):
         for position, c_old, e_old, c_new, e_new, only in decoded:
             before, before_error = _decide(old, c_old, e_old, only)
@@ -88,11 +116,15 @@ def has_counters(policy_set: PolicySet) -> bool:
     return any(p.counters for p in policy_set.compiled)
 
 
-def _decoded(out: Replay, chunk: Chunk, sides: list[_Side], rows: Any) -> list[tuple[Any, ...]]:
+def _decoded(out: Replay, chunk: Chunk, sides: list[_Side], rows: Any,
+             positions: list[int] | None) -> list[tuple[Any, ...]]:
     """(position, old customer, old event, new customer, new event, only) of every row that
-    decodes; every other row counted and described in ``out``."""
+    decodes; every other row counted and described in ``out`` (``positions``: as for
+    :func:`_replay_rows`)."""
     found: list[tuple[Any, ...]] = []
     for position, key, customer, event, only, reparse in rows:
+        if positions is not None:
+            position = positions[position]
         prepared = []
         for side in sides:
             got = _decode(side, key, customer, event, reparse)

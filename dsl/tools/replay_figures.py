@@ -62,6 +62,11 @@ class Replay:
     benefit_moves: Counter[tuple[str, str]] = field(default_factory=Counter)
     fired_before: Counter[tuple[str, str]] = field(default_factory=Counter)
     fired_after: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: Events the columnar backend left to the row path, by why (an event kind whose
+    #: policies it refuses, and the construct): empty when every row ran columnar or when
+    #: the columnar backend was not used at all (``columnar_events`` is then 0).
+    row_path: Counter[str] = field(default_factory=Counter)
+    columnar_events: int = 0
     problems: list[tuple[tuple[int, int], str]] = field(default_factory=list)
     examples: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)
     _spill: _Spill | None = field(default=None, repr=False, compare=False)
@@ -101,8 +106,9 @@ class Replay:
             self._spill.write(customers)
             customers.clear()
         self._summary = None
+        self.columnar_events += other.columnar_events
         for counter in ("tiers", "benefits_before", "benefits_after", "benefit_moves",
-                        "fired_before", "fired_after"):
+                        "fired_before", "fired_after", "row_path"):
             getattr(self, counter).update(getattr(other, counter))
         self.problems = sorted(self.problems + other.problems)[:MAX_PROBLEMS]
         self.examples = sorted(self.examples + other.examples, key=lambda e: e[0])[:MAX_EXAMPLES]
@@ -183,6 +189,8 @@ class Replay:
                       self.counter_changes(self.fired_before, self.fired_after)},
             "problems": [text for _, text in self.problems],
             "examples": [example for _, example in self.examples],
+            "engine": {"columnar_events": self.columnar_events,
+                       "row_path": dict(sorted(self.row_path.items()))},
         })
 
     def awarded(self) -> list[str]:

@@ -28,6 +28,10 @@ def render_text(result: Replay, old: str, old_revision: str, new: str, new_revis
                 if seconds else "")]
     if result.bad_rows:
         lines.append(f"rows left out (not valid requests): {result.bad_rows}")
+    if result.columnar_events:
+        lines.append(f"columnar backend: {result.columnar_events} of {result.events} events")
+    for why, count in sorted(result.row_path.items()):
+        lines.append(f"  row path for {count} events: {why}")
     share = f" ({100 * result.changed / result.events:.1f}%)" if result.events else ""
     lines.append(f"decisions changed: {result.changed} events{share}, "
                  f"{result.customers_changed} customers")
