@@ -40,7 +40,9 @@ from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.interceptor import PROGRESS, CallProgress, ServiceInterceptor
+from service.memory import freeze_startup_objects
 from service.metrics import Metrics, default_shadow_metrics
+from service.reloads import ReloadHelper
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
 from service.shadow import DEFAULT_SAMPLE, Shadow, start_shadow
 from service.store import PolicyStore
@@ -525,7 +527,11 @@ def run(
     stop = stop or threading.Event()
     if not reuse_port:  # a worker shares the port on purpose; the supervisor checked it
         check_address_free(config.host, config.port)
-    store = PolicyStore(config.policies, allow_empty=config.allow_empty)
+    # Reloads are prepared in a helper process (service.reloads), started before any gRPC
+    # thread exists; the first load runs here while it starts, before any call is served.
+    helper = ReloadHelper().start()
+    freeze_startup_objects()  # shorter collections after each reload; before any set is loaded
+    store = PolicyStore(config.policies, allow_empty=config.allow_empty, loader=helper.load)
     reloadable = [store]  # and the shadow's, once it exists: SIGHUP reloads both
     # Until the real handlers are in (after the first load, which can take seconds), a SIGHUP
     # asks for a reload rather than ending the process, SIGHUP's default: a supervisor forwards
@@ -539,6 +545,7 @@ def run(
     store.start(watch=config.watch)  # before the first load, so no change slips between
     if not store.load() and not config.wait_for_policies:
         store.stop()
+        helper.stop()
         if original_hup is not None:
             signal.signal(signal.SIGHUP, original_hup)
         _print_refusal(store)
@@ -564,6 +571,7 @@ def run(
         )
     except BaseException:
         store.stop()
+        helper.stop()
         if shadow is not None:
             shadow.stop()
             shadow.store.stop()
@@ -605,6 +613,7 @@ def run(
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()
+        helper.stop()
         if shadow is not None:
             shadow.stop()
             shadow.store.stop()

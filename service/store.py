@@ -47,6 +47,11 @@ log = structlog.get_logger("loyalty.store")
 #: Seconds between two looks at what the directory path points to (see :func:`path_identity`).
 IDENTITY_INTERVAL_S = 0.5
 
+#: At most one memory release (a full collection, which holds the interpreter lock for tens of
+#: milliseconds) per this many seconds: swaps closer together than this, as in a reload storm,
+#: share one, made once the interval has passed.
+RELEASE_INTERVAL_S = 1.0
+
 #: Loads a policy directory into a policy set; ``dsl.load_directory`` unless a test says otherwise.
 Loader = Callable[[Path], PolicySet]
 
@@ -146,9 +151,15 @@ class _Trigger:
         """Ask for one more wake-up; never blocks."""
         self._requests.put(None)
 
-    def wait(self) -> None:
-        """Block until at least one wake-up was asked for since the last :meth:`clear`."""
-        self._requests.put(self._requests.get())  # keep it pending until clear()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until at least one wake-up was asked for since the last :meth:`clear` (True),
+        or ``timeout`` seconds passed (False)."""
+        try:
+            request = self._requests.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        self._requests.put(request)  # keep it pending until clear()
+        return True
 
     def clear(self) -> None:
         """Forget the wake-ups asked for so far (several become one load)."""
@@ -203,6 +214,9 @@ class PolicyStore:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watching = threading.Event()
+        #: When memory was last released (``time.monotonic()``), and whether a swap since awaits it.
+        self._released_at = -RELEASE_INTERVAL_S
+        self._release_due = False
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -232,6 +246,7 @@ class PolicyStore:
         """Load the directory now; swap it in if it is good. Returns whether it was good."""
         with self._load_lock:  # one load at a time; requests never take this lock
             started = time.perf_counter()
+            cpu_started = time.thread_time()
             now = datetime.now(UTC)
             try:
                 source = self.source_directory()
@@ -249,7 +264,7 @@ class PolicyStore:
                 if current is not None and current.revision == revision:
                     snapshot = current
                 else:
-                    snapshot = build_snapshot(policy_set, now)
+                    snapshot = build_snapshot(policy_set, now, current)
             except Exception as exc:  # a refused change must never stop the service
                 self._refuse(exc, now)
                 return False
@@ -271,14 +286,31 @@ class PolicyStore:
                 revision=revision,
                 policies=len(policy_set.policies),
                 ms=round((time.perf_counter() - started) * 1000, 1),
+                # This process's CPU for the load: reading back what a helper prepared (see
+                # service.reloads), or the whole pipeline when it ran here.
+                cpu_ms=round((time.thread_time() - cpu_started) * 1000, 1),
             )
         if changed:
             for listener in self._listeners.swapped:
                 listener(snapshot)
-            release_memory()
+            self._release_due = True
+            self._release_if_due()
         for attempted in self._listeners.attempted:
             attempted(True, self._status)
         return True
+
+    def _release_if_due(self) -> float | None:
+        """Release the memory the replaced sets left if a swap awaits it and the last release was
+        :data:`RELEASE_INTERVAL_S` ago; returns the seconds until it may be, when it must wait."""
+        if not self._release_due:
+            return None
+        wait = self._released_at + RELEASE_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            return wait
+        self._release_due = False
+        log.debug("memory released", ms=round(release_memory() * 1000, 1))
+        self._released_at = time.monotonic()
+        return None
 
     def _check_schema(self, source: Path, has_schema: bool) -> None:
         if self._had_schema and not has_schema and self._current is not None:
@@ -370,7 +402,8 @@ class PolicyStore:
 
     def _reload_loop(self) -> None:
         while not self._stop.is_set():
-            self._trigger.wait()
+            if not self._trigger.wait(self._release_if_due()):
+                continue  # the release a storm of swaps deferred is done now (or next time round)
             if self._stop.is_set():
                 return
             self._trigger.clear()

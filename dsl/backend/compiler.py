@@ -207,10 +207,11 @@ class CompiledModule:
     """
 
     def __init__(self, source: str, filename: str, line_map: dict[int, int],
-                 explain_source: Callable[[], tuple[str, dict[int, int]]]) -> None:
+                 explain_source: Callable[[], tuple[str, dict[int, int]]],
+                 code: CodeType | None = None) -> None:
         self.filename = filename
         self.line_maps: dict[str, dict[int, int]] = {filename: line_map}
-        self.evaluate: Callable[..., None] = _load(source, filename)["evaluate"]
+        self.evaluate: Callable[..., None] = _load(source, filename, code)["evaluate"]
         self._explain_source = explain_source
         self._explain: Callable[..., None] | None = None
         self._lock = threading.Lock()
@@ -230,8 +231,11 @@ class CompiledModule:
         return fn
 
 
-def _load(source: str, filename: str) -> dict[str, Any]:
-    code = verify(source, filename)
+def _load(source: str, filename: str, code: CodeType | None = None) -> dict[str, Any]:
+    if code is None:
+        code = verify(source, filename)
+    else:  # compiled by another process (service.reloads): checked here, where it will run
+        _check_code(code)
     namespace: dict[str, Any] = {"__builtins__": {}}
     namespace.update(EXPORTS)
     exec(code, namespace)
@@ -239,10 +243,15 @@ def _load(source: str, filename: str) -> dict[str, Any]:
 
 
 def compile_module(source: str, filename: str, line_map: dict[int, int] | None = None,
-                   explain_source: Callable[[], tuple[str, dict[int, int]]] | None = None
-                   ) -> CompiledModule:
-    """Verify, compile and run generated source in the runtime's namespace."""
+                   explain_source: Callable[[], tuple[str, dict[int, int]]] | None = None,
+                   code: CodeType | None = None) -> CompiledModule:
+    """Verify, compile and run generated source in the runtime's namespace.
+
+    ``code``, when given, is ``source`` already compiled (by :func:`verify`, in another
+    process): it is verified again here, not compiled, since ``compile()`` holds the
+    interpreter lock for its whole run and the verifier costs a small fraction of it.
+    """
     def no_explain() -> tuple[str, dict[int, int]]:
         raise UnsafeCode("this module was compiled without an explain variant")
 
-    return CompiledModule(source, filename, line_map or {}, explain_source or no_explain)
+    return CompiledModule(source, filename, line_map or {}, explain_source or no_explain, code)
