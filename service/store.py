@@ -47,10 +47,13 @@ log = structlog.get_logger("loyalty.store")
 #: Seconds between two looks at what the directory path points to (see :func:`path_identity`).
 IDENTITY_INTERVAL_S = 0.5
 
-#: At most one memory release (a full collection, which holds the interpreter lock for tens of
-#: milliseconds) per this many seconds: swaps closer together than this, as in a reload storm,
-#: share one, made once the interval has passed.
-RELEASE_INTERVAL_S = 1.0
+#: The memory a replaced set leaves (see :func:`service.memory.release_memory`: a full
+#: collection, which holds the interpreter lock for tens of milliseconds) is released once no
+#: swap has come for this many seconds: a storm of reloads shares one release at its end...
+RELEASE_QUIET_S = 1.0
+#: ... or at the latest this many seconds after the first swap it waits for, in a storm that
+#: does not end (the old sets' code waits that long for the collector at most).
+RELEASE_MAX_DELAY_S = 10.0
 
 #: Loads a policy directory into a policy set; ``dsl.load_directory`` unless a test says otherwise.
 Loader = Callable[[Path], PolicySet]
@@ -214,9 +217,10 @@ class PolicyStore:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watching = threading.Event()
-        #: When memory was last released (``time.monotonic()``), and whether a swap since awaits it.
-        self._released_at = -RELEASE_INTERVAL_S
-        self._release_due = False
+        #: The first swap since memory was last released and the latest swap (``time.monotonic()``;
+        #: None when no swap awaits a release).
+        self._unreleased_since: float | None = None
+        self._swapped_at = 0.0
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -293,23 +297,24 @@ class PolicyStore:
         if changed:
             for listener in self._listeners.swapped:
                 listener(snapshot)
-            self._release_due = True
-            self._release_if_due()
+            self._swapped_at = time.monotonic()
+            if self._unreleased_since is None:
+                self._unreleased_since = self._swapped_at
         for attempted in self._listeners.attempted:
             attempted(True, self._status)
         return True
 
     def _release_if_due(self) -> float | None:
-        """Release the memory the replaced sets left if a swap awaits it and the last release was
-        :data:`RELEASE_INTERVAL_S` ago; returns the seconds until it may be, when it must wait."""
-        if not self._release_due:
+        """Release the memory the replaced sets left when it is time (see :data:`RELEASE_QUIET_S`);
+        returns the seconds until it will be, or None when no swap awaits a release."""
+        since = self._unreleased_since
+        if since is None:
             return None
-        wait = self._released_at + RELEASE_INTERVAL_S - time.monotonic()
+        wait = min(self._swapped_at + RELEASE_QUIET_S, since + RELEASE_MAX_DELAY_S) - time.monotonic()
         if wait > 0:
             return wait
-        self._release_due = False
+        self._unreleased_since = None
         log.debug("memory released", ms=round(release_memory() * 1000, 1))
-        self._released_at = time.monotonic()
         return None
 
     def _check_schema(self, source: Path, has_schema: bool) -> None:

@@ -1,24 +1,29 @@
 """Live latency during a storm of reloads of a 600-rule policy, for docs/reliability.md.
 
-    python -m tests.faults.measure_reload_storm [--edits 200] [--rules 600] [--quiet-s 4]
+    python -m tests.faults.measure_reload_storm [--edits 200] [--rules 600] [--quiet-s 2]
 
 Starts ``loyalty serve`` on 127.0.0.1 on the bundled policies plus a ``--rules``-rule flight
 policy, waits for its reload helper (service.reloads), and runs a steady load of Evaluate calls
-(3 callers, each on its own connection): first quietly, then while ``--edits`` new versions of
-the big policy are written (each atomically, each followed by a SIGHUP, 20 ms apart), until the
-last one serves. Prints the quiet p99, the storm p99, the worst call and the CPU of a reload in
-the serving process and in the helper (from the server's log). Every loop is bounded.
-"""
+(3 callers, each on its own connection). The quiet window is a control run: a driver process
+writes ``--edits`` versions of the big policy to a copy nobody serves. The storm window: the
+same driver writes them to the served directory (each atomically, each followed by a SIGHUP,
+20 ms apart), until the last one serves. Prints the quiet p99, the storm p99, the worst call and
+the CPU of a reload in the serving process and in the helper (medians, from the server's log).
+Every loop is bounded."""
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import signal
 import statistics
+import subprocess
+import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,7 +33,7 @@ import dsl
 from service.client import LoyaltyClient
 from tests.service.conftest import ServerProcess, gold_customer, jfk_lhr, start_server
 from tests.service.measure_resources import MID_SIZE, mid_size_policy, policy_dir
-from tests.service.test_process import list_policies, log_events
+from tests.service.test_process import log_events
 
 #: How long a load or a wait may run at most, whatever happens.
 MAX_SECONDS = 120.0
@@ -89,6 +94,12 @@ def p99(latencies: list[float]) -> float:
     return statistics.quantiles(latencies, n=100, method="inclusive")[98]
 
 
+def median(values: Iterable[object]) -> float:
+    """The median of ``values`` (numbers from the log), 0.0 for none."""
+    numbers = [float(v) for v in values]  # type: ignore[arg-type]
+    return statistics.median(numbers) if numbers else 0.0
+
+
 def wait_for_log(server: ServerProcess, event: str, timeout: float = 60.0) -> dict[str, object]:
     """The first log line of ``event``, waiting for it at most ``timeout`` s."""
     deadline = time.monotonic() + timeout
@@ -144,32 +155,58 @@ def final_revision(directory: Path, text: str) -> str:
         return dsl.load_directory(copy).revision
 
 
+def drive(directory: Path, pid: int, edits: int, rules: int) -> None:
+    """The storm itself, run as a process of its own (``--drive``): ``edits`` versions of the big
+    policy, each written atomically and followed by a SIGHUP to ``pid``, 20 ms apart. Apart from
+    the process measuring: its writes would otherwise take that process's interpreter lock from
+    the callers and count against the server (they doubled the p99 with no reload at all)."""
+    texts = [mid_size_policy(version, rules) for version in range(1, edits + 1)]
+    for text in texts:
+        write_version(directory, text)
+        if pid:  # 0: the control run, the same writes to a directory nobody serves
+            os.kill(pid, signal.SIGHUP)
+        time.sleep(0.02)
+
+
+def run_driver(directory: Path, pid: int, edits: int, rules: int) -> None:
+    """:func:`drive` in a process of its own."""
+    subprocess.run([sys.executable, "-m", "tests.faults.measure_reload_storm", "--drive",
+                    str(directory), "--pid", str(pid), "--edits", str(edits),
+                    "--rules", str(rules)], check=True, timeout=MAX_SECONDS)
+
+
 def storm(server: ServerProcess, directory: Path, *, edits: int, rules: int,
           quiet_s: float) -> StormFigures:
-    """Measure a quiet window, then a storm of ``edits`` versions, on a running server."""
+    """Measure a quiet window, then a storm of ``edits`` versions, on a running server.
+
+    The quiet window is a control run of the storm: the same load, and the same writes by the
+    same driver process, to a copy of the directory that nobody serves, without SIGHUPs, then
+    ``quiet_s`` seconds more. So the two windows differ by the reloads alone: on a busy shared
+    machine the driver's own start and writes doubled the p99 of a window with no reload at all.
+    """
     wait_for_log(server, "reload helper ready")
-    # Everything this process computes is done before the load starts: its own interpreter lock
-    # would stall the callers and count against the server.
-    texts = [mid_size_policy(version, rules) for version in range(1, edits + 1)]
-    final = final_revision(directory, texts[-1])
+    final = final_revision(directory, mid_size_policy(edits, rules))  # before the load starts
+    scratch = Path(tempfile.mkdtemp(prefix="reload-control-"))
+    control = scratch / "policies"
+    shutil.copytree(directory, control)
     load = TimedLoad(server.target).start()
     try:
         time.sleep(1.0)  # connections up and warm
         quiet_from = time.monotonic()
+        run_driver(control, 0, edits, rules)
         time.sleep(quiet_s)
         storm_from = time.monotonic()
-        for text in texts:
-            write_version(directory, text)
-            server.signal(signal.SIGHUP)
-            time.sleep(0.02)
+        run_driver(directory, server.proc.pid, edits, rules)
         deadline = time.monotonic() + MAX_SECONDS
-        served = list_policies(server).revision
-        while served != final and time.monotonic() < deadline:
-            time.sleep(0.05)
-            served = list_policies(server).revision
+        with LoyaltyClient(server.target, timeout=10) as client:  # one connection for the polls
+            served = client.list_policies().revision
+            while served != final and time.monotonic() < deadline:
+                time.sleep(0.1)
+                served = client.list_policies().revision
         storm_to = time.monotonic()
     finally:
         load.stop()
+        shutil.rmtree(scratch, ignore_errors=True)
     quiet, during = load.between(quiet_from, storm_from), load.between(storm_from, storm_to)
     loaded = [e for e in log_events(server) if e.get("event") == "reload prepared in the helper"]
     in_process = [e for e in log_events(server) if e.get("event") == "reload prepared in-process"]
@@ -178,8 +215,8 @@ def storm(server: ServerProcess, directory: Path, *, edits: int, rules: int,
         worst_ms=max(during) * 1000, quiet_calls=len(quiet), storm_calls=len(during),
         failures=load.failures, reloads=len(loaded) + len(in_process) - 1,  # the first load
         in_process=len(in_process) - 1,
-        serving_cpu_ms=statistics.median(float(e["serving_cpu_ms"]) for e in loaded),  # type: ignore[arg-type]
-        helper_cpu_ms=statistics.median(float(e["helper_cpu_ms"]) for e in loaded),  # type: ignore[arg-type]
+        serving_cpu_ms=median(e["serving_cpu_ms"] for e in loaded),
+        helper_cpu_ms=median(e["helper_cpu_ms"] for e in loaded),
         final_revision=final, served_revision=served,
     )
 
@@ -189,8 +226,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--edits", type=int, default=200)
     parser.add_argument("--rules", type=int, default=600)
-    parser.add_argument("--quiet-s", type=float, default=4.0)
+    parser.add_argument("--quiet-s", type=float, default=2.0)
+    parser.add_argument("--drive", type=Path, help=argparse.SUPPRESS)  # see drive()
+    parser.add_argument("--pid", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.drive is not None:
+        drive(args.drive, args.pid, args.edits, args.rules)
+        return
     root = Path(tempfile.mkdtemp(prefix="reload-storm-"))
     try:
         directory = policy_dir(root / "policies", args.rules)

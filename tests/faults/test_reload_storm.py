@@ -30,8 +30,8 @@ from tests.service.test_process import list_policies, log_events
 RULES = 600
 #: Versions written in the storm (each followed by a SIGHUP, 20 ms apart).
 EDITS = 200
-#: Seconds of quiet load measured before the storm.
-QUIET_S = 4.0
+#: Seconds of quiet load measured after the control run of the storm (see ``storm``).
+QUIET_S = 2.0
 #: The storm's p99 may be this many times the quiet one. Compiling in the serving process
 #: made it 20-60 times (331 ms); reading back what the helper prepared, it was 1.1-1.5 times on a
 #: busy shared 2-core machine, where the quiet p99 itself moves between 5 and 17 ms from run to
