@@ -149,7 +149,7 @@ class ReloadHelper:
         process.start()
         theirs.close()
         self._process, self._conn, self._ready = process, ours, False
-        log.info("reload helper started", pid=process.pid)
+        log.info("reload helper started", helper=process.pid)
         threading.Thread(target=self._note_ready, args=(ours,), name="reload-helper-start",
                          daemon=True).start()
 
@@ -174,7 +174,7 @@ class ReloadHelper:
             return False
         message = self._conn.recv()
         self._ready = message[0] == "ready"
-        log.info("reload helper ready", pid=message[1])
+        log.info("reload helper ready", helper=message[1])
         return self._ready
 
     def wait_ready(self, timeout: float = START_TIMEOUT_S) -> bool:
@@ -244,7 +244,7 @@ class ReloadHelper:
         except (EOFError, OSError, TimeoutError) as exc:
             pid = self._process.pid if self._process is not None else None
             self._end(kill=True)
-            log.error("reload helper failed; restarting it", pid=pid,
+            log.error("reload helper failed; restarting it", helper=pid,
                       error=f"{type(exc).__name__}: {exc}")
             self._start()
             raise HelperUnavailable(f"the helper failed ({type(exc).__name__}: {exc})") from None

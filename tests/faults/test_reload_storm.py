@@ -70,8 +70,8 @@ def helper_pid(server: ServerProcess, after: int = 0) -> int:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         ready = [e for e in log_events(server) if e.get("event") == "reload helper ready"]
-        if ready and int(ready[-1]["pid"]) != after:  # type: ignore[call-overload]
-            return int(ready[-1]["pid"])  # type: ignore[call-overload]
+        if ready and int(ready[-1]["helper"]) != after:  # type: ignore[call-overload]
+            return int(ready[-1]["helper"])  # type: ignore[call-overload]
         time.sleep(0.1)
     raise AssertionError("no new reload helper became ready within 60 s")
 
@@ -114,7 +114,7 @@ def test_a_killed_reload_helper_is_replaced_and_the_reload_still_completes(big):
     assert not load.failures, load.failures[:5]
     events = log_events(server)
     failed = [e for e in events if e.get("event") == "reload helper failed; restarting it"]
-    assert failed and failed[0]["pid"] == first, failed
+    assert failed and failed[0]["helper"] == first, failed
     assert any(e.get("event") == "reload prepared in-process" and e.get("level") == "warning"
                for e in events)
     assert [e for e in events if e.get("event") == "reload prepared in the helper"][-1]["helper"] \
