@@ -9,7 +9,11 @@ generating or calling ``compile()``: it reads the ASTs back record by record (ca
 ``pause`` between records, so request threads get the interpreter lock), loads the code with
 :mod:`marshal` and runs the bytecode verifier on it there, where it will run.
 
-Two things do not survive pickling as they are and are carried explicitly:
+Three things do not survive pickling as they are and are carried explicitly:
+
+- module-level sentinels and singletons of the dsl modules (``schema._MISSING = object()``,
+  compared with ``is``): written as references to their module and name (:class:`_Writer`),
+  so that the set read back holds this process's own;
 
 - :attr:`CheckResult.types` is keyed by ``id()`` of AST nodes, which changes in another
   process: it travels as (node, type) pairs in the same pickle stream as the AST (the
@@ -23,11 +27,14 @@ from anywhere but the helper this process started: the code is verified all the 
 
 from __future__ import annotations
 
+import importlib
 import io
 import marshal
 import pickle
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import replace
+from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -49,6 +56,42 @@ _PROTOCOL = 5
 T = TypeVar("T")
 
 
+def _singletons() -> dict[int, tuple[str, str]]:
+    """``id`` -> (module, name) of every module-level sentinel (a bare ``object()``) and
+    instance of a dsl class in the dsl modules imported now."""
+    out: dict[int, tuple[str, str]] = {}
+    for name, module in list(sys.modules.items()):
+        if module is None or not (name == "dsl" or name.startswith("dsl.")):
+            continue
+        for attr, value in list(vars(module).items()):
+            kind = type(value)
+            if kind is object or (kind.__module__.startswith("dsl.") and not isinstance(value, type)
+                                  and not isinstance(value, Enum)):
+                out.setdefault(id(value), (name, attr))
+    return out
+
+
+class _Writer(pickle.Pickler):
+    """A pickler that writes the dsl's sentinels and singletons as references (module, name)."""
+
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=_PROTOCOL)
+        self._known = _singletons()
+
+    def persistent_id(self, obj: Any) -> tuple[str, str] | None:
+        return self._known.get(id(obj))
+
+
+class _Reader(pickle.Unpickler):
+    """Reads what :class:`_Writer` wrote: a reference is this process's own object."""
+
+    def persistent_load(self, pid: Any) -> Any:
+        module, name = pid
+        if not (module == "dsl" or module.startswith("dsl.")):
+            raise pickle.UnpicklingError(f"not a dsl object: {module}.{name}")
+        return getattr(importlib.import_module(module), name)
+
+
 def _slices(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
@@ -59,7 +102,7 @@ def prepare_parts(directory: Path | str) -> bytes:
     the set as one pickle stream for :func:`from_parts`."""
     policy_set = load_directory(directory)
     out = io.BytesIO()
-    writer = pickle.Pickler(out, protocol=_PROTOCOL)
+    writer = _Writer(out)
     writer.dump((policy_set.schema, policy_set.revision, policy_set.warnings,
                  len(policy_set.compiled)))
     for compiled in policy_set.compiled:
@@ -83,7 +126,7 @@ def from_parts(stream: bytes, pause: Callable[[], None] = lambda: None) -> Polic
     """The :class:`PolicySet` :func:`prepare_parts` wrote, rebuilt here; ``pause()`` is called
     between records (the serving process yields the interpreter lock there). Raises
     :class:`~dsl.backend.compiler.UnsafeCode` if the code fails the verifier."""
-    reader = pickle.Unpickler(io.BytesIO(stream))
+    reader = _Reader(io.BytesIO(stream))
 
     def record() -> Any:
         value = reader.load()

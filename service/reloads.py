@@ -10,10 +10,11 @@ only reads it back (:func:`dsl.parts.from_parts`: unpickling in small records wi
 between them, marshal, the bytecode verifier), about a sixth of the CPU, then builds the
 snapshot and swaps.
 
-The helper dies with its parent (``PR_SET_PDEATHSIG``, :func:`service.workers.die_with_parent`,
-and an end of file on its pipe). A helper that dies, hangs past :data:`PREPARE_TIMEOUT_S` or
-is not ready yet is never waited for: it is killed and started again, and that load is
-prepared in-process instead (logged), so a reload is never lost and never blocks a call for
+The helper dies with its parent (``PR_SET_PDEATHSIG`` by
+:func:`service.lifetime.die_with_parent`, as workers do, and an end of file on its pipe). A
+helper that dies, hangs past :data:`PREPARE_TIMEOUT_S` or is not ready yet is never waited for:
+it is killed and started again, and that load is prepared in-process instead (logged), so a
+reload is never lost and never blocks a call for
 longer than an in-process load would.
 """
 
@@ -35,6 +36,7 @@ import structlog
 from dsl.errors import PolicyError
 from dsl.policyset import PolicySet, load_directory
 from dsl.schema.schema import SchemaError
+from service.lifetime import die_with_parent
 
 __all__ = ["PREPARE_TIMEOUT_S", "HelperUnavailable", "ReloadHelper"]
 
@@ -75,8 +77,6 @@ def _pause() -> None:
 
 def _helper_main(conn: Connection, parent: int) -> None:
     """The helper process: prepare each directory asked for until the pipe closes."""
-    from service.workers import die_with_parent
-
     die_with_parent(parent, signal.SIGKILL)
     # Ctrl-C and an operator's SIGHUP to the process group are the server's to act on.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

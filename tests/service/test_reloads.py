@@ -34,6 +34,8 @@ def test_a_set_read_back_from_parts_is_the_set_loaded_in_process():
     customer, event = Converter(loaded.schema).inputs(gold_customer(), jfk_lhr())
     assert repr(back.evaluate(customer, event, explain=True)) == \
         repr(loaded.evaluate(customer, event, explain=True))
+    # The schema's sentinels are this process's own: its converter reads requests the same.
+    assert Converter(back.schema).inputs(gold_customer(), jfk_lhr()) == (customer, event)
 
 
 def test_code_from_parts_still_passes_the_verifier_in_the_serving_process(monkeypatch):
