@@ -6,7 +6,7 @@
 #   ./dev.sh test-all [pytest args]        the whole suite, slow tests included
 #   ./dev.sh bench [--quick|--full]        the benchmarks with their ratio gates
 #   ./dev.sh lint                          ruff
-#   ./dev.sh lock                          refresh requirements/dev.lock from pyproject.toml
+#   ./dev.sh lock                          refresh requirements/*.lock from pyproject.toml
 #   ./dev.sh tools                         kubectl (.tools/bin) and chromium for the deploy/HTML tests
 #   ./dev.sh loyalty ARGS                  any loyalty command
 set -euo pipefail
@@ -117,9 +117,14 @@ case "$cmd" in
     lock)
         install
         # uv resolves and hashes in about a second (it is in the dev extra for this alone).
-        exec "$VENV/bin/uv" pip compile pyproject.toml requirements/build.in --extra dev \
+        # The image installs requirements/runtime.lock: the service's own dependencies, at the
+        # versions the dev lock chose (constrained by it), so CI tests what the image runs.
+        "$VENV/bin/uv" pip compile pyproject.toml requirements/build.in --extra dev \
             --generate-hashes --python-version 3.11 --custom-compile-command './dev.sh lock' \
             --upgrade -o "$LOCK" "$@"
+        exec "$VENV/bin/uv" pip compile pyproject.toml requirements/build.in -c "$LOCK" \
+            --generate-hashes --python-version 3.11 --custom-compile-command './dev.sh lock' \
+            -o requirements/runtime.lock
         ;;
     help|-h|--help)
         usage

@@ -45,6 +45,8 @@ from service.metrics import Metrics, default_shadow_metrics
 from service.reloads import ReloadHelper
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
 from service.shadow import DEFAULT_SAMPLE, Shadow, start_shadow
+from service.state import StateError, StateStore, default_url, open_store
+from service.state import metrics as _state_metrics  # noqa: F401  # registered: /metrics lists them
 from service.store import PolicyStore
 from service.watchdog import DEFAULT_MARGIN_S, Watchdog
 
@@ -145,6 +147,7 @@ def create_server(
     max_connection_age_s: float | None = None,
     connection_limits: ConnectionLimits | None = None,
     shadow: Shadow | None = None,
+    state: StateStore | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
 
@@ -156,7 +159,9 @@ def create_server(
     ``connection_limits`` default to :class:`ConnectionLimits`' documented defaults. A
     servicer that does not implement every RPC of the service is a ``TypeError``
     (see :func:`method_handlers`). ``shadow``: a candidate set the servicer feeds a sample
-    of its decisions (:mod:`service.shadow`).
+    of its decisions (:mod:`service.shadow`). ``state``: the customer state store Apply,
+    ApplyBatch and Reverse commit to and Evaluate reads (None: those RPCs answer
+    FAILED_PRECONDITION); the caller opens and closes it (in each worker, after the fork).
     """
     metrics = metrics if metrics is not None else default_metrics()
     if not structlog.is_configured():  # embedded (tests, benchmarks): log as deployed
@@ -167,7 +172,8 @@ def create_server(
             if not store.load():
                 _raise_load_error(store)
         servicer = LoyaltyRulesServicer(
-            store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions, shadow=shadow
+            store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions, shadow=shadow,
+            state=state,
         )
     handlers = method_handlers(servicer)  # before anything starts: a missing RPC fails here
     options: list[tuple[str, Any]] = [
@@ -456,6 +462,9 @@ class ServeConfig:
     shadow: Path | None = None
     #: The share of live decisions the shadow is evaluated on (``--shadow-sample``), 0 to 1.
     shadow_sample: float = DEFAULT_SAMPLE
+    #: The customer state store (``--state``): a SQLite path, ``sqlite:///path`` or a
+    #: ``postgresql://`` URL; None: ``$LOYALTY_DATA_DIR/state.sqlite3``, else ``./data/state.sqlite3``.
+    state: str | None = None
 
     @property
     def address(self) -> str:
@@ -474,13 +483,13 @@ class ServeConfig:
 class AddressInUse(OSError):
     """The address to listen on is taken (by another server, or a worker left behind)."""
 
-    def __init__(self, address: str) -> None:
-        super().__init__(f"cannot listen on {address}: the address is already in use "
-                         "(another server on this port? stop it, or pick another --port; 0 picks a free one)")
+    def __init__(self, address: str, flag: str = "--port") -> None:
+        super().__init__(f"cannot listen on {address}: the address is already in use (another "
+                         f"server on this port? stop it, or pick another {flag}; 0 picks a free one)")
         self.address = address
 
 
-def check_address_free(host: str, port: int) -> None:
+def check_address_free(host: str, port: int, flag: str = "--port") -> None:
     """Raise :class:`AddressInUse` when ``host:port`` cannot be bound, before anything loads
     (gRPC's own failure comes later, as a traceback after a line of its C core's log)."""
     import socket
@@ -494,7 +503,7 @@ def check_address_free(host: str, port: int) -> None:
             probe.bind((host.strip("[]"), port))
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
-                raise AddressInUse(f"{format_host(host)}:{port}") from None
+                raise AddressInUse(f"{format_host(host)}:{port}", flag) from None
             raise
 
 
@@ -527,6 +536,8 @@ def run(
     stop = stop or threading.Event()
     if not reuse_port:  # a worker shares the port on purpose; the supervisor checked it
         check_address_free(config.host, config.port)
+    if serve_metrics and config.metrics_port is not None:
+        check_address_free(config.metrics_host or config.host, config.metrics_port, "--metrics-port")
     # Reloads are prepared in a helper process (service.reloads), started before any gRPC
     # thread exists; the first load runs here while it starts, before any call is served.
     helper = ReloadHelper().start()
@@ -551,11 +562,22 @@ def run(
         _print_refusal(store)
         return 2
     credentials = config.credentials()
+    try:  # here, in the process that serves: connections and pools must not cross a fork
+        state = open_store(config.state)
+    except StateError as exc:
+        store.stop()
+        helper.stop()
+        if original_hup is not None:
+            signal.signal(signal.SIGHUP, original_hup)
+        print(f"loyalty serve: cannot open the state store {config.state or default_url()}: {exc}",
+              file=sys.stderr)
+        return 2
     shadow = None
     if config.shadow is not None:  # a shadow that does not load is reported, never fatal
         shadow = start_shadow(config.shadow, sample=config.shadow_sample,
                               metrics=default_shadow_metrics(), watch=config.watch,
                               allow_empty=config.allow_empty)
+        shadow.state = state  # reads live state, writes none
         reloadable.append(shadow.store)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     try:
@@ -568,10 +590,12 @@ def run(
             health_servicer=health_servicer,
             reuse_port=reuse_port,
             shadow=shadow,
+            state=state,
         )
     except BaseException:
         store.stop()
         helper.stop()
+        state.close()
         if shadow is not None:
             shadow.stop()
             shadow.store.stop()
@@ -599,6 +623,7 @@ def run(
         revision=store.current.revision if store.current else None,
         threads=config.threads,
         shadow=str(config.shadow) if config.shadow is not None else None,
+        state=_describe_state(state),
     )
     if ready is not None:
         ready(port)
@@ -617,11 +642,21 @@ def run(
         if shadow is not None:
             shadow.stop()
             shadow.store.stop()
+        state.close()
         metrics.flush()
         _restore_signals(previous)
         log.info("stopped")
         logs.flush(1.0)  # bounded: a blocked sink drops the last lines, it does not hold the exit
     return 0
+
+
+def _describe_state(state: StateStore) -> str:
+    """The store for the log: its backend and file, or its URL without the password."""
+    path = getattr(state, "path", None)
+    if path is not None:
+        return f"sqlite:{path}"
+    url = str(getattr(state, "url", ""))
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
 def _create_bound_server(config: ServeConfig, **kwargs: Any) -> tuple[grpc.Server, int]:

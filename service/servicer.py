@@ -29,6 +29,7 @@ from dsl.decision import Decision
 from dsl.errors import EvaluationError, did_you_mean
 from dsl.input.request import ItemBudget
 from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
+from service.apply import StateRpcs, quoting
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -44,6 +45,7 @@ from service.logs import call_fields
 from service.metrics import Metrics
 from service.shadow import Sample, Shadow
 from service.snapshot import Snapshot
+from service.state.api import StateStore
 from service.store import PolicyStore
 from service.wire import (
     BatchResponse,
@@ -69,8 +71,9 @@ def instance_name() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
 
-class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
-    """Evaluates requests against the store's current policy set."""
+class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
+    """Evaluates requests against the store's current policy set; Apply, ApplyBatch and Reverse
+    (:class:`service.apply.StateRpcs`) commit to the customer state store ``state``."""
 
     def __init__(
         self,
@@ -80,8 +83,11 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         metrics: Metrics | None = None,
         log_decisions: bool = False,
         shadow: Shadow | None = None,
+        state: StateStore | None = None,
     ) -> None:
         self.store = store
+        #: The customer state store (:mod:`service.state`): Evaluate reads it, Apply writes it.
+        self.state = state
         self.max_batch = max_batch
         self.metrics = metrics
         self.log_decisions = log_decisions
@@ -134,7 +140,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         explain = request.explain
         converter = snapshot.converter
         inputs = converter.inputs  # the fast path; on any failure, the checking path
-        evaluate = snapshot.policy_set.evaluate
+        evaluate = quoting(snapshot.policy_set, self.state)  # reads stored sums, writes nothing
         log_decisions = self.log_decisions
         shadow = self.shadow
         # A batch goes to the shadow whole or not at all: one draw, one append per item.
@@ -314,10 +320,11 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             fields["customer_id"] = customer["id"]
             fields["event_id"] = event["id"]
         try:
+            evaluate = quoting(snapshot.policy_set, self.state)  # reads stored sums, writes nothing
             if explain or only:
-                decision = snapshot.policy_set.evaluate(customer, event, explain, only)
+                decision = evaluate(customer, event, explain, only)
             else:
-                decision = snapshot.policy_set.evaluate(customer, event)
+                decision = evaluate(customer, event)
         except EvaluationError as exc:
             _log_policy_failure(exc)
             if self.metrics is not None:

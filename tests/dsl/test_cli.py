@@ -18,9 +18,9 @@ def loyalty(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 
 def test_help_lists_every_verb() -> None:
-    """`loyalty --help` names all nine verbs."""
+    """`loyalty --help` names every verb."""
     out = loyalty("--help").stdout
-    for verb in ("serve", "check", "fmt", "test", "eval", "compile", "diff", "replay", "usage"):
+    for verb in ("serve", "check", "fmt", "test", "eval", "compile", "diff", "replay", "usage", "state"):
         assert f"    {verb} " in out, verb
 
 

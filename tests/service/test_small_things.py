@@ -39,6 +39,15 @@ def test_a_port_already_in_use_is_one_clear_line_and_a_non_zero_exit(taken_port,
                              "--port; 0 picks a free one)\n")
 
 
+def test_a_metrics_port_already_in_use_is_one_clear_line_too(taken_port):
+    """The metrics port is checked with the service's, before anything loads: no traceback."""
+    result = loyalty("serve", "--port", "0", "--metrics-port", str(taken_port), "--log-format", "json")
+    assert result.returncode == 2
+    assert result.stderr == (f"loyalty serve: cannot listen on 127.0.0.1:{taken_port}: the address is "
+                             "already in use (another server on this port? stop it, or pick another "
+                             "--metrics-port; 0 picks a free one)\n")
+
+
 def test_version_names_the_installed_package():
     """`loyalty --version` prints the package's version and the Python it runs on."""
     result = loyalty("--version")
