@@ -268,7 +268,7 @@ class PolicyStore:
                 if current is not None and current.revision == revision:
                     snapshot = current
                 else:
-                    snapshot = build_snapshot(policy_set, now, current)
+                    snapshot = build_snapshot(policy_set, now)
             except Exception as exc:  # a refused change must never stop the service
                 self._refuse(exc, now)
                 return False
