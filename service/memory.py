@@ -37,3 +37,18 @@ def release_memory() -> float:
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
     return time.perf_counter() - started
+
+
+def freeze_startup_objects() -> int:
+    """Move every object alive now (modules, classes, the imports' tables) out of the cyclic
+    collector's reach for good; returns how many. Call once, after the imports and before the
+    first policy set is loaded, so that no set is ever frozen.
+
+    They live as long as the process anyway, and every full collection (one per reload, see
+    :func:`release_memory`) walked all of them while holding the interpreter lock: about 55,000
+    objects, more than half of what a collection beside a 600-rule set walks. Freezing them
+    shortens each of those stalls accordingly (``gc.freeze``, the pre-fork idiom).
+    """
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

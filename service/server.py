@@ -40,7 +40,9 @@ from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.interceptor import PROGRESS, CallProgress, ServiceInterceptor
+from service.memory import freeze_startup_objects
 from service.metrics import Metrics, default_shadow_metrics
+from service.reloads import ReloadHelper
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
 from service.shadow import DEFAULT_SAMPLE, Shadow, start_shadow
 from service.state import StateError, StateStore, default_url, open_store
@@ -536,7 +538,11 @@ def run(
         check_address_free(config.host, config.port)
     if serve_metrics and config.metrics_port is not None:
         check_address_free(config.metrics_host or config.host, config.metrics_port, "--metrics-port")
-    store = PolicyStore(config.policies, allow_empty=config.allow_empty)
+    # Reloads are prepared in a helper process (service.reloads), started before any gRPC
+    # thread exists; the first load runs here while it starts, before any call is served.
+    helper = ReloadHelper().start()
+    freeze_startup_objects()  # shorter collections after each reload; before any set is loaded
+    store = PolicyStore(config.policies, allow_empty=config.allow_empty, loader=helper.load)
     reloadable = [store]  # and the shadow's, once it exists: SIGHUP reloads both
     # Until the real handlers are in (after the first load, which can take seconds), a SIGHUP
     # asks for a reload rather than ending the process, SIGHUP's default: a supervisor forwards
@@ -550,6 +556,7 @@ def run(
     store.start(watch=config.watch)  # before the first load, so no change slips between
     if not store.load() and not config.wait_for_policies:
         store.stop()
+        helper.stop()
         if original_hup is not None:
             signal.signal(signal.SIGHUP, original_hup)
         _print_refusal(store)
@@ -559,6 +566,7 @@ def run(
         state = open_store(config.state)
     except StateError as exc:
         store.stop()
+        helper.stop()
         if original_hup is not None:
             signal.signal(signal.SIGHUP, original_hup)
         print(f"loyalty serve: cannot open the state store {config.state or default_url()}: {exc}",
@@ -586,6 +594,7 @@ def run(
         )
     except BaseException:
         store.stop()
+        helper.stop()
         state.close()
         if shadow is not None:
             shadow.stop()
@@ -629,6 +638,7 @@ def run(
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()
+        helper.stop()
         if shadow is not None:
             shadow.stop()
             shadow.store.stop()

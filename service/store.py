@@ -47,6 +47,14 @@ log = structlog.get_logger("loyalty.store")
 #: Seconds between two looks at what the directory path points to (see :func:`path_identity`).
 IDENTITY_INTERVAL_S = 0.5
 
+#: The memory a replaced set leaves (see :func:`service.memory.release_memory`: a full
+#: collection, which holds the interpreter lock for tens of milliseconds) is released once no
+#: swap has come for this many seconds: a storm of reloads shares one release at its end...
+RELEASE_QUIET_S = 1.0
+#: ... or at the latest this many seconds after the first swap it waits for, in a storm that
+#: does not end (the old sets' code waits that long for the collector at most).
+RELEASE_MAX_DELAY_S = 10.0
+
 #: Loads a policy directory into a policy set; ``dsl.load_directory`` unless a test says otherwise.
 Loader = Callable[[Path], PolicySet]
 
@@ -146,9 +154,15 @@ class _Trigger:
         """Ask for one more wake-up; never blocks."""
         self._requests.put(None)
 
-    def wait(self) -> None:
-        """Block until at least one wake-up was asked for since the last :meth:`clear`."""
-        self._requests.put(self._requests.get())  # keep it pending until clear()
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until at least one wake-up was asked for since the last :meth:`clear` (True),
+        or ``timeout`` seconds passed (False)."""
+        try:
+            request = self._requests.get(timeout=timeout)
+        except queue.Empty:
+            return False
+        self._requests.put(request)  # keep it pending until clear()
+        return True
 
     def clear(self) -> None:
         """Forget the wake-ups asked for so far (several become one load)."""
@@ -203,6 +217,10 @@ class PolicyStore:
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._watching = threading.Event()
+        #: The first swap since memory was last released and the latest swap (``time.monotonic()``;
+        #: None when no swap awaits a release).
+        self._unreleased_since: float | None = None
+        self._swapped_at = 0.0
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -232,6 +250,7 @@ class PolicyStore:
         """Load the directory now; swap it in if it is good. Returns whether it was good."""
         with self._load_lock:  # one load at a time; requests never take this lock
             started = time.perf_counter()
+            cpu_started = time.thread_time()
             now = datetime.now(UTC)
             try:
                 source = self.source_directory()
@@ -271,14 +290,32 @@ class PolicyStore:
                 revision=revision,
                 policies=len(policy_set.policies),
                 ms=round((time.perf_counter() - started) * 1000, 1),
+                # This process's CPU for the load: reading back what a helper prepared (see
+                # service.reloads), or the whole pipeline when it ran here.
+                cpu_ms=round((time.thread_time() - cpu_started) * 1000, 1),
             )
         if changed:
             for listener in self._listeners.swapped:
                 listener(snapshot)
-            release_memory()
+            self._swapped_at = time.monotonic()
+            if self._unreleased_since is None:
+                self._unreleased_since = self._swapped_at
         for attempted in self._listeners.attempted:
             attempted(True, self._status)
         return True
+
+    def _release_if_due(self) -> float | None:
+        """Release the memory the replaced sets left when it is time (see :data:`RELEASE_QUIET_S`);
+        returns the seconds until it will be, or None when no swap awaits a release."""
+        since = self._unreleased_since
+        if since is None:
+            return None
+        wait = min(self._swapped_at + RELEASE_QUIET_S, since + RELEASE_MAX_DELAY_S) - time.monotonic()
+        if wait > 0:
+            return wait
+        self._unreleased_since = None
+        log.debug("memory released", ms=round(release_memory() * 1000, 1))
+        return None
 
     def _check_schema(self, source: Path, has_schema: bool) -> None:
         if self._had_schema and not has_schema and self._current is not None:
@@ -370,7 +407,8 @@ class PolicyStore:
 
     def _reload_loop(self) -> None:
         while not self._stop.is_set():
-            self._trigger.wait()
+            if not self._trigger.wait(self._release_if_due()):
+                continue  # the release a storm of swaps deferred is done now (or next time round)
             if self._stop.is_set():
                 return
             self._trigger.clear()

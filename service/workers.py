@@ -37,6 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from service.lifetime import die_with_parent
+
 if TYPE_CHECKING:  # service.server imports prometheus-client, which must wait (see below)
     from service.server import ServeConfig
 
@@ -52,19 +54,6 @@ _OWNED_METRICS_DIR: str | None = None
 STOPPED_LIMIT_S = 1.0
 #: How often the supervisor looks at its workers.
 _POLL_S = 0.2
-_PR_SET_PDEATHSIG = 1
-
-
-def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
-    """Have the kernel send ``sig`` to this process when its parent dies (Linux); if ``parent``
-    is already gone (it died before the request was made), exit now."""
-    with contextlib.suppress(OSError, AttributeError):
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 def is_stopped(pid: int) -> bool:

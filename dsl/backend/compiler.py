@@ -265,8 +265,14 @@ def _run(code: CodeType) -> dict[str, Any]:
 def compile_module(source: str, filename: str, line_map: dict[int, int] | None = None,
                    explain_source: Callable[[], tuple[str, dict[int, int]]] | None = None,
                    code: CodeType | None = None) -> CompiledModule:
-    """Verify, compile and run generated source in the runtime's namespace (``code``: its code
-    object from the disk cache, verified instead of compiled again)."""
+    """Verify, compile and run generated source in the runtime's namespace.
+
+    ``code``, when given, is ``source`` already compiled (from the disk cache, or by the reload
+    helper process, service.reloads): it is verified here, where it will run, instead of
+    compiled again (``compile()`` holds the interpreter lock for its whole run; the verifier
+    costs a small fraction of it); a code object the verifier refuses is compiled afresh from
+    the source, which is verified in turn.
+    """
     def no_explain() -> tuple[str, dict[int, int]]:
         raise UnsafeCode("this module was compiled without an explain variant")
 
