@@ -29,6 +29,7 @@ from dsl.decision import Decision
 from dsl.errors import EvaluationError, did_you_mean
 from dsl.input.request import ItemBudget
 from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
+from service.bounds import MAX_EXPLAIN_BATCH, check_explain_batch, refuse_oversized_attribute_maps
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -80,9 +81,12 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         metrics: Metrics | None = None,
         log_decisions: bool = False,
         shadow: Shadow | None = None,
+        max_explain_batch: int = MAX_EXPLAIN_BATCH,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
+        #: The most items an EvaluateBatch with explain may hold (:func:`service.bounds.check_explain_batch`).
+        self.max_explain_batch = max_explain_batch
         self.metrics = metrics
         self.log_decisions = log_decisions
         #: The candidate set fed a sample of decisions (``loyalty serve --shadow``), or None.
@@ -125,6 +129,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         """
         items = request.items
         count = len(items)
+        check_explain_batch(count, request.explain, self.max_explain_batch)
         budget = self._batch_budget(items)
         snapshot = self._snapshot()
         revision = snapshot.revision
@@ -163,6 +168,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                         customer = fast_customer(customer_msg)
                         event = fast_event(event_msg)
                     except Exception:  # anything unusual: the schema judges it
+                        refuse_oversized_attribute_maps(customer_msg, event_msg)
                         customer, event = checked_inputs(customer_msg, event_msg, budget)
                     decision = evaluate(customer, event, explain) if explain else evaluate(customer, event)
                 except Exception as exc:
@@ -306,6 +312,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         customer_msg = request.customer
         event_msg = request.event
         try:
+            refuse_oversized_attribute_maps(customer_msg, event_msg)
             customer, event = snapshot.converter.inputs(customer_msg, event_msg)
         except InvalidArgument:
             if fields is not None:
