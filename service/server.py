@@ -34,6 +34,7 @@ from grpc_reflection.v1alpha import reflection
 
 from dsl.library.runtime import use_evaluation_context
 from service import logs
+from service.admission import StreamAdmissionInterceptor, StreamLimits
 from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
@@ -88,6 +89,11 @@ class ConnectionLimits:
     #: Pings too early tolerated before the server ends the connection with GOAWAY
     #: ``ENHANCE_YOUR_CALM`` "too_many_pings" (``grpc.http2.max_ping_strikes``; 0: no limit).
     max_ping_strikes: int = 2
+    #: Seconds a new connection has to finish its handshake (TLS, and the client's HTTP/2
+    #: preface and SETTINGS) before the server closes it (``grpc.server_handshake_timeout_ms``;
+    #: gRPC core's default is 120 s). A connection that never speaks holds a slot of
+    #: ``max_connections`` for this long at most. None: gRPC core's default.
+    handshake_timeout_s: float | None = 10.0
 
     def options(self) -> list[tuple[str, int]]:
         """The gRPC server options that enforce these limits."""
@@ -99,6 +105,8 @@ class ConnectionLimits:
         ]
         if self.max_connections is not None:
             options.append(("grpc.max_allowed_incoming_connections", self.max_connections))
+        if self.handshake_timeout_s is not None:
+            options.append(("grpc.server_handshake_timeout_ms", max(1, int(self.handshake_timeout_s * 1000))))
         if self.max_connection_idle_s is not None:
             options.append(("grpc.max_connection_idle_ms", max(1, int(self.max_connection_idle_s * 1000))))
         return options
@@ -141,6 +149,7 @@ def create_server(
     max_connection_age_s: float | None = None,
     connection_limits: ConnectionLimits | None = None,
     shadow: Shadow | None = None,
+    stream_limits: StreamLimits | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
 
@@ -152,7 +161,8 @@ def create_server(
     ``connection_limits`` default to :class:`ConnectionLimits`' documented defaults. A
     servicer that does not implement every RPC of the service is a ``TypeError``
     (see :func:`method_handlers`). ``shadow``: a candidate set the servicer feeds a sample
-    of its decisions (:mod:`service.shadow`).
+    of its decisions (:mod:`service.shadow`). ``stream_limits`` bound the request threads
+    client-streaming calls may hold (:mod:`service.admission`; its defaults when not given).
     """
     metrics = metrics if metrics is not None else default_metrics()
     if not structlog.is_configured():  # embedded (tests, benchmarks): log as deployed
@@ -180,7 +190,9 @@ def create_server(
         # RPC threads only serve evaluations, so they keep the evaluation's decimal context.
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc",
                                    initializer=use_evaluation_context),
-        interceptors=[ServiceInterceptor(metrics)],
+        # Admission after the service interceptor: a refused stream gets its status and log line.
+        interceptors=[ServiceInterceptor(metrics),
+                      StreamAdmissionInterceptor(stream_limits or StreamLimits(), threads)],
         options=options,
     )
     _register(server, handlers)
@@ -386,6 +398,7 @@ class ServeConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_connection_age_s: float | None = None
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    stream_limits: StreamLimits = field(default_factory=StreamLimits)
     log_decisions: bool = False
     watch: bool = True
     wait_for_policies: bool = False
@@ -478,6 +491,7 @@ def run(
         max_connection_age_s=config.max_connection_age_s,
         connection_limits=config.connection_limits,
         shadow=shadow,
+        stream_limits=config.stream_limits,
     )
     server.start()
     if serve_metrics and config.metrics_port is not None:

@@ -1,0 +1,237 @@
+"""One client must not stop the service (issue 17): idle streams, amplified refusals, a flood of
+attribute keys, explained batches. Each attack runs against a real ``loyalty serve`` process on
+127.0.0.1 with health probed *during* it; every loop is bounded in count and in seconds.
+
+Deadlines here are availability checks, not speed claims: health must answer within its 1 s
+deadline (what a Kubernetes probe would give it) and normal calls within 5 s.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from service.client import purchase
+from service.gen.loyalty.v1 import loyalty_pb2 as pb
+from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+from tests.service.conftest import ServerProcess, gold_customer, jfk_lhr, request
+
+#: A health check's deadline, as a liveness probe would set it (seconds).
+HEALTH_DEADLINE_S = 1.0
+#: A normal call's deadline during an attack (seconds): generous, an availability bound.
+CALL_DEADLINE_S = 5.0
+#: Streams per connection the server allows by default (``--max-concurrent-streams``).
+STREAMS_PER_CONNECTION = 100
+
+
+@dataclass
+class Probe:
+    """Health checks and Evaluate calls on their own connection, every ``period`` seconds, until stopped."""
+
+    server: ServerProcess
+    period: float = 0.05
+    max_rounds: int = 2000
+    health_ok: int = 0
+    calls_ok: int = 0
+    failures: list[str] = field(default_factory=list)
+    slowest_health_s: float = 0.0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def start(self) -> Probe:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self) -> None:
+        with self.server.channel() as channel:
+            health = health_pb2_grpc.HealthStub(channel)
+            stub = pb_grpc.LoyaltyRulesStub(channel)
+            for _ in range(self.max_rounds):
+                if self._stop.is_set():
+                    return
+                start = time.perf_counter()
+                try:
+                    health.Check(health_pb2.HealthCheckRequest(), timeout=HEALTH_DEADLINE_S)
+                    self.health_ok += 1
+                    self.slowest_health_s = max(self.slowest_health_s, time.perf_counter() - start)
+                except grpc.RpcError as exc:
+                    self.failures.append(f"health: {exc.code().name} {exc.details()}")
+                try:
+                    stub.Evaluate(request(), timeout=CALL_DEADLINE_S)
+                    self.calls_ok += 1
+                except grpc.RpcError as exc:
+                    self.failures.append(f"Evaluate: {exc.code().name} {exc.details()}")
+                self._stop.wait(self.period)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(30)
+
+
+def _one_message_then_silence(release: threading.Event) -> Iterator[pb.EvaluateStreamRequest]:
+    yield pb.EvaluateStreamRequest(correlation_id="s", customer=gold_customer(), event=jfk_lhr())
+    release.wait(60)  # the client's request stream stays open, sending nothing
+
+
+@pytest.mark.parametrize("streams", [16, 300])
+def test_idle_streams_from_one_client_leave_health_and_unary_calls_their_capacity(spawn, streams):
+    """16 or 300 EvaluateStream calls from one client, each sending one message and then
+    nothing: beyond the streaming share of the request threads they are refused at once with
+    RESOURCE_EXHAUSTED naming the limit, the admitted ones are answered, and health (1 s
+    deadline) and Evaluate answer throughout, with no failure."""
+    server = spawn("--no-watch", "--grace", "1")
+    with server.channel() as warm:
+        pb_grpc.LoyaltyRulesStub(warm).Evaluate(request(), timeout=30)
+    release = threading.Event()
+    channels = [server.channel() for _ in range(-(-streams // STREAMS_PER_CONNECTION))]
+    calls = []
+    probe = Probe(server).start()
+    try:
+        for i in range(streams):
+            stub = pb_grpc.LoyaltyRulesStub(channels[i // STREAMS_PER_CONNECTION])
+            calls.append(stub.EvaluateStream(_one_message_then_silence(release), timeout=60))
+        answered = refused = 0
+        for call in calls:  # each either answers its message or is refused; bounded by its deadline
+            try:
+                next(call)
+                answered += 1
+            except grpc.RpcError as exc:
+                assert exc.code() == grpc.StatusCode.RESOURCE_EXHAUSTED, exc
+                assert "--max-streams" in exc.details(), exc.details()
+                refused += 1
+        time.sleep(1.0)  # the admitted streams now idle, holding their threads
+        rounds_before = probe.health_ok
+        deadline = time.monotonic() + 10
+        while probe.health_ok < rounds_before + 10 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        probe.stop()
+        release.set()
+        for call in calls:
+            call.cancel()
+        for channel in channels:
+            channel.close()
+    print(f"\n{streams} idle streams: {answered} admitted, {refused} refused; health {probe.health_ok} "
+          f"ok (slowest {probe.slowest_health_s * 1000:.1f} ms), Evaluate {probe.calls_ok} ok")
+    assert probe.failures == []
+    assert probe.health_ok >= rounds_before + 10, "health stopped answering under the idle streams"
+    assert answered + refused == streams
+    assert 1 <= answered <= 8  # the default share: half of the 16 threads, 4 per client host
+
+
+def test_an_idle_stream_is_ended_by_the_server_with_a_clear_status(spawn):
+    """With --stream-idle-timeout 1, a stream that sent one message and then nothing is ended
+    by the server with DEADLINE_EXCEEDED saying why, after its answer; its slot is freed."""
+    server = spawn("--no-watch", "--stream-idle-timeout", "1", "--max-streams", "1")
+    release = threading.Event()
+    with server.channel() as channel:
+        stub = pb_grpc.LoyaltyRulesStub(channel)
+        try:
+            for _ in range(2):  # the second stream only gets the one slot if the first freed it
+                call = stub.EvaluateStream(_one_message_then_silence(release), timeout=30)
+                started = time.monotonic()
+                assert next(call).correlation_id == "s"
+                with pytest.raises(grpc.RpcError) as info:
+                    next(call)
+                waited = time.monotonic() - started
+                assert info.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, info.value
+                assert "no message from the client for 1 s" in info.value.details()
+                assert waited < 10, waited  # 1 s idle, looked at every 0.25 s: a liveness bound
+        finally:
+            release.set()
+
+
+def _status_size(exc: grpc.RpcError) -> int:
+    """Bytes of the refusal's status (message and details) as they travel in the trailers."""
+    status = rpc_status.from_call(exc)
+    return len(status.SerializeToString()) if status is not None else 0
+
+
+def _undeclared_attributes(count: int, key: str = "undeclared_attribute_key_number_{:07d}_" + "x" * 40
+                           ) -> pb.EvaluateRequest:
+    req = request()
+    for i in range(count):
+        req.customer.attributes[key.format(i)].string_value = "v"
+    return req
+
+
+def _bad_amounts(count: int) -> pb.EvaluateRequest:
+    items = [{"sku": f"sku-{i}", "category": "fresh", "amount": "not-a-number-" + "9" * 60, "quantity": 1}
+             for i in range(count)]
+    event = purchase("e-amounts", time="2026-03-01T10:00:00Z", amount="10.00", items=items)
+    return pb.EvaluateRequest(customer=gold_customer(), event=event)
+
+
+@pytest.mark.parametrize(("make", "count"), [
+    pytest.param(_undeclared_attributes, 100, id="100_undeclared_attribute_keys"),
+    pytest.param(_bad_amounts, 150, id="150_items_with_bad_amounts"),
+    pytest.param(_undeclared_attributes, 2000, id="2000_undeclared_keys_refused_by_size"),
+])
+def test_a_refusal_with_many_violations_is_capped_to_fit_the_trailers(stub, make, count):
+    """However many fields are wrong, the caller gets INVALID_ARGUMENT (never the transport's
+    RESOURCE_EXHAUSTED for oversized trailers) with at most 20 violations and a count of the rest."""
+    with pytest.raises(grpc.RpcError) as info:
+        stub.Evaluate(make(count), timeout=CALL_DEADLINE_S)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
+    status = rpc_status.from_call(info.value)
+    assert status is not None
+    from google.rpc import error_details_pb2
+
+    bad = error_details_pb2.BadRequest()
+    status.details[0].Unpack(bad)
+    assert len(bad.field_violations) <= 21
+    assert _status_size(info.value) < 10_000
+    if count <= 1000:
+        assert bad.field_violations[-1].description.startswith(f"and {count - 20:,} more violations")
+
+
+def test_half_a_million_undeclared_keys_are_refused_quickly_while_health_answers(spawn):
+    """500,000 undeclared attribute keys (about 9 MB on the wire, within the default message
+    bound) are refused by the map's size with INVALID_ARGUMENT, without a violation per key;
+    health answers throughout within its deadline."""
+    server = spawn("--no-watch", "--grace", "1")
+    # Serialised once beforehand: the probe shares this process's GIL with the sender.
+    body = _undeclared_attributes(500_000, "k{:06d}").SerializeToString()
+    probe = Probe(server, period=0.02).start()
+    try:
+        with server.channel() as channel:
+            evaluate = channel.unary_unary("/loyalty.v1.LoyaltyRules/Evaluate",
+                                           response_deserializer=pb.EvaluateResponse.FromString)
+            for _ in range(3):
+                started = time.perf_counter()
+                with pytest.raises(grpc.RpcError) as info:
+                    evaluate(body, timeout=30)
+                seconds = time.perf_counter() - started
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, info.value
+                assert "holds 500,000 entries" in info.value.details()
+                assert _status_size(info.value) < 2_000
+    finally:
+        probe.stop()
+    print(f"\n500,000 undeclared keys ({len(body) / 1e6:.1f} MB): refused in {seconds:.2f} s "
+          "(client side, sending included); "
+          f"health {probe.health_ok} ok, slowest {probe.slowest_health_s * 1000:.1f} ms")
+    assert probe.failures == []
+    assert probe.health_ok >= 1
+
+
+def test_an_explained_batch_over_the_bound_is_refused_up_front(stub):
+    """EvaluateBatch with explain and 1,001 items is INVALID_ARGUMENT naming explain and the
+    limit before any item is evaluated; 1,000 explained items are answered."""
+    item = pb.BatchItem(customer=gold_customer(), event=jfk_lhr())
+    with pytest.raises(grpc.RpcError) as info:
+        stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 1001, explain=True), timeout=30)
+    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert info.value.details() == (
+        "explain: a batch with explain holds at most 1,000 items, not 1,001 (every item's reasons "
+        "travel in one reply); split the batch, or leave explain off")
+    reply = stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 1000, explain=True), timeout=60)
+    assert len(reply.results) == 1000
