@@ -28,6 +28,7 @@ from typing import Any
 import grpc
 import structlog
 
+from service.connections import PeerActivity
 from service.errors import ResourceExhausted
 
 log = structlog.get_logger("loyalty.admission")
@@ -202,10 +203,12 @@ class StreamAdmissionInterceptor(grpc.ServerInterceptor):
     (:class:`ResourceExhausted`) gets its status and its log line there.
     """
 
-    def __init__(self, limits: StreamLimits, threads: int) -> None:
+    def __init__(self, limits: StreamLimits, threads: int, activity: PeerActivity | None = None) -> None:
         total, per_peer = limits.resolved(threads)
         self.admission = StreamAdmission(total, per_peer)
         self.idle = IdleStreams(limits.idle_timeout_s) if limits.idle_timeout_s else None
+        #: Where every call's peer is recorded for :class:`service.connections.ConnectionShedder`.
+        self.activity = activity
         self._wrapped: dict[tuple[str, int], grpc.RpcMethodHandler] = {}
 
     def intercept_service(
@@ -215,7 +218,7 @@ class StreamAdmissionInterceptor(grpc.ServerInterceptor):
     ) -> grpc.RpcMethodHandler | None:
         """Client-streaming handlers behind admission (wrapped once per method); others as they are."""
         handler = continuation(handler_call_details)
-        if handler is None or not handler.request_streaming:
+        if handler is None or (not handler.request_streaming and self.activity is None):
             return handler
         method = handler_call_details.method
         key = (method, id(handler))
@@ -226,15 +229,23 @@ class StreamAdmissionInterceptor(grpc.ServerInterceptor):
         return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        admission, idle = self.admission, self.idle
+        admission, idle, activity = self.admission, self.idle, self.activity
+        if not handler.request_streaming:
+            assert activity is not None
+            return _recording(handler, activity)
 
         def enter(requests: Iterator[Any], context: grpc.ServicerContext) -> tuple[str, Any]:
-            host = peer_host(context.peer())
+            peer = context.peer()
+            host = peer_host(peer)
             admission.admit(host, method)
-            return host, (idle.watch(requests, context, method) if idle is not None else requests)
+            if activity is not None:
+                activity.begin(peer)
+            return peer, (idle.watch(requests, context, method) if idle is not None else requests)
 
-        def leave(host: str, requests: Any) -> None:
-            admission.release(host)
+        def leave(peer: str, requests: Any) -> None:
+            admission.release(peer_host(peer))
+            if activity is not None:
+                activity.end(peer)
             if idle is not None:
                 idle.forget(requests)
 
@@ -261,3 +272,32 @@ class StreamAdmissionInterceptor(grpc.ServerInterceptor):
 
         return grpc.stream_unary_rpc_method_handler(
             unary, handler.request_deserializer, handler.response_serializer)
+
+
+def _recording(handler: grpc.RpcMethodHandler, activity: PeerActivity) -> grpc.RpcMethodHandler:
+    """A unary-request handler that records its call in ``activity`` (its connection is busy)."""
+    if handler.unary_unary:
+        behaviour = handler.unary_unary
+
+        def unary(request: Any, context: grpc.ServicerContext) -> Any:
+            peer = context.peer()
+            activity.begin(peer)
+            try:
+                return behaviour(request, context)
+            finally:
+                activity.end(peer)
+
+        return grpc.unary_unary_rpc_method_handler(
+            unary, handler.request_deserializer, handler.response_serializer)
+    streaming_behaviour = handler.unary_stream
+
+    def streaming(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        peer = context.peer()
+        activity.begin(peer)
+        try:
+            yield from streaming_behaviour(request, context)
+        finally:
+            activity.end(peer)
+
+    return grpc.unary_stream_rpc_method_handler(
+        streaming, handler.request_deserializer, handler.response_serializer)

@@ -35,6 +35,7 @@ from grpc_reflection.v1alpha import reflection
 from dsl.library.runtime import use_evaluation_context
 from service import logs
 from service.admission import StreamAdmissionInterceptor, StreamLimits
+from service.connections import ConnectionShedder, PeerActivity, ShedPolicy
 from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
@@ -150,6 +151,7 @@ def create_server(
     connection_limits: ConnectionLimits | None = None,
     shadow: Shadow | None = None,
     stream_limits: StreamLimits | None = None,
+    activity: PeerActivity | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
 
@@ -163,6 +165,7 @@ def create_server(
     (see :func:`method_handlers`). ``shadow``: a candidate set the servicer feeds a sample
     of its decisions (:mod:`service.shadow`). ``stream_limits`` bound the request threads
     client-streaming calls may hold (:mod:`service.admission`; its defaults when not given).
+    ``activity``: where every call's peer is recorded, for a :class:`ConnectionShedder`.
     """
     metrics = metrics if metrics is not None else default_metrics()
     if not structlog.is_configured():  # embedded (tests, benchmarks): log as deployed
@@ -192,7 +195,7 @@ def create_server(
                                    initializer=use_evaluation_context),
         # Admission after the service interceptor: a refused stream gets its status and log line.
         interceptors=[ServiceInterceptor(metrics),
-                      StreamAdmissionInterceptor(stream_limits or StreamLimits(), threads)],
+                      StreamAdmissionInterceptor(stream_limits or StreamLimits(), threads, activity)],
         options=options,
     )
     _register(server, handlers)
@@ -399,6 +402,8 @@ class ServeConfig:
     max_connection_age_s: float | None = None
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
     stream_limits: StreamLimits = field(default_factory=StreamLimits)
+    #: When idle connections are shed and how many one client host may hold (Linux).
+    shed_policy: ShedPolicy = field(default_factory=ShedPolicy)
     log_decisions: bool = False
     watch: bool = True
     wait_for_policies: bool = False
@@ -476,6 +481,7 @@ def run(
                               allow_empty=config.allow_empty)
         reloadable.append(shadow.store)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    activity = PeerActivity()
     server, port = create_server(
         config.address,
         store=store,
@@ -492,8 +498,11 @@ def run(
         connection_limits=config.connection_limits,
         shadow=shadow,
         stream_limits=config.stream_limits,
+        activity=activity,
     )
     server.start()
+    shedder = ConnectionShedder(port, config.connection_limits.max_connections, activity, config.shed_policy)
+    shedder.start()
     if serve_metrics and config.metrics_port is not None:
         metrics_port = start_metrics_server(config.metrics_port, config.metrics_host or config.host)
         print(f"metrics on {format_host(config.metrics_host or config.host)}:{metrics_port}", flush=True)
@@ -523,6 +532,7 @@ def run(
         if watchdog is not None:  # also when ``stop`` was set without a signal
             watchdog.stopping()
         log.info("shutting down", grace_s=config.grace)
+        shedder.stop()
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()

@@ -147,6 +147,12 @@ def add_parser(subparsers: Any) -> None:
                    help="client connections open at once per process; a connection beyond it is "
                         "closed at once (the client sees UNAVAILABLE); 0 for no cap "
                         "[LOYALTY_MAX_CONNECTIONS]")
+    p.add_argument("--max-connections-per-peer", type=_positive_or_off,
+                   default=_env("LOYALTY_MAX_CONNECTIONS_PER_PEER", "1000"),
+                   help="connections one client host may hold: beyond it, and beyond 80%% of "
+                        "--max-connections in all, connections that carry no call (for 2 s) are "
+                        "shed, so a new client finds room (Linux); 0 for no per-host limit "
+                        "[LOYALTY_MAX_CONNECTIONS_PER_PEER]")
     p.add_argument("--max-connection-idle", metavar="SECONDS", type=_seconds_or_off,
                    default=_env("LOYALTY_MAX_CONNECTION_IDLE", "300"),
                    help="close a connection that has carried no call for this long (GOAWAY; a "
@@ -230,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
 
         prepare_multiprocess_metrics()
     from service.admission import StreamLimits
+    from service.connections import ShedPolicy
     from service.server import ConnectionLimits, ServeConfig
 
     config = ServeConfig(
@@ -256,6 +263,7 @@ def run(args: argparse.Namespace) -> int:
             max_ping_strikes=args.max_ping_strikes,
             handshake_timeout_s=args.handshake_timeout,
         ),
+        shed_policy=ShedPolicy(max_per_peer=args.max_connections_per_peer),
         stream_limits=StreamLimits(
             max_streams=args.max_streams,
             max_streams_per_peer=args.max_streams_per_peer,
