@@ -668,8 +668,8 @@ class _FastPathGenerator(DecoderGenerator):
         """A scalar extension field, converted by the schema's own ``convert_scalar`` (lists and
         records, and anything it refuses, go to the checking path)."""
         which = value.WhichOneof("kind")
-        if which is None:
-            return None
+        if which is None or (which == "string_value" and not value.string_value):
+            return None  # an empty string is not given (proto3's convention, attributes included)
         if t.kind in ("list", "record") or which not in ACCEPTS.get(t.kind, ()):
             raise _Slow
         inner = getattr(value, which)

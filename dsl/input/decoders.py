@@ -159,6 +159,8 @@ def _attribute(value: Any, t: Type, max_length: int) -> Any:
     if kind == "string_value":
         if inner.__class__ is not str or len(inner) > max_length:
             raise Slow
+        if not inner:
+            return None  # an empty string is not given (proto3's convention, attributes included)
     elif kind == "int_value":
         inner = _int64(inner)
     elif kind == "bool_value":

@@ -293,3 +293,17 @@ def _fresh_evaluate(server: ServerProcess, deadline_s: float) -> float:
         began = time.monotonic()
         pb_grpc.LoyaltyRulesStub(channel).Evaluate(request(), timeout=deadline_s)
         return time.monotonic() - began
+
+
+@pytest.mark.parametrize("attribute", ["store", "store_zone"])
+def test_an_empty_string_attribute_is_not_given(stub, attribute):
+    """proto3's convention holds for attributes too: an empty ``stringValue`` is a field not
+    given, so the empty ``store_zone`` takes its default (the programme's zone) as the empty
+    ``store`` is missing; neither is refused."""
+    from tests.service.test_time_zones import order
+
+    empty = pb.EvaluateRequest(customer=gold_customer(), only_policies=["coffee_rewards"],
+                               event=order("2026-03-04T20:30:00Z", **{attribute: ""}))
+    absent = pb.EvaluateRequest(customer=gold_customer(), only_policies=["coffee_rewards"],
+                                event=order("2026-03-04T20:30:00Z"))
+    assert stub.Evaluate(empty, timeout=5).decision == stub.Evaluate(absent, timeout=5).decision
