@@ -12,7 +12,8 @@ decoding or whose answer would cost far more than any valid request.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from service.errors import InvalidArgument, Violation
 
@@ -43,6 +44,20 @@ def refuse_oversized_attribute_maps(customer: Any, event: Any) -> None:
             raise InvalidArgument([Violation(
                 path, f"holds {count:,} entries; an attributes map holds at most "
                       f"{MAX_ATTRIBUTE_ENTRIES:,} (the schema's extension fields)")])
+
+
+T = TypeVar("T")
+
+
+def attribute_maps_bounded(check: Callable[..., T]) -> Callable[..., T]:
+    """``check(customer, event, ...)`` (a decoder's checking path) behind
+    :func:`refuse_oversized_attribute_maps`: the fast path gives up on an undeclared key at
+    once, and the checking path would then read every key."""
+    def checked(customer: Any, event: Any, *args: Any) -> T:
+        refuse_oversized_attribute_maps(customer, event)
+        return check(customer, event, *args)
+
+    return checked
 
 
 def check_explain_batch(count: int, explain: bool, limit: int = MAX_EXPLAIN_BATCH) -> None:

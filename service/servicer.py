@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -27,9 +28,15 @@ import structlog
 
 from dsl.decision import Decision
 from dsl.errors import EvaluationError, did_you_mean
+from dsl.input.decoders import fast_or_check
 from dsl.input.request import ItemBudget
 from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
-from service.bounds import MAX_EXPLAIN_BATCH, check_explain_batch, refuse_oversized_attribute_maps
+from service.bounds import (
+    MAX_EXPLAIN_BATCH,
+    attribute_maps_bounded,
+    check_explain_batch,
+    refuse_oversized_attribute_maps,
+)
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -138,8 +145,10 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         fields["revision"] = revision
         explain = request.explain
         converter = snapshot.converter
-        fast_customer, fast_by_kind, event_function = converter.fast_inputs()
-        checked_inputs = converter.checked_inputs
+        # The fast path; on any failure, the checking path, after the attributes maps' size
+        # (service.bounds: a huge map is refused without a violation per key).
+        inputs = partial(fast_or_check, converter.fast.inputs,
+                         attribute_maps_bounded(converter.checked_inputs))
         evaluate = snapshot.policy_set.evaluate
         log_decisions = self.log_decisions
         shadow = self.shadow
@@ -163,13 +172,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                     if len(cid) > MAX_ID:
                         cid = ""  # never echoed: a refusal does not repeat a long input
                         raise _long_correlation_id()
-                    try:  # the fast path, inline: this loop is the batch's whole cost
-                        fast_event = fast_by_kind.get(event_msg.kind) or event_function(event_msg)
-                        customer = fast_customer(customer_msg)
-                        event = fast_event(event_msg)
-                    except Exception:  # anything unusual: the schema judges it
-                        refuse_oversized_attribute_maps(customer_msg, event_msg)
-                        customer, event = checked_inputs(customer_msg, event_msg, budget)
+                    customer, event = inputs(customer_msg, event_msg, budget)
                     decision = evaluate(customer, event, explain) if explain else evaluate(customer, event)
                 except Exception as exc:
                     failed += 1

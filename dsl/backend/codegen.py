@@ -1,5 +1,8 @@
 """Code generation: a checked policy's AST -> readable Python source.
 
+(About 900 lines, one job: one visitor with a ``visit_<Node>`` per node kind and the helpers
+they share, as Jinja2's compiler.py is; split by node kind, every part would need the others.)
+
 The generator is a visitor in the manner of Jinja2's: ``visit_<Node>`` methods
 for statements, ``expr`` for expressions, and ``writeline``/``indent``/``outdent``
 helpers. It emits two modules per policy, each with one function:

@@ -129,15 +129,15 @@ def _compile(source: str, filename: str) -> CodeType:
 
 # -- input decoders ----------------------------------------------------------------------------
 #
-# The request decoders generated per schema (service.convert) pass a verifier of their own that
+# The request decoders generated per schema (dsl.input.generate) pass a verifier of their own that
 # is at least as strict as the policies': the same opcodes and operators, no loop outside a
 # list comprehension, no "__" anywhere, simple constants; every global, attribute and function
 # name from an allow-list the decoder's generator gives (the message fields it reads, the
 # helpers it put in the namespace); and one more operation, ``raise SLOW`` (give the input to
 # the checking path), allowed only with that one global.
 
-_DECODER_CODE = re.compile(r"(?:<module>|<listcomp>|decode_[a-z0-9_]+|rec_[0-9]+)\Z")
-_DECODER_LOCAL = re.compile(r"v[0-9]+\Z")
+_DECODER_CODE = re.compile(r"(?:<module>|<listcomp>|decode_[a-z0-9_]+)\Z")
+_DECODER_LOCAL = re.compile(r"[a-z][a-z0-9_]*\Z")  # named after the fields they hold
 _RAISE = dis.opmap["RAISE_VARARGS"]
 # Decoders also OR int64 counters together to bound them in one comparison (bounded work).
 _DECODER_BINARY_OPS = _ALLOWED_BINARY_OPS | frozenset(
@@ -163,7 +163,7 @@ def _check_decoder_code(code: CodeType, names: frozenset[str]) -> None:
         if "__" in name or name not in names:
             raise UnsafeCode(f"name {name!r} is not allowed in a decoder")
     for name in (*code.co_varnames, *code.co_cellvars, *code.co_freevars):
-        if "__" in name or not (_DECODER_LOCAL.match(name) or name in ("d", "m", "e", "x", ".0")):
+        if "__" in name or not (_DECODER_LOCAL.match(name) or name == ".0"):
             raise UnsafeCode(f"local {name!r} is not allowed in a decoder")
     loops_allowed = code.co_name == "<listcomp>"
     previous: dis.Instruction | None = None

@@ -1,5 +1,8 @@
 """Parse policy text into :mod:`dsl.front.nodes`, turning every parser failure into a diagnostic.
 
+(About 750 lines, one job: the Lark tree to AST transformer has one method per grammar
+rule, and the syntax-error reporting that names mistakes needs the same rules beside it.)
+
 The Lark parser is built once, from ``policy.lark`` beside this file, and shared.
 Limits on source size and nesting depth are enforced here, before any stage
 recurses over the tree, so no policy can drive the pipeline into a

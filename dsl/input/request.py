@@ -1,28 +1,22 @@
-"""The request form: where each schema field travels in a request, and reading requests
-written as plain mappings.
+"""The checking path of both request forms: reading a request written as plain mappings
+(or a message seen as one) into the schema's loose records, noting every problem.
 
-A caller never sends the schema's flat records. It sends ``loyalty.v1`` request
-messages (over gRPC) or their proto3 JSON mapping (grpcurl, ``loyalty eval``, policy
-tests, ``loyalty diff`` case files): one request text everywhere. Where a field
-travels follows from the schema alone, by one rule:
+Where each field travels is :class:`~dsl.input.layout.RequestLayout`'s to say. The reader
+turns a request into the schema's loose records and lets :meth:`Schema.prepare_customer`
+and :meth:`Schema.prepare_event` judge them (the reference, as the interpreter is for
+compiled policies), then names every problem by the request path the caller wrote
+(``customer.memberSince`` when the caller wrote camelCase). :class:`MappingDecoder` puts
+the generated fast path (:mod:`dsl.input.decoders`) in front of it.
 
-- a field of the **standard** schema (``dsl/schema/schema.toml``) is a field of the request
-  message of the same name: ``customer.member_since``, ``customer.lifetime.miles``,
-  ``event.time``; a standard event kind's fields sit in its details message
-  (``event.flight.origin``), and a purchase item's in ``Item``;
-- a field a **directory's** schema adds travels in the ``attributes`` map of the
-  message it extends (``customer.attributes.home_store``,
-  ``customer.lifetime.attributes.regular_visits``, ``event.attributes.table``,
-  ``event.purchase.items[0].attributes.brand``), as a typed ``Value``; an extension
-  event kind's fields all travel in ``event.attributes``.
-
-:class:`RequestLayout` is that rule as a table; the protobuf decoder
-(``service.convert``) and :class:`MappingDecoder` both read it, and a test holds
-the standard half of the table to the proto's descriptors. Both decoders turn a
-request into the schema's loose records and let :meth:`Schema.prepare_customer`
-and :meth:`Schema.prepare_event` judge them (the reference, as the interpreter
-is for compiled policies), then name every problem by the request path the
-caller wrote (``customer.memberSince`` when the caller wrote camelCase).
+Why ``Schema.prepare_*`` stays the reference rather than an interpreter of the plans
+(:mod:`dsl.input.plans`): a plan is a field's declaration (type, default, least value,
+length: ``Field``) plus where it travels; ``prepare_*`` reads the same declarations and the
+same bounds (``MAX_LIST``, ``MAX_MAGNITUDE``), so a bound is declared once, and where a field
+travels is this reader's part, read from the same layout as the plans. ``prepare_*`` holds
+every refusal's wording, and the flat records it judges are an interface of their own
+(policy tests, the interpreter's differential tests and the benchmarks build prepared input
+with it). Rewriting the checking path as a plan interpreter with the same messages, in the
+same order, is the step that would retire it into the differential test.
 
 Bounds (docs/language.md, "Input bounds") are checked before anything is
 converted: text length, list length, the total list elements of a request
@@ -34,154 +28,39 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from functools import cache
+from decimal import Decimal
 from typing import Any
 
 from dsl.errors import FieldError, InputError, did_you_mean
+from dsl.input.decoders import MappingFastPath, fast_or_check
+from dsl.input.layout import (
+    ACCEPTS,
+    DETAILS_MESSAGES,
+    VALUE_KINDS,
+    MessageLayout,
+    RequestLayout,
+    Slot,
+    json_name,
+    request_path,
+)
+from dsl.input.scalars import InvalidValue
 from dsl.schema.schema import (
     MAX_LIST,
     MAX_NUMBER_TEXT,
     MAX_REQUEST_ITEMS,
     MAX_VALUE_DEPTH,
-    Field,
     Schema,
     convert_scalar,
 )
 from dsl.schema.schema import shorten as _short
 from dsl.schema.types import Type
 
-#: Which ``Value`` kinds a schema type accepts (the same on every path).
-ACCEPTS: dict[str, tuple[str, ...]] = {
-    "int": ("int_value",),
-    "decimal": ("decimal_value", "int_value"),
-    "string": ("string_value",),
-    "enum": ("string_value",),
-    "airport": ("string_value",),
-    "currency_code": ("string_value",),
-    "timezone": ("string_value",),
-    "bool": ("bool_value",),
-    "date": ("date_value", "string_value"),
-    "datetime": ("time_value", "string_value"),
-    "duration": ("duration_value", "string_value"),
-    "list": ("list_value",),
-    "record": ("record_value",),
-}
-VALUE_KINDS = ("string_value", "int_value", "decimal_value", "bool_value", "date_value",
-               "time_value", "duration_value", "list_value", "record_value")
-#: The fields an event message has of its own (the rest is kind-specific or an attribute).
-EVENT_OWN = ("id", "kind", "time")
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidValue:
-    """A value a decoder could not even read (a timestamp outside the years 1 to 9999), in
-    place of the value: the reader reports ``reason`` at the field's path."""
-
-    reason: str
+# -- reading the mapping form -------------------------------------------------------------------
 
 
 def _is_list(value: Any) -> bool:
     return isinstance(value, Sequence) and not isinstance(value, str | bytes)
-
-
-def json_name(name: str) -> str:
-    """A field's proto3 JSON name: ``member_since`` -> ``memberSince``."""
-    head, *rest = name.split("_")
-    return head + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-@cache
-def _standard_schema() -> Schema:
-    return Schema.load()
-
-
-@dataclass(frozen=True, slots=True)
-class Slot:
-    """One schema field as it travels: in the message (``message``) or in its ``attributes``."""
-
-    name: str
-    field: Field
-    in_message: bool
-
-    @property
-    def json_name(self) -> str:
-        return json_name(self.name)
-
-
-@dataclass(frozen=True, slots=True)
-class MessageLayout:
-    """One request message: the schema fields it carries itself, and those in its attributes.
-
-    ``message`` is the proto message's name (``Customer``, ``Flight``...), or "" for a
-    record that only travels as a ``Value`` (every field then in ``fields``).
-    """
-
-    message: str
-    slots: dict[str, Slot]
-    #: Message field names (and JSON names) -> the slot, for reading.
-    by_wire_name: dict[str, Slot] = field(default_factory=dict)
-
-    def message_slots(self) -> list[Slot]:
-        return [s for s in self.slots.values() if s.in_message]
-
-    def attribute_slots(self) -> dict[str, Slot]:
-        return {n: s for n, s in self.slots.items() if not s.in_message}
-
-
-def _layout(message: str, fields: Mapping[str, Field], standard: Mapping[str, Field]) -> MessageLayout:
-    slots = {
-        name: Slot(name, f, bool(message) and name in standard)
-        for name, f in fields.items() if not f.derived
-    }
-    by_wire: dict[str, Slot] = {}
-    for s in slots.values():
-        if s.in_message:
-            by_wire[s.name] = s
-            by_wire[s.json_name] = s
-    return MessageLayout(message, slots, by_wire)
-
-
-_DETAILS_MESSAGES = {"flight": "Flight", "purchase": "Purchase", "visit": "Visit",
-                     "appointment": "Appointment", "donation": "Donation"}
-_RECORD_MESSAGES = {"customer.lifetime": "Lifetime", "item": "Item"}
-
-
-class RequestLayout:
-    """Where every field of a schema travels in a request (see the module's docstring)."""
-
-    def __init__(self, schema: Schema) -> None:
-        base = _standard_schema()
-        self.schema = schema
-        self.customer = _layout("Customer", schema.customer, base.customer)
-        #: Per event kind: the fields of the event message itself (id, kind, time, and the
-        #: common extension fields as attributes) and the kind's details message, if any.
-        self.events: dict[str, tuple[MessageLayout, MessageLayout | None]] = {}
-        for kind, kind_fields in schema.events.items():
-            standard_kind = kind in base.events and kind in _DETAILS_MESSAGES
-            own = {**schema.event_common}
-            details_fields: dict[str, Field] = {}
-            for name, f in kind_fields.items():
-                if standard_kind and name in base.events[kind]:
-                    details_fields[name] = f
-                else:
-                    own[name] = f
-            event = _layout("Event", own, base.event_common)
-            details = (_layout(_DETAILS_MESSAGES[kind], details_fields, base.events[kind])
-                       if standard_kind else None)
-            self.events[kind] = (event, details)
-        self.records = {
-            name: _layout(_RECORD_MESSAGES.get(name, "") if name in base.records else "",
-                          fields, base.records.get(name, {}))
-            for name, fields in schema.records.items()
-        }
-
-    def record(self, name: str) -> MessageLayout:
-        return self.records.get(name) or MessageLayout("", {})
-
-
-# -- reading the mapping form -------------------------------------------------------------------
 
 
 class ItemBudget:
@@ -393,33 +272,9 @@ class _Reader:
             self.fail(path, inner.reason)
             return None
         if kind == "list_value":
-            values = inner.get("values", []) if isinstance(inner, Mapping) else None
-            if not _is_list(values):
-                self.fail(path, 'must be {"values": [...]}')
-                return None
-            if len(values) > MAX_LIST:
-                self.fail(path, f"has more than {MAX_LIST} items")
-                return None
-            if not self.take(len(values), path):
-                return None
-            assert t.elem is not None
-            return [self.value(v, t.elem, f"{path}[{i}]", depth + 1) for i, v in enumerate(values)]
+            return self.list_value(inner, t, path, depth)
         if kind == "record_value":
-            fields = inner.get("fields", {}) if isinstance(inner, Mapping) else None
-            if not isinstance(fields, Mapping):
-                self.fail(path, 'must be {"fields": {...}}')
-                return None
-            declared = self.layout.schema.record_fields(t.name)
-            out = {}
-            for name, v in fields.items():
-                f = declared.get(name)
-                if f is None:
-                    hint = did_you_mean(str(name), declared) if len(str(name)) <= 64 else None
-                    self.fail(f"{path}.{_short(str(name))}",
-                              "is not a field in the schema" + (f"; {hint}" if hint else ""))
-                    continue
-                out[name] = self.value(v, f.type, f"{path}.{name}", depth + 1)
-            return out
+            return self.record_value(inner, t, path, depth)
         if kind == "int_value":
             if isinstance(inner, bool) or not isinstance(inner, int | str):
                 self.fail(path, f"must be a whole number, not {_kind_of(inner)}")
@@ -449,6 +304,38 @@ class _Reader:
             return None
         return inner
 
+    def list_value(self, inner: Any, t: Type, path: str, depth: int) -> Any:
+        """A ``list_value``'s items, its length bounded before any is read."""
+        values = inner.get("values", []) if isinstance(inner, Mapping) else None
+        if not _is_list(values):
+            self.fail(path, 'must be {"values": [...]}')
+            return None
+        if len(values) > MAX_LIST:
+            self.fail(path, f"has more than {MAX_LIST} items")
+            return None
+        if not self.take(len(values), path):
+            return None
+        assert t.elem is not None
+        return [self.value(v, t.elem, f"{path}[{i}]", depth + 1) for i, v in enumerate(values)]
+
+    def record_value(self, inner: Any, t: Type, path: str, depth: int) -> Any:
+        """A ``record_value``'s fields, each a declared field of the record."""
+        fields = inner.get("fields", {}) if isinstance(inner, Mapping) else None
+        if not isinstance(fields, Mapping):
+            self.fail(path, 'must be {"fields": {...}}')
+            return None
+        declared = self.layout.schema.record_fields(t.name)
+        out = {}
+        for name, v in fields.items():
+            f = declared.get(name)
+            if f is None:
+                hint = did_you_mean(str(name), declared) if len(str(name)) <= 64 else None
+                self.fail(f"{path}.{_short(str(name))}",
+                          "is not a field in the schema" + (f"; {hint}" if hint else ""))
+                continue
+            out[name] = self.value(v, f.type, f"{path}.{name}", depth + 1)
+        return out
+
     def take(self, count: int, path: str) -> bool:
         """Spend ``count`` of the request's list elements; False (and an error) past the bound."""
         self.budget.remaining -= count
@@ -472,8 +359,6 @@ def _is_whole(value: Any) -> bool:
 
 
 def _is_decimal(value: Any) -> bool:
-    from decimal import Decimal
-
     return isinstance(value, Decimal)
 
 
@@ -504,56 +389,33 @@ class MappingDecoder:
     def __init__(self, schema: Schema) -> None:
         self.schema = schema
         self.layout = RequestLayout(schema)
-        #: (customer function, event functions by kind, generator): generated on first use,
-        #: since the service's checking path (service.convert) never needs it.
-        self._fast: tuple[Any, dict[str, Any], Any] | None = None
+        self._fast: MappingFastPath | None = None  # generated on first use
 
     @property
-    def fast_source(self) -> str:
-        """The generated fast path's source, for tests and debugging."""
-        return str(self._fast_path()[2].source())
-
-    def _fast_path(self) -> tuple[Any, dict[str, Any], Any]:
+    def fast(self) -> MappingFastPath:
+        """The generated fast path (:mod:`dsl.input.generate`), generated on first use: the
+        service's checking path (``service.convert``) never needs it."""
         if self._fast is None:
-            from dsl.input.decoders import MappingFastPath  # generated from this module's layout
-
-            fast = MappingFastPath(self.schema, self.layout)
-            self._fast = (fast.customer(), fast.events(), fast)
+            self._fast = MappingFastPath(self.schema, self.layout)
         return self._fast
 
     def fast_request(self, data: Any) -> tuple[dict[str, Any], dict[str, Any]]:
         """The fast path alone: raises (anything) where the checking path must judge."""
-        customer_fn, event_fns, _ = self._fast or self._fast_path()
-        event = data["event"]
-        kind = event.get("kind")
-        if not kind:
-            kind = next(k for k in _DETAILS_MESSAGES if k in event)
-        return customer_fn(data["customer"]), event_fns[kind](event)
+        return (self._fast or self.fast).request(data)
 
     def fast_parts(self) -> tuple[Any, Any]:
         """The fast path in two halves, ``customer(mapping)`` and ``event(mapping)``, for a
         caller that prepares one customer once for many events (``loyalty replay``). Each
         raises (anything) where :meth:`check` must judge the whole request, as
         :meth:`fast_request` does; together they are :meth:`fast_request`."""
-        customer_fn, event_fns, _ = self._fast or self._fast_path()
-
-        def event(data: Any) -> dict[str, Any]:
-            kind = data.get("kind")
-            if not kind:
-                kind = next(k for k in _DETAILS_MESSAGES if k in data)
-            return event_fns[kind](data)
-
-        return customer_fn, event
+        return self.fast.customer, self.fast.event
 
     def request(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
         """An ``EvaluateRequest`` (or batch item, or case) mapping: its customer and event.
         ``budget`` is the list elements the request may still carry (a batch shares one; given
         one, only the checking path runs)."""
         if budget is None:
-            try:  # well-formed input: the generated fast path (dsl.input.decoders)
-                return self.fast_request(data)
-            except Exception:  # anything unusual: the checking path judges it and says why
-                pass
+            return fast_or_check((self._fast or self.fast).request, self.check, data)
         return self.check(data, budget)
 
     def check(self, data: Any, budget: ItemBudget | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -602,7 +464,7 @@ class MappingDecoder:
             reader.fail("event", "must be an object")
             return None
         kind = data.get("kind")
-        details_keys = [k for k in data if k in _DETAILS_MESSAGES and data[k] is not None]
+        details_keys = [k for k in data if k in DETAILS_MESSAGES and data[k] is not None]
         which = details_keys[0] if details_keys else None
         start = len(reader.errors)
         if len(details_keys) > 1:
@@ -612,7 +474,7 @@ class MappingDecoder:
             kind = which
         if not isinstance(kind, str) or not kind:
             reader.fail("event.kind", "is required (or send one of: "
-                        + ", ".join(k for k in _DETAILS_MESSAGES if k in self.layout.events) + ")")
+                        + ", ".join(k for k in DETAILS_MESSAGES if k in self.layout.events) + ")")
             return None
         if which and kind != which:
             reader.fail("event.kind", f'is "{_short(kind)}" but the event carries {which} details')
@@ -625,10 +487,10 @@ class MappingDecoder:
             return None
         own, details = layouts
         loose: dict[str, Any] = {"kind": kind}
-        skip = ("kind", *_DETAILS_MESSAGES)
+        skip = ("kind", *DETAILS_MESSAGES)
         reader.message(data, own, "event", "event", loose, skip=skip,
                        elsewhere=details, elsewhere_path=f"event.{kind}")
-        for other in _DETAILS_MESSAGES:  # a kind's details under another kind's name
+        for other in DETAILS_MESSAGES:  # a kind's details under another kind's name
             if other in data and other != which and data[other] is not None:
                 reader.fail(f"event.{other}", f"is not for a {kind} event")
         if details is not None and which is not None:
@@ -658,86 +520,3 @@ class MappingDecoder:
         if known is not None:
             return known
         return request_path(self.layout, schema_path, details, reader.paths)
-
-
-_SEGMENT = re.compile(r"([^.\[]+)((?:\[\d+\])*)")
-
-
-def request_path(layout: RequestLayout, schema_path: str, details: str | None,
-                 written: Mapping[str, str] | None = None) -> str:
-    """The request path of a field the schema names by ``schema_path`` (``event.origin`` ->
-    ``event.flight.origin``); ``details`` is the event's details message name, if any.
-
-    A name the schema does not declare (``customer.bogus``) could only have travelled in the
-    ``attributes`` of its message: ``customer.attributes.bogus``.
-
-    ``written`` maps schema paths the caller gave to the paths as written: the longest
-    such prefix is kept, so a missing field inside a given list item reads
-    ``event.purchase.items[2].sku`` even when the caller wrote camelCase elsewhere.
-    """
-    parts = _split_path(schema_path)
-    root = parts[0]
-    if root == "customer":
-        message = layout.customer
-        out = "customer"
-    elif root == "event":
-        kind_layouts = layout.events.get(details or "")
-        # An unknown kind: the schema names event.kind alone, and nothing is an attribute.
-        message = kind_layouts[0] if kind_layouts else MessageLayout("", {})
-        out = "event"
-    else:
-        return schema_path
-    done = root
-    rest = parts[1:]
-    for i, part in enumerate(rest):
-        m = _SEGMENT.fullmatch(part)
-        name, index = (m[1], m[2]) if m else (part, "")
-        done = f"{done}.{part}"
-        if written and done in written:
-            out = written[done]
-        else:
-            slot = message.slots.get(name)
-            if slot is None and root == "event" and i == 0 and details:
-                kind_layouts = layout.events.get(details)
-                if kind_layouts and kind_layouts[1] is not None and name in kind_layouts[1].slots:
-                    out = f"{out}.{details}.{name}{index}"
-                    slot = kind_layouts[1].slots[name]
-                elif message.message:  # a name the schema does not declare: only attributes could carry it
-                    out = f"{out}.attributes.{name}{index}"
-                else:
-                    out = f"{out}.{name}{index}"
-            elif slot is None and message.message:  # likewise
-                out = f"{out}.attributes.{name}{index}"
-            elif slot is None or slot.in_message or not message.message:
-                out = f"{out}.{name}{index}"
-            else:
-                out = f"{out}.attributes.{name}{index}"
-            if slot is None:
-                continue
-        t = (message.slots.get(name) or _details_slot(layout, details, name, root, i) or _NO_SLOT).field.type
-        elem = t.elem if t.kind == "list" else t
-        if elem is not None and elem.kind == "record":
-            message = layout.record(elem.name)
-    return out
-
-
-def _split_path(path: str) -> list[str]:
-    """A schema path's segments; a name cut short (``dsl.schema.schema.shorten``: it ends in "...") is
-    always the last segment, and kept whole."""
-    cut = path.find("...")
-    if cut < 0:
-        return path.split(".")
-    start = path.rfind(".", 0, cut)
-    return [*path[:start].split("."), path[start + 1:]]
-
-
-def _details_slot(layout: RequestLayout, details: str | None, name: str, root: str, i: int) -> Slot | None:
-    if root != "event" or i != 0 or not details:
-        return None
-    kind_layouts = layout.events.get(details)
-    if not kind_layouts or kind_layouts[1] is None:
-        return None
-    return kind_layouts[1].slots.get(name)
-
-
-_NO_SLOT = Slot("", Field("", Type("any")), False)

@@ -1,5 +1,8 @@
 """The input schema: one place that declares every field a policy can read, and its type.
 
+(About 720 lines, one job: the field table, its TOML reader and ``prepare_*``, the reference
+every decoder is held to, read the same declarations; see dsl/input/request.py for why.)
+
 The standard schema ships as ``dsl/schema/schema.toml``; a policy directory may add a
 ``schema.toml`` of its own, merged on top, so that a business adds tiers,
 currencies, benefits, customer attributes and event fields without code.

@@ -25,6 +25,7 @@ from typing import Any
 
 from dsl.decision import Decision, decision_changed, plain
 from dsl.errors import EvaluationError, InputError
+from dsl.input.decoders import fast_or_check
 from dsl.input.request import MappingDecoder
 from dsl.policyset import PolicySet
 from dsl.tools.history import Chunk
@@ -154,16 +155,23 @@ def _summary(d: Decision, error: str | None) -> dict[str, Any]:
 def _decode(side: _Side, key: Any, customer: Any, event: Any, reparse: Any
             ) -> tuple[dict[str, Any], dict[str, Any]] | InputError:
     """The prepared pair, or the InputError the checking path raises (naming every field)."""
-    try:
-        c = side.cache.get(key) if key is not None else None
-        if c is None:
-            customer = customer()
-            c = side.customer_fn(customer)
-            if key is not None:
-                side.cache[key] = c
-        return c, side.event_fn(event)
-    except Exception:  # anything unusual: the checking path judges it and says why
-        pass
+    return fast_or_check(_decode_fast, _decode_checked, side, key, customer, event, reparse)
+
+
+def _decode_fast(side: _Side, key: Any, customer: Any, event: Any, reparse: Any
+                 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The fast path, one customer decoded once per chunk (raises where it gives up)."""
+    c = side.cache.get(key) if key is not None else None
+    if c is None:
+        c = side.customer_fn(customer())
+        if key is not None:
+            side.cache[key] = c
+    return c, side.event_fn(event)
+
+
+def _decode_checked(side: _Side, key: Any, customer: Any, event: Any, reparse: Any
+                    ) -> tuple[dict[str, Any], dict[str, Any]] | InputError:
+    """The checking path: the pair, or the InputError naming every field."""
     if reparse is None:
         customer = customer() if callable(customer) else customer
         if isinstance(customer, str):  # a column layout problem, from _build

@@ -425,7 +425,8 @@ def run_p(converter: Converter, customer: pb.Customer, event: pb.Event, checked:
 
 def run_fast(converter: Converter, customer: pb.Customer, event: pb.Event) -> Outcome | None:
     """The fast path alone, as a batch runs it; None where it gives up (in any way)."""
-    fast_customer, by_kind, event_function = converter.fast_inputs()
+    fast = converter.fast
+    fast_customer, by_kind, event_function = fast.customer, fast.by_kind, fast.event_function
     try:
         fast_event = by_kind.get(event.kind) or event_function(event)
         return Outcome(value=(fast_customer(customer), fast_event(event)))
@@ -950,6 +951,17 @@ def _wire_problem(f: Any, fd: Any, layout: RequestLayout) -> str | None:
     return f"no wire form for {t}"
 
 
+def _wire_of(fd: Any) -> str:
+    """A proto field's wire type as :func:`dsl.input.layout.wire_type` names it."""
+    if fd.message_type is not None:
+        if fd.message_type.full_name == "google.protobuf.Timestamp":
+            return "timestamp"
+        return "repeated" if fd.is_repeated else "message"
+    if fd.type == fd.TYPE_INT64:
+        return "optional int64" if fd.has_presence else "int64"
+    return {fd.TYPE_STRING: "string", fd.TYPE_BOOL: "bool"}.get(fd.type, f"type {fd.type}")
+
+
 @pytest.mark.parametrize(("table", "message", "desc"), _standard_messages(),
                          ids=[m[0] for m in _standard_messages()])
 def test_the_standard_schema_travels_in_the_proto_fields_of_the_same_names(table, message, desc):
@@ -967,6 +979,10 @@ def test_the_standard_schema_travels_in_the_proto_fields_of_the_same_names(table
         why = _wire_problem(slot.field, fd, layout)
         if why:
             problems.append(f"{table}.{name}: {desc.name}.{name} {why}")
+        if slot.wire != _wire_of(fd):  # what the message accessor reads it as
+            problems.append(f"{table}.{name}: the layout says {slot.wire}, the proto {_wire_of(fd)}")
+    if message.has_attributes != ("attributes" in desc.fields_by_name):
+        problems.append(f"{desc.name}: the layout is wrong about its attributes")
     for fd in desc.fields:
         if fd.name == "attributes" or fd.containing_oneof is not None:
             continue

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dsl.errors import InputError
+from dsl.input.scalars import Slow as _Slow
 from dsl.schema.schema import BASE_SCHEMA_PATH, Schema
 from service import client
-from service.convert import Converter, _Slow
+from service.convert import Converter
 from service.errors import InvalidArgument
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from tests.service.conftest import POLICIES
@@ -142,7 +143,7 @@ def test_fast_customer_equals_the_schema_checked_customer(raw):
     """For any customer the generated converter returns the schema's own prepared dict, or gives up."""
     message = _customer_message(raw)
     try:
-        fast = CONVERTER._fast_customer(message)
+        fast = CONVERTER.fast.customer(message)
     except _Slow:  # only for input the schema refuses
         with pytest.raises(InvalidArgument):
             CONVERTER.check_customer(message)
@@ -158,7 +159,7 @@ def test_fast_event_equals_the_schema_checked_event(kind_raw):
     message = _event_message(*kind_raw)
     kind = message.WhichOneof("details")
     try:
-        fast = CONVERTER._fast_events[(kind, kind)](message)
+        fast = CONVERTER.fast.by_details[kind](message)
     except _Slow:  # only for input the schema refuses or normalises ("usd" is USD)
         if kind_raw[1].get("currency") not in ODD_BUT_VALID:
             with pytest.raises(InvalidArgument):
@@ -217,8 +218,8 @@ def test_well_formed_flights_take_the_fast_path():
 
     for request in evaluate_requests(raw_airline_pairs(200)):
         event = request.event
-        CONVERTER._fast_customer(request.customer)
-        CONVERTER._fast_events[("flight", "flight")](event)
+        CONVERTER.fast.customer(request.customer)
+        CONVERTER.fast.by_details["flight"](event)
 
 
 def test_zero_is_a_value_and_unset_is_missing():
@@ -292,7 +293,7 @@ def test_customer_attribute_with_a_minimum(deposit, expected):
     if isinstance(expected, str):
         assert outcome == [("customer.attributes.deposit", expected)]
     else:
-        assert outcome["deposit"] == expected == EXTENDED._fast_customer(message)["deposit"]
+        assert outcome["deposit"] == expected == EXTENDED.fast.customer(message)["deposit"]
 
 
 KINDS = ["flight", "purchase", "visit", "appointment", "donation"]
