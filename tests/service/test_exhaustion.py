@@ -196,6 +196,7 @@ def test_a_refusal_with_many_violations_is_capped_to_fit_the_trailers(stub, make
         assert bad.field_violations[-1].description.startswith(f"and {count - 20:,} more violations")
 
 
+@pytest.mark.slow
 def test_half_a_million_undeclared_keys_are_refused_quickly_while_health_answers(spawn):
     """500,000 undeclared attribute keys (about 9 MB on the wire, within the default message
     bound) are refused by the map's size with INVALID_ARGUMENT, without a violation per key;
