@@ -35,6 +35,10 @@ log = structlog.get_logger("loyalty.connections")
 
 #: Descriptors handled between two hand-overs of the GIL to request threads.
 _YIELD_EVERY = 256
+#: Peers whose last call is remembered before the oldest are forgotten, and for how long a
+#: peer is remembered then (longer than any idle grace).
+_MAX_REMEMBERED = 20_000
+_REMEMBER_S = 60.0
 #: TCP state ESTABLISHED in /proc/net/tcp.
 _ESTABLISHED = "01"
 
@@ -69,13 +73,16 @@ class PeerActivity:
 
     def end(self, peer: str) -> None:
         """A call from ``peer`` ended."""
+        now = time.monotonic()
         with self._lock:
             left = self._in_flight.get(peer, 1) - 1
             if left > 0:
                 self._in_flight[peer] = left
             else:
                 self._in_flight.pop(peer, None)
-            self._last[peer] = time.monotonic()
+            self._last[peer] = now
+            if len(self._last) > _MAX_REMEMBERED:  # every connection is a peer: forget old ones
+                self._last = {p: t for p, t in self._last.items() if now - t < _REMEMBER_S}
 
     def busy(self, since: float) -> set[str]:
         """Peers with a call in flight or one that ended after ``since`` (monotonic); forgets
