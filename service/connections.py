@@ -65,6 +65,7 @@ class PeerActivity:
         self._lock = threading.Lock()
         self._in_flight: dict[str, int] = {}
         self._last: dict[str, float] = {}
+        self._prune_at = _MAX_REMEMBERED
 
     def begin(self, peer: str) -> None:
         """A call from ``peer`` starts."""
@@ -81,8 +82,9 @@ class PeerActivity:
             else:
                 self._in_flight.pop(peer, None)
             self._last[peer] = now
-            if len(self._last) > _MAX_REMEMBERED:  # every connection is a peer: forget old ones
+            if len(self._last) > self._prune_at:  # every connection is a peer: forget old ones
                 self._last = {p: t for p, t in self._last.items() if now - t < _REMEMBER_S}
+                self._prune_at = max(_MAX_REMEMBERED, 2 * len(self._last))  # amortised
 
     def busy(self, since: float) -> set[str]:
         """Peers with a call in flight or one that ended after ``since`` (monotonic); forgets
