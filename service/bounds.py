@@ -20,10 +20,17 @@ from service.errors import InvalidArgument, Violation
 #: Entries one ``attributes`` map may hold. A schema declares a few dozen extension fields per
 #: message; beyond this bound the map is refused without reading its keys.
 MAX_ATTRIBUTE_ENTRIES = 1_000
-#: Items an EvaluateBatch with ``explain`` may hold. An explained decision of the bundled
-#: policies takes about 0.5-2 KB (docs/service.md, "Explain"); 1,000 of them stay far below
-#: the default 16 MiB message bound.
-MAX_EXPLAIN_BATCH = 1_000
+#: Bytes of reply an explained batch item is allowed for: the explain bound is the largest
+#: reply (``--max-message-bytes``) divided by this. 2,000 explained items of the bundled
+#: policies fit a 4 MiB reply and 10,000 did not fit 16 MiB: about 1.6-2 KB each.
+EXPLAIN_BYTES_PER_ITEM = 2048
+#: The explain bound at the default 16 MiB reply.
+MAX_EXPLAIN_BATCH = 16 * 1024 * 1024 // EXPLAIN_BYTES_PER_ITEM
+
+
+def explain_batch_limit(max_reply_bytes: int) -> int:
+    """Items an EvaluateBatch with ``explain`` may hold when a reply may take ``max_reply_bytes``."""
+    return max(1, max_reply_bytes // EXPLAIN_BYTES_PER_ITEM)
 
 
 def refuse_oversized_attribute_maps(customer: Any, event: Any) -> None:
@@ -67,3 +74,16 @@ def check_explain_batch(count: int, explain: bool, limit: int = MAX_EXPLAIN_BATC
             "explain", f"a batch with explain holds at most {limit:,} items, not {count:,} "
                        "(every item's reasons travel in one reply); split the batch, or leave "
                        "explain off")])
+
+
+def check_reply_size(reply: bytes, count: int, explain: bool, max_reply_bytes: int) -> bytes:
+    """``reply`` when it fits ``max_reply_bytes``; otherwise INVALID_ARGUMENT saying so, rather
+    than gRPC's own "Sent message larger than max" after the work. Only an explained batch of
+    unusually long reasons gets here: :func:`check_explain_batch` refuses the rest up front."""
+    if len(reply) <= max_reply_bytes:
+        return reply
+    what = "explain" if explain else "items"
+    raise InvalidArgument([Violation(
+        what, f"the reply for {count:,} items would take {len(reply):,} bytes, over the largest "
+              f"reply ({max_reply_bytes:,} bytes, --max-message-bytes); split the batch"
+              + (", or leave explain off" if explain else ""))])

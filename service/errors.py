@@ -51,10 +51,10 @@ class ServiceError(Exception):
 #: 150 uncapped violations once turned an INVALID_ARGUMENT into RESOURCE_EXHAUSTED (issue 17).
 MAX_VIOLATIONS = 20
 #: UTF-8 bytes kept of a violation's field path and of its description (cut with an ellipsis).
-MAX_FIELD_BYTES = 160
-MAX_DESCRIPTION_BYTES = 240
+MAX_FIELD_BYTES = 120
+MAX_DESCRIPTION_BYTES = 180
 #: UTF-8 bytes kept of a status message (``grpc-message``, percent-encoded: up to 3 bytes each).
-MAX_MESSAGE_BYTES = 1024
+MAX_MESSAGE_BYTES = 512
 
 
 def truncate_text(text: str, limit: int) -> str:
@@ -67,7 +67,9 @@ def truncate_text(text: str, limit: int) -> str:
 
 def capped_violations(violations: Sequence[Violation]) -> list[Violation]:
     """The first :data:`MAX_VIOLATIONS` violations, their text cut to size, and, when there were
-    more, one violation counting the rest: at most about 9 KB however bad the request."""
+    more, one violation counting the rest: with the message, a status of at most about 7 KB
+    however bad the request (about 10.5 KB in the trailers: base64, and the message again,
+    percent-encoded)."""
     kept = [Violation(truncate_text(v.field, MAX_FIELD_BYTES),
                       truncate_text(v.description, MAX_DESCRIPTION_BYTES))
             for v in violations[:MAX_VIOLATIONS]]

@@ -176,7 +176,8 @@ def create_server(
             if not store.load():
                 _raise_load_error(store)
         servicer = LoyaltyRulesServicer(
-            store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions, shadow=shadow
+            store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions, shadow=shadow,
+            max_reply_bytes=max_message_bytes,
         )
     handlers = method_handlers(servicer)  # before anything starts: a missing RPC fails here
     options: list[tuple[str, Any]] = [

@@ -32,9 +32,10 @@ from dsl.input.decoders import fast_or_check
 from dsl.input.request import ItemBudget
 from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
 from service.bounds import (
-    MAX_EXPLAIN_BATCH,
     attribute_maps_bounded,
     check_explain_batch,
+    check_reply_size,
+    explain_batch_limit,
     refuse_oversized_attribute_maps,
 )
 from service.errors import (
@@ -88,12 +89,14 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         metrics: Metrics | None = None,
         log_decisions: bool = False,
         shadow: Shadow | None = None,
-        max_explain_batch: int = MAX_EXPLAIN_BATCH,
+        max_reply_bytes: int = 16 * 1024 * 1024,
     ) -> None:
         self.store = store
         self.max_batch = max_batch
+        #: The largest reply the server may send (``--max-message-bytes``).
+        self.max_reply_bytes = max_reply_bytes
         #: The most items an EvaluateBatch with explain may hold (:func:`service.bounds.check_explain_batch`).
-        self.max_explain_batch = max_explain_batch
+        self.max_explain_batch = explain_batch_limit(max_reply_bytes)
         self.metrics = metrics
         self.log_decisions = log_decisions
         #: The candidate set fed a sample of decisions (``loyalty serve --shadow``), or None.
@@ -197,7 +200,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
                 self.metrics.count_evaluations("invalid_argument", invalid)
             if failed - invalid:
                 self.metrics.count_evaluations("policy_failed", failed - invalid)
-        return response.finish(revision, failed)
+        return check_reply_size(response.finish(revision, failed), count, explain, self.max_reply_bytes)
 
     def _batch_budget(self, items: Sequence[pb.BatchItem]) -> ItemBudget:
         """Refuse a batch over the size bound or over the list-element bound in all; the list

@@ -226,18 +226,36 @@ def test_half_a_million_undeclared_keys_are_refused_quickly_while_health_answers
     assert probe.health_ok >= 1
 
 
-def test_an_explained_batch_over_the_bound_is_refused_up_front(stub):
-    """EvaluateBatch with explain and 1,001 items is INVALID_ARGUMENT naming explain and the
-    limit before any item is evaluated; 1,000 explained items are answered."""
+def test_an_explained_batch_over_the_bound_is_refused_up_front(spawn):
+    """With --max-message-bytes 2 MiB, EvaluateBatch with explain and 1,025 items is
+    INVALID_ARGUMENT naming explain, the limit and the size before any item is evaluated (one
+    item per 2 KiB of reply); 500 explained items are answered."""
+    server = spawn("--no-watch", "--max-message-bytes", str(2 * 1024 * 1024))
     item = pb.BatchItem(customer=gold_customer(), event=jfk_lhr())
-    with pytest.raises(grpc.RpcError) as info:
-        stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 1001, explain=True), timeout=30)
-    assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert info.value.details() == (
-        "explain: a batch with explain holds at most 1,000 items, not 1,001 (every item's reasons "
-        "travel in one reply); split the batch, or leave explain off")
-    reply = stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 1000, explain=True), timeout=60)
-    assert len(reply.results) == 1000
+    with server.channel() as channel:
+        stub = pb_grpc.LoyaltyRulesStub(channel)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 1025, explain=True), timeout=30)
+        assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert info.value.details() == (
+            "explain: a batch with explain holds at most 1,024 items, not 1,025 (every item's reasons "
+            "travel in one reply); split the batch, or leave explain off")
+        reply = stub.EvaluateBatch(pb.EvaluateBatchRequest(items=[item] * 500, explain=True), timeout=60)
+        assert len(reply.results) == 500
+
+
+def test_a_reply_over_the_bound_is_invalid_argument_naming_explain():
+    """An explained reply that does not fit the largest reply (reasons far longer than usual)
+    is INVALID_ARGUMENT saying so, never gRPC's "Sent message larger than max"."""
+    from service.bounds import check_reply_size
+    from service.errors import InvalidArgument
+
+    assert check_reply_size(b"x" * 10, 5, True, 10) == b"x" * 10
+    with pytest.raises(InvalidArgument) as info:
+        check_reply_size(b"x" * 11, 5, True, 10)
+    assert info.value.message == ("explain: the reply for 5 items would take 11 bytes, over the largest "
+                                  "reply (10 bytes, --max-message-bytes); split the batch, or leave "
+                                  "explain off")
 
 
 #: The connection flood: 20,000 preface-only connections from one host, in two flooder
