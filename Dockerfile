@@ -1,21 +1,36 @@
 # syntax=docker/dockerfile:1
-# The loyalty rules service: `docker build -t loyalty .` then
-# `docker run -p 50051:50051 loyalty` serves the bundled policies;
-# mount a directory on /srv/policies to serve (and hot-reload) your own.
+# The loyalty rules service: `docker build -t loyalty-rules .` then
+# `docker run -p 50051:50051 loyalty-rules` serves the policies baked in at build time
+# (the repository's policies/, tree and all: the revision `loyalty check policies` prints).
+# Mount a directory on /srv/policies to serve (and hot-reload) your own instead.
+#
+# The runtime is slim: the service's dependencies only. `loyalty replay` needs the `replay`
+# extra (pyarrow, matplotlib, tqdm: about 340 MB), which this image leaves out.
+#
+# The base image is pinned by digest, so a rebuild gets the same Python and Debian. The digest
+# is python:3.11-slim's as published in public Dockerfiles; it could not be pulled or checked
+# where this file was written. Refresh it with
+#   docker buildx imagetools inspect python:3.11-slim --format '{{json .Manifest.Digest}}'
+ARG PYTHON_IMAGE=python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7
 
-# --- build: install the project and its dependencies into a virtualenv, as CI does ---
-FROM python:3.11-slim AS build
+# --- build: install the project and its dependencies into a virtualenv ---
+FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
+COPY requirements/runtime.lock ./requirements/
+# Every version and file hash from the lock (the dev lock's versions, which CI tested); then
+# the project itself, built by the locked setuptools without fetching anything else.
+RUN pip install --require-hashes --no-deps -r requirements/runtime.lock
 COPY pyproject.toml README.md ./
 COPY dsl ./dsl
 COPY service ./service
-RUN pip install .
+RUN pip install --no-deps --no-build-isolation .
 
-# --- runtime: the virtualenv, the bundled policies, a non-root user ---
-FROM python:3.11-slim
+# --- runtime: the virtualenv, the reviewed policies, a non-root user ---
+FROM ${PYTHON_IMAGE}
+LABEL org.opencontainers.image.title="loyalty-rules"
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

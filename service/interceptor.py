@@ -14,6 +14,8 @@ cancelled, answers nobody, so the call is DEADLINE_EXCEEDED or CANCELLED, not OK
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,6 +34,39 @@ log = structlog.get_logger("loyalty.rpc")
 _EXPECTED = frozenset({"OK", "INVALID_ARGUMENT", "CANCELLED", "DEADLINE_EXCEEDED", "NOT_FOUND"})
 #: Services whose calls are logged at debug level (probes would drown the log otherwise).
 QUIET_SERVICES = ("/grpc.health.v1.", "/grpc.reflection.")
+
+
+class CallProgress:
+    """Calls started and finished in this process (health probes and reflection left out), so
+    that a monitor can tell a service that cannot answer: calls in flight and none finishing.
+
+    Each request thread counts in its own cell (no lock on the call's path); readers sum them.
+    """
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self._cells: list[list[int]] = []
+        self._lock = threading.Lock()
+
+    def cell(self) -> list[int]:
+        """This thread's ``[started, finished]``."""
+        try:
+            return self._local.cell  # type: ignore[no-any-return]
+        except AttributeError:
+            cell = self._local.cell = [0, 0]
+            with self._lock:
+                self._cells.append(cell)
+            return cell
+
+    def totals(self) -> tuple[int, int]:
+        """Calls started and finished so far."""
+        with self._lock:
+            cells = list(self._cells)
+        return sum(c[0] for c in cells), sum(c[1] for c in cells)
+
+
+#: The process's call progress (what :class:`service.server.StallMonitor` reads).
+PROGRESS = CallProgress()
 
 
 class ServiceInterceptor(grpc.ServerInterceptor):
@@ -59,9 +94,13 @@ class ServiceInterceptor(grpc.ServerInterceptor):
         return wrapped
 
     def _wrap(self, method: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
-        short = method.rsplit("/", 1)[-1]
+        service, _, short = method.lstrip("/").rpartition("/")
         quiet = method.startswith(QUIET_SERVICES)
-        record = self._recorder(short, quiet)
+        kind = ("bidi_stream" if handler.stream_stream else "client_stream" if handler.stream_unary
+                else "server_stream" if handler.unary_stream else "unary")
+        record = self._recorder(short, quiet, service, kind)
+        if not quiet:
+            record = _counted(record)
         if handler.unary_unary:
             return grpc.unary_unary_rpc_method_handler(
                 _unary(handler.unary_unary, record),
@@ -86,17 +125,37 @@ class ServiceInterceptor(grpc.ServerInterceptor):
             handler.response_serializer,
         )
 
-    def _recorder(self, method: str, quiet: bool) -> Callable[[str, float, dict[str, Any]], None]:
+    def _recorder(self, method: str, quiet: bool, service: str = "",
+                  kind: str = "unary") -> Callable[[str, float, dict[str, Any]], None]:
         metrics = self.metrics
         rpc_line = logs.rpc_line
 
         def record(code: str, seconds: float, fields: dict[str, Any]) -> None:
             if metrics is not None:
                 metrics.observe_rpc(method, code, seconds)
+                metrics.observe_grpc(kind, service, method, code, seconds)
             level = "debug" if quiet else "info" if code in _EXPECTED else "warning"
             rpc_line(level, method, code, round(seconds * 1000, 3), fields)
 
         return record
+
+
+def _counted(record: Callable[[str, float, dict[str, Any]], None]) -> Any:
+    """``record`` that also counts each call in :data:`PROGRESS`: started when the handler
+    begins (``begin``), finished when it records."""
+    cell = PROGRESS.cell
+
+    class Counted:
+        __slots__ = ()
+
+        def begin(self) -> None:
+            cell()[0] += 1
+
+        def __call__(self, code: str, seconds: float, fields: dict[str, Any]) -> None:
+            cell()[1] += 1
+            record(code, seconds, fields)
+
+    return Counted()
 
 
 def _failure(exc: Exception, context: grpc.ServicerContext,
@@ -132,15 +191,37 @@ def _gone(context: grpc.ServicerContext) -> str | None:
     return None
 
 
+#: A W3C ``traceparent`` header: version 00, a 32-hex trace id, a 16-hex parent span id, flags.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
+
+
+def trace_context(context: grpc.ServicerContext, fields: dict[str, Any]) -> None:
+    """Add the caller's W3C trace context (``traceparent`` metadata) to the call's fields as
+    ``trace_id`` and ``parent_span_id``; a missing or malformed header (or the all-zero ids
+    the spec calls invalid) adds nothing."""
+    for key, value in context.invocation_metadata() or ():
+        if key == "traceparent":
+            match = _TRACEPARENT.fullmatch(value.strip()) if isinstance(value, str) else None
+            if match and match[1] != "0" * 32 and match[2] != "0" * 16:
+                fields["trace_id"] = match[1]
+                fields["parent_span_id"] = match[2]
+            return
+
+
 def _unary(behavior: Callable[..., Any],
            record: Callable[[str, float, dict[str, Any]], None]) -> Callable[..., Any]:
     begin_call = logs.begin_call
     clock = time.perf_counter
     gone = _gone
 
+    begin = getattr(record, "begin", None)
+
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        if begin is not None:
+            begin()
         fields = begin_call()
         start = clock()
+        trace_context(context, fields)
         code = "OK"
         try:
             response = behavior(request, context)
@@ -163,9 +244,14 @@ def _unary(behavior: Callable[..., Any],
 
 def _streaming(behavior: Callable[..., Any],
                record: Callable[[str, float, dict[str, Any]], None]) -> Callable[..., Any]:
+    begin = getattr(record, "begin", None)
+
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+        if begin is not None:
+            begin()
         fields = logs.begin_call()
         start = time.perf_counter()
+        trace_context(context, fields)
         code = "OK"
         try:
             yield from behavior(request, context)

@@ -45,6 +45,28 @@ class Metrics:
             buckets=LATENCY_BUCKETS,
             **kw,
         )
+        # The names and labels of go-grpc-prometheus / py-grpc-prometheus, which stock gRPC
+        # dashboards and alerts expect, beside the service's own.
+        self.grpc_handled = Counter(
+            "grpc_server_handled_total",
+            "Total number of RPCs completed on the server, regardless of success or failure.",
+            ["grpc_type", "grpc_service", "grpc_method", "grpc_code"],
+            **kw,
+        )
+        self.grpc_handling = Histogram(
+            "grpc_server_handling_seconds",
+            "Histogram of response latency (seconds) of gRPC that had been application-level "
+            "handled by the server.",
+            ["grpc_type", "grpc_service", "grpc_method"],
+            buckets=LATENCY_BUCKETS,
+            **kw,
+        )
+        self.log_lines_dropped = Counter(
+            "loyalty_log_lines_dropped",
+            "Log lines dropped because the log sink was blocked (queue full) or failing (ENOSPC).",
+            **kw,
+        )
+        self._log_dropped_seen = 0
         self.evaluations = Counter(
             "loyalty_evaluations",
             "Evaluations by outcome: ok, invalid_argument (a bad item), policy_failed.",
@@ -74,6 +96,7 @@ class Metrics:
             "loyalty_policies_loaded", "Policies in the serving set.", multiprocess_mode="liveall", **kw
         )
         self._rpc: dict[tuple[str, str], Any] = {}
+        self._grpc: dict[tuple[str, str, str, str], tuple[Any, Any]] = {}
         self._evals: dict[str, Any] = {}
         self._rules: dict[tuple[str, str], Any] = {}
         self._policies: dict[str, Any] = {}
@@ -90,6 +113,19 @@ class Metrics:
         if child is None:
             child = self._rpc[key] = self.rpc_duration.labels(method, code)
         child.observe(seconds)
+
+    def observe_grpc(self, kind: str, service: str, method: str, code: str, seconds: float) -> None:
+        """Record one finished RPC under the standard gRPC metric names (``kind``: ``unary``,
+        ``client_stream``, ``server_stream`` or ``bidi_stream``; ``service`` its full name)."""
+        key = (kind, service, method, code)
+        children = self._grpc.get(key)
+        if children is None:
+            children = self._grpc[key] = (
+                self.grpc_handled.labels(kind, service, method, code),
+                self.grpc_handling.labels(kind, service, method),
+            )
+        children[0].inc()
+        children[1].observe(seconds)
 
     # Evaluation counts and rule hits are on every call's path: they go to plain
     # per-thread objects (no lock, no contention) and a background thread adds them to
@@ -132,6 +168,13 @@ class Metrics:
                     self._flusher.start()
             return tally
 
+    def _ensure_flusher(self) -> None:
+        with self._lock:
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, name="metrics-flush",
+                                                 daemon=True)
+                self._flusher.start()
+
     def _flush_loop(self) -> None:
         while True:
             time.sleep(FLUSH_INTERVAL_S)
@@ -139,6 +182,12 @@ class Metrics:
 
     def flush(self) -> None:
         """Add every thread's counts since the last flush to the Prometheus counters."""
+        from service import logs  # the log queue counts its drops itself; here they are exported
+
+        dropped = logs.dropped_total()
+        if dropped > self._log_dropped_seen:
+            self.log_lines_dropped.inc(dropped - self._log_dropped_seen)
+            self._log_dropped_seen = dropped
         with self._lock:
             for tally in self._tallies:
                 # Each step is one C call, safe while the owning thread appends: take what
@@ -181,6 +230,7 @@ class Metrics:
 
     def loaded(self, revision: str, policies: Iterable[Any]) -> None:
         """A new set is serving: flip the revision gauge and export every rule at zero."""
+        self._ensure_flusher()  # also exports the log lines dropped, calls or not
         with self._lock:
             for old in self._revisions.values():
                 old.set(0)

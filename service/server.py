@@ -13,12 +13,14 @@ SIGINT while stopping exits at once.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import os
 import re
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from dataclasses import dataclass, field
@@ -39,7 +41,7 @@ from service.connections import ConnectionShedder, PeerActivity, ShedPolicy
 from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from service.interceptor import ServiceInterceptor
+from service.interceptor import PROGRESS, CallProgress, ServiceInterceptor
 from service.metrics import Metrics, default_shadow_metrics
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
 from service.shadow import DEFAULT_SAMPLE, Shadow, start_shadow
@@ -377,6 +379,63 @@ def _raise_load_error(store: PolicyStore) -> None:
     raise RuntimeError(f"cannot load policies from {store.directory}: {status.last_error}")
 
 
+class StallMonitor:
+    """Health NOT_SERVING while the service cannot answer: calls are in flight and none has
+    finished for ``stall_s`` seconds (every request thread stuck, whatever holds it); SERVING
+    again once calls finish, if a policy set is loaded.
+
+    Health probes are not counted (:class:`service.interceptor.CallProgress`): they can go on
+    being answered while every real call is stuck, which is exactly when they must not say
+    SERVING.
+    """
+
+    def __init__(self, health_servicer: health.HealthServicer, store: PolicyStore | None,
+                 progress: CallProgress = PROGRESS, stall_s: float = 5.0, interval_s: float = 0.5) -> None:
+        self._health = health_servicer
+        self._store = store
+        self._progress = progress
+        self.stall_s = stall_s
+        self._interval = interval_s
+        self._done = threading.Event()
+        self.stalled = False
+        self._thread = threading.Thread(target=self._run, name="stall-monitor", daemon=True)
+
+    def start(self) -> StallMonitor:
+        """Start watching."""
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (the shutdown sets health itself)."""
+        self._done.set()
+
+    def _set(self, status: Any) -> None:
+        self._health.set("", status)
+        self._health.set(SERVICE_NAME, status)
+
+    def _run(self) -> None:
+        clock = time.monotonic
+        _, last_finished = self._progress.totals()
+        last_change = clock()
+        while not self._done.wait(self._interval):
+            started, finished = self._progress.totals()
+            now = clock()
+            if finished != last_finished or started == finished:
+                last_finished, last_change = finished, now
+                if self.stalled:
+                    self.stalled = False
+                    log.warning("calls are finishing again")
+                    if self._store is None or self._store.current is not None:
+                        self._set(health_pb2.HealthCheckResponse.SERVING)
+                continue
+            if now - last_change >= self.stall_s:
+                if not self.stalled:
+                    log.error("no call finished for a while: health NOT_SERVING",
+                              in_flight=started - finished, stalled_s=round(now - last_change, 1))
+                self.stalled = True
+                self._set(health_pb2.HealthCheckResponse.NOT_SERVING)  # again, over a reload's SERVING
+
+
 # -- one server process --------------------------------------------------------------------------
 
 
@@ -429,6 +488,33 @@ class ServeConfig:
         return server_credentials(self.tls_cert, self.tls_key, self.tls_client_ca)
 
 
+class AddressInUse(OSError):
+    """The address to listen on is taken (by another server, or a worker left behind)."""
+
+    def __init__(self, address: str, flag: str = "--port") -> None:
+        super().__init__(f"cannot listen on {address}: the address is already in use (another "
+                         f"server on this port? stop it, or pick another {flag}; 0 picks a free one)")
+        self.address = address
+
+
+def check_address_free(host: str, port: int, flag: str = "--port") -> None:
+    """Raise :class:`AddressInUse` when ``host:port`` cannot be bound, before anything loads
+    (gRPC's own failure comes later, as a traceback after a line of its C core's log)."""
+    import socket
+
+    if port == 0:
+        return
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+        try:
+            probe.bind((host.strip("[]"), port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise AddressInUse(f"{format_host(host)}:{port}", flag) from None
+            raise
+
+
 def format_host(host: str) -> str:
     """A host for an address: IPv6 literals in brackets."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
@@ -456,6 +542,10 @@ def run(
     :mod:`service.workers`, whose supervisor decides that).
     """
     stop = stop or threading.Event()
+    if not reuse_port:  # a worker shares the port on purpose; the supervisor checked it
+        check_address_free(config.host, config.port)
+    if serve_metrics and config.metrics_port is not None:
+        check_address_free(config.metrics_host or config.host, config.metrics_port, "--metrics-port")
     store = PolicyStore(config.policies, allow_empty=config.allow_empty)
     reloadable = [store]  # and the shadow's, once it exists: SIGHUP reloads both
     # Until the real handlers are in (after the first load, which can take seconds), a SIGHUP
@@ -483,25 +573,28 @@ def run(
         reloadable.append(shadow.store)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     activity = PeerActivity()
-    server, port = create_server(
-        config.address,
-        store=store,
-        servicer=servicer,
-        credentials=credentials,
-        metrics=metrics,
-        health_servicer=health_servicer,
-        threads=config.threads,
-        max_batch=config.max_batch,
-        max_message_bytes=config.max_message_bytes,
-        log_decisions=config.log_decisions,
-        reuse_port=reuse_port,
-        max_connection_age_s=config.max_connection_age_s,
-        connection_limits=config.connection_limits,
-        shadow=shadow,
-        stream_limits=config.stream_limits,
-        activity=activity,
-    )
+    try:
+        server, port = _create_bound_server(
+            config,
+            store=store,
+            servicer=servicer,
+            credentials=credentials,
+            metrics=metrics,
+            health_servicer=health_servicer,
+            reuse_port=reuse_port,
+            shadow=shadow,
+            activity=activity,
+        )
+    except BaseException:
+        store.stop()
+        if shadow is not None:
+            shadow.stop()
+            shadow.store.stop()
+        if original_hup is not None:
+            signal.signal(signal.SIGHUP, original_hup)
+        raise
     server.start()
+    monitor = StallMonitor(health_servicer, store).start()
     shedder = ConnectionShedder(port, config.connection_limits.max_connections, activity, config.shed_policy)
     shedder.start()
     if serve_metrics and config.metrics_port is not None:
@@ -534,6 +627,7 @@ def run(
             watchdog.stopping()
         log.info("shutting down", grace_s=config.grace)
         shedder.stop()
+        monitor.stop()
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()
@@ -541,10 +635,30 @@ def run(
             shadow.stop()
             shadow.store.stop()
         metrics.flush()
-        logs.flush()
         _restore_signals(previous)
         log.info("stopped")
+        logs.flush(1.0)  # bounded: a blocked sink drops the last lines, it does not hold the exit
     return 0
+
+
+def _create_bound_server(config: ServeConfig, **kwargs: Any) -> tuple[grpc.Server, int]:
+    """:func:`create_server` with ``config``'s settings; a taken address is :class:`AddressInUse`."""
+    try:
+        return create_server(
+            config.address,
+            threads=config.threads,
+            max_batch=config.max_batch,
+            max_message_bytes=config.max_message_bytes,
+            log_decisions=config.log_decisions,
+            max_connection_age_s=config.max_connection_age_s,
+            connection_limits=config.connection_limits,
+            stream_limits=config.stream_limits,
+            **kwargs,
+        )
+    except RuntimeError as exc:  # grpc: "Failed to bind to address ..."
+        if "Failed to bind" in str(exc):
+            raise AddressInUse(config.address) from None
+        raise
 
 
 def start_metrics_server(port: int, host: str, registry: Any = None) -> int:
@@ -574,16 +688,17 @@ def _install_signals(stop: threading.Event, stores: list[PolicyStore], watchdog:
 
     def on_stop(signum: int, _frame: Any) -> None:
         name = signal.Signals(signum).name
-        if second_exits and stop.is_set():  # asked twice: the sender will not wait for the grace period
-            log.warning("signal while stopping: exiting now", signal=name)
-            # The handler may have interrupted a flush of the same buffer (a reentrant write raises).
-            with contextlib.suppress(Exception):
-                logs.flush()
-            os._exit(128 + signum)
-        log.info("signal", signal=name)
+        # The deadline first: nothing before it may block (logging cannot, but this must stay
+        # true whatever the log does).
         if watchdog is not None:
             watchdog.stopping()
+        if second_exits and stop.is_set():  # asked twice: the sender will not wait for the grace period
+            log.warning("signal while stopping: exiting now", signal=name)
+            with contextlib.suppress(Exception):
+                logs.flush(0.5)  # bounded: a blocked log sink loses the line, not the exit
+            os._exit(128 + signum)
         stop.set()
+        log.info("signal", signal=name)
 
     def on_hup(_signum: int, _frame: Any) -> None:
         log.info("signal", signal="SIGHUP")

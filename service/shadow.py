@@ -148,6 +148,9 @@ Sample = tuple[dict[str, Any], dict[str, Any], Any, Any, Any]
 def _outcome_fields(decision: Any) -> dict[str, Any]:
     data = decision.to_dict()
     data.pop("reasons", None)
+    # One type per log field: awards are decimal strings in every line (the decision log's too),
+    # never a number here and a string there.
+    data["awards"] = {currency: str(amount) for currency, amount in sorted(decision.awards.items())}
     return data
 
 

@@ -23,14 +23,22 @@ A stop signal arrives either while Python runs (the handler calls
 stall started before the signal and the heartbeat timer expires ``limit`` after
 it started). Either way the process is gone at most ``limit`` seconds after the
 signal. The timer is process-wide: only one watchdog may run in a process.
+
+Its own output cannot hold it up: the tracebacks go to stderr opened afresh
+(``/proc/self/fd/2``, a new open file description) in non-blocking mode, so a
+pipe nobody reads or a full disk loses the tracebacks but never delays the
+``_exit`` (:func:`nonblocking_stderr`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
+import fcntl
+import os
 import sys
 import threading
-from typing import TextIO
+from typing import Any, TextIO
 
 #: Seconds a stop may take beyond ``--grace``: the grace period is for calls in
 #: flight; then the server still stops its threads and flushes logs and metrics.
@@ -43,15 +51,37 @@ def heartbeat_interval(limit: float) -> float:
     return min(1.0, limit / 4)
 
 
+def nonblocking_stderr(stream: TextIO | None = None) -> Any:
+    """``stream`` (stderr by default) opened again as a non-blocking binary file, or ``stream``
+    itself where that cannot be done (a socket, a stream with no descriptor).
+
+    Opening ``/proc/self/fd/N`` gives a new open file description, so its ``O_NONBLOCK`` does
+    not change the descriptor everyone else writes to; faulthandler ignores a write that
+    would block and goes on to ``_exit``.
+    """
+    stream = stream or sys.stderr
+    try:
+        fd = stream.fileno()
+        file = open(f"/proc/self/fd/{fd}", "ab", buffering=0)  # noqa: SIM115 - the process's life
+    except (OSError, ValueError, AttributeError):
+        return stream
+    with contextlib.suppress(OSError):
+        flags = fcntl.fcntl(file.fileno(), fcntl.F_GETFL)
+        fcntl.fcntl(file.fileno(), fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        return file
+    file.close()
+    return stream
+
+
 class Watchdog:
     """Exits the process (status 1, tracebacks on ``file``) when Python stalls for ``limit``
     seconds while serving, or ``limit`` seconds after :meth:`stopping` at the latest."""
 
-    def __init__(self, limit: float, file: TextIO | None = None) -> None:
+    def __init__(self, limit: float, file: Any = None) -> None:
         if limit <= 0:
             raise ValueError(f"the watchdog limit must be positive, not {limit}")
         self.limit = limit
-        self.file = file or sys.stderr
+        self.file = file if file is not None else nonblocking_stderr()
         # Held while arming, so the heartbeat can never re-arm after stopping() armed the last time.
         self._lock = threading.RLock()
         self._stopping = False

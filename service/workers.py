@@ -9,11 +9,19 @@ signal, since a terminal's Ctrl-C or systemd's stop reaches them directly as wel
 the supervisor).
 With a metrics port, the workers write their metrics to
 ``PROMETHEUS_MULTIPROC_DIR`` and the supervisor serves their sum.
+
+Workers never outlive the supervisor: each asks the kernel for SIGTERM when its parent dies
+(``prctl(PR_SET_PDEATHSIG)`` on Linux), so a ``kill -9`` of the supervisor stops them within
+``--grace`` plus the watchdog's margin instead of leaving them serving an old revision on the
+shared port. A worker that is stopped (SIGSTOP, a debugger) still holds its share of the
+port, and the kernel keeps routing new connections to it; the supervisor kills a worker that
+stays stopped for :data:`STOPPED_LIMIT_S` and starts another.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import shutil
@@ -40,6 +48,33 @@ STARTUP_TIMEOUT_S = 120.0
 #: supervisor then waits before replacing it, so a broken worker cannot fork-bomb.
 _CRASH_WINDOW_S = 5.0
 _OWNED_METRICS_DIR: str | None = None
+#: How long a worker may stay stopped (SIGSTOP) before the supervisor replaces it.
+STOPPED_LIMIT_S = 1.0
+#: How often the supervisor looks at its workers.
+_POLL_S = 0.2
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int, sig: int = signal.SIGTERM) -> None:
+    """Have the kernel send ``sig`` to this process when its parent dies (Linux); if ``parent``
+    is already gone (it died before the request was made), exit now."""
+    with contextlib.suppress(OSError, AttributeError):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def is_stopped(pid: int) -> bool:
+    """Whether ``pid`` is stopped (``T``) or stopped by a tracer (``t``), from /proc (Linux)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8", errors="replace") as stat:
+            # "pid (comm) state ...": comm may hold spaces and parentheses, the last ')' ends it.
+            return stat.read().rpartition(")")[2].split()[0] in ("T", "t")
+    except (OSError, IndexError):
+        return False
 
 
 def prepare_multiprocess_metrics() -> str:
@@ -62,7 +97,15 @@ def reserve_port(host: str, port: int) -> tuple[socket.socket, int]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host.strip("[]"), port))
+    try:
+        sock.bind((host.strip("[]"), port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            from service.server import AddressInUse, format_host
+
+            raise AddressInUse(f"{format_host(host)}:{port}") from None
+        raise
     return sock, int(sock.getsockname()[1])
 
 
@@ -74,13 +117,16 @@ class _Supervisor:
         self.ready_r, self.ready_w = os.pipe()
         self.stop = threading.Event()
         self.multiprocess = "PROMETHEUS_MULTIPROC_DIR" in os.environ
+        self.stopped_since: dict[int, float] = {}  # pid -> when it was first seen stopped
 
     def spawn(self) -> int:
         """Fork one worker; in the child, serve until told to stop, then exit."""
+        supervisor = os.getpid()
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
+                die_with_parent(supervisor)  # before anything that could take time
                 os.close(self.ready_r)
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     signal.signal(sig, signal.SIG_DFL)
@@ -102,7 +148,7 @@ class _Supervisor:
             finally:
                 from service import logs
 
-                logs.flush()
+                logs.flush(1.0)
                 os._exit(code)
         self.children[pid] = time.monotonic()
         log.info("worker started", pid=pid)
@@ -151,10 +197,26 @@ class _Supervisor:
     def supervise(self) -> None:
         """Replace dead workers until a stop signal."""
         os.set_blocking(self.ready_r, False)
-        while not self.stop.wait(0.2):
+        while not self.stop.wait(_POLL_S):
             self._reap(respawn=True)
+            self._replace_stopped()
             with contextlib.suppress(BlockingIOError):
                 os.read(self.ready_r, 4096)  # replacements announce themselves too
+
+    def _replace_stopped(self) -> None:
+        """SIGKILL a worker stopped for STOPPED_LIMIT_S: the kernel goes on handing it new
+        connections that nobody accepts. :meth:`_reap` then starts its replacement."""
+        now = time.monotonic()
+        for pid in list(self.children):
+            if not is_stopped(pid):
+                self.stopped_since.pop(pid, None)
+                continue
+            since = self.stopped_since.setdefault(pid, now)
+            if now - since >= STOPPED_LIMIT_S:
+                log.error("worker stopped; replacing it", pid=pid, stopped_s=round(now - since, 1))
+                self.stopped_since.pop(pid, None)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
     def signal_all(self, sig: int) -> None:
         """Send ``sig`` to every live worker."""

@@ -26,12 +26,24 @@ VERBS = {
 }
 
 
+def version_text() -> str:
+    """``loyalty X.Y.Z (Python A.B.C)``: the installed package's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        number = version("loyalty-rules")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        number = "unknown (not installed)"
+    return f"loyalty {number} (Python {sys.version.split()[0]})"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every verb registered."""
     parser = argparse.ArgumentParser(
         prog="loyalty",
         description="Loyalty rules: write, check, test and serve loyalty policies.",
     )
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="verb", metavar="COMMAND", required=True)
     for module_name in VERBS.values():
         try:

@@ -48,7 +48,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="policy directory (default: policies)")
     p.add_argument("--request", metavar="FILE",
                    help='an EvaluateRequest body: {"customer": ..., "event": ..., "explain": ..., '
-                        '"onlyPolicies": [...]} (.json or .toml)')
+                        '"onlyPolicies": [...]} (.json or .toml; - reads JSON from stdin)')
     p.add_argument("--customer", metavar="FILE", help="a Customer message (.json or .toml)")
     p.add_argument("--event", metavar="FILE", help="an Event message (.json or .toml)")
     p.add_argument("--explain", action="store_true", help="show why each rule did or did not fire")
@@ -60,9 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def read_mapping(path: Path, what: str) -> dict[str, Any] | str:
-    """The mapping in a JSON or TOML file, or an error message."""
+    """The mapping in a JSON or TOML file (``-``: JSON on stdin), or an error message."""
     try:
-        text = path.read_text(encoding="utf-8")
+        if str(path) == "-":
+            path = Path("<stdin>")
+            text = sys.stdin.buffer.read().decode("utf-8")
+        else:
+            text = path.read_text(encoding="utf-8")
     except OSError as exc:
         return f"{path}: cannot read the {what} file: {exc.strerror}"
     except UnicodeDecodeError:
@@ -94,6 +98,9 @@ def run(args: argparse.Namespace) -> int:
     if (args.request is None and None in pair) or (args.request is not None and pair != (None, None)):
         print("loyalty eval: give --request FILE, or both --customer FILE and --event FILE",
               file=sys.stderr)
+        return 2
+    if [args.request, *pair].count("-") > 1:
+        print("loyalty eval: only one input can come from stdin (-)", file=sys.stderr)
         return 2
     policy_set = load(Path(args.policies), "eval")
     if isinstance(policy_set, int):

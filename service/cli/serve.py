@@ -287,15 +287,20 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
     from service import logs
+    from service.server import AddressInUse
 
     logs.configure(args.log_level, args.log_format)
-    if config.workers > 1:
-        from service.workers import run_workers
+    try:
+        if config.workers > 1:
+            from service.workers import run_workers
 
-        return run_workers(config, announce=_announce(config))
-    from service.server import run as run_server
+            return run_workers(config, announce=_announce(config))
+        from service.server import run as run_server
 
-    return run_server(config, ready=_announce(config))
+        return run_server(config, ready=_announce(config))
+    except AddressInUse as exc:  # one line, no traceback: the operator's to fix
+        print(f"loyalty serve: {exc}", file=sys.stderr)
+        return 2
 
 
 def _announce(config: Any) -> Any:

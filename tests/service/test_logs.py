@@ -29,6 +29,7 @@ class Captured:
         self.stream = io.TextIOWrapper(self.raw, encoding="utf-8", write_through=True)
 
     def lines(self) -> list[dict[str, Any]]:
+        logs.flush()  # the writer thread writes the queued lines
         self.stream.flush()
         self.stream.buffer.flush()
         return [json.loads(line) for line in self.raw.getvalue().decode().splitlines()]

@@ -145,7 +145,9 @@ def test_broken_change_is_refused_and_the_old_set_keeps_serving(spawn, policy_di
     with server.channel() as channel:
         decision = pb_grpc.LoyaltyRulesStub(channel).Evaluate(request(), timeout=5).decision
     assert decision.revision == good and decision.awards["miles"] == "8949"
-    assert any(e.get("event") == "policies refused" for e in log_events(server))
+    # The writer thread writes the log within FLUSH_INTERVAL_S: wait for the line, do not race it.
+    wait_for(lambda: any(e.get("event") == "policies refused" for e in log_events(server)),
+             what="the refusal's log line")
     path.write_text(original)
     wait_for(lambda: not list_policies(server).status.last_attempt_failed, what="recovery")
     assert list_policies(server).revision == good

@@ -10,6 +10,7 @@ import signal
 import threading
 import time
 import urllib.request
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -109,11 +110,13 @@ def test_changed_decisions_are_counted_and_logged_and_unchanged_ones_are_not(
     assert {line["event_id"] for line in lines} <= changed_ids
     first = lines[0]
     assert first["customer_id"] == "c-1" and first["kind"] == "flight"
-    assert first["live"]["awards"]["miles"] < first["shadow"]["awards"]["miles"]
+    # Awards are decimal strings in every log line (the decision log's too): one type per field.
+    assert isinstance(first["live"]["awards"]["miles"], str)
+    assert Decimal(first["live"]["awards"]["miles"]) < Decimal(first["shadow"]["awards"]["miles"])
     assert first["live"]["revision"] == list_policies(server).revision
     assert first["shadow"]["revision"] == shadow.revision != first["live"]["revision"]
-    candidate_miles = first["shadow"]["awards"]["miles"]
-    assert first["live"]["awards"]["miles"] == business_miles < candidate_miles
+    candidate_miles = int(first["shadow"]["awards"]["miles"])
+    assert int(first["live"]["awards"]["miles"]) == business_miles < candidate_miles
     # Economy flights are the same in both sets: the delta is the business flights' alone.
     assert metric(server, "loyalty_shadow_awarded_total", currency="miles", set="shadow") == \
         4 * economy_miles + 5 * candidate_miles
@@ -143,6 +146,8 @@ def test_changed_decision_lines_are_rate_limited(monkeypatch: pytest.MonkeyPatch
 
 class _Decision:
     """The least a changed-decision line reads of a decision."""
+
+    awards: dict[str, Any] = {}
 
     def to_dict(self) -> dict[str, Any]:
         return {"awards": {}}
