@@ -21,7 +21,7 @@ took live p99 from 10.8 to 52.5 ms):
 
 - a **per-decision budget** (:data:`DEFAULT_DECISION_BUDGET_S`): an evaluation still running
   after it is interrupted (an exception raised in the shadow thread by a small watcher
-  thread), its decision dropped and counted (``loyalty_shadow_failures{reason="budget"}``);
+  thread), its decision dropped and counted (``loyalty_shadow_failed{reason="budget"}``);
 - a **share of the time** (:data:`DEFAULT_SHARE`): after a turn of work the thread sleeps so
   that it works at most that share of the wall clock; samples beyond what it can take wait in
   the bounded backlog and are dropped and counted when it is full;
