@@ -10,6 +10,7 @@ so it runs after it, and only on a policy with no errors.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -17,11 +18,12 @@ from dsl.analysis.result import Checking, CostBound
 from dsl.front import nodes as n
 from dsl.front.visitor import ExprVisitor
 from dsl.library.builtins import BUILTINS
-from dsl.library.runtime import MAX_NUMBER_DIGITS
+from dsl.library.runtime import DURATION_TOO_LONG, MAX_NUMBER_DIGITS, OUTSIDE_THE_CALENDAR
 from dsl.schema.schema import MAX_INPUT_DIGITS, MAX_LIST, MAX_STRING
 from dsl.schema.types import Type
 
-__all__ = ["MAX_BUILT_TEXT", "MAX_STEPS", "MAX_TEXT", "CostBound", "Size", "check_sizes"]
+__all__ = ["MAX_BUILT_TEXT", "MAX_DURATION_DAYS", "MAX_STEPS", "MAX_TEXT", "CostBound", "Size",
+           "check_sizes"]
 
 #: The longest text a policy may compute.
 MAX_TEXT = 100_000
@@ -34,6 +36,22 @@ MAX_STEPS = 1_000_000
 #: What one division or remainder counts for: a quotient of 100 significant digits takes
 #: about as long as ten plain steps (measured: 0.5 us against 0.03 to 0.05 us).
 _DIVISION_STEPS = 10
+#: What ``t between 15:00 and 18:00`` counts for (a call of the runtime's time_between:
+#: about 0.1 us). A builtin's own cost is its entry's ``steps`` (dsl/library/builtins.py).
+_BETWEEN_STEPS = 3
+#: A duration times a number (``customer.lifetime.visits * 1 day``): Python rebuilds the
+#: duration from microseconds, about 0.47 us.
+_DURATION_PRODUCT_STEPS = 16
+#: Adding or subtracting dates, datetimes and durations: about 0.03 to 0.05 us.
+_TEMPORAL_STEPS = 2
+#: The calendar (0001-01-01 to 9999-12-31, as day numbers) and the longest duration
+#: (Python's timedelta): the range the checker's interval analysis holds dates and
+#: durations to.
+_FIRST_DAY = date.min.toordinal()
+_LAST_DAY = date.max.toordinal()
+MAX_DURATION_DAYS = timedelta.max.days
+#: The longest duration an input may hold (dsl.schema.schema: 100,000 days).
+_INPUT_DURATION_DAYS = 100_000
 #: The most characters of text one evaluation of a policy may build with ``+``.
 MAX_BUILT_TEXT = 10_000_000
 #: Digits of values the built-in functions compute from dates and durations: minutes() of
@@ -58,16 +76,22 @@ class Size:
     tiny: int = 0
     exact: bool = True
     items: int = 0
+    #: For a date or datetime, the first and last calendar day (``date.toordinal()``) it
+    #: can fall on, on its own clock; for a duration, the fewest and most days it can
+    #: be (rounded outward). None: not known, the whole range of its type.
+    days: tuple[int, int] | None = None
 
     def join(self, other: Size) -> Size:
         """A bound on values that are either of this bound's or of ``other``'s."""
+        days = None if self.days is None or other.days is None else (
+            min(self.days[0], other.days[0]), max(self.days[1], other.days[1]))
         return Size(max(self.digits, other.digits), max(self.places, other.places),
                     max(self.tiny, other.tiny), self.exact and other.exact,
-                    max(self.items, other.items))
+                    max(self.items, other.items), days)
 
     def element(self) -> Size:
         """The bound of one item of a list bounded by this."""
-        return Size(self.digits, self.places, self.tiny, self.exact)
+        return Size(self.digits, self.places, self.tiny, self.exact, days=self.days)
 
 
 _ONE = Size()
@@ -92,7 +116,17 @@ def _literal_size(v: Any) -> Size:
                     max(-v.adjusted(), 0))
     if isinstance(v, str):
         return Size(len(v))
+    if isinstance(v, date):  # a datetime too: its day on its own clock
+        day = v.toordinal()
+        return Size(days=(day, day))
+    if isinstance(v, timedelta):
+        return Size(days=_outward(v))
     return _ONE
+
+
+def _outward(d: timedelta) -> tuple[int, int]:
+    """The whole days around a duration: (floor, ceiling)."""
+    return (d.days, d.days + (1 if d.seconds or d.microseconds else 0))
 
 
 def _input_size(t: Type) -> Size:
@@ -110,6 +144,10 @@ def _input_size(t: Type) -> Size:
         return Size(MAX_INPUT_DIGITS, MAX_INPUT_DIGITS, MAX_INPUT_DIGITS)
     if t.kind == "int":
         return Size(MAX_INPUT_DIGITS)
+    if t.kind in ("date", "datetime"):
+        return Size(days=(_FIRST_DAY, _LAST_DAY))
+    if t.kind == "duration":
+        return Size(days=(-_INPUT_DURATION_DAYS, _INPUT_DURATION_DAYS))
     return _ONE
 
 
@@ -134,9 +172,12 @@ class _SizePass(ExprVisitor[Size]):
         self.awards: dict[str, int] = {}
         #: Divisors' ``tiny``, by id, for the hint of a division that grows too large.
         self.divisor_tiny: dict[int, int] = {}
+        #: Date and duration arithmetic already warned of: what uses it is not warned again.
+        self.out_of_range: set[int] = set()
 
     def errors(self) -> int:
-        return len(self.checker.result.diagnostics)
+        """How many errors the policy has earned so far (warnings do not count)."""
+        return sum(1 for d in self.checker.result.diagnostics if d.severity == "error")
 
     def report(self, e: n.Node, code: str, message: str, hint: str) -> None:
         self.checker.error(e.span, code, message, hint)
@@ -304,7 +345,12 @@ class _SizePass(ExprVisitor[Size]):
 
     def visit_Unary(self, e: n.Unary, items: dict[str, Size], times: int) -> Size:
         inner = self.size(e.operand, items, times)
-        return _ONE if e.op == "not" else inner
+        if e.op == "not":
+            return _ONE
+        if inner.days is not None:  # -d: a duration, negated
+            return Size(inner.digits, inner.places, inner.tiny, inner.exact, inner.items,
+                        (-inner.days[1], -inner.days[0]))
+        return inner
 
     def visit_Presence(self, e: n.Presence, items: dict[str, Size], times: int) -> Size:
         self.size(e.operand, items, times)
@@ -334,7 +380,7 @@ class _SizePass(ExprVisitor[Size]):
     def visit_Aggregate(self, e: n.Aggregate, items: dict[str, Size], times: int) -> Size:
         source = self.size(e.source, items, times)
         length = source.items
-        weight = _item_weight(e)
+        weight = self.item_weight(e)
         what = f"{length} items" + (f", {times} times" if times > 1 else "") + (
             f", {weight} operations each" if weight > 1 else "")
         self.iterate(e, length, times, what, weight)
@@ -365,6 +411,17 @@ class _SizePass(ExprVisitor[Size]):
             if b.size == "extreme":
                 return args[0].element()
             raise TypeError(f"the size pass cannot bound {b.name}() of a list (size {b.size!r})")
+        if b.name == "local":
+            # The wall clock of any zone is within a day of the instant's own, and within the
+            # calendar: local() stops the evaluation when it is not.
+            low, high = _widen(args[0].days, 1)
+            return Size(days=(max(low, _FIRST_DAY), min(high, _LAST_DAY)))
+        if b.name == "date":
+            return Size(days=args[0].days or (_FIRST_DAY, _LAST_DAY))
+        if b.name == "abs" and args[0].days is not None:
+            low, high = args[0].days
+            return Size(days=(0 if low <= 0 <= high else min(abs(low), abs(high)),
+                              max(abs(low), abs(high))))
         if b.size in ("args", "extreme"):
             return _join_all(args)
         if b.size == "rounded":
@@ -406,8 +463,10 @@ class _SizePass(ExprVisitor[Size]):
                             f"{MAX_BUILT_TEXT}",
                             "build the text once, in a `let` outside the aggregate")
             return Size(length)
+        if t.kind in ("date", "datetime", "duration"):
+            return self.temporal(e, t.kind, a, b, before)
         if not t.is_numeric:
-            return _ONE  # dates and durations: Python's own types bound them
+            return _ONE
         if op in ("+", "-"):
             # A sum keeps the finer scale, and can cancel down to it.
             places = max(a.places, b.places)
@@ -435,14 +494,112 @@ class _SizePass(ExprVisitor[Size]):
         return Size(a.digits + b.tiny, tiny + MAX_NUMBER_DIGITS, tiny, False)
 
 
-def _item_weight(e: n.Aggregate) -> int:
-    """The operations an aggregate evaluates per item: the nodes of its body and condition,
-    not counting the bodies of aggregates inside them (their own steps count those)."""
+    def temporal(self, e: n.Binary, kind: str, a: Size, b: Size, before: int) -> Size:
+        """``a op b`` giving a date, datetime or duration: its days, held to the calendar
+        and to the longest duration.
+
+        Every value out of range: refused (``date_out_of_range``, ``duration_too_long``).
+        Some values out of range (``event.date + 1 day`` when the event is on
+        9999-12-31): a warning, since every date input reaches the calendar's ends and
+        refusing would refuse every date arithmetic; evaluation then stops with the
+        language's own message ("date past 9999-12-31"). A value that passes on is within
+        range, so the range is clamped and what uses it is not warned of again.
+        """
+        found = _temporal_days(e.op, a, b, self.checker.result.type_of(e.right).kind == "duration")
+        if kind == "duration":
+            low, high, what = -MAX_DURATION_DAYS, MAX_DURATION_DAYS, "duration"
+        else:
+            low, high, what = _FIRST_DAY, _LAST_DAY, "date"
+        if found is None or (low <= found[0] and found[1] <= high):
+            return Size(days=found)
+        warned = id(e.left) in self.out_of_range or id(e.right) in self.out_of_range
+        self.out_of_range.add(id(e))
+        clamped = (max(found[0], low), min(found[1], high))
+        if self.errors() > before or warned:
+            return Size(days=clamped)
+        always = found[1] < low or found[0] > high
+        if what == "duration":
+            most = max(abs(found[0]), abs(found[1]))
+            message = (f"{self.text(e)} could be a duration of {most:,} days; the longest is "
+                       f"{MAX_DURATION_DAYS:,} days")
+            code, edge = "duration_too_long", DURATION_TOO_LONG
+            hint = "multiply by a smaller number, or compare counts instead of durations"
+        else:
+            later = found[1] > high
+            message = (f"{self.text(e)} could be a date "
+                       + ("past 9999-12-31" if later else "before 0001-01-01")
+                       + ", outside the calendar")
+            code, edge = "date_out_of_range", OUTSIDE_THE_CALENDAR
+            hint = "compare with days_between() instead of adding a duration to the date"
+        if always:
+            self.report(e, code, message.replace("could be", "is always"), hint)
+            return Size(days=clamped)
+        self.checker.warn(e.span, code, f"{message} (evaluation then fails: \"{edge}\")", hint)
+        return Size(days=clamped)
+
+    def item_weight(self, e: n.Aggregate) -> int:
+        """The steps an aggregate evaluates per item: the operations of its body and
+        condition, each weighted (a builtin by its entry's ``steps``), not counting the
+        bodies of aggregates inside them (their own steps count those)."""
+        return _item_weight(e, self.checker.result.type_of)
+
+
+def _widen(days: tuple[int, int] | None, by: int) -> tuple[int, int]:
+    low, high = days or (_FIRST_DAY, _LAST_DAY)
+    return (low - by, high + by)
+
+
+def _temporal_days(op: str, a: Size, b: Size, by_duration: bool) -> tuple[int, int] | None:
+    """The days of ``a op b`` (a date, datetime or duration; ``by_duration`` when ``b`` is a
+    duration), or None when not known."""
+    if a.days is None or b.days is None:
+        if op in ("*", "of"):
+            known = a.days if a.days is not None else b.days
+            if known is None:
+                return None
+            count = 10 ** (b.digits if a.days is not None else a.digits) - 1
+            most = max(abs(known[0]), abs(known[1])) * count
+            return (-most, most)
+        return None
+    (a0, a1), (b0, b1) = a.days, b.days
+    if op == "+":
+        return (a0 + b0, a1 + b1)
+    if op == "-" and by_duration:
+        return (a0 - b1, a1 - b0)
+    if op == "-":
+        # A datetime's day is rounded down: the difference of two may be a day more.
+        return (a0 - b1 - 1, a1 - b0 + 1)
+    return None
+
+
+def _operation_steps(x: n.Expr, type_of: Any) -> int:
+    """What evaluating one node counts, not counting its operands."""
+    if isinstance(x, n.Binary):
+        if x.op in ("/", "%"):
+            return _DIVISION_STEPS
+        kinds = {type_of(x.left).kind, type_of(x.right).kind}
+        if x.op in ("*", "of") and "duration" in kinds:
+            return _DURATION_PRODUCT_STEPS
+        if x.op in ("+", "-") and kinds & {"date", "datetime", "duration"}:
+            return _TEMPORAL_STEPS
+        return 1
+    if isinstance(x, n.Between):
+        return _BETWEEN_STEPS
+    if isinstance(x, n.Call):
+        b = BUILTINS.get(x.func)
+        if b is None or (b.cost == "per_item" and len(x.args) == 1):
+            return 1  # the items of its list are counted as the list's
+        return b.steps
+    return 1
+
+
+def _item_weight(e: n.Aggregate, type_of: Any) -> int:
+    """The steps an aggregate evaluates per item (see :meth:`_SizePass.item_weight`)."""
     count = 0
     stack: list[n.Expr] = [e.body] if e.where is None else [e.body, e.where]
     while stack:
         x = stack.pop()
-        count += _DIVISION_STEPS if isinstance(x, n.Binary) and x.op in ("/", "%") else 1
+        count += _operation_steps(x, type_of)
         if isinstance(x, n.Aggregate):
             stack.append(x.source)
             continue
@@ -461,8 +618,10 @@ def _grown(s: Size, digits: int) -> Size:
 
 
 def _join_all(sizes: list[Size]) -> Size:
-    found = _ONE
-    for s in sizes:
+    if not sizes:
+        return _ONE
+    found = sizes[0]
+    for s in sizes[1:]:
         found = found.join(s)
     return found
 

@@ -57,9 +57,14 @@ def fault_message(exc: BaseException) -> str:
         return "division by zero"
     if isinstance(exc, Overflow):  # the evaluation context's Emax: see dsl.library.runtime.new_context
         return rt.OUT_OF_BOUNDS
-    if isinstance(exc, OverflowError | ArithmeticError):
-        return f"arithmetic error: {type(exc).__name__}"
-    return f"evaluation failed: {type(exc).__name__}"
+    if isinstance(exc, OverflowError):
+        # Python's datetime and timedelta: the checker warns where date and duration
+        # arithmetic can leave their range (dsl.analysis.cost); here it did.
+        return rt.calendar_fault(exc)
+    if isinstance(exc, ArithmeticError):
+        return rt.OUT_OF_BOUNDS
+    # Never a Python class name: the author can do nothing with one.
+    return "evaluation failed: an internal error (a bug: please report it with the policy)"
 
 
 class Interpreter(ExprVisitor[Any]):

@@ -42,6 +42,22 @@ class PolicyFault(Exception):
 OUT_OF_BOUNDS = "arithmetic error: a value exceeded the language's bounds"
 
 
+#: What a policy fault says when date or duration arithmetic leaves Python's range (the
+#: checker warns where it can: dsl.analysis.cost).
+OUTSIDE_THE_CALENDAR = "date outside the calendar: past 9999-12-31 or before 0001-01-01"
+DURATION_TOO_LONG = "duration beyond ±999,999,999 days"
+
+
+def calendar_fault(exc: OverflowError) -> str:
+    """The language's words for Python's OverflowError from date or duration arithmetic."""
+    text = str(exc)
+    if "date value out of range" in text or "year" in text:
+        return OUTSIDE_THE_CALENDAR
+    if "999999999" in text or "too large to convert" in text:
+        return DURATION_TOO_LONG
+    return OUT_OF_BOUNDS
+
+
 # -- the decimal context ---------------------------------------------------------------------
 
 #: The most digits a number a policy computes may have. The checker (``dsl.analysis.cost.check_sizes``) proves
@@ -155,8 +171,8 @@ def div(a: int | Decimal, b: int | Decimal) -> Decimal:
         return Decimal(a) / b
     except (Overflow, InvalidOperation):
         raise PolicyFault(OUT_OF_BOUNDS) from None
-    except DecimalException as exc:
-        raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+    except DecimalException:  # never a Python class name in a policy's fault
+        raise PolicyFault(OUT_OF_BOUNDS) from None
 
 
 def mod(a: int | Decimal, b: int | Decimal) -> int | Decimal:
@@ -185,8 +201,8 @@ def mod(a: int | Decimal, b: int | Decimal) -> int | Decimal:
             r += b  # |r| < |b| with opposite signs: the sum is exact and smaller than |b|
     except (Overflow, InvalidOperation):
         raise PolicyFault(OUT_OF_BOUNDS) from None
-    except DecimalException as exc:
-        raise PolicyFault(f"arithmetic error: {type(exc).__name__}") from None
+    except DecimalException:  # never a Python class name in a policy's fault
+        raise PolicyFault(OUT_OF_BOUNDS) from None
     # -7.5 % 2.5 is Decimal("-0.0"): callers should see one zero, 0.0.
     return r if r else r.copy_abs()
 
@@ -406,7 +422,13 @@ def local(t: datetime, zone: str) -> datetime:
         tz = timezones.zone(zone)
     except KeyError:
         raise PolicyFault(f'unknown time zone "{zone[:40]}"') from None
-    wall = t.astimezone(tz)
+    try:
+        wall = t.astimezone(tz)
+    except OverflowError:
+        # The instant is within the calendar, its wall clock is not (Tokyo at
+        # 9999-12-31T23:59:59Z is already 10000-01-01).
+        edge = "past 9999-12-31" if t.year > 1 else "before 0001-01-01"
+        raise PolicyFault(f"local time {edge} in {zone[:40]}") from None
     return wall.replace(tzinfo=timezone(wall.utcoffset() or timedelta(0)))
 
 

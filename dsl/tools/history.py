@@ -32,8 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["FORMATS", "Chunk", "HistoryError", "chunks", "columns_problems", "detect_format",
-           "history_size"]
+__all__ = ["FORMATS", "MAX_LINE_BYTES", "Chunk", "HistoryError", "chunks", "columns_problems",
+           "detect_format", "history_size"]
 
 #: The forms a history may take, by the file name's suffix.
 FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv",
@@ -44,6 +44,15 @@ FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".csv": "csv
 #: Python values, the chunk's customer cache and sums: about 20 MB at 10,000 airline rows)
 #: and the few chunks in flight stay small.
 CHUNK_ROWS = 10_000
+#: The longest JSON line read: the most a request may be, the service's message limit
+#: (service.server.DEFAULT_MAX_MESSAGE_BYTES). A longer line is refused while it is read,
+#: a piece at a time, before any JSON parsing: one 300 MB line once took 1.6 GiB.
+MAX_LINE_BYTES = 16 * 1024 * 1024
+#: The most bytes of lines one JSON-lines chunk holds: with lines up to MAX_LINE_BYTES,
+#: CHUNK_ROWS lines alone could be gigabytes.
+CHUNK_BYTES = 32 * 1024 * 1024
+#: What a long line is read in.
+_PIECE = 1024 * 1024
 
 
 class HistoryError(ValueError):
@@ -66,6 +75,9 @@ class Chunk:
     form: str
     lines: list[bytes] | None = None
     batch: Any = None  # pyarrow.RecordBatch
+    #: JSON lines longer than MAX_LINE_BYTES: (offset in the chunk, bytes). Their ``lines``
+    #: entry is empty; they were never held whole.
+    oversized: tuple[tuple[int, int], ...] = ()
 
     @property
     def rows(self) -> int:
@@ -76,7 +88,7 @@ class Chunk:
     def size(self) -> int:
         """What progress counts for this chunk: bytes (JSON-lines) or rows."""
         if self.lines is not None:
-            return sum(len(line) for line in self.lines)
+            return sum(len(line) for line in self.lines) + sum(size for _, size in self.oversized)
         return int(self.batch.num_rows)
 
 
@@ -121,16 +133,46 @@ def chunks(path: Path, form: str, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
 def _jsonl_chunks(path: Path, rows: int) -> Iterator[Chunk]:
     def read() -> Iterator[Chunk]:
         with path.open("rb") as f:
-            number, first, lines = 0, 1, []
-            for line in f:
+            number, first, lines, held = 0, 1, [], 0
+            oversized: list[tuple[int, int]] = []
+            while True:
+                line, size = _bounded_line(f)
+                if not size:
+                    break
+                if line is None:
+                    oversized.append((len(lines), size))
+                    line = b""
                 lines.append(line)
-                if len(lines) >= rows:
-                    yield Chunk(str(path), number, first, "jsonl", lines=lines)
-                    number, first, lines = number + 1, first + len(lines), []
+                held += len(line)
+                if len(lines) >= rows or held >= CHUNK_BYTES:
+                    yield Chunk(str(path), number, first, "jsonl", lines=lines,
+                                oversized=tuple(oversized))
+                    number, first, lines, held, oversized = number + 1, first + len(lines), [], 0, []
             if lines:
-                yield Chunk(str(path), number, first, "jsonl", lines=lines)
+                yield Chunk(str(path), number, first, "jsonl", lines=lines, oversized=tuple(oversized))
 
     return read()
+
+
+def _bounded_line(f: Any) -> tuple[bytes | None, int]:
+    """The next line of ``f`` and its size; None for a line past MAX_LINE_BYTES, which is
+    read through a piece at a time and dropped. (b"", 0) at the end of the file."""
+    pieces: list[bytes] = []
+    size = 0
+    while True:
+        piece = f.readline(_PIECE)
+        if not piece:
+            break
+        size += len(piece)
+        if size <= MAX_LINE_BYTES:
+            pieces.append(piece)
+        else:
+            pieces.clear()
+        if piece.endswith(b"\n"):
+            break
+    if size > MAX_LINE_BYTES:
+        return None, size
+    return b"".join(pieces), size
 
 
 def columns_problems(names: list[str]) -> list[str]:

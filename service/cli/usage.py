@@ -24,9 +24,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,13 @@ RULE_HITS = "loyalty_rule_hits"
 POLICY_APPLIED = "loyalty_policy_applied"
 #: The longest metrics text read, so that a wrong URL cannot fill memory.
 MAX_METRICS_BYTES = 64 * 1024 * 1024
+#: The most samples of the two counters read from one scrape (a series has two, ``_total``
+#: and ``_created``; one series a rule and one a policy): far beyond any programme. The
+#: parser holds about 1 KB a sample, so this bounds its memory to about 100 MB where a
+#: scrape of a million series took 1 GiB; counted before parsing.
+MAX_SAMPLES = 100_000
+#: The largest count read: a 64-bit counter's (a larger one is not a count of events).
+MAX_COUNT = 2.0**64
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -104,26 +113,78 @@ def parse_scrape(text: str, source: str) -> Scrape:
     # Imported here, not at the top: `loyalty` imports every verb's module at start, and
     # prometheus_client picks its multiprocess mode (--workers N) when first imported, so
     # importing it before `serve` sets PROMETHEUS_MULTIPROC_DIR would lose the workers' metrics.
-    from prometheus_client.parser import text_string_to_metric_families
+    from prometheus_client.parser import text_fd_to_metric_families
 
     scrape = Scrape()
     try:
-        for family in text_string_to_metric_families(text):
+        for family in text_fd_to_metric_families(_our_lines(text, source)):
             if family.name not in (RULE_HITS, POLICY_APPLIED):
                 continue
             for s in family.samples:
                 if not s.name.endswith("_total"):
                     continue  # _created timestamps
+                if not (math.isfinite(s.value) and 0 <= s.value < MAX_COUNT):
+                    raise MetricsError(
+                        f"{source}: {s.name}{{{_labels(s.labels)}}} is {s.value}, not a count of "
+                        "events: is the scrape damaged?")
                 if family.name == RULE_HITS:
-                    scrape.rules[(s.labels["policy"], s.labels["rule"])] = s.value
+                    scrape.rules[(printable(s.labels["policy"]), printable(s.labels["rule"]))] = s.value
                 else:
-                    scrape.policies[s.labels["policy"]] = s.value
+                    scrape.policies[printable(s.labels["policy"])] = s.value
     except (ValueError, KeyError, IndexError, TypeError) as exc:
-        raise MetricsError(f"{source} is not Prometheus text exposition ({exc})") from None
+        raise MetricsError(f"{source} is not Prometheus text exposition "
+                           f"({printable(str(exc))[:200]})") from None
     if not scrape.rules and not scrape.policies:
         raise MetricsError(f"{source} has no {RULE_HITS} or {POLICY_APPLIED} counters: is it a "
                            "loyalty service's /metrics (loyalty serve --metrics-port N)?")
     return scrape
+
+
+def printable(label: str) -> str:
+    """A label without control or formatting characters (an ESC sequence would drive the
+    reader's terminal; a bidirectional override would hide what it says)."""
+    return "".join(ch for ch in label if ch.isprintable())
+
+
+def _labels(labels: dict[str, str]) -> str:
+    return ",".join(f'{printable(k)}="{printable(v)[:80]}"' for k, v in sorted(labels.items()))
+
+
+def _our_lines(text: str, source: str) -> Iterator[str]:
+    """The lines of ``text`` about the two counters, after checking there are at most
+    MAX_SAMPLES samples of them.
+
+    The parser holds every sample of a family before it yields the family, so they are
+    counted here first, a line at a time and keeping none, and only these lines reach it:
+    a scrape of other metrics costs nothing, and one of too many samples is refused
+    before anything is parsed.
+    """
+    samples = 0
+    for line in _lines(text):
+        if line.lstrip().startswith((RULE_HITS, POLICY_APPLIED)):
+            samples += 1
+            if samples > MAX_SAMPLES:
+                raise MetricsError(f"{source}: more than {MAX_SAMPLES:,} samples of {RULE_HITS} "
+                                   f"and {POLICY_APPLIED}: not one service's rules")
+    for line in _lines(text):
+        bare = line.lstrip()
+        if bare.startswith("#"):
+            parts = bare.split(None, 3)
+            if len(parts) >= 3 and parts[1] in ("HELP", "TYPE") and parts[2].startswith(
+                    (RULE_HITS, POLICY_APPLIED)):
+                yield line
+        elif bare.startswith((RULE_HITS, POLICY_APPLIED)):
+            yield line
+
+
+def _lines(text: str) -> Iterator[str]:
+    """The lines of ``text``, each with its newline, one at a time (no list, no copy)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def period(end: Scrape, start: Scrape | None) -> tuple[Scrape, list[str]]:

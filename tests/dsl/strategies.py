@@ -82,6 +82,10 @@ KINDS = ("purchase", "flight", "visit", "appointment")
 
 #: Checker errors a generated policy may still earn: conditions the checker proves false.
 UNAVOIDABLE = frozenset({"never_fires", "unreachable_row"})
+#: Checker errors for what a policy could compute past the language's bounds (numbers, text,
+#: steps, the calendar, durations): the property tests skip generated policies refused for them.
+SIZE_CODES = frozenset({"number_too_large", "text_too_long", "too_costly", "date_out_of_range",
+                        "duration_too_long"})
 
 #: Currency -> decimals, as the test schema declares them.
 CURRENCIES = {"miles": 0, "points": 0, "credit": 2}

@@ -158,3 +158,72 @@ def test_unreadable_metrics_exit_two_with_a_message(
     assert main(["usage", "--metrics", source]) == 2
     captured = capsys.readouterr()
     assert captured.out == "" and captured.err.startswith(message)
+
+
+# -- hostile metrics files ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["NaN", "+Inf", "-Inf", "-3.0", "1e300"])
+def test_a_counter_that_is_not_a_count_is_refused(value: str, tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN, infinities, negative and absurd counters: one line naming the series, exit 2, no
+    traceback."""
+    text = scrape({"everyone": 7, "rare": 0}, 7).replace(
+        'loyalty_rule_hits_total{policy="visits",rule="rare"} 0.0',
+        f'loyalty_rule_hits_total{{policy="visits",rule="rare"}} {value}')
+    (tmp_path / "m.prom").write_text(text)
+    assert main(["usage", "--metrics", str(tmp_path / "m.prom")]) == 2
+    captured = capsys.readouterr()
+    shown = "inf" if "Inf" in value else ("nan" if value == "NaN" else str(float(value)))
+    assert captured.out == ""
+    assert captured.err == (f'loyalty usage: {tmp_path / "m.prom"}: loyalty_rule_hits_total{{policy="visits",'
+                            f'rule="rare"}} is {shown.replace("inf", "-inf") if value == "-Inf" else shown}, '
+                            "not a count of events: is the scrape damaged?\n")
+
+
+@pytest.mark.parametrize("output", ["text", "json"])
+def test_control_characters_in_labels_never_reach_the_terminal(
+        output: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An ESC sequence (or a bidirectional override) in a label is stripped before printing."""
+    hostile = "\x1b[2J\x1b]0;owned\x07r\u202eare"
+    (tmp_path / "m.prom").write_text(scrape({"everyone": 7, hostile: 0}, 7))
+    assert main(["usage", "--metrics", str(tmp_path / "m.prom"), "--format", output]) == 0
+    out = capsys.readouterr().out
+    assert not any(not ch.isprintable() and ch != "\n" for ch in out)
+    assert ("visits.[2J]0;ownedrare: 0 of 7 events" in out if output == "text"
+            else '"rule": "[2J]0;ownedrare"' in out)
+
+
+def test_too_many_series_are_refused_in_bounded_memory(tmp_path: Path) -> None:
+    """A scrape past MAX_SAMPLES is refused before parsing, with a message, and the command's
+    peak memory grows by far less than parsing it would take (about 1 KB a series)."""
+    import subprocess
+    import sys
+
+    from service.cli.usage import MAX_SAMPLES
+
+    series = MAX_SAMPLES + 20_000
+    with (tmp_path / "m.prom").open("w") as f:
+        f.write("# TYPE loyalty_rule_hits_total counter\n")
+        for i in range(series):
+            f.write(f'loyalty_rule_hits_total{{policy="p",rule="r{i}"}} 1.0\n')
+    size = (tmp_path / "m.prom").stat().st_size
+    (tmp_path / "small.prom").write_text(scrape({"everyone": 7}, 7))
+    probe = (
+        "import resource, sys\n"
+        "from service.cli import main\n"
+        f"main(['usage', '--metrics', {str(tmp_path / 'small.prom')!r}])  # imports the parser\n"
+        "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        f"status = main(['usage', '--metrics', {str(tmp_path / 'm.prom')!r}])\n"
+        "after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "print(status, after - before)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    status, grown_kib = done.stdout.split()[-2:]
+    assert status == "2"
+    assert done.stderr == (f"loyalty usage: {tmp_path / 'm.prom'}: more than {MAX_SAMPLES:,} samples of "
+                           "loyalty_rule_hits and loyalty_policy_applied: not one service's rules\n")
+    # The text itself is read (and decoded) whole: twice its size, and some slack; parsing
+    # it would have held about 1 KB a series (140 MiB here, measured before the bound).
+    assert int(grown_kib) * 1024 < 4 * size < series * 1024

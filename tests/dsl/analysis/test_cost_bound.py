@@ -25,7 +25,16 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from strategies import KINDS, SCHEMA, UNAVOIDABLE, decisions, policy_sources, raw_customers, raw_events
+from strategies import (
+    KINDS,
+    SCHEMA,
+    SIZE_CODES,
+    UNAVOIDABLE,
+    decisions,
+    policy_sources,
+    raw_customers,
+    raw_events,
+)
 
 import dsl
 from dsl.analysis.cost import MAX_BUILT_TEXT, MAX_STEPS, MAX_TEXT, CostBound
@@ -38,8 +47,6 @@ from dsl.library.runtime import MAX_NUMBER_DIGITS
 #: The largest whole number and the longest decimal an input may hold (dsl.schema.schema's bounds).
 LARGEST = 10**18 - 1
 LONGEST_DECIMAL = "999999999999999999.999999999999999999"
-#: The codes a policy is refused with when its size or cost has no bound.
-SIZE_CODES = {"number_too_large", "text_too_long", "too_costly"}
 
 CUSTOMER = {"id": "c1", "member_since": "2010-01-01", "score": -LARGEST,
             "balance": "-" + LONGEST_DECIMAL, "nickname": "n" * 10_000}
@@ -325,12 +332,13 @@ AGGREGATES = [
      + ["rule r: award round(" + " + ".join(f"v{k}" for k in range(0, 50, 5)) + ") miles"], True),
     ("fifty-one-passes", [f"let v{k} = sum(i.amount for i in event.items)" for k in range(51)]
      + ["rule r: award round(v0 + v50) miles"], False),
-    ("rounded-quotients-six-passes",
-     [f"let v{k} = sum(round(i.amount / 7, 12) for i in event.items)" for k in range(6)]
-     + ["rule r: award round(v0 + v5) miles", "round miles down"], True),
-    ("rounded-quotients-seven-passes",
-     [f"let v{k} = sum(round(i.amount / 7, 12) for i in event.items)" for k in range(7)]
-     + ["rule r: award round(v0 + v6) miles"], False),
+    # round() weighs 16 steps and a division 10: 30 steps an item, three passes.
+    ("rounded-quotients-three-passes",
+     [f"let v{k} = sum(round(i.amount / 7, 12) for i in event.items)" for k in range(3)]
+     + ["rule r: award round(v0 + v2) miles", "round miles down"], True),
+    ("rounded-quotients-four-passes",
+     [f"let v{k} = sum(round(i.amount / 7, 12) for i in event.items)" for k in range(4)]
+     + ["rule r: award round(v0 + v3) miles"], False),
     ("quotient-of-aggregates", [
         "let v = event.amount / sum(i.amount for i in event.items)",
         "let w = max(i.amount for i in event.items) * count(i for i in event.items)",
@@ -419,6 +427,129 @@ def test_text_built_in_a_comprehension_is_pinned() -> None:
         "    |" + " " * 46 + "^" * len("i.sku + i.category") + "\n"
         "    = hint: build the text once, in a `let` outside the aggregate"
     ]
+
+
+# -- every builtin at the input limits, timed ------------------------------------------------------
+
+
+#: For every builtin, and each operation the checker weighs beside them, a condition on one
+#: item of a purchase that calls it with its costliest arguments (a zone looked up per call,
+#: 16 arguments to min and max, decimals of 36 digits). A new builtin needs a row.
+COSTLIEST = {
+    "min": "min(" + ", ".join(["i.amount"] * 16) + ") > 0",
+    "max": "max(" + ", ".join(["event.time"] * 16) + ") > 2000-01-01T00:00Z",
+    "floor": "floor(i.amount) > 0",
+    "ceil": "ceil(i.amount) > 0",
+    "round": "round(i.amount, 12) > 0",
+    "abs": "abs(customer.patience otherwise 90 minutes) > 1 minute",
+    "tenure_years": "tenure_years(customer.member_since, event.time) > 0",
+    "days_between": "days_between(customer.member_since, event.time) > 0",
+    "year": "year(event.time) > 0",
+    "month": "month(event.time) > 0",
+    "day": "day(event.time) > 0",
+    "weekday": "weekday(event.time) > 0",
+    "date": "date(event.time) > 2000-01-01",
+    "hour": "hour(event.time) > 0",
+    "minute": "minute(event.time) > 0",
+    "local": 'local(event.time, "Pacific/Kiritimati") > 2000-01-01T00:00Z',
+    "local-of-a-field": "local(event.time, customer.zone) > 2000-01-01T00:00Z",
+    "minutes": "minutes(customer.patience otherwise 90 minutes) > 0",
+    "distance_miles": 'distance_miles("JFK", "SYD") > 0',
+    "sum": "sum([i.amount, i.amount, i.amount]) > 0",
+    "count": "count([i.amount, i.amount, i.amount]) > 0",
+    "between": "event.time between 15:00 and 18:00",
+    "local-between": 'local(event.time, "Asia/Tokyo") between 15:00 and 18:00',
+    "duration-times-a-number": "(customer.patience otherwise 90 minutes) * 3 > 1 minute",
+    "datetime-plus-a-duration": "event.time + 3 days > 2000-01-01T00:00Z",
+    "date-minus-a-duration": "date(event.time) - 3 days > 2000-01-01",
+    "minutes-of-local-arithmetic": 'minutes(event.time - local(event.time, "Asia/Tokyo") + 3 days) > 0',
+    "weekday-of-a-local-date": 'weekday(date(local(event.time, "Asia/Tokyo")) - 3 days) > 0',
+}
+
+#: How far past the bound's time the costliest accepted policy may run: the bound's unit is
+#: measured in the same run, so only the noise of a shared machine is left.
+_TIME_MARGIN = 1.5
+
+
+def _passes(condition: str, k: int) -> str:
+    lets = [f"let v{j} = count(i for i in event.items where {condition})" for j in range(k)]
+    return policy(*lets, "rule r: award " + " + ".join(f"v{j}" for j in range(k)) + " miles",
+                  kind="purchase")
+
+
+def _cpu_time(policy_set: dsl.PolicySet, rounds: int = 3) -> float:
+    """The least CPU time of the evaluating thread over ``rounds`` evaluations at the limits."""
+    import time
+
+    customer = SCHEMA.prepare_customer({**CUSTOMER, "zone": "Asia/Kolkata"})
+    event = SCHEMA.prepare_event(BIG_PURCHASE)
+    policy_set.evaluate(customer, event)  # warm up
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.thread_time()
+        policy_set.evaluate(customer, event)
+        best = min(best, time.thread_time() - start)
+    return best
+
+
+@pytest.fixture(scope="module")
+def unit_time() -> float:
+    """The bound's time: fifty passes of ``sum(i.amount ...)`` (MAX_STEPS steps), this run."""
+    members = [f"let v{k} = sum(i.amount for i in event.items)" for k in range(50)]
+    text = policy(*members, "rule r: award round(" + " + ".join(f"v{k}" for k in range(50)) + ") miles",
+                  kind="purchase")
+    policy_set = dsl.load_source(text, schema=SCHEMA)
+    assert policy_set.compiled[0].check.bound.steps == MAX_STEPS
+    return _cpu_time(policy_set, rounds=5)
+
+
+def test_every_builtin_has_a_costliest_case() -> None:
+    """The timed table below covers every builtin the language has."""
+    assert set(BUILTINS) <= set(COSTLIEST)
+
+
+@pytest.mark.parametrize("name", list(COSTLIEST))
+def test_the_costliest_accepted_aggregate_stays_within_the_bound(name: str, unit_time: float) -> None:
+    """As many passes of an aggregate calling the builtin per item as the checker accepts at
+    10,000 items take no more CPU than the bound's MAX_STEPS unit steps, measured in the same
+    run (a ratio, so the machine's speed cancels out); one more pass is refused."""
+    condition = COSTLIEST[name]
+    one = dsl.load_source(_passes(condition, 1), schema=SCHEMA).compiled[0].check.bound.steps
+    k = MAX_STEPS // one
+    assert k >= 1, f"{name}: one pass over 10,000 items is refused ({one} steps)"
+    with pytest.raises(dsl.PolicyError) as caught:
+        dsl.load_source(_passes(condition, k + 1), schema=SCHEMA)
+    assert {d.code for d in caught.value.diagnostics if d.severity == "error"} == {"too_costly"}
+    policy_set = dsl.load_source(_passes(condition, k), schema=SCHEMA)
+    ratio = _cpu_time(policy_set) / unit_time
+    assert ratio <= _TIME_MARGIN, (f"{name}: {k} passes of {one} steps took {ratio:.2f} times the "
+                                   "bound's time: raise its weight (the Builtin entry's steps)")
+
+
+#: The issue's policies (issue 17, item 4), once accepted at 6.4 to 10.8 times the documented
+#: worst case: each is refused now, and one pass of each is accepted and within the bound.
+_KIRITIMATI = 'local(event.time, "Pacific/Kiritimati")'
+ISSUE_17 = [
+    ("twenty-hours-of-local-time", f"sum(hour({_KIRITIMATI}) for i in event.items)", 20),
+    ("minutes-of-local-arithmetic",
+     f"sum(minutes(event.time - {_KIRITIMATI} + 3 days) for i in event.items)", 2),
+    ("weekday-of-a-local-date",
+     f"sum(weekday(date({_KIRITIMATI}) - 3 days) for i in event.items)", 2),
+    ("local-between",
+     f"count(i for i in event.items where {_KIRITIMATI} between 15:00 and 18:00)", 2),
+]
+
+
+@pytest.mark.parametrize(("name", "aggregate", "passes"), ISSUE_17, ids=[c[0] for c in ISSUE_17])
+def test_the_issues_time_aggregates_are_refused(name: str, aggregate: str, passes: int) -> None:
+    """Time-of-day aggregates the checker once counted as a few plain steps are refused for
+    their real cost."""
+    members = [f"let v{k} = {aggregate}" for k in range(passes)]
+    with pytest.raises(dsl.PolicyError) as caught:
+        dsl.load_source(policy(*members, "rule r: award v0 miles", kind="purchase"), schema=SCHEMA)
+    assert {d.code for d in caught.value.diagnostics if d.severity == "error"} == {"too_costly"}
+    dsl.load_source(policy(f"let v0 = {aggregate}", "rule r: award v0 miles", kind="purchase"),
+                    schema=SCHEMA)
 
 
 # -- generated policies --------------------------------------------------------------------------------

@@ -27,7 +27,7 @@ from dsl.errors import PolicyError
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.library import runtime as rt
-from dsl.library.builtins import BUILTINS, BUILTINS_LIST, EXPORTS, Builtin, docs_table
+from dsl.library.builtins import BUILTINS, BUILTINS_LIST, EXPORTS, Builtin, cost_table, docs_table
 
 ROOT = Path(__file__).resolve().parents[3]
 DOCS = ROOT / "docs" / "language.md"
@@ -145,3 +145,17 @@ def test_every_call_kind_the_strategies_write_is_in_the_table() -> None:
     """The writer's hand-written generators name only declared builtins."""
     assert set(strategies.GENERIC_CALLS) <= set(BUILTINS)
     assert all(BUILTINS[name].rule is not None for name in strategies.GENERIC_CALLS)
+
+
+def _cost_table() -> str:
+    text = DOCS.read_text()
+    start = text.index("| Function | Steps a call |", text.index("## Bounds and cost"))
+    return text[start:text.index("\n\n", start) + 1]
+
+
+def test_the_docs_cost_table_is_the_entries() -> None:
+    """docs/language.md's table of steps per builtin is cost_table(): the entries' ``steps``."""
+    if REGENERATE:
+        text = DOCS.read_text()
+        DOCS.write_text(text.replace(_cost_table(), cost_table(), 1))
+    assert _cost_table() == cost_table(), "run with LOYALTY_REGENERATE_GOLDEN=1 to rewrite it"

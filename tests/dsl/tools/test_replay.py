@@ -451,3 +451,75 @@ def test_nested_parquet_columns(history: dict[str, Path], tmp_path: Path) -> Non
     assert reports[0] == reports[1]
     assert reports[0]["events"] == 60 and reports[0]["bad_rows"] == 0
     assert reports[0]["currencies"]["points"]["before"] > 0
+
+
+# -- rows bounded while reading (issue 17, item 7) -------------------------------------------------
+
+
+def _peak_kib(*args: str) -> tuple[int, str, int]:
+    """``loyalty ARGS`` in a child process: its exit status, stderr and peak RSS (KiB)."""
+    probe = ("import resource, subprocess, sys; "
+             "r = subprocess.run(sys.argv[1:], capture_output=True, text=True); "
+             "sys.stderr.write(r.stderr); "
+             "print(r.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-c", probe, sys.executable, "-m", "service", *args],
+                          capture_output=True, text=True, env=env, timeout=280, cwd=ROOT)
+    status, peak = map(int, done.stdout.split())
+    return status, done.stderr, peak
+
+
+def test_a_json_line_past_the_bound_is_refused_unread(history: dict[str, Path], tmp_path: Path) -> None:
+    """A 24 MB JSON line (past MAX_LINE_BYTES, 16 MiB) is named by its line and refused while it
+    is read, before any parsing; the other lines replay; memory grows by less than the line."""
+    from dsl.tools.history import MAX_LINE_BYTES
+
+    huge = {**GOOD, "name": "x" * (24 * 1024 * 1024)}
+    file = tmp_path / "h.jsonl"
+    with file.open("w") as f:
+        f.write(json.dumps(GOOD) + "\n" + json.dumps(huge) + "\n" + json.dumps(GOOD) + "\n")
+    size = len(json.dumps(huge)) + 1
+    small = tmp_path / "small.jsonl"
+    small.write_text(json.dumps(GOOD) + "\n" + json.dumps(GOOD) + "\n")
+    args = ("replay", str(POLICIES), str(history["new"]), "--jobs", "1", "--format", "json")
+    _, _, baseline = _peak_kib(*args[:3], str(small), *args[3:])
+    status, stderr, peak = _peak_kib(*args[:3], str(file), *args[3:])
+    assert status == 2
+    assert stderr.splitlines() == [
+        f"{file}:2: line: {size:,} bytes, longer than a request may be ({MAX_LINE_BYTES:,} bytes); "
+        "not read",
+        f"loyalty replay: 1 row of {file} are not valid requests; the report leaves them out",
+    ]
+    assert (peak - baseline) * 1024 < size, f"grew {(peak - baseline) / 1024:.0f} MB"
+
+
+def test_a_parquet_row_with_a_list_past_the_bound_is_refused_from_arrow(
+        history: dict[str, Path], tmp_path: Path) -> None:
+    """A Parquet row whose items list has 400,000 elements (past 10,000) is refused from its
+    Arrow list lengths, naming the row and the bound, before it becomes Python values; the
+    other rows replay; memory grows by far less than converting the row would take."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    requests = [_purchase(n) for n in range(1, 6)]
+    requests[2]["event"]["purchase"]["items"] = [
+        {"sku": f"k{i}", "category": "fresh", "amount": "5.50", "quantity": "1"} for i in range(400_000)]
+    rows = [{"customer": r["customer"], "event.id": r["event"]["id"], "event.time": r["event"]["time"],
+             "event.purchase": r["event"]["purchase"]} for r in requests]
+    file = tmp_path / "long.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), file)
+    small = tmp_path / "small.parquet"
+    pq.write_table(pa.Table.from_pylist(rows[:2]), small)
+    del rows, requests
+    args = ("replay", str(POLICIES), str(history["new"]), "--jobs", "1", "--format", "json")
+    _, _, baseline = _peak_kib(*args[:3], str(small), *args[3:])
+    status, stderr, peak = _peak_kib(*args[:3], str(file), *args[3:])
+    assert status == 2
+    assert stderr.splitlines() == [
+        f"{file}:row 3: event.purchase.items: 400,000 items, more than an input list may hold "
+        "(10,000); the row was not read",
+        f"loyalty replay: 1 row of {file} are not valid requests; the report leaves them out",
+    ]
+    # Arrow holds the decoded row group (about 60 MB); converting the row to Python values
+    # as well took 280 MB (measured before the bound).
+    assert peak - baseline < 120 * 1024, f"grew {(peak - baseline) / 1024:.0f} MB"
