@@ -35,8 +35,9 @@ ROUNDS = 3
 P99_FACTOR = 2.0
 P99_SLACK_MS = 10.0
 
-#: Costly candidates, costliest first: the first the checker accepts is used (the cost bound
-#: may refuse the first; the second stays within it while still far over the shadow's budget).
+#: Costly candidates, costliest first, each in 20 policies of one rule: the first the checker
+#: accepts is used (the cost bound may refuse the first; the second stays within it while
+#: still far over the shadow's budget at 2,000 items).
 COSTLY_RULES = [
     'sum(hour(local(event.time, "Pacific/Kiritimati")) for i in event.items) > {k}',
     "sum(i.amount * i.quantity for i in event.items where i.category != \"x{k}\") > {k}",
@@ -48,10 +49,11 @@ def _costly_candidate(tmp_path: Path) -> Path:
         target = tmp_path / "candidate"
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(POLICIES, target, ignore=shutil.ignore_patterns("*.test.toml"))
-        rules = "\n".join(f'  rule r{k} when {condition.format(k=k)}: tag "r{k}"' for k in range(20))
-        (target / "retail" / "slow_shadow.policy").write_text(
-            "policy slow_shadow\n  version 1\n  effective from 2026-01-01\n  on purchase\n"
-            '  "A deliberately costly candidate."\n\n' + rules + "\n")
+        for k in range(20):  # one rule a policy: each policy stays within the checker's cost bound
+            (target / "retail" / f"slow_shadow_{k}.policy").write_text(
+                f"policy slow_shadow_{k}\n  version 1\n  effective from 2026-01-01\n  on purchase\n"
+                '  "A deliberately costly candidate."\n\n'
+                f'  rule r when {condition.format(k=k)}: tag "r{k}"\n')
         try:
             dsl.load_directory(target)
         except dsl.PolicyError:
