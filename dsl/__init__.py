@@ -9,6 +9,13 @@ Prepare once, evaluate many::
     customer, event = policy_set.decoder.request({"customer": {...}, "event": {...}})
     decision = policy_set.evaluate(customer, event, explain=True)
 
+With counters (docs/language.md, "Periods and counters"), the caller sums the windows the
+event reads and passes them in; the decision says what to append::
+
+    windows = policy_set.windows(customer, event)            # [dsl.Window, ...]
+    decision = policy_set.evaluate(customer, event, state=store.sums(customer_id, windows))
+    decision.counted                                          # {"quarterly_spend": Decimal("100.00")}
+
 ``Schema.prepare_customer`` / ``prepare_event`` read the schema's flat records: the
 readable reference every request decoder is held to.
 
@@ -18,6 +25,7 @@ See ``docs/architecture.md`` for the API and ``docs/language.md`` for the langua
 from dsl.decision import Benefit, Decision, Reason
 from dsl.errors import Diagnostic, EvaluationError, FieldError, InputError, PolicyError, Span
 from dsl.input.request import MappingDecoder, RequestLayout
+from dsl.periods import MemoryStore, Window
 from dsl.policyset import (
     CompiledPolicy,
     PolicyInfo,
@@ -37,6 +45,7 @@ __all__ = [
     "FieldError",
     "InputError",
     "MappingDecoder",
+    "MemoryStore",
     "PolicyError",
     "PolicyInfo",
     "PolicySet",
@@ -45,6 +54,7 @@ __all__ = [
     "Schema",
     "SchemaError",
     "Span",
+    "Window",
     "check_directory",
     "load_directory",
     "load_source",

@@ -66,7 +66,8 @@ class Decision:
     rule qualified the customer for, or ``None``. ``tags`` are sorted and unique.
     ``policies`` names the policies that applied, in evaluation order; ``fired`` lists
     (policy, rule) for every rule whose effects applied.
-    ``reasons`` is ``None`` unless the evaluation was asked to explain.
+    ``reasons`` is ``None`` unless the evaluation was asked to explain. ``counted`` is what
+    this decision adds to each counter (see the property).
     """
 
     revision: str
@@ -77,6 +78,21 @@ class Decision:
     policies: list[str] = field(default_factory=list)
     fired: list[tuple[str, str]] = field(default_factory=list)
     reasons: list[Reason] | None = None
+    #: Behind :attr:`counted`: None until something is counted, so that a decision of a
+    #: policy without counters allocates nothing more.
+    _counted: dict[str, int | Decimal] | None = None
+
+    @property
+    def counted(self) -> dict[str, int | Decimal]:
+        """What this decision adds to each counter (``count ... toward``): the service appends
+        them as entries at the event's time; empty when none. Read it, or set it whole:
+        :func:`dsl.library.runtime.count_toward` is what adds to it."""
+        counted = self._counted
+        return counted if counted is not None else {}
+
+    @counted.setter
+    def counted(self, value: dict[str, int | Decimal]) -> None:
+        self._counted = value
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form (decimals and dates as strings), used by the CLI and tests."""
@@ -93,6 +109,8 @@ class Decision:
             "policies": list(self.policies),
             "fired": [f"{p}.{r}" for p, r in self.fired],
         }
+        if self._counted:
+            out["counted"] = {k: plain(v) for k, v in sorted(self._counted.items())}
         if self.reasons is not None:
             out["reasons"] = [
                 {"policy": r.policy, "rule": r.rule, "kind": r.kind, "detail": r.detail,

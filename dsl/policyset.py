@@ -13,10 +13,10 @@ import hashlib
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from decimal import getcontext, setcontext
+from datetime import date, timedelta, tzinfo
+from decimal import Decimal, getcontext, setcontext
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,15 @@ from dsl.backend.compiler import CompiledModule, UnsafeCode, compile_module
 from dsl.backend.interpreter import Interpreter, interpret
 from dsl.backend.runner import COMPILED, INTERPRETED, Runner
 from dsl.decision import Decision, Reason
-from dsl.errors import Diagnostic, PolicyError, Span, sort_diagnostics
+from dsl.errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
 from dsl.front.parser import parse
 from dsl.input.request import MappingDecoder
 from dsl.library.runtime import EvaluationContext, finish, thread_context
+from dsl.periods import Window, histories, local_midnight, window
 from dsl.programme import digest_names, read_sources
 from dsl.schema.schema import Schema
+from dsl.schema.timezones import zone as zone_of
 
 #: The most policies one set may hold.
 MAX_POLICIES = 20000
@@ -84,6 +86,11 @@ class CompiledPolicy:
         """The most one event can be awarded by this policy, per currency (see dsl.analysis.bounds)."""
         return award_bounds(self.schema, self.ast, self.check)
 
+    @cached_property
+    def counters(self) -> tuple[tuple[str, str, n.Period], ...]:
+        """(name, kind, period) of every counter the policy declares."""
+        return tuple((c.name, c.kind, c.period) for c in self.ast.counters)
+
     def applies_on(self, day: date) -> bool:
         lo, hi = self.info.effective_from, self.info.effective_until
         return (lo is None or lo <= day) and (hi is None or day <= hi)
@@ -94,6 +101,13 @@ class _KindIndex:
     bounds: list[date]
     segments: list[tuple[CompiledPolicy, ...]]
     fallback: tuple[CompiledPolicy, ...] = ()
+    #: What an event's segment is found by: its UTC ``date`` against ``bounds`` (a UTC
+    #: programme), or its ``time`` against the instant each bound starts in the programme's
+    #: zone (so no event is converted to a local date on the hot path).
+    key: str = "date"
+    keys: list[Any] = field(default_factory=list)
+    #: Whether a policy of this kind declares counters (its evaluation reads windows).
+    counters: bool = False
 
     def lookup(self, day: date) -> Sequence[CompiledPolicy]:
         if self.segments:
@@ -112,6 +126,10 @@ class PolicySet:
     _index: dict[str, _KindIndex] = field(default_factory=dict, repr=False)
     _caps: tuple[tuple[str, Any], ...] = ()
     _tier_rank: dict[str, int] = field(default_factory=dict, repr=False)
+    #: The programme's zone, or None for UTC (the event's own UTC date picks the policies).
+    _zone: tzinfo | None = field(default=None, repr=False)
+    #: Whether evaluation takes the path that reads windows (a policy declares counters).
+    _periods: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         by_kind: dict[str, list[CompiledPolicy]] = {}
@@ -119,9 +137,47 @@ class PolicySet:
             for kind in p.info.kinds:
                 by_kind.setdefault(kind, []).append(p)
         self._index = {kind: _build_index(ps) for kind, ps in by_kind.items()}
+        zone = zone_of(self.schema.timezone)
+        for index in self._index.values():
+            if self.schema.timezone == "UTC":
+                index.key, index.keys = "date", index.bounds
+            else:
+                index.key, index.keys = "time", [local_midnight(d, zone) for d in index.bounds]
+            index.counters = any(p.counters for seg in index.segments for p in seg) or \
+                any(p.counters for p in index.fallback)
         self._caps = tuple((c.name, c.cap_per_event) for c in self.schema.currencies.values()
                            if c.cap_per_event is not None)
         self._tier_rank = {t: i for i, t in enumerate(self.schema.tiers)}
+        self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
+        self._periods = any(p.counters for p in self.compiled)
+        # Chosen once, here, so that a set without counters in UTC pays nothing per call.
+        if self._periods:
+            self.evaluate = self._evaluate_periods  # type: ignore[method-assign]
+        elif self._zone is not None:
+            self.evaluate = self._evaluate_zoned  # type: ignore[method-assign]
+
+    @property
+    def zone(self) -> tzinfo:
+        """The programme's time zone (``[programme] timezone``; UTC by default)."""
+        return self._zone or zone_of("UTC")
+
+    def local_date(self, event: dict[str, Any]) -> date:
+        """The event's date in the programme's zone: what ``effective`` dates compare with."""
+        if self._zone is None:
+            return event["date"]  # type: ignore[no-any-return]
+        return event["time"].astimezone(self._zone).date()  # type: ignore[no-any-return]
+
+    def windows(self, customer: dict[str, Any], event: dict[str, Any]) -> list[Window]:
+        """Every window the policies that apply to a prepared event read (its kind, on its
+        local date): deduplicated, in policy order then counter order. The service sums these
+        in its transaction and passes them to :meth:`evaluate` as ``state``."""
+        del customer  # the windows depend on the event alone
+        zone = self.zone
+        out: dict[Window, None] = {}
+        for p in self.applicable(event):
+            for name, _, period in p.counters:
+                out[window(name, period, event["time"], zone)] = None
+        return list(out)
 
     @property
     def decoder(self) -> MappingDecoder:
@@ -149,18 +205,20 @@ class PolicySet:
         index = self._index.get(event["kind"])
         if index is None:
             return ()
-        return index.lookup(event["date"])
+        return index.lookup(self.local_date(event))
 
     def evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool = False,
-                 only: Iterable[str] | None = None, *, runner: Runner = COMPILED) -> Decision:
+                 only: Iterable[str] | None = None, *, runner: Runner = COMPILED,
+                 state: Mapping[Window, int | Decimal] | None = None) -> Decision:
         """Evaluate every applicable policy and combine them into one decision.
 
         ``customer`` and ``event`` are prepared dicts (see :meth:`Schema.prepare_event`).
         With ``explain`` the decision carries its reasons. ``only`` limits the
         evaluation to the named policies. ``runner`` says how each policy runs
         (:mod:`dsl.backend.runner`: the compiled code, or the reference interpreter);
-        the selection and the combination around it are the same for both. Raises
-        :class:`~dsl.errors.EvaluationError` when a policy fails at run time.
+        the selection and the combination around it are the same for both. ``state`` is the
+        stored sum of each window :meth:`windows` names (None: every window reads 0, a pure
+        quote). Raises :class:`~dsl.errors.EvaluationError` when a policy fails at run time.
         """
         saved = getcontext()
         if type(saved) is not EvaluationContext:
@@ -189,6 +247,79 @@ class PolicySet:
             return finish(d, self._tier_rank, self._caps, None)
         reasons: list[Reason] = []
         runner.run(policies, customer, event, d, reasons)
+        d.reasons = reasons
+        return finish(d, self._tier_rank, self._caps, reasons)
+
+    def _evaluate_zoned(self, customer: dict[str, Any], event: dict[str, Any],
+                        explain: bool = False, only: Iterable[str] | None = None, *,
+                        runner: Runner = COMPILED,
+                        state: Mapping[Window, int | Decimal] | None = None) -> Decision:
+        """:meth:`evaluate` for a programme in another zone than UTC and without counters: the
+        same steps, the policies found by the event's instant against the local midnights of
+        the effective dates (a copy rather than a branch, so that UTC sets pay nothing)."""
+        saved = getcontext()
+        if type(saved) is not EvaluationContext:
+            setcontext(thread_context())
+            try:
+                return self._evaluate_zoned(customer, event, explain, only, runner=runner)
+            finally:
+                setcontext(saved)
+        index = self._index.get(event["kind"])
+        d = Decision(self.revision, {}, [], None, [], [], [], None)
+        if index is None:
+            return d
+        segments = index.segments
+        policies = (segments[bisect_right(index.keys, event["time"])] if segments
+                    else index.lookup(self.local_date(event)))
+        if only is not None:
+            wanted = set(only)
+            policies = [p for p in policies if p.name in wanted]
+        if not explain:
+            runner.run(policies, customer, event, d, None)
+            return finish(d, self._tier_rank, self._caps, None)
+        reasons: list[Reason] = []
+        runner.run(policies, customer, event, d, reasons)
+        d.reasons = reasons
+        return finish(d, self._tier_rank, self._caps, reasons)
+
+    def _evaluate_periods(self, customer: dict[str, Any], event: dict[str, Any],
+                          explain: bool = False, only: Iterable[str] | None = None, *,
+                          runner: Runner = COMPILED,
+                          state: Mapping[Window, int | Decimal] | None = None) -> Decision:
+        """:meth:`evaluate` for a set with counters: the same selection, and each policy of a
+        kind with counters reads its windows from ``state``."""
+        saved = getcontext()
+        if type(saved) is not EvaluationContext:
+            setcontext(thread_context())
+            try:
+                return self._evaluate_periods(customer, event, explain, only, runner=runner,
+                                              state=state)
+            finally:
+                setcontext(saved)
+        index = self._index.get(event["kind"])
+        d = Decision(self.revision, {}, [], None, [], [], [], None)
+        if index is None:
+            return d
+        segments = index.segments
+        policies = (segments[bisect_right(index.keys, event[index.key])] if segments
+                    else index.lookup(self.local_date(event)))
+        if only is not None:
+            wanted = set(only)
+            policies = [p for p in policies if p.name in wanted]
+        if not index.counters and not explain:  # the hot path's own steps
+            runner.run(policies, customer, event, d, None)
+            return finish(d, self._tier_rank, self._caps, None)
+        reasons: list[Reason] | None = [] if explain else None
+        if not index.counters:
+            runner.run(policies, customer, event, d, reasons)
+        else:
+            zone, at = self.zone, event["time"]
+            try:
+                stories = [histories(p.counters, at, zone, state) if p.counters else None
+                           for p in policies]
+            except (TypeError, ValueError) as exc:
+                raise EvaluationError("", "", 0, f"bad state: {exc}") from None
+            runner.run_with_history(policies, customer, event, d, reasons, stories)
         d.reasons = reasons
         return finish(d, self._tier_rank, self._caps, reasons)
 
@@ -392,6 +523,7 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
             else:
                 seen[policy.name] = policy
             checked.append((policy, result))
+    diagnostics.extend(_counter_conflicts(checked))
     if len(checked) > MAX_POLICIES:
         diagnostics.append(Diagnostic(sources[-1][0], Span(1, 1, 1, 2), "too_large",
                                       f"the set has {len(checked)} policies; the limit is "
@@ -426,6 +558,26 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
         digest.update(text.encode("utf-8", "surrogatepass"))
     return PolicySet(schema, compiled, "r" + digest.hexdigest()[:12],
                      warnings=sort_diagnostics(d for d in diagnostics if d.severity != "error"))
+
+
+def _counter_conflicts(checked: Sequence[tuple[n.Policy, CheckResult]]) -> list[Diagnostic]:
+    """A counter is one set of entries per customer, whichever policy names it: every policy
+    that declares it must agree on what it holds (``count`` or ``sum``)."""
+    first: dict[str, tuple[n.Policy, n.Counter]] = {}
+    out: list[Diagnostic] = []
+    for policy, _ in checked:
+        for c in policy.counters:
+            seen = first.setdefault(c.name, (policy, c))
+            if seen[0] is not policy and seen[1].kind != c.kind:
+                lines = policy.source.splitlines()
+                line = c.span.line
+                out.append(Diagnostic(
+                    policy.file, c.name_span, "counter_conflict",
+                    f"counter {c.name} is a {c.kind} here but a {seen[1].kind} in policy "
+                    f"{seen[0].name} ({seen[0].file}:{seen[1].span.line}): the policies share "
+                    "its entries", f"declare it `{seen[1].kind}` in both, or rename one",
+                    "error", lines[line - 1] if 0 < line <= len(lines) else ""))
+    return out
 
 
 def load_directory(directory: Path | str, *, schema: Schema | None = None) -> PolicySet:

@@ -64,7 +64,9 @@ _SERVICE = pb.DESCRIPTOR.services_by_name["LoyaltyRules"].full_name
 #: load, docs/reliability.md). A caller's own cancellation ends its call locally and is never
 #: retried.
 #: gRPC retries an attempt only while no response headers have arrived, so a decision is never
-#: answered twice; every method of the service is read-only, so a second attempt is safe.
+#: answered twice. A second attempt is safe for every method: the evaluating ones are pure, and
+#: Apply, ApplyBatch and Reverse are idempotent by their event and reversal ids (a retry of one
+#: that committed returns the stored result, replayed; one that did not commit wrote nothing).
 #: Five attempts (gRPC's own cap); the waits between them are random, up to 0.1, 0.2, 0.4 and
 #: 0.8 s (1.5 s in all, 0.75 s on average): longer than a reconnect to a surviving worker takes
 #: (see :func:`retrying_channel_options`), and short enough that a caller whose every attempt

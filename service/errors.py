@@ -12,12 +12,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 
 from dsl.errors import EvaluationError, InputError
+from service.state.api import (
+    AlreadyApplied,
+    EventNotFound,
+    InvalidStateInput,
+    StateError,
+    StateUnavailable,
+    StateWriteFailed,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +155,54 @@ class Unavailable(ServiceError):
     code = grpc.StatusCode.UNAVAILABLE
 
 
+class AlreadyExists(ServiceError):
+    """An id (an event's, a reversal's) was used before with another body."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+    def __init__(self, message: str, field: str, stored_digest: str, new_digest: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.stored_digest = stored_digest
+        self.new_digest = new_digest
+
+    def details(self) -> list[any_pb2.Any]:
+        """A ``google.rpc.ErrorInfo`` with the field and both digests."""
+        return [_pack(error_details_pb2.ErrorInfo(
+            reason="ID_REUSED_WITH_ANOTHER_BODY", domain="loyalty.v1",
+            metadata={"field": self.field, "stored_digest": self.stored_digest,
+                      "request_digest": self.new_digest}))]
+
+
+class NotFound(ServiceError):
+    """The request names something the service does not have (an event never applied)."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+    def __init__(self, message: str, field: str, resource_type: str, name: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.resource_type = resource_type
+        self.name = name
+
+    def details(self) -> list[any_pb2.Any]:
+        """A ``google.rpc.ResourceInfo`` naming what was not found, and the field that named it."""
+        return [_pack(error_details_pb2.ResourceInfo(
+            resource_type=self.resource_type, resource_name=self.name[:128],
+            description=f"named by the request field {self.field}"))]
+
+
+class StateRefused(ServiceError):
+    """The customer state store refuses writes (a read-only file, a full disk): an operator
+    must act, so retrying is no use; pure evaluation keeps answering."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+    def details(self) -> list[any_pb2.Any]:
+        """A ``google.rpc.ErrorInfo`` with reason ``STATE_WRITE_FAILED``."""
+        return [_pack(error_details_pb2.ErrorInfo(reason="STATE_WRITE_FAILED", domain="loyalty.v1"))]
+
+
 class DeadlineExceeded(ServiceError):
     """The call's deadline passed before the work was done."""
 
@@ -165,12 +222,44 @@ def status_for(exc: BaseException) -> status_pb2.Status:
         return InvalidArgument(input_violations(exc)).to_status()
     if isinstance(exc, EvaluationError):
         return PolicyFailed(exc).to_status()
+    if isinstance(exc, StateError):
+        return service_error(exc).to_status()
     return _status(grpc.StatusCode.INTERNAL, "internal error (logged on the server)", ())
+
+
+#: Store errors' fields in the request's own words.
+_REQUEST_FIELDS = {"customer_id": "customer.id", "event_id": "event.id"}
+#: Longest id repeated in a message.
+_ID_SHOWN = 128
+
+
+def service_error(exc: StateError) -> ServiceError:
+    """The status a customer state store error is for a caller, in the request's words."""
+    if isinstance(exc, StateUnavailable):
+        return Unavailable(f"the customer state store is unavailable (nothing was written; retry): {exc}")
+    if isinstance(exc, StateWriteFailed):
+        return StateRefused(f"the customer state store refuses writes (nothing was written; Evaluate "
+                            f"still answers): {exc}")
+    if isinstance(exc, InvalidStateInput):
+        return InvalidArgument([Violation(_REQUEST_FIELDS.get(exc.field, exc.field), exc.reason)])
+    if isinstance(exc, AlreadyApplied):
+        field = "reversal_id" if exc.what == "reversal" else "event.id"
+        return AlreadyExists(str(exc), field, exc.stored_digest, exc.new_digest)
+    if isinstance(exc, EventNotFound):
+        return NotFound(f"event_id: event {exc.event_id[:_ID_SHOWN]!r} was never applied", "event_id",
+                        "event", exc.event_id)
+    return Unavailable(f"the customer state store failed: {exc}")
 
 
 def code_name(status: status_pb2.Status) -> str:
     """The status code's name, such as ``INVALID_ARGUMENT``."""
     return code_pb2.Code.Name(status.code)
+
+
+def _pack(message: Any) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
 
 
 def _status(code: grpc.StatusCode, message: str, details: Iterable[any_pb2.Any]) -> status_pb2.Status:

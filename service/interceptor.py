@@ -31,7 +31,8 @@ from service.metrics import Metrics
 log = structlog.get_logger("loyalty.rpc")
 
 #: Codes that are the caller's business, logged at info; any other is a warning.
-_EXPECTED = frozenset({"OK", "INVALID_ARGUMENT", "CANCELLED", "DEADLINE_EXCEEDED", "NOT_FOUND"})
+_EXPECTED = frozenset({"OK", "INVALID_ARGUMENT", "CANCELLED", "DEADLINE_EXCEEDED", "NOT_FOUND",
+                       "ALREADY_EXISTS"})
 #: Services whose calls are logged at debug level (probes would drown the log otherwise).
 QUIET_SERVICES = ("/grpc.health.v1.", "/grpc.reflection.")
 

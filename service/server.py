@@ -45,6 +45,8 @@ from service.interceptor import PROGRESS, CallProgress, ServiceInterceptor
 from service.metrics import Metrics, default_shadow_metrics
 from service.servicer import DEFAULT_MAX_BATCH, LoyaltyRulesServicer
 from service.shadow import DEFAULT_SAMPLE, Shadow, start_shadow
+from service.state import StateError, StateStore, default_url, open_store
+from service.state import metrics as _state_metrics  # noqa: F401  # registered: /metrics lists them
 from service.store import PolicyStore
 from service.watchdog import DEFAULT_MARGIN_S, Watchdog
 
@@ -154,6 +156,7 @@ def create_server(
     shadow: Shadow | None = None,
     stream_limits: StreamLimits | None = None,
     activity: PeerActivity | None = None,
+    state: StateStore | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
 
@@ -168,6 +171,9 @@ def create_server(
     of its decisions (:mod:`service.shadow`). ``stream_limits`` bound the request threads
     client-streaming calls may hold (:mod:`service.admission`; its defaults when not given).
     ``activity``: where every call's peer is recorded, for a :class:`ConnectionShedder`.
+    ``state``: the customer state store Apply,
+    ApplyBatch and Reverse commit to and Evaluate reads (None: those RPCs answer
+    FAILED_PRECONDITION); the caller opens and closes it (in each worker, after the fork).
     """
     metrics = metrics if metrics is not None else default_metrics()
     if not structlog.is_configured():  # embedded (tests, benchmarks): log as deployed
@@ -180,6 +186,7 @@ def create_server(
         servicer = LoyaltyRulesServicer(
             store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions, shadow=shadow,
             max_reply_bytes=max_message_bytes,
+            state=state,
         )
     handlers = method_handlers(servicer)  # before anything starts: a missing RPC fails here
     options: list[tuple[str, Any]] = [
@@ -473,6 +480,9 @@ class ServeConfig:
     shadow: Path | None = None
     #: The share of live decisions the shadow is evaluated on (``--shadow-sample``), 0 to 1.
     shadow_sample: float = DEFAULT_SAMPLE
+    #: The customer state store (``--state``): a SQLite path, ``sqlite:///path`` or a
+    #: ``postgresql://`` URL; None: ``$LOYALTY_DATA_DIR/state.sqlite3``, else ``./data/state.sqlite3``.
+    state: str | None = None
 
     @property
     def address(self) -> str:
@@ -565,11 +575,21 @@ def run(
         _print_refusal(store)
         return 2
     credentials = config.credentials()
+    try:  # here, in the process that serves: connections and pools must not cross a fork
+        state = open_store(config.state)
+    except StateError as exc:
+        store.stop()
+        if original_hup is not None:
+            signal.signal(signal.SIGHUP, original_hup)
+        print(f"loyalty serve: cannot open the state store {config.state or default_url()}: {exc}",
+              file=sys.stderr)
+        return 2
     shadow = None
     if config.shadow is not None:  # a shadow that does not load is reported, never fatal
         shadow = start_shadow(config.shadow, sample=config.shadow_sample,
                               metrics=default_shadow_metrics(), watch=config.watch,
                               allow_empty=config.allow_empty)
+        shadow.state = state  # reads live state, writes none
         reloadable.append(shadow.store)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     activity = PeerActivity()
@@ -584,9 +604,11 @@ def run(
             reuse_port=reuse_port,
             shadow=shadow,
             activity=activity,
+            state=state,
         )
     except BaseException:
         store.stop()
+        state.close()
         if shadow is not None:
             shadow.stop()
             shadow.store.stop()
@@ -616,6 +638,7 @@ def run(
         revision=store.current.revision if store.current else None,
         threads=config.threads,
         shadow=str(config.shadow) if config.shadow is not None else None,
+        state=_describe_state(state),
     )
     if ready is not None:
         ready(port)
@@ -634,11 +657,21 @@ def run(
         if shadow is not None:
             shadow.stop()
             shadow.store.stop()
+        state.close()
         metrics.flush()
         _restore_signals(previous)
         log.info("stopped")
         logs.flush(1.0)  # bounded: a blocked sink drops the last lines, it does not hold the exit
     return 0
+
+
+def _describe_state(state: StateStore) -> str:
+    """The store for the log: its backend and file, or its URL without the password."""
+    path = getattr(state, "path", None)
+    if path is not None:
+        return f"sqlite:{path}"
+    url = str(getattr(state, "url", ""))
+    return re.sub(r"://([^:/@]+):[^@/]*@", r"://\1:***@", url)
 
 
 def _create_bound_server(config: ServeConfig, **kwargs: Any) -> tuple[grpc.Server, int]:

@@ -31,6 +31,7 @@ from dsl.errors import EvaluationError, did_you_mean
 from dsl.input.decoders import fast_or_check
 from dsl.input.request import ItemBudget
 from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
+from service.apply import StateRpcs, quoting
 from service.bounds import (
     attribute_maps_bounded,
     check_explain_batch,
@@ -53,6 +54,7 @@ from service.logs import call_fields
 from service.metrics import Metrics
 from service.shadow import Sample, Shadow
 from service.snapshot import Snapshot
+from service.state.api import StateStore
 from service.store import PolicyStore
 from service.wire import (
     BatchResponse,
@@ -78,8 +80,9 @@ def instance_name() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
 
-class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
-    """Evaluates requests against the store's current policy set."""
+class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
+    """Evaluates requests against the store's current policy set; Apply, ApplyBatch and Reverse
+    (:class:`service.apply.StateRpcs`) commit to the customer state store ``state``."""
 
     def __init__(
         self,
@@ -90,8 +93,11 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         log_decisions: bool = False,
         shadow: Shadow | None = None,
         max_reply_bytes: int = 16 * 1024 * 1024,
+        state: StateStore | None = None,
     ) -> None:
         self.store = store
+        #: The customer state store (:mod:`service.state`): Evaluate reads it, Apply writes it.
+        self.state = state
         self.max_batch = max_batch
         #: The largest reply the server may send (``--max-message-bytes``).
         self.max_reply_bytes = max_reply_bytes
@@ -152,7 +158,7 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
         # (service.bounds: a huge map is refused without a violation per key).
         inputs = partial(fast_or_check, converter.fast.inputs,
                          attribute_maps_bounded(converter.checked_inputs))
-        evaluate = snapshot.policy_set.evaluate
+        evaluate = quoting(snapshot.policy_set, self.state)  # reads stored sums, writes nothing
         log_decisions = self.log_decisions
         shadow = self.shadow
         # A batch goes to the shadow whole or not at all: one draw, one append per item.
@@ -333,10 +339,11 @@ class LoyaltyRulesServicer(pb_grpc.LoyaltyRulesServicer):
             fields["customer_id"] = customer["id"]
             fields["event_id"] = event["id"]
         try:
+            evaluate = quoting(snapshot.policy_set, self.state)  # reads stored sums, writes nothing
             if explain or only:
-                decision = snapshot.policy_set.evaluate(customer, event, explain, only)
+                decision = evaluate(customer, event, explain, only)
             else:
-                decision = snapshot.policy_set.evaluate(customer, event)
+                decision = evaluate(customer, event)
         except EvaluationError as exc:
             _log_policy_failure(exc)
             if self.metrics is not None:

@@ -37,7 +37,7 @@ import random
 import sys
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +46,10 @@ import structlog
 from dsl.decision import decision_changed
 from dsl.errors import EvaluationError
 from dsl.library.runtime import use_evaluation_context
+from service.apply import has_windows, reads_and_counts, shadow_reader
 from service.errors import InvalidArgument
 from service.metrics import ShadowMetrics
+from service.state.api import StateError, StateStore
 from service.store import PolicyStore, Snapshot
 
 log = structlog.get_logger("loyalty.shadow")
@@ -186,13 +188,16 @@ class Shadow:
         self.compared = 0
         self.changed = 0
         self.dropped = 0
-        self._queue: queue.SimpleQueue[tuple[Snapshot, list[Sample]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Snapshot, list[Sample], Any] | None] = queue.SimpleQueue()
         self._waiting = 0  # decisions queued, under _lock
         self._lock = threading.Lock()
         self._log_interval = 1.0 / log_per_second if log_per_second > 0 else float("inf")
         self._next_log = 0.0
         self._suppressed = 0
         self._thread: threading.Thread | None = None
+        #: The live customer state store the shadow set reads its periods from (never writes),
+        #: or None: every period then sums to zero.
+        self.state: StateStore | None = None
         if metrics is not None:
             store.on_attempt(lambda ok, _status: metrics.reloads.labels("ok" if ok else "refused").inc())
             store.on_swap(lambda snapshot: metrics.loaded(snapshot.revision))
@@ -209,9 +214,11 @@ class Shadow:
         rate = self.sample
         return rate >= 1.0 or (rate > 0.0 and random.random() < rate)
 
-    def offer(self, live: Snapshot, samples: list[Sample]) -> None:
+    def offer(self, live: Snapshot, samples: list[Sample], applied: Mapping[str, Any] | None = None) -> None:
         """Queue sampled decisions for the shadow thread; those beyond the backlog's room are
-        dropped and counted. Never waits beyond a short lock."""
+        dropped and counted. Never waits beyond a short lock. ``applied``: the samples were
+        committed by Apply, which counted these amounts at each event's time; the shadow's
+        reads take them out again, so it sees the state the live decision saw."""
         n = len(samples)
         with self._lock:
             take = min(n, self.backlog - self._waiting)
@@ -224,7 +231,7 @@ class Shadow:
             if take <= 0:
                 return
             samples = samples[:take]
-        self._queue.put((live, samples))
+        self._queue.put((live, samples, applied))
 
     # -- the shadow thread -------------------------------------------------------------------
 
@@ -268,18 +275,20 @@ class Shadow:
             worked = clock() - started
             time.sleep(max(self.drain_interval_s, worked * (1.0 / self.share - 1.0)))
 
-    def _take(self, entry: tuple[Snapshot, list[Sample]]) -> None:
-        live, samples = entry
+    def _take(self, entry: tuple[Snapshot, list[Sample], Any]) -> None:
+        live, samples, applied = entry
         try:
-            self.compare(live, samples)
+            self.compare(live, samples, applied)
         except Exception:  # a bug here must not end the thread, nor reach the live path
             log.exception("shadow comparison failed")
         finally:
             with self._lock:
                 self._waiting -= len(samples)
 
-    def compare(self, live: Snapshot, samples: Iterable[Sample]) -> None:
-        """Evaluate the shadow set on each sample and compare it with the live decision."""
+    def compare(self, live: Snapshot, samples: Iterable[Sample],
+                applied: Mapping[str, Any] | None = None) -> None:
+        """Evaluate the shadow set on each sample and compare it with the live decision; a set
+        with periods reads the live state (writing none), less ``applied`` (see :meth:`offer`)."""
         shadow = self.store.current
         metrics = self.metrics
         if shadow is None:
@@ -288,7 +297,10 @@ class Shadow:
                     metrics.fail("not_loaded")
             return
         same_schema = shadow.policy_set.schema.digest == live.policy_set.schema.digest
-        evaluate = shadow.policy_set.evaluate
+        policy_set = shadow.policy_set
+        reads = has_windows(policy_set)
+        evaluate = policy_set.evaluate
+        state = self.state
         clock = time.perf_counter
         next_yield = clock() + YIELD_INTERVAL_S
         for customer, event, customer_msg, event_msg, decision in samples:
@@ -309,15 +321,21 @@ class Shadow:
             try:
                 budget.begin()
                 try:
-                    candidate = evaluate(customer, event)
+                    if reads:
+                        reader = (shadow_reader(state, customer["id"], applied, event.get("time"))
+                                  if state is not None else None)
+                        candidate = reads_and_counts(policy_set, customer, event, reader)[0]
+                    else:
+                        candidate = evaluate(customer, event)
                 finally:
                     budget.end()
-            except EvaluationError as exc:
+            except (EvaluationError, StateError) as exc:
                 interrupted = isinstance(exc.__cause__ or exc.__context__, ShadowBudgetExceeded)
-                if metrics is not None:
-                    metrics.fail("budget" if interrupted else "policy_failed")
                 if interrupted:
                     self.over_budget += 1
+                if metrics is not None:
+                    metrics.fail("budget" if interrupted else
+                                 "state_unavailable" if isinstance(exc, StateError) else "policy_failed")
                 continue
             except ShadowBudgetExceeded:  # raised outside the policies' own code
                 self.over_budget += 1

@@ -56,6 +56,23 @@ class TrivialServicer(pb_grpc.LoyaltyRulesServicer):
                 correlation_id=request.correlation_id, decision=FIXED_DECISION
             )
 
+    def Apply(self, request: pb.ApplyRequest, context: grpc.ServicerContext) -> pb.ApplyResponse:
+        """A fixed decision, as if applied."""
+        return pb.ApplyResponse(decision=FIXED_DECISION, body_digest="sha256:0")
+
+    def ApplyBatch(self, request: pb.ApplyBatchRequest,
+                   context: grpc.ServicerContext) -> pb.ApplyBatchResponse:
+        """A fixed decision per item, as if applied."""
+        response = pb.ApplyBatchResponse(revision=FIXED_DECISION.revision)
+        for item in request.items:
+            response.results.add(correlation_id=item.correlation_id,
+                                 applied=pb.ApplyResponse(decision=FIXED_DECISION, body_digest="sha256:0"))
+        return response
+
+    def Reverse(self, request: pb.ReverseRequest, context: grpc.ServicerContext) -> pb.ReverseResponse:
+        """Nothing reversed."""
+        return pb.ReverseResponse(event_id=request.event_id, reversal_id=request.reversal_id, whole=True)
+
     def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
     ) -> pb.ListPoliciesResponse:

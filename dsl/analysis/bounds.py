@@ -35,6 +35,7 @@ from dsl.front import nodes as n
 from dsl.front.visitor import ExprVisitor
 from dsl.library.builtins import BUILTINS
 from dsl.schema.schema import MAX_LIST, Field, Schema
+from dsl.schema.types import DECIMAL, INT
 
 _PREC = 250  # enough that interval end points are exact for every accepted policy
 
@@ -94,17 +95,30 @@ class AwardBound:
     currency: str
     maximum: Decimal | None
     reason: str = ""
+    #: The most a customer can be awarded per period, when every rule awarding the currency
+    #: is limited by a counter (``when history.c < K`` and ``count toward c``): K events a
+    #: period at most. ``period`` says which (``per day (counter drinks_today)``).
+    period_maximum: Decimal | None = None
+    period: str = ""
 
     def describe(self) -> str:
-        """``miles: at most 25,000`` or ``miles: unbounded: <reason>``."""
+        """``miles: at most 25,000`` or ``miles: unbounded: <reason>``, with the per-period
+        bound when there is one: ``; at most 3 per day (counter drinks_today)``."""
         if self.maximum is None:
             return f"{self.currency}: unbounded: {self.reason}"
-        return f"{self.currency}: at most {format_amount(self.maximum)}"
+        text = f"{self.currency}: at most {format_amount(self.maximum)}"
+        if self.period_maximum is not None:
+            text += f"; at most {format_amount(self.period_maximum)} {self.period}"
+        return text
 
     def to_dict(self) -> dict[str, Any]:
-        return {"currency": self.currency,
-                "max": None if self.maximum is None else str(self.maximum),
-                "unbounded_reason": self.reason}
+        out = {"currency": self.currency,
+               "max": None if self.maximum is None else str(self.maximum),
+               "unbounded_reason": self.reason}
+        if self.period_maximum is not None:
+            out["period_max"] = str(self.period_maximum)
+            out["period"] = self.period
+        return out
 
 
 def format_amount(v: Decimal) -> str:
@@ -188,6 +202,12 @@ class BoundsPass(ExprVisitor[Value]):
         self.records: dict[str, dict[str, Field]] = dict(schema.records)
         self.records["customer"] = schema.customer
         self.records["event"] = schema.event_fields(tuple(k for k in policy.kinds if k in schema.events))
+        # A counter's value is a stored sum with no maximum, and never below zero: a decision
+        # counts nothing negative, and a reversal's entries take the reversed event's instant,
+        # so every window holding one also holds what it gives back (docs/state.md).
+        self.records["history"] = {c.name: Field(c.name, INT if c.kind == "count" else DECIMAL,
+                                                 minimum=0)
+                                   for c in policy.counters}
 
     def visit(self, e: n.Node, *args: Any) -> Value:
         """The value of ``e``; a number the analysis could not follow is unbounded, never dropped."""
@@ -501,10 +521,62 @@ class BoundsPass(ExprVisitor[Value]):
                 limit = _quantize(Decimal(cur.cap_per_event), cur.decimals, ROUND_CEILING)
                 value = limit if value is None else min(value, limit)
             if value is not None:
-                out.append(AwardBound(currency, _quantize(value, cur.decimals, ROUND_CEILING)))
+                bound = _quantize(value, cur.decimals, ROUND_CEILING)
+                per_period = self.period_bound(currency)
+                if per_period is None:
+                    out.append(AwardBound(currency, bound))
+                else:
+                    times, counter = per_period
+                    out.append(AwardBound(currency, bound, "", bound * times,
+                                          f"{counter.period.text} (counter {counter.name})"))
             else:
                 out.append(AwardBound(currency, None, why))
         return out
+
+
+    def period_bound(self, currency: str) -> tuple[int, n.Counter] | None:
+        """(K, counter) when every rule awarding ``currency`` fires only while a ``count``
+        counter's window holds less than K and counts at least 1 toward it: then at most K
+        events a period can fire any of them (each starts below K and adds 1 or more)."""
+        gates: list[tuple[str, int]] = []
+        for r in self.policy.rules:
+            if not any(isinstance(e, n.Award) and e.currency == currency for e in r.effects):
+                continue
+            gate = _gate(r, {c.name: c for c in self.policy.counters})
+            if gate is None:
+                return None
+            gates.append(gate)
+        names = {g[0] for g in gates}
+        if len(names) != 1:
+            return None
+        counter = next(c for c in self.policy.counters if c.name in names)
+        return max(k for _, k in gates), counter
+
+
+def _gate(r: n.Rule, counters: dict[str, n.Counter]) -> tuple[str, int] | None:
+    """(counter, K) when rule ``r``'s condition has a conjunct ``history.c < K`` (or
+    ``<= K - 1``) for a ``count`` counter c, and ``r`` counts a whole 1 or more toward c with no
+    ``up to`` (which could count nothing)."""
+    if r.cond is None:
+        return None
+    for part in n.conjuncts(r.cond):
+        if not (isinstance(part, n.Binary) and part.op in ("<", "<=")
+                and isinstance(part.left, n.Attribute) and isinstance(part.left.value, n.Name)
+                and part.left.value.name == "history" and isinstance(part.right, n.Literal)
+                and type(part.right.value) is int):
+            continue
+        counter = counters.get(part.left.name)
+        if counter is None or counter.kind != "count":
+            continue
+        k = part.right.value + (1 if part.op == "<=" else 0)
+        counts = any(isinstance(e, n.Count) and e.counter == counter.name and e.limit is None
+                     and (e.amount is None or (isinstance(e.amount, n.Literal)
+                                               and type(e.amount.value) is int
+                                               and e.amount.value >= 1))
+                     for e in r.effects)
+        if counts and k >= 0:
+            return counter.name, k
+    return None
 
 
 def award_bounds(schema: Schema, policy: n.Policy, check: CheckResult) -> list[AwardBound]:

@@ -213,6 +213,10 @@ class _SizePass(ExprVisitor[Size]):
                         elif isinstance(eff, n.Grant):
                             for _, value, _ in eff.params:
                                 self.size(value, {}, 1)
+                        elif isinstance(eff, n.Count):
+                            for value in (eff.amount, eff.limit):
+                                if value is not None:
+                                    self.size(value, {}, 1)
         if self.errors() > before:
             return
         self.checker.result.bound = CostBound(self.digits, self.significant, self.longest,

@@ -36,8 +36,9 @@ from dsl.schema.types import (
     unify,
 )
 
-#: The two records every policy reads: they are not bindings, and cannot be redefined.
-ROOTS = ("customer", "event")
+#: The records every policy reads: they are not bindings, and cannot be redefined.
+#: ``history`` holds the policy's counters (see :class:`dsl.front.nodes.Counter`).
+ROOTS = ("customer", "event", "history")
 
 
 def literal_type(value: Any) -> Type:
@@ -69,9 +70,13 @@ class ExprTypes(Checking, ExprVisitor[Type]):
         # Unknown kinds are reported once in the header; they must not hide every field.
         self.records["event"] = schema.event_fields(
             tuple(k for k in policy.kinds if k in schema.events))
+        self.records["history"] = {
+            c.name: Field(c.name, INT if c.kind == "count" else DECIMAL)
+            for c in policy.counters}
         self.scope: dict[str, Type] = {
             "customer": Type("record", name="customer"),
             "event": Type("record", name="event"),
+            "history": Type("record", name="history"),
         }
         self.defined_at: dict[str, Span] = {}
         self.used: set[str] = set()
@@ -245,6 +250,12 @@ class ExprTypes(Checking, ExprVisitor[Type]):
                                "read a field every listed kind has")
                     return ANY
             hint = did_you_mean(e.name, fields)
+            if base.name == "history":
+                declared = ", ".join(sorted(fields))
+                self.error(e.span, "unknown_counter", f"this policy declares no counter `{e.name}`",
+                           hint or (f"its counters are: {declared}" if declared else
+                                    f"declare it: counter {e.name}: count per day"))
+                return ANY
             self.error(e.span, "unknown_field", f"{owner} has no field `{e.name}`",
                        hint or f"its fields are: {', '.join(sorted(fields))}")
             return ANY

@@ -61,6 +61,9 @@ class Checker(ExprTypes):
         for m in p.roundings:
             self.check_rounding(m)
         rule_names: dict[str, Span] = {}
+        counters: dict[str, n.Counter] = {}
+        for c in p.counters:
+            self.check_counter(c, counters)
         for m in p.members:
             if isinstance(m, n.Let):
                 self.define(m.name, self.expr(m.value), m.span)
@@ -77,11 +80,26 @@ class Checker(ExprTypes):
         self.check_awards_rounded()
 
     def check_unused(self) -> None:
-        """Warn of every binding nothing reads."""
+        """Warn of every binding nothing reads, and of every counter the policy neither reads
+        nor counts toward."""
         for name, span in self.defined_at.items():
             if name not in self.used:
                 self.warn(span, "unused_binding", f"`{name}` is defined but never used",
                           "use it or delete it")
+        if not self.policy.counters:
+            return
+        touched: set[str] = set()
+        for node in n.walk(self.policy):
+            if isinstance(node, n.Count):
+                touched.add(node.counter)
+            elif isinstance(node, n.Attribute) and isinstance(node.value, n.Name) \
+                    and node.value.name == "history":
+                touched.add(node.name)
+        for c in self.policy.counters:
+            if c.name not in touched:
+                self.warn(c.name_span, "unused_counter",
+                          f"counter `{c.name}` is declared but never read or counted",
+                          f"read it as history.{c.name}, count toward it, or delete it")
 
     def check_name(self, name: str, span: Span, what: str) -> bool:
         if _RESERVED_NAME.search(name):
@@ -325,9 +343,54 @@ class Checker(ExprTypes):
                 tiers = ", ".join(self.schema.tiers) or "none declared"
                 self.error(e.span, "unknown_tier", f'unknown tier "{e.tier}"',
                            hint or f"the schema's tiers are: {tiers}")
+        elif isinstance(e, n.Count):
+            self.check_count(e)
         elif isinstance(e, n.Tag) and (not e.tag or len(e.tag) > 100):
             self.error(e.span, "bad_tag", "a tag is from 1 to 100 characters",
                        "shorten the tag")
+
+    def check_counter(self, c: n.Counter, seen: dict[str, n.Counter]) -> None:
+        """A counter's name: allowed, and declared once in the policy."""
+        if not self.check_name(c.name, c.name_span, "counter"):
+            return
+        first = seen.get(c.name)
+        if first is not None:
+            self.error(c.name_span, "duplicate_name", f"counter `{c.name}` is already declared "
+                       f"on line {first.span.line}", "rename one of them")
+            return
+        seen[c.name] = c
+
+    def check_count(self, e: n.Count) -> None:
+        """``count [amount] toward counter [up to limit]``: a declared counter, and numbers."""
+        counter = next((c for c in self.policy.counters if c.name == e.counter), None)
+        if counter is None:
+            names = [c.name for c in self.policy.counters]
+            hint = did_you_mean(e.counter, names)
+            self.error(e.counter_span, "unknown_counter",
+                       f"this policy declares no counter `{e.counter}`",
+                       hint or f"declare it: counter {e.counter}: count per day")
+        if e.amount is not None:
+            t = self.expr(e.amount)
+            whole = counter is not None and counter.kind == "count"
+            if t.kind != "any" and not t.is_numeric:
+                self.error(e.amount.span, "type_error",
+                           f"`count` needs a number, but {self.text(e.amount)} is {t}",
+                           "count a number toward the counter: count event.nights toward nights")
+            elif whole and t.kind == "decimal":
+                self.error(e.amount.span, "type_error",
+                           f"counter {e.counter} counts whole numbers, but {self.text(e.amount)} "
+                           "is decimal", f"declare it `counter {e.counter}: sum ...`, or count a "
+                           "whole number")
+            elif t.optional:
+                self.optional_error(e.amount, t)
+        if e.limit is not None:
+            lt = self.expr(e.limit)
+            if lt.kind != "any" and not lt.is_numeric:
+                self.error(e.limit.span, "type_error",
+                           f"`up to` needs a number, but {self.text(e.limit)} is {lt}",
+                           "write for example: up to 1500.00")
+            elif lt.optional:
+                self.optional_error(e.limit, lt)
 
     def check_cap(self, c: n.Cap) -> None:
         if c.currency not in self.schema.currencies:

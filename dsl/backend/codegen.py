@@ -161,10 +161,13 @@ class CodeGenerator(ExprVisitor[Any]):
         explain = variant == "explain"
         self.explain = explain
         self.src_line = p.span.line
+        # A policy with counters also takes its history (dsl.periods.histories); one without
+        # keeps the three-argument entry point of the hot path.
+        h = ", h" if p.counters else ""
         if explain:
-            self.writeline("def explain(c, e, d, r):")
+            self.writeline(f"def explain(c, e, d, r{h}):")
         else:
-            self.writeline("def evaluate(c, e, d):")
+            self.writeline(f"def evaluate(c, e, d{h}):")
         self.indent()
         self.writeline(f'"""{"Explain" if explain else "Evaluate"} policy {p.name} '
                        f'(version {p.version})."""')
@@ -319,6 +322,9 @@ class CodeGenerator(ExprVisitor[Any]):
 
     def visit_Cap(self, c: n.Cap) -> None:
         pass  # caps apply after every rule: see finish_policy
+
+    def visit_Counter(self, c: n.Counter) -> None:
+        pass  # its window is summed before the call: the value arrives in `h`
 
     def visit_Round(self, r: n.Round) -> None:
         pass  # applied at each award (`each award`) or to the total: see finish_policy
@@ -574,6 +580,13 @@ class CodeGenerator(ExprVisitor[Any]):
                 self.outdent()
             elif isinstance(e, n.Tag):
                 self.writeline(f"d.tags.append({self.lit(e.tag)})")
+            elif isinstance(e, n.Count):
+                self.src_line = e.span.line
+                amount = "1" if e.amount is None else self.expr(e.amount)
+                limit = "None" if e.limit is None else self.expr(e.limit)
+                name = self.lit(e.counter)
+                self.writeline(f"count_toward(d, h[{name}], {name}, {amount}, {limit})")
+                self.src_line = r.span.line
         self.writeline(f"d.fired.append(({p}, {self.lit(r.name)}))")
         if self.explain:
             if reasons_src is not None:
@@ -779,6 +792,8 @@ class CodeGenerator(ExprVisitor[Any]):
             return "c"
         if e.name == "event":
             return "e"
+        if e.name == "history":
+            return "h"
         if e.name in self._items:
             return ITEM_PREFIX + e.name
         return NAME_PREFIX + e.name

@@ -95,10 +95,12 @@ class Interpreter(ExprVisitor[Any]):
     # -- entry point -------------------------------------------------------------------------
 
     def run(self, customer: dict[str, Any], event: dict[str, Any], d: Decision,
-            reasons: list[Reason] | None) -> None:
-        """Evaluate against one (customer, event), adding to decision ``d``."""
+            reasons: list[Reason] | None, history: dict[str, Any] | None = None) -> None:
+        """Evaluate against one (customer, event), adding to decision ``d``. ``history`` holds
+        the value of each of the policy's counters (:func:`dsl.periods.histories`)."""
         p = self.policy
-        env: dict[str, Any] = {"customer": customer, "event": event}
+        env: dict[str, Any] = {"customer": customer, "event": event,
+                               "history": history if history is not None else {}}
         totals: dict[str, Any] = dict.fromkeys(awarded_currencies(p), 0)
         self.line = p.span.line
         try:
@@ -266,6 +268,14 @@ class Interpreter(ExprVisitor[Any]):
                     d.tier = e.tier
             elif isinstance(e, n.Tag):
                 d.tags.append(e.tag)
+            elif isinstance(e, n.Count):
+                self.line = e.span.line
+                amount = 1 if e.amount is None else self.eval(e.amount, env)
+                limit = None if e.limit is None else self.eval(e.limit, env)
+                self.trace(e, limit is not None and
+                           amount > limit - env["history"][e.counter] - d.counted.get(e.counter, 0))
+                rt.count_toward(d, env["history"][e.counter], e.counter, amount, limit)
+                self.line = r.span.line
         d.fired.append((p.name, r.name))
         self.trace(r, "applied")
         if reasons is not None:
@@ -439,9 +449,9 @@ def interpret(interp: Interpreter) -> Callable[..., None]:
     p = interp.policy
 
     def run(customer: dict[str, Any], event: dict[str, Any], d: Decision,
-            reasons: list[Reason] | None = None) -> None:
+            reasons: list[Reason] | None = None, history: dict[str, Any] | None = None) -> None:
         try:
-            interp.run(customer, event, d, reasons)
+            interp.run(customer, event, d, reasons, history)
         except _Fault as f:
             raise EvaluationError(p.name, p.file, f.line, f.message) from None
 

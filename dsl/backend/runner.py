@@ -65,6 +65,16 @@ class Runner(ABC):
         before it runs. A fault raises :class:`~dsl.errors.EvaluationError` naming the
         policy, its file and the policy line. Called in the evaluation context."""
 
+    def run_with_history(self, policies: Sequence[Runnable], customer: dict[str, Any],
+                         event: dict[str, Any], d: Decision, reasons: list[Reason] | None,
+                         histories: Sequence[dict[str, Any] | None]) -> None:
+        """:meth:`run` for a set with counters: ``histories[i]`` is the ``history`` of
+        ``policies[i]`` (None for a policy without counters). A runner that does not know
+        counters runs a selection without any; both built-in runners override this."""
+        if any(h is not None for h in histories):
+            raise NotImplementedError(f"the {self.name} runner does not run policies with counters")
+        self.run(policies, customer, event, d, reasons)
+
     def __repr__(self) -> str:
         return f"<{self.name} runner>"
 
@@ -90,6 +100,26 @@ class CompiledRunner(Runner):
         except Exception as exc:
             raise evaluation_error(p, exc) from None
 
+    def run_with_history(self, policies: Sequence[Runnable], customer: dict[str, Any],
+                         event: dict[str, Any], d: Decision, reasons: list[Reason] | None,
+                         histories: Sequence[dict[str, Any] | None]) -> None:
+        applied = d.policies
+        p = None
+        try:
+            for p, h in zip(policies, histories, strict=True):
+                applied.append(p.info.name)
+                if reasons is None:
+                    if h is None:
+                        p.module.evaluate(customer, event, d)
+                    else:
+                        p.module.evaluate(customer, event, d, h)
+                elif h is None:
+                    p.module.explain(customer, event, d, reasons)
+                else:
+                    p.module.explain(customer, event, d, reasons, h)
+        except Exception as exc:
+            raise evaluation_error(p, exc) from None
+
 
 class InterpretedRunner(Runner):
     """Runs each policy by the reference interpreter (which raises its own EvaluationError)."""
@@ -102,6 +132,14 @@ class InterpretedRunner(Runner):
         for p in policies:
             applied.append(p.info.name)
             p.interpreted(customer, event, d, reasons)
+
+    def run_with_history(self, policies: Sequence[Runnable], customer: dict[str, Any],
+                         event: dict[str, Any], d: Decision, reasons: list[Reason] | None,
+                         histories: Sequence[dict[str, Any] | None]) -> None:
+        applied = d.policies
+        for p, h in zip(policies, histories, strict=True):
+            applied.append(p.info.name)
+            p.interpreted(customer, event, d, reasons, h)
 
 
 #: The generated code: what the service runs.

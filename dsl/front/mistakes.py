@@ -68,8 +68,9 @@ class Mistake:
         return self.message or f"unexpected {found}"
 
 
-_CAP_PATTERN = ("count the period in a field the caller keeps, and cap what is left of it: "
-                "cap {currency} at max(0, {amount} - customer.{currency}_today)")
+_CAP_PATTERN = ("declare a counter, count each award toward it, and cap what is left: "
+                "counter {currency}_today: count per day, then "
+                "cap {currency} at max(0, {amount} - history.{currency}_today)")
 _CAP_LINE = re.compile(r"\s*cap\s+(\w+)\s+at\s+(.+?)\s+per\b")
 
 #: The table. Order matters only when two mistakes share a key: the first one wins.
@@ -201,6 +202,31 @@ MISTAKES: tuple[Mistake, ...] = (
              "  rule r: award 1 miles\n  cap miles at event.fare per month",
              "  rule r: award 1 miles\n  cap miles at max(0, 100) per week"),
             message="a cap has no period: it limits one evaluation", line_starts=("cap",)),
+    # -- counters and periods --------------------------------------------------------------
+    Mistake("rolling_without_rolling",
+            "write `per rolling 7 days` for the 7 days up to the event, or `per week` for the "
+            "calendar week",
+            ("  counter c: count per 7 days\n  rule r: award 1 miles",
+             "  counter c: sum per 30 days\n  rule r: award 1 miles"),
+            message="a period of a number of days is rolling", line_starts=("counter",)),
+    Mistake("period_without_per",
+            "write the period after `per`: counter spend: sum per quarter",
+            ("  counter c: sum quarter\n  rule r: award 1 miles",
+             "  counter c: count day\n  rule r: award 1 miles",
+             "  counter c: count rolling 7 days\n  rule r: award 1 miles"),
+            by_kind=True, line_starts=("counter",)),
+    Mistake("counter_without_kind",
+            "say what the counter adds up after a colon: counter spend: sum per quarter "
+            "(amounts), or counter visits: count per day (1 a counted event)",
+            ("  counter c per day\n  rule r: award 1 miles",
+             "  counter c: per day\n  rule r: award 1 miles",
+             "  counter c\n  rule r: award 1 miles"),
+            line_starts=("counter",)),
+    Mistake("count_towards", "write `toward`: count 1 toward visits",
+            ("  rule r: count towards c",
+             "  rule r: count 1 towards c",
+             "  rule r: count 1 to c"),
+            after_words=("towards",), line_starts=("count", "rule")),
 )
 
 

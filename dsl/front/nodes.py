@@ -202,6 +202,21 @@ class Tag(Effect):
 
 
 @dataclass(eq=False)
+class Count(Effect):
+    """``count [amount] toward counter [up to limit]``: what this event adds to a counter.
+
+    ``amount`` None counts 1. With ``limit``, the amount is clipped to the room the counter's
+    window has left (``limit`` minus what it holds and what this decision already counted);
+    what is counted goes into ``Decision.counted``.
+    """
+
+    amount: Expr | None
+    counter: str
+    limit: Expr | None = None
+    counter_span: Span = NO_SPAN
+
+
+@dataclass(eq=False)
 class Rule(Node):
     """``rule name [when cond]: effects``."""
 
@@ -242,7 +257,41 @@ class Round(Node):
     per_award: bool = False
 
 
-Member = Let | Table | Decide | Rule | Group | Cap | Round
+#: The calendar units a counter's period may name (in the programme's time zone).
+CALENDAR_UNITS = ("day", "week", "month", "quarter", "year")
+
+
+@dataclass(eq=False)
+class Period(Node):
+    """Which entries of a counter a policy reads at an event.
+
+    ``kind`` ``calendar``: the ``unit`` (day, week, month, quarter, year) holding the event,
+    in the programme's time zone; ``rolling``: the ``length`` up to the event, inclusive;
+    ``ever``: every entry up to the event.
+    """
+
+    kind: str
+    unit: str = ""
+    length: timedelta | None = None
+    text: str = ""
+
+
+@dataclass(eq=False)
+class Counter(Node):
+    """``counter name: count|sum per period``: a counter the store keeps for each customer.
+
+    ``history.name`` reads the sum of its entries in the period's window at the event (before
+    this event); ``count ... toward name`` adds to it. A ``count`` counter holds whole numbers
+    (1 per counted event unless told), a ``sum`` counter exact amounts.
+    """
+
+    name: str
+    kind: str
+    period: Period
+    name_span: Span = NO_SPAN
+
+
+Member = Let | Table | Decide | Rule | Group | Cap | Round | Counter
 
 
 @dataclass(eq=False)
@@ -274,6 +323,11 @@ class Policy(Node):
             elif isinstance(m, Group):
                 out.extend(m.rules)
         return out
+
+    @property
+    def counters(self) -> list[Counter]:
+        """The counters the policy declares, in source order."""
+        return [m for m in self.members if isinstance(m, Counter)]
 
     @property
     def caps(self) -> list[Cap]:

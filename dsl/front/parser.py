@@ -24,7 +24,7 @@ from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError
 
-from dsl.errors import Diagnostic, PolicyError, Span
+from dsl.errors import Diagnostic, PolicyError, Span, did_you_mean
 from dsl.front import nodes as n
 from dsl.front.lexer import PolicyLexer
 from dsl.front.mistakes import Match, character_key, recognise
@@ -573,6 +573,52 @@ class _AstBuilder(Transformer):
         amount, currency, limit = c
         return n.Award(amount, str(currency), limit, span=self._span(meta),
                        currency_span=_tok_span(currency))
+
+    def count(self, meta: Any, c: list[Any]) -> n.Count:
+        amount, counter, limit = c
+        return n.Count(amount, str(counter), limit, span=self._span(meta),
+                       counter_span=_tok_span(counter))
+
+    def counter(self, meta: Any, c: list[Any]) -> n.Counter:
+        name, kind, period = c
+        return n.Counter(str(name), kind, period, span=self._span(meta), name_span=_tok_span(name))
+
+    def counter_count(self, meta: Any, c: list[Any]) -> str:
+        return "count"
+
+    def counter_sum(self, meta: Any, c: list[Any]) -> str:
+        return "sum"
+
+    def calendar_period(self, meta: Any, c: list[Any]) -> n.Period:
+        unit = str(c[0])
+        span = self._span(meta)
+        if unit not in n.CALENDAR_UNITS:
+            hint = did_you_mean(unit, n.CALENDAR_UNITS)
+            self._error(_tok_span(c[0]), "bad_period", f"`{unit}` is not a calendar period",
+                        hint or "write per day, week, month, quarter or year, or per rolling 7 days")
+        # The text keeps the author's choice of `per quarter` or `per calendar quarter`.
+        written = n.source_text(self.source, span).split()
+        word = "per calendar" if "calendar" in written[:-1] else "per"
+        return n.Period("calendar", unit, text=f"{word} {unit}", span=span)
+
+    def rolling_period(self, meta: Any, c: list[Any]) -> n.Period:
+        number = int(self._digits(c[0]))
+        unit = str(c[1]).rstrip("s")
+        span = self._span(meta)
+        if unit not in ("hour", "day", "week") or not 1 <= number <= 3660 * 24:
+            self._error(span, "bad_period", f"a rolling period of {c[0]} {c[1]} is not supported",
+                        "write a rolling period of whole hours, days or weeks, up to 10 years")
+            number, unit = 1, "day"
+        length = timedelta(seconds=number * _UNIT_SECONDS[unit])
+        if length > timedelta(days=3660):
+            self._error(span, "bad_period", f"a rolling period of {c[0]} {c[1]} is not supported",
+                        "write a rolling period of up to 10 years (3660 days)")
+            length = timedelta(days=1)
+        text = f"per rolling {number} {unit}{'' if number == 1 else 's'}"
+        return n.Period("rolling", unit, length, text, span=span)
+
+    def ever_period(self, meta: Any, c: list[Any]) -> n.Period:
+        return n.Period("ever", text="ever", span=self._span(meta))
 
     def grant(self, meta: Any, c: list[Any]) -> n.Grant:
         params = [p for p in c[1:] if p is not None]

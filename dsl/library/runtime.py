@@ -492,6 +492,32 @@ def finish(decision: Decision, tier_rank: dict[str, int], caps: tuple[tuple[str,
     return decision
 
 
+#: The most decimal places a counted amount may have (the state store's bound).
+MAX_COUNTED_PLACES = 9
+
+
+def count_toward(decision: Decision, used: int | Decimal, counter: str, amount: int | Decimal,
+                 limit: int | Decimal | None) -> None:
+    """``count amount toward counter [up to limit]``: add to ``decision.counted``.
+
+    With a limit, the amount is clipped to the room left: ``limit`` minus ``used`` (the
+    window's stored sum) minus what this decision already counted toward the counter. An
+    amount (or a room) of zero or less counts nothing.
+    """
+    counted = decision._counted
+    if counted is None:
+        counted = decision._counted = {}
+    if limit is not None:
+        room = limit - used - counted.get(counter, 0)
+        if amount > room:
+            amount = room
+    if amount > 0:
+        if isinstance(amount, Decimal) and amount.as_tuple().exponent < -MAX_COUNTED_PLACES:  # type: ignore[operator]
+            raise PolicyFault(f"the amount counted toward {counter} ({amount}) has more than "
+                              f"{MAX_COUNTED_PLACES} decimal places: round it")
+        counted[counter] = counted.get(counter, 0) + amount
+
+
 #: The runtime's own helpers generated code may use (besides the builtins, below).
 HELPERS: dict[str, Any] = {
     "Decimal": Decimal,
@@ -505,6 +531,7 @@ HELPERS: dict[str, Any] = {
     "to_currency": to_currency,
     "exact_award": exact_award,
     "contains": contains,
+    "count_toward": count_toward,
     "time_between": time_between,
     "int": int,
     "len": len,

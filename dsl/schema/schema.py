@@ -110,6 +110,9 @@ class Schema:
     event_common: dict[str, Field] = field(default_factory=dict)
     events: dict[str, dict[str, Field]] = field(default_factory=dict)
     records: dict[str, dict[str, Field]] = field(default_factory=dict)
+    #: The programme's IANA time zone (``[programme] timezone``): calendar periods and
+    #: ``effective`` dates are in it.
+    timezone: str = "UTC"
     digest: str = ""
     _preparers: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
@@ -551,10 +554,22 @@ class _Merger:
 
     def merge(self, data: dict[str, Any]) -> None:
         s = self.schema
-        known = {"tiers", "currencies", "benefits", "customer", "event", "events", "records"}
+        known = {"tiers", "currencies", "benefits", "customer", "event", "events", "records",
+                 "programme"}
         for key in data:
             if key not in known:
                 raise self.fail(key, "unknown section" + _hint(key, known))
+        programme = data.get("programme", {})
+        if not isinstance(programme, dict):
+            raise self.fail("programme", 'must be a table such as timezone = "Europe/London"')
+        for key, value in programme.items():
+            if key != "timezone":
+                raise self.fail(f"programme.{key}", "unknown setting" + _hint(key, {"timezone"}))
+            if not isinstance(value, str) or value not in time_zones():
+                hint = did_you_mean(str(value), time_zones()) if len(str(value)) <= 64 else None
+                raise self.fail("programme.timezone", f"{value!r} is not an IANA time zone name",
+                                hint or 'write a name such as "Europe/London"')
+            s.timezone = value
         # Records first: fields may refer to them.
         for rname, rdata in data.get("records", {}).items():
             self._check_name(f"records.{rname}", rname)

@@ -18,7 +18,8 @@ item                      covered when
 ``OWNER: if then|else``   the ``if`` took that arm (``if#2`` for an owner's second ``if``)
 ``OWNER: otherwise ...``  ``otherwise value`` (left side present) / ``fallback`` (missing)
 ``OWNER: and|or left ..`` ``left true`` / ``left false`` of an ``and`` or ``or``
-``rule R: up to ...``     ``reached`` (the limit cut the award) / ``not reached``
+``rule R: up to ...``     ``reached`` (the limit cut the award, or the amount counted
+                          toward a counter) / ``not reached``
 ``cap C reached``         the cap cut the policy's total (``cap C not reached``: it did not)
 ========================  ===========================================================
 
@@ -52,10 +53,12 @@ from typing import Any
 from dsl import bounded_toml
 from dsl.backend.interpreter import Interpreter
 from dsl.decision import Decision
-from dsl.errors import Diagnostic, InputError, Span, did_you_mean
+from dsl.errors import Diagnostic, EvaluationError, InputError, Span, did_you_mean
 from dsl.front import nodes as n
 from dsl.library.runtime import in_evaluation_context
+from dsl.periods import histories
 from dsl.policyset import CompiledPolicy, PolicySet
+from dsl.tools.stateinput import state_for
 from dsl.tools.testing.cases import Case, Report
 from dsl.tools.testing.loader import TEST_FILE_LIMITS, Locator
 from dsl.tools.testing.runner import run_directory
@@ -114,14 +117,21 @@ class Collector:
         except InputError:
             return  # rejected input reaches no policy
         self.events.append((event["kind"], event["date"], case.policies))
-        for p in self.policy_set.applicable(event):
+        try:
+            state = state_for(self.policy_set, case.customer, customer, event, case.state,
+                              case.history)
+        except (InputError, EvaluationError):
+            return  # the case's history fails: the test itself reports it
+        ps = self.policy_set
+        for p in ps.applicable(event):
             if case.policies and p.name not in case.policies:
                 continue
             recorder = _Recorder(p)
-            decision = Decision(self.policy_set.revision, {}, [], None, [], [], [], None)
+            decision = Decision(ps.revision, {}, [], None, [], [], [], None)
+            history = histories(p.counters, event["time"], ps.zone, state) if p.counters else None
             # A fault (a case expecting an error) ends the run; what it reached still counts.
             with contextlib.suppress(Exception):
-                in_evaluation_context(recorder.run, customer, event, decision, None)
+                in_evaluation_context(recorder.run, customer, event, decision, None, history)
             record = self.records.get(p.name)
             if record is None:
                 record = self.records[p.name] = _PolicyRecord(p)
@@ -467,12 +477,12 @@ class _Analysis:
         for e in r.effects:
             for expr in _effect_exprs(e):
                 self.expression(owner, expr)
-            if isinstance(e, n.Award) and e.limit is not None:
+            if isinstance(e, n.Award | n.Count) and e.limit is not None:
                 limits += 1
                 self.limit(e, owner, "up to" + (f"#{limits}" if limits > 1 else ""),
                            f"rule {r.name} never fired")
 
-    def limit(self, node: n.Award | n.Cap, owner: str, word: str, unfired: str) -> None:
+    def limit(self, node: n.Award | n.Count | n.Cap, owner: str, word: str, unfired: str) -> None:
         """The two sides of an ``up to`` or a ``cap``: it limited the amount, or it did not."""
         reached = self.reached(node)
         label = f"{owner}: {word}" if word else owner
@@ -548,6 +558,8 @@ def _effect_exprs(e: n.Effect) -> list[n.Expr]:
         return [e.amount] + ([e.limit] if e.limit is not None else [])
     if isinstance(e, n.Grant):
         return [value for _, value, _ in e.params]
+    if isinstance(e, n.Count):
+        return [x for x in (e.amount, e.limit) if x is not None]
     return []
 
 

@@ -183,7 +183,12 @@ def compare_bounds(old: list[AwardBound], new: list[AwardBound]) -> dict[str, tu
     def show(b: AwardBound | None) -> str:
         if b is None:
             return "none"
-        return "unbounded" if b.maximum is None else f"at most {format_amount(b.maximum)}"
+        if b.maximum is None:
+            return "unbounded"
+        text = f"at most {format_amount(b.maximum)}"
+        if b.period_maximum is not None:
+            text += f"; at most {format_amount(b.period_maximum)} {b.period}"
+        return text
 
     before = {b.currency: b for b in old}
     after = {b.currency: b for b in new}

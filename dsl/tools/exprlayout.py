@@ -80,6 +80,12 @@ def effect_parts(e: n.Effect) -> Parts:
         return [f"qualify for {string_text(e.tier)}"]
     if isinstance(e, n.Tag):
         return [f"tag {string_text(e.tag)}"]
+    if isinstance(e, n.Count):
+        parts = ["count "] if e.amount is None else ["count ", Slot(e.amount), " "]
+        parts.append(f"toward {e.counter}")
+        if e.limit is not None:
+            parts += [" up to ", Slot(e.limit)]
+        return parts
     raise FormatError(f"cannot format a {type(e).__name__}")  # pragma: no cover
 
 

@@ -157,8 +157,8 @@ def structure(node: Any) -> Any:
     return (type(node).__name__, _value_key(node))
 
 
-_IGNORED_FIELDS = frozenset({"span", "name_span", "currency_span", "header_spans", "file",
-                             "source", "text"})
+_IGNORED_FIELDS = frozenset({"span", "name_span", "currency_span", "counter_span",
+                             "header_spans", "file", "source", "text"})
 
 
 def _value_key(value: Any) -> Any:
@@ -354,6 +354,8 @@ class _Printer:
         elif isinstance(m, n.Round):
             each = " each award" if m.per_award else ""
             self.emit(depth, [f"round {m.currency} {m.mode}{each}"], line, blank)
+        elif isinstance(m, n.Counter):
+            self.emit(depth, [f"counter {m.name}: {m.kind} {m.period.text}"], line, blank)
         else:  # pragma: no cover - the parser makes no other members
             raise FormatError(f"cannot format a {type(m).__name__}")
 

@@ -113,16 +113,21 @@ def history_size(path: Path, form: str) -> int:
     return path.stat().st_size
 
 
-def chunks(path: Path, form: str, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
+def chunks(path: Path, form: str, rows: int = CHUNK_ROWS, whole: bool = False) -> Iterator[Chunk]:
     """The history at ``path`` cut into chunks of about ``rows`` requests, in file order.
+
+    ``whole``: the history as one chunk, whatever its size (a replay with counters needs each
+    customer's events together, in time order; its memory is then the history's).
 
     Raises :class:`HistoryError` (before yielding anything) when the file cannot be
     opened or its columns are not request paths.
     """
     if not path.is_file():
         raise HistoryError(f"{path}: no such file")
+    if whole:
+        rows = 2**62
     if form == "jsonl":
-        return _jsonl_chunks(path, rows)
+        return _jsonl_chunks(path, rows, 2**62 if whole else None)
     if form == "csv":
         return _csv_chunks(path, rows)
     if form == "parquet":
@@ -130,7 +135,8 @@ def chunks(path: Path, form: str, rows: int = CHUNK_ROWS) -> Iterator[Chunk]:
     raise HistoryError(f"{path}: unknown history form {form!r} (jsonl, csv or parquet)")
 
 
-def _jsonl_chunks(path: Path, rows: int) -> Iterator[Chunk]:
+def _jsonl_chunks(path: Path, rows: int, max_bytes: int | None) -> Iterator[Chunk]:
+    max_bytes = CHUNK_BYTES if max_bytes is None else max_bytes  # read at call time (tests lower it)
     def read() -> Iterator[Chunk]:
         with path.open("rb") as f:
             number, first, lines, held = 0, 1, [], 0
@@ -144,7 +150,7 @@ def _jsonl_chunks(path: Path, rows: int) -> Iterator[Chunk]:
                     line = b""
                 lines.append(line)
                 held += len(line)
-                if len(lines) >= rows or held >= CHUNK_BYTES:
+                if len(lines) >= rows or held >= max_bytes:
                     yield Chunk(str(path), number, first, "jsonl", lines=lines,
                                 oversized=tuple(oversized))
                     number, first, lines, held, oversized = number + 1, first + len(lines), [], 0, []

@@ -27,12 +27,13 @@ from dsl.decision import Decision, decision_changed, plain
 from dsl.errors import EvaluationError, InputError
 from dsl.input.decoders import fast_or_check
 from dsl.input.request import MappingDecoder
+from dsl.periods import MemoryStore
 from dsl.policyset import PolicySet
 from dsl.tools.history import Chunk
 from dsl.tools.replay_figures import MAX_EXAMPLES, MAX_PROBLEMS, Replay
 from dsl.tools.replay_rows import column_rows, failing, json_rows
 
-__all__ = ["MAX_PROBLEMS", "Replay", "replay_chunk"]
+__all__ = ["MAX_PROBLEMS", "Replay", "has_counters", "replay_chunk"]
 
 
 # -- evaluating a chunk ----------------------------------------------------------------------------
@@ -49,7 +50,14 @@ class _Side:
 
 
 def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
-    """Evaluate every request of ``chunk`` with both sets: the chunk's :class:`Replay`."""
+    """Evaluate every request of ``chunk`` with both sets: the chunk's :class:`Replay`.
+
+    When either set has counters, each customer's events are evaluated in time order (then
+    in file order) against a simulated store per set (:class:`~dsl.periods.MemoryStore`): each
+    decision reads its windows and appends what it counted at the event's instant, so a
+    changed cap or period moves the later decisions too. A customer's state is the chunk's:
+    ``loyalty replay`` reads such a history as one chunk.
+    """
     currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
     out = Replay(currencies=currencies)
     sides = [_Side(old)]
@@ -57,6 +65,33 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
         sides.append(_Side(new))
     rows = json_rows(chunk) if chunk.lines is not None else column_rows(chunk, old)
     index = {c: i + 1 for i, c in enumerate(currencies)}
+    decoded = _decoded(out, chunk, sides, rows)
+    if not (has_counters(old) or has_counters(new)):
+        for position, c_old, e_old, c_new, e_new, only in decoded:
+            before, before_error = _decide(old, c_old, e_old, only)
+            after, after_error = _decide(new, c_new, e_new, only)
+            _compare(out, chunk, position, index, c_old, e_old, before, after, before_error,
+                     after_error)
+        return out
+    stores = (MemoryStore(), MemoryStore())
+    ordered = sorted(decoded, key=lambda r: (str(r[1].get("id") or ""), r[2]["time"], r[0]))
+    for position, c_old, e_old, c_new, e_new, only in ordered:
+        before, before_error = _decide(old, c_old, e_old, only, stores[0])
+        after, after_error = _decide(new, c_new, e_new, only, stores[1])
+        _compare(out, chunk, position, index, c_old, e_old, before, after, before_error,
+                 after_error)
+    return out
+
+
+def has_counters(policy_set: PolicySet) -> bool:
+    """Whether any policy of the set declares a counter (its replay needs a store)."""
+    return any(p.counters for p in policy_set.compiled)
+
+
+def _decoded(out: Replay, chunk: Chunk, sides: list[_Side], rows: Any) -> list[tuple[Any, ...]]:
+    """(position, old customer, old event, new customer, new event, only) of every row that
+    decodes; every other row counted and described in ``out``."""
+    found: list[tuple[Any, ...]] = []
     for position, key, customer, event, only, reparse in rows:
         prepared = []
         for side in sides:
@@ -74,38 +109,51 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk) -> Replay:
             prepared.append(got)
         if prepared is None:
             continue
-        c_old, e_old = prepared[0]
-        c_new, e_new = prepared[-1]
-        out.events += 1
-        before, before_error = _decide(old, c_old, e_old, only)
-        after, after_error = _decide(new, c_new, e_new, only)
-        _account(out, before, after, before_error, after_error, e_old, index)
-        if decision_changed(before, after, before_error, after_error):
-            out.changed += 1
-            cid = str(c_old.get("id") or "")
-            sums = out.customers.get(cid)
-            if sums is None:
-                sums = out.customers[cid] = [0] * (len(currencies) + 1)
-            sums[0] += 1
-            for currency in before.awards.keys() | after.awards.keys():
-                sums[index[currency]] += after.awards.get(currency, 0) - before.awards.get(currency, 0)
-            if before.tier != after.tier:
-                out.tiers[(before.tier, after.tier)] += 1
-            if len(out.examples) < MAX_EXAMPLES:
-                out.examples.append(((chunk.number, position), {
-                    "where": _where(chunk, position), "customer": cid, "event": str(e_old.get("id") or ""),
-                    "before": _summary(before, before_error),
-                    "after": _summary(after, after_error)}))
-    return out
+        (c_old, e_old), (c_new, e_new) = prepared[0], prepared[-1]
+        found.append((position, c_old, e_old, c_new, e_new, only))
+    return found
+
+
+def _compare(out: Replay, chunk: Chunk, position: int, index: dict[str, int],
+             c_old: dict[str, Any], e_old: dict[str, Any], before: Decision, after: Decision,
+             before_error: str | None, after_error: str | None) -> None:
+    """Add one event's two decisions to the figures."""
+    out.events += 1
+    _account(out, before, after, before_error, after_error, e_old, index)
+    if decision_changed(before, after, before_error, after_error):
+        out.changed += 1
+        cid = str(c_old.get("id") or "")
+        sums = out.customers.get(cid)
+        if sums is None:
+            sums = out.customers[cid] = [0] * (len(index) + 1)
+        sums[0] += 1
+        for currency in before.awards.keys() | after.awards.keys():
+            sums[index[currency]] += after.awards.get(currency, 0) - before.awards.get(currency, 0)
+        if before.tier != after.tier:
+            out.tiers[(before.tier, after.tier)] += 1
+        if len(out.examples) < MAX_EXAMPLES:
+            out.examples.append(((chunk.number, position), {
+                "where": _where(chunk, position), "customer": cid,
+                "event": str(e_old.get("id") or ""),
+                "before": _summary(before, before_error),
+                "after": _summary(after, after_error)}))
 
 
 _NO_DECISION = Decision("", {}, [], None, [], [], [], None)
 
 
 def _decide(policy_set: PolicySet, customer: dict[str, Any], event: dict[str, Any],
-            only: tuple[str, ...] | None) -> tuple[Decision, str | None]:
+            only: tuple[str, ...] | None, store: MemoryStore | None = None
+            ) -> tuple[Decision, str | None]:
     try:
-        return policy_set.evaluate(customer, event, only=only), None
+        if store is None:
+            return policy_set.evaluate(customer, event, only=only), None
+        cid = str(customer.get("id") or "")
+        state = store.sums(cid, policy_set.windows(customer, event))
+        decision = policy_set.evaluate(customer, event, only=only, state=state)
+        for counter, amount in decision.counted.items():
+            store.append(cid, counter, event["time"], amount)
+        return decision, None
     except EvaluationError as exc:
         return _NO_DECISION, f"{exc.file}:{exc.line}: policy {exc.policy}: {exc.message}"
 

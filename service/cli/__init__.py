@@ -23,6 +23,7 @@ VERBS = {
     "usage": "usage",
     "replay": "replay",
     "lsp": "lsp",
+    "state": "state",
 }
 
 

@@ -9,6 +9,10 @@ Files are JSON, or TOML when they end in ``.toml`` (TOML's own dates and times a
 welcome). ``--format json`` prints the decision as the API's JSON form of a
 ``Decision``, awards as decimal strings.
 
+``--state FILE`` gives the customer's state before the event, as a policy test case writes
+it (``state = { quarterly_spend = "1400.00" }``, ``history = [...]``); the decision then
+says what it counted.
+
 Exit status 0 with a decision, 1 when a policy fails while evaluating, 2 for
 unusable input (each problem printed as ``loyalty eval: FILE: PATH: REASON``).
 """
@@ -26,8 +30,10 @@ from typing import Any
 from google.protobuf import json_format
 
 from dsl import EvaluationError, InputError, PolicySet, bounded_toml
-from dsl.decision import Decision, format_params
+from dsl.backend.runner import COMPILED, INTERPRETED
+from dsl.decision import Decision, format_params, plain
 from dsl.errors import FieldError, did_you_mean
+from dsl.tools.stateinput import parse_history, parse_state, state_for
 from service.wire import decision_message
 
 from ._load import load
@@ -52,6 +58,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--customer", metavar="FILE", help="a Customer message (.json or .toml)")
     p.add_argument("--event", metavar="FILE", help="an Event message (.json or .toml)")
     p.add_argument("--explain", action="store_true", help="show why each rule did or did not fire")
+    p.add_argument("--state", metavar="FILE",
+                   help="the customer's state before the event (.toml or .json): "
+                        "state = { counter = amount } and/or history = [entries or earlier "
+                        "events], as a policy test case writes them")
     p.add_argument("--interpreted", action="store_true",
                    help="use the reference interpreter instead of the compiled evaluator")
     p.add_argument("--format", choices=("text", "json"), default="text",
@@ -145,18 +155,47 @@ def run(args: argparse.Namespace) -> int:
         if status:
             return status
         customer, event = prepared
-    evaluate = policy_set.evaluate_interpreted if args.interpreted else policy_set.evaluate
+    runner = INTERPRETED if args.interpreted else COMPILED
     try:
-        decision = evaluate(customer, event, explain=explain, only=only)
+        state = None
+        if args.state is not None:
+            read = _read_state(Path(args.state))
+            if isinstance(read, str):
+                print(f"loyalty eval: {read}", file=sys.stderr)
+                return 2
+            raw_customer = raw[0]["customer"] if args.request is not None else raw[0]
+            state = state_for(policy_set, raw_customer, customer, event, *read)
+        decision = policy_set.evaluate(customer, event, explain=explain, only=only,
+                                       runner=runner, state=state)
+    except InputError as exc:  # an earlier event of the history
+        return _fail(args.state, exc.errors)
     except EvaluationError as exc:
         print(f"{exc.file}:{exc.line}: evaluation_error: policy {exc.policy}: {exc.message}",
               file=sys.stderr)
         return 1
     if args.format == "json":
-        print(json.dumps(decision_json(decision), indent=2))
+        out = decision_json(decision)
+        if decision.counted:
+            out["counted"] = {k: plain(v) for k, v in sorted(decision.counted.items())}
+        print(json.dumps(out, indent=2))
     else:
         print(render(decision))
     return 0
+
+
+def _read_state(path: Path) -> tuple[dict[str, Any], tuple[dict[str, Any], ...]] | str:
+    """(state, history) from a ``--state`` file, or an error message."""
+    data = read_mapping(path, "state")
+    if isinstance(data, str):
+        return data
+    unknown = [k for k in data if k not in ("state", "history")]
+    if unknown:
+        return f"{path}: {unknown[0]}: a state file holds state = {{...}} and history = [...]"
+    try:
+        return (parse_state(data.get("state", {})),
+                parse_history(data.get("history", [])))
+    except ValueError as exc:
+        return f"{path}: {exc}"
 
 
 def _request_errors(data: Mapping[str, Any], policy_set: PolicySet) -> list[FieldError]:
@@ -211,6 +250,9 @@ def render(d: Decision) -> str:
                      + f" ({b.policy}.{b.rule})")
     lines.append(f"tier: {d.tier or 'none'}")
     lines.append("tags: " + (", ".join(d.tags) or "none"))
+    if d.counted:
+        lines.append("counted: " + ", ".join(f"{amount} toward {counter}"
+                                             for counter, amount in sorted(d.counted.items())))
     if d.reasons is not None:
         lines.append("reasons:")
         lines.extend(f"  {r.render()}" for r in d.reasons)

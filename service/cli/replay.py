@@ -33,7 +33,7 @@ from dsl import PolicySet
 from dsl.policyset import build
 from dsl.programme import digest_names, sources_for
 from dsl.tools.history import CHUNK_ROWS, Chunk, HistoryError, chunks, detect_format, history_size
-from dsl.tools.replay import Replay, replay_chunk
+from dsl.tools.replay import Replay, has_counters, replay_chunk
 
 from ._load import load
 
@@ -104,7 +104,10 @@ def run(args: argparse.Namespace) -> int:
     path = Path(args.history)
     try:
         form = detect_format(path, args.input_format)
-        stream = chunks(path, form, args.chunk_rows)
+        # With counters, each customer's events must meet their own earlier ones in time
+        # order (dsl.tools.replay.replay_chunk): the whole history is one chunk.
+        stateful = has_counters(old) or has_counters(new)
+        stream = chunks(path, form, args.chunk_rows, whole=stateful)
         shown = not args.no_progress and sys.stderr.isatty()  # a bar to size (a pass over a CSV)
         total = (csv_rows(path) if form == "csv" else history_size(path, form)) if shown else 0
     except HistoryError as exc:

@@ -216,6 +216,11 @@ def add_parser(subparsers: Any) -> None:
                    default=_env("LOYALTY_SHADOW_SAMPLE", "0.1"),
                    help="share of live decisions the shadow is evaluated on, 0 to 1 (a batch is "
                         "sampled whole) [LOYALTY_SHADOW_SAMPLE]")
+    p.add_argument("--state", metavar="PATH_OR_URL", default=_env("LOYALTY_STATE"),
+                   help="the customer state store Apply and Reverse commit to and Evaluate reads: a "
+                        "SQLite file (created with its directory), sqlite:///PATH or "
+                        "postgresql://...; default $LOYALTY_DATA_DIR/state.sqlite3, else "
+                        "./data/state.sqlite3 [LOYALTY_STATE]")
     p.add_argument("--log-level", default=_env("LOYALTY_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="least severe log level written; 'info' includes one line per RPC "
@@ -275,6 +280,7 @@ def run(args: argparse.Namespace) -> int:
         allow_empty=args.allow_empty,
         shadow=Path(args.shadow) if args.shadow is not None else None,
         shadow_sample=args.shadow_sample,
+        state=args.state,
     )
     if (config.tls_cert is None) != (config.tls_key is None):
         print("loyalty serve: --tls-cert and --tls-key go together", file=sys.stderr)

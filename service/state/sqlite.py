@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import decimal
+import fcntl
 import os
 import sqlite3
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from decimal import Decimal
@@ -44,6 +46,65 @@ class _DecimalSum:
 
     def finalize(self) -> str:
         return str(self.total)
+
+
+class _WriterLock:
+    """Writers take turns here before ``BEGIN IMMEDIATE``: threads on a lock, processes (the
+    workers of ``loyalty serve --workers N``) on an ``flock`` of ``<file>.lock``.
+
+    SQLite's own busy handler makes a waiting writer sleep in growing steps (up to 100 ms), so
+    with two workers a write that could start at once waited tens of milliseconds; here the
+    next writer goes when the lock is released (threads at once, processes within about a
+    millisecond). Past ``timeout_s`` the store raises ``StateUnavailable``, as SQLite's busy
+    timeout does. Where the lock file cannot be made (a read-only directory), processes fall
+    back to SQLite's busy handler; a process that dies holding the lock releases it.
+    """
+
+    def __init__(self, path: Path, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._threads = threading.Lock()
+        self._path = Path(f"{path}.lock")
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self._pid != os.getpid():  # opened in this process: a descriptor must not cross a fork
+            self._pid = os.getpid()
+            try:
+                self._fd = os.open(self._path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except OSError:
+                self._fd = None
+        return self._fd
+
+    def __enter__(self) -> None:
+        deadline = time.monotonic() + self.timeout_s
+        if not self._threads.acquire(timeout=self.timeout_s):
+            raise StateUnavailable(f"another writer held the state file for {self.timeout_s:g} s")
+        try:
+            fd = self._file()
+            if fd is None:
+                return
+            pause = 0.0002
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    return
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise StateUnavailable(
+                            f"another process held the state file for {self.timeout_s:g} s") from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.001)
+        except BaseException:
+            self._threads.release()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            if self._fd is not None and self._pid == os.getpid():
+                fcntl.flock(self._fd, fcntl.LOCK_UN)
+        finally:
+            self._threads.release()
 
 
 class _SqliteStatements(Statements):
@@ -78,6 +139,7 @@ class SqliteStore(SqlStore):
         self.path = Path(path)
         self.busy_timeout_s = busy_timeout_s
         self._local = threading.local()
+        self._writer = _WriterLock(self.path, busy_timeout_s)
         self._all: list[sqlite3.Connection] = []
         self._all_lock = threading.Lock()
         try:
@@ -134,19 +196,20 @@ class SqliteStore(SqlStore):
     def _transaction(self) -> Iterator[sqlite3.Cursor]:
         conn = self._connection()
         cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE")
-        try:
-            yield cur
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
-        try:
-            cur.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.rollback()
-            raise
+        with self._writer:
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
+            try:
+                cur.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.rollback()
+                raise
 
     @contextlib.contextmanager
     def _read(self) -> Iterator[sqlite3.Cursor]:

@@ -77,6 +77,21 @@ SCHEMA = Schema.from_texts([
     ("tests/dsl/strategies.py:TEST_SCHEMA_TOML", TEST_SCHEMA_TOML),
 ])
 
+
+@st.composite
+def window_sums(draw: Callable[[Any], Any], policy_set: dsl.PolicySet, customer: dict[str, Any],
+                event: dict[str, Any]) -> dict[Any, int | Decimal] | None:
+    """A state for ``policy_set.evaluate``: a sum for every window the event reads (a whole
+    number for a ``count`` counter), or None (every window reads 0)."""
+    windows = policy_set.windows(customer, event)
+    if not windows or draw(st.integers(0, 3)) == 0:
+        return None
+    kinds = {name: kind for p in policy_set.compiled for name, kind, _ in p.counters}
+    whole = st.one_of(st.integers(0, 12), st.integers(-3, 10**6), st.just(10**17))
+    exact = st.one_of(whole, st.decimals(min_value=-100, max_value=10**6, places=2),
+                      st.sampled_from([Decimal("1499.99"), Decimal("0.000000001")]))
+    return {w: draw(whole if kinds.get(w.counter) == "count" else exact) for w in windows}
+
 #: Event kinds the policy generator writes for.
 KINDS = ("purchase", "flight", "visit", "appointment")
 
@@ -86,6 +101,10 @@ UNAVOIDABLE = frozenset({"never_fires", "unreachable_row"})
 #: steps, the calendar, durations): the property tests skip generated policies refused for them.
 SIZE_CODES = frozenset({"number_too_large", "text_too_long", "too_costly", "date_out_of_range",
                         "duration_too_long"})
+
+#: The periods generated counters read (calendar in the programme's zone, rolling, ever).
+PERIODS = ("per day", "per calendar week", "per month", "per quarter", "per year",
+           "per rolling 7 days", "per rolling 1 hour", "per rolling 26 weeks", "ever")
 
 #: Currency -> decimals, as the test schema declares them.
 CURRENCIES = {"miles": 0, "points": 0, "credit": 2}
@@ -250,6 +269,8 @@ class PolicyWriter:
         self.locals: list[_Binding] = []
         self.counter = 0
         self.rule_names = 0
+        #: (name, "count" or "sum") of the counters the current policy declares.
+        self.counters: list[tuple[str, str]] = []
 
     # -- drawing helpers ---------------------------------------------------------------------
 
@@ -325,6 +346,7 @@ class PolicyWriter:
     def readable(self) -> list[tuple[str, str]]:
         """(text, type) of every field, binding and list item in scope."""
         out = list(self.fields) + [(b.name, b.type) for b in self.scope]
+        out += [(f"history.{name}", INT if kind == "count" else DEC) for name, kind in self.counters]
         for b in self.locals:
             if b.type == "item":
                 out.extend((f"{b.name}.{f}", t) for f, t in ITEM_FIELDS)
@@ -759,8 +781,18 @@ class PolicyWriter:
             params = self.draw(st.permutations(params)) if params else []
             return f"grant {dsl_string(benefit)}" + (f" with {', '.join(params)}" if params else "")
 
+        def count() -> str:
+            name, kind = self.pick(self.counters)
+            amount = "" if self.number(0, 2) == 0 else \
+                self.expr(INT if kind == "count" else self.pick(NUMERIC), self.number(0, 2)) + " "
+            text = f"count {amount}toward {name}"
+            if self.number(0, 1):
+                text += f" up to {self.expr(self.pick(NUMERIC), self.number(0, 2))}"
+            return text
+
         return self.choose([
             (6, lambda: award(self.pick(sorted(CURRENCIES)))),
+            *([(3, count)] if self.counters else []),
             (2, grant),
             (2, lambda: f"qualify for {dsl_string(self.pick(ENUMS['tier']))}"),
             (2, lambda: f"tag {dsl_string(self.pick([s for s in STRINGS if s]))}"),
@@ -822,6 +854,13 @@ class PolicyWriter:
             c: (self.pick(ROUNDINGS) if self.number(0, 3) > 0 else None) for c in sorted(CURRENCIES)
         }
         members: list[list[str]] = []
+        # Counters first (the others may read them), each with a name of its own across the
+        # policies of one text: two policies must not declare one name with two kinds.
+        self.counters = []
+        for _ in range(self.pick([0, 0, 1, 2])):
+            name, kind = self.fresh("c"), self.pick(["count", "sum"])
+            self.counters.append((name, kind))
+            members.append([f"counter {name}: {kind} {self.pick(PERIODS)}"])
         for _ in range(self.number(1, 5)):
             what = self.pick(["rule", "let", "table", "decide", "group"])
             if what == "let":

@@ -18,9 +18,9 @@ def loyalty(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[
 
 
 def test_help_lists_every_verb() -> None:
-    """`loyalty --help` names all nine verbs."""
+    """`loyalty --help` names every verb."""
     out = loyalty("--help").stdout
-    for verb in ("serve", "check", "fmt", "test", "eval", "compile", "diff", "replay", "usage"):
+    for verb in ("serve", "check", "fmt", "test", "eval", "compile", "diff", "replay", "usage", "state"):
         assert f"    {verb} " in out, verb
 
 
@@ -281,3 +281,27 @@ def test_loading_the_verbs_does_not_import_prometheus_client() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=root,
                             timeout=120, check=False)
     assert (result.returncode, result.stdout.strip()) == (0, "False"), result.stderr
+
+
+def test_eval_reads_the_customers_state_and_says_what_it_counted(tmp_path: Path) -> None:
+    """`loyalty eval --state FILE` takes a test case's state or history: a purchase that
+    crosses the quarter's cap earns on the part below it, and the decision says what counted."""
+    request = write(tmp_path / "r.json", {
+        "customer": {"id": "c1", "memberSince": "2020-01-01",
+                     "attributes": {"cashback_activated": {"boolValue": True}}},
+        "event": {"id": "e1", "kind": "purchase", "time": "2026-05-02T10:00:00Z",
+                  "purchase": {"amount": "100.00", "items": [
+                      {"sku": "a", "category": "groceries", "amount": "100.00"}]}},
+        "onlyPolicies": ["quarterly_cashback"]})
+    state = tmp_path / "s.toml"
+    state.write_text('history = [{ counter = "activated_spend", at = 2026-04-02T10:00:00Z, '
+                     'amount = "1450.00" }]\n')
+    result = loyalty("eval", "--request", str(request), "--state", str(state))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert "awards: 2.50 cashback" in lines
+    assert "counted: 50.00 toward activated_spend" in lines
+    state.write_text("state = { activated_spend = 1450.5 }\n")
+    bad = loyalty("eval", "--request", str(request), "--state", str(state))
+    assert bad.returncode == 2
+    assert "state.activated_spend: 1450.5 is not exact" in bad.stderr

@@ -46,12 +46,13 @@ policy shop
 
 
 def test_only_policies_for_the_events_kind_and_date_apply() -> None:
-    """An event runs exactly the policies of its kind whose window contains its date."""
+    """An event runs exactly the policies of its kind whose window contains its date (in the
+    bundled programme's zone, Europe/London: 31 May ends at 23:00 UTC, in BST)."""
     ps = dsl.load_source(WINDOWED, schema=SCHEMA)
-    inside = ps.evaluate(customer(), flight("2026-05-31T23:59:00Z"))
+    inside = ps.evaluate(customer(), flight("2026-05-31T22:59:00Z"))
     assert inside.policies == ["always", "spring"]
     assert inside.awards == {"miles": 101}
-    after = ps.evaluate(customer(), flight("2026-06-01T00:00:00Z"))
+    after = ps.evaluate(customer(), flight("2026-05-31T23:00:00Z"))
     assert after.policies == ["always"]
     assert after.awards == {"miles": 1}
     assert ps.evaluate(customer(), purchase()).awards == {"points": 5}

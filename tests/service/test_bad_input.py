@@ -107,8 +107,8 @@ def _negative_spend() -> pb.EvaluateRequest:
 CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]] = [
     ("missing customer id", _no_customer_id, [("customer.id", "is required")]),
     ("unknown event kind", _unknown_kind, [
-        ("event.kind", 'unknown event kind "flite" (known: appointment, donation, flight, order, '
-                       "purchase, visit); did you mean `flight`?")]),
+        ("event.kind", 'unknown event kind "flite" (known: appointment, donation, flight, fuel, '
+                       "order, purchase, stay, visit); did you mean `flight`?")]),
     ("kind does not match the details", _kind_mismatch, [
         ("event.kind", 'is "visit" but the event carries flight details')]),
     ("negative distance", _negative_distance, [

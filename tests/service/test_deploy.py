@@ -100,7 +100,10 @@ def test_the_runtime_image_leaves_the_replay_extra_out():
     assert not [name for name in REPLAY_EXTRA if name in runtime]
     extra = project["optional-dependencies"]["replay"]
     assert set(REPLAY_EXTRA) <= {re.split(r"[<>=\[ ]", d)[0] for d in extra}
-    assert re.search(r"^RUN pip install \.$", DOCKERFILE, re.M)
+    # The image installs the runtime lock (no extras) and the project without its extras.
+    assert re.search(r"^RUN pip install --no-deps --no-build-isolation \.$", DOCKERFILE, re.M)
+    from tests.test_locks import pins
+    assert not [name for name in REPLAY_EXTRA if name in pins("runtime.lock")]
 
 
 def _image_policies(destination: Path) -> None:

@@ -23,15 +23,17 @@ METHODS = [method.name for method in SERVICE.methods]
 @pytest.mark.parametrize(("method", "expected"), [
     ("Evaluate", "evaluate_bytes"), ("EvaluateBatch", "evaluate_batch_bytes"),
     ("EvaluateStream", "evaluate_stream_bytes"), ("ListPolicies", "list_policies_bytes"),
+    ("Apply", "apply_bytes"), ("ApplyBatch", "apply_batch_bytes"), ("Reverse", "reverse_bytes"),
 ])
 def test_bytes_variant_names(method, expected):
     """A method's serialised face is its name in snake_case plus ``_bytes``."""
     assert bytes_variant_name(method) == expected
 
 
-def test_the_descriptor_lists_the_four_rpcs():
+def test_the_descriptor_lists_the_seven_rpcs():
     """The handler table is built from these; a new RPC in loyalty.proto shows up here."""
-    assert METHODS == ["Evaluate", "EvaluateBatch", "EvaluateStream", "ListPolicies"]
+    assert METHODS == ["Evaluate", "EvaluateBatch", "EvaluateStream", "ListPolicies", "Apply",
+                       "ApplyBatch", "Reverse"]
 
 
 def test_the_real_servicer_answers_with_its_bytes_variants():
@@ -46,6 +48,9 @@ def test_the_real_servicer_answers_with_its_bytes_variants():
     assert handlers["EvaluateBatch"].unary_unary.__wrapped__ == servicer.evaluate_batch_bytes
     assert handlers["EvaluateStream"].stream_stream.__wrapped__ == servicer.evaluate_stream_bytes
     assert handlers["ListPolicies"].unary_unary.__wrapped__ == servicer.ListPolicies
+    assert handlers["Apply"].unary_unary.__wrapped__ == servicer.apply_bytes
+    assert handlers["ApplyBatch"].unary_unary.__wrapped__ == servicer.apply_batch_bytes
+    assert handlers["Reverse"].unary_unary.__wrapped__ == servicer.reverse_bytes
     for method in SERVICE.methods:
         handler = handlers[method.name]
         assert (handler.request_streaming, handler.response_streaming) == (
@@ -67,8 +72,9 @@ def test_a_servicer_missing_a_method_fails_at_startup(missing):
 
 
 def test_every_missing_method_is_named():
-    """The bare generated servicer is refused with all four methods in one message."""
-    with pytest.raises(TypeError, match=r"Evaluate.*EvaluateBatch.*EvaluateStream.*ListPolicies"):
+    """The bare generated servicer is refused with all seven methods in one message."""
+    with pytest.raises(TypeError, match=r"Evaluate.*EvaluateBatch.*EvaluateStream.*ListPolicies.*Apply"
+                                        r".*ApplyBatch.*Reverse"):
         method_handlers(pb_grpc.LoyaltyRulesServicer())
 
 

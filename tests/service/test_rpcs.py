@@ -199,6 +199,21 @@ def test_reflection_lists_the_service(inproc):
     assert {"loyalty.v1.LoyaltyRules", "grpc.health.v1.Health"} <= names
 
 
+def test_reflection_describes_the_state_rpcs(inproc):
+    """The service's file, as reflection serves it, declares Apply, ApplyBatch and Reverse."""
+    from google.protobuf import descriptor_pb2
+
+    reflection = reflection_pb2_grpc.ServerReflectionStub(inproc[1])
+    req = reflection_pb2.ServerReflectionRequest(file_containing_symbol="loyalty.v1.LoyaltyRules")
+    reply = next(iter(reflection.ServerReflectionInfo(iter([req]), timeout=5)))
+    files = [descriptor_pb2.FileDescriptorProto.FromString(raw)
+             for raw in reply.file_descriptor_response.file_descriptor_proto]
+    methods = {m.name: (m.input_type, m.output_type) for f in files for s in f.service for m in s.method}
+    assert methods["Apply"] == (".loyalty.v1.ApplyRequest", ".loyalty.v1.ApplyResponse")
+    assert methods["ApplyBatch"] == (".loyalty.v1.ApplyBatchRequest", ".loyalty.v1.ApplyBatchResponse")
+    assert methods["Reverse"] == (".loyalty.v1.ReverseRequest", ".loyalty.v1.ReverseResponse")
+
+
 def test_deadline_is_honoured_for_a_large_batch(stub):
     """A batch that cannot finish within its deadline ends DEADLINE_EXCEEDED, promptly."""
     item = pb.BatchItem(customer=gold_customer(), event=jfk_lhr())

@@ -39,6 +39,8 @@ class Expectation:
     tier: str | None = None
     tags: tuple[str, ...] = ()
     error: str | None = None
+    #: What the decision counts toward each counter (``Decision.counted``).
+    counted: dict[str, int | Decimal] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +49,8 @@ class Case:
 
     ``customer`` and ``event`` are the ``Customer`` and ``Event`` messages as written
     (the request form; ids filled in); :func:`run_case` decodes them, so that a case
-    may expect the decoding itself to fail.
+    may expect the decoding itself to fail. ``state`` and ``history`` are the customer's
+    state before the event (:mod:`dsl.tools.stateinput`).
     """
 
     file: str
@@ -57,6 +60,8 @@ class Case:
     customer: dict[str, Any]
     event: dict[str, Any]
     expect: Expectation
+    state: dict[str, int | Decimal] = field(default_factory=dict)
+    history: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,14 +20,15 @@ from dsl import bounded_toml
 from dsl.errors import Diagnostic, InputError, Span, did_you_mean, sort_diagnostics
 from dsl.input.request import ACCEPTS, MappingDecoder, json_name
 from dsl.schema.schema import Schema, convert_scalar, parse_decimal
+from dsl.tools.stateinput import parse_history, parse_state
 from dsl.tools.testing.cases import TEST_FILE_SUFFIX, Case, Expectation, ExpectedBenefit
 from dsl.tools.testing.show import show_value
 
 #: The top-level keys of a test file: its cases, and coverage settings (see dsl.tools.coverage).
 TOP_LEVEL_KEYS = ("case", "coverage")
 #: The keys a ``[[case]]`` table and its ``expect`` table may hold.
-CASE_KEYS = ("name", "policy", "customer", "event", "expect")
-EXPECT_KEYS = ("awards", "benefits", "tier", "tags", "error")
+CASE_KEYS = ("name", "policy", "customer", "event", "state", "history", "expect")
+EXPECT_KEYS = ("awards", "benefits", "tier", "tags", "counted", "error")
 
 #: Filled in when a case leaves them out: a test rarely cares about ids.
 DEFAULT_CUSTOMER_ID = "test-customer"
@@ -139,9 +140,26 @@ class _CaseLoader:
         expects_error = isinstance(raw.get("expect"), dict) and "error" in raw["expect"]
         if customer is not None and event is not None and not expects_error:
             self.check_input(index, label, customer, event)
+        state: dict[str, Any] = {}
+        history: tuple[dict[str, Any], ...] = ()
+        try:
+            if "state" in raw:
+                state = parse_state(raw["state"])
+        except ValueError as exc:
+            self.error(loc.key(index, ["state"]), "test_bad_value", f"{label}: {exc}",
+                       'write state = { counter = 3, other = "1400.00" }')
+            return None
+        try:
+            if "history" in raw:
+                history = parse_history(raw["history"])
+        except ValueError as exc:
+            self.error(loc.key(index, ["history"]), "test_bad_value", f"{label}: {exc}",
+                       'write history = [{ counter = "visits", at = 2026-03-01T10:00:00Z, '
+                       "amount = 1 }]")
+            return None
         if customer is None or event is None or expect is None or policies is None:
             return None
-        return Case(self.file, line, name, policies, customer, event, expect)
+        return Case(self.file, line, name, policies, customer, event, expect, state, history)
 
     def policies(self, index: int, label: str, raw: Any) -> tuple[str, ...] | None:
         if raw is None:
@@ -251,9 +269,16 @@ class _CaseLoader:
         benefits = self.benefits(index, label, raw.get("benefits", []))
         tier = self.tier(index, label, raw.get("tier"))
         tags = self.tags(index, label, raw.get("tags", []))
+        try:
+            counted = parse_state(raw.get("counted", {}))
+        except ValueError as exc:
+            self.error(loc.key(index, ["expect", "counted"]), "test_bad_value",
+                       f"{label}: expect.{str(exc).replace('state', 'counted', 1)}",
+                       'write counted = { quarterly_spend = "100.00" }')
+            return None
         if awards is None or benefits is None or tier is False or tags is None or not ok:
             return None
-        return Expectation(awards, benefits, tier or None, tags)
+        return Expectation(awards, benefits, tier or None, tags, counted=counted)
 
     def awards(self, index: int, label: str, raw: Any) -> dict[str, int | Decimal] | None:
         span = self.locator.key(index, ["expect", "awards"])

@@ -13,11 +13,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from dsl.backend.runner import INTERPRETED
 from dsl.decision import Decision
 from dsl.errors import Diagnostic, EvaluationError, InputError, PolicyError, Span
+from dsl.periods import Window
 from dsl.policyset import PolicySet, load_directory
 from dsl.programme import display_path, programme_root
 from dsl.schema.schema import SchemaError
+from dsl.tools.stateinput import state_for
 from dsl.tools.testing.cases import Case, CaseResult, Expectation, Mismatch, Report
 from dsl.tools.testing.loader import find_test_files, load_case_file
 from dsl.tools.testing.show import show_awards, show_benefits, show_decision, show_text, show_value
@@ -34,7 +37,8 @@ def run_case(policy_set: PolicySet, case: Case) -> CaseResult:
     try:
         customer, event = policy_set.decoder.request({"customer": case.customer,
                                                       "event": case.event})
-        decision = policy_set.evaluate(customer, event, only=only)
+        state = state_for(policy_set, case.customer, customer, event, case.state, case.history)
+        decision = policy_set.evaluate(customer, event, only=only, state=state)
     except (InputError, EvaluationError) as exc:
         message = str(exc)
         if expected_error is not None and expected_error in message:
@@ -45,13 +49,13 @@ def run_case(policy_set: PolicySet, case: Case) -> CaseResult:
     if expected_error is not None:
         got = show_decision(decision)
         return CaseResult(case, (Mismatch("error", show_text(expected_error), f"no error; {got}"),))
-    disagreement = _check_interpreter(policy_set, customer, event, only, decision)
+    disagreement = _check_interpreter(policy_set, customer, event, only, decision, state)
     if disagreement:
         return CaseResult(case, error=disagreement)
     mismatches = compare(case.expect, decision)
     if not mismatches:
         return CaseResult(case)
-    explained = policy_set.evaluate(customer, event, explain=True, only=only)
+    explained = policy_set.evaluate(customer, event, explain=True, only=only, state=state)
     reasons = tuple(r.render() for r in explained.reasons or ())
     return CaseResult(case, tuple(mismatches), reasons)
 
@@ -62,6 +66,7 @@ def _check_interpreter(
     event: dict[str, Any],
     only: list[str] | None,
     decision: Decision,
+    state: dict[Window, int | Decimal] | None = None,
 ) -> str:
     """An error message when the reference interpreter decides otherwise than compiled code.
 
@@ -69,7 +74,8 @@ def _check_interpreter(
     cheap place to notice it, so every case runs both.
     """
     try:
-        reference = policy_set.evaluate_interpreted(customer, event, only=only)
+        reference = policy_set.evaluate(customer, event, only=only, runner=INTERPRETED,
+                                        state=state)
     except EvaluationError as exc:
         return f"the reference interpreter failed where compiled code did not: {exc}"
     mine, theirs = _outcome(decision), _outcome(reference)
@@ -82,7 +88,8 @@ def _check_interpreter(
 def _outcome(d: Decision) -> str:
     benefits = show_benefits([(b.name, b.params) for b in d.benefits])
     return (f"awards {show_awards(d.awards)}, benefits {benefits}, tier {show_value(d.tier)}, "
-            f"tags {show_value(sorted(d.tags))}")
+            f"tags {show_value(sorted(d.tags))}"
+            + (f", counted {show_awards(d.counted)}" if d.counted else ""))
 
 
 def compare(expect: Expectation, decision: Decision) -> list[Mismatch]:
@@ -110,6 +117,8 @@ def compare(expect: Expectation, decision: Decision) -> list[Mismatch]:
     actual_tags = tuple(sorted(set(decision.tags)))
     if expect.tags != actual_tags:
         out.append(Mismatch("tags", show_value(list(expect.tags)), show_value(list(actual_tags))))
+    if not _same_awards(expect.counted, decision.counted):
+        out.append(Mismatch("counted", show_awards(expect.counted), show_awards(decision.counted)))
     return out
 
 

@@ -165,10 +165,14 @@ def test_check_bounds_prints_them(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_check_bounds_adds_up_the_policies_of_each_event_kind(capsys: pytest.CaptureFixture[str]) -> None:
     """Per event kind, the policies on it add up (5,000 + 300 purchase points in the bundled
-    retail programme); one unbounded policy makes the kind unbounded."""
+    retail programme, and the card's 75.00 cashback); one unbounded policy makes the kind
+    unbounded; a per-period bound is reported beside the per-event one."""
     assert main(["check", "--bounds", "--format", "json", str(POLICIES)]) == 0
-    kinds = json.loads(capsys.readouterr().out)["event_bounds"][str(POLICIES)]
-    assert kinds["purchase"] == [{"currency": "points", "max": "5300", "unbounded_reason": ""}]
+    report = json.loads(capsys.readouterr().out)
+    kinds = report["event_bounds"][str(POLICIES)]
+    assert kinds["purchase"] == [{"currency": "points", "max": "5300", "unbounded_reason": ""},
+                                 {"currency": "cashback", "max": "75.00", "unbounded_reason": ""}]
+    assert kinds["order"] == [{"currency": "stars", "max": "20", "unbounded_reason": ""}]
     assert kinds["flight"] == [{"currency": "miles", "max": "25000", "unbounded_reason": ""}]
     assert kinds["visit"][0]["max"] is None
     assert kinds["visit"][0]["unbounded_reason"].startswith("rule regular at line 18")

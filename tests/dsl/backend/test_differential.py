@@ -29,7 +29,16 @@ import hypothesis
 import pytest
 from hypothesis import HealthCheck, Phase, assume, given, note, reject, settings
 from hypothesis import strategies as st
-from strategies import KINDS, SCHEMA, SIZE_CODES, UNAVOIDABLE, policy_sources, raw_customers, raw_events
+from strategies import (
+    KINDS,
+    SCHEMA,
+    SIZE_CODES,
+    UNAVOIDABLE,
+    policy_sources,
+    raw_customers,
+    raw_events,
+    window_sums,
+)
 
 import dsl
 from dsl.backend.runner import COMPILED, INTERPRETED, Runner
@@ -121,15 +130,16 @@ def prepare(case: Case) -> tuple[dsl.PolicySet, dict[str, Any], dict[str, Any]]:
     return policy_set, customer, event
 
 
-def by(policy_set: dsl.PolicySet, runner: Runner) -> Any:
-    """``policy_set``'s evaluation through ``runner``: the one interface both runners share."""
-    return functools.partial(policy_set.evaluate, runner=runner)
+def by(policy_set: dsl.PolicySet, runner: Runner, state: Any = None) -> Any:
+    """``policy_set``'s evaluation through ``runner``: the one interface both runners share
+    (with the window sums ``state``, for policies with counters)."""
+    return functools.partial(policy_set.evaluate, runner=runner, state=state)
 
 
 def assert_agree(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any],
-                 explain: bool) -> None:
-    compiled = outcome(by(policy_set, COMPILED), customer, event, explain)
-    interpreted = outcome(by(policy_set, INTERPRETED), customer, event, explain)
+                 explain: bool, state: Any = None) -> None:
+    compiled = outcome(by(policy_set, COMPILED, state), customer, event, explain)
+    interpreted = outcome(by(policy_set, INTERPRETED, state), customer, event, explain)
     assert compiled == interpreted
 
 
@@ -140,19 +150,24 @@ def assert_agree(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dic
 
 
 @PROPERTY
-@given(case=cases())
-def test_evaluate_agrees_with_interpreter(case: Case) -> None:
-    """Compiled evaluation gives the interpreter's decision, or the same EvaluationError."""
+@given(case=cases(), data=st.data())
+def test_evaluate_agrees_with_interpreter(case: Case, data: st.DataObject) -> None:
+    """Compiled evaluation gives the interpreter's decision (what it counted included), or
+    the same EvaluationError; policies with counters read generated window sums."""
     policy_set, customer, event = prepare(case)
-    assert_agree(policy_set, customer, event, explain=False)
+    state = data.draw(window_sums(policy_set, customer, event))
+    note(f"state: {state!r}")
+    assert_agree(policy_set, customer, event, explain=False, state=state)
 
 
 @PROPERTY
-@given(case=cases())
-def test_explain_agrees_with_interpreter(case: Case) -> None:
+@given(case=cases(), data=st.data())
+def test_explain_agrees_with_interpreter(case: Case, data: st.DataObject) -> None:
     """Compiled explain gives the interpreter's decision and reasons, or the same EvaluationError."""
     policy_set, customer, event = prepare(case)
-    assert_agree(policy_set, customer, event, explain=True)
+    state = data.draw(window_sums(policy_set, customer, event))
+    note(f"state: {state!r}")
+    assert_agree(policy_set, customer, event, explain=True, state=state)
 
 
 @settings(PROPERTY, max_examples=100)
@@ -183,14 +198,15 @@ def bundled_inputs(draw: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 
 @settings(PROPERTY, max_examples=150)
-@given(raw=bundled_inputs(), explain=st.booleans())
+@given(raw=bundled_inputs(), explain=st.booleans(), data=st.data())
 def test_bundled_policies_agree_with_interpreter(raw: tuple[dict[str, Any], dict[str, Any]],
-                                                 explain: bool) -> None:
+                                                 explain: bool, data: st.DataObject) -> None:
     """On the example policies in policies/, compiled and interpreted evaluation agree."""
     policy_set = bundled()
     customer = policy_set.schema.prepare_customer(raw[0])
     event = policy_set.schema.prepare_event(raw[1])
-    assert_agree(policy_set, customer, event, explain)
+    state = data.draw(window_sums(policy_set, customer, event))
+    assert_agree(policy_set, customer, event, explain, state)
 
 
 # -- disagreements the properties found, minimised -----------------------------------------------

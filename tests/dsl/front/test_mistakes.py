@@ -417,10 +417,52 @@ CASES = [
             'p.policy:4:20: syntax_error: a cap has no period: it limits one evaluation',
             '    |   cap miles at 100 per day',
             '    |                    ^^^',
-            '    = hint: count the period in a field the caller keeps, and cap what is left of it: cap'
-            ' miles at max(0, 100 - customer.miles_today)',
+            '    = hint: declare a counter, count each award toward it, and cap what is left: counter'
+            ' miles_today: count per day, then cap miles at max(0, 100 - history.miles_today)',
         ],
         id='cap_per_period',
+    ),
+    pytest.param(
+        HEAD + '  counter c: count per 7 days\n  rule r: award 1 miles\n',
+        [
+            'p.policy:3:24: syntax_error: a period of a number of days is rolling',
+            '    |   counter c: count per 7 days',
+            '    |                        ^',
+            '    = hint: write `per rolling 7 days` for the 7 days up to the event, or `per week` for'
+            ' the calendar week',
+        ],
+        id='rolling_without_rolling',
+    ),
+    pytest.param(
+        HEAD + '  counter c: sum quarter\n  rule r: award 1 miles\n',
+        [
+            'p.policy:3:18: syntax_error: unexpected `quarter`',
+            '    |   counter c: sum quarter',
+            '    |                  ^^^^^^^',
+            '    = hint: write the period after `per`: counter spend: sum per quarter',
+        ],
+        id='period_without_per',
+    ),
+    pytest.param(
+        HEAD + '  counter c per day\n  rule r: award 1 miles\n',
+        [
+            'p.policy:3:13: syntax_error: unexpected `per`',
+            '    |   counter c per day',
+            '    |             ^^^',
+            '    = hint: say what the counter adds up after a colon: counter spend: sum per quarter'
+            ' (amounts), or counter visits: count per day (1 a counted event)',
+        ],
+        id='counter_without_kind',
+    ),
+    pytest.param(
+        HEAD + '  counter visits: count per day\n  rule r: count 1 towards visits\n',
+        [
+            'p.policy:4:19: syntax_error: unexpected `towards`',
+            '    |   rule r: count 1 towards visits',
+            '    |                   ^^^^^^^',
+            '    = hint: write `toward`: count 1 toward visits',
+        ],
+        id='count_towards',
     ),
     pytest.param(
         HEAD + '  rule r:\n    award 1 miles\n      tag "x"\n',

@@ -15,7 +15,9 @@ import pytest
 import dsl
 from dsl.decision import Decision
 from dsl.library.runtime import in_evaluation_context
+from dsl.periods import histories
 from dsl.tools.coverage import CoverageReport, Item, _Recorder, run_with_coverage
+from dsl.tools.stateinput import state_for
 from dsl.tools.testing import find_test_files, load_case_file
 from service.cli import main
 
@@ -410,7 +412,8 @@ def test_bundled_policies_are_covered_or_explained(monkeypatch: pytest.MonkeyPat
 
 
 def test_recording_never_changes_a_decision() -> None:
-    """The recording interpreter decides exactly as compiled code, on every bundled case."""
+    """The recording interpreter decides exactly as compiled code, on every bundled case (with
+    its state: what it counted included)."""
     policy_set = dsl.load_directory(POLICIES)
     names = [p.name for p in policy_set.policies]
     checked = 0
@@ -422,13 +425,18 @@ def test_recording_never_changes_a_decision() -> None:
                 continue
             customer, event = policy_set.decoder.request({"customer": c.customer,
                                                           "event": c.event})
+            state = state_for(policy_set, c.customer, customer, event, c.state, c.history)
             for p in policy_set.applicable(event):
                 recorded = Decision("", {}, [], None, [], [], [], None)
                 compiled = Decision("", {}, [], None, [], [], [], None)
-                in_evaluation_context(_Recorder(p).run, customer, event, recorded, None)
-                in_evaluation_context(p.module.evaluate, customer, event, compiled)
-                assert (recorded.awards, recorded.fired, recorded.tier, recorded.tags) == (
-                    compiled.awards, compiled.fired, compiled.tier, compiled.tags), c.name
+                history = (histories(p.counters, event["time"], policy_set.zone, state)
+                           if p.counters else None)
+                in_evaluation_context(_Recorder(p).run, customer, event, recorded, None, history)
+                args = (customer, event, compiled) + ((history,) if history is not None else ())
+                in_evaluation_context(p.module.evaluate, *args)
+                assert (recorded.awards, recorded.fired, recorded.tier, recorded.tags,
+                        recorded.counted) == (compiled.awards, compiled.fired, compiled.tier,
+                                              compiled.tags, compiled.counted), c.name
                 checked += 1
     assert checked > 50
 

@@ -1208,6 +1208,372 @@ class EvaluateStreamResponse(_message.Message):
 Global___EvaluateStreamResponse: _TypeAlias = EvaluateStreamResponse  # noqa: Y015
 
 @_typing.final
+class ApplyRequest(_message.Message):
+    """Apply one event for one customer: evaluate it against the stored counters and commit."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_FIELD_NUMBER: _builtins.int
+    EVENT_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    explain: _builtins.bool
+    """Return the reasons with the decision. Not part of the body: a replay returns the stored
+    decision, with reasons only if the first Apply asked for them.
+    """
+    @_builtins.property
+    def customer(self) -> Global___Customer:
+        """The customer. Required; customer.id names the state the event is applied to."""
+
+    @_builtins.property
+    def event(self) -> Global___Event:
+        """The event. Required; event.id (1 to 128 characters) is the idempotency key."""
+
+    def __init__(
+        self,
+        *,
+        customer: Global___Customer | None = ...,
+        event: Global___Event | None = ...,
+        explain: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "event", b"event"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "event", b"event", "explain", b"explain"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyRequest: _TypeAlias = ApplyRequest  # noqa: Y015
+
+@_typing.final
+class ApplyResponse(_message.Message):
+    """The outcome of applying one event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class CountedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    DECISION_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    BODY_DIGEST_FIELD_NUMBER: _builtins.int
+    COUNTED_FIELD_NUMBER: _builtins.int
+    replayed: _builtins.bool
+    """True when this event id was applied before with the same body and the stored decision
+    is returned; nothing was evaluated or written by this call.
+    """
+    body_digest: _builtins.str
+    """"sha256:" and 64 hex digits over the request's canonical form: the customer's and then
+    the event's deterministic protobuf serialisation, each with its length in front
+    (docs/state.md). explain is not part of it.
+    """
+    @_builtins.property
+    def decision(self) -> Global___Decision:
+        """The decision, as first made for this event id (a replay returns it unchanged, with the
+        revision that made it).
+        """
+
+    @_builtins.property
+    def counted(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the decision added to each counter (a period's limit), as exact decimal strings,
+        written as entries at the event's time. Only non-zero amounts appear.
+        """
+
+    def __init__(
+        self,
+        *,
+        decision: Global___Decision | None = ...,
+        replayed: _builtins.bool = ...,
+        body_digest: _builtins.str = ...,
+        counted: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["decision", b"decision"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_digest", b"body_digest", "counted", b"counted", "decision", b"decision", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyResponse: _TypeAlias = ApplyResponse  # noqa: Y015
+
+@_typing.final
+class ApplyBatchRequest(_message.Message):
+    """Many Apply items in one call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ITEMS_FIELD_NUMBER: _builtins.int
+    EXPLAIN_FIELD_NUMBER: _builtins.int
+    explain: _builtins.bool
+    """Return the reasons with every decision made now (replays return what was stored)."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___BatchItem]:
+        """The items, at most the server's --max-batch (10,000 by default). Each needs its own
+        event id; a repeated id is applied once and replayed after.
+        """
+
+    def __init__(
+        self,
+        *,
+        items: _abc.Iterable[Global___BatchItem] | None = ...,
+        explain: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["explain", b"explain", "items", b"items"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyBatchRequest: _TypeAlias = ApplyBatchRequest  # noqa: Y015
+
+@_typing.final
+class ApplyBatchResponse(_message.Message):
+    """The results of an ApplyBatch, one per item, in request order."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    REVISION_FIELD_NUMBER: _builtins.int
+    FAILED_FIELD_NUMBER: _builtins.int
+    revision: _builtins.str
+    """The policy-set revision that made this call's new decisions (a replayed decision keeps
+    its own revision).
+    """
+    failed: _builtins.int
+    """How many items failed (have an error instead of a result)."""
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___ApplyBatchResult]:
+        """results[i] answers items[i]."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___ApplyBatchResult] | None = ...,
+        revision: _builtins.str = ...,
+        failed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failed", b"failed", "results", b"results", "revision", b"revision"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ApplyBatchResponse: _TypeAlias = ApplyBatchResponse  # noqa: Y015
+
+@_typing.final
+class ApplyBatchResult(_message.Message):
+    """The outcome of one ApplyBatch item."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CORRELATION_ID_FIELD_NUMBER: _builtins.int
+    APPLIED_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    correlation_id: _builtins.str
+    """The item's correlation id."""
+    @_builtins.property
+    def applied(self) -> Global___ApplyResponse:
+        """The applied (or replayed) decision, its digest and what it counted."""
+
+    @_builtins.property
+    def error(self) -> _status_pb2.Status:
+        """The item's error, as for an EvaluateBatch item, or ALREADY_EXISTS for an event id
+        applied before with another body.
+        """
+
+    def __init__(
+        self,
+        *,
+        correlation_id: _builtins.str = ...,
+        applied: Global___ApplyResponse | None = ...,
+        error: _status_pb2.Status | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied", b"applied", "correlation_id", b"correlation_id", "error", b"error", "outcome", b"outcome"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_outcome: _TypeAlias = _typing.Literal["applied", "error"]  # noqa: Y015
+    _WhichOneofArgType_outcome: _TypeAlias = _typing.Literal["outcome", b"outcome"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_outcome) -> _WhichOneofReturnType_outcome | None: ...
+
+Global___ApplyBatchResult: _TypeAlias = ApplyBatchResult  # noqa: Y015
+
+@_typing.final
+class ReverseRequest(_message.Message):
+    """Reverse (part of) an applied event."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    REVERSAL_ID_FIELD_NUMBER: _builtins.int
+    ITEMS_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The applied event's id. Required."""
+    reversal_id: _builtins.str
+    """The caller's id for this reversal, 1 to 128 characters: the idempotency key. Required."""
+    @_builtins.property
+    def items(self) -> _containers.RepeatedCompositeFieldContainer[Global___ReturnedItem]:
+        """The returned items of a purchase. Empty: reverse everything the event earned that no
+        earlier reversal took back.
+        """
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        reversal_id: _builtins.str = ...,
+        items: _abc.Iterable[Global___ReturnedItem] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "items", b"items", "reversal_id", b"reversal_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReverseRequest: _TypeAlias = ReverseRequest  # noqa: Y015
+
+@_typing.final
+class ReturnedItem(_message.Message):
+    """One returned line of a purchase."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SKU_FIELD_NUMBER: _builtins.int
+    QUANTITY_FIELD_NUMBER: _builtins.int
+    sku: _builtins.str
+    """The SKU of a line of the applied purchase. Required."""
+    quantity: _builtins.int
+    """How many units are returned. Unset: every unit of that SKU not returned before."""
+    def __init__(
+        self,
+        *,
+        sku: _builtins.str = ...,
+        quantity: _builtins.int | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_quantity", b"_quantity", "quantity", b"quantity"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_quantity", b"_quantity", "quantity", b"quantity", "sku", b"sku"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__quantity: _TypeAlias = _typing.Literal["quantity"]  # noqa: Y015
+    _WhichOneofArgType__quantity: _TypeAlias = _typing.Literal["_quantity", b"_quantity"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__quantity) -> _WhichOneofReturnType__quantity | None: ...
+
+Global___ReturnedItem: _TypeAlias = ReturnedItem  # noqa: Y015
+
+@_typing.final
+class ReverseResponse(_message.Message):
+    """The outcome of a reversal."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class ReversedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    @_typing.final
+    class CountedEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    REVERSAL_ID_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    WHOLE_FIELD_NUMBER: _builtins.int
+    REVERSED_FIELD_NUMBER: _builtins.int
+    COUNTED_FIELD_NUMBER: _builtins.int
+    BODY_DIGEST_FIELD_NUMBER: _builtins.int
+    event_id: _builtins.str
+    """The reversed event's id."""
+    reversal_id: _builtins.str
+    """The reversal's id."""
+    replayed: _builtins.bool
+    """True when this reversal id was used before and its first result is returned; nothing
+    was written by this call.
+    """
+    whole: _builtins.bool
+    """True when the reversal took back everything left (no items were given)."""
+    body_digest: _builtins.str
+    """The reversal's request digest, "sha256:" and 64 hex digits over the event id and the
+    returned items; a reused reversal_id with another body is ALREADY_EXISTS naming both.
+    """
+    @_builtins.property
+    def reversed(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Awards taken back per currency, as positive exact decimal strings: for returned items,
+        the award times the returned items' amount over the purchase amount, rounded toward
+        zero in the currency's unit. Only non-zero amounts appear.
+        """
+
+    @_builtins.property
+    def counted(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """What the reversal gave back to each counter, as negative exact decimal strings (entries
+        at the event's time), by the same proportion and rounding.
+        """
+
+    def __init__(
+        self,
+        *,
+        event_id: _builtins.str = ...,
+        reversal_id: _builtins.str = ...,
+        replayed: _builtins.bool = ...,
+        whole: _builtins.bool = ...,
+        reversed: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        counted: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+        body_digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["body_digest", b"body_digest", "counted", b"counted", "event_id", b"event_id", "replayed", b"replayed", "reversal_id", b"reversal_id", "reversed", b"reversed", "whole", b"whole"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ReverseResponse: _TypeAlias = ReverseResponse  # noqa: Y015
+
+@_typing.final
 class ListPoliciesRequest(_message.Message):
     """List the loaded policies."""
 

@@ -5,7 +5,7 @@ import warnings
 
 from service.gen.loyalty.v1 import loyalty_pb2 as loyalty_dot_v1_dot_loyalty__pb2
 
-GRPC_GENERATED_VERSION = '1.85.1'
+GRPC_GENERATED_VERSION = '1.85.4'
 GRPC_VERSION = grpc.__version__
 _version_not_supported = False
 
@@ -26,8 +26,11 @@ if _version_not_supported:
 
 
 class LoyaltyRulesStub:
-    """LoyaltyRules evaluates the loaded loyalty policies. The service is read-only:
-    policies change only through the policy directory the server watches.
+    """LoyaltyRules evaluates the loaded loyalty policies. Policies change only through the
+    policy directory the server watches. Evaluate, EvaluateBatch and EvaluateStream are pure
+    (a quote: they read the customer's stored counters and write nothing); Apply, ApplyBatch
+    and Reverse commit to the customer state store, each exactly once by its id, so every
+    method may be retried.
     """
 
     def __init__(self, channel):
@@ -56,11 +59,29 @@ class LoyaltyRulesStub:
                 request_serializer=loyalty_dot_v1_dot_loyalty__pb2.ListPoliciesRequest.SerializeToString,
                 response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ListPoliciesResponse.FromString,
                 _registered_method=True)
+        self.Apply = channel.unary_unary(
+                '/loyalty.v1.LoyaltyRules/Apply',
+                request_serializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyRequest.SerializeToString,
+                response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyResponse.FromString,
+                _registered_method=True)
+        self.ApplyBatch = channel.unary_unary(
+                '/loyalty.v1.LoyaltyRules/ApplyBatch',
+                request_serializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyBatchRequest.SerializeToString,
+                response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyBatchResponse.FromString,
+                _registered_method=True)
+        self.Reverse = channel.unary_unary(
+                '/loyalty.v1.LoyaltyRules/Reverse',
+                request_serializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseRequest.SerializeToString,
+                response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseResponse.FromString,
+                _registered_method=True)
 
 
 class LoyaltyRulesServicer:
-    """LoyaltyRules evaluates the loaded loyalty policies. The service is read-only:
-    policies change only through the policy directory the server watches.
+    """LoyaltyRules evaluates the loaded loyalty policies. Policies change only through the
+    policy directory the server watches. Evaluate, EvaluateBatch and EvaluateStream are pure
+    (a quote: they read the customer's stored counters and write nothing); Apply, ApplyBatch
+    and Reverse commit to the customer state store, each exactly once by its id, so every
+    method may be retried.
     """
 
     def Evaluate(self, request, context):
@@ -102,6 +123,43 @@ class LoyaltyRulesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Apply(self, request, context):
+        """Evaluate one event and commit it to the customer's state in one transaction: read the
+        counters its policies' periods need, decide, and append what the decision counted, at
+        the event's time. Exactly once by event.id: the same id with the same body (see
+        ApplyResponse.body_digest) returns the stored decision with replayed set, whatever the
+        policies are now; the same id with another body is ALREADY_EXISTS naming both digests.
+
+        Errors: as Evaluate; ALREADY_EXISTS (above); UNAVAILABLE when the state store cannot be
+        reached or stayed locked (retry: nothing was written); FAILED_PRECONDITION when the
+        store refuses writes (a read-only or full disk; Evaluate keeps answering).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ApplyBatch(self, request, context):
+        """Apply many items in one call and one store transaction. Each item gets its own result
+        or its own error (INVALID_ARGUMENT, ALREADY_EXISTS, FAILED_PRECONDITION for a failing
+        policy), as EvaluateBatch; items with the same event id are applied once, the later
+        ones replayed. A store failure fails the whole call (UNAVAILABLE or FAILED_PRECONDITION)
+        with nothing written, so the whole batch may be sent again.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Reverse(self, request, context):
+        """Reverse what an applied event earned, wholly or for returned items, and give back what
+        it counted toward its periods' limits. Exactly once by reversal_id: the same reversal
+        again returns the first result (replayed set). NOT_FOUND for an event never applied;
+        INVALID_ARGUMENT (with the field) for items the event did not have or has already
+        returned; ALREADY_EXISTS for a reversal id used before with another body.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LoyaltyRulesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -125,6 +183,21 @@ def add_LoyaltyRulesServicer_to_server(servicer, server):
                     request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ListPoliciesRequest.FromString,
                     response_serializer=loyalty_dot_v1_dot_loyalty__pb2.ListPoliciesResponse.SerializeToString,
             ),
+            'Apply': grpc.unary_unary_rpc_method_handler(
+                    servicer.Apply,
+                    request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyRequest.FromString,
+                    response_serializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyResponse.SerializeToString,
+            ),
+            'ApplyBatch': grpc.unary_unary_rpc_method_handler(
+                    servicer.ApplyBatch,
+                    request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyBatchRequest.FromString,
+                    response_serializer=loyalty_dot_v1_dot_loyalty__pb2.ApplyBatchResponse.SerializeToString,
+            ),
+            'Reverse': grpc.unary_unary_rpc_method_handler(
+                    servicer.Reverse,
+                    request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseRequest.FromString,
+                    response_serializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'loyalty.v1.LoyaltyRules', rpc_method_handlers)
@@ -134,8 +207,11 @@ def add_LoyaltyRulesServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LoyaltyRules:
-    """LoyaltyRules evaluates the loaded loyalty policies. The service is read-only:
-    policies change only through the policy directory the server watches.
+    """LoyaltyRules evaluates the loaded loyalty policies. Policies change only through the
+    policy directory the server watches. Evaluate, EvaluateBatch and EvaluateStream are pure
+    (a quote: they read the customer's stored counters and write nothing); Apply, ApplyBatch
+    and Reverse commit to the customer state store, each exactly once by its id, so every
+    method may be retried.
     """
 
     @staticmethod
@@ -236,6 +312,87 @@ class LoyaltyRules:
             '/loyalty.v1.LoyaltyRules/ListPolicies',
             loyalty_dot_v1_dot_loyalty__pb2.ListPoliciesRequest.SerializeToString,
             loyalty_dot_v1_dot_loyalty__pb2.ListPoliciesResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Apply(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.v1.LoyaltyRules/Apply',
+            loyalty_dot_v1_dot_loyalty__pb2.ApplyRequest.SerializeToString,
+            loyalty_dot_v1_dot_loyalty__pb2.ApplyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ApplyBatch(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.v1.LoyaltyRules/ApplyBatch',
+            loyalty_dot_v1_dot_loyalty__pb2.ApplyBatchRequest.SerializeToString,
+            loyalty_dot_v1_dot_loyalty__pb2.ApplyBatchResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Reverse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.v1.LoyaltyRules/Reverse',
+            loyalty_dot_v1_dot_loyalty__pb2.ReverseRequest.SerializeToString,
+            loyalty_dot_v1_dot_loyalty__pb2.ReverseResponse.FromString,
             options,
             channel_credentials,
             insecure,

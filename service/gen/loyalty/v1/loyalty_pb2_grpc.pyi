@@ -41,8 +41,11 @@ GRPC_GENERATED_VERSION: str
 GRPC_VERSION: str
 
 class LoyaltyRulesStub:
-    """LoyaltyRules evaluates the loaded loyalty policies. The service is read-only:
-    policies change only through the policy directory the server watches.
+    """LoyaltyRules evaluates the loaded loyalty policies. Policies change only through the
+    policy directory the server watches. Evaluate, EvaluateBatch and EvaluateStream are pure
+    (a quote: they read the customer's stored counters and write nothing); Apply, ApplyBatch
+    and Reverse commit to the customer state store, each exactly once by its id, so every
+    method may be retried.
     """
 
     @_typing.overload
@@ -72,11 +75,39 @@ class LoyaltyRulesStub:
     """The loaded policies, the set's revision, and the state of the last reload
     (including the diagnostics of a change that was refused).
     """
+    Apply: _grpc.UnaryUnaryMultiCallable[_loyalty_pb2.ApplyRequest, _loyalty_pb2.ApplyResponse]
+    """Evaluate one event and commit it to the customer's state in one transaction: read the
+    counters its policies' periods need, decide, and append what the decision counted, at
+    the event's time. Exactly once by event.id: the same id with the same body (see
+    ApplyResponse.body_digest) returns the stored decision with replayed set, whatever the
+    policies are now; the same id with another body is ALREADY_EXISTS naming both digests.
+
+    Errors: as Evaluate; ALREADY_EXISTS (above); UNAVAILABLE when the state store cannot be
+    reached or stayed locked (retry: nothing was written); FAILED_PRECONDITION when the
+    store refuses writes (a read-only or full disk; Evaluate keeps answering).
+    """
+    ApplyBatch: _grpc.UnaryUnaryMultiCallable[_loyalty_pb2.ApplyBatchRequest, _loyalty_pb2.ApplyBatchResponse]
+    """Apply many items in one call and one store transaction. Each item gets its own result
+    or its own error (INVALID_ARGUMENT, ALREADY_EXISTS, FAILED_PRECONDITION for a failing
+    policy), as EvaluateBatch; items with the same event id are applied once, the later
+    ones replayed. A store failure fails the whole call (UNAVAILABLE or FAILED_PRECONDITION)
+    with nothing written, so the whole batch may be sent again.
+    """
+    Reverse: _grpc.UnaryUnaryMultiCallable[_loyalty_pb2.ReverseRequest, _loyalty_pb2.ReverseResponse]
+    """Reverse what an applied event earned, wholly or for returned items, and give back what
+    it counted toward its periods' limits. Exactly once by reversal_id: the same reversal
+    again returns the first result (replayed set). NOT_FOUND for an event never applied;
+    INVALID_ARGUMENT (with the field) for items the event did not have or has already
+    returned; ALREADY_EXISTS for a reversal id used before with another body.
+    """
 
 @_typing.type_check_only
 class LoyaltyRulesAsyncStub(LoyaltyRulesStub):
-    """LoyaltyRules evaluates the loaded loyalty policies. The service is read-only:
-    policies change only through the policy directory the server watches.
+    """LoyaltyRules evaluates the loaded loyalty policies. Policies change only through the
+    policy directory the server watches. Evaluate, EvaluateBatch and EvaluateStream are pure
+    (a quote: they read the customer's stored counters and write nothing); Apply, ApplyBatch
+    and Reverse commit to the customer state store, each exactly once by its id, so every
+    method may be retried.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -103,10 +134,38 @@ class LoyaltyRulesAsyncStub(LoyaltyRulesStub):
     """The loaded policies, the set's revision, and the state of the last reload
     (including the diagnostics of a change that was refused).
     """
+    Apply: _aio.UnaryUnaryMultiCallable[_loyalty_pb2.ApplyRequest, _loyalty_pb2.ApplyResponse]  # type: ignore[assignment]
+    """Evaluate one event and commit it to the customer's state in one transaction: read the
+    counters its policies' periods need, decide, and append what the decision counted, at
+    the event's time. Exactly once by event.id: the same id with the same body (see
+    ApplyResponse.body_digest) returns the stored decision with replayed set, whatever the
+    policies are now; the same id with another body is ALREADY_EXISTS naming both digests.
+
+    Errors: as Evaluate; ALREADY_EXISTS (above); UNAVAILABLE when the state store cannot be
+    reached or stayed locked (retry: nothing was written); FAILED_PRECONDITION when the
+    store refuses writes (a read-only or full disk; Evaluate keeps answering).
+    """
+    ApplyBatch: _aio.UnaryUnaryMultiCallable[_loyalty_pb2.ApplyBatchRequest, _loyalty_pb2.ApplyBatchResponse]  # type: ignore[assignment]
+    """Apply many items in one call and one store transaction. Each item gets its own result
+    or its own error (INVALID_ARGUMENT, ALREADY_EXISTS, FAILED_PRECONDITION for a failing
+    policy), as EvaluateBatch; items with the same event id are applied once, the later
+    ones replayed. A store failure fails the whole call (UNAVAILABLE or FAILED_PRECONDITION)
+    with nothing written, so the whole batch may be sent again.
+    """
+    Reverse: _aio.UnaryUnaryMultiCallable[_loyalty_pb2.ReverseRequest, _loyalty_pb2.ReverseResponse]  # type: ignore[assignment]
+    """Reverse what an applied event earned, wholly or for returned items, and give back what
+    it counted toward its periods' limits. Exactly once by reversal_id: the same reversal
+    again returns the first result (replayed set). NOT_FOUND for an event never applied;
+    INVALID_ARGUMENT (with the field) for items the event did not have or has already
+    returned; ALREADY_EXISTS for a reversal id used before with another body.
+    """
 
 class LoyaltyRulesServicer(metaclass=_abc_1.ABCMeta):
-    """LoyaltyRules evaluates the loaded loyalty policies. The service is read-only:
-    policies change only through the policy directory the server watches.
+    """LoyaltyRules evaluates the loaded loyalty policies. Policies change only through the
+    policy directory the server watches. Evaluate, EvaluateBatch and EvaluateStream are pure
+    (a quote: they read the customer's stored counters and write nothing); Apply, ApplyBatch
+    and Reverse commit to the customer state store, each exactly once by its id, so every
+    method may be retried.
     """
 
     @_abc_1.abstractmethod
@@ -154,6 +213,49 @@ class LoyaltyRulesServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_loyalty_pb2.ListPoliciesResponse, _abc.Awaitable[_loyalty_pb2.ListPoliciesResponse]]:
         """The loaded policies, the set's revision, and the state of the last reload
         (including the diagnostics of a change that was refused).
+        """
+
+    @_abc_1.abstractmethod
+    def Apply(
+        self,
+        request: _loyalty_pb2.ApplyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_loyalty_pb2.ApplyResponse, _abc.Awaitable[_loyalty_pb2.ApplyResponse]]:
+        """Evaluate one event and commit it to the customer's state in one transaction: read the
+        counters its policies' periods need, decide, and append what the decision counted, at
+        the event's time. Exactly once by event.id: the same id with the same body (see
+        ApplyResponse.body_digest) returns the stored decision with replayed set, whatever the
+        policies are now; the same id with another body is ALREADY_EXISTS naming both digests.
+
+        Errors: as Evaluate; ALREADY_EXISTS (above); UNAVAILABLE when the state store cannot be
+        reached or stayed locked (retry: nothing was written); FAILED_PRECONDITION when the
+        store refuses writes (a read-only or full disk; Evaluate keeps answering).
+        """
+
+    @_abc_1.abstractmethod
+    def ApplyBatch(
+        self,
+        request: _loyalty_pb2.ApplyBatchRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_loyalty_pb2.ApplyBatchResponse, _abc.Awaitable[_loyalty_pb2.ApplyBatchResponse]]:
+        """Apply many items in one call and one store transaction. Each item gets its own result
+        or its own error (INVALID_ARGUMENT, ALREADY_EXISTS, FAILED_PRECONDITION for a failing
+        policy), as EvaluateBatch; items with the same event id are applied once, the later
+        ones replayed. A store failure fails the whole call (UNAVAILABLE or FAILED_PRECONDITION)
+        with nothing written, so the whole batch may be sent again.
+        """
+
+    @_abc_1.abstractmethod
+    def Reverse(
+        self,
+        request: _loyalty_pb2.ReverseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_loyalty_pb2.ReverseResponse, _abc.Awaitable[_loyalty_pb2.ReverseResponse]]:
+        """Reverse what an applied event earned, wholly or for returned items, and give back what
+        it counted toward its periods' limits. Exactly once by reversal_id: the same reversal
+        again returns the first result (replayed set). NOT_FOUND for an event never applied;
+        INVALID_ARGUMENT (with the field) for items the event did not have or has already
+        returned; ALREADY_EXISTS for a reversal id used before with another body.
         """
 
 def add_LoyaltyRulesServicer_to_server(servicer: LoyaltyRulesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
