@@ -55,28 +55,73 @@ class ServiceError(Exception):
         return _status(self.code, self.message, self.details())
 
 
+#: Field violations a refusal lists; the rest are counted in one more violation. A refusal
+#: travels in the trailers (``grpc-status-details-bin``, base64), which gRPC caps at 16 KiB:
+#: 150 uncapped violations once turned an INVALID_ARGUMENT into RESOURCE_EXHAUSTED (issue 17).
+MAX_VIOLATIONS = 20
+#: UTF-8 bytes kept of a violation's field path and of its description (cut with an ellipsis).
+MAX_FIELD_BYTES = 120
+MAX_DESCRIPTION_BYTES = 180
+#: UTF-8 bytes kept of a status message (``grpc-message``, percent-encoded: up to 3 bytes each).
+MAX_MESSAGE_BYTES = 512
+
+
+def truncate_text(text: str, limit: int) -> str:
+    """``text`` cut to at most ``limit`` UTF-8 bytes (on a character boundary), ``...`` marking a cut."""
+    data = text.encode("utf-8", "surrogatepass")
+    if len(data) <= limit:
+        return text
+    return data[:max(0, limit - 3)].decode("utf-8", "ignore") + "..."
+
+
+def capped_violations(violations: Sequence[Violation]) -> list[Violation]:
+    """The first :data:`MAX_VIOLATIONS` violations, their text cut to size, and, when there were
+    more, one violation counting the rest: with the message, a status of at most about 7 KB
+    however bad the request (about 10.5 KB in the trailers: base64, and the message again,
+    percent-encoded)."""
+    kept = [Violation(truncate_text(v.field, MAX_FIELD_BYTES),
+                      truncate_text(v.description, MAX_DESCRIPTION_BYTES))
+            for v in violations[:MAX_VIOLATIONS]]
+    if len(violations) > MAX_VIOLATIONS:
+        rest = len(violations) - MAX_VIOLATIONS
+        kept.append(Violation("", f"and {rest:,} more violation{'s' if rest != 1 else ''} not listed "
+                                  f"(a refusal lists the first {MAX_VIOLATIONS})"))
+    return kept
+
+
 class InvalidArgument(ServiceError):
-    """The request does not match the API or the schema; ``violations`` lists every bad field."""
+    """The request does not match the API or the schema; ``violations`` lists every bad field,
+    its status the first :data:`MAX_VIOLATIONS` of them and a count of the rest
+    (:func:`capped_violations`)."""
 
     code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: Sequence[Violation], message: str = "") -> None:
+        #: Every violation found; the status carries :func:`capped_violations` of them.
         self.violations = list(violations)
         if not message:
-            message = "; ".join(f"{v.field}: {v.description}" for v in self.violations)
-        super().__init__(message or "invalid request")
+            message = "; ".join(f"{v.field}: {v.description}" if v.field else v.description
+                                for v in capped_violations(self.violations))
+        super().__init__(truncate_text(message, MAX_MESSAGE_BYTES) or "invalid request")
 
     def details(self) -> list[any_pb2.Any]:
         """A ``google.rpc.BadRequest`` with one field violation per problem."""
         bad = error_details_pb2.BadRequest(
             field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
-                for v in self.violations
+                for v in capped_violations(self.violations)
             ]
         )
         packed = any_pb2.Any()
         packed.Pack(bad)
         return [packed]
+
+
+class ResourceExhausted(ServiceError):
+    """The server will not take this call now: a limit of the server's own (streams at once,
+    streams per client host) is reached. The message names the limit and its flag."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 
 class PolicyFailed(ServiceError):

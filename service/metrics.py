@@ -307,7 +307,8 @@ class ShadowMetrics:
             "loyalty_shadow_failed",
             "Sampled decisions the shadow set could not decide, by reason: invalid_argument "
             "(its schema refuses the request), policy_failed, not_loaded, state_unavailable (the live "
-            "state could not be read).", ["reason"], **kw)
+            "state could not be read), budget (it ran over its per-decision budget and was "
+            "interrupted).", ["reason"], **kw)
         self.dropped = Counter(
             "loyalty_shadow_dropped",
             "Sampled decisions dropped because the shadow's queue was full (never waited for).", **kw)

@@ -36,6 +36,8 @@ from grpc_reflection.v1alpha import reflection
 
 from dsl.library.runtime import use_evaluation_context
 from service import logs
+from service.admission import StreamAdmissionInterceptor, StreamLimits
+from service.connections import ConnectionShedder, PeerActivity, ShedPolicy
 from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
@@ -94,6 +96,11 @@ class ConnectionLimits:
     #: Pings too early tolerated before the server ends the connection with GOAWAY
     #: ``ENHANCE_YOUR_CALM`` "too_many_pings" (``grpc.http2.max_ping_strikes``; 0: no limit).
     max_ping_strikes: int = 2
+    #: Seconds a new connection has to finish its handshake (TLS, and the client's HTTP/2
+    #: preface and SETTINGS) before the server closes it (``grpc.server_handshake_timeout_ms``;
+    #: gRPC core's default is 120 s). A connection that never speaks holds a slot of
+    #: ``max_connections`` for this long at most. None: gRPC core's default.
+    handshake_timeout_s: float | None = 10.0
 
     def options(self) -> list[tuple[str, int]]:
         """The gRPC server options that enforce these limits."""
@@ -105,6 +112,8 @@ class ConnectionLimits:
         ]
         if self.max_connections is not None:
             options.append(("grpc.max_allowed_incoming_connections", self.max_connections))
+        if self.handshake_timeout_s is not None:
+            options.append(("grpc.server_handshake_timeout_ms", max(1, int(self.handshake_timeout_s * 1000))))
         if self.max_connection_idle_s is not None:
             options.append(("grpc.max_connection_idle_ms", max(1, int(self.max_connection_idle_s * 1000))))
         return options
@@ -147,6 +156,8 @@ def create_server(
     max_connection_age_s: float | None = None,
     connection_limits: ConnectionLimits | None = None,
     shadow: Shadow | None = None,
+    stream_limits: StreamLimits | None = None,
+    activity: PeerActivity | None = None,
     state: StateStore | None = None,
 ) -> tuple[grpc.Server, int]:
     """A bound, not yet started server for ``address`` and the port it got (``:0`` picks one).
@@ -159,7 +170,10 @@ def create_server(
     ``connection_limits`` default to :class:`ConnectionLimits`' documented defaults. A
     servicer that does not implement every RPC of the service is a ``TypeError``
     (see :func:`method_handlers`). ``shadow``: a candidate set the servicer feeds a sample
-    of its decisions (:mod:`service.shadow`). ``state``: the customer state store Apply,
+    of its decisions (:mod:`service.shadow`). ``stream_limits`` bound the request threads
+    client-streaming calls may hold (:mod:`service.admission`; its defaults when not given).
+    ``activity``: where every call's peer is recorded, for a :class:`ConnectionShedder`.
+    ``state``: the customer state store Apply,
     ApplyBatch and Reverse commit to and Evaluate reads (None: those RPCs answer
     FAILED_PRECONDITION); the caller opens and closes it (in each worker, after the fork).
     """
@@ -173,6 +187,7 @@ def create_server(
                 _raise_load_error(store)
         servicer = LoyaltyRulesServicer(
             store, max_batch=max_batch, metrics=metrics, log_decisions=log_decisions, shadow=shadow,
+            max_reply_bytes=max_message_bytes,
             state=state,
         )
     handlers = method_handlers(servicer)  # before anything starts: a missing RPC fails here
@@ -190,7 +205,9 @@ def create_server(
         # RPC threads only serve evaluations, so they keep the evaluation's decimal context.
         futures.ThreadPoolExecutor(max_workers=threads, thread_name_prefix="rpc",
                                    initializer=use_evaluation_context),
-        interceptors=[ServiceInterceptor(metrics)],
+        # Admission after the service interceptor: a refused stream gets its status and log line.
+        interceptors=[ServiceInterceptor(metrics),
+                      StreamAdmissionInterceptor(stream_limits or StreamLimits(), threads, activity)],
         options=options,
     )
     _register(server, handlers)
@@ -453,6 +470,9 @@ class ServeConfig:
     max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
     max_connection_age_s: float | None = None
     connection_limits: ConnectionLimits = field(default_factory=ConnectionLimits)
+    stream_limits: StreamLimits = field(default_factory=StreamLimits)
+    #: When idle connections are shed and how many one client host may hold (Linux).
+    shed_policy: ShedPolicy = field(default_factory=ShedPolicy)
     log_decisions: bool = False
     watch: bool = True
     wait_for_policies: bool = False
@@ -580,6 +600,7 @@ def run(
         shadow.state = state  # reads live state, writes none
         reloadable.append(shadow.store)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    activity = PeerActivity()
     try:
         server, port = _create_bound_server(
             config,
@@ -590,6 +611,7 @@ def run(
             health_servicer=health_servicer,
             reuse_port=reuse_port,
             shadow=shadow,
+            activity=activity,
             state=state,
         )
     except BaseException:
@@ -604,6 +626,8 @@ def run(
         raise
     server.start()
     monitor = StallMonitor(health_servicer, store).start()
+    shedder = ConnectionShedder(port, config.connection_limits.max_connections, activity, config.shed_policy)
+    shedder.start()
     if serve_metrics and config.metrics_port is not None:
         metrics_port = start_metrics_server(config.metrics_port, config.metrics_host or config.host)
         print(f"metrics on {format_host(config.metrics_host or config.host)}:{metrics_port}", flush=True)
@@ -634,6 +658,7 @@ def run(
         if watchdog is not None:  # also when ``stop`` was set without a signal
             watchdog.stopping()
         log.info("shutting down", grace_s=config.grace)
+        shedder.stop()
         monitor.stop()
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
@@ -670,6 +695,7 @@ def _create_bound_server(config: ServeConfig, **kwargs: Any) -> tuple[grpc.Serve
             log_decisions=config.log_decisions,
             max_connection_age_s=config.max_connection_age_s,
             connection_limits=config.connection_limits,
+            stream_limits=config.stream_limits,
             **kwargs,
         )
     except RuntimeError as exc:  # grpc: "Failed to bind to address ..."

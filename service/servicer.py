@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Iterable, Iterator, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -27,9 +28,17 @@ import structlog
 
 from dsl.decision import Decision
 from dsl.errors import EvaluationError, did_you_mean
+from dsl.input.decoders import fast_or_check
 from dsl.input.request import ItemBudget
 from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
 from service.apply import StateRpcs, quoting
+from service.bounds import (
+    attribute_maps_bounded,
+    check_explain_batch,
+    check_reply_size,
+    explain_batch_limit,
+    refuse_oversized_attribute_maps,
+)
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -83,12 +92,17 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         metrics: Metrics | None = None,
         log_decisions: bool = False,
         shadow: Shadow | None = None,
+        max_reply_bytes: int = 16 * 1024 * 1024,
         state: StateStore | None = None,
     ) -> None:
         self.store = store
         #: The customer state store (:mod:`service.state`): Evaluate reads it, Apply writes it.
         self.state = state
         self.max_batch = max_batch
+        #: The largest reply the server may send (``--max-message-bytes``).
+        self.max_reply_bytes = max_reply_bytes
+        #: The most items an EvaluateBatch with explain may hold (:func:`service.bounds.check_explain_batch`).
+        self.max_explain_batch = explain_batch_limit(max_reply_bytes)
         self.metrics = metrics
         self.log_decisions = log_decisions
         #: The candidate set fed a sample of decisions (``loyalty serve --shadow``), or None.
@@ -131,6 +145,7 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         """
         items = request.items
         count = len(items)
+        check_explain_batch(count, request.explain, self.max_explain_batch)
         budget = self._batch_budget(items)
         snapshot = self._snapshot()
         revision = snapshot.revision
@@ -139,7 +154,10 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         fields["revision"] = revision
         explain = request.explain
         converter = snapshot.converter
-        inputs = converter.inputs  # the fast path; on any failure, the checking path
+        # The fast path; on any failure, the checking path, after the attributes maps' size
+        # (service.bounds: a huge map is refused without a violation per key).
+        inputs = partial(fast_or_check, converter.fast.inputs,
+                         attribute_maps_bounded(converter.checked_inputs))
         evaluate = quoting(snapshot.policy_set, self.state)  # reads stored sums, writes nothing
         log_decisions = self.log_decisions
         shadow = self.shadow
@@ -188,7 +206,7 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
                 self.metrics.count_evaluations("invalid_argument", invalid)
             if failed - invalid:
                 self.metrics.count_evaluations("policy_failed", failed - invalid)
-        return response.finish(revision, failed)
+        return check_reply_size(response.finish(revision, failed), count, explain, self.max_reply_bytes)
 
     def _batch_budget(self, items: Sequence[pb.BatchItem]) -> ItemBudget:
         """Refuse a batch over the size bound or over the list-element bound in all; the list
@@ -306,6 +324,7 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         customer_msg = request.customer
         event_msg = request.event
         try:
+            refuse_oversized_attribute_maps(customer_msg, event_msg)
             customer, event = snapshot.converter.inputs(customer_msg, event_msg)
         except InvalidArgument:
             if fields is not None:

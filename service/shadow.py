@@ -13,14 +13,28 @@ backlog and appends to a queue. It never waits: a full backlog drops the sample 
 it (``loyalty_shadow_dropped``). One thread per process then evaluates the shadow set on
 those inputs (converted again only when the shadow's schema differs from the serving one),
 compares the outcomes and counts, and writes a rate-limited log line per changed decision
-with both outcomes. That thread still takes CPU (and the GIL) from the same process:
-docs/performance.md measures what it costs the live path.
+with both outcomes.
+
+That thread shares the process, and so the GIL, with the request threads. What it may cost
+the live path is bounded three ways (issue 17: a shadow policy costing 300 ms a decision once
+took live p99 from 10.8 to 52.5 ms):
+
+- a **per-decision budget** (:data:`DEFAULT_DECISION_BUDGET_S`): an evaluation still running
+  after it is interrupted (an exception raised in the shadow thread by a small watcher
+  thread), its decision dropped and counted (``loyalty_shadow_failed{reason="budget"}``);
+- a **share of the time** (:data:`DEFAULT_SHARE`): after a turn of work the thread sleeps so
+  that it works at most that share of the wall clock; samples beyond what it can take wait in
+  the bounded backlog and are dropped and counted when it is full;
+- a **short switch interval** while a shadow runs (:data:`SWITCH_INTERVAL_S`): a request
+  thread that needs the GIL gets it within that time, not CPython's default 5 ms.
 """
 
 from __future__ import annotations
 
+import ctypes
 import queue
 import random
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -56,6 +70,79 @@ YIELD_INTERVAL_S = 0.0002
 #: 1/DRAIN_INTERVAL_S times a second however many calls are sampled.
 DRAIN_INTERVAL_S = 0.01
 
+#: Longest the shadow set may take over one decision, in seconds, before it is interrupted and
+#: the decision dropped (counted as a failure with reason "budget").
+DEFAULT_DECISION_BUDGET_S = 0.02
+#: The largest share of the wall clock the shadow thread works; it sleeps the rest.
+DEFAULT_SHARE = 0.25
+#: CPython's switch interval while a shadow runs: the longest a request thread waits for the GIL
+#: while the shadow thread computes (CPython's default is 0.005).
+SWITCH_INTERVAL_S = 0.001
+
+
+class ShadowBudgetExceeded(Exception):
+    """Raised inside the shadow thread when one decision takes longer than its budget."""
+
+
+def _checkpoint() -> None:
+    """A Python call: an interruption set for the thread is raised here at the latest."""
+
+
+class _DecisionBudget:
+    """Interrupts the shadow thread's evaluation of one decision once it runs over budget.
+
+    The shadow thread marks each evaluation's start (:meth:`begin`) and end (:meth:`end`); a
+    watcher thread looks every half budget while a turn of work is on (:meth:`turn`) and
+    raises :class:`ShadowBudgetExceeded` in the shadow thread when the evaluation it saw
+    started is still running past the budget. The mark is cleared under the lock the watcher
+    fires under, so an interruption never outlives its evaluation's ``try``.
+    """
+
+    def __init__(self, budget_s: float) -> None:
+        self.budget_s = budget_s
+        self._lock = threading.Lock()
+        self._running: tuple[int, float] | None = None  # (evaluation number, start)
+        self._count = 0
+        self._target: int | None = None  # the shadow thread's id
+        self._busy = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def turn(self, busy: bool) -> None:
+        """Tell the watcher a turn of work starts (True) or ends (False)."""
+        if busy:
+            self._target = threading.get_ident()
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._watch, name="shadow-budget", daemon=True)
+                self._thread.start()
+            self._busy.set()
+        else:
+            self._busy.clear()
+
+    def begin(self) -> None:
+        """An evaluation starts."""
+        self._count += 1
+        self._running = (self._count, time.perf_counter())
+
+    def end(self) -> None:
+        """The evaluation ended (returned or raised); call inside its ``try``."""
+        with self._lock:
+            self._running = None
+        _checkpoint()
+
+    def _watch(self) -> None:
+        poll = max(0.001, self.budget_s / 2)
+        while True:
+            self._busy.wait()
+            time.sleep(poll)
+            with self._lock:
+                running = self._running
+                if running is None or time.perf_counter() - running[1] < self.budget_s:
+                    continue
+                self._running = None  # once per evaluation
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(self._target or 0), ctypes.py_object(ShadowBudgetExceeded))
+
+
 #: One sampled decision: the live inputs as converted, the request messages, the live decision.
 Sample = tuple[dict[str, Any], dict[str, Any], Any, Any, Any]
 
@@ -80,6 +167,8 @@ class Shadow:
         metrics: ShadowMetrics | None = None,
         backlog: int = DEFAULT_BACKLOG,
         log_per_second: float = DEFAULT_LOG_PER_SECOND,
+        decision_budget_s: float = DEFAULT_DECISION_BUDGET_S,
+        share: float = DEFAULT_SHARE,
     ) -> None:
         if not 0.0 <= sample <= 1.0:
             raise ValueError(f"sample must be between 0 and 1, not {sample}")
@@ -89,6 +178,12 @@ class Shadow:
         self.metrics = metrics
         self.backlog = backlog
         self.drain_interval_s = DRAIN_INTERVAL_S
+        #: Longest one shadow decision may take (seconds) before it is dropped.
+        self.budget = _DecisionBudget(decision_budget_s)
+        #: The largest share of the wall clock the shadow thread works (0 to 1].
+        self.share = share
+        #: Decisions dropped for running over the budget, since start.
+        self.over_budget = 0
         #: Decisions compared, changed, and samples dropped, since start (ListPolicies shows them).
         self.compared = 0
         self.changed = 0
@@ -143,6 +238,8 @@ class Shadow:
     def start(self) -> None:
         """Start the thread that evaluates and compares."""
         if self._thread is None:
+            # A request thread waiting for the GIL gets it within this, not 5 ms (module docstring).
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
             self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
             self._thread.start()
 
@@ -156,20 +253,27 @@ class Shadow:
     def _run(self) -> None:
         use_evaluation_context()  # as the RPC threads: evaluation's own decimal context
         get, get_now = self._queue.get, self._queue.get_nowait
+        clock = time.perf_counter
         while True:
             entry = get()
             # Whatever else is queued goes in the same turn, and then the thread sleeps: waking
             # for every sampled call (a futex wake and a GIL handover from a request thread
             # each time) cost more CPU than the comparisons.
+            started = clock()
+            self.budget.turn(True)
             while entry is not None:
                 self._take(entry)
                 try:
                     entry = get_now()
                 except queue.Empty:
                     break
+            self.budget.turn(False)
             if entry is None:
                 return
-            time.sleep(self.drain_interval_s)
+            # Rest so that work is at most ``share`` of the time: a costly shadow set takes its
+            # samples more slowly, and the backlog bound drops the rest (counted).
+            worked = clock() - started
+            time.sleep(max(self.drain_interval_s, worked * (1.0 / self.share - 1.0)))
 
     def _take(self, entry: tuple[Snapshot, list[Sample], Any]) -> None:
         live, samples, applied = entry
@@ -213,16 +317,30 @@ class Shadow:
                     if metrics is not None:
                         metrics.fail("invalid_argument")
                     continue
+            budget = self.budget
             try:
-                if reads:
-                    reader = (shadow_reader(state, customer["id"], applied, event.get("time"))
-                              if state is not None else None)
-                    candidate = reads_and_counts(policy_set, customer, event, reader)[0]
-                else:
-                    candidate = evaluate(customer, event)
+                budget.begin()
+                try:
+                    if reads:
+                        reader = (shadow_reader(state, customer["id"], applied, event.get("time"))
+                                  if state is not None else None)
+                        candidate = reads_and_counts(policy_set, customer, event, reader)[0]
+                    else:
+                        candidate = evaluate(customer, event)
+                finally:
+                    budget.end()
             except (EvaluationError, StateError) as exc:
+                interrupted = isinstance(exc.__cause__ or exc.__context__, ShadowBudgetExceeded)
+                if interrupted:
+                    self.over_budget += 1
                 if metrics is not None:
-                    metrics.fail("state_unavailable" if isinstance(exc, StateError) else "policy_failed")
+                    metrics.fail("budget" if interrupted else
+                                 "state_unavailable" if isinstance(exc, StateError) else "policy_failed")
+                continue
+            except ShadowBudgetExceeded:  # raised outside the policies' own code
+                self.over_budget += 1
+                if metrics is not None:
+                    metrics.fail("budget")
                 continue
             self.compared += 1
             changed = decision_changed(decision, candidate)

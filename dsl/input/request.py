@@ -266,6 +266,8 @@ class _Reader:
             return None
         if inner is None:
             return None
+        if kind == "string_value" and inner == "" and depth == 1:
+            return None  # proto3's convention for an attribute too: an empty string is not given
         if isinstance(inner, InvalidValue):
             self.fail(path, inner.reason)
             return None

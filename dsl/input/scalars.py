@@ -154,6 +154,8 @@ def mapping_attribute(value: Any, t: Type, max_length: int) -> Any:
     if kind == "string_value":
         if inner.__class__ is not str or len(inner) > max_length:
             raise Slow
+        if not inner:
+            return None  # an empty string is not given (proto3's convention, attributes included)
     elif kind == "int_value":
         inner = int64(inner)
     elif kind == "bool_value":
@@ -231,8 +233,8 @@ def message_attribute(value: Any, t: Type, max_length: int) -> Any:
     """A scalar extension field, converted by the schema's own ``convert_scalar`` (lists and
     records, and anything it refuses, go to the checking path)."""
     which = value.WhichOneof("kind")
-    if which is None:
-        return None
+    if which is None or (which == "string_value" and not value.string_value):
+        return None  # an empty string is not given (proto3's convention, attributes included)
     if t.kind in ("list", "record") or which not in ACCEPTS.get(t.kind, ()):
         raise Slow
     inner = getattr(value, which)

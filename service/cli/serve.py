@@ -147,6 +147,12 @@ def add_parser(subparsers: Any) -> None:
                    help="client connections open at once per process; a connection beyond it is "
                         "closed at once (the client sees UNAVAILABLE); 0 for no cap "
                         "[LOYALTY_MAX_CONNECTIONS]")
+    p.add_argument("--max-connections-per-peer", type=_positive_or_off,
+                   default=_env("LOYALTY_MAX_CONNECTIONS_PER_PEER", "1000"),
+                   help="connections one client host may hold: beyond it, and beyond 80%% of "
+                        "--max-connections in all, connections that carry no call (for 2 s) are "
+                        "shed, so a new client finds room (Linux); 0 for no per-host limit "
+                        "[LOYALTY_MAX_CONNECTIONS_PER_PEER]")
     p.add_argument("--max-connection-idle", metavar="SECONDS", type=_seconds_or_off,
                    default=_env("LOYALTY_MAX_CONNECTION_IDLE", "300"),
                    help="close a connection that has carried no call for this long (GOAWAY; a "
@@ -156,6 +162,22 @@ def add_parser(subparsers: Any) -> None:
                    default=_env("LOYALTY_MAX_CONCURRENT_STREAMS", "100"),
                    help="calls at once on one connection; the client queues the rest "
                         "[LOYALTY_MAX_CONCURRENT_STREAMS]")
+    p.add_argument("--handshake-timeout", metavar="SECONDS", type=_seconds,
+                   default=_env("LOYALTY_HANDSHAKE_TIMEOUT", "10"),
+                   help="close a new connection that has not finished its handshake (TLS, HTTP/2 "
+                        "preface and SETTINGS) within this long [LOYALTY_HANDSHAKE_TIMEOUT]")
+    p.add_argument("--max-streams", type=_positive, default=_env("LOYALTY_MAX_STREAMS"),
+                   help="client-streaming calls (EvaluateStream, reflection) served at once per "
+                        "process, each holding a request thread; beyond it RESOURCE_EXHAUSTED. "
+                        "Default: half of --threads, so health and unary calls always find one "
+                        "[LOYALTY_MAX_STREAMS]")
+    p.add_argument("--max-streams-per-peer", type=_positive, default=_env("LOYALTY_MAX_STREAMS_PER_PEER"),
+                   help="of those, how many one client host may hold; beyond it RESOURCE_EXHAUSTED. "
+                        "Default: half of --max-streams [LOYALTY_MAX_STREAMS_PER_PEER]")
+    p.add_argument("--stream-idle-timeout", metavar="SECONDS", type=_seconds_or_off,
+                   default=_env("LOYALTY_STREAM_IDLE_TIMEOUT", "60"),
+                   help="end a stream whose client has sent no message for this long with "
+                        "DEADLINE_EXCEEDED; 0 for never [LOYALTY_STREAM_IDLE_TIMEOUT]")
     p.add_argument("--keepalive-min-interval", metavar="SECONDS", type=_seconds,
                    default=_env("LOYALTY_KEEPALIVE_MIN_INTERVAL", "30"),
                    help="least time between a client's keepalive pings while no data flows; "
@@ -218,6 +240,8 @@ def run(args: argparse.Namespace) -> int:
         from service.workers import prepare_multiprocess_metrics
 
         prepare_multiprocess_metrics()
+    from service.admission import StreamLimits
+    from service.connections import ShedPolicy
     from service.server import ConnectionLimits, ServeConfig
 
     config = ServeConfig(
@@ -242,6 +266,13 @@ def run(args: argparse.Namespace) -> int:
             keepalive_min_interval_s=args.keepalive_min_interval,
             keepalive_permit_without_calls=args.keepalive_permit_without_calls,
             max_ping_strikes=args.max_ping_strikes,
+            handshake_timeout_s=args.handshake_timeout,
+        ),
+        shed_policy=ShedPolicy(max_per_peer=args.max_connections_per_peer),
+        stream_limits=StreamLimits(
+            max_streams=args.max_streams,
+            max_streams_per_peer=args.max_streams_per_peer,
+            idle_timeout_s=args.stream_idle_timeout,
         ),
         log_decisions=args.decision_log,
         watch=args.watch,

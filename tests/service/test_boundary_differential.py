@@ -322,10 +322,13 @@ def flat_value(schema: Schema, v: V, t: Type | None) -> Any:
 def _flat_message(schema: Schema, desc: Any, spec: dict[str, Any], fields: dict[str, Any],
                   out: dict[str, Any]) -> None:
     """A message's fields into ``out`` under their schema names: what proto3 leaves out ("" and
-    0 without presence) is not given; attributes join the record."""
+    0 without presence) is not given, nor is an attribute whose ``stringValue`` is empty;
+    attributes join the record."""
     for name, value in spec.items():
         if name == "attributes":
             for key, v in value.items():
+                if v.kind == "string_value" and v.inner == "":
+                    continue  # an empty string attribute is not given either
                 loose = flat_value(schema, v, fields[key].type if key in fields else None)
                 if loose is not None:
                     out[key] = loose
