@@ -7,6 +7,7 @@ JSON-lines, CSV and Parquet (the forms of :mod:`dsl.tools.history`), and a chang
 from __future__ import annotations
 
 import csv
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -25,6 +26,17 @@ AIRLINE_CHANGES = (
      '  rule first_class_platinum when event.cabin == "first" and tenure >= 5:\n'
      '    qualify for "PLATINUM"\n\n  cap miles at 25000'),
 )
+
+
+def without_counters(directory: Path) -> Path:
+    """``directory`` less the policies that declare counters (and their tests): a programme
+    whose replay streams in bounded chunks and may take the columnar engine. A programme with
+    counters replays each customer's events in time order from one chunk on the row path."""
+    for policy in directory.rglob("*.policy"):
+        if re.search(r"^\s*counter ", policy.read_text(encoding="utf-8"), re.M):
+            policy.unlink()
+            policy.with_name(policy.stem + ".test.toml").unlink(missing_ok=True)
+    return directory
 
 
 def changed_policies(into: Path) -> Path:

@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks.history import airline_requests_stream, changed_policies, write_history
+from benchmarks.history import airline_requests_stream, changed_policies, without_counters, write_history
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICIES = ROOT / "policies"
@@ -43,17 +43,6 @@ def history(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     for form in ("jsonl", "csv", "parquet"):
         out[form] = write_history(root / f"history.{form}", [requests])
     return out
-
-
-def without_counters(directory: Path) -> Path:
-    """``directory`` less the policies that declare counters (and their tests): a programme
-    whose replay streams in bounded chunks. A programme with counters replays each customer's
-    events in time order from one chunk, so its memory is the history's (docs/language.md)."""
-    for policy in directory.rglob("*.policy"):
-        if re.search(r"^\s*counter ", policy.read_text(encoding="utf-8"), re.M):
-            policy.unlink()
-            policy.with_name(policy.stem + ".test.toml").unlink(missing_ok=True)
-    return directory
 
 
 def figures(result: subprocess.CompletedProcess[str]) -> dict[str, Any]:

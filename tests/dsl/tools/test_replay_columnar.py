@@ -16,13 +16,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from benchmarks.data import raw_mixed_pairs, request_mapping
-from benchmarks.history import airline_requests_stream, changed_policies, write_history
+from benchmarks.history import airline_requests_stream, changed_policies, without_counters, write_history
 from dsl.errors import PolicyError
 from dsl.policyset import PolicySet, load_directory, load_source
 from dsl.tools.history import chunks
 from dsl.tools.replay import replay_chunk
 from dsl.tools.replay_figures import Replay
-from tests.dsl.tools.test_replay import without_counters
 
 pytest.importorskip("polars")
 
