@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -30,15 +31,17 @@ from dsl.decision import Decision
 from dsl.errors import EvaluationError, did_you_mean
 from dsl.input.decoders import fast_or_check
 from dsl.input.request import ItemBudget
-from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS
+from dsl.schema.schema import MAX_ID, MAX_REQUEST_ITEMS, Schema
 from service.apply import StateRpcs, quoting
 from service.bounds import (
+    MAX_ATTRIBUTE_ENTRIES,
     attribute_maps_bounded,
     check_explain_batch,
     check_reply_size,
     explain_batch_limit,
     refuse_oversized_attribute_maps,
 )
+from service.convert import Converter
 from service.errors import (
     DeadlineExceeded,
     InvalidArgument,
@@ -107,6 +110,8 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         self.log_decisions = log_decisions
         #: The candidate set fed a sample of decisions (``loyalty serve --shadow``), or None.
         self.shadow = shadow
+        #: What unary calls read of the current snapshot (:meth:`_prepare`).
+        self._prepared: _Prepared | None = None
 
     # -- RPCs ----------------------------------------------------------------------------
 
@@ -118,14 +123,17 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         """:meth:`Evaluate`'s response, serialised: what the server sends as it is (the RPC's
         handler, built by :func:`service.server.method_handlers` and registered by
         :func:`service.server.create_server`, calls this method)."""
-        snapshot = self._snapshot()
+        prepared = self._prepared
+        snapshot = self.store.current
+        if prepared is None or prepared.snapshot is not snapshot:
+            prepared = self._prepare(self._snapshot())
         fields = call_fields()
-        fields["revision"] = snapshot.revision
+        fields["revision"] = prepared.revision
         only = request.only_policies
         if only:
-            _check_only_policies(snapshot, only)
-        decision = self._decide(snapshot, request, request.explain, list(only) if only else None, fields)
-        return evaluate_response_bytes(snapshot.encoder.payload(decision))
+            _check_only_policies(prepared.snapshot, only)
+        decision = self._decide(prepared, request, request.explain, list(only) if only else None, fields)
+        return evaluate_response_bytes(prepared.payload(decision))
 
     def EvaluateBatch(
         self, request: pb.EvaluateBatchRequest, context: grpc.ServicerContext
@@ -262,9 +270,12 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
                     if len(cid) > MAX_ID:
                         cid = ""  # never echoed: a refusal does not repeat a long input
                         raise _long_correlation_id()
-                    snapshot = self._snapshot()
-                    decision = self._decide(snapshot, request, request.explain, None, None)
-                    response = stream_response_bytes(cid, snapshot.encoder.payload(decision))
+                    prepared = self._prepared
+                    snapshot = self.store.current
+                    if prepared is None or prepared.snapshot is not snapshot:
+                        prepared = self._prepare(self._snapshot())
+                    decision = self._decide(prepared, request, request.explain, None, None)
+                    response = stream_response_bytes(cid, prepared.payload(decision))
                 except Exception as exc:  # this message's own error; the stream goes on
                     failed += 1
                     if not isinstance(exc, ServiceError):  # a bug: INTERNAL
@@ -312,9 +323,17 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
             )
         return snapshot
 
+    def _prepare(self, snapshot: Snapshot) -> _Prepared:
+        """What a unary call or a stream message needs of ``snapshot``, derived once per
+        snapshot (and kept until the next swap) rather than on every call."""
+        prepared = _Prepared(snapshot, snapshot.revision, _bounded_inputs(snapshot.converter),
+                             quoting(snapshot.policy_set, self.state), snapshot.encoder.payload)
+        self._prepared = prepared  # a race only builds an equal one twice
+        return prepared
+
     def _decide(
         self,
-        snapshot: Snapshot,
+        prepared: _Prepared,
         request: pb.EvaluateRequest | pb.EvaluateStreamRequest,
         explain: bool,
         only: list[str] | None,
@@ -324,8 +343,7 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         customer_msg = request.customer
         event_msg = request.event
         try:
-            refuse_oversized_attribute_maps(customer_msg, event_msg)
-            customer, event = snapshot.converter.inputs(customer_msg, event_msg)
+            customer, event = prepared.inputs(customer_msg, event_msg)
         except InvalidArgument:
             if fields is not None:
                 # The ids as sent, cut to the id bound: a refused request is logged, not repeated.
@@ -339,11 +357,10 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
             fields["customer_id"] = customer["id"]
             fields["event_id"] = event["id"]
         try:
-            evaluate = quoting(snapshot.policy_set, self.state)  # reads stored sums, writes nothing
             if explain or only:
-                decision = evaluate(customer, event, explain, only)
+                decision = prepared.evaluate(customer, event, explain, only)
             else:
-                decision = evaluate(customer, event)
+                decision = prepared.evaluate(customer, event)
         except EvaluationError as exc:
             _log_policy_failure(exc)
             if self.metrics is not None:
@@ -355,8 +372,50 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
             _log_decision(decision, customer["id"], event_msg)
         shadow = self.shadow
         if shadow is not None and not only and shadow.sampled():  # a partial decision compares with nothing
-            shadow.offer(snapshot, [(customer, event, customer_msg, event_msg, decision)])
+            shadow.offer(prepared.snapshot, [(customer, event, customer_msg, event_msg, decision)])
         return decision
+
+
+@dataclass(frozen=True, slots=True)
+class _Prepared:
+    """What :meth:`LoyaltyRulesServicer.evaluate_bytes` and a stream message read of one
+    snapshot: its revision, the request decoder, the evaluation (a quote when the set reads
+    stored sums) and the decision encoder."""
+
+    snapshot: Snapshot
+    revision: str
+    #: ``inputs(customer_msg, event_msg)`` -> both prepared records, or InvalidArgument.
+    inputs: Callable[[Any, Any], tuple[dict[str, Any], dict[str, Any]]]
+    evaluate: Callable[..., Decision]
+    payload: Callable[[Decision], bytes]
+
+
+def _bounded_inputs(converter: Converter) -> Callable[[Any, Any], tuple[dict[str, Any], dict[str, Any]]]:
+    """``converter.inputs`` with the attributes maps' size refused first
+    (:func:`service.bounds.refuse_oversized_attribute_maps`), as cheaply as the schema allows.
+
+    The fast path takes a map only when the schema declares every key in it, so while the
+    schema declares no more fields than a map may hold, a map the fast path takes is within
+    the bound, and the size is checked on the checking path alone (as a batch item's is).
+    """
+    if schema_field_count(converter.schema) <= MAX_ATTRIBUTE_ENTRIES:
+        return partial(fast_or_check, converter.fast.inputs,
+                       attribute_maps_bounded(converter.checked_inputs))
+    inputs = converter.inputs
+
+    def checked(customer: Any, event: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        refuse_oversized_attribute_maps(customer, event)
+        return inputs(customer, event)  # type: ignore[no-any-return]
+
+    return checked
+
+
+def schema_field_count(schema: Schema) -> int:
+    """Every field ``schema`` declares (customer, events, common event fields, records): at
+    least as many as any one attributes map could hold of declared keys."""
+    return (len(schema.customer) + len(schema.event_common)
+            + sum(len(fields) for fields in schema.events.values())
+            + sum(len(fields) for fields in schema.records.values()))
 
 
 def _add_policies(policies: RepeatedCompositeFieldContainer[pb.PolicyInfo], snapshot: Snapshot) -> None:
