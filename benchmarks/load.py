@@ -53,7 +53,7 @@ def _die_with_parent() -> None:
 class ServerProcess:
     """A server in a child process: ``with ServerProcess("real", policies_dir) as s: ...``.
 
-    ``kind`` is ``real`` or ``trivial`` (:mod:`benchmarks.serve`: the servicer
+    ``kind`` is ``real``, ``trivial`` or ``handwritten`` (:mod:`benchmarks.serve`: the servicer
     under test, or the service's trivial one, behind the same server), or ``cli``:
     the service exactly as deployed, ``python -m service serve`` (the ``loyalty
     serve`` command, with its policy watcher and everything else). The child's

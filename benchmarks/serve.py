@@ -1,6 +1,6 @@
 """Run one benchmark server in its own process: the real servicer or the trivial one.
 
-``python -m benchmarks.serve --servicer real|trivial --policies DIR [--max-seconds S]``
+``python -m benchmarks.serve --servicer real|trivial|handwritten --policies DIR [--max-seconds S]``
 
 It binds 127.0.0.1 on a free port, prints ``PORT <n>`` on stdout, and serves
 until its standard input closes (the benchmark process exits or closes the
@@ -11,7 +11,9 @@ Both servicers are served by the same :func:`service.server.create_server` (same
 thread pool, options, interceptor, metrics and per-RPC log line, logged as
 ``loyalty serve`` logs by default: JSON lines on stderr), so a comparison
 measures only what the servicer does with the same messages. The trivial one is
-the service's own :class:`service.testing.TrivialServicer`.
+the service's own :class:`service.testing.TrivialServicer`; the hand-written one
+(:mod:`benchmarks.handwritten_servicer`) serves the airline policy by hand and names the
+revision of ``--policies`` (a directory holding that policy alone).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import threading
 def main(argv: list[str] | None = None) -> int:
     """Start the server, announce its port, and wait for the end of input, SIGTERM or a timeout."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--servicer", choices=["real", "trivial"], required=True)
+    parser.add_argument("--servicer", choices=["real", "trivial", "handwritten"], required=True)
     parser.add_argument("--policies", default="policies")
     parser.add_argument("--max-seconds", type=float, default=1800.0)
     args = parser.parse_args(argv)
@@ -36,6 +38,11 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure("info", "json", sys.stderr)
     if args.servicer == "real":
         server, port = create_server("127.0.0.1:0", policies=args.policies)
+    elif args.servicer == "handwritten":
+        from benchmarks.handwritten_servicer import HandwrittenServicer, revision_of
+
+        server, port = create_server("127.0.0.1:0",
+                                     servicer=HandwrittenServicer(revision_of(args.policies)))
     else:
         from service.testing import TrivialServicer
 
