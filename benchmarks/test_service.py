@@ -6,7 +6,9 @@ policies, and the service's :class:`~service.testing.TrivialServicer`, which
 answers the same messages with a fixed decision. Every comparison alternates
 between them round by round, with the same request bytes; the unary gate does so
 in short turns on connections kept open for the whole comparison, and gates the
-median ratio of adjacent turns. Then: latency percentiles at fixed
+median ratio of adjacent turns. ``EvaluateBatch`` is also gated against a hand-written
+gRPC servicer (:mod:`benchmarks.handwritten_servicer`), both serving the airline policy
+alone, in two more processes for that test. Then: latency percentiles at fixed
 offered loads (open loop), resident memory of ``loyalty serve`` with the
 bundled policies and with 1,000 policies, its growth under a bounded sustained
 load, and a profile of where a unary call's server time goes.
