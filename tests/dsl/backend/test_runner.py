@@ -161,6 +161,7 @@ def test_runners_are_named() -> None:
 #: The compiled runner, but not the COMPILED object: PolicySet.evaluate's general path.
 GENERAL = CompiledRunner()
 MIXED = [(SCHEMA.prepare_customer(c), SCHEMA.prepare_event(e)) for c, e in data.raw_mixed_pairs(3000)]
+WINDOWED_SET = dsl.load_source(WINDOWED, schema=SCHEMA)
 
 
 def _outcome(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any],
@@ -193,7 +194,7 @@ def test_the_fused_path_decides_any_date_as_the_runner_path(index: int, shift: i
     policies' effective dates, and with a windowed set across its bounds) is decided alike by
     the fused and the general path."""
     customer, event = MIXED[index]
-    ps = dsl.load_source(WINDOWED, schema=SCHEMA) if windowed else BUNDLED
+    ps = WINDOWED_SET if windowed else BUNDLED
     at = (event["time"] + timedelta(hours=shift)).astimezone(UTC)
     moved = {**event, "time": at, "date": at.date()}
     assert _outcome(ps, customer, moved, COMPILED) == _outcome(ps, customer, moved, GENERAL)
