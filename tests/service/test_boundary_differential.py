@@ -27,7 +27,8 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dsl.errors import InputError
-from dsl.input.request import ACCEPTS, MappingDecoder, RequestLayout, json_name, request_path
+from dsl.input.layout import request_path
+from dsl.input.request import ACCEPTS, MappingDecoder, RequestLayout, json_name
 from dsl.schema.schema import MAX_LIST, MAX_STRING, Schema
 from dsl.schema.types import Type
 from service.convert import Converter
