@@ -18,6 +18,7 @@ import dsl
 from dsl.backend.runner import COMPILED, INTERPRETED, RUNNERS, Runnable, Runner
 from dsl.decision import Decision, Reason
 from dsl.errors import EvaluationError
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 ROOT = Path(__file__).resolve().parents[3]
 BUNDLED = dsl.load_directory(ROOT / "policies")
@@ -30,7 +31,7 @@ PURCHASE = {"id": "e2", "kind": "purchase", "time": "2026-03-01T10:00:00Z", "amo
 
 
 def prepared(customer: dict[str, Any], event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return SCHEMA.prepare_customer(customer), SCHEMA.prepare_event(event)
+    return prepare_customer(SCHEMA, customer), prepare_event(SCHEMA, event)
 
 
 def decisions(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any],
