@@ -2,8 +2,8 @@
 
 Everything here is generated from a fixed seed, so every run (and every machine)
 measures the same inputs. Raw mappings look like what a backend sends; the
-``prepared`` variants pass them through :meth:`dsl.schema.schema.Schema.prepare_customer`
-and :meth:`~dsl.schema.schema.Schema.prepare_event`, which is the value domain the
+``prepared`` variants pass them through the reference ``prepare_customer`` and
+``prepare_event`` (tests/dsl/input/reference.py), which give the value domain the
 evaluator, the interpreter and the hand-written function all take.
 
 Policy generators return policy source text in the language (``dsl/front/policy.lark``):
@@ -27,6 +27,7 @@ from typing import Any
 
 from dsl.schema import airports
 from dsl.schema.schema import Schema
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 #: The seed behind every generated data set.
 SEED = 20260101
@@ -204,8 +205,8 @@ def prepare_pairs(
     for customer, event in raw:
         key = id(customer)
         if key not in cache:
-            cache[key] = schema.prepare_customer(customer)
-        out.append((cache[key], schema.prepare_event(event)))
+            cache[key] = prepare_customer(schema, customer)
+        out.append((cache[key], prepare_event(schema, event)))
     return out
 
 

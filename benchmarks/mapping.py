@@ -7,7 +7,7 @@ headline gate sets it against :func:`benchmarks.plain.earn_miles`.
 
 :func:`decode_request` is the mapping decoder (``policy_set.decoder``: the
 schema-generated fast path, falling back to the checking path). :func:`flat_decode`,
-the flat reference (renaming to the schema's flat form, then ``Schema.prepare_*``),
+the flat reference (renaming to the schema's flat form, then the tests' reference ``prepare_*``),
 is kept for comparison in the stage figures; it is not on the path.
 """
 
@@ -18,6 +18,7 @@ from typing import Any
 
 from benchmarks.data import DETAILS_KINDS
 from dsl import Decision, PolicySet, Schema
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 Prepared = tuple[dict[str, Any], dict[str, Any]]
 
@@ -46,13 +47,13 @@ def decider(policy_set: PolicySet) -> Callable[[Mapping[str, Any]], Decision]:
 
 
 def flat_decode(schema: Schema, request: Mapping[str, Any]) -> Prepared:
-    """The flat reference: proto3 JSON names to the flat form, then ``Schema.prepare_*``."""
+    """The flat reference: proto3 JSON names to the flat form, then the reference ``prepare_*``."""
     customer, event = flatten(request)
-    return schema.prepare_customer(customer), schema.prepare_event(event)
+    return prepare_customer(schema, customer), prepare_event(schema, event)
 
 
 def flatten(request: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """A request mapping in the flat form ``Schema.prepare_*`` read (snake_case, one event dict).
+    """A request mapping in the flat form the reference ``prepare_*`` read (snake_case, one event dict).
 
     Covers the standard schema's fields (camelCase or original names, 64-bit
     integers as strings or numbers, the kind from the details object or from

@@ -506,7 +506,7 @@ def section_mapping_stages(run: Run) -> str:
         ["the plain baseline, for comparison", num(us["plain"]), f"{us['plain'] / whole:.0%}"],
         ["not on the path: `Decision.to_dict()`", num(us["to_dict"]),
          f"{us['to_dict'] / whole:.0%}"],
-        ["not on the path: the flat reference (rename, then `Schema.prepare_customer` and "
+        ["not on the path: the flat reference (rename, then the tests' reference `prepare_customer` and "
          "`prepare_event`)", num(reference), f"{reference / whole:.0%}"],
     ]
     return "\n".join([

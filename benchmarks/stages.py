@@ -31,6 +31,7 @@ import argparse
 import gc
 import json
 import time
+from functools import partial
 from typing import Any
 
 from benchmarks import handwritten
@@ -135,7 +136,8 @@ def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
 
     The path is :func:`benchmarks.mapping.decider`: decode the request mapping
     with ``policy_set.decoder``, the generated mapping decoder; the flat reference,
-    ``flatten`` then ``Schema.prepare_customer`` and ``prepare_event``, is timed beside
+    ``flatten`` then the reference ``prepare_customer`` and ``prepare_event``
+    (tests/dsl/input/reference.py), is timed beside
     it but is not on the path), then :meth:`PolicySet.evaluate`, whose parts are timed
     on their own too: creating the empty ``Decision``, the compiled policy's
     rules (which append the fired rules, benefits and tags to it), and
@@ -157,6 +159,7 @@ def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
     from benchmarks import data, mapping, plain
     from dsl.decision import Decision
     from dsl.library.runtime import finish as finish_decision
+    from tests.dsl.input import reference
 
     policy_set = dsl.load_directory(POLICIES_DIR)
     schema = policy_set.schema
@@ -172,7 +175,8 @@ def measure_mapping(rounds: int = 7, items: int = 10_000) -> dict[str, Any]:
     # finish() is the set's own step; it reads the set's tier ranks and per-event caps.
     tier_rank, caps = policy_set._tier_rank, policy_set._caps
     earn, flatten, decode = plain.earn_miles, mapping.flatten, mapping.decode_request
-    prepare_customer, prepare_event = schema.prepare_customer, schema.prepare_event
+    prepare_customer = partial(reference.prepare_customer, schema)
+    prepare_event = partial(reference.prepare_event, schema)
 
     def plain_baseline(lo: int, hi: int) -> None:
         for r in requests[lo:hi]:

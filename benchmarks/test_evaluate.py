@@ -23,6 +23,7 @@ from benchmarks import data, handwritten_dict, plain
 from benchmarks.conftest import Mode, Results
 from benchmarks.mapping import decider
 from benchmarks.timing import Arm, loop, time_arms, time_gate
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 GROUP = "evaluate"
 
@@ -324,8 +325,8 @@ def test_worst_case_at_the_input_limits(airline_set: Any, schema: Any, pairs: li
 
     import dsl
 
-    customer = schema.prepare_customer({"id": "c1", "member_since": "2010-01-01"})
-    event = schema.prepare_event(purchase_at_the_limits())
+    customer = prepare_customer(schema, {"id": "c1", "member_since": "2010-01-01"})
+    event = prepare_event(schema, purchase_at_the_limits())
     baseline = pairs[:1000]
     figures: dict[str, Any] = {}
     for name, members in WORST_CASES.items():

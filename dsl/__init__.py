@@ -16,8 +16,8 @@ event reads and passes them in; the decision says what to append::
     decision = policy_set.evaluate(customer, event, state=store.sums(customer_id, windows))
     decision.counted                                          # {"quarterly_spend": Decimal("100.00")}
 
-``Schema.prepare_customer`` / ``prepare_event`` read the schema's flat records: the
-readable reference every request decoder is held to.
+``policy_set.decoder`` (:class:`MappingDecoder`) reads requests into prepared input; the
+service's ``Converter`` does the same for ``loyalty.v1`` messages.
 
 See ``docs/architecture.md`` for the API and ``docs/language.md`` for the language.
 """

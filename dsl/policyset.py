@@ -220,7 +220,7 @@ class PolicySet:
                  state: Mapping[Window, int | Decimal] | None = None) -> Decision:
         """Evaluate every applicable policy and combine them into one decision.
 
-        ``customer`` and ``event`` are prepared dicts (see :meth:`Schema.prepare_event`).
+        ``customer`` and ``event`` are prepared dicts (see :attr:`decoder`).
         With ``explain`` the decision carries its reasons. ``only`` limits the
         evaluation to the named policies. ``runner`` says how each policy runs
         (:mod:`dsl.backend.runner`: the compiled code, or the reference interpreter);

@@ -1,7 +1,7 @@
 """The input compiler: one generator of request decoders, two accessors for the two forms.
 
-Each request form has a *checking path* (:mod:`dsl.input.request`'s reader, then
-``Schema.prepare_*``), which reports every problem, and a *fast path*: straight-line Python
+Each request form has a *checking path* (:mod:`dsl.input.request`: a reader, then an
+interpreter of the same plans), which reports every problem, and a *fast path*: straight-line Python
 generated once per schema that reads a well-formed request field by field and gives up
 (``raise SLOW``) on anything else, so that the checking path judges it.
 
@@ -244,7 +244,7 @@ class DecoderSource:
             f"# generated for schema {self.schema.digest} by dsl.input.generate from the request",
             "# layout (dsl.input.layout) and one plan per field (dsl.input.plans).",
             "# Each function reads a well-formed request in one pass and raises SLOW on anything",
-            "# else; the checking path (dsl.input.request, then Schema.prepare_*) then judges it",
+            "# else; the checking path (dsl.input.request, an interpreter of the same plans) then judges it",
             "# and names every problem. UPPERCASE names are the namespace's constants and helpers.",
         ]
         return "\n".join(header + [line for fn in self.functions for line in ["", *fn.lines]]) + "\n"

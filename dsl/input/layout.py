@@ -18,21 +18,19 @@ travels follows from the schema alone, by one rule:
   event kind's fields all travel in ``event.attributes``.
 
 :class:`RequestLayout` is that rule as a table. The generated decoders of both forms
-(:mod:`dsl.input.generate`), the checking reader (:mod:`dsl.input.request`) and
-:func:`request_path` read it, and a test holds the standard half of the table to the
+(:mod:`dsl.input.generate`) and the checking path (:mod:`dsl.input.request`) read it,
+through the field plans (:mod:`dsl.input.plans`), and a test holds the standard half of the table to the
 proto's descriptors. Nothing here imports protobuf: the message form is read by the
 attribute names the table gives.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cache
 
 from dsl.schema.schema import Field, Schema
-from dsl.schema.types import Type
 
 #: Which ``Value`` kinds a schema type accepts (the same on every path).
 ACCEPTS: dict[str, tuple[str, ...]] = {
@@ -173,86 +171,3 @@ class RequestLayout:
 
     def record(self, name: str) -> MessageLayout:
         return self.records.get(name) or MessageLayout("", {})
-
-
-_SEGMENT = re.compile(r"([^.\[]+)((?:\[\d+\])*)")
-
-
-def request_path(layout: RequestLayout, schema_path: str, details: str | None,
-                 written: Mapping[str, str] | None = None) -> str:
-    """The request path of a field the schema names by ``schema_path`` (``event.origin`` ->
-    ``event.flight.origin``); ``details`` is the event's details message name, if any.
-
-    A name the schema does not declare (``customer.bogus``) could only have travelled in the
-    ``attributes`` of its message: ``customer.attributes.bogus``.
-
-    ``written`` maps schema paths the caller gave to the paths as written: the longest
-    such prefix is kept, so a missing field inside a given list item reads
-    ``event.purchase.items[2].sku`` even when the caller wrote camelCase elsewhere.
-    """
-    parts = _split_path(schema_path)
-    root = parts[0]
-    if root == "customer":
-        message = layout.customer
-        out = "customer"
-    elif root == "event":
-        kind_layouts = layout.events.get(details or "")
-        # An unknown kind: the schema names event.kind alone, and nothing is an attribute.
-        message = kind_layouts[0] if kind_layouts else MessageLayout("", {})
-        out = "event"
-    else:
-        return schema_path
-    done = root
-    rest = parts[1:]
-    for i, part in enumerate(rest):
-        m = _SEGMENT.fullmatch(part)
-        name, index = (m[1], m[2]) if m else (part, "")
-        done = f"{done}.{part}"
-        if written and done in written:
-            out = written[done]
-        else:
-            slot = message.slots.get(name)
-            if slot is None and root == "event" and i == 0 and details:
-                kind_layouts = layout.events.get(details)
-                if kind_layouts and kind_layouts[1] is not None and name in kind_layouts[1].slots:
-                    out = f"{out}.{details}.{name}{index}"
-                    slot = kind_layouts[1].slots[name]
-                elif message.message:  # a name the schema does not declare: only attributes could carry it
-                    out = f"{out}.attributes.{name}{index}"
-                else:
-                    out = f"{out}.{name}{index}"
-            elif slot is None and message.message:  # likewise
-                out = f"{out}.attributes.{name}{index}"
-            elif slot is None or slot.in_message or not message.message:
-                out = f"{out}.{name}{index}"
-            else:
-                out = f"{out}.attributes.{name}{index}"
-            if slot is None:
-                continue
-        t = (message.slots.get(name) or _details_slot(layout, details, name, root, i) or _NO_SLOT).field.type
-        elem = t.elem if t.kind == "list" else t
-        if elem is not None and elem.kind == "record":
-            message = layout.record(elem.name)
-    return out
-
-
-def _split_path(path: str) -> list[str]:
-    """A schema path's segments; a name cut short (``dsl.schema.schema.shorten``: it ends in "...") is
-    always the last segment, and kept whole."""
-    cut = path.find("...")
-    if cut < 0:
-        return path.split(".")
-    start = path.rfind(".", 0, cut)
-    return [*path[:start].split("."), path[start + 1:]]
-
-
-def _details_slot(layout: RequestLayout, details: str | None, name: str, root: str, i: int) -> Slot | None:
-    if root != "event" or i != 0 or not details:
-        return None
-    kind_layouts = layout.events.get(details)
-    if not kind_layouts or kind_layouts[1] is None:
-        return None
-    return kind_layouts[1].slots.get(name)
-
-
-_NO_SLOT = Slot("", Field("", Type("any")), False)

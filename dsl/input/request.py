@@ -1,34 +1,37 @@
-"""The checking path of both request forms: reading a request written as plain mappings
-(or a message seen as one) into the schema's loose records, noting every problem.
+"""The checking path of both request forms: an interpreter of the field plans that reads a
+request written as plain mappings (or a message seen as one) and names every problem.
 
-Where each field travels is :class:`~dsl.input.layout.RequestLayout`'s to say. The reader
-turns a request into the schema's loose records and lets :meth:`Schema.prepare_customer`
-and :meth:`Schema.prepare_event` judge them (the reference, as the interpreter is for
-compiled policies), then names every problem by the request path the caller wrote
-(``customer.memberSince`` when the caller wrote camelCase). :class:`MappingDecoder` puts
+It runs in two steps, both read from the one table the generated fast paths are written from
+(:class:`~dsl.input.layout.RequestLayout` and its plans, :mod:`dsl.input.plans`):
+
+- **reading** (:class:`_Reader`) follows the request as the caller wrote it, key by key: names
+  the message does not have, a field given twice, a field in the wrong message, the form of
+  each value (text, a whole number, a typed ``Value`` of a kind its field takes), list lengths
+  and the request's total of list elements (:data:`~dsl.schema.schema.MAX_REQUEST_ITEMS`),
+  how deeply values nest (:data:`~dsl.schema.schema.MAX_VALUE_DEPTH`);
+- **judging** (:class:`_Judge`) walks the plans in their order: what a missing value becomes
+  (its default, None, an empty record, or "is required"), text length, the conversion of each
+  value (``convert_scalar``: the same reading the fast paths call), the least value, and the
+  derived fields.
+
+Every problem is named by the request path the caller wrote (``customer.memberSince`` when the
+caller wrote camelCase), the reading's problems first, in the order the caller wrote the keys,
+then the judging's, in the plans' order, each field at most once. :class:`MappingDecoder` puts
 the generated fast path (:mod:`dsl.input.decoders`) in front of it.
 
-Why ``Schema.prepare_*`` stays the reference rather than an interpreter of the plans
-(:mod:`dsl.input.plans`): a plan is a field's declaration (type, default, least value,
-length: ``Field``) plus where it travels; ``prepare_*`` reads the same declarations and the
-same bounds (``MAX_LIST``, ``MAX_MAGNITUDE``), so a bound is declared once, and where a field
-travels is this reader's part, read from the same layout as the plans. ``prepare_*`` holds
-every refusal's wording, and the flat records it judges are an interface of their own
-(policy tests, the interpreter's differential tests and the benchmarks build prepared input
-with it). Rewriting the checking path as a plan interpreter with the same messages, in the
-same order, is the step that would retire it into the differential test.
+The reference the differential tests hold both paths to, ``prepare_customer`` and
+``prepare_event`` over the schema's flat records, lives in the tests
+(``tests/dsl/input/reference.py``): an independent reader written without plans, so that the
+tests compare two readings rather than one reading twice.
 
-Bounds (docs/language.md, "Input bounds") are checked before anything is
-converted: text length, list length, the total list elements of a request
-(:data:`~dsl.schema.schema.MAX_REQUEST_ITEMS`) and how deeply values nest
-(:data:`~dsl.schema.schema.MAX_VALUE_DEPTH`).
+Bounds (docs/language.md, "Input bounds") are checked before anything is converted.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -42,8 +45,8 @@ from dsl.input.layout import (
     RequestLayout,
     Slot,
     json_name,
-    request_path,
 )
+from dsl.input.plans import DERIVED, REQUIRED, Plan, event_plans, record_plans
 from dsl.input.scalars import InvalidValue
 from dsl.schema.schema import (
     MAX_LIST,
@@ -76,15 +79,24 @@ class ItemBudget:
         self.messages_counted = messages_counted
 
 
+class _Given:
+    """One message as the caller gave it: each field's loose value and the request path it was
+    written at, by schema name (the fields of an event and of its details share one)."""
+
+    __slots__ = ("paths", "values")
+
+    def __init__(self) -> None:
+        self.values: dict[str, Any] = {}
+        self.paths: dict[str, str] = {}
+
+
 class _Reader:
-    """Reads one request's mappings into the schema's loose records, noting every problem
-    (with the request path as written) and the request path of every field it passed on."""
+    """Reads one request's mappings into :class:`_Given` messages, noting every problem of form
+    (with the request path as written)."""
 
     def __init__(self, layout: RequestLayout, budget: ItemBudget | None = None) -> None:
         self.layout = layout
         self.errors: list[FieldError] = []
-        #: schema path -> request path, for every field passed on to the schema.
-        self.paths: dict[str, str] = {}
         self.budget = budget if budget is not None else ItemBudget()
         #: Request paths a misplaced field was told to move to: the schema's "is required"
         #: for them would only repeat the advice.
@@ -95,10 +107,10 @@ class _Reader:
 
     # -- messages -------------------------------------------------------------------------------
 
-    def message(self, data: Any, layout: MessageLayout, path: str, schema_path: str,
-                out: dict[str, Any], skip: tuple[str, ...] = (),
-                elsewhere: MessageLayout | None = None, elsewhere_path: str = "") -> None:
-        """Read a message's own fields and its ``attributes`` into ``out`` (flat, schema names)."""
+    def message(self, data: Any, layout: MessageLayout, path: str, out: _Given,
+                skip: tuple[str, ...] = (), elsewhere: MessageLayout | None = None,
+                elsewhere_path: str = "") -> None:
+        """Read a message's own fields and its ``attributes`` into ``out`` (schema names)."""
         if not isinstance(data, Mapping):
             self.fail(path, "must be an object")
             return
@@ -110,7 +122,7 @@ class _Reader:
                 self.fail(path, "has a key that is not a string")
                 continue
             if key == "attributes":
-                self.attributes(value, layout, f"{path}.attributes", schema_path, out)
+                self.attributes(value, layout, f"{path}.attributes", out)
                 continue
             slot = layout.by_wire_name.get(key)
             if slot is None:
@@ -131,7 +143,7 @@ class _Reader:
             seen[slot.name] = key
             if value is None:  # JSON null: not given
                 continue
-            self.wire_value(value, slot, f"{path}.{key}", f"{schema_path}.{slot.name}", out)
+            self.wire_value(value, slot, f"{path}.{key}", out)
 
     def _hint(self, key: str, layout: MessageLayout) -> str | None:
         if len(key) > 64:
@@ -143,17 +155,17 @@ class _Reader:
         camel = any(c.isupper() for c in key)
         return did_you_mean(key, [s.json_name if camel else s.name for s in layout.message_slots()])
 
-    def wire_value(self, value: Any, slot: Slot, path: str, schema_path: str, out: dict[str, Any]) -> None:
-        """A message field's value as the schema reads it (proto3 JSON forms)."""
+    def wire_value(self, value: Any, slot: Slot, path: str, given: _Given) -> None:
+        """A message field's value as the judging reads it (proto3 JSON forms)."""
         t = slot.field.type
-        self.paths[schema_path] = path
+        given.paths[slot.name] = path
+        out = given.values
         if isinstance(value, InvalidValue):
             self.fail(path, value.reason)
             return
         if t.kind == "record":
-            record = self.layout.record(t.name)
-            sub: dict[str, Any] = {}
-            self.message(value, record, path, schema_path, sub)
+            sub = _Given()
+            self.message(value, self.layout.record(t.name), path, sub)
             out[slot.name] = sub
             return
         if t.kind == "list":
@@ -169,9 +181,8 @@ class _Reader:
             record = self.layout.record(t.elem.name)
             items = []
             for i, item in enumerate(value):
-                sub = {}
-                self.paths[f"{schema_path}[{i}]"] = f"{path}[{i}]"
-                self.message(item, record, f"{path}[{i}]", f"{schema_path}[{i}]", sub)
+                sub = _Given()
+                self.message(item, record, f"{path}[{i}]", sub)
                 items.append(sub)
             out[slot.name] = items
             return
@@ -183,7 +194,7 @@ class _Reader:
                 out[slot.name] = value  # TOML and Python callers have dates of their own
                 return
             if t.kind == "decimal" and isinstance(value, float):
-                out[slot.name] = value  # the schema refuses it, saying how to write it exactly
+                out[slot.name] = value  # judged: refused, saying how to write it exactly
                 return
             if t.kind == "decimal" and isinstance(value, int) and not isinstance(value, bool):
                 self.fail(path, f"must be a decimal written as a string (for example \"{value}\")")
@@ -214,8 +225,7 @@ class _Reader:
             return
         out[slot.name] = value
 
-    def attributes(self, data: Any, layout: MessageLayout, path: str, schema_path: str,
-                   out: dict[str, Any]) -> None:
+    def attributes(self, data: Any, layout: MessageLayout, path: str, out: _Given) -> None:
         if not isinstance(data, Mapping):
             self.fail(path, "must be an object of field name -> typed value")
             return
@@ -230,10 +240,10 @@ class _Reader:
                     hint = did_you_mean(str(name), declared) if len(str(name)) <= 64 else None
                     self.fail(vpath, "is not a field in the schema" + (f"; {hint}" if hint else ""))
                 continue
-            self.paths[f"{schema_path}.{name}"] = vpath
+            out.paths[name] = vpath
             loose = self.value(value, slot.field.type, vpath, 1)
             if loose is not None:
-                out[name] = loose
+                out.values[name] = loose
 
     # -- typed values ---------------------------------------------------------------------------
 
@@ -283,7 +293,7 @@ class _Reader:
                 return convert_scalar(Type("int"), inner)
             except ValueError as exc:
                 if t.kind == "decimal" and _is_whole(inner):
-                    return int(inner)  # a whole number past 18 digits: the schema says why, as a decimal
+                    return int(inner)  # a whole number past 18 digits: the judging says why, as a decimal
                 self.fail(path, str(exc))
                 return None
         if kind == "bool_value":
@@ -298,7 +308,7 @@ class _Reader:
         if kind == "duration_value" and isinstance(inner, timedelta):
             return inner
         if kind == "decimal_value" and isinstance(inner, float):
-            return inner  # the schema refuses it, saying how to write it exactly
+            return inner  # judged: refused, saying how to write it exactly
         if not isinstance(inner, str):
             self.fail(path, f"must be a string, not {_kind_of(inner)}")
             return None
@@ -378,6 +388,101 @@ def _kind_of(value: Any) -> str:
     return type(value).__name__
 
 
+# -- judging: the plans, interpreted ----------------------------------------------------------
+
+
+class _Judge:
+    """Walks the plans of a record over what the reader gave (:class:`_Given` for a message, a
+    plain mapping for a ``record_value``), noting each problem in ``errors`` and building the
+    prepared record: the same plans the generated fast paths are written from, read one field
+    at a time, each problem said in full."""
+
+    def __init__(self, schema: Schema, layout: RequestLayout) -> None:
+        self.schema = schema
+        self.layout = layout
+        #: A record's plans by its name, their paths relative to where the record is given.
+        self._records: dict[str, list[Plan]] = {}
+
+    def record_plans(self, name: str) -> list[Plan]:
+        plans = self._records.get(name)
+        if plans is None:
+            plans = self._records[name] = record_plans(self.schema, self.layout.record(name), name, "")
+        return plans
+
+    def record(self, plans: list[Plan], given: Any, prefix: str, errors: list[FieldError]) -> dict[str, Any]:
+        """The prepared record; ``prefix`` is its request path (plans' paths follow it)."""
+        if isinstance(given, _Given):
+            values, paths = given.values, given.paths
+        elif isinstance(given, Mapping):
+            values, paths = given, {}
+            self._derived_given(plans, values, prefix, errors)
+        else:
+            errors.append(FieldError(prefix, "must be an object"))
+            return {}
+        out: dict[str, Any] = {}
+        for plan in plans:
+            if plan.source == DERIVED:
+                source = out.get(plan.derived_from)
+                out[plan.name] = source.astimezone(UTC).date() if isinstance(source, datetime) else None
+                continue
+            path = paths.get(plan.name) or prefix + plan.path
+            value = values.get(plan.name)
+            if value is None:
+                missing = plan.missing
+                if missing is None:
+                    out[plan.name] = None
+                    continue
+                if missing is REQUIRED:
+                    if plan.kind != "record":
+                        errors.append(FieldError(path, "is required"))
+                        continue
+                    missing = {}  # a record that may not be missing: its defaults
+                value = missing
+            out[plan.name] = self.field(plan, value, path, errors)
+        return out
+
+    def field(self, plan: Plan, value: Any, path: str, errors: list[FieldError]) -> Any:
+        """One given (or default) value: its length, its conversion, its least value."""
+        f = plan.field
+        if f.type.is_stringy and isinstance(value, str) and len(value) > f.max_length:
+            errors.append(FieldError(path, f"is longer than {f.max_length} characters"))
+            return None
+        converted = self.value(f.type, value, path, errors)
+        if f.minimum is not None and converted is not None and converted < f.minimum:
+            reason = "must not be negative" if f.minimum == 0 else f"must be at least {f.minimum}"
+            errors.append(FieldError(path, f"{reason}, not {converted}"))
+        return converted
+
+    def value(self, t: Type, value: Any, path: str, errors: list[FieldError]) -> Any:
+        if t.kind == "record":
+            return self.record(self.record_plans(t.name), value, path, errors)
+        if t.kind == "list":
+            if not isinstance(value, list | tuple):
+                errors.append(FieldError(path, "must be a list"))
+                return []
+            if len(value) > MAX_LIST:
+                errors.append(FieldError(path, f"has more than {MAX_LIST} items"))
+                return []
+            assert t.elem is not None
+            return [self.value(t.elem, v, f"{path}[{i}]", errors) for i, v in enumerate(value)]
+        try:
+            return convert_scalar(t, value)
+        except ValueError as exc:
+            errors.append(FieldError(path, str(exc)))
+            return None
+
+    @staticmethod
+    def _derived_given(plans: list[Plan], values: Mapping[str, Any], prefix: str,
+                       errors: list[FieldError]) -> None:
+        """A ``record_value`` that sends a derived field (the reader let every declared name by)."""
+        derived = {plan.name: plan for plan in plans if plan.source == DERIVED}
+        for name in values:
+            plan = derived.get(name)
+            if plan is not None:
+                errors.append(FieldError(prefix + plan.path,
+                                         f"is derived from {plan.derived_from}; do not send it"))
+
+
 class MappingDecoder:
     """Reads requests written as plain mappings (the proto3 JSON mapping of ``loyalty.v1``
     requests: camelCase or snake_case names) into prepared input for one schema.
@@ -390,6 +495,10 @@ class MappingDecoder:
         self.schema = schema
         self.layout = RequestLayout(schema)
         self._fast: MappingFastPath | None = None  # generated on first use
+        #: The checking path's plans: the customer's, and each event kind's.
+        self._judge = _Judge(schema, self.layout)
+        self._customer_plans = record_plans(schema, self.layout.customer, "customer", "customer")
+        self._event_plans = {kind: event_plans(schema, self.layout, kind) for kind in self.layout.events}
 
     @property
     def fast(self) -> MappingFastPath:
@@ -454,10 +563,10 @@ class MappingDecoder:
     # -- the two records ----------------------------------------------------------------------
 
     def _customer(self, reader: _Reader, data: Any) -> dict[str, Any] | None:
-        loose: dict[str, Any] = {}
+        given = _Given()
         start = len(reader.errors)
-        reader.message(data, self.layout.customer, "customer", "customer", loose)
-        return self._prepare(reader, start, self.schema.prepare_customer, loose, "customer", None)
+        reader.message(data, self.layout.customer, "customer", given)
+        return self._judged(reader, start, self._customer_plans, given)
 
     def _event(self, reader: _Reader, data: Any) -> dict[str, Any] | None:
         if not isinstance(data, Mapping):
@@ -486,37 +595,29 @@ class MappingDecoder:
                         f"{', '.join(sorted(self.layout.events))})" + (f"; {hint}" if hint else ""))
             return None
         own, details = layouts
-        loose: dict[str, Any] = {"kind": kind}
+        given = _Given()
+        given.values["kind"] = kind
         skip = ("kind", *DETAILS_MESSAGES)
-        reader.message(data, own, "event", "event", loose, skip=skip,
+        reader.message(data, own, "event", given, skip=skip,
                        elsewhere=details, elsewhere_path=f"event.{kind}")
         for other in DETAILS_MESSAGES:  # a kind's details under another kind's name
             if other in data and other != which and data[other] is not None:
                 reader.fail(f"event.{other}", f"is not for a {kind} event")
         if details is not None and which is not None:
-            reader.message(data[which], details, f"event.{which}", "event", loose)
-        return self._prepare(reader, start, self.schema.prepare_event, loose, "event", which or kind)
+            reader.message(data[which], details, f"event.{which}", given)
+        return self._judged(reader, start, self._event_plans[kind], given)
 
-    def _prepare(self, reader: _Reader, start: int, prepare: Any, loose: dict[str, Any],
-                 root: str, details: str | None) -> dict[str, Any] | None:
-        try:
-            prepared: dict[str, Any] = prepare(loose)
-        except InputError as exc:
-            seen = {e.path for e in reader.errors[start:]} | reader.misplaced
-            for e in exc.errors:
-                path = self._request_path(reader, e.path, root, details)
-                if path not in seen:
-                    reader.errors.append(FieldError(path, e.reason))
-                    seen.add(path)
-            return None
+    def _judged(self, reader: _Reader, start: int, plans: list[Plan], given: _Given
+                ) -> dict[str, Any] | None:
+        """The record judged by its plans, or None. A field the reader refused, or told to move,
+        is not judged again: each field's problem is said once."""
+        errors: list[FieldError] = []
+        prepared = self._judge.record(plans, given, "", errors)
+        seen = {e.path for e in reader.errors[start:]} | reader.misplaced
+        for e in errors:
+            if e.path not in seen:
+                reader.errors.append(e)
+                seen.add(e.path)
         if len(reader.errors) > start:
             return None
         return prepared
-
-    def _request_path(self, reader: _Reader, schema_path: str, root: str, details: str | None) -> str:
-        """The request path for a schema path: as the caller wrote it where the field was given,
-        otherwise the proto field names (``event.flight.fare``, ``customer.attributes.home_store``)."""
-        known = reader.paths.get(schema_path)
-        if known is not None:
-            return known
-        return request_path(self.layout, schema_path, details, reader.paths)

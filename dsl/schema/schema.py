@@ -1,16 +1,12 @@
 """The input schema: one place that declares every field a policy can read, and its type.
 
-(About 720 lines, one job: the field table, its TOML reader and ``prepare_*``, the reference
-every decoder is held to, read the same declarations; see dsl/input/request.py for why.)
-
 The standard schema ships as ``dsl/schema/schema.toml``; a policy directory may add a
 ``schema.toml`` of its own, merged on top, so that a business adds tiers,
 currencies, benefits, customer attributes and event fields without code.
 
-The schema also turns a caller's loose input (JSON, TOML, protobuf values) into
-the runtime's exact values: :meth:`Schema.prepare_customer` and
-:meth:`Schema.prepare_event` check every field and report every problem as a
-:class:`~dsl.errors.FieldError` with its path.
+The schema also says how one loose value (JSON, TOML, protobuf values) becomes the runtime's
+exact value (:func:`convert_scalar`, with the input bounds it checks first); the request
+decoders (:mod:`dsl.input`) read whole requests with it, field by field as the plans say.
 """
 
 from __future__ import annotations
@@ -19,7 +15,6 @@ import hashlib
 import json
 import re
 import tomllib
-from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -28,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl import bounded_toml
-from dsl.errors import Diagnostic, FieldError, InputError, Span, did_you_mean
+from dsl.errors import Diagnostic, Span, did_you_mean
 from dsl.schema import airports
 from dsl.schema.timezones import time_zones
 from dsl.schema.types import SCALARS, Type, list_of
@@ -114,7 +109,6 @@ class Schema:
     #: ``effective`` dates are in it.
     timezone: str = "UTC"
     digest: str = ""
-    _preparers: dict[str, Callable[..., Any]] = field(default_factory=dict, repr=False)
 
     # -- loading -----------------------------------------------------------------
 
@@ -219,108 +213,6 @@ class Schema:
 
     def record_fields(self, name: str) -> dict[str, Field]:
         return self.records.get(name, {})
-
-    # -- preparing input ------------------------------------------------------------------
-
-    def prepare_customer(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Check and convert a customer; raises :class:`InputError` listing every bad field."""
-        errors: list[FieldError] = []
-        out = self._prepare_record(self.customer, data, "customer", errors, [MAX_REQUEST_ITEMS])
-        if errors:
-            raise InputError(errors)
-        return out
-
-    def prepare_event(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        """Check and convert an event of a declared kind; raises :class:`InputError`."""
-        errors: list[FieldError] = []
-        if not isinstance(data, Mapping):
-            raise InputError([FieldError("event", "must be an object")])
-        kind = data.get("kind")
-        if not isinstance(kind, str) or not kind:
-            raise InputError([FieldError("event.kind", "is required")])
-        if kind not in self.events:
-            hint = did_you_mean(kind, self.events) if len(kind) <= 64 else None
-            known = ", ".join(sorted(self.events))
-            reason = f'unknown event kind "{shorten(kind)}" (known: {known})'
-            raise InputError([FieldError("event.kind", reason + (f"; {hint}" if hint else ""))])
-        fields = {**self.event_common, **self.events[kind]}
-        out = self._prepare_record(fields, data, "event", errors, [MAX_REQUEST_ITEMS])
-        if errors:
-            raise InputError(errors)
-        return out
-
-    def _prepare_record(
-        self, fields: Mapping[str, Field], data: Any, path: str, errors: list[FieldError],
-        budget: list[int],
-    ) -> dict[str, Any]:
-        """One record; ``budget`` holds the list elements the record may still carry (one
-        record is bounded like a whole request: docs/language.md, "Input bounds")."""
-        if not isinstance(data, Mapping):
-            errors.append(FieldError(path, "must be an object"))
-            return {}
-        out: dict[str, Any] = {}
-        for key in data:
-            if key not in fields or fields[key].derived:
-                if key in fields:
-                    reason = f"is derived from {fields[key].derived}; do not send it"
-                else:
-                    hint = did_you_mean(str(key), fields) if len(str(key)) <= 64 else None
-                    reason = "is not a field in the schema" + (f"; {hint}" if hint else "")
-                errors.append(FieldError(f"{path}.{shorten(str(key))}", reason))
-        for name, f in fields.items():
-            if f.derived:
-                continue
-            value = data.get(name)
-            fpath = f"{path}.{name}"
-            if value is None:
-                if f.has_default:
-                    value = f.default
-                elif f.type.optional:
-                    out[name] = None
-                    continue
-                elif f.type.kind == "record":  # a record that may not be missing: its defaults
-                    value = {}
-                else:
-                    errors.append(FieldError(fpath, "is required"))
-                    continue
-            if f.type.is_stringy and isinstance(value, str) and len(value) > f.max_length:
-                errors.append(FieldError(fpath, f"is longer than {f.max_length} characters"))
-                continue
-            converted = self._convert(f.type, value, fpath, errors, budget)
-            if f.minimum is not None and converted is not None and converted < f.minimum:
-                reason = ("must not be negative" if f.minimum == 0
-                          else f"must be at least {f.minimum}")
-                errors.append(FieldError(fpath, f"{reason}, not {converted}"))
-            out[name] = converted
-        for name, f in fields.items():
-            if f.derived:
-                source = out.get(f.derived)
-                out[name] = source.astimezone(UTC).date() if isinstance(source, datetime) else None
-        return out
-
-    def _convert(self, t: Type, value: Any, path: str, errors: list[FieldError], budget: list[int]) -> Any:
-        kind = t.kind
-        if kind == "record":
-            return self._prepare_record(self.records.get(t.name, {}), value, path, errors, budget)
-        if kind == "list":
-            if not isinstance(value, list | tuple):
-                errors.append(FieldError(path, "must be a list"))
-                return []
-            if len(value) > MAX_LIST:
-                errors.append(FieldError(path, f"has more than {MAX_LIST} items"))
-                return []
-            budget[0] -= len(value)  # counted before the items are read, as the request reader does
-            if budget[0] < 0:
-                errors.append(FieldError(path, f"takes the request past {MAX_REQUEST_ITEMS:,} list "
-                                               "elements in all"))
-                return []
-            assert t.elem is not None
-            return [self._convert(t.elem, v, f"{path}[{i}]", errors, budget) for i, v in enumerate(value)]
-        try:
-            return convert_scalar(t, value)
-        except ValueError as exc:
-            errors.append(FieldError(path, str(exc)))
-            return None
 
 
 # -- scalar conversion -------------------------------------------------------------

@@ -14,8 +14,8 @@ accepts. A policy may still multiply large values past the checker's bound on co
 
 ``raw_customers(schema)`` and ``raw_events(schema, kind)`` draw loose input mappings from a
 schema's own field declarations (negative -- down to a field's declared minimum --, zero and
-large numbers, leap days, missing optional fields), for ``Schema.prepare_customer`` and
-``Schema.prepare_event``. Every input is within the schema's bounds
+large numbers, leap days, missing optional fields), for the reference ``prepare_customer`` and
+``prepare_event`` (tests/dsl/input/reference.py). Every input is within the schema's bounds
 (``dsl.schema.schema.MAX_INPUT_DIGITS``): numbers reach them (``±(10^18 - 1)``, 18 decimal places)
 but never pass them, since inputs beyond them are refused before any policy runs.
 """
@@ -38,6 +38,7 @@ from dsl.front.parser import MAX_DIGITS
 from dsl.library.builtins import BUILTINS
 from dsl.schema.schema import BASE_SCHEMA_PATH, MAX_INPUT_DIGITS, Field, Schema
 from dsl.schema.types import Type
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 #: Type of the generic weighted choice in :meth:`PolicyWriter.choose`.
 T = TypeVar("T")
@@ -1001,12 +1002,12 @@ def raw_record(draw: Callable[[Any], Any], schema: Schema, fields: dict[str, Fie
 
 
 def raw_customers(schema: Schema) -> st.SearchStrategy[dict[str, Any]]:
-    """Loose customer mappings for ``schema.prepare_customer``."""
+    """Loose customer mappings for the reference ``prepare_customer``."""
     return raw_record(schema, schema.customer)
 
 
 def raw_events(schema: Schema, kind: str) -> st.SearchStrategy[dict[str, Any]]:
-    """Loose event mappings of ``kind`` for ``schema.prepare_event``."""
+    """Loose event mappings of ``kind`` for the reference ``prepare_event``."""
     fields = {k: f for k, f in {**schema.event_common, **schema.events[kind]}.items() if k != "kind"}
     return raw_record(schema, fields).map(lambda r: {**r, "kind": kind})
 
@@ -1014,8 +1015,8 @@ def raw_events(schema: Schema, kind: str) -> st.SearchStrategy[dict[str, Any]]:
 def decisions(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any]
               ) -> list[dsl.Decision]:
     """The decision four ways: compiled and interpreted, with and without reasons."""
-    c = policy_set.schema.prepare_customer(customer)
-    e = policy_set.schema.prepare_event(event)
+    c = prepare_customer(policy_set.schema, customer)
+    e = prepare_event(policy_set.schema, event)
     return [evaluate(c, e, explain=explain)
             for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted)
             for explain in (False, True)]

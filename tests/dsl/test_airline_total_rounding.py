@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import dsl
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICY = "earn_miles_by_distance"
@@ -101,7 +102,7 @@ def test_policy_pays_the_total_rounded_down_once_on_generated_flights() -> None:
     wrong = []
     for i, flight in enumerate(flights):
         raw_customer, raw_event = request(flight, i)
-        customer, event = schema.prepare_customer(raw_customer), schema.prepare_event(raw_event)
+        customer, event = prepare_customer(schema, raw_customer), prepare_event(schema, raw_event)
         d = policy_set.evaluate(customer, event, only=[POLICY])
         want = expected_miles(flight)
         fired = ["flown_miles"]

@@ -11,6 +11,7 @@ import pytest
 import dsl
 from dsl.backend.interpreter import fault_message
 from dsl.library import runtime as rt
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 SCHEMA = dsl.Schema.for_directory("policies")
 CUSTOMER = {"id": "c1", "member_since": "2020-01-01"}
@@ -32,7 +33,7 @@ def warnings_of(*members: str) -> list[str]:
 
 def failures(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any]) -> set[str]:
     """What compiled and interpreted evaluation say when the policy fails (both must fail)."""
-    c, e = SCHEMA.prepare_customer(customer), SCHEMA.prepare_event(event)
+    c, e = prepare_customer(SCHEMA, customer), prepare_event(SCHEMA, event)
     messages = set()
     for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
         with pytest.raises(dsl.EvaluationError) as caught:

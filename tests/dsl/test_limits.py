@@ -19,6 +19,7 @@ from strategies import SCHEMA, decisions
 
 import dsl
 from dsl.front.parser import MAX_SOURCE_BYTES
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 #: The largest whole number an input may hold (dsl.schema.schema.MAX_INPUT_DIGITS: 18 digits).
 LARGEST = 10**18 - 1
@@ -251,7 +252,7 @@ def test_aggregates_over_a_big_list_are_exact() -> None:
 def test_a_list_over_the_item_limit_is_an_input_error() -> None:
     """A list of 10,001 items is refused before any policy runs, worded as pinned."""
     with pytest.raises(dsl.InputError) as caught:
-        SCHEMA.prepare_event(purchase([1] * 10_001))
+        prepare_event(SCHEMA, purchase([1] * 10_001))
     assert str(caught.value) == "event.items: has more than 10000 items"
 
 
@@ -331,7 +332,7 @@ def test_instants_outside_the_calendar_are_input_errors(instant: str) -> None:
     """An event time that leaves the calendar when converted to UTC is an InputError, not an OverflowError."""
     # Was: parse_datetime's astimezone(UTC) raised OverflowError, which escaped.
     with pytest.raises(dsl.InputError) as caught:
-        SCHEMA.prepare_event({**VISIT, "time": instant})
+        prepare_event(SCHEMA, {**VISIT, "time": instant})
     assert [e.path for e in caught.value.errors] == ["event.time"]
 
 
@@ -359,17 +360,17 @@ def test_inputs_past_the_bounds_are_input_errors(record: str, fields: dict[str, 
     worded as pinned."""
     with pytest.raises(dsl.InputError) as caught:
         if record == "customer":
-            SCHEMA.prepare_customer({**CUSTOMER, **fields})
+            prepare_customer(SCHEMA, {**CUSTOMER, **fields})
         else:
-            SCHEMA.prepare_event({**VISIT, **fields})
+            prepare_event(SCHEMA, {**VISIT, **fields})
     assert str(caught.value) == message
 
 
 def test_inputs_at_the_bounds_are_accepted_exactly() -> None:
     """The largest numbers, the most decimal places and the longest string an input may hold
     arrive unchanged."""
-    customer = SCHEMA.prepare_customer({**CUSTOMER, "score": -LARGEST})
-    event = SCHEMA.prepare_event({**VISIT, "party_size": LARGEST, "venue": "x" * 10_000,
+    customer = prepare_customer(SCHEMA, {**CUSTOMER, "score": -LARGEST})
+    event = prepare_event(SCHEMA, {**VISIT, "party_size": LARGEST, "venue": "x" * 10_000,
                                   "spend": "999999999999999999.999999999999999999"})
     assert (customer["score"], event["party_size"], event["venue"], str(event["spend"])) == (
         -LARGEST, LARGEST, "x" * 10_000, "999999999999999999.999999999999999999")
@@ -380,6 +381,6 @@ def test_oversized_number_text_is_a_plain_input_error() -> None:
     # Was: the reason was Python's own message, which told an API client to call
     # sys.set_int_max_str_digits().
     with pytest.raises(dsl.InputError) as caught:
-        SCHEMA.prepare_customer({**CUSTOMER, "lifetime": {"miles": "9" * 5000}})
+        prepare_customer(SCHEMA, {**CUSTOMER, "lifetime": {"miles": "9" * 5000}})
     assert [e.path for e in caught.value.errors] == ["customer.lifetime.miles"]
     assert "sys." not in caught.value.errors[0].reason

@@ -13,6 +13,7 @@ import dsl
 from dsl.errors import PolicyError
 from dsl.library import runtime as rt
 from dsl.tools.formatter import format_source
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 SCHEMA = dsl.Schema.for_directory("policies")
 
@@ -104,8 +105,8 @@ FREE_DRINK = """policy coffee
 def test_every_tenth_visit(visits: int, spend: str, points: int) -> None:
     """The docs' example: a free drink on every 10th visit, compiled and interpreted alike."""
     policy_set = dsl.load_source(FREE_DRINK, file="coffee.policy", schema=SCHEMA)
-    customer = SCHEMA.prepare_customer({**CUSTOMER, "lifetime": {"visits": visits}})
-    event = SCHEMA.prepare_event(visit(spend=spend))
+    customer = prepare_customer(SCHEMA, {**CUSTOMER, "lifetime": {"visits": visits}})
+    event = prepare_event(SCHEMA, visit(spend=spend))
     for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
         assert evaluate(customer, event).awards == {"points": points}
 
@@ -114,10 +115,10 @@ def test_mod_by_zero_at_run_time_is_an_evaluation_error() -> None:
     """A zero divisor stops the evaluation with the policy, file and line, as `/` does."""
     source = "policy p\n  on visit\n  rule r: award event.party_size % (event.party_size - 1) points\n"
     policy_set = dsl.load_source(source, file="p.policy", schema=SCHEMA)
-    event = SCHEMA.prepare_event(visit(party_size=1))
+    event = prepare_event(SCHEMA, visit(party_size=1))
     for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
         with pytest.raises(dsl.EvaluationError) as info:
-            evaluate(SCHEMA.prepare_customer(CUSTOMER), event)
+            evaluate(prepare_customer(SCHEMA, CUSTOMER), event)
         assert str(info.value) == "p.policy:3: policy p: division by zero"
 
 

@@ -9,24 +9,25 @@ import pytest
 
 import dsl
 from dsl.errors import EvaluationError, PolicyError
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 SCHEMA = dsl.Schema.for_directory("policies")
 
 
 def customer(**fields: object) -> dict[str, object]:
-    return SCHEMA.prepare_customer({"id": "c1", "member_since": "2015-06-01", **fields})
+    return prepare_customer(SCHEMA, {"id": "c1", "member_since": "2015-06-01", **fields})
 
 
 def flight(time: str = "2026-03-01T10:00:00Z", **fields: object) -> dict[str, object]:
     raw = {"id": "e1", "kind": "flight", "time": time, "origin": "JFK", "destination": "BOS",
            "fare": "100.00", "distance_miles": 1000, **fields}
-    return SCHEMA.prepare_event(raw)
+    return prepare_event(SCHEMA, raw)
 
 
 def purchase(**fields: object) -> dict[str, object]:
     raw = {"id": "e2", "kind": "purchase", "time": "2026-03-01T10:00:00Z", "amount": "10.00",
            **fields}
-    return SCHEMA.prepare_event(raw)
+    return prepare_event(SCHEMA, raw)
 
 
 WINDOWED = """

@@ -18,9 +18,10 @@ from dsl.errors import PolicyError
 from dsl.library.runtime import exact_award, in_evaluation_context
 from dsl.tools.diffing import compare_structure
 from dsl.tools.formatter import format_source
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
-CUSTOMER = SCHEMA.prepare_customer({"id": "c1", "member_since": "2010-01-01"})
-VISIT = SCHEMA.prepare_event({"id": "e1", "kind": "visit", "time": "2026-03-01T09:30:00Z"})
+CUSTOMER = prepare_customer(SCHEMA, {"id": "c1", "member_since": "2010-01-01"})
+VISIT = prepare_event(SCHEMA, {"id": "e1", "kind": "visit", "time": "2026-03-01T09:30:00Z"})
 HEAD = "policy p\n  on visit\n"
 
 
@@ -254,10 +255,10 @@ def test_whole_unit_totals_in_integer_units_agree_with_the_interpreter(mode: str
     assert "// 40" in generated or "(2 * total_miles + 40) // 80" in generated \
         or "round_ratio_half_even(total_miles, 40)" in generated  # the integer path is taken
     for tier in (None, "GOLD", "PLATINUM"):
-        customer = SCHEMA.prepare_customer({"id": "c1", "member_since": "2010-01-01",
+        customer = prepare_customer(SCHEMA, {"id": "c1", "member_since": "2010-01-01",
                                             **({"tier": tier} if tier else {})})
         for size in range(1, 61):
-            event = SCHEMA.prepare_event({"id": "e1", "kind": "visit",
+            event = prepare_event(SCHEMA, {"id": "e1", "kind": "visit",
                                           "time": "2026-03-01T09:30:00Z", "party_size": size})
             compiled = policy_set.evaluate(customer, event)
             interpreted = policy_set.evaluate_interpreted(customer, event)

@@ -22,6 +22,7 @@ from dsl.library import runtime as rt
 from dsl.library.builtins import EXPORTS
 from dsl.schema.schema import BASE_SCHEMA_PATH
 from dsl.tools.formatter import format_source, structure
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 SCHEMA = dsl.Schema.for_directory("policies")
 
@@ -219,8 +220,8 @@ def test_between_includes_its_start_and_excludes_its_end(time: str, zone: str, t
     """`between A and B` holds from A up to but not including B, on the datetime's own clock
     (UTC unless local() moved it); an end before the start runs across midnight."""
     policy_set = dsl.load_source(HAPPY, file="p.policy", schema=SCHEMA)
-    customer = SCHEMA.prepare_customer({"id": "c", "member_since": "2020-01-01"})
-    event = SCHEMA.prepare_event({"id": "e", "kind": "order", "time": time, "store_zone": zone})
+    customer = prepare_customer(SCHEMA, {"id": "c", "member_since": "2020-01-01"})
+    event = prepare_event(SCHEMA, {"id": "e", "kind": "order", "time": time, "store_zone": zone})
     for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
         assert evaluate(customer, event).tags == tags
 
@@ -382,9 +383,9 @@ def test_an_optional_zone_with_a_literal_default() -> None:
     source = ('policy p\n  on visit\n  rule r when local(event.time, customer.zone otherwise '
               '"{zone}") between 15:00 and 18:00: tag "t"\n')
     policy_set = dsl.load_source(source.format(zone="Europe/London"), file="p.policy", schema=schema)
-    event = schema.prepare_event({"id": "e", "kind": "visit", "time": "2026-07-01T14:30:00Z"})
+    event = prepare_event(schema, {"id": "e", "kind": "visit", "time": "2026-07-01T14:30:00Z"})
     for zone, tags in ((None, ["t"]), ("Asia/Tokyo", [])):
-        customer = schema.prepare_customer({"id": "c", "member_since": "2020-01-01", "zone": zone})
+        customer = prepare_customer(schema, {"id": "c", "member_since": "2020-01-01", "zone": zone})
         for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
             assert evaluate(customer, event).tags == tags
     with pytest.raises(PolicyError) as info:

@@ -4,8 +4,9 @@
   path), ``Converter.checked_inputs`` (the checking path alone) and the fast path alone;
 - **M**, the mapping decoder: ``MappingDecoder.request`` on the proto3 JSON mapping of the same
   request (``MessageToDict``, camelCase and snake_case);
-- **R**, the reference: ``Schema.prepare_customer`` / ``prepare_event`` on the schema's flat form
-  of the same input, built here from the generated request itself (never from a decoder).
+- **R**, the reference: ``prepare_customer`` / ``prepare_event`` (tests/dsl/input/reference.py,
+  written without the layout or the plans) on the schema's flat form of the same input, built
+  here from the generated request itself (never from a decoder).
 
 A request is drawn as a *spec*: nested dicts keyed by proto field names, with ``Ts`` / ``Dur``
 for timestamps and durations and ``V`` for typed ``Value``s. :func:`to_proto`,
@@ -27,12 +28,13 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dsl.errors import InputError
-from dsl.input.request import ACCEPTS, MappingDecoder, RequestLayout, json_name, request_path
+from dsl.input.request import ACCEPTS, MappingDecoder, RequestLayout, json_name
 from dsl.schema.schema import MAX_LIST, MAX_STRING, Schema
 from dsl.schema.types import Type
 from service.convert import Converter
 from service.errors import InvalidArgument
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
+from tests.dsl.input.reference import prepare_customer, prepare_event, request_path
 from tests.dsl.strategies import AIRPORTS, BIG_INTS, SPECIAL_DATES, STRINGS
 from tests.service.conftest import POLICIES
 
@@ -358,7 +360,7 @@ DETAILS = ("flight", "purchase", "visit", "appointment", "donation")
 
 
 def to_flat(schema: Schema, spec: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The request in the schema's flat form: (customer, event) for Schema.prepare_*."""
+    """The request in the schema's flat form: (customer, event) for the reference prepare_*."""
     customer: dict[str, Any] = {}
     _flat_message(schema, pb.Customer.DESCRIPTOR, spec["customer"], schema.customer, customer)
     event_spec = spec["event"]
@@ -448,9 +450,9 @@ def run_r(schema: Schema, customer: dict[str, Any], event: dict[str, Any]) -> Ou
     layout = LAYOUTS[id(schema)]
     problems: list[tuple[str, str]] = []
     value: list[dict[str, Any]] = []
-    for prepare, record in ((schema.prepare_customer, customer), (schema.prepare_event, event)):
+    for prepare, record in ((prepare_customer, customer), (prepare_event, event)):
         try:
-            value.append(prepare(record))
+            value.append(prepare(schema, record))
         except InputError as exc:
             details = record.get("kind") if record is event else None
             problems += [(request_path(layout, e.path, details), e.reason) for e in exc.errors]

@@ -22,6 +22,7 @@ from dsl.schema.schema import (
     Schema,
     SchemaError,
 )
+from tests.dsl.input.reference import prepare_customer
 from tests.service.test_boundary_differential import (
     BUNDLED,
     EXTENDED,
@@ -261,5 +262,5 @@ def test_the_deepest_type_allowed_takes_values_as_deep():
     """A list nested 7 times (8 levels with its whole numbers) loads, and its deepest values pass."""
     deepest = '[customer]\ndeep = "list<list<list<list<list<list<list<int>>>>>>>?"'
     schema = Schema.from_texts([BASE, ("x.toml", deepest)])
-    prepared = schema.prepare_customer({"id": "c", "member_since": "2012-05-01", "deep": [[[[[[[5]]]]]]]})
+    prepared = prepare_customer(schema, {"id": "c", "member_since": "2012-05-01", "deep": [[[[[[[5]]]]]]]})
     assert prepared["deep"] == [[[[[[[5]]]]]]]

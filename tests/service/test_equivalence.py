@@ -1,7 +1,8 @@
 """Every RPC answers exactly what ``PolicySet.evaluate`` decides for the same input.
 
 The expected decisions take the documented Python path, independent of the
-service's converter and encoder: ``Schema.prepare_*`` on the loose mappings, then
+service's converter and encoder: the reference ``prepare_*`` (tests/dsl/input/reference.py)
+on the loose mappings, then
 ``PolicySet.evaluate``, then :func:`service.wire.decision_message` (the
 message built field by field). The service gets the same pairs as protobuf
 messages, over a real channel: batch, unary and stream.
@@ -18,6 +19,7 @@ import dsl
 from benchmarks import data, messages
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.wire import decision_message
+from tests.dsl.input.reference import prepare_customer, prepare_event
 from tests.service.conftest import POLICIES
 
 
@@ -38,7 +40,7 @@ def expected(pairs: list[data.Pair]) -> dict[bool, list[pb.Decision]]:
     """The policy set's decisions (without and with explain), as messages built field by field."""
     policy_set = dsl.load_directory(POLICIES)
     schema = policy_set.schema
-    prepared = [(schema.prepare_customer(c), schema.prepare_event(e)) for c, e in pairs]
+    prepared = [(prepare_customer(schema, c), prepare_event(schema, e)) for c, e in pairs]
     return {explain: [decision_message(policy_set.evaluate(c, e, explain)) for c, e in prepared]
             for explain in (False, True)}
 

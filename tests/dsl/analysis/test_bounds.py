@@ -24,6 +24,7 @@ import dsl
 from dsl.analysis.bounds import AwardBound, BoundsPass, Interval, award_bounds, event_bounds
 from dsl.library.builtins import BUILTINS
 from service.cli import main
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICIES = ROOT / "policies"
@@ -136,8 +137,8 @@ def test_the_bound_is_reached_when_the_policy_allows_it() -> None:
                      "  rule s: award 20% of min(event.amount, 1000) points\n  round points down\n")
     policy_set = dsl.load_source(text, file="p.policy", schema=BUNDLED)
     (bound,) = policy_set.compiled[0].award_bounds
-    customer = BUNDLED.prepare_customer({"id": "c", "member_since": "2020-01-01"})
-    event = BUNDLED.prepare_event({"id": "e", "kind": "purchase", "time": "2026-03-01T10:00:00Z",
+    customer = prepare_customer(BUNDLED, {"id": "c", "member_since": "2020-01-01"})
+    event = prepare_event(BUNDLED, {"id": "e", "kind": "purchase", "time": "2026-03-01T10:00:00Z",
                                    "amount": "5000"})
     assert policy_set.evaluate(customer, event).awards["points"] == bound.maximum == 900
 
@@ -241,11 +242,11 @@ _KINDS = sorted({k for p in _BUNDLED_SET.compiled for k in p.info.kinds})
 def test_bundled_policies_never_award_above_their_bound(data: st.DataObject) -> None:
     """Inputs within the bundled schema's bounds never get more than the bundled bounds."""
     kind = data.draw(st.sampled_from(_KINDS))
-    customer = BUNDLED.prepare_customer(data.draw(raw_customers(BUNDLED)))
+    customer = prepare_customer(BUNDLED, data.draw(raw_customers(BUNDLED)))
     raw = data.draw(raw_events(BUNDLED, kind))
     raw["time"] = data.draw(st.sampled_from(["2026-03-14T10:00:00Z", "2026-11-28T18:30:00Z",
                                              "2026-12-02T09:15:00+05:30"]))
-    assert_within(_BUNDLED_SET, customer, BUNDLED.prepare_event(raw))
+    assert_within(_BUNDLED_SET, customer, prepare_event(BUNDLED, raw))
 
 
 @PROPERTY
@@ -265,8 +266,8 @@ def test_generated_policies_never_award_above_their_bound(data: st.DataObject) -
         raise
     for p in policy_set.compiled:
         note(f"bounds of {p.name}: {[b.describe() for b in p.award_bounds]}")
-    customer = SCHEMA.prepare_customer(data.draw(raw_customers(SCHEMA)))
-    event = SCHEMA.prepare_event(data.draw(raw_events(SCHEMA, kind)))
+    customer = prepare_customer(SCHEMA, data.draw(raw_customers(SCHEMA)))
+    event = prepare_event(SCHEMA, data.draw(raw_events(SCHEMA, kind)))
     assert_within(policy_set, customer, event)
 
 

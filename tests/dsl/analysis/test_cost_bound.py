@@ -43,6 +43,7 @@ from dsl.front import nodes as n
 from dsl.library import runtime as rt
 from dsl.library.builtins import BUILTINS
 from dsl.library.runtime import MAX_NUMBER_DIGITS
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 #: The largest whole number and the longest decimal an input may hold (dsl.schema.schema's bounds).
 LARGEST = 10**18 - 1
@@ -162,7 +163,7 @@ def measure(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str
     measuring = Measuring(compiled)
     instrumented = dataclasses.replace(compiled, interpreted=interpret(measuring))
     single = dsl.PolicySet(policy_set.schema, [instrumented], policy_set.revision)
-    decision = single.evaluate_interpreted(SCHEMA.prepare_customer(customer), SCHEMA.prepare_event(event))
+    decision = single.evaluate_interpreted(prepare_customer(SCHEMA, customer), prepare_event(SCHEMA, event))
     for amount in decision.awards.values():
         measuring.observe(amount)
     return measuring.measured, decision
@@ -192,7 +193,7 @@ def refused_or_within(text: str, customer: dict[str, Any], event: dict[str, Any]
     assert bound is not None
     measured, interpreted = measure(policy_set, customer, event)
     assert_within(bound, measured)
-    c, e = SCHEMA.prepare_customer(customer), SCHEMA.prepare_event(event)
+    c, e = prepare_customer(SCHEMA, customer), prepare_event(SCHEMA, event)
     for explain in (False, True):
         compiled = policy_set.evaluate(c, e, explain=explain)
         assert (compiled.awards, compiled.benefits) == (interpreted.awards, interpreted.benefits)
@@ -481,8 +482,8 @@ def _cpu_time(policy_set: dsl.PolicySet, rounds: int = 3) -> float:
     """The least CPU time of the evaluating thread over ``rounds`` evaluations at the limits."""
     import time
 
-    customer = SCHEMA.prepare_customer({**CUSTOMER, "zone": "Asia/Kolkata"})
-    event = SCHEMA.prepare_event(BIG_PURCHASE)
+    customer = prepare_customer(SCHEMA, {**CUSTOMER, "zone": "Asia/Kolkata"})
+    event = prepare_event(SCHEMA, BIG_PURCHASE)
     policy_set.evaluate(customer, event)  # warm up
     best = float("inf")
     for _ in range(rounds):
@@ -614,8 +615,8 @@ def test_a_value_past_the_bounds_is_a_policy_fault(name: str, members: list[str]
     policy fault naming the bounds, in compiled and interpreted evaluation alike (it used to
     spend half a minute in int() building a million digits)."""
     policy_set = dsl.load_source(policy(*members), schema=SCHEMA)
-    customer = SCHEMA.prepare_customer(CUSTOMER)
-    event = {**SCHEMA.prepare_event(VISIT), name_of_field: value}
+    customer = prepare_customer(SCHEMA, CUSTOMER)
+    event = {**prepare_event(SCHEMA, VISIT), name_of_field: value}
     for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
         for explain in (False, True):
             with pytest.raises(dsl.EvaluationError) as caught:
@@ -628,7 +629,7 @@ def test_evaluation_ignores_and_restores_the_callers_context() -> None:
     context afterwards."""
     policy_set = dsl.load_source(policy('rule s: grant "voucher" with value = event.spend * 3, note = "x"'),
                                  schema=SCHEMA)
-    customer, event = SCHEMA.prepare_customer(CUSTOMER), SCHEMA.prepare_event(VISIT)
+    customer, event = prepare_customer(SCHEMA, CUSTOMER), prepare_event(SCHEMA, VISIT)
     mine = decimal.Context(prec=3)
     with decimal.localcontext(mine) as active:
         for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
@@ -646,7 +647,7 @@ def test_a_thread_can_stay_in_the_evaluation_context() -> None:
         rt.use_evaluation_context()
         context = decimal.getcontext()
         policy_set = dsl.load_source(policy("rule r: award round(event.spend / 3) miles"), schema=SCHEMA)
-        policy_set.evaluate(SCHEMA.prepare_customer(CUSTOMER), SCHEMA.prepare_event(VISIT))
+        policy_set.evaluate(prepare_customer(SCHEMA, CUSTOMER), prepare_event(SCHEMA, VISIT))
         seen.extend([type(context), decimal.getcontext() is context, context.prec, context.Emax])
 
     worker = threading.Thread(target=serve)

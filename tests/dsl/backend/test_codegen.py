@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 import dsl
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 GOLDEN = Path(__file__).with_name("golden")
 SCHEMA = dsl.Schema.for_directory("policies")
@@ -39,8 +40,8 @@ def evaluate_let(expr: str, event: dict[str, Any] | None = None) -> tuple[str, A
     ps = dsl.load_source(text, schema=SCHEMA)
     [p] = ps.compiled
     line = next(ln.strip() for ln in p.generated.source.splitlines() if ln.strip().startswith("v_x ="))
-    c = SCHEMA.prepare_customer({"id": "c", "member_since": "2010-02-28", "tier": "GOLD"})
-    e = SCHEMA.prepare_event(event or {"id": "e", "kind": "flight", "time": "2026-03-01T10:00:00Z",
+    c = prepare_customer(SCHEMA, {"id": "c", "member_since": "2010-02-28", "tier": "GOLD"})
+    e = prepare_event(SCHEMA, event or {"id": "e", "kind": "flight", "time": "2026-03-01T10:00:00Z",
                                        "origin": "JFK", "destination": "LHR", "fare": "99.50"})
     from dsl.backend.interpreter import Interpreter
 

@@ -42,6 +42,7 @@ from strategies import (
 
 import dsl
 from dsl.backend.runner import COMPILED, INTERPRETED, Runner
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -123,8 +124,8 @@ def prepare(case: Case) -> tuple[dsl.PolicySet, dict[str, Any], dict[str, Any]]:
             hypothesis.event("skipped: the checker refused it for its size or cost")
         assume(not too_large)
         raise AssertionError(f"the checker refused a generated policy:\n{exc.render()}") from None
-    customer = SCHEMA.prepare_customer(case.customer)
-    event = SCHEMA.prepare_event(case.event)
+    customer = prepare_customer(SCHEMA, case.customer)
+    event = prepare_event(SCHEMA, case.event)
     note(f"prepared customer: {customer!r}")
     note(f"prepared event: {event!r}")
     return policy_set, customer, event
@@ -203,8 +204,8 @@ def test_bundled_policies_agree_with_interpreter(raw: tuple[dict[str, Any], dict
                                                  explain: bool, data: st.DataObject) -> None:
     """On the example policies in policies/, compiled and interpreted evaluation agree."""
     policy_set = bundled()
-    customer = policy_set.schema.prepare_customer(raw[0])
-    event = policy_set.schema.prepare_event(raw[1])
+    customer = prepare_customer(policy_set.schema, raw[0])
+    event = prepare_event(policy_set.schema, raw[1])
     state = data.draw(window_sums(policy_set, customer, event))
     assert_agree(policy_set, customer, event, explain, state)
 
@@ -276,7 +277,7 @@ def test_minimised_disagreement(source: str, customer: dict[str, Any], event: di
                                 explain: bool) -> None:
     """A minimised case the properties found: compiled and interpreted evaluation agree on it."""
     policy_set = dsl.load_source(source, schema=SCHEMA)
-    c, e = SCHEMA.prepare_customer(customer), SCHEMA.prepare_event(event)
+    c, e = prepare_customer(SCHEMA, customer), prepare_event(SCHEMA, event)
     assert_agree(policy_set, c, e, explain)
 
 
@@ -285,8 +286,8 @@ def test_constant_ratio_award_is_the_same_in_evaluate_and_explain() -> None:
     # Was: evaluate gave 61728394506172839450617283945 miles, explain ...950 (for a 30-digit
     # party size, which is now refused as input; this is the same edge at the largest input).
     policy_set = dsl.load_source(DISAGREEMENTS[1].values[0], schema=SCHEMA)
-    c = SCHEMA.prepare_customer(CUSTOMER)
-    e = SCHEMA.prepare_event({**VISIT, "party_size": LARGEST})
+    c = prepare_customer(SCHEMA, CUSTOMER)
+    e = prepare_event(SCHEMA, {**VISIT, "party_size": LARGEST})
     assert policy_set.evaluate(c, e).awards == policy_set.evaluate(c, e, explain=True).awards
 
 

@@ -22,6 +22,7 @@ from benchmarks import data
 from dsl.backend.runner import COMPILED, INTERPRETED, RUNNERS, CompiledRunner, Runnable, Runner
 from dsl.decision import Decision, Reason
 from dsl.errors import EvaluationError
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 ROOT = Path(__file__).resolve().parents[3]
 BUNDLED = dsl.load_directory(ROOT / "policies")
@@ -34,7 +35,7 @@ PURCHASE = {"id": "e2", "kind": "purchase", "time": "2026-03-01T10:00:00Z", "amo
 
 
 def prepared(customer: dict[str, Any], event: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    return SCHEMA.prepare_customer(customer), SCHEMA.prepare_event(event)
+    return prepare_customer(SCHEMA, customer), prepare_event(SCHEMA, event)
 
 
 def decisions(policy_set: dsl.PolicySet, customer: dict[str, Any], event: dict[str, Any],

@@ -26,6 +26,7 @@ import dsl
 from dsl.backend.compiler import UnsafeCode, compile_module, verify
 from dsl.library.builtins import EXPORTS
 from dsl.schema.schema import BASE_SCHEMA_PATH, Schema
+from tests.dsl.input.reference import prepare_customer
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -124,7 +125,7 @@ def test_time_zone_names_are_data(template: str, canary: Path) -> None:
     rule = f'rule r when local(event.time, {dsl_string(text)}) between 15:00 and 18:00: tag "t"'
     assert error_codes(policy(rule)) == ["unknown_time_zone"]
     with pytest.raises(dsl.InputError) as caught:
-        SCHEMA.prepare_customer({**CUSTOMER, "zone": text})
+        prepare_customer(SCHEMA, {**CUSTOMER, "zone": text})
     assert [e.path for e in caught.value.errors] == ["customer.zone"]
     policy_set = load(policy('rule r when local(event.time, customer.zone) between 00:00 and 23:59: tag "t"'))
     for d in decisions(policy_set, {**CUSTOMER, "zone": "Asia/Tokyo"}, VISIT):

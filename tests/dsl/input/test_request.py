@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -59,4 +60,35 @@ def test_a_misspelt_field_is_suggested_in_the_callers_spelling(key: str, hint: s
     assert problems({"id": "e1", "time": "2026-03-01T09:30:00Z",
                      "flight": {"origin": "JFK", "destination": "LHR", "fare": "1", key: 5}}) == [
         (f"event.flight.{key}", f"is not a field of Flight; did you mean `{hint}`?"),
+    ]
+
+
+def test_problems_come_in_reading_order_then_in_the_plans_order_each_field_once() -> None:
+    """The checking path reads first, key by key as the caller wrote them (a value of the wrong
+    form, a misplaced field, an item that is not an object), then judges by the plans in the
+    schema's order (dates, tiers, least values, required fields, nested items too); a field the
+    reading refused or told to move is not judged again."""
+    decoder = MappingDecoder(Schema.for_directory(Path(__file__).parents[3] / "policies"))
+    request = {"customer": {"tier": "gold", "memberSince": "2026-02-30", "id": 5,
+                            "lifetime": {"miles": -1, "donationYears": "x"},
+                            "attributes": {"home_store": {"intValue": "3"}}},
+               "event": {"id": "e1", "kind": "purchase", "time": "2026-03-01T09:30:00Z", "amount": "1",
+                         "purchase": {"items": [{"sku": "a", "amount": "-1"}, "x"], "currency": 7}}}
+    with pytest.raises(InputError) as exc:
+        decoder.request(request)
+    assert [(e.path, e.reason) for e in exc.value.errors] == [
+        ("customer.id", "must be a string, not a number"),
+        ("customer.attributes.home_store", "expects a string value (stringValue), not intValue"),
+        ("customer.memberSince", '"2026-02-30" is not a date that exists'),
+        ("customer.tier", '"gold" is not a tier (one of: MVP, GOLD, PLATINUM, 75K); did you mean `GOLD`?'),
+        ("customer.lifetime.miles", "must not be negative, not -1"),
+        ("customer.lifetime.donationYears", 'must be a whole number, not "x"'),
+        ("event.amount", "belongs in event.purchase: write it as event.purchase.amount"),
+        ("event.purchase.items[1]", "must be an object"),
+        ("event.purchase.currency", "must be a string, not a number"),
+        ("event.purchase.items[0].category", "is required"),
+        ("event.purchase.items[0].amount", "must not be negative, not -1"),
+        ("event.purchase.items[1].sku", "is required"),
+        ("event.purchase.items[1].category", "is required"),
+        ("event.purchase.items[1].amount", "is required"),
     ]

@@ -34,6 +34,7 @@ from dsl.programme import read_sources
 from dsl.tools import exprlayout, formatter
 from dsl.tools.formatter import FormatError, comments, format_source, structure
 from dsl.tools.testing import load_case_file
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 ROOT = Path(__file__).resolve().parents[3]
 POLICIES = ROOT / "policies"
@@ -1294,10 +1295,10 @@ def test_generated_policies_decide_the_same_untidy_and_formatted(
             reject()
         raise AssertionError(f"generated policy rejected:\n{text}\n{exc.render()}") from None
     inputs = [
-        (schema.prepare_customer({"id": f"c{i}", "member_since": "2015-01-01",
+        (prepare_customer(schema, {"id": f"c{i}", "member_since": "2015-01-01",
                                   "lifetime": {"visits": visits, "miles": miles,
                                                "spend": str(spend_total)}}),
-         schema.prepare_event({"id": f"e{i}", "kind": "visit", "time": "2026-03-01T19:00:00Z",
+         prepare_event(schema, {"id": f"e{i}", "kind": "visit", "time": "2026-03-01T19:00:00Z",
                                "party_size": party, "spend": str(spend)}))
         for i, (visits, miles, party, spend, spend_total) in enumerate(rows)
     ]
@@ -1394,7 +1395,7 @@ def test_richly_generated_policies_decide_the_same_untidy_and_formatted(
     inputs = []
     for c, e in raw_inputs:
         try:
-            inputs.append((TEST_SCHEMA.prepare_customer(c), TEST_SCHEMA.prepare_event(e)))
+            inputs.append((prepare_customer(TEST_SCHEMA, c), prepare_event(TEST_SCHEMA, e)))
         except dsl.InputError as exc:
             raise AssertionError(f"generated input rejected: {exc}") from None
     expected = decisions(original, inputs)
