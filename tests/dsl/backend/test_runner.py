@@ -161,7 +161,7 @@ def test_runners_are_named() -> None:
 
 #: The compiled runner, but not the COMPILED object: PolicySet.evaluate's general path.
 GENERAL = CompiledRunner()
-MIXED = [(SCHEMA.prepare_customer(c), SCHEMA.prepare_event(e)) for c, e in data.raw_mixed_pairs(3000)]
+MIXED = [(prepare_customer(SCHEMA, c), prepare_event(SCHEMA, e)) for c, e in data.raw_mixed_pairs(3000)]
 WINDOWED_SET = dsl.load_source(WINDOWED, schema=SCHEMA)
 
 
