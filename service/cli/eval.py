@@ -33,6 +33,7 @@ from dsl import EvaluationError, InputError, PolicySet, bounded_toml
 from dsl.backend.runner import COMPILED, INTERPRETED
 from dsl.decision import Decision, format_params, plain
 from dsl.errors import FieldError, did_you_mean
+from dsl.tools.plainvalues import type_plain_values
 from dsl.tools.stateinput import parse_history, parse_state, state_for
 from service.wire import decision_message
 
@@ -128,6 +129,10 @@ def run(args: argparse.Namespace) -> int:
     if args.request is not None:
         assert isinstance(raw[0], dict)
         errors = _request_errors(raw[0], policy_set)
+        for part in ("customer", "event"):  # plain attribute values, typed by the schema
+            if part in raw[0]:
+                raw[0][part], plain_errors = type_plain_values(decoder.layout, part, raw[0][part])
+                errors.extend(plain_errors)
         customer = event = None
         try:
             customer, event = decoder.request(raw[0])
@@ -140,16 +145,22 @@ def run(args: argparse.Namespace) -> int:
     else:
         status = 0
         prepared = []
-        for file, data, read in ((args.customer, raw[0], decoder.customer),
-                                 (args.event, raw[1], decoder.event)):
+        for i, (part, file, data, read) in enumerate((
+                ("customer", args.customer, raw[0], decoder.customer),
+                ("event", args.event, raw[1], decoder.event))):
             assert isinstance(data, dict)
             if "customer" in data and "event" in data:  # a grpcurl body given to the wrong flag
                 print(f"loyalty eval: {file}: holds a whole request (customer and event): "
                       "give it as --request FILE", file=sys.stderr)
                 status = 2
                 continue
+            # Plain attribute values, typed by the schema (the paths say customer. and event.).
+            raw[i], plain_errors = type_plain_values(decoder.layout, part, data)
+            if plain_errors:
+                status = _fail(file, plain_errors)
+                continue
             try:
-                prepared.append(read(data))
+                prepared.append(read(raw[i]))
             except InputError as exc:
                 status = _fail(file, exc.errors)
         if status:
@@ -163,6 +174,16 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(read, str):
                 print(f"loyalty eval: {read}", file=sys.stderr)
                 return 2
+            history = []
+            for i, item in enumerate(read[1]):  # earlier events: plain values as the event's
+                if "event" in item:
+                    earlier, plain_errors = type_plain_values(decoder.layout, "event", item["event"])
+                    if plain_errors:
+                        return _fail(args.state, [FieldError(f"history[{i}].{e.path}", e.reason)
+                                                  for e in plain_errors])
+                    item = {"event": earlier}
+                history.append(item)
+            read = (read[0], tuple(history))
             raw_customer = raw[0]["customer"] if args.request is not None else raw[0]
             state = state_for(policy_set, raw_customer, customer, event, *read)
         decision = policy_set.evaluate(customer, event, explain=explain, only=only,

@@ -60,3 +60,28 @@ def test_a_misspelt_field_is_suggested_in_the_callers_spelling(key: str, hint: s
                      "flight": {"origin": "JFK", "destination": "LHR", "fare": "1", key: 5}}) == [
         (f"event.flight.{key}", f"is not a field of Flight; did you mean `{hint}`?"),
     ]
+
+
+def test_an_extension_field_under_the_kinds_details_is_told_where_it_goes() -> None:
+    """A purchase's details message carries no attributes: a field the directory adds to purchase
+    events is pointed at event.attributes; an undeclared one is told how to declare it; a field
+    of the details message itself is told to go there."""
+    decoder = MappingDecoder(Schema.for_directory("policies"))  # [events.purchase] store
+    with pytest.raises(InputError) as exc:
+        decoder.request({"customer": CUSTOMER, "event": {
+            "id": "e1", "time": "2026-03-01T09:30:00Z",
+            "purchase": {"amount": "10.00",
+                         "attributes": {"store": {"stringValue": "S1"},
+                                        "stor": {"stringValue": "S1"},
+                                        "brand": {"stringValue": "B"},
+                                        "amount": {"decimalValue": "1"}}}}})
+    declare = ("(a field the directory adds to purchase events is declared in schema.toml under "
+               "[events.purchase] and sent in event.attributes)")
+    assert [(e.path, e.reason) for e in exc.value.errors] == [
+        ("event.purchase.attributes.store",
+         "belongs in event.attributes (Purchase carries no attributes): write it as "
+         "event.attributes.store"),
+        ("event.purchase.attributes.stor", f"is not a field in the schema; did you mean `store`? {declare}"),
+        ("event.purchase.attributes.brand", f"is not a field in the schema {declare}"),
+        ("event.purchase.attributes.amount", "is a field of Purchase; set it there, not in attributes"),
+    ]
