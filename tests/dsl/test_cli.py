@@ -65,6 +65,39 @@ def test_check_json_is_machine_readable(tmp_path: Path) -> None:
         (3, 19, "unknown_currency")]
 
 
+def test_check_strict_makes_warnings_errors(tmp_path: Path) -> None:
+    """A lint is a warning: `loyalty check` prints it and exits 0; `--strict` exits 1 on it (and
+    on it alone); the JSON form gives it with its severity."""
+    (tmp_path / "schema.toml").write_text((Path("policies") / "schema.toml").read_text())
+    (tmp_path / "p.policy").write_text(
+        "policy p\n  on flight\n  rule r: award 20 of event.fare miles\n  round miles down\n")
+    loose = loyalty("check", str(tmp_path))
+    strict = loyalty("check", "--strict", str(tmp_path))
+    assert (loose.returncode, strict.returncode) == (0, 1)
+    assert loose.stdout == strict.stdout
+    assert loose.stdout.splitlines()[:4] == [
+        f"{tmp_path / 'p.policy'}:3:17: warning: whole_number_of: `20 of event.fare` is 20 times "
+        "event.fare, not 20 percent of it",
+        "    |   rule r: award 20 of event.fare miles",
+        "    |                 ^^",
+        "    = hint: write `20% of event.fare` for a percentage (no space before `%`), or "
+        "`20 * event.fare` for a multiple",
+    ]
+    assert "0 errors, 1 warning" in loose.stdout.splitlines()
+    data = json.loads(loyalty("check", "--strict", "--format", "json", str(tmp_path)).stdout)
+    assert (data["ok"], data["errors"], data["warnings"]) == (False, 0, 1)
+    assert [(d["code"], d["severity"]) for d in data["diagnostics"]] == [("whole_number_of", "warning")]
+    (tmp_path / "p.policy").write_text(
+        "policy p\n  on flight\n  rule r: award 20% of event.fare miles\n  round miles down\n")
+    assert loyalty("check", "--strict", str(tmp_path)).returncode == 0
+
+
+def test_check_strict_on_the_bundled_policies_is_clean() -> None:
+    """The bundled policies draw no warning, so `--strict` passes on them."""
+    result = loyalty("check", "--strict", "policies")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_check_missing_path_exits_2() -> None:
     """A path that does not exist is exit 2 with a one-line message."""
     result = loyalty("check", "no/such/dir")
