@@ -28,6 +28,9 @@ from dsl.analysis.result import Checking
 from dsl.front import nodes as n
 from dsl.schema.types import Type
 
+#: Every lint's code (docs/language.md's diagnostics table lists each; a test holds it to that).
+CODES = ("whole_number_of", "base_paid_twice", "row_never_reached")
+
 
 def find_lints(c: Checking) -> None:
     """File every lint's warning for the policy ``c`` checks."""

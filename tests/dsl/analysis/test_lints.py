@@ -8,10 +8,13 @@ in tests/dsl/test_cli.py; the bundled policies staying clean in tests/dsl/test_p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 import dsl
 from dsl.analysis.checker import check_policy
+from dsl.analysis.lints import CODES
 from dsl.front.parser import parse
 
 SCHEMA = dsl.Schema.for_directory("policies")
@@ -196,3 +199,14 @@ def test_the_largest_first_hit_table_draws_no_false_warning() -> None:
     rows = "".join(f"    when event.fare > {i} and event.partner -> {i}\n" for i in range(5000))
     source = FLIGHT + f"  decide bonus first:\n{rows}    else -> 0\n  rule r: award bonus miles\n"
     assert warnings(source) == []
+
+
+def test_every_lint_has_a_pinned_case_and_a_documented_code() -> None:
+    """Each lint's code has a case above and rows in docs/language.md (the diagnostics table and
+    the lints table), so a new lint comes with both."""
+    # "p.policy:3:17: warning: whole_number_of: ..." -> whole_number_of
+    assert {rendered.split(": ")[2] for case in CASES for rendered in case.values[1]} == set(CODES)
+    docs = (Path(__file__).resolve().parents[3] / "docs" / "language.md").read_text(encoding="utf-8")
+    for code in CODES:
+        assert f"| warning `{code}` |" in docs, code
+        assert f"| `{code}` |" in docs, code
