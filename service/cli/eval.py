@@ -6,8 +6,9 @@ text works everywhere: ``--request FILE`` holds an ``EvaluateRequest`` body
 (``{"customer": {...}, "event": {...}, "explain": true, "onlyPolicies": [...]}``);
 ``--customer FILE`` and ``--event FILE`` hold a ``Customer`` and an ``Event``.
 Files are JSON, or TOML when they end in ``.toml`` (TOML's own dates and times are
-welcome). ``--format json`` prints the decision as the API's JSON form of a
-``Decision``, awards as decimal strings.
+welcome); attribute values may be written plainly (``"nights": 4``), typed by the schema
+(:mod:`dsl.tools.plainvalues`), as in a policy test file. ``--format json`` prints the
+decision as the API's JSON form of a ``Decision``, awards as decimal strings.
 
 ``--state FILE`` gives the customer's state before the event, as a policy test case writes
 it (``state = { quarterly_spend = "1400.00" }``, ``history = [...]``); the decision then

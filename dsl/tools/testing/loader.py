@@ -1,6 +1,7 @@
 """Reading policy test files: TOML text to :class:`~dsl.tools.testing.cases.Case` values.
 
-A case's ``customer`` and ``event`` are checked against the schema by the same
+A case's ``customer`` and ``event`` have their plain attribute values typed by the schema
+(:mod:`dsl.tools.plainvalues`), then are checked by the same
 :class:`~dsl.input.request.MappingDecoder` a request goes through; every mistake in a file
 becomes a :class:`~dsl.errors.Diagnostic` positioned in the test file (:class:`Locator`
 finds the line of a case's key) and naming the case.
