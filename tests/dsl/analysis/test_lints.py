@@ -72,6 +72,23 @@ CASES = [
         ],
         id='base_rule_plus_total_rate',
     ),
+    # the other order: the total-rate rule first, then a base rule; the hint covers both readings
+    pytest.param(
+        FLIGHT + '  table elite_bonus by customer.tier:\n    "GOLD" -> 100%\n    else -> 0%\n'
+        '  rule elite: award (100% + elite_bonus) of event.fare miles\n'
+        '  rule base: award event.fare miles\n  round miles down\n',
+        [
+         'p.policy:7:20: warning: base_paid_twice: `event.fare` is awarded in full twice: rule '
+         'elite (line 6) awards `(100% + elite_bonus) of event.fare` miles, and this award '
+         '`event.fare` miles pays it again\n'
+         '    |   rule base: award event.fare miles\n'
+         '    |                    ^^^^^^^^^^\n'
+         '    = hint: if `(100% + elite_bonus) of event.fare` is meant as the total, delete '
+         'this award; if this is the base, award only the bonus there: award elite_bonus of '
+         'event.fare miles',
+        ],
+        id='total_rate_rule_before_the_base_rule',
+    ),
     # a second rate rule beside the base rate pays the base again
     pytest.param(
         PURCHASE + '  rule base_rate: award event.amount points\n'
