@@ -15,13 +15,15 @@ it (``state = { quarterly_spend = "1400.00" }``, ``history = [...]``); the decis
 says what it counted.
 
 Exit status 0 with a decision, 1 when a policy fails while evaluating, 2 for
-unusable input (each problem printed as ``loyalty eval: FILE: PATH: REASON``).
+unusable input (each problem printed as ``loyalty eval: FILE:LINE:COLUMN: PATH: REASON``, the
+line and column of the path's key when the file writes it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -98,10 +100,41 @@ def read_mapping(path: Path, what: str) -> dict[str, Any] | str:
     return data
 
 
-def _fail(path: str, errors: list[FieldError]) -> int:
+def _fail(path: str, errors: list[FieldError], root: str = "", locate: bool = True) -> int:
+    """Print each problem as ``loyalty eval: FILE:LINE:COLUMN: PATH: REASON`` (the place of the
+    path's last key when every key of it is found in the file; ``root`` is the message the file
+    holds, left out of the path's keys), and return exit status 2."""
+    text = None
+    if locate and path != "-":
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
     for e in errors:
-        print(f"loyalty eval: {path}: {e.path}: {e.reason}", file=sys.stderr)
+        where = _position(text, e.path, root) if text is not None else None
+        place = f"{path}:{where[0]}:{where[1]}" if where else path
+        print(f"loyalty eval: {place}: {e.path}: {e.reason}", file=sys.stderr)
     return 2
+
+
+def _position(text: str, path: str, root: str) -> tuple[int, int] | None:
+    """(line, column) of the last key of a request ``path`` in a JSON or TOML file, each key
+    looked for after the one before it; None when one of them is not written there (a field
+    that is required and absent has no place of its own)."""
+    keys = [re.sub(r"(\[\d+\])+$", "", part) for part in path.split(".") if part]
+    if root and keys[:1] == [root]:
+        keys = keys[1:]
+    start, found = 0, -1
+    for key in keys[:16]:
+        k = re.escape(key)
+        m = re.compile(rf"\"{k}\"\s*:|(?:(?<![\w\-\"']){k}|\"{k}\")(?=\s*=|\s*\.|\s*\])").search(text, start)
+        if m is None:
+            return None
+        found, start = m.start(), m.end()
+    if found < 0:
+        return None
+    line_start = text.rfind("\n", 0, found) + 1
+    return text.count("\n", 0, found) + 1, found - line_start + 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -158,12 +191,12 @@ def run(args: argparse.Namespace) -> int:
             # Plain attribute values, typed by the schema (the paths say customer. and event.).
             raw[i], plain_errors = type_plain_values(decoder.layout, part, data)
             if plain_errors:
-                status = _fail(file, plain_errors)
+                status = _fail(file, plain_errors, part)
                 continue
             try:
                 prepared.append(read(raw[i]))
             except InputError as exc:
-                status = _fail(file, exc.errors)
+                status = _fail(file, exc.errors, part)
         if status:
             return status
         customer, event = prepared
@@ -189,8 +222,8 @@ def run(args: argparse.Namespace) -> int:
             state = state_for(policy_set, raw_customer, customer, event, *read)
         decision = policy_set.evaluate(customer, event, explain=explain, only=only,
                                        runner=runner, state=state)
-    except InputError as exc:  # an earlier event of the history
-        return _fail(args.state, exc.errors)
+    except InputError as exc:  # an earlier event of the history: its paths name no item
+        return _fail(args.state, exc.errors, locate=False)
     except EvaluationError as exc:
         print(f"{exc.file}:{exc.line}: evaluation_error: policy {exc.policy}: {exc.message}",
               file=sys.stderr)

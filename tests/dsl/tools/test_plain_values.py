@@ -262,11 +262,31 @@ def test_eval_reads_plain_attribute_values(programme: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["awards"] == {"points": "260"}  # 2 x 100 + 50 + 10
     request["event"]["attributes"]["extras"] = "spa"
-    (programme / "r.json").write_text(json.dumps(request), encoding="utf-8")
+    (programme / "r.json").write_text(json.dumps(request, indent=2), encoding="utf-8")
     result = subprocess.run([sys.executable, "-m", "service", "eval", "--policies", ".",
                              "--request", "r.json"], cwd=programme,
                             capture_output=True, text=True, timeout=120, check=False,
                             env={"PYTHONPATH": str(ROOT), "PATH": ""})
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == ("loyalty eval: r.json: event.attributes.extras: is a list of string: "
+    assert result.stderr == ("loyalty eval: r.json:21:7: event.attributes.extras: is a list of string: "
                              "write [...], not text\n")
+
+
+def test_eval_places_a_plain_value_in_a_toml_file(programme: Path) -> None:
+    """A TOML request's refused plain value is named by the file, its line and column, and the
+    request path."""
+    (programme / "r.toml").write_text(
+        'customer = { id = "c", member_since = 2020-01-01 }\n'
+        "[event]\n"
+        'id = "e"\n'
+        'kind = "stay"\n'
+        "time = 2026-03-02T10:00:00Z\n"
+        "[event.attributes]\n"
+        "nights = 2.5\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "service", "eval", "--policies", ".",
+                             "--request", "r.toml"], cwd=programme,
+                            capture_output=True, text=True, timeout=120, check=False,
+                            env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == ("loyalty eval: r.toml:7:1: event.attributes.nights: must be a whole "
+                             "number, not the number 2.5\n")
