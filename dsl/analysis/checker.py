@@ -7,6 +7,7 @@ module (OPA's compiler stages, cel-go's ``checker/`` beside ``cost.go``):
 
 - :mod:`dsl.analysis.typecheck`: names and types against the schema;
 - :mod:`dsl.analysis.conflicts`: conditions that never hold, rules that never fire;
+- :mod:`dsl.analysis.lints`: what checks but reads like a known mistake (warnings);
 - :mod:`dsl.analysis.cost`: the cost bound of every evaluation (:class:`CostBound`);
 - :mod:`dsl.analysis.result`: what they produce (:class:`CheckResult`).
 """
@@ -18,6 +19,7 @@ from typing import NamedTuple
 
 from dsl.analysis.conflicts import find_conflicts
 from dsl.analysis.cost import check_sizes
+from dsl.analysis.lints import find_lints
 from dsl.analysis.result import CheckResult, CostBound
 from dsl.analysis.typecheck import Checker
 from dsl.front import nodes as n
@@ -48,6 +50,9 @@ STAGES: tuple[Stage, ...] = (
     # After types, so that a rule whose condition is ill-typed is reported for that first;
     # before sizes, whose verdict depends on there being no error at all.
     Stage("conflicts", find_conflicts),
+    # Only on a policy with no error so far: a lint reads like a mistake only in a policy that
+    # means what it says (and reads the types the types stage recorded).
+    Stage("lints", find_lints, lambda checker: checker.result.ok),
     # Only on a policy with no error so far: the size pass reads every expression's type
     # and assumes each is what the checker accepted.
     Stage("sizes", check_sizes, lambda checker: checker.result.ok),

@@ -549,7 +549,30 @@ def _compare_hint(e: n.Binary, a: Type, b: Type) -> str:
                 pass
     if {a.kind, b.kind} == {"date", "datetime"}:
         return "take the date of the instant with date(...)"
+    for when, number, t, other in ((e.left, e.right, a, b), (e.right, e.left, b, a)):
+        if t.kind in ("date", "datetime") and other.is_numeric:
+            return _date_number_hint(e, when, number, t)
+        if t.kind == "duration" and other.is_numeric:
+            amount = number.text if isinstance(number, n.Literal) and number.text else "N"
+            return (f"a duration compares with a duration: write a unit after the number, such as "
+                    f"{amount} days or {amount} minutes (or count minutes with minutes(...))")
     return "compare values of the same type"
+
+
+def _date_number_hint(e: n.Binary, when: n.Expr, number: n.Expr, t: Type) -> str:
+    """How to compare a date (or a datetime) with a number: a year, a date literal, or days."""
+    what = path_of(when) or f"the {t.kind}"
+    value = number.value if isinstance(number, n.Literal) else None
+    shown = number.text if isinstance(number, n.Literal) and number.text else "N"
+    if isinstance(value, int) and not isinstance(value, bool) and 1000 <= value <= 9999:
+        return (f"a number is not a {t.kind}: to compare the year, write year({what}) {e.op} "
+                f"{value}; or compare with a date such as {value}-01-01")
+    start = f"date({what})" if t.kind == "datetime" else what
+    days = (f"days_between(..., {start})" if what.startswith("event.")
+            else f"days_between({start}, event.date)")
+    literal = "2026-03-01T09:30:00Z" if t.kind == "datetime" else "2026-03-01"
+    return (f"a number is not a {t.kind}: compare with a {t.kind} such as {literal}, or count "
+            f"the days: {days} {e.op} {shown}")
 
 
 def _arith_hint(a: Type, b: Type) -> str:

@@ -47,8 +47,16 @@ class Mistake:
     ``syntax_error``; ``operator`` names an operator from another language, which the
     diagnostic calls unknown and underlines whole. ``line_starts`` limits a mistake to lines
     that begin with one of those words (``per day`` is a cap's mistake; after a ``let`` it is
-    some other).
+    some other), and ``pattern`` to lines in which that regular expression is found (a stray
+    name after ``20 % of base`` is this mistake; after ``award 5 miles`` it is some other).
     """
+
+    def fits(self, line_text: str) -> bool:
+        """Whether a failure on ``line_text`` can be this mistake (``line_starts``, ``pattern``)."""
+        first = line_text.split(maxsplit=1)[:1]
+        if self.line_starts and first and first[0] not in self.line_starts:
+            return False
+        return not self.pattern or re.search(self.pattern, line_text) is not None
 
     name: str
     hint: str
@@ -60,6 +68,7 @@ class Mistake:
     after_words: tuple[str, ...] = ()
     line_starts: tuple[str, ...] = ()
     operator: str = ""
+    pattern: str = ""
 
     def describe(self, found: str) -> str:
         """The message: the mistake's own, the unknown operator, or "unexpected ..."."""
@@ -162,7 +171,19 @@ MISTAKES: tuple[Mistake, ...] = (
             ("  rule r: tag vip", "  rule r: grant lounge", "  rule r: qualify for GOLD"),
             by_kind=True),
     Mistake("missing_currency", "name the currency after the amount: award 500 miles",
-            ("  rule r: award 5", "  rule r: award event.fare", "  rule r: award (5)")),
+            ("  rule r: award 5", "  rule r: award event.fare", "  rule r: award (5)",
+             # Wherever the line is: the end of the line is the same token with what follows.
+             "  let base = 5\n  rule r: award base\n  rule s: award 1 miles",
+             '  rule r:\n    award event.fare\n    tag "x"'),
+            by_kind=True),
+    Mistake("remainder_for_percent", "{percent_hint}",
+            ("  let base = 5\n  rule r: award 20 % of base points",
+             "  let elite_bonus = 50%\n  let base = 5\n  rule r: award elite_bonus% of base miles",
+             "  rule r: award 20 % of event.fare miles",
+             "  let x = 20 % of event.fare",
+             "  rule r when 20 % of event.fare > 3: award 1 miles"),
+            message="`%` here is the remainder, and `of` a name", by_kind=True,
+            pattern=r"%\s*of\b"),
     Mistake("leading_point", "write a digit before the point: 0.5",
             ("  rule r: award .5 of event.fare miles",)),
     Mistake("is_null", "write `is missing` (or `is present`)",
@@ -264,22 +285,31 @@ _OPERATOR_CHARACTERS = frozenset("&|!;{}?<>=*/%:^~")
 
 
 @cache
-def _index(parse: Callable[[str], Any]) -> dict[Any, Mistake]:
-    """Every example's failure key -> its mistake (built once, on the first syntax error)."""
-    index: dict[Any, Mistake] = {}
+def _index(parse: Callable[[str], Any]) -> dict[Any, tuple[Mistake, ...]]:
+    """Every example's failure key -> its mistakes, in table order (built once, on the first
+    syntax error). Several share a key only when all but the last limit the lines they fit."""
+    index: dict[Any, tuple[Mistake, ...]] = {}
     for mistake in MISTAKES:
         for example in mistake.examples:
             source = example if example.startswith("policy") else EXAMPLE_HEAD + example
             try:
                 parse(source + "\n")
             except UnexpectedToken as exc:
-                index.setdefault(token_key(exc, mistake.by_kind), mistake)
+                key = token_key(exc, mistake.by_kind)
             except UnexpectedCharacters as exc:
                 line = source.splitlines()[exc.line - 1]
-                index.setdefault(("char", character_key(line, exc.column)), mistake)
+                key = ("char", character_key(line, exc.column))
             except DedentError:  # an example that fails otherwise is caught by the tests
                 continue
+            else:
+                continue
+            if mistake not in index.get(key, ()):
+                index[key] = (*index.get(key, ()), mistake)
     return index
+
+
+def _first_fit(candidates: tuple[Mistake, ...], line_text: str) -> Mistake | None:
+    return next((m for m in candidates if m.fits(line_text)), None)
 
 
 def recognise(exc: UnexpectedInput, line_text: str, parse: Callable[[str], Any]) -> Match | None:
@@ -290,7 +320,8 @@ def recognise(exc: UnexpectedInput, line_text: str, parse: Callable[[str], Any])
     message = ""
     if isinstance(exc, UnexpectedCharacters):
         run = character_key(line_text, exc.column)
-        found = index.get(("char", run)) or index.get(("char", run[:1]))
+        found = (_first_fit(index.get(("char", run), ()), line_text)
+                 or _first_fit(index.get(("char", run[:1]), ()), line_text))
     elif isinstance(exc, UnexpectedToken):
         value = str(exc.token)
         before = line_text[: max((exc.token.column or 1) - 1, 0)].split()
@@ -306,11 +337,9 @@ def recognise(exc: UnexpectedInput, line_text: str, parse: Callable[[str], Any])
                 message = f"unexpected `{before[-1]}`"
                 break
         else:
-            found = index.get(token_key(exc, False)) or index.get(token_key(exc, True))
-    if found is None:
-        return None
-    first = line_text.split(maxsplit=1)[:1]
-    if found.line_starts and first and first[0] not in found.line_starts:
+            found = (_first_fit(index.get(token_key(exc, False), ()), line_text)
+                     or _first_fit(index.get(token_key(exc, True), ()), line_text))
+    if found is None or not found.fits(line_text):
         return None
     if found.operator:
         # The parser stops inside `<>` or `===`, at the part it cannot take: underline it all.
@@ -323,7 +352,31 @@ def recognise(exc: UnexpectedInput, line_text: str, parse: Callable[[str], Any])
         cap = _CAP_LINE.match(line_text)
         currency, amount = (cap[1], cap[2]) if cap is not None else ("stars", "100")
         hint = hint.format(currency=currency, amount=amount)
+    if "{percent_hint}" in hint:
+        hint = _percent_hint(line_text)
+        at = re.search(found.pattern, line_text)
+        if at is not None:  # the parser stops later, at the name after `of base`: point at `% of`
+            column, width = at.start() + 1, len(at[0])
     if "{underscored}" in hint:
         words = [w for w in line_text.replace(":", " ").split() if "-" in w]
         hint = hint.replace("{underscored}", words[0].replace("-", "_") if words else "free_drink")
     return Match(found, hint, column, width, message)
+
+
+_SPACED_PERCENT = re.compile(r"(\d+(?:\.\d+)?)\s+%\s*of\b")
+_NAME_PERCENT = re.compile(r"([A-Za-z_]\w*|\))\s*%\s*of\b")
+
+
+def _percent_hint(line_text: str) -> str:
+    """What to write for ``20 % of base`` (no space) or ``elite_bonus% of base`` (no ``%``)."""
+    spaced = _SPACED_PERCENT.search(line_text)
+    if spaced:
+        return (f"write `{spaced[1]}%` with no space before `%` for a percentage: "
+                f"{spaced[1]}% of ...; `%` after a space is the remainder (10 % 3)")
+    named = _NAME_PERCENT.search(line_text)
+    if named and named[1] != ")":
+        return (f"`%` makes a percentage only after a number (20%); `{named[1]}` already holds "
+                f"its rate, so write `{named[1]} of ...` (and give it percentages where it is "
+                "defined: 20%, not 20)")
+    return ("`%` makes a percentage only after a number (20%); a rate in a name or in "
+            "parentheses is used as it is: (a + b) of ...")

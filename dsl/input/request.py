@@ -229,6 +229,9 @@ class _Reader:
         if not isinstance(data, Mapping):
             self.fail(path, "must be an object of field name -> typed value")
             return
+        if layout.message and not layout.has_attributes:
+            self.details_attributes(data, layout, path)
+            return
         declared = layout.attribute_slots()
         for name, value in data.items():
             vpath = f"{path}.{_short(str(name))}"
@@ -244,6 +247,24 @@ class _Reader:
             loose = self.value(value, slot.field.type, vpath, 1)
             if loose is not None:
                 out.values[name] = loose
+
+    def details_attributes(self, data: Mapping[str, Any], layout: MessageLayout, path: str) -> None:
+        """``event.purchase.attributes``: a kind's details message carries no attributes; the
+        fields a directory adds to the kind travel in the event's own (``event.attributes``)."""
+        kind = path.split(".")[1] if path.count(".") == 2 else ""
+        own = self.layout.events[kind][0].attribute_slots() if kind in self.layout.events else {}
+        for name in data:
+            vpath = f"{path}.{_short(str(name))}"
+            if name in layout.slots or name in layout.by_wire_name:
+                self.fail(vpath, f"is a field of {layout.message}; set it there, not in attributes")
+            elif name in own:
+                self.fail(vpath, f"belongs in event.attributes ({layout.message} carries no "
+                                 f"attributes): write it as event.attributes.{name}")
+            else:
+                hint = did_you_mean(str(name), own) if len(str(name)) <= 64 else None
+                self.fail(vpath, "is not a field in the schema" + (f"; {hint}" if hint else "")
+                          + f" (a field the directory adds to {kind} events is declared in "
+                            f"schema.toml under [events.{kind}] and sent in event.attributes)")
 
     # -- typed values ---------------------------------------------------------------------------
 

@@ -6,21 +6,24 @@ text works everywhere: ``--request FILE`` holds an ``EvaluateRequest`` body
 (``{"customer": {...}, "event": {...}, "explain": true, "onlyPolicies": [...]}``);
 ``--customer FILE`` and ``--event FILE`` hold a ``Customer`` and an ``Event``.
 Files are JSON, or TOML when they end in ``.toml`` (TOML's own dates and times are
-welcome). ``--format json`` prints the decision as the API's JSON form of a
-``Decision``, awards as decimal strings.
+welcome); attribute values may be written plainly (``"nights": 4``), typed by the schema
+(:mod:`dsl.tools.plainvalues`), as in a policy test file. ``--format json`` prints the
+decision as the API's JSON form of a ``Decision``, awards as decimal strings.
 
 ``--state FILE`` gives the customer's state before the event, as a policy test case writes
 it (``state = { quarterly_spend = "1400.00" }``, ``history = [...]``); the decision then
 says what it counted.
 
 Exit status 0 with a decision, 1 when a policy fails while evaluating, 2 for
-unusable input (each problem printed as ``loyalty eval: FILE: PATH: REASON``).
+unusable input (each problem printed as ``loyalty eval: FILE:LINE:COLUMN: PATH: REASON``, the
+line and column of the path's key when the file writes it).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -33,6 +36,7 @@ from dsl import EvaluationError, InputError, PolicySet, bounded_toml
 from dsl.backend.runner import COMPILED, INTERPRETED
 from dsl.decision import Decision, format_params, plain
 from dsl.errors import FieldError, did_you_mean
+from dsl.tools.plainvalues import type_plain_values
 from dsl.tools.stateinput import parse_history, parse_state, state_for
 from service.wire import decision_message
 
@@ -96,10 +100,41 @@ def read_mapping(path: Path, what: str) -> dict[str, Any] | str:
     return data
 
 
-def _fail(path: str, errors: list[FieldError]) -> int:
+def _fail(path: str, errors: list[FieldError], root: str = "", locate: bool = True) -> int:
+    """Print each problem as ``loyalty eval: FILE:LINE:COLUMN: PATH: REASON`` (the place of the
+    path's last key when every key of it is found in the file; ``root`` is the message the file
+    holds, left out of the path's keys), and return exit status 2."""
+    text = None
+    if locate and path != "-":
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = None
     for e in errors:
-        print(f"loyalty eval: {path}: {e.path}: {e.reason}", file=sys.stderr)
+        where = _position(text, e.path, root) if text is not None else None
+        place = f"{path}:{where[0]}:{where[1]}" if where else path
+        print(f"loyalty eval: {place}: {e.path}: {e.reason}", file=sys.stderr)
     return 2
+
+
+def _position(text: str, path: str, root: str) -> tuple[int, int] | None:
+    """(line, column) of the last key of a request ``path`` in a JSON or TOML file, each key
+    looked for after the one before it; None when one of them is not written there (a field
+    that is required and absent has no place of its own)."""
+    keys = [re.sub(r"(\[\d+\])+$", "", part) for part in path.split(".") if part]
+    if root and keys[:1] == [root]:
+        keys = keys[1:]
+    start, found = 0, -1
+    for key in keys[:16]:
+        k = re.escape(key)
+        m = re.compile(rf"\"{k}\"\s*:|(?:(?<![\w\-\"']){k}|\"{k}\")(?=\s*=|\s*\.|\s*\])").search(text, start)
+        if m is None:
+            return None
+        found, start = m.start(), m.end()
+    if found < 0:
+        return None
+    line_start = text.rfind("\n", 0, found) + 1
+    return text.count("\n", 0, found) + 1, found - line_start + 1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,6 +163,10 @@ def run(args: argparse.Namespace) -> int:
     if args.request is not None:
         assert isinstance(raw[0], dict)
         errors = _request_errors(raw[0], policy_set)
+        for part in ("customer", "event"):  # plain attribute values, typed by the schema
+            if part in raw[0]:
+                raw[0][part], plain_errors = type_plain_values(decoder.layout, part, raw[0][part])
+                errors.extend(plain_errors)
         customer = event = None
         try:
             customer, event = decoder.request(raw[0])
@@ -140,18 +179,24 @@ def run(args: argparse.Namespace) -> int:
     else:
         status = 0
         prepared = []
-        for file, data, read in ((args.customer, raw[0], decoder.customer),
-                                 (args.event, raw[1], decoder.event)):
+        for i, (part, file, data, read) in enumerate((
+                ("customer", args.customer, raw[0], decoder.customer),
+                ("event", args.event, raw[1], decoder.event))):
             assert isinstance(data, dict)
             if "customer" in data and "event" in data:  # a grpcurl body given to the wrong flag
                 print(f"loyalty eval: {file}: holds a whole request (customer and event): "
                       "give it as --request FILE", file=sys.stderr)
                 status = 2
                 continue
+            # Plain attribute values, typed by the schema (the paths say customer. and event.).
+            raw[i], plain_errors = type_plain_values(decoder.layout, part, data)
+            if plain_errors:
+                status = _fail(file, plain_errors, part)
+                continue
             try:
-                prepared.append(read(data))
+                prepared.append(read(raw[i]))
             except InputError as exc:
-                status = _fail(file, exc.errors)
+                status = _fail(file, exc.errors, part)
         if status:
             return status
         customer, event = prepared
@@ -163,12 +208,22 @@ def run(args: argparse.Namespace) -> int:
             if isinstance(read, str):
                 print(f"loyalty eval: {read}", file=sys.stderr)
                 return 2
+            history = []
+            for i, item in enumerate(read[1]):  # earlier events: plain values as the event's
+                if "event" in item:
+                    earlier, plain_errors = type_plain_values(decoder.layout, "event", item["event"])
+                    if plain_errors:
+                        return _fail(args.state, [FieldError(f"history[{i}].{e.path}", e.reason)
+                                                  for e in plain_errors])
+                    item = {"event": earlier}
+                history.append(item)
+            read = (read[0], tuple(history))
             raw_customer = raw[0]["customer"] if args.request is not None else raw[0]
             state = state_for(policy_set, raw_customer, customer, event, *read)
         decision = policy_set.evaluate(customer, event, explain=explain, only=only,
                                        runner=runner, state=state)
-    except InputError as exc:  # an earlier event of the history
-        return _fail(args.state, exc.errors)
+    except InputError as exc:  # an earlier event of the history: its paths name no item
+        return _fail(args.state, exc.errors, locate=False)
     except EvaluationError as exc:
         print(f"{exc.file}:{exc.line}: evaluation_error: policy {exc.policy}: {exc.message}",
               file=sys.stderr)

@@ -65,6 +65,39 @@ def test_check_json_is_machine_readable(tmp_path: Path) -> None:
         (3, 19, "unknown_currency")]
 
 
+def test_check_strict_makes_warnings_errors(tmp_path: Path) -> None:
+    """A lint is a warning: `loyalty check` prints it and exits 0; `--strict` exits 1 on it (and
+    on it alone); the JSON form gives it with its severity."""
+    (tmp_path / "schema.toml").write_text((Path("policies") / "schema.toml").read_text())
+    (tmp_path / "p.policy").write_text(
+        "policy p\n  on flight\n  rule r: award 20 of event.fare miles\n  round miles down\n")
+    loose = loyalty("check", str(tmp_path))
+    strict = loyalty("check", "--strict", str(tmp_path))
+    assert (loose.returncode, strict.returncode) == (0, 1)
+    assert loose.stdout == strict.stdout
+    assert loose.stdout.splitlines()[:4] == [
+        f"{tmp_path / 'p.policy'}:3:17: warning: whole_number_of: `20 of event.fare` is 20 times "
+        "event.fare, not 20 percent of it",
+        "    |   rule r: award 20 of event.fare miles",
+        "    |                 ^^",
+        "    = hint: write `20% of event.fare` for a percentage (no space before `%`), or "
+        "`20 * event.fare` for a multiple",
+    ]
+    assert "0 errors, 1 warning" in loose.stdout.splitlines()
+    data = json.loads(loyalty("check", "--strict", "--format", "json", str(tmp_path)).stdout)
+    assert (data["ok"], data["errors"], data["warnings"]) == (False, 0, 1)
+    assert [(d["code"], d["severity"]) for d in data["diagnostics"]] == [("whole_number_of", "warning")]
+    (tmp_path / "p.policy").write_text(
+        "policy p\n  on flight\n  rule r: award 20% of event.fare miles\n  round miles down\n")
+    assert loyalty("check", "--strict", str(tmp_path)).returncode == 0
+
+
+def test_check_strict_on_the_bundled_policies_is_clean() -> None:
+    """The bundled policies draw no warning, so `--strict` passes on them."""
+    result = loyalty("check", "--strict", "policies")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def test_check_missing_path_exits_2() -> None:
     """A path that does not exist is exit 2 with a one-line message."""
     result = loyalty("check", "no/such/dir")
@@ -73,7 +106,8 @@ def test_check_missing_path_exits_2() -> None:
 
 
 def write(path: Path, data: dict[str, object]) -> Path:
-    path.write_text(json.dumps(data))
+    """``data`` as JSON in ``path``, one key a line (as a person writes it: problems point at lines)."""
+    path.write_text(json.dumps(data, indent=2))
     return path
 
 
@@ -158,17 +192,17 @@ def test_eval_request_file_in_toml_takes_native_dates(tmp_path: Path) -> None:
 
 
 def test_eval_bad_input_names_each_field(tmp_path: Path) -> None:
-    """Bad input gives one line per problem with the file, the request path and the reason;
-    exit 2; no traceback."""
+    """Bad input gives one line per problem with the file, the line and column of the key, the
+    request path and the reason; exit 2; no traceback."""
     c = write(tmp_path / "c.json", {"id": "c1", "memberSince": "2012-02-30"})
     e = write(tmp_path / "e.json", {**EVENT, "flight": {**EVENT["flight"], "origin": "XXX",
                                                       "fare": True}})
     result = loyalty("eval", "--customer", str(c), "--event", str(e))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f'loyalty eval: {c}: customer.memberSince: "2012-02-30" is not a date that exists',
-        f"loyalty eval: {e}: event.flight.fare: must be a string, not true",
-        f'loyalty eval: {e}: event.flight.origin: unknown airport code "XXX"',
+        f'loyalty eval: {c}:3:3: customer.memberSince: "2012-02-30" is not a date that exists',
+        f"loyalty eval: {e}:7:5: event.flight.fare: must be a string, not true",
+        f'loyalty eval: {e}:5:5: event.flight.origin: unknown airport code "XXX"',
     ]
 
 
@@ -179,8 +213,8 @@ def test_eval_request_problems_outside_customer_and_event(tmp_path: Path) -> Non
     result = loyalty("eval", "--request", str(r))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"loyalty eval: {r}: explian: is not a field of EvaluateRequest; did you mean `explain`?",
-        f'loyalty eval: {r}: onlyPolicies[0]: no policy is named "earn_miles"; '
+        f"loyalty eval: {r}:17:3: explian: is not a field of EvaluateRequest; did you mean `explain`?",
+        f'loyalty eval: {r}:18:3: onlyPolicies[0]: no policy is named "earn_miles"; '
         "did you mean `earn_miles_by_distance`?",
     ]
 
@@ -194,9 +228,9 @@ def test_eval_old_flat_form_says_what_to_write(tmp_path: Path) -> None:
     result = loyalty("eval", "--customer", str(c), "--event", str(e))
     assert result.returncode == 2
     lines = result.stderr.splitlines()
-    assert (f"loyalty eval: {c}: customer.home_store: is not a field of Customer; home_store is an "
+    assert (f"loyalty eval: {c}:4:3: customer.home_store: is not a field of Customer; home_store is an "
             "extension field: send it in attributes") in lines
-    assert (f"loyalty eval: {e}: event.origin: belongs in event.flight: write it as "
+    assert (f"loyalty eval: {e}:5:3: event.origin: belongs in event.flight: write it as "
             "event.flight.origin") in lines
     assert "Traceback" not in result.stderr
 

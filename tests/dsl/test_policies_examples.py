@@ -339,7 +339,7 @@ def test_a_case_in_the_old_flat_form_says_what_to_write(
         "Customer; home_store is an extension field: send it in attributes\n"
         '    | customer = { member_since = 2020-01-01, home_store = "S1" }\n'
         "    |                                         ^^^^^^^^^^\n"
-        '    = hint: write attributes = { home_store = { stringValue = "..." } }\n'
+        '    = hint: write attributes = { home_store = "..." }\n'
         "\n"
         'spend.test.toml:4:59: test_bad_input: case "flat": event.amount: belongs in '
         "event.purchase: write it as event.purchase.amount\n"
@@ -347,6 +347,48 @@ def test_a_case_in_the_old_flat_form_says_what_to_write(
         "    |                                                           ^^^^^^\n"
         "    = hint: a purchase event's own fields go in a [case.event.purchase] section "
         "(or event = { ..., purchase = { ... } })\n"
+        "\n"
+        "2 problems found; no case was run\n"
+    )
+
+
+def test_an_extension_field_under_the_kinds_section_says_where_it_goes(
+    programme: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A field the directory adds to purchase events, written in [case.event.purchase]'s
+    attributes, is pointed at [case.event]; an undeclared one is told how to declare it."""
+    (programme / "schema.toml").write_text(SCHEMA + '\n[events.purchase]\nstore = "string?"\n',
+                                           encoding="utf-8")
+    (programme / "spend.test.toml").write_text(
+        "[[case]]\n"
+        'name = "misplaced"\n'
+        f"{CUSTOMER}\n"
+        "[case.event]\n"
+        "time = 2026-03-02T10:00:00Z\n"
+        "[case.event.purchase]\n"
+        'amount = "12.50"\n'
+        'attributes = { store = "S1", brand = "B" }\n'
+        "[case.expect]\n"
+        "awards = { points = 12 }\n",
+        encoding="utf-8",
+    )
+    status, out, _ = run_cli(capsys, "test", ".")
+    assert status == 2
+    assert out == (
+        'spend.test.toml:8:16: test_bad_input: case "misplaced": event.purchase.attributes.store: '
+        "belongs in event.attributes (Purchase carries no attributes): write it as "
+        "event.attributes.store\n"
+        '    | attributes = { store = "S1", brand = "B" }\n'
+        "    |                ^^^^^\n"
+        '    = hint: write it in [case.event] (not [case.event.purchase]): attributes = '
+        '{ store = "..." }\n'
+        "\n"
+        'spend.test.toml:8:30: test_bad_input: case "misplaced": event.purchase.attributes.brand: '
+        "is not a field in the schema\n"
+        '    | attributes = { store = "S1", brand = "B" }\n'
+        "    |                              ^^^^^\n"
+        '    = hint: declare it in schema.toml under [events.purchase] (for example brand = '
+        '"string?") and write it in [case.event] as attributes = { brand = ... }\n'
         "\n"
         "2 problems found; no case was run\n"
     )

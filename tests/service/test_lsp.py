@@ -131,6 +131,27 @@ async def test_diagnostics_match_loyalty_check_and_follow_edits(client: Language
 
 
 @pytest.mark.asyncio
+async def test_lints_are_warnings_as_loyalty_check_gives_them(client: LanguageClient,
+                                                              programme: Path) -> None:
+    """A lint (here `20 of base`, meant as 20%) is published with the warning severity and the
+    code, range, message and hint `loyalty check` gives; errors stay errors."""
+    path = programme / "airline" / "earn_miles.policy"
+    text = path.read_text(encoding="utf-8").replace("award 10% of base miles", "award 10 of base miles")
+    path.write_text(text, encoding="utf-8")
+    ours = await open_file(client, path)
+    theirs = check_json(path)
+    assert [t["code"] for t in theirs] == ["whole_number_of"]
+    same_as_check(ours, theirs)
+    assert [d.severity for d in ours] == [lsp.DiagnosticSeverity.Warning]
+    broken = text.replace("event.partner", "event.partnr")
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        lsp.VersionedTextDocumentIdentifier(uri=path.as_uri(), version=2),
+        [lsp.TextDocumentContentChangeWholeDocument(broken)]))
+    assert [(d.code, d.severity) for d in await diagnostics_for(client, path.as_uri(), version=2)] == [
+        ("unknown_field", lsp.DiagnosticSeverity.Error)]
+
+
+@pytest.mark.asyncio
 async def test_schema_toml_diagnostics_match_loyalty_check(client: LanguageClient, programme: Path) -> None:
     """An unknown type in schema.toml is reported on its line, as `loyalty check` reports it."""
     schema = programme / "schema.toml"

@@ -21,7 +21,8 @@ sits ``earn_miles.test.toml``::
 A case's ``customer`` and ``event`` are the ``Customer`` and ``Event`` messages of the
 gRPC API in their mapping form, exactly what grpcurl sends (read by
 :class:`~dsl.input.request.MappingDecoder`; TOML's own dates and times are welcome), so a
-request copied from a log or from grpcurl becomes a case as it is.
+request copied from a log or from grpcurl becomes a case as it is. Attribute values may also
+be written plainly (``nights = 4``), typed by the schema (:mod:`dsl.tools.plainvalues`).
 
 Everything here is a pure function of its arguments: :func:`load_case_file` reads
 and checks one file against a schema, :func:`run_case` evaluates one case against a

@@ -1,6 +1,7 @@
 """Reading policy test files: TOML text to :class:`~dsl.tools.testing.cases.Case` values.
 
-A case's ``customer`` and ``event`` are checked against the schema by the same
+A case's ``customer`` and ``event`` have their plain attribute values typed by the schema
+(:mod:`dsl.tools.plainvalues`), then are checked by the same
 :class:`~dsl.input.request.MappingDecoder` a request goes through; every mistake in a file
 becomes a :class:`~dsl.errors.Diagnostic` positioned in the test file (:class:`Locator`
 finds the line of a case's key) and naming the case.
@@ -17,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from dsl import bounded_toml
-from dsl.errors import Diagnostic, InputError, Span, did_you_mean, sort_diagnostics
-from dsl.input.request import ACCEPTS, MappingDecoder, json_name
+from dsl.errors import Diagnostic, FieldError, InputError, Span, did_you_mean, sort_diagnostics
+from dsl.input.request import MappingDecoder
 from dsl.schema.schema import Schema, convert_scalar, parse_decimal
+from dsl.tools.plainvalues import type_plain_values
 from dsl.tools.stateinput import parse_history, parse_state
 from dsl.tools.testing.cases import TEST_FILE_SUFFIX, Case, Expectation, ExpectedBenefit
 from dsl.tools.testing.show import show_value
@@ -157,6 +159,9 @@ class _CaseLoader:
                        'write history = [{ counter = "visits", at = 2026-03-01T10:00:00Z, '
                        "amount = 1 }]")
             return None
+        history = self.typed_history(index, label, history)
+        if history is None:
+            return None
         if customer is None or event is None or expect is None or policies is None:
             return None
         return Case(self.file, line, name, policies, customer, event, expect, state, history)
@@ -190,7 +195,10 @@ class _CaseLoader:
             self.error(self.locator.key(index, [what]), "test_bad_value",
                        f"{label}: {what} must be a table such as {{ tier = \"GOLD\" }}")
             return None
-        out = dict(raw)
+        out, errors = type_plain_values(self.decoder.layout, what, raw)
+        if errors:
+            self.input_errors(index, label, errors)
+            return None
         out.setdefault("id", default_id)
         return out
 
@@ -200,14 +208,42 @@ class _CaseLoader:
         try:
             self.decoder.request({"customer": customer, "event": event})
         except InputError as exc:
-            self.input_errors(index, label, exc)
+            self.input_errors(index, label, exc.errors)
 
-    def input_errors(self, index: int, label: str, exc: InputError) -> None:
-        for err in exc.errors:
+    def input_errors(self, index: int, label: str, errors: Sequence[FieldError]) -> None:
+        for err in errors:
             span = self.locator.key(index, _path_keys(err.path))
             reason, _, suggestion = err.reason.partition("; did you mean")
-            hint = f"did you mean{suggestion}" if suggestion else self.input_hint(err.path, reason)
+            where = _DECLARE.search(reason) or _DECLARE.search(suggestion)
+            if where:  # a field under a details message's attributes: say where it goes
+                reason, suggestion = _DECLARE.sub("", reason), _DECLARE.sub("", suggestion)
+                name = err.path.rpartition(".")[2]
+                declare = (f'declare it in schema.toml under [events.{where[1]}] (for example '
+                           f'{name} = "string?") and write it in [case.event] as attributes = '
+                           f"{{ {name} = ... }}")
+                hint = f"did you mean{suggestion} (for a new field, {declare})" if suggestion else declare
+            elif suggestion:
+                hint = f"did you mean{suggestion}"
+            else:
+                hint = self.input_hint(err.path, reason)
             self.error(span, "test_bad_input", f"{label}: {err.path}: {reason}", hint)
+
+    def typed_history(self, index: int, label: str, history: tuple[dict[str, Any], ...]
+                      ) -> tuple[dict[str, Any], ...] | None:
+        """The history's earlier events with their plain attribute values typed (as a case's own)."""
+        out: list[dict[str, Any]] = []
+        ok = True
+        for i, item in enumerate(history):
+            if "event" not in item:
+                out.append(item)
+                continue
+            event, errors = type_plain_values(self.decoder.layout, "event", item["event"])
+            if errors:
+                self.input_errors(index, label, [FieldError(f"history[{i}].{e.path}", e.reason)
+                                                 for e in errors])
+                ok = False
+            out.append({"event": event})
+        return tuple(out) if ok else None
 
     def input_hint(self, path: str, reason: str) -> str:
         """What to write instead, in the test file's own terms."""
@@ -216,21 +252,24 @@ class _CaseLoader:
             details = m[1].rpartition(".")[2]
             return (f"a {details} event's own fields go in a [case.event.{details}] section "
                     f"(or event = {{ ..., {details} = {{ ... }} }})")
+        m = _EVENT_ATTRIBUTE.search(reason)
+        if m:  # an event-level extension field written under the kind's details
+            return f"write it in [case.event] (not [case.event.{path.split('.')[1]}]): " \
+                   f"attributes = {{ {m[1]} = {self.plain_value('event', m[1])} }}"
         m = _EXTENSION.search(reason)
         if m:
-            return f"write attributes = {{ {m[1]} = {self.typed_value(path, m[1])} }}"
+            return f"write attributes = {{ {m[1]} = {self.plain_value(path, m[1])} }}"
         return _input_hint(reason)
 
-    def typed_value(self, path: str, name: str) -> str:
-        """An example typed value for the extension field ``name`` at ``path``."""
+    def plain_value(self, path: str, name: str) -> str:
+        """An example plain value for the extension field ``name`` at ``path``, by its type."""
         root = path.partition(".")[0]
         tables = [self.schema.customer] if root == "customer" else [
             self.schema.event_common, *self.schema.events.values()]
         for fields in tables:
             if name in fields:
-                kind = ACCEPTS.get(fields[name].type.kind, ("string_value",))[0]
-                return f'{{ {json_name(kind)} = "..." }}'
-        return '{ stringValue = "..." }'
+                return _EXAMPLES.get(fields[name].type.kind, '"..."')
+        return '"..."'
 
     # -- the expectation -------------------------------------------------------------
 
@@ -509,7 +548,14 @@ def _path_keys(path: str) -> list[str]:
     return [re.sub(r"\[\d+\]$", "", part) for part in path.split(".") if part]
 
 
+#: An example plain value of each kind of type, for hints.
+_EXAMPLES = {"int": "4", "decimal": '"12.50"', "bool": "true", "date": "2026-03-01",
+             "datetime": "2026-03-01T09:30:00Z", "duration": '"15 minutes"', "list": "[...]",
+             "record": "{ ... }"}
+
 _MISPLACED = re.compile(r"belongs in (event\.\w+): write it as ")
+_EVENT_ATTRIBUTE = re.compile(r"belongs in event\.attributes .*: write it as event\.attributes\.(\w+)")
+_DECLARE = re.compile(r" \(a field the directory adds to (\w+) events is declared in schema\.toml[^)]*\)")
 _EXTENSION = re.compile(r"(\w+) is an extension field: send it in attributes")
 
 

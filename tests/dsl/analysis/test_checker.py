@@ -12,7 +12,7 @@ from dsl.front.parser import parse
 SCHEMA = dsl.Schema.for_directory("policies")
 FLIGHT = "policy p\n  on flight\n"
 PURCHASE = "policy p\n  on purchase\n"
-ALL_STAGES = ["header", "limits", "types", "conflicts", "sizes", "unused"]
+ALL_STAGES = ["header", "limits", "types", "conflicts", "lints", "sizes", "unused"]
 
 
 def checked(source: str, stages: tuple[Stage, ...] = STAGES) -> tuple[list[str], list[str]]:
@@ -117,7 +117,8 @@ STAGE_CASES = [
 
 @pytest.mark.parametrize(("source", "ran"), STAGE_CASES)
 def test_stages_run_in_order_and_only_when_they_may(source: str, ran: list[str]) -> None:
-    """Stages run in STAGES order; sizes only without errors; nothing after a halting stage."""
+    """Stages run in STAGES order; lints and sizes only without errors; nothing after a halting
+    stage."""
     assert checked(source)[0] == ran
 
 

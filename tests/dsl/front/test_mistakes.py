@@ -570,6 +570,73 @@ CASES = [
         ],
         id="capitalised_keyword",
     ),
+    pytest.param(
+        HEAD + '  let base = 500\n  rule r: award base\n  rule s: award 1 miles\n',
+        [
+            'p.policy:4:21: syntax_error: unexpected end of the line',
+            '    |   rule r: award base',
+            '    |                     ^',
+            '    = hint: name the currency after the amount: award 500 miles',
+        ],
+        id='missing_currency_mid_file',
+    ),
+    pytest.param(
+        HEAD + '  let base = 500\n  rule r: award 20 % of base points\n',
+        [
+            'p.policy:4:20: syntax_error: `%` here is the remainder, and `of` a name',
+            '    |   rule r: award 20 % of base points',
+            '    |                    ^^^^',
+            '    = hint: write `20%` with no space before `%` for a percentage: 20% of ...; `%` '
+            'after a space is the remainder (10 % 3)',
+        ],
+        id='remainder_for_percent',
+    ),
+    pytest.param(
+        HEAD + '  let elite_bonus = 50%\n  rule r: award elite_bonus% of event.fare miles\n'
+        '  round miles down\n',
+        [
+            'p.policy:4:28: syntax_error: `%` here is the remainder, and `of` a name',
+            '    |   rule r: award elite_bonus% of event.fare miles',
+            '    |                            ^^^^',
+            '    = hint: `%` makes a percentage only after a number (20%); `elite_bonus` already '
+            'holds its rate, so write `elite_bonus of ...` (and give it percentages where it is '
+            'defined: 20%, not 20)',
+        ],
+        id='remainder_for_percent_after_name',
+    ),
+    pytest.param(
+        HEAD + '  rule r when customer.member_since > 90: award 1 miles\n',
+        [
+            'p.policy:3:15: type_error: cannot compare customer.member_since (date) with 90 (int)',
+            '    |   rule r when customer.member_since > 90: award 1 miles',
+            '    |               ^^^^^^^^^^^^^^^^^^^^^^^^^^',
+            '    = hint: a number is not a date: compare with a date such as 2026-03-01, or '
+            'count the days: days_between(customer.member_since, event.date) > 90',
+        ],
+        id='date_compared_with_number',
+    ),
+    pytest.param(
+        HEAD + '  rule r when event.date >= 2026: award 1 miles\n',
+        [
+            'p.policy:3:15: type_error: cannot compare event.date (date) with 2026 (int)',
+            '    |   rule r when event.date >= 2026: award 1 miles',
+            '    |               ^^^^^^^^^^^^^^^^^^',
+            '    = hint: a number is not a date: to compare the year, write year(event.date) >= '
+            '2026; or compare with a date such as 2026-01-01',
+        ],
+        id='year_compared_with_number',
+    ),
+    pytest.param(
+        HEAD + '  rule r when event.time - event.time > 30: award 1 miles\n',
+        [
+            'p.policy:3:15: type_error: cannot compare event.time - event.time (duration) with 30 (int)',
+            '    |   rule r when event.time - event.time > 30: award 1 miles',
+            '    |               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^',
+            '    = hint: a duration compares with a duration: write a unit after the number, '
+            'such as 30 days or 30 minutes (or count minutes with minutes(...))',
+        ],
+        id='duration_compared_with_number',
+    ),
 ]
 
 

@@ -92,3 +92,28 @@ def test_problems_come_in_reading_order_then_in_the_plans_order_each_field_once(
         ("event.purchase.items[1].category", "is required"),
         ("event.purchase.items[1].amount", "is required"),
     ]
+
+
+def test_an_extension_field_under_the_kinds_details_is_told_where_it_goes() -> None:
+    """A purchase's details message carries no attributes: a field the directory adds to purchase
+    events is pointed at event.attributes; an undeclared one is told how to declare it; a field
+    of the details message itself is told to go there."""
+    decoder = MappingDecoder(Schema.for_directory("policies"))  # [events.purchase] store
+    with pytest.raises(InputError) as exc:
+        decoder.request({"customer": CUSTOMER, "event": {
+            "id": "e1", "time": "2026-03-01T09:30:00Z",
+            "purchase": {"amount": "10.00",
+                         "attributes": {"store": {"stringValue": "S1"},
+                                        "stor": {"stringValue": "S1"},
+                                        "brand": {"stringValue": "B"},
+                                        "amount": {"decimalValue": "1"}}}}})
+    declare = ("(a field the directory adds to purchase events is declared in schema.toml under "
+               "[events.purchase] and sent in event.attributes)")
+    assert [(e.path, e.reason) for e in exc.value.errors] == [
+        ("event.purchase.attributes.store",
+         "belongs in event.attributes (Purchase carries no attributes): write it as "
+         "event.attributes.store"),
+        ("event.purchase.attributes.stor", f"is not a field in the schema; did you mean `store`? {declare}"),
+        ("event.purchase.attributes.brand", f"is not a field in the schema {declare}"),
+        ("event.purchase.attributes.amount", "is a field of Purchase; set it there, not in attributes"),
+    ]
