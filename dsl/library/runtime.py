@@ -29,7 +29,7 @@ from decimal import (
 )
 from typing import Any, TypeVar
 
-from dsl.decision import Benefit, Decision, Reason
+from dsl.decision import Benefit, Decision, Reason, text_value
 from dsl.schema import airports, timezones
 
 
@@ -518,6 +518,24 @@ def count_toward(decision: Decision, used: int | Decimal, counter: str, amount: 
         counted[counter] = counted.get(counter, 0) + amount
 
 
+def render_texts(templates: tuple[tuple[str, tuple[str, ...]], ...],
+                 values: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A rule's ``says`` texts filled in: (language, text) per template, in order.
+
+    A template's parts alternate literal text and placeholder names
+    (:class:`dsl.front.texts.Template`); each name is looked up in ``values`` (the checked
+    placeholders' values) and shown by :func:`dsl.decision.text_value`. Only joining: no
+    ``str.format``, so no text can reach into a value's attributes.
+    """
+    out = []
+    for language, parts in templates:
+        pieces = list(parts)
+        for i in range(1, len(pieces), 2):
+            pieces[i] = text_value(values[pieces[i]])
+        out.append((language, "".join(pieces)))
+    return tuple(out)
+
+
 #: The runtime's own helpers generated code may use (besides the builtins, below).
 HELPERS: dict[str, Any] = {
     "Decimal": Decimal,
@@ -532,6 +550,7 @@ HELPERS: dict[str, Any] = {
     "exact_award": exact_award,
     "contains": contains,
     "count_toward": count_toward,
+    "render_texts": render_texts,
     "time_between": time_between,
     "int": int,
     "len": len,
