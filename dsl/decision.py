@@ -239,15 +239,13 @@ def format_value(value: Any) -> str:
 
 
 def text_value(value: Any) -> str:
-    """A value as a rule's text shows it to a customer: :func:`format_value`'s words, except
-    that a text is shown bare (no quotes), a missing value as nothing, a whole decimal
-    without its zeros (``344.00`` is ``344``) and a list as its items joined by commas."""
+    """A value as a rule's text shows it to a customer: :func:`format_value`'s words (a
+    decimal exactly as it is, ``12.50``), except that a text is shown bare (no quotes), a
+    missing value as nothing and a list as its items joined by commas."""
     if value is None:
         return ""
     if isinstance(value, str):
         return value
-    if isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
-        return str(int(value))
     if isinstance(value, list | tuple):
         return ", ".join(text_value(v) for v in value)
     return format_value(value)

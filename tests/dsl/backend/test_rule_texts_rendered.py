@@ -128,7 +128,7 @@ def test_award_texts_need_the_reasons() -> None:
 
 
 @pytest.mark.parametrize(("value", "shown"), [
-    pytest.param(Decimal("344.00"), "344", id="whole_decimal"),
+    pytest.param(Decimal("344.00"), "344.00", id="decimal_as_it_is"),
     pytest.param(Decimal("12.50"), "12.50", id="money_keeps_its_places"),
     pytest.param("GOLD", "GOLD", id="text_unquoted"),
     pytest.param(None, "", id="missing"),
