@@ -436,7 +436,8 @@ async def test_policies_are_checked_against_the_unsaved_schema(client: LanguageC
     schema = programme / "schema.toml"
     saved = schema.read_text(encoding="utf-8")
     path = programme / "airline" / "earn_miles.policy"
-    text = path.read_text(encoding="utf-8").replace("tenure >= 10", "customer.lifetime.upgrades >= 10")
+    text = (path.read_text(encoding="utf-8").replace("tenure >= 10", "customer.lifetime.upgrades >= 10")
+            .replace("{tenure}", "ten"))  # the decade rule's texts read it too
     codes = [d.code for d in await open_file(client, path, text)]
     assert codes == ["unused_binding", "unknown_field"]  # `tenure` is no longer read
     added = saved.replace("[customer]\n", "[customer]\nlifetime.upgrades = \"int\"\n", 1)
