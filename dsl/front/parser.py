@@ -28,7 +28,7 @@ from dsl.errors import NO_SPAN, Diagnostic, PolicyError, Span, did_you_mean
 from dsl.front import nodes as n
 from dsl.front.lexer import PolicyLexer
 from dsl.front.mistakes import Match, character_key, recognise
-from dsl.front.texts import LANGUAGE, read_template
+from dsl.front.texts import LANGUAGE, MAX_TEXTS, read_template
 
 GRAMMAR_PATH = Path(__file__).with_name("policy.lark")
 
@@ -571,6 +571,10 @@ class _AstBuilder(Transformer):
         if not effects:
             self._error(span, "no_effect", f"rule {name} says something but does nothing",
                         "give it an effect, such as `award 100 points`, above its text")
+        if len(texts) > MAX_TEXTS:
+            self._error(texts[MAX_TEXTS].span, "too_large",
+                        f"rule {name} has {len(texts)} texts; the limit is {MAX_TEXTS}",
+                        "keep the languages your customers read")
         seen: dict[str, n.RuleText] = {}
         for t in texts:
             if t.language in seen:

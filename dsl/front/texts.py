@@ -19,6 +19,8 @@ _PLACEHOLDER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*\
 _ESCAPES = {'"': '"', "\\": "\\", "n": "\n", "t": "\t"}
 #: The most placeholders one text may hold.
 MAX_PLACEHOLDERS = 32
+#: The most texts (languages) one rule may have.
+MAX_TEXTS = 8
 #: A language tag as ``says`` takes it: ``en``, ``fr``, ``pt_BR``.
 LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Z]{2})?\Z")
 

@@ -518,22 +518,34 @@ def count_toward(decision: Decision, used: int | Decimal, counter: str, amount: 
         counted[counter] = counted.get(counter, 0) + amount
 
 
+#: The most characters a value shows in a rule's text, and a filled-in text has: with at most
+#: :data:`dsl.front.texts.MAX_TEXTS` texts per rule, what texts add to one explanation stays
+#: within the evaluation's text bound whatever the input.
+MAX_TEXT_VALUE = 200
+MAX_TEXT = 500
+
+
 def render_texts(templates: tuple[tuple[str, tuple[str, ...]], ...],
                  values: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """A rule's ``says`` texts filled in: (language, text) per template, in order.
 
     A template's parts alternate literal text and placeholder names
     (:class:`dsl.front.texts.Template`); each name is looked up in ``values`` (the checked
-    placeholders' values) and shown by :func:`dsl.decision.text_value`. Only joining: no
-    ``str.format``, so no text can reach into a value's attributes.
+    placeholders' values) and shown by :func:`dsl.decision.text_value`, cut to
+    :data:`MAX_TEXT_VALUE` characters (and the text to :data:`MAX_TEXT`) with an ellipsis.
+    Only joining: no ``str.format``, so no text can reach into a value's attributes.
     """
     out = []
     for language, parts in templates:
         pieces = list(parts)
         for i in range(1, len(pieces), 2):
-            pieces[i] = text_value(values[pieces[i]])
-        out.append((language, "".join(pieces)))
+            pieces[i] = _cut(text_value(values[pieces[i]]), MAX_TEXT_VALUE)
+        out.append((language, _cut("".join(pieces), MAX_TEXT)))
     return tuple(out)
+
+
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most - 1] + "\u2026"
 
 
 #: The runtime's own helpers generated code may use (besides the builtins, below).

@@ -193,6 +193,10 @@ async def test_hover_shows_a_tables_rows_and_a_rules_award_bound(client: Languag
     rule = await client.text_document_hover_async(lsp.HoverParams(doc, position(text, "rule flown_miles", 6)))
     assert rule is not None
     assert "**rule flown_miles**" in rule.contents.value
+    # What it says to the customer, in each language it declares.
+    assert ("says `` {miles} miles for your flight from {event.origin} to {event.destination} ``, "
+            "fr: `` {miles} miles pour votre vol de {event.origin} à {event.destination} ``"
+            ) in rule.contents.value
     # `base` has no maximum in the schema, so the programme's cap_per_event (miles: 100,000,
     # policies/schema.toml) is what bounds this rule on its own.
     assert rule.contents.value.endswith("- miles: at most 100,000")

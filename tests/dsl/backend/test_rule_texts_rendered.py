@@ -149,3 +149,15 @@ def test_default_text() -> None:
     """A rule's name in words, the first capitalised."""
     assert default_text("loyal_for_a_decade") == "Loyal for a decade"
     assert default_text("elite") == "Elite"
+
+
+def test_long_values_and_texts_are_cut() -> None:
+    """A value shows at most MAX_TEXT_VALUE characters and a text has at most MAX_TEXT, each
+    cut with an ellipsis: what texts add to an explanation is bounded whatever the input."""
+    from dsl.library.runtime import MAX_TEXT, MAX_TEXT_VALUE
+
+    [(_, one)] = render_texts((("", ("<", "v", ">")),), {"v": "x" * 10_000})
+    assert one == "<" + "x" * (MAX_TEXT_VALUE - 1) + "\u2026>"
+    parts = ("",) + ("v", "") * 5
+    [(_, five)] = render_texts((("", parts),), {"v": "y" * 10_000})
+    assert len(five) == MAX_TEXT and five.endswith("\u2026")

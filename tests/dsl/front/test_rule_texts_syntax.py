@@ -131,3 +131,14 @@ def test_a_keyword_can_be_a_language() -> None:
 def test_malformed_texts_are_diagnostics(body: str, expected: list[str]) -> None:
     """A malformed text, language or set of texts is a positioned diagnostic with a hint."""
     assert errors_of(body) == expected
+
+
+def test_texts_per_rule_are_bounded() -> None:
+    """A rule has at most MAX_TEXTS texts."""
+    from dsl.front.texts import MAX_TEXTS
+
+    langs = ["aa", "ab", "ac", "ad", "ae", "af", "ag", "ah", "ai"][:MAX_TEXTS + 1]
+    body = "  rule r:\n    award 1 miles\n" + "".join(f'    says {x} "t"\n' for x in langs)
+    [error] = errors_of(body)
+    assert error.startswith(f"p.policy:{6 + MAX_TEXTS}:5: too_large: rule r has {MAX_TEXTS + 1} texts; "
+                            f"the limit is {MAX_TEXTS}")
