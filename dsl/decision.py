@@ -242,10 +242,15 @@ def text_value(value: Any) -> str:
     """A value as a rule's text shows it to a customer: :func:`format_value`'s words (a
     decimal exactly as it is, ``12.50``), except that a text is shown bare (no quotes), a
     missing value as nothing and a list as its items joined by commas."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
     if value is None:
         return ""
     if isinstance(value, str):
-        return value
+        return str(value)
     if isinstance(value, list | tuple):
         return ", ".join(text_value(v) for v in value)
     return format_value(value)

@@ -535,13 +535,10 @@ def render_texts(templates: tuple[tuple[str, tuple[str, ...]], ...],
     :data:`MAX_TEXT_VALUE` characters (and the text to :data:`MAX_TEXT`) with an ellipsis.
     Only joining: no ``str.format``, so no text can reach into a value's attributes.
     """
-    out = []
-    for language, parts in templates:
-        pieces = list(parts)
-        for i in range(1, len(pieces), 2):
-            pieces[i] = _cut(text_value(values[pieces[i]]), MAX_TEXT_VALUE)
-        out.append((language, _cut("".join(pieces), MAX_TEXT)))
-    return tuple(out)
+    shown = {name: _cut(text_value(value), MAX_TEXT_VALUE) for name, value in values.items()}
+    return tuple((language, _cut("".join([shown[p] if i % 2 else p for i, p in enumerate(parts)]),
+                                 MAX_TEXT))
+                 for language, parts in templates)
 
 
 def _cut(text: str, most: int) -> str:
