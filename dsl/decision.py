@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -36,6 +36,10 @@ class Reason:
       empty), was rounded; ``detail`` says from what to what.
     - ``capped``: a cap cut an award; ``detail`` names the cap.
     - ``clamped``: a negative amount was raised to zero.
+
+    ``texts`` are a fired rule's ``says`` texts, filled in, as (language, text) pairs in the
+    order the rule declares them (the language empty for a text without one); :meth:`says`
+    picks one.
     """
 
     policy: str
@@ -44,9 +48,41 @@ class Reason:
     detail: str = ""
     awards: dict[str, int | Decimal] = field(default_factory=dict)
     line: int = 0
+    texts: tuple[tuple[str, str], ...] = ()
+
+    def says(self, language: str | None = None) -> str:
+        """What a customer reads about a fired rule: its text in ``language`` (``fr``,
+        ``pt_BR`` or ``pt-BR``; a text for ``pt`` serves ``pt_BR``), else its first text, or,
+        for a rule that declares none, a plain text made from its name. Empty for any line
+        but ``fired``."""
+        if self.kind != "fired":
+            return ""
+        texts = self.texts
+        if not texts:
+            return default_text(self.rule)
+        if language:
+            wanted = language.replace("-", "_")
+            for tag, text in texts:
+                if tag == wanted:
+                    return text
+            base = wanted.split("_")[0]
+            for tag, text in texts:
+                if tag and tag.split("_")[0] == base:
+                    return text
+        return texts[0][1]
+
+    def speaking(self, language: str) -> Reason:
+        """This line with its text in ``language`` first (so :meth:`says` with no language,
+        and the wire's ``says`` field, give it)."""
+        chosen = self.says(language)
+        if not self.texts or self.texts[0][1] == chosen:
+            return self
+        first = next(t for t in self.texts if t[1] == chosen)
+        return replace(self, texts=(first, *(t for t in self.texts if t is not first)))
 
     def render(self) -> str:
-        """One readable line, as ``loyalty eval --explain`` prints it."""
+        """One readable line, as ``loyalty eval --explain`` prints it (a fired rule's line
+        ends with what it says to the customer)."""
         who = f"{self.policy}.{self.rule}" if self.rule else self.policy
         amounts = ", ".join(f"{v} {k}" for k, v in sorted(self.awards.items()))
         parts = [f"{who}: {self.kind}"]
@@ -54,7 +90,10 @@ class Reason:
             parts.append(f"+{amounts}" if self.kind == "fired" else amounts)
         if self.detail:
             parts.append(f"({self.detail})")
-        return " ".join(parts)
+        line = " ".join(parts)
+        if self.kind == "fired" and self.rule:
+            line += f" -- says {json.dumps(self.says(), ensure_ascii=False)}"
+        return line
 
 
 @dataclass(slots=True)
@@ -94,8 +133,24 @@ class Decision:
     def counted(self, value: dict[str, int | Decimal]) -> None:
         self._counted = value
 
+    def award_texts(self, language: str | None = None
+                    ) -> list[tuple[str, str, dict[str, int | Decimal], str]]:
+        """(policy, rule, awards, text) for every rule that applied, in evaluation order: what
+        a statement prints beside each award, ``text`` in ``language`` (see
+        :meth:`Reason.says`). Needs the reasons: evaluate with ``explain=True``."""
+        if self.reasons is None:
+            raise ValueError("award texts need the reasons: evaluate with explain=True")
+        return [(r.policy, r.rule, dict(r.awards), r.says(language))
+                for r in self.reasons if r.kind == "fired"]
+
+    def speak(self, language: str) -> None:
+        """Put every reason's text in ``language`` first (see :meth:`Reason.speaking`)."""
+        if self.reasons is not None and language:
+            self.reasons = [r.speaking(language) for r in self.reasons]
+
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-friendly form (decimals and dates as strings), used by the CLI and tests."""
+        """A JSON-friendly form (decimals and dates as strings), used by the CLI and tests.
+        A fired reason carries ``says``: its rule's text (:meth:`Reason.says`)."""
         out: dict[str, Any] = {
             "revision": self.revision,
             "awards": {k: plain(v) for k, v in sorted(self.awards.items())},
@@ -114,7 +169,8 @@ class Decision:
         if self.reasons is not None:
             out["reasons"] = [
                 {"policy": r.policy, "rule": r.rule, "kind": r.kind, "detail": r.detail,
-                 "awards": {k: plain(v) for k, v in sorted(r.awards.items())}, "line": r.line}
+                 "awards": {k: plain(v) for k, v in sorted(r.awards.items())}, "line": r.line,
+                 **({"says": r.says()} if r.kind == "fired" else {})}
                 for r in self.reasons
             ]
         return out
@@ -180,6 +236,31 @@ def format_value(value: Any) -> str:
     if isinstance(value, str):
         return json.dumps(value)
     return str(value)
+
+
+def text_value(value: Any) -> str:
+    """A value as a rule's text shows it to a customer: :func:`format_value`'s words (a
+    decimal exactly as it is, ``12.50``), except that a text is shown bare (no quotes), a
+    missing value as nothing and a list as its items joined by commas."""
+    kind = type(value)
+    if kind is str:
+        return value
+    if kind is int:
+        return str(value)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return str(value)
+    if isinstance(value, list | tuple):
+        return ", ".join(text_value(v) for v in value)
+    return format_value(value)
+
+
+def default_text(rule: str) -> str:
+    """The plain text of a rule that says nothing itself, made from its name:
+    ``loyal_for_a_decade`` -> ``Loyal for a decade``."""
+    words = " ".join(w for w in rule.split("_") if w)
+    return words[:1].upper() + words[1:]
 
 
 def format_duration(value: timedelta) -> str:

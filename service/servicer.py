@@ -132,7 +132,12 @@ class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
         only = request.only_policies
         if only:
             _check_only_policies(prepared.snapshot, only)
+        language = request.language
+        if language:
+            _check_language(language)
         decision = self._decide(prepared, request, request.explain, list(only) if only else None, fields)
+        if language and decision.reasons:
+            decision.speak(language)
         return evaluate_response_bytes(prepared.payload(decision))
 
     def EvaluateBatch(
@@ -457,6 +462,19 @@ def _fill_status(s: pb.PolicyStoreStatus, store: PolicyStore) -> None:
 #: Unknown ``only_policies`` names reported at most (each one cut to 64 characters): a refusal
 #: does not repeat a long input.
 _MAX_UNKNOWN_REPORTED = 10
+
+
+#: The longest language tag a request may name (BCP 47's longest common form, with room).
+MAX_LANGUAGE = 35
+
+
+def _check_language(language: str) -> None:
+    """A request's ``language`` is a short tag of letters, digits, ``-`` and ``_``."""
+    if len(language) > MAX_LANGUAGE or not all(c.isascii() and (c.isalnum() or c in "-_")
+                                               for c in language):
+        raise InvalidArgument([Violation(
+            "language", f"must be a language tag such as fr or pt-BR, of at most {MAX_LANGUAGE} "
+            "letters, digits, - and _")])
 
 
 def _check_only_policies(snapshot: Snapshot, only: Iterable[str]) -> None:

@@ -223,6 +223,7 @@ def reason_message(reason: Reason) -> pb.Reason:
         awards={k: amount_text(v) for k, v in reason.awards.items()},
         line=reason.line,
         text=reason.render(),
+        says=reason.says(),
     )
 
 

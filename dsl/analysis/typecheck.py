@@ -258,6 +258,33 @@ class Checker(ExprTypes):
         with self.narrowing(r.cond, holds=True):
             for effect in r.effects:
                 self.check_effect(effect, r)
+            self.check_texts(r)
+
+    def check_texts(self, r: n.Rule) -> None:
+        """Every placeholder of the rule's texts names what the rule awards (``{miles}``), a
+        binding (``{tenure}``) or a field (``{customer.tier}``), and shows a value, not a record."""
+        awarded = {e.currency for e in r.effects if isinstance(e, n.Award)}
+        later = {m.name for m in self.policy.members if isinstance(m, n.Let | n.Table | n.Decide)}
+        for text in r.texts:
+            for ph in text.placeholders:
+                if isinstance(ph, n.Name):
+                    if ph.name in awarded:
+                        continue  # the rule's own award, in that currency
+                    if ph.name not in self.scope and ph.name not in later:
+                        known = sorted(awarded) + sorted(k for k in self.scope if k not in ROOTS)
+                        hint = did_you_mean(ph.name, known)
+                        self.error(ph.span, "unknown_placeholder",
+                                   f"rule {r.name} says `{{{ph.name}}}`, which it neither awards "
+                                   "nor defines", hint or (
+                                       "a placeholder names a currency the rule awards, a let, a "
+                                       f"table or a field such as {{customer.tier}}; here: "
+                                       f"{', '.join(known) or 'none'}"))
+                        continue
+                t = self.expr(ph)
+                if t.kind == "record":
+                    self.error(ph.span, "type_error",
+                               f"`{{{self.text(ph)}}}` is a record, which a text cannot show",
+                               "name one of its fields")
 
     def check_group(self, g: n.Group, names: dict[str, Span]) -> None:
         self.check_name(g.name, g.span, "group")

@@ -593,7 +593,31 @@ class CodeGenerator(ExprVisitor[Any]):
                 self.writeline(f"r.extend({reasons_src})")
             awards = ", ".join(f"{self.lit(c)}: {a}" for c, a in amounts.items())
             self.writeline(f"r.append(Reason({p}, {self.lit(r.name)}, 'fired', '', {{{awards}}}, "
-                           f"{r.span.line}))")
+                           f"{r.span.line}{self.rule_texts(r, amounts)}))")
+
+    def rule_texts(self, r: n.Rule, amounts: dict[str, str]) -> str:
+        """The extra argument of a fired rule's Reason that fills in its ``says`` texts:
+        ``, render_texts(K, {placeholder: value, ...})``, or nothing for a rule without texts.
+        An award placeholder shows the rule's amount rounded as the policy rounds its currency."""
+        if not r.texts:
+            return ""
+        values: dict[str, str] = {}
+        for t in r.texts:
+            for ph, name in zip(t.placeholders, t.parts[1::2], strict=True):
+                if name in values:
+                    continue
+                if isinstance(ph, n.Name) and ph.name in amounts:
+                    amount = amounts[ph.name]
+                    mode = next((x.mode for x in self.policy.roundings if x.currency == ph.name), None)
+                    if mode is not None:
+                        decimals = self.schema.currencies[ph.name].decimals
+                        amount = f"round_award({amount}, {decimals}, {self.lit(mode)})"
+                    values[name] = amount
+                else:
+                    values[name] = self.expr(ph)
+        templates = self.constant(tuple((t.language, t.parts) for t in r.texts))
+        pairs = ", ".join(f"{self.lit(k)}: {v}" for k, v in values.items())
+        return f", render_texts({templates}, {{{pairs}}})"
 
     def rule_body(self, r: n.Rule) -> None:
         if self.explain:

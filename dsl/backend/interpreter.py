@@ -280,7 +280,26 @@ class Interpreter(ExprVisitor[Any]):
         self.trace(r, "applied")
         if reasons is not None:
             reasons.extend(outcome.reasons)
-            reasons.append(Reason(p.name, r.name, "fired", "", dict(outcome.awards), r.span.line))
+            reasons.append(Reason(p.name, r.name, "fired", "", dict(outcome.awards), r.span.line,
+                                  self.texts(r, outcome.awards, env)))
+
+    def texts(self, r: n.Rule, awards: dict[str, Any], env: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+        """A fired rule's ``says`` texts filled in; an award placeholder shows the rule's
+        amount rounded as the policy rounds its currency."""
+        if not r.texts:
+            return ()
+        values: dict[str, Any] = {}
+        for t in r.texts:
+            for ph, name in zip(t.placeholders, t.parts[1::2], strict=True):
+                if isinstance(ph, n.Name) and ph.name in awards:
+                    amount = awards[ph.name]
+                    mode = self.rounding.get(ph.name)
+                    if mode is not None:
+                        amount = rt.round_award(amount, self.schema.currencies[ph.name].decimals, mode)
+                    values[name] = amount
+                else:
+                    values[name] = self.eval(ph, env)
+        return rt.render_texts(tuple((t.language, t.parts) for t in r.texts), values)
 
     def group(self, g: n.Group, env: dict[str, Any], d: Decision, totals: dict[str, Any],
               reasons: list[Reason] | None) -> None:

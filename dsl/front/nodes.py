@@ -217,13 +217,31 @@ class Count(Effect):
 
 
 @dataclass(eq=False)
+class RuleText(Node):
+    """``says [language] "text"``: what a customer reads about a rule that applied.
+
+    ``language`` is empty for a text without a tag. ``parts`` alternate literal text and
+    placeholder names (:class:`dsl.front.texts.Template`); ``placeholders`` are the
+    placeholders read as expressions (a :class:`Name` or an :class:`Attribute` chain), one per
+    name in ``parts``, each with its span inside the string.
+    """
+
+    language: str
+    text: str
+    parts: tuple[str, ...]
+    placeholders: list[Expr]
+    language_span: Span = NO_SPAN
+
+
+@dataclass(eq=False)
 class Rule(Node):
-    """``rule name [when cond]: effects``."""
+    """``rule name [when cond]: effects``, and what the rule ``says`` to a customer."""
 
     name: str
     cond: Expr | None
     effects: list[Effect]
     name_span: Span = NO_SPAN
+    texts: list[RuleText] = field(default_factory=list)
 
 
 @dataclass(eq=False)

@@ -24,10 +24,11 @@ from lark import Lark, Token, Transformer, Tree
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 from lark.indenter import DedentError
 
-from dsl.errors import Diagnostic, PolicyError, Span, did_you_mean
+from dsl.errors import NO_SPAN, Diagnostic, PolicyError, Span, did_you_mean
 from dsl.front import nodes as n
 from dsl.front.lexer import PolicyLexer
 from dsl.front.mistakes import Match, character_key, recognise
+from dsl.front.texts import LANGUAGE, MAX_TEXTS, read_template
 
 GRAMMAR_PATH = Path(__file__).with_name("policy.lark")
 
@@ -563,8 +564,52 @@ class _AstBuilder(Transformer):
         return n.DecideRow(c[0], c[1], span=self._span(meta))
 
     def rule(self, meta: Any, c: list[Any]) -> n.Rule:
-        name, cond, effects = c
-        return n.Rule(str(name), cond, effects, span=self._span(meta), name_span=_tok_span(name))
+        name, cond, items = c
+        effects = [e for e in items if not isinstance(e, n.RuleText)]
+        texts = [e for e in items if isinstance(e, n.RuleText)]
+        span = self._span(meta)
+        if not effects:
+            self._error(span, "no_effect", f"rule {name} says something but does nothing",
+                        "give it an effect, such as `award 100 points`, above its text")
+        if len(texts) > MAX_TEXTS:
+            self._error(texts[MAX_TEXTS].span, "too_large",
+                        f"rule {name} has {len(texts)} texts; the limit is {MAX_TEXTS}",
+                        "keep the languages your customers read")
+        seen: dict[str, n.RuleText] = {}
+        for t in texts:
+            if t.language in seen:
+                which = f"a `{t.language}` text" if t.language else "a text without a language"
+                self._error(t.span, "duplicate_text",
+                            f"rule {name} already has {which} (line {seen[t.language].span.line})",
+                            "keep one text per language")
+            seen.setdefault(t.language, t)
+        return n.Rule(str(name), cond, effects, span=span, name_span=_tok_span(name), texts=texts)
+
+    def says(self, meta: Any, c: list[Any]) -> n.RuleText:
+        language, tok = c
+        line, column = tok.line or 0, tok.column or 0
+        template = read_template(str(tok))
+        for problem in template.problems:
+            self._error(Span.point(line, column + problem.offset, problem.width), "bad_text",
+                        problem.message, problem.hint)
+        placeholders: list[n.Expr] = []
+        for ph in template.placeholders:
+            start = column + ph.offset + 1
+            names = ph.name.split(".")
+            expr: n.Expr = n.Name(names[0], span=Span.point(line, start, len(names[0])))
+            width = len(names[0])
+            for field_name in names[1:]:
+                width += 1 + len(field_name)
+                expr = n.Attribute(expr, field_name, span=Span.point(line, start, width))
+            placeholders.append(expr)
+        lang = "" if language is None else str(language)
+        if language is not None and not LANGUAGE.match(lang):
+            self._error(_tok_span(language), "bad_language", f"`{lang}` is not a language tag",
+                        "write a language as two or three lower-case letters, with a region "
+                        "after an underscore if needed: en, fr, pt_BR")
+        return n.RuleText(lang, _string_value(tok), template.parts, placeholders,
+                          span=self._span(meta),
+                          language_span=_tok_span(language) if language is not None else NO_SPAN)
 
     def effects(self, meta: Any, c: list[Any]) -> list[n.Effect]:
         return list(c)

@@ -29,7 +29,7 @@ from decimal import (
 )
 from typing import Any, TypeVar
 
-from dsl.decision import Benefit, Decision, Reason
+from dsl.decision import Benefit, Decision, Reason, text_value
 from dsl.schema import airports, timezones
 
 
@@ -518,6 +518,33 @@ def count_toward(decision: Decision, used: int | Decimal, counter: str, amount: 
         counted[counter] = counted.get(counter, 0) + amount
 
 
+#: The most characters a value shows in a rule's text, and a filled-in text has: with at most
+#: :data:`dsl.front.texts.MAX_TEXTS` texts per rule, what texts add to one explanation stays
+#: within the evaluation's text bound whatever the input.
+MAX_TEXT_VALUE = 200
+MAX_TEXT = 500
+
+
+def render_texts(templates: tuple[tuple[str, tuple[str, ...]], ...],
+                 values: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    """A rule's ``says`` texts filled in: (language, text) per template, in order.
+
+    A template's parts alternate literal text and placeholder names
+    (:class:`dsl.front.texts.Template`); each name is looked up in ``values`` (the checked
+    placeholders' values) and shown by :func:`dsl.decision.text_value`, cut to
+    :data:`MAX_TEXT_VALUE` characters (and the text to :data:`MAX_TEXT`) with an ellipsis.
+    Only joining: no ``str.format``, so no text can reach into a value's attributes.
+    """
+    shown = {name: _cut(text_value(value), MAX_TEXT_VALUE) for name, value in values.items()}
+    return tuple((language, _cut("".join([shown[p] if i % 2 else p for i, p in enumerate(parts)]),
+                                 MAX_TEXT))
+                 for language, parts in templates)
+
+
+def _cut(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most - 1] + "\u2026"
+
+
 #: The runtime's own helpers generated code may use (besides the builtins, below).
 HELPERS: dict[str, Any] = {
     "Decimal": Decimal,
@@ -532,6 +559,7 @@ HELPERS: dict[str, Any] = {
     "exact_award": exact_award,
     "contains": contains,
     "count_toward": count_toward,
+    "render_texts": render_texts,
     "time_between": time_between,
     "int": int,
     "len": len,

@@ -18,10 +18,11 @@ Blank lines
     Elsewhere a blank line is kept wherever the author had at least one (a run of
     blank lines becomes one), except at the start of a block, where there is none.
 Rules
-    A rule with one effect is written on one line
+    A rule with one effect and no text is written on one line
     (``rule elite when tier == "GOLD": award 100 miles``) when that line fits in
     :data:`MAX_WIDTH` columns and no comment has to sit between the rule's header and
-    its effect; otherwise its effects form an indented block.
+    its effect; otherwise its effects form an indented block, its ``says`` lines last,
+    in the order written.
 Lines
     An expression the author spread over several lines (inside brackets or after a
     backslash) is joined onto one line. A line longer than :data:`MAX_WIDTH` columns
@@ -157,7 +158,7 @@ def structure(node: Any) -> Any:
     return (type(node).__name__, _value_key(node))
 
 
-_IGNORED_FIELDS = frozenset({"span", "name_span", "currency_span", "counter_span",
+_IGNORED_FIELDS = frozenset({"span", "name_span", "currency_span", "counter_span", "language_span",
                              "header_spans", "file", "source", "text"})
 
 
@@ -365,13 +366,17 @@ class _Printer:
             head += [" when ", Slot(r.cond)]
         head.append(":")
         effects = [effect_parts(e) for e in r.effects]
-        if len(effects) == 1 and self.fits_on_one_line(r, depth, [*head, " ", *effects[0]]):
+        if len(effects) == 1 and not r.texts and self.fits_on_one_line(r, depth,
+                                                                        [*head, " ", *effects[0]]):
             self.emit(depth, [*head, " ", *effects[0]], r.span.line, blank,
                       extra=(r.effects[0].span.line,))
             return
         self.emit(depth, head, r.span.line, blank)
         for i, (effect, parts) in enumerate(zip(r.effects, effects, strict=True)):
             self.emit(depth + 1, parts, effect.span.line, _NEVER if i == 0 else _FROM_SOURCE)
+        for t in r.texts:
+            language = f"{t.language} " if t.language else ""
+            self.emit(depth + 1, [f"says {language}{string_text(t.text)}"], t.span.line)
 
     def fits_on_one_line(self, r: n.Rule, depth: int, parts: Parts) -> bool:
         """Whether a one-effect rule goes on one line: it fits, and no comment needs a place

@@ -43,7 +43,7 @@ from service.wire import decision_message
 from ._load import load
 
 #: The keys of an ``EvaluateRequest`` body besides customer and event, both spellings.
-REQUEST_KEYS = ("customer", "event", "explain", "onlyPolicies", "only_policies")
+REQUEST_KEYS = ("customer", "event", "explain", "onlyPolicies", "only_policies", "language")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -62,6 +62,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     p.add_argument("--customer", metavar="FILE", help="a Customer message (.json or .toml)")
     p.add_argument("--event", metavar="FILE", help="an Event message (.json or .toml)")
     p.add_argument("--explain", action="store_true", help="show why each rule did or did not fire")
+    p.add_argument("--language", metavar="TAG", default="",
+                   help="the language of the rules' texts in the reasons (fr, pt-BR); "
+                        "default: each rule's first text")
     p.add_argument("--state", metavar="FILE",
                    help="the customer's state before the event (.toml or .json): "
                         "state = { counter = amount } and/or history = [entries or earlier "
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"loyalty eval: {message}", file=sys.stderr)
         return 2
     decoder = policy_set.decoder
-    explain, only = args.explain, None
+    explain, only, language = args.explain, None, args.language
     if args.request is not None:
         assert isinstance(raw[0], dict)
         errors = _request_errors(raw[0], policy_set)
@@ -176,6 +179,7 @@ def run(args: argparse.Namespace) -> int:
             return _fail(args.request, errors)
         explain = explain or raw[0].get("explain") is True
         only = raw[0].get("onlyPolicies") or raw[0].get("only_policies") or None
+        language = args.language or raw[0].get("language") or ""
     else:
         status = 0
         prepared = []
@@ -228,6 +232,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{exc.file}:{exc.line}: evaluation_error: policy {exc.policy}: {exc.message}",
               file=sys.stderr)
         return 1
+    decision.speak(language)
     if args.format == "json":
         out = decision_json(decision)
         if decision.counted:
@@ -268,6 +273,9 @@ def _request_errors(data: Mapping[str, Any], policy_set: PolicySet) -> list[Fiel
     explain = data.get("explain")
     if explain is not None and not isinstance(explain, bool):
         errors.append(FieldError("explain", "must be true or false"))
+    language = data.get("language")
+    if language is not None and not (isinstance(language, str) and len(language) <= 35):
+        errors.append(FieldError("language", "must be a language tag such as fr or pt-BR"))
     key = "onlyPolicies" if "onlyPolicies" in data else "only_policies"
     only = data.get(key)
     if only is None:

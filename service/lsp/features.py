@@ -26,6 +26,7 @@ from service.lsp.language import (
     Schema,
     Span,
     award_bounds,
+    default_text,
     keywords,
     n,
 )
@@ -289,13 +290,21 @@ def describe_definition(analysis: Analysis, schema: Schema, d: Definition) -> st
     if isinstance(node, n.Rule):
         bounds = rule_bounds(analysis, schema, d.policy, node)
         detail = "\n".join(f"- {b.describe()}" for b in bounds) or "- awards nothing"
-        return f"**rule {d.name}**: the most one event can be awarded by this rule\n\n{detail}"
+        says = ", ".join(f"{t.language + ': ' if t.language else ''}{_quoted(t.text)}"
+                         for t in node.texts) or f"{_quoted(default_text(node.name))} (from its name)"
+        return (f"**rule {d.name}** says {says}\n\n"
+                f"The most one event can be awarded by this rule:\n\n{detail}")
     if isinstance(node, n.Group):
         parts = [f"**group {d.name}** takes {node.mode}" + (f" {node.currency}" if node.currency else "")]
         for r in node.rules:
             parts.append(f"- {r.name}: {bounds_text(rule_bounds(analysis, schema, d.policy, r))}")
         return "\n\n".join(parts[:1]) + "\n\n" + "\n".join(parts[1:])
     return f"**{d.kind} {d.name}**"
+
+
+def _quoted(text: str) -> str:
+    """A rule's text in a hover, as code (so Markdown in it shows as written)."""
+    return "`` " + text.replace("`", "'") + " ``"
 
 
 # -- definition and references ----------------------------------------------------------------

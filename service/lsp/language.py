@@ -13,6 +13,7 @@ from pathlib import Path
 
 from dsl.analysis.bounds import AwardBound, award_bounds
 from dsl.analysis.checker import CheckResult, check_policy
+from dsl.decision import default_text
 from dsl.errors import Diagnostic, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
 from dsl.front.parser import GRAMMAR_PATH, parse
@@ -44,6 +45,7 @@ __all__ = [
     "Type",
     "award_bounds",
     "check_policy",
+    "default_text",
     "format_source",
     "keywords",
     "n",

@@ -270,6 +270,8 @@ class PolicyWriter:
         self.locals: list[_Binding] = []
         self.counter = 0
         self.rule_names = 0
+        #: The currencies the rule being written awards (its texts may name them).
+        self.awarded: list[str] = []
         #: (name, "count" or "sum") of the counters the current policy declares.
         self.counters: list[tuple[str, str]] = []
 
@@ -766,6 +768,7 @@ class PolicyWriter:
 
     def effect(self, rounding: dict[str, str | None], must_award: str | None = None) -> str:
         def award(currency: str) -> str:
+            self.awarded.append(currency)
             text = f"award {self.amount(currency, rounding)} {currency}"
             if self.number(0, 2) == 0:
                 t = INT if rounding[currency] is None else self.pick(NUMERIC)
@@ -808,11 +811,30 @@ class PolicyWriter:
         head = f"rule {name}"
         if conditional:
             head += f" when {self.condition()}"
+        self.awarded = []
         effects = [self.effect(rounding, must_award)]
         effects += [self.effect(rounding) for _ in range(self.number(0, 2))]
+        effects += self.texts()
         if len(effects) == 1 and self.number(0, 1):
             return [f"{head}: {effects[0]}"]
         return [f"{head}:"] + [f"  {e}" for e in effects]
+
+    def texts(self) -> list[str]:
+        """None, or up to three `says` lines (in distinct languages) whose placeholders name
+        what the rule awards, bindings, counters and fields; literal parts with braces and
+        quotes."""
+        names = sorted(set(self.awarded)) + [b.name for b in self.scope]
+        names += [text for text, _ in self.fields]
+        names += [f"history.{name}" for name, _ in self.counters]
+        out = []
+        for language in ["", "fr", "pt_BR"][:self.number(0, 3)]:
+            parts = []
+            for _ in range(self.number(0, 3)):
+                parts.append(self.pick(["", "+", " for ", " {{x}} ", '\\"q\\" ', "é "]))
+                parts.append("{" + self.pick(names) + "}")
+            parts.append(self.pick(["", " thanks", " }}"]))
+            out.append(f'says {language + " " if language else ""}"{"".join(parts)}"')
+        return out
 
     def group(self, rounding: dict[str, str | None]) -> list[str]:
         name = self.fresh("g")

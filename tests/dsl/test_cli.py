@@ -126,8 +126,31 @@ def test_eval_prints_decision_and_reasons(tmp_path: Path) -> None:
     assert "awards: 8949 miles" in lines
     assert "  earn_miles_by_distance.first_cabin: not_fired (event.cabin == \"first\")" in lines
     # Each rule's exact contribution; the policy's total rounded down once.
-    assert "  earn_miles_by_distance.loyal_for_a_decade: fired +344.2 miles" in lines
+    assert ('  earn_miles_by_distance.loyal_for_a_decade: fired +344.2 miles -- says '
+            '"+344 miles for 14 years with us"') in lines
     assert "  earn_miles_by_distance: rounded (total 8949.2 miles -> 8949 (down))" in lines
+    # A rule without a text says its name in words.
+    assert '  earn_miles_by_distance.elite: fired +3442 miles -- says "Elite"' in lines
+
+
+def test_eval_language_picks_the_rules_texts(tmp_path: Path) -> None:
+    """`--language fr` (or a request body's "language") shows each rule's French text; a
+    language a rule does not declare falls back to its first text."""
+    c = write(tmp_path / "c.json", CUSTOMER)
+    e = write(tmp_path / "e.json", EVENT)
+    french = loyalty("eval", "--customer", str(c), "--event", str(e), "--explain", "--language", "fr")
+    assert french.returncode == 0, french.stderr
+    assert ('  earn_miles_by_distance.flown_miles: fired +3442 miles -- says '
+            '"3442 miles pour votre vol de JFK à LHR"') in french.stdout.splitlines()
+    r = write(tmp_path / "r.json", {"customer": CUSTOMER, "event": EVENT, "explain": True,
+                                    "language": "de"})
+    german = loyalty("eval", "--request", str(r), "--format", "json")
+    assert german.returncode == 0, german.stderr
+    says = {x["rule"]: x.get("says") for x in json.loads(german.stdout)["reasons"]}
+    assert says["flown_miles"] == "3442 miles for your flight from JFK to LHR"
+    assert says["loyal_for_a_decade"] == "+344 miles for 14 years with us"
+    assert says["business_cabin"] == "Business cabin"
+    assert says["first_cabin"] == ""  # a rule that did not fire says nothing
 
 
 def test_eval_json_compiled_and_interpreted_agree(tmp_path: Path) -> None:
@@ -161,7 +184,9 @@ def test_eval_json_is_the_api_decision(tmp_path: Path) -> None:
     assert out["benefits"] == [{"name": "priority-rebooking", "params": {},
                                 "policy": "earn_miles_by_distance", "rule": "loyal_for_a_decade"}]
     assert out["tags"] == ["decade-member"]
-    assert any(r["text"] == "earn_miles_by_distance.flown_miles: fired +3442 miles"
+    assert any(r["text"] == 'earn_miles_by_distance.flown_miles: fired +3442 miles -- says '
+               '"3442 miles for your flight from JFK to LHR"'
+               and r["says"] == "3442 miles for your flight from JFK to LHR"
                for r in out["reasons"])
 
 

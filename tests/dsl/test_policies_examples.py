@@ -182,7 +182,7 @@ def test_failing_case_shows_expected_against_actual_and_the_reasons(
         "    awards: expected { points = 13 }\n"
         "            actual   { points = 12 }\n"
         "    reasons:\n"
-        "      spend_points.per_dollar: fired +12.5 points\n"
+        '      spend_points.per_dollar: fired +12.5 points -- says "Per dollar"\n'
         "      spend_points.big_spender: not_fired (event.amount >= 100)\n"
         "      spend_points: rounded (total 12.5 points -> 12 (down))\n"
         "\n"
@@ -444,7 +444,7 @@ def test_json_report_carries_expected_and_actual(
         {"part": "awards", "expected": "{ points = 3 }", "actual": "{ points = 2 }"}
     ]
     # The fired rule shows its exact contribution (2.00 dollars: 2 points, written plainly).
-    assert "spend_points.per_dollar: fired +2 points" in result["reasons"]
+    assert 'spend_points.per_dollar: fired +2 points -- says "Per dollar"' in result["reasons"]
 
 
 def test_policy_errors_stop_the_run_with_diagnostics(

@@ -214,6 +214,10 @@ async def test_hover_shows_a_tables_rows_and_a_rules_award_bound(client: Languag
     rule = await client.text_document_hover_async(lsp.HoverParams(doc, position(text, "rule flown_miles", 6)))
     assert rule is not None
     assert "**rule flown_miles**" in rule.contents.value
+    # What it says to the customer, in each language it declares.
+    assert ("says `` {miles} miles for your flight from {event.origin} to {event.destination} ``, "
+            "fr: `` {miles} miles pour votre vol de {event.origin} à {event.destination} ``"
+            ) in rule.contents.value
     # `base` has no maximum in the schema, so the programme's cap_per_event (miles: 100,000,
     # policies/schema.toml) is what bounds this rule on its own.
     assert rule.contents.value.endswith("- miles: at most 100,000")
@@ -457,7 +461,8 @@ async def test_policies_are_checked_against_the_unsaved_schema(client: LanguageC
     schema = programme / "schema.toml"
     saved = schema.read_text(encoding="utf-8")
     path = programme / "airline" / "earn_miles.policy"
-    text = path.read_text(encoding="utf-8").replace("tenure >= 10", "customer.lifetime.upgrades >= 10")
+    text = (path.read_text(encoding="utf-8").replace("tenure >= 10", "customer.lifetime.upgrades >= 10")
+            .replace("{tenure}", "ten"))  # the decade rule's texts read it too
     codes = [d.code for d in await open_file(client, path, text)]
     assert codes == ["unused_binding", "unknown_field"]  # `tenure` is no longer read
     added = saved.replace("[customer]\n", "[customer]\nlifetime.upgrades = \"int\"\n", 1)

@@ -240,7 +240,8 @@ def test_decision_message_keeps_amounts_exact_and_params_typed():
     assert message.benefits[1].params["level"].string_value == "gold"
     assert message.tier == "GOLD" and list(message.tags) == ["a", "b"]
     assert [(f.policy, f.rule) for f in message.fired] == [("p", "r"), ("p", "s")]
-    assert message.reasons[0].text == "p.r: fired +1250 miles" and message.reasons[0].line == 3
+    assert message.reasons[0].text == 'p.r: fired +1250 miles -- says "R"'
+    assert message.reasons[0].says == "R" and message.reasons[0].line == 3
 
 
 @pytest.mark.parametrize(("value", "kind", "expected"), [

@@ -41,6 +41,10 @@ class Expectation:
     error: str | None = None
     #: What the decision counts toward each counter (``Decision.counted``).
     counted: dict[str, int | Decimal] = field(default_factory=dict)
+    #: rule name -> the text it says (``Reason.says``) in ``language``: checked for the rules
+    #: named only, each of which must have fired.
+    says: dict[str, str] = field(default_factory=dict)
+    language: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,7 +30,7 @@ from dsl.tools.testing.show import show_value
 TOP_LEVEL_KEYS = ("case", "coverage")
 #: The keys a ``[[case]]`` table and its ``expect`` table may hold.
 CASE_KEYS = ("name", "policy", "customer", "event", "state", "history", "expect")
-EXPECT_KEYS = ("awards", "benefits", "tier", "tags", "counted", "error")
+EXPECT_KEYS = ("awards", "benefits", "tier", "tags", "counted", "says", "language", "error")
 
 #: Filled in when a case leaves them out: a test rarely cares about ids.
 DEFAULT_CUSTOMER_ID = "test-customer"
@@ -315,9 +315,25 @@ class _CaseLoader:
                        f"{label}: expect.{str(exc).replace('state', 'counted', 1)}",
                        'write counted = { quarterly_spend = "100.00" }')
             return None
-        if awards is None or benefits is None or tier is False or tags is None or not ok:
+        says = self.says(index, label, raw.get("says", {}), raw.get("language", ""))
+        if awards is None or benefits is None or tier is False or tags is None or not ok \
+                or says is None:
             return None
-        return Expectation(awards, benefits, tier or None, tags, counted=counted)
+        return Expectation(awards, benefits, tier or None, tags, counted=counted, says=says,
+                           language=raw.get("language", ""))
+
+    def says(self, index: int, label: str, raw: Any, language: Any) -> dict[str, str] | None:
+        """``says = { rule = "text" }`` and the ``language`` its texts are in."""
+        if not isinstance(language, str) or len(language) > 35:
+            self.error(self.locator.key(index, ["expect", "language"]), "test_bad_value",
+                       f'{label}: language must be a language tag such as "fr"')
+            return None
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            self.error(self.locator.key(index, ["expect", "says"]), "test_bad_value",
+                       f'{label}: says must be a table of rule names and the texts they say, '
+                       'such as { loyal_for_a_decade = "+74 miles for 11 years with us" }')
+            return None
+        return dict(raw)
 
     def awards(self, index: int, label: str, raw: Any) -> dict[str, int | Decimal] | None:
         span = self.locator.key(index, ["expect", "awards"])

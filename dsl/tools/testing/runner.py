@@ -38,7 +38,9 @@ def run_case(policy_set: PolicySet, case: Case) -> CaseResult:
         customer, event = policy_set.decoder.request({"customer": case.customer,
                                                       "event": case.event})
         state = state_for(policy_set, case.customer, customer, event, case.state, case.history)
-        decision = policy_set.evaluate(customer, event, only=only, state=state)
+        # Texts are in the reasons: a case that checks them is evaluated explaining.
+        decision = policy_set.evaluate(customer, event, explain=bool(case.expect.says), only=only,
+                                       state=state)
     except (InputError, EvaluationError) as exc:
         message = str(exc)
         if expected_error is not None and expected_error in message:
@@ -119,6 +121,16 @@ def compare(expect: Expectation, decision: Decision) -> list[Mismatch]:
         out.append(Mismatch("tags", show_value(list(expect.tags)), show_value(list(actual_tags))))
     if not _same_awards(expect.counted, decision.counted):
         out.append(Mismatch("counted", show_awards(expect.counted), show_awards(decision.counted)))
+    if expect.says:
+        said: dict[str, str] = {}
+        for r in decision.reasons or ():
+            if r.kind == "fired":
+                said.setdefault(r.rule, r.says(expect.language or None))
+        for rule, text in expect.says.items():
+            got = said.get(rule)
+            if got != text:
+                out.append(Mismatch(f"says.{rule}", show_text(text),
+                                    show_text(got) if got is not None else "(the rule did not fire)"))
     return out
 
 

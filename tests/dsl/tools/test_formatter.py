@@ -1097,6 +1097,8 @@ def untidy(source: str, rnd: random.Random) -> str:
     for policy in parse(source):
         keys = {id(k) for row in (m.rows for m in policy.members if isinstance(m, n.Table))
                 for r in row for k in r.keys}
+        # A rule text's placeholders stand inside its string: no parentheses there.
+        keys |= {id(x) for rule in policy.rules for t in rule.texts for x in n.walk(t)}
         for node in n.walk(policy):
             if not isinstance(node, n.Expr) or id(node) in keys or node.span.line <= 0:
                 continue

@@ -893,6 +893,7 @@ class Reason(_message.Message):
     AWARDS_FIELD_NUMBER: _builtins.int
     LINE_FIELD_NUMBER: _builtins.int
     TEXT_FIELD_NUMBER: _builtins.int
+    SAYS_FIELD_NUMBER: _builtins.int
     policy: _builtins.str
     """The policy the line is about."""
     rule: _builtins.str
@@ -908,6 +909,12 @@ class Reason(_message.Message):
     """The line in the policy file."""
     text: _builtins.str
     """The whole line as `loyalty eval --explain` prints it."""
+    says: _builtins.str
+    """On a "fired" line, what the customer reads about the rule: its `says` text in the
+    request's language (else the first the rule declares), placeholders filled in, or a
+    plain text made from the rule's name ("loyal_for_a_decade": "Loyal for a decade").
+    Empty on other lines.
+    """
     @_builtins.property
     def awards(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
         """What the rule contributed, or the amounts adjusted, per currency (decimal strings)."""
@@ -922,10 +929,11 @@ class Reason(_message.Message):
         awards: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         line: _builtins.int = ...,
         text: _builtins.str = ...,
+        says: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["awards", b"awards", "detail", b"detail", "kind", b"kind", "line", b"line", "policy", b"policy", "rule", b"rule", "text", b"text"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["awards", b"awards", "detail", b"detail", "kind", b"kind", "line", b"line", "policy", b"policy", "rule", b"rule", "says", b"says", "text", b"text"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -946,8 +954,13 @@ class EvaluateRequest(_message.Message):
     EVENT_FIELD_NUMBER: _builtins.int
     EXPLAIN_FIELD_NUMBER: _builtins.int
     ONLY_POLICIES_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     explain: _builtins.bool
     """Return the reasons along with the decision (slower; for support tools and audits)."""
+    language: _builtins.str
+    """The language of the reasons' `says` texts, such as "fr" or "pt-BR" (a rule without a
+    text in it gives its first). Empty: each rule's first text. At most 35 characters.
+    """
     @_builtins.property
     def customer(self) -> Global___Customer:
         """The customer. Required."""
@@ -967,10 +980,11 @@ class EvaluateRequest(_message.Message):
         event: Global___Event | None = ...,
         explain: _builtins.bool = ...,
         only_policies: _abc.Iterable[_builtins.str] | None = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "event", b"event"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "event", b"event", "explain", b"explain", "only_policies", b"only_policies"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer", b"customer", "event", b"event", "explain", b"explain", "language", b"language", "only_policies", b"only_policies"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
