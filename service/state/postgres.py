@@ -36,8 +36,6 @@ def _pg(statement: str) -> str:
 
 
 class _PgStatements(Statements):
-    window_sum = ("SELECT COALESCE(SUM(amount), 0) FROM entries "
-                  "WHERE customer_id = ? AND counter = ? AND at >= ? AND at < ?")
     window_sums = ("SELECT customer_id, SUM(amount) FROM entries WHERE customer_id = ANY(?) "
                    "AND counter = ? AND at >= ? AND at < ? GROUP BY customer_id")
     windows_sum = (

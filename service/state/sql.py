@@ -85,12 +85,12 @@ class Statements:
         "INSERT INTO entries (event_id, reversal_id, line, customer_id, counter, at, amount, kind) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
     )
-    # Backend-specific: the window sum, events by a list of ids, a customer's events and
+    # Backend-specific: window sums, events by a list of ids, a customer's events and
     # reversals in the order they were written.
-    window_sum = ""
     window_sums = ""  # the same window for a list of customers: (customer_id, sum) rows
-    # Many windows of one customer in one statement (a quote): one sum per window, in order;
-    # the windows travel as one parameter (``_windows_params``), so the text never changes.
+    # Many windows of one customer in one statement (a quote, a customer's first reads in an
+    # apply): one sum per window, in order; the windows travel as one parameter
+    # (``_windows_params``), so the text never changes.
     windows_sum = ""
     events_by_ids = ""
     customer_events = ""
@@ -134,17 +134,15 @@ class _Group:
         self.cache: dict[Window, Decimal] = {}
 
     def sums(self, windows: Sequence[Window]) -> list[Amount]:
-        out = []
-        for i, window in enumerate(windows):
-            # A window equal to a cached one was checked when it was cached (equal instants
-            # hash equal whatever their zone), so a batch's repeated reads skip the checks.
-            total = self.cache.get(window) if isinstance(window, Window) else None
-            if total is None:
-                window = check_window(i, window)
-                self.batch.read(self, window)
-                total = self.cache[window]
-            out.append(exact(total))
-        return out
+        cache = self.cache
+        # A window equal to a cached one was checked when it was cached (equal instants hash
+        # equal whatever their zone), so a batch's repeated reads skip the checks.
+        checked = [w if isinstance(w, Window) and w in cache else _checked_window(i, w)
+                   for i, w in enumerate(windows)]
+        missing = [w for w in dict.fromkeys(checked) if w not in cache]
+        if missing:
+            self.batch.read(self, missing)
+        return [exact(cache[w]) for w in checked]
 
     def seed(self, window: Window, stored: Decimal) -> None:
         """Cache ``window``: the stored sum plus this transaction's pending entries in it."""
@@ -177,15 +175,24 @@ class _Batch:
         self.groups = {c: _Group(store, db, c, self) for c in customer_ids}
         self.seen: set[Window] = set()
 
-    def read(self, group: _Group, window: Window) -> None:
-        if window not in self.seen or len(self.groups) == 1:
-            self.seen.add(window)
-            group.seed(window, self.store._window_sum(self.db, group.customer_id, window))
-            return
-        peers = [g for g in self.groups.values() if window not in g.cache]
-        stored = self.store._window_sums(self.db, [g.customer_id for g in peers], window)
-        for peer in peers:
-            peer.seed(window, stored.get(peer.customer_id, Decimal(0)))
+    def read(self, group: _Group, windows: Sequence[Window]) -> None:
+        """Seed ``group`` with ``windows`` (none of them cached): the ones no other customer
+        read yet in one statement for this customer, each of the others for every customer
+        still without it."""
+        alone = len(self.groups) == 1
+        first = [w for w in windows if alone or w not in self.seen]
+        if first:
+            self.seen.update(first)
+            for window, stored in zip(first, self.store._windows_sums(self.db, group.customer_id, first),
+                                      strict=True):
+                group.seed(window, stored)
+        for window in windows:
+            if window in group.cache:
+                continue
+            peers = [g for g in self.groups.values() if window not in g.cache]
+            stored_by = self.store._window_sums(self.db, [g.customer_id for g in peers], window)
+            for peer in peers:
+                peer.seed(window, stored_by.get(peer.customer_id, Decimal(0)))
 
 
 class SqlStore(abc.ABC):
@@ -428,19 +435,14 @@ class SqlStore(abc.ABC):
         checked = [_checked_window(i, w) for i, w in enumerate(windows)]
         if not checked:
             return []
-        params = self._windows_params(customer_id, checked)
-        sum_value = self._sum_value
+        return self._reading("sums", lambda db: [  # type: ignore[no-any-return]
+            exact(total) for total in self._windows_sums(db, customer_id, checked)
+        ], snapshot=False)
 
-        def body(db: Any) -> list[Amount]:
-            db.execute(self.sql.windows_sum, params)
-            return [exact(sum_value(row[0])) for row in db.fetchall()]
-
-        return self._reading("sums", body, snapshot=False)  # type: ignore[no-any-return]
-
-    def _window_sum(self, db: Any, customer_id: str, window: Window) -> Decimal:
-        db.execute(self.sql.window_sum, (customer_id, window.counter, self._at_param(window.start),
-                                         self._at_param(window.end)))
-        return self._sum_value(db.fetchone()[0])
+    def _windows_sums(self, db: Any, customer_id: str, windows: Sequence[Window]) -> list[Decimal]:
+        """The stored sum of each of ``windows`` (checked) for one customer: one statement."""
+        db.execute(self.sql.windows_sum, self._windows_params(customer_id, windows))
+        return [self._sum_value(row[0]) for row in db.fetchall()]
 
     def _window_sums(self, db: Any, customer_ids: Sequence[str], window: Window) -> dict[str, Decimal]:
         db.execute(self.sql.window_sums, (self._ids_param(customer_ids), window.counter,

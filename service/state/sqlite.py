@@ -116,9 +116,6 @@ class _WriterLock:
 
 
 class _SqliteStatements(Statements):
-    window_sum = (
-        "SELECT dsum(amount) FROM entries WHERE customer_id = ? AND counter = ? AND at >= ? AND at < ?"
-    )
     window_sums = (
         "SELECT customer_id, dsum(amount) FROM entries WHERE customer_id IN (SELECT value FROM json_each(?)) "
         "AND counter = ? AND at >= ? AND at < ? GROUP BY customer_id"
