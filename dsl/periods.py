@@ -75,13 +75,29 @@ def local_midnight(day: date, zone: tzinfo) -> datetime:
     return datetime.combine(day, time(0), tzinfo=zone).astimezone(UTC)
 
 
+#: The calendar window each (counter, unit, zone) read last. Events come in runs that share
+#: their periods (a batch, one customer's history in time order), and a window is a pure
+#: function of (counter, unit, zone, the period holding the instant), so the last one answers
+#: whenever it holds the instant: no zone conversion, no new Window. Bounded: cleared when full.
+_LAST_CALENDAR: dict[tuple[str, str, tzinfo], Window] = {}
+_LAST_CALENDAR_MAX = 4096
+
+
 def window(counter: str, period: n.Period, at: datetime, zone: tzinfo) -> Window:
     """The window of ``counter`` that ``period`` reads at instant ``at`` (aware)."""
     if period.kind == "calendar":
+        key = (counter, period.unit, zone)
+        last = _LAST_CALENDAR.get(key)
+        if last is not None and last.start <= at < last.end:  # type: ignore[operator]
+            return last
         day = at.astimezone(zone).date()
         start = period_start(period.unit, day)
-        return Window(counter, local_midnight(start, zone),
+        made = Window(counter, local_midnight(start, zone),
                       local_midnight(next_period_start(period.unit, start), zone))
+        if len(_LAST_CALENDAR) >= _LAST_CALENDAR_MAX:
+            _LAST_CALENDAR.clear()
+        _LAST_CALENDAR[key] = made
+        return made
     end = at.astimezone(UTC) + _TICK
     if period.kind == "rolling":
         assert period.length is not None

@@ -165,6 +165,12 @@ class PolicySet:
             self.evaluate = self._evaluate_zoned  # type: ignore[method-assign]
 
     @property
+    def reads_state(self) -> bool:
+        """Whether a policy declares counters, so that evaluating reads stored windows
+        (:meth:`windows`, ``evaluate(..., state=)``); a set without reads nothing."""
+        return self._periods
+
+    @property
     def zone(self) -> tzinfo:
         """The programme's time zone (``[programme] timezone``; UTC by default)."""
         return self._zone or zone_of("UTC")

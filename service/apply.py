@@ -32,11 +32,12 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import Any
+from typing import Any, Protocol
 
 import grpc
 import structlog
 
+from dsl import periods
 from dsl.decision import Decision
 from dsl.errors import EvaluationError
 from dsl.schema.schema import MAX_ID
@@ -98,11 +99,32 @@ _REVERSE_REPLAYED = tag(pb.ReverseResponse.DESCRIPTOR, "replayed") + VARINT[1]
 StateReader = Callable[[Sequence[Window]], list[Amount]]
 
 
-# -- the language half's contract, guarded ----------------------------------------------------
+# -- the language half's contract ----------------------------------------------------------
+
+
+class StatefulPolicySet(Protocol):
+    """What ``Apply``, a quote and the shadow need of a policy set (:class:`dsl.policyset.
+    PolicySet` is one): whether it reads state, the windows an event reads, and an evaluation
+    given their sums. Its decisions say what they counted (:attr:`dsl.decision.Decision.counted`)."""
+
+    @property
+    def reads_state(self) -> bool:
+        """Whether any policy declares counters (else :meth:`windows` is always empty)."""
+        ...
+
+    def windows(self, customer: dict[str, Any], event: dict[str, Any]) -> list[periods.Window]:
+        """The windows the policies that apply to ``event`` read, deduplicated."""
+        ...
+
+    def evaluate(self, customer: dict[str, Any], event: dict[str, Any], explain: bool = False,
+                 only: Any = None, *,
+                 state: Mapping[periods.Window, Amount] | None = None) -> Decision:
+        """The decision, each window of :meth:`windows` read from ``state``."""
+        ...
 
 
 def reads_and_counts(
-    policy_set: Any,
+    policy_set: StatefulPolicySet,
     customer: dict[str, Any],
     event: dict[str, Any],
     state: StateReader | None,
@@ -113,44 +135,55 @@ def reads_and_counts(
     """Evaluate ``event`` for ``customer`` with the stored sums its policies' periods read, and
     return the decision and what it counts toward each counter (zero amounts left out).
 
-    ``state`` reads the sums (None: every window sums to zero, the stateless recipe). A
-    policy set without ``windows`` (the language before periods) reads nothing and counts
-    nothing, and is evaluated exactly as ``Evaluate`` always did.
+    ``state`` reads the sums (None: every window sums to zero, the stateless recipe). An event
+    whose policies read no window is evaluated exactly as ``Evaluate`` always did.
     """
-    # AFTER THE LANGUAGE MERGE: ``windows = policy_set.windows(customer, event)`` and drop the
-    # getattr branch; ``decision.counted`` below then needs no getattr either.
-    windows_of = getattr(policy_set, "windows", None)
-    if windows_of is None:
+    windows = policy_set.windows(customer, event)
+    if not windows:
         if explain or only:
             return policy_set.evaluate(customer, event, explain, only), {}
         return policy_set.evaluate(customer, event), {}
-    windows = windows_of(customer, event)
-    sums: list[Amount] = [0] * len(windows)
-    if windows and state is not None:
+    if state is None:
+        sums: list[Amount] = [0] * len(windows)
+    else:
         sums = state([store_window(w) for w in windows])
-    state_by_window = dict(zip(windows, sums, strict=True))
-    decision = policy_set.evaluate(customer, event, explain, only, state=state_by_window)
-    counted = getattr(decision, "counted", None) or {}
+    decision = policy_set.evaluate(customer, event, explain, only,
+                                   state=dict(zip(windows, sums, strict=True)))
+    counted = decision.counted
+    if not counted:
+        return decision, {}
     return decision, {name: amount for name, amount in counted.items() if amount}
 
 
-def store_window(window: Any) -> Window:
+#: The store's window for each language window met lately (a batch reads the same few many
+#: times); bounded: cleared when full.
+_STORE_WINDOWS: dict[periods.Window, Window] = {}
+_STORE_WINDOWS_MAX = 4096
+
+
+def store_window(window: periods.Window) -> Window:
     """The store's window for the language's (whose ``start`` may be None: from the beginning)."""
-    start = window.start
-    return Window(window.counter, EARLIEST if start is None else start, window.end)
+    made = _STORE_WINDOWS.get(window)
+    if made is None:
+        start = window.start
+        made = Window(window.counter, EARLIEST if start is None else start, window.end)
+        if len(_STORE_WINDOWS) >= _STORE_WINDOWS_MAX:
+            _STORE_WINDOWS.clear()
+        _STORE_WINDOWS[window] = made
+    return made
 
 
-def has_windows(policy_set: Any) -> bool:
-    """Whether ``policy_set`` may read stored state (the language's periods have landed)."""
-    return getattr(policy_set, "windows", None) is not None  # AFTER THE LANGUAGE MERGE: True
+def has_windows(policy_set: StatefulPolicySet) -> bool:
+    """Whether ``policy_set`` reads stored state (a policy declares counters)."""
+    return policy_set.reads_state
 
 
-def quoting(policy_set: Any, state: StateStore | None) -> Callable[..., Decision]:
+def quoting(policy_set: StatefulPolicySet, state: StateStore | None) -> Callable[..., Decision]:
     """``evaluate(customer, event, explain=False, only=None)`` for pure calls: the policy set's
     own ``evaluate`` when it reads no state (the hot path unchanged), else one that reads the
     customer's stored sums first (a quote: nothing is written)."""
-    if not has_windows(policy_set) or state is None:
-        return policy_set.evaluate  # type: ignore[no-any-return]
+    if not policy_set.reads_state or state is None:
+        return policy_set.evaluate
     sums = state.sums
 
     def evaluate(customer: dict[str, Any], event: dict[str, Any], explain: bool = False,
@@ -483,8 +516,9 @@ class StateRpcs:
         return base64.b64decode(record["response"])
 
 
-def _batch_decide(policy_set: Any, payload: Callable[[Decision], bytes], customer: dict[str, Any],
-                  event: dict[str, Any], event_msg: pb.Event, digest: str, explain: bool,
+def _batch_decide(policy_set: StatefulPolicySet, payload: Callable[[Decision], bytes],
+                  customer: dict[str, Any], event: dict[str, Any], event_msg: pb.Event, digest: str,
+                  explain: bool,
                   made: dict[int, tuple[Any, ...]], index: int) -> Callable[[Any], Outcome]:
     """One batch item's ``decide``: evaluate with the transaction's sums, keep what was made."""
 

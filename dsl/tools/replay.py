@@ -21,6 +21,8 @@ The figures live in :mod:`dsl.tools.replay_figures`, the reading of a chunk's ro
 
 from __future__ import annotations
 
+import zlib
+from collections.abc import Iterable
 from typing import Any
 
 from dsl.decision import Decision, decision_changed, plain
@@ -31,9 +33,10 @@ from dsl.periods import MemoryStore
 from dsl.policyset import PolicySet
 from dsl.tools.history import Chunk
 from dsl.tools.replay_figures import MAX_EXAMPLES, MAX_PROBLEMS, Replay
-from dsl.tools.replay_rows import column_rows, failing, json_rows
+from dsl.tools.replay_rows import Row, column_rows, failing, json_rows
 
-__all__ = ["MAX_PROBLEMS", "Replay", "has_counters", "replay_chunk"]
+__all__ = ["MAX_PROBLEMS", "Replay", "has_counters", "partition_of", "replay_chunk",
+           "replay_partition"]
 
 
 # -- evaluating a chunk ----------------------------------------------------------------------------
@@ -101,14 +104,68 @@ def _replay_rows(old: PolicySet, new: PolicySet, chunk: Chunk, currencies: tuple
             _compare(out, chunk, position, index, c_old, e_old, before, after, before_error,
                      after_error)
         return out
+    _replay_in_time_order(out, old, new, [(chunk, *row) for row in decoded], index)
+    return out
+
+
+def _replay_in_time_order(out: Replay, old: PolicySet, new: PolicySet, decoded: list[tuple[Any, ...]],
+                          index: dict[str, int]) -> None:
+    """Evaluate ``(chunk, position, old customer, old event, new customer, new event, only)``
+    rows customer by customer, each customer's in time order (then file order), against a
+    simulated store per set."""
     stores = (MemoryStore(), MemoryStore())
-    ordered = sorted(decoded, key=lambda r: (str(r[1].get("id") or ""), r[2]["time"], r[0]))
-    for position, c_old, e_old, c_new, e_new, only in ordered:
+    decoded.sort(key=lambda r: (str(r[2].get("id") or ""), r[3]["time"], r[0].number, r[1]))
+    for chunk, position, c_old, e_old, c_new, e_new, only in decoded:
         before, before_error = _decide(old, c_old, e_old, only, stores[0])
         after, after_error = _decide(new, c_new, e_new, only, stores[1])
         _compare(out, chunk, position, index, c_old, e_old, before, after, before_error,
-                 after_error)
+                 after_error, reordered=True)
+    out.examples.sort(key=lambda e: e[0])
+
+
+def partition_of(customer_id: str, parts: int) -> int:
+    """The partition (0 to ``parts - 1``) of a customer: a stable hash of its id (CRC-32 of its
+    UTF-8 bytes), the same in every process and every run, unlike Python's ``hash``."""
+    return zlib.crc32(customer_id.encode("utf-8", "surrogatepass")) % parts
+
+
+def replay_partition(old: PolicySet, new: PolicySet, stream: Iterable[Chunk], part: int,
+                     parts: int) -> Replay:
+    """The figures of the rows of ``stream`` (the whole history, in its bounded chunks) whose
+    customer falls in partition ``part`` of ``parts`` (:func:`partition_of` of the id as the
+    row gives it), replayed as :func:`replay_chunk` replays a history with counters: each
+    customer's events in time order against a simulated store.
+
+    A customer's events are all in one partition, so the partitions' :class:`Replay` values
+    merge into exactly the figures of the history replayed as one chunk, while each holds
+    only its own customers' rows (about 1/``parts`` of the history). A row without a text
+    customer id (it will not decode, or says so) belongs to partition 0, so every bad row
+    is counted once.
+    """
+    currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
+    out = Replay(currencies=currencies)
+    index = {c: i + 1 for i, c in enumerate(currencies)}
+    decoded: list[tuple[Any, ...]] = []
+    for chunk in stream:
+        sides = [_Side(old)]
+        if new.schema.digest != old.schema.digest:
+            sides.append(_Side(new))
+        rows = json_rows(chunk) if chunk.lines is not None else column_rows(chunk, old)
+        mine = (row for row in rows if _row_partition(row, parts) == part)
+        decoded.extend((chunk, *row) for row in _decoded(out, chunk, sides, mine, None))
+    _replay_in_time_order(out, old, new, decoded, index)
     return out
+
+
+def _row_partition(row: Row, parts: int) -> int:
+    customer, reparse = row[2], row[5]
+    if customer is not None:
+        raw = customer()
+    else:  # an unusual line the checking path reads: its customer, if it has one
+        request = reparse() if reparse is not None else None
+        raw = request.get("customer") if isinstance(request, dict) else None
+    cid = raw.get("id") if isinstance(raw, dict) else None
+    return partition_of(cid, parts) if isinstance(cid, str) else 0
 
 
 def has_counters(policy_set: PolicySet) -> bool:
@@ -148,8 +205,9 @@ def _decoded(out: Replay, chunk: Chunk, sides: list[_Side], rows: Any,
 
 def _compare(out: Replay, chunk: Chunk, position: int, index: dict[str, int],
              c_old: dict[str, Any], e_old: dict[str, Any], before: Decision, after: Decision,
-             before_error: str | None, after_error: str | None) -> None:
-    """Add one event's two decisions to the figures."""
+             before_error: str | None, after_error: str | None, reordered: bool = False) -> None:
+    """Add one event's two decisions to the figures (``reordered``: events come by customer,
+    not in file order)."""
     out.events += 1
     _account(out, before, after, before_error, after_error, e_old, index)
     if decision_changed(before, after, before_error, after_error):
@@ -163,12 +221,22 @@ def _compare(out: Replay, chunk: Chunk, position: int, index: dict[str, int],
             sums[index[currency]] += after.awards.get(currency, 0) - before.awards.get(currency, 0)
         if before.tier != after.tier:
             out.tiers[(before.tier, after.tier)] += 1
-        if len(out.examples) < MAX_EXAMPLES:
-            out.examples.append(((chunk.number, position), {
-                "where": _where(chunk, position), "customer": cid,
-                "event": str(e_old.get("id") or ""),
-                "before": _summary(before, before_error),
-                "after": _summary(after, after_error)}))
+        key = (chunk.number, position)
+        examples = out.examples
+        if len(examples) >= MAX_EXAMPLES:
+            if not reordered:
+                return  # file order: the first ones kept are the earliest
+            # Evaluated by customer (with counters): keep the earliest in file order, as
+            # the file-order path does and whatever the partition.
+            latest = max(range(len(examples)), key=lambda i: examples[i][0])
+            if key > examples[latest][0]:
+                return
+            del examples[latest]
+        examples.append((key, {
+            "where": _where(chunk, position), "customer": cid,
+            "event": str(e_old.get("id") or ""),
+            "before": _summary(before, before_error),
+            "after": _summary(after, after_error)}))
 
 
 _NO_DECISION = Decision("", {}, [], None, [], [], [], None)

@@ -5,7 +5,10 @@ every event is evaluated with both policy sets, on every local core by default
 (``--jobs N``), or on a Dask cluster (``--dask ADDRESS``, or ``--dask local`` for a
 cluster of local processes). Workers load both sets once and return each chunk's
 figures, which the parent merges (:class:`dsl.tools.replay.Replay`); at most two chunks per
-worker are in flight, so memory stays bounded whatever the history's size.
+worker are in flight, so memory stays bounded whatever the history's size. A history with
+counters is replayed in partitions by customer instead (:func:`replay_partitioned`): each
+worker reads the file and keeps one partition's customers, whose events it replays in time
+order.
 
 The report: events and distinct customers whose decision changed; per currency the
 totals before and after, the distribution of per-customer deltas (percentiles, the top
@@ -33,7 +36,7 @@ from dsl import PolicySet
 from dsl.policyset import build
 from dsl.programme import digest_names, sources_for
 from dsl.tools.history import CHUNK_ROWS, Chunk, HistoryError, chunks, detect_format, history_size
-from dsl.tools.replay import Replay, has_counters, replay_chunk
+from dsl.tools.replay import Replay, has_counters, replay_chunk, replay_partition
 
 from ._load import load
 
@@ -107,7 +110,9 @@ def run(args: argparse.Namespace) -> int:
         # With counters, each customer's events must meet their own earlier ones in time
         # order (dsl.tools.replay.replay_chunk): the whole history is one chunk.
         stateful = has_counters(old) or has_counters(new)
-        stream = chunks(path, form, args.chunk_rows, whole=stateful)
+        # On local processes they are partitioned by customer instead, each partition
+        # replaying its customers whole (replay_partitioned); Dask still takes one chunk.
+        stream = chunks(path, form, args.chunk_rows, whole=stateful and bool(args.dask))
         shown = not args.no_progress and sys.stderr.isatty()  # a bar to size (a pass over a CSV)
         total = (csv_rows(path) if form == "csv" else history_size(path, form)) if shown else 0
     except HistoryError as exc:
@@ -120,6 +125,10 @@ def run(args: argparse.Namespace) -> int:
         with _progress(total, form, disabled=args.no_progress) as bar:
             if args.dask:
                 result = replay_on_dask(args.old, args.new, stream, args.dask, jobs, bar.update)
+            elif stateful:
+                result = replay_partitioned(args.old, args.new, path, form, args.chunk_rows, jobs,
+                                            partitions_for(path, form, jobs), bar.update, (old, new),
+                                            size=total)
             else:
                 result = replay_locally(args.old, args.new, stream, jobs, bar.update, (old, new))
     except HistoryError as exc:
@@ -204,6 +213,51 @@ def _lean_arrow() -> None:
 def run_chunk(old: str, new: str, chunk: Chunk) -> Replay:
     """One chunk's figures, in a worker: the sets at ``old`` and ``new`` are loaded once."""
     return replay_chunk(*_sets(old, new), chunk)
+
+
+#: How much of a history with counters one partition holds, about (its rows stay decoded until
+#: its customers are replayed): bytes of a JSON-lines or CSV file, rows of a Parquet one.
+PARTITION_BYTES = 64 * 1024 * 1024
+PARTITION_ROWS = 200_000
+
+
+def partitions_for(path: Path, form: str, jobs: int) -> int:
+    """How many partitions a history with counters is replayed in: one per job at least, and
+    enough that none holds much more than PARTITION_BYTES (or PARTITION_ROWS)."""
+    per = PARTITION_ROWS if form == "parquet" else PARTITION_BYTES
+    return max(jobs, -(-history_size(path, form) // per))
+
+
+def run_partition(old: str, new: str, path: str, form: str, chunk_rows: int, part: int,
+                  parts: int) -> Replay:
+    """One partition's figures, in a worker: it reads the history in its bounded chunks and
+    keeps only its own customers' rows."""
+    return replay_partition(*_sets(old, new), chunks(Path(path), form, chunk_rows), part, parts)
+
+
+def replay_partitioned(old: str, new: str, path: Path, form: str, chunk_rows: int, jobs: int,
+                       parts: int, progress: Callable[[int], Any] = lambda n: None,
+                       loaded: tuple[PolicySet, PolicySet] | None = None, size: int = 0) -> Replay:
+    """Replay a history with counters in ``parts`` partitions by customer on ``jobs`` local
+    processes (1: in this process). Each partition reads the whole file and keeps its own
+    customers' events (:func:`dsl.tools.replay.replay_partition`), so a worker's memory is
+    about its partition's share of the history; the figures are those of one whole chunk.
+    ``progress`` gets each partition's share of ``size`` (what the bar counts) when it is done."""
+    old, new = str(Path(old).resolve()), str(Path(new).resolve())
+    if loaded is not None:
+        _SETS[(old, new)] = loaded
+    shares = [size // parts + (1 if k < size % parts else 0) for k in range(parts)]
+    total = Replay()
+    if jobs == 1:
+        for part in range(parts):
+            total.merge(run_partition(old, new, str(path), form, chunk_rows, part, parts))
+            progress(shares[part])
+        return total
+    with ProcessPoolExecutor(max_workers=min(jobs, parts)) as pool:
+        pending = {pool.submit(run_partition, old, new, str(path), form, chunk_rows, part, parts):
+                   shares[part] for part in range(parts)}
+        _drain(pending, 0, total, progress)
+    return total
 
 
 def replay_locally(old: str, new: str, stream: Iterable[Chunk], jobs: int,

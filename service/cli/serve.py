@@ -218,8 +218,9 @@ def add_parser(subparsers: Any) -> None:
                         "sampled whole) [LOYALTY_SHADOW_SAMPLE]")
     p.add_argument("--state", metavar="PATH_OR_URL", default=_env("LOYALTY_STATE"),
                    help="the customer state store Apply and Reverse commit to and Evaluate reads: a "
-                        "SQLite file (created with its directory), sqlite:///PATH or "
-                        "postgresql://...; default $LOYALTY_DATA_DIR/state.sqlite3, else "
+                        "SQLite file (created with its directory), sqlite:///PATH (add "
+                        "?synchronous=normal to flush commits at checkpoints only: see "
+                        "docs/state.md) or postgresql://...; default $LOYALTY_DATA_DIR/state.sqlite3, else "
                         "./data/state.sqlite3 [LOYALTY_STATE]")
     p.add_argument("--log-level", default=_env("LOYALTY_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],

@@ -2,7 +2,11 @@
 
 ``open_store(url)`` opens (and migrates) the store a URL names:
 
-- a path or ``sqlite:///path``: an embedded SQLite file, the default;
+- a path or ``sqlite:///path``: an embedded SQLite file, the default; every commit is
+  flushed to the disk (``synchronous=FULL``). ``sqlite:///path?synchronous=normal`` chooses
+  SQLite's NORMAL in WAL mode instead: a crash of the process or a ``kill -9`` still loses
+  nothing, but a power loss or an operating-system crash may lose the last commits (never
+  half of one); the file stays consistent (docs/state.md, "Durability");
 - ``postgresql://...`` (or ``postgres://``): PostgreSQL, for many replicas.
 
 Without a URL the service keeps its state in ``state.sqlite3`` under the data directory:
@@ -12,6 +16,7 @@ Without a URL the service keeps its state in ``state.sqlite3`` under the data di
 from __future__ import annotations
 
 import os
+import urllib.parse
 from pathlib import Path
 
 from service.state.api import (
@@ -48,6 +53,8 @@ __all__ = [
 DATA_DIR_ENV = "LOYALTY_DATA_DIR"
 #: The state file's name inside the data directory.
 STATE_FILE = "state.sqlite3"
+#: What ``sqlite:///path?synchronous=`` may choose: SQLite's own FULL (the default) or NORMAL.
+SYNCHRONOUS = ("full", "normal")
 
 
 def default_url() -> str:
@@ -68,10 +75,17 @@ def open_store(url: str | os.PathLike[str] | None = None, *, migrate_to: int | N
     if "://" in text and not text.startswith("sqlite://"):
         raise InvalidStateInput("state", f"unknown store URL {text!r}: use a path, sqlite:///path or "
                                 "postgresql://...")
+    synchronous = "full"
     if text.startswith("sqlite://"):
-        text = text.removeprefix("sqlite://")
+        text, _, query = text.removeprefix("sqlite://").partition("?")
         if not text:
             raise InvalidStateInput("state", "sqlite:// needs a path: sqlite:///path/to/state.sqlite3")
+        for name, values in urllib.parse.parse_qs(query, keep_blank_values=True).items():
+            if name != "synchronous" or len(values) != 1 or values[0].lower() not in SYNCHRONOUS:
+                raise InvalidStateInput("state", f"unknown SQLite setting {name}={','.join(values)!r}: "
+                                        "the one setting is synchronous=full (the default) or "
+                                        "synchronous=normal")
+            synchronous = values[0].lower()
     from service.state.sqlite import SqliteStore
 
-    return SqliteStore(text, migrate_to=migrate_to)
+    return SqliteStore(text, migrate_to=migrate_to, synchronous=synchronous)

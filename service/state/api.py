@@ -267,6 +267,8 @@ def check_id(field: str, value: object) -> str:
 
 def check_instant(field: str, value: object) -> dt.datetime:
     """``value`` in UTC if it is an aware datetime."""
+    if type(value) is dt.datetime and value.tzinfo is dt.UTC:
+        return value  # already an aware UTC instant: the usual case, checked in one step
     if not isinstance(value, dt.datetime):
         raise InvalidStateInput(field, f"must be a datetime, not {type(value).__name__}")
     if value.tzinfo is None or value.utcoffset() is None:

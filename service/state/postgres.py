@@ -18,7 +18,7 @@ import psycopg
 import psycopg.errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from service.state.api import Amount, StateUnavailable, StateWriteFailed, exact
+from service.state.api import Amount, StateUnavailable, StateWriteFailed, Window, exact
 from service.state.migrate import latest, migrations
 from service.state.sql import Retry, SqlStore, Statements
 
@@ -36,10 +36,14 @@ def _pg(statement: str) -> str:
 
 
 class _PgStatements(Statements):
-    window_sum = ("SELECT COALESCE(SUM(amount), 0) FROM entries "
-                  "WHERE customer_id = ? AND counter = ? AND at >= ? AND at < ?")
     window_sums = ("SELECT customer_id, SUM(amount) FROM entries WHERE customer_id = ANY(?) "
                    "AND counter = ? AND at >= ? AND at < ? GROUP BY customer_id")
+    windows_sum = (
+        "SELECT (SELECT COALESCE(SUM(amount), 0) FROM entries WHERE customer_id = ? "
+        "AND counter = w.counter AND at >= w.start_at AND at < w.end_at) "
+        "FROM unnest(?::text[], ?::timestamptz[], ?::timestamptz[]) WITH ORDINALITY "
+        "AS w(counter, start_at, end_at, i) ORDER BY w.i"
+    )
     events_by_ids = "SELECT event_id, customer_id, body_digest, decision FROM events WHERE event_id = ANY(?)"
     customer_events = (
         "SELECT event_id, customer_id, body_digest, decision FROM events WHERE customer_id = ? ORDER BY seq"
@@ -90,7 +94,7 @@ class PostgresStore(SqlStore):
             yield cur
 
     @contextlib.contextmanager
-    def _read(self) -> Iterator[psycopg.Cursor[Any]]:
+    def _read(self, snapshot: bool = True) -> Iterator[psycopg.Cursor[Any]]:
         with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             cur.execute("SET TRANSACTION READ ONLY")
             yield cur
@@ -167,3 +171,7 @@ class PostgresStore(SqlStore):
 
     def _ids_param(self, ids: Sequence[str]) -> list[str]:
         return list(ids)
+
+    def _windows_params(self, customer_id: str, windows: Sequence[Window]) -> tuple[Any, ...]:
+        return (customer_id, [w.counter for w in windows], [w.start for w in windows],
+                [w.end for w in windows])

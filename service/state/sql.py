@@ -85,13 +85,32 @@ class Statements:
         "INSERT INTO entries (event_id, reversal_id, line, customer_id, counter, at, amount, kind) "
         "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
     )
-    # Backend-specific: the window sum, events by a list of ids, a customer's events and
+    # Backend-specific: window sums, events by a list of ids, a customer's events and
     # reversals in the order they were written.
-    window_sum = ""
     window_sums = ""  # the same window for a list of customers: (customer_id, sum) rows
+    # Many windows of one customer in one statement (a quote, a customer's first reads in an
+    # apply): one sum per window, in order; the windows travel as one parameter
+    # (``_windows_params``), so the text never changes.
+    windows_sum = ""
     events_by_ids = ""
     customer_events = ""
     event_reversals = ""
+
+
+#: Windows already checked (equal windows check the same), so that quotes reading the same
+#: periods over and over skip the checks; bounded: cleared when full.
+_CHECKED: dict[Window, Window] = {}
+_CHECKED_MAX = 4096
+
+
+def _checked_window(index: int, window: Window) -> Window:
+    checked = _CHECKED.get(window) if isinstance(window, Window) else None
+    if checked is None:
+        checked = check_window(index, window)
+        if len(_CHECKED) >= _CHECKED_MAX:
+            _CHECKED.clear()
+        _CHECKED[window] = checked
+    return checked
 
 
 class Retry(Exception):
@@ -115,17 +134,15 @@ class _Group:
         self.cache: dict[Window, Decimal] = {}
 
     def sums(self, windows: Sequence[Window]) -> list[Amount]:
-        out = []
-        for i, window in enumerate(windows):
-            # A window equal to a cached one was checked when it was cached (equal instants
-            # hash equal whatever their zone), so a batch's repeated reads skip the checks.
-            total = self.cache.get(window) if isinstance(window, Window) else None
-            if total is None:
-                window = check_window(i, window)
-                self.batch.read(self, window)
-                total = self.cache[window]
-            out.append(exact(total))
-        return out
+        cache = self.cache
+        # A window equal to a cached one was checked when it was cached (equal instants hash
+        # equal whatever their zone), so a batch's repeated reads skip the checks.
+        checked = [w if isinstance(w, Window) and w in cache else _checked_window(i, w)
+                   for i, w in enumerate(windows)]
+        missing = [w for w in dict.fromkeys(checked) if w not in cache]
+        if missing:
+            self.batch.read(self, missing)
+        return [exact(cache[w]) for w in checked]
 
     def seed(self, window: Window, stored: Decimal) -> None:
         """Cache ``window``: the stored sum plus this transaction's pending entries in it."""
@@ -158,15 +175,24 @@ class _Batch:
         self.groups = {c: _Group(store, db, c, self) for c in customer_ids}
         self.seen: set[Window] = set()
 
-    def read(self, group: _Group, window: Window) -> None:
-        if window not in self.seen or len(self.groups) == 1:
-            self.seen.add(window)
-            group.seed(window, self.store._window_sum(self.db, group.customer_id, window))
-            return
-        peers = [g for g in self.groups.values() if window not in g.cache]
-        stored = self.store._window_sums(self.db, [g.customer_id for g in peers], window)
-        for peer in peers:
-            peer.seed(window, stored.get(peer.customer_id, Decimal(0)))
+    def read(self, group: _Group, windows: Sequence[Window]) -> None:
+        """Seed ``group`` with ``windows`` (none of them cached): the ones no other customer
+        read yet in one statement for this customer, each of the others for every customer
+        still without it."""
+        alone = len(self.groups) == 1
+        first = [w for w in windows if alone or w not in self.seen]
+        if first:
+            self.seen.update(first)
+            for window, stored in zip(first, self.store._windows_sums(self.db, group.customer_id, first),
+                                      strict=True):
+                group.seed(window, stored)
+        for window in windows:
+            if window in group.cache:
+                continue
+            peers = [g for g in self.groups.values() if window not in g.cache]
+            stored_by = self.store._window_sums(self.db, [g.customer_id for g in peers], window)
+            for peer in peers:
+                peer.seed(window, stored_by.get(peer.customer_id, Decimal(0)))
 
 
 class SqlStore(abc.ABC):
@@ -182,8 +208,13 @@ class SqlStore(abc.ABC):
         """A context yielding a cursor in one write transaction: commit on exit, else roll back."""
 
     @abc.abstractmethod
-    def _read(self) -> AbstractContextManager[Any]:
-        """A context yielding a cursor for reads that write nothing."""
+    def _read(self, snapshot: bool = True) -> AbstractContextManager[Any]:
+        """A context yielding a cursor for reads that write nothing; ``snapshot`` false when
+        the reads are one statement (itself one snapshot), so no transaction is needed."""
+
+    @abc.abstractmethod
+    def _windows_params(self, customer_id: str, windows: Sequence[Window]) -> tuple[Any, ...]:
+        """The parameters of ``windows_sum`` for ``windows`` of one customer."""
 
     @abc.abstractmethod
     def _lock_customers(self, db: Any, customer_ids: Sequence[str]) -> None:
@@ -248,11 +279,11 @@ class SqlStore(abc.ABC):
         finally:
             metrics.SECONDS.labels(self.backend, operation).observe(time.perf_counter() - started)
 
-    def _reading(self, operation: str, body: Any) -> Any:
+    def _reading(self, operation: str, body: Any, snapshot: bool = True) -> Any:
         """Run ``body(db)`` for reads, errors translated and the time observed."""
         started = time.perf_counter()
         try:
-            with self._read() as db:
+            with self._read(snapshot) as db:
                 return body(db)
         except StateError:
             raise
@@ -398,17 +429,20 @@ class SqlStore(abc.ABC):
         return ReverseResult(reversal_id, event_id, decision, False, rows)
 
     def sums(self, customer_id: str, windows: Sequence[Window]) -> list[Amount]:
-        """The exact sum of the customer's entries in each window; one range query each."""
+        """The exact sum of the customer's entries in each window: one statement for all of
+        them (an indexed range scan each), so a quote costs one round trip."""
         check_id("customer_id", customer_id)
-        checked = [check_window(i, w) for i, w in enumerate(windows)]
-        return self._reading("sums", lambda db: [
-            exact(self._window_sum(db, customer_id, w)) for w in checked
-        ])
+        checked = [_checked_window(i, w) for i, w in enumerate(windows)]
+        if not checked:
+            return []
+        return self._reading("sums", lambda db: [  # type: ignore[no-any-return]
+            exact(total) for total in self._windows_sums(db, customer_id, checked)
+        ], snapshot=False)
 
-    def _window_sum(self, db: Any, customer_id: str, window: Window) -> Decimal:
-        db.execute(self.sql.window_sum, (customer_id, window.counter, self._at_param(window.start),
-                                         self._at_param(window.end)))
-        return self._sum_value(db.fetchone()[0])
+    def _windows_sums(self, db: Any, customer_id: str, windows: Sequence[Window]) -> list[Decimal]:
+        """The stored sum of each of ``windows`` (checked) for one customer: one statement."""
+        db.execute(self.sql.windows_sum, self._windows_params(customer_id, windows))
+        return [self._sum_value(row[0]) for row in db.fetchall()]
 
     def _window_sums(self, db: Any, customer_ids: Sequence[str], window: Window) -> dict[str, Decimal]:
         db.execute(self.sql.window_sums, (self._ids_param(customer_ids), window.counter,

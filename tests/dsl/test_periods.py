@@ -66,6 +66,33 @@ def test_a_calendar_window_is_the_whole_local_period_holding_the_event(
     assert w == Window("c", at(start), at(end))
 
 
+@pytest.mark.parametrize("unit", ["day", "week", "month", "quarter", "year"])
+def test_a_window_read_again_is_the_one_computed_afresh_across_local_midnights(unit: str) -> None:
+    """The last calendar window is kept per (counter, unit, zone) and reused while it holds the
+    instant: walking every 30 minutes across London midnights, both clock changes and a year
+    end, forwards and then backwards, each window equals one computed with nothing kept."""
+    from dsl import periods
+
+    instants = [at("2026-03-28T20:00:00Z") + timedelta(minutes=30 * k) for k in range(120)]
+    instants += [at("2026-10-24T20:00:00Z") + timedelta(minutes=30 * k) for k in range(120)]
+    instants += [at("2026-12-31T20:00:00Z") + timedelta(minutes=30 * k) for k in range(24)]
+    reused = 0
+    for walk in (instants, instants[::-1]):
+        periods._LAST_CALENDAR.clear()
+        for instant in walk:
+            before = periods._LAST_CALENDAR.get(("c", unit, LONDON))
+            kept = window("c", calendar(unit), instant, LONDON)  # the previous instant's, if it holds
+            reused += kept is before
+            saved = dict(periods._LAST_CALENDAR)
+            periods._LAST_CALENDAR.clear()
+            fresh = window("c", calendar(unit), instant, LONDON)
+            periods._LAST_CALENDAR.clear()
+            periods._LAST_CALENDAR.update(saved)
+            assert kept == fresh, instant
+            assert fresh.start <= instant < fresh.end  # type: ignore[operator]
+    assert reused > len(instants)  # most reads were answered by the kept window
+
+
 def test_local_days_around_the_clock_changes_are_23_and_25_hours_long() -> None:
     """zoneinfo, not a fixed offset: the spring day is 23 hours and the autumn day 25."""
     spring = local_midnight(date(2026, 3, 30), LONDON) - local_midnight(date(2026, 3, 29), LONDON)

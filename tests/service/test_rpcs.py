@@ -251,6 +251,7 @@ def test_a_bug_fails_only_its_own_batch_item():
         def __init__(self, inner):
             self.inner, self.schema, self.revision = inner, inner.schema, inner.revision
             self.policies = inner.policies
+            self.reads_state = False  # evaluates as the pure call does, no stored counters
 
         def evaluate(self, customer, event, *args):
             if customer["id"] == "boom":

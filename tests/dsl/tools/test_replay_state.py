@@ -8,6 +8,7 @@ policies counted, the new set's what the new ones did.
 from __future__ import annotations
 
 import json
+import zlib
 from decimal import Decimal
 
 import dsl
@@ -86,3 +87,71 @@ def test_a_history_with_counters_is_read_as_one_chunk_whatever_its_size(tmp_path
     path.write_text("".join(line.format(i=i) for i in range(50)))
     assert len(list(history.chunks(path, "jsonl", 10))) > 5
     assert [len(c.lines) for c in history.chunks(path, "jsonl", 10, whole=True)] == [50]
+
+
+def _long_history(path) -> None:
+    """60 customers, 6 purchases each over three quarters, out of time order in the file and
+    interleaved across customers, plus lines that are not requests: more changed events than a
+    report keeps as examples, and bad rows to count once."""
+    lines = []
+    for n in range(6):
+        for c in range(60):
+            month = 4 + (n * 7 + c) % 6  # April to September, scattered
+            lines.append(purchase(f"cust-{c:02d}", f"e-{c}-{n}",
+                                  f"2026-{month:02d}-{1 + n * 4:02d}T10:00:00Z",
+                                  f"{300 + (c * 37 + n * 101) % 700}.00"))
+        lines.append(b'{"customer": {"id": 7}, "event": {}}\n' if n % 2 else b"not json\n")
+    path.write_bytes(b"".join(lines))
+
+
+def test_a_history_partitioned_by_customer_replays_as_the_whole_history(tmp_path) -> None:
+    """Partitions by a stable hash of the customer id, each reading the history in small
+    chunks and keeping only its customers, merge into exactly the figures of the history
+    replayed as one chunk: totals, changed customers, examples and bad rows alike."""
+    from dsl.tools import history
+    from dsl.tools.replay import Replay, partition_of, replay_partition
+
+    path = tmp_path / "h.jsonl"
+    _long_history(path)
+    old, new = card("1500.00"), card("1000.00", "year")
+    (whole,) = history.chunks(path, "jsonl", whole=True)
+    expected = replay_chunk(old, new, whole).to_dict()
+    assert expected["events"] == 360 and expected["bad_rows"] == 6
+    assert expected["events_changed"] > 10  # more than the examples kept
+    for parts in (1, 3, 7):
+        total = Replay()
+        events = []
+        for part in range(parts):
+            done = replay_partition(old, new, history.chunks(path, "jsonl", 25), part, parts)
+            events.append(done.events)
+            total.merge(done)
+        assert total.to_dict() == expected, parts
+        if parts > 1:
+            assert max(events) < 360  # no partition held the whole history
+    assert {partition_of(f"cust-{c:02d}", 7) for c in range(60)} == set(range(7))
+    assert partition_of("cust-01", 7) == zlib.crc32(b"cust-01") % 7  # stable: CRC-32, not hash()
+
+
+def test_loyalty_replay_partitions_a_history_with_counters_over_processes(tmp_path) -> None:
+    """``replay_partitioned`` on two worker processes and three partitions gives what one
+    process replaying the history whole gives."""
+    import shutil
+
+    from dsl.tools import history
+    from service.cli.replay import replay_partitioned
+
+    path = tmp_path / "h.jsonl"
+    _long_history(path)
+    dirs = []
+    for name, cap, period in (("old", "1500.00", "quarter"), ("new", "1000.00", "year")):
+        d = tmp_path / name
+        d.mkdir()
+        shutil.copy("policies/schema.toml", d / "schema.toml")
+        (d / "card.policy").write_text(CARD.format(cap=cap, period=period))
+        dirs.append(str(d))
+    (whole,) = history.chunks(path, "jsonl", whole=True)
+    expected = replay_chunk(card("1500.00"), card("1000.00", "year"), whole).to_dict()
+    shares: list[int] = []
+    got = replay_partitioned(dirs[0], dirs[1], path, "jsonl", 40, 2, 3, shares.append, size=300)
+    assert got.to_dict() == expected
+    assert sorted(shares) == [100, 100, 100]

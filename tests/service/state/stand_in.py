@@ -55,6 +55,9 @@ def _quarter(at: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
 class StandInPolicySet:
     """A real policy set plus the two period rules above."""
 
+    #: It reads the two windows below, whether or not the inner set reads any.
+    reads_state = True
+
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 

@@ -134,7 +134,8 @@ def test_kill_9_of_the_worker_inside_apply_leaves_nothing_and_a_retry_applies_on
         caller = threading.Thread(target=lambda: result.append(apply_until_done(stub, spend(1), 90)))
         caller.start()
         deadline = time.monotonic() + 30
-        while not pid_file.exists() and time.monotonic() < deadline:
+        # The file is made a moment before the worker's pid is written into it.
+        while not (pid_file.exists() and pid_file.read_text().strip()) and time.monotonic() < deadline:
             time.sleep(0.05)
         victim = int(pid_file.read_text().split()[0])
         assert victim in workers

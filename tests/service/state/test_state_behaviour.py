@@ -291,6 +291,29 @@ def test_open_store_reads_urls_and_refuses_unknown_schemes(tmp_path, monkeypatch
         open_store("mysql://x")
 
 
+@pytest.mark.parametrize(("query", "pragma"), [("", 2), ("?synchronous=full", 2),
+                                               ("?synchronous=normal", 1), ("?synchronous=NORMAL", 1)])
+def test_a_sqlite_url_chooses_how_commits_are_flushed(tmp_path, query: str, pragma: int) -> None:
+    """FULL (2) unless the URL says synchronous=normal (1); the file applies and sums either way."""
+    s = open_store(f"sqlite://{tmp_path}/x.sqlite3{query}")
+    try:
+        s.apply("c-1", "e-1", "d", lambda r: Outcome(b"x", [NewEntry("n", T0, 2)]))
+        assert s.sums("c-1", [Window("n", T0, T0 + dt.timedelta(days=1))]) == [2]
+        assert s._connection().execute("PRAGMA synchronous").fetchone()[0] == pragma  # type: ignore[attr-defined]
+    finally:
+        s.close()
+    assert (tmp_path / "x.sqlite3").exists()
+
+
+@pytest.mark.parametrize("query", ["?synchronous=off", "?journal_mode=delete", "?synchronous=normal&x=1",
+                                   "?synchronous=normal&synchronous=full"])
+def test_a_sqlite_url_refuses_any_other_setting(tmp_path, query: str) -> None:
+    """Only synchronous=full or normal: anything else is refused, naming the setting, and no file is made."""
+    with pytest.raises(InvalidStateInput, match="unknown SQLite setting"):
+        open_store(f"sqlite://{tmp_path}/x.sqlite3{query}")
+    assert not (tmp_path / "x.sqlite3").exists()
+
+
 def test_metrics_count_replays_and_conflicts_and_time_every_operation(store: StateStore) -> None:
     """The store's Prometheus series move with what it does (no servicer involved)."""
     from prometheus_client import REGISTRY
