@@ -166,6 +166,7 @@ _INT_LITERALS = st.one_of(st.integers(0, 12), st.integers(-1000, 100_000),
 _DECIMAL_LITERALS = st.decimals(min_value=-1000, max_value=1000, places=2)
 _DATE_LITERALS = st.one_of(st.sampled_from(SPECIAL_DATES[:6]),
                            st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)))
+_MONTHS_COUNTS = st.one_of(st.integers(0, 40), st.sampled_from([1, 11, 12, 13, 1200, 9000]))
 _DURATION_COUNTS = st.one_of(st.integers(0, 100), st.sampled_from([1, 1000, 600_000]))
 
 # -- types of the generator --------------------------------------------------------------------
@@ -329,6 +330,12 @@ class PolicyWriter:
         unit = self.pick(["minute", "hour", "day", "week"])
         return f"{count} {unit}{'' if count == 1 and self.number(0, 1) else 's'}"
 
+    def months_literal(self) -> str:
+        """A calendar span: months, quarters or years, sometimes long enough to leave the calendar."""
+        count = self.draw(_MONTHS_COUNTS)
+        unit = self.pick(["month", "quarter", "year"])
+        return f"{count} {unit}{'' if count == 1 else 's'}"
+
     def string_literal(self) -> str:
         return dsl_string(self.pick(STRINGS))
 
@@ -412,6 +419,7 @@ class PolicyWriter:
         if t == DATE:
             return self.choose([
                 (3, lambda: f"({self.expr(DATE, d)} {self.pick(['+', '-'])} {self.expr(DUR, d)})"),
+                (2, lambda: f"({self.expr(DATE, d)} {self.pick(['+', '-'])} {self.months_literal()})"),
                 (1, lambda: f"({self.expr(DUR, d)} + {self.expr(DATE, d)})"),
                 (2, lambda: self.builtin_call(DATE, d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DATE, d)}, {self.expr(DATE, d)})"),
@@ -420,6 +428,7 @@ class PolicyWriter:
         if t == DT:
             return self.choose([
                 (3, lambda: f"({self.expr(DT, d)} {self.pick(['+', '-'])} {self.expr(DUR, d)})"),
+                (1, lambda: f"({self.expr(DT, d)} {self.pick(['+', '-'])} {self.months_literal()})"),
                 (2, lambda: self.local(d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DT, d)}, {self.expr(DT, d)})"),
                 (1, lambda: self.if_expr(DT, d)),
@@ -504,6 +513,8 @@ class PolicyWriter:
             # A remainder: its divisor is often a small literal (every 10th visit), and may be zero
             # or negative (a fault, or the divisor's sign, on both evaluators alike).
             (2, lambda: f"({self.expr(INT, d)} % {self.small_int(d)})"),
+            # Whole-number division, floored as `%` is (its divisor may be zero or negative too).
+            (2, lambda: f"({self.expr(INT, d)} div {self.small_int(d)})"),
             (1, lambda: f"(- {self.expr(INT, d)})"),
             (10, lambda: self.builtin_call(INT, d)),
             (2, lambda: f"{self.pick(['min', 'max'])}({self.expr(INT, d)}, {self.expr(INT, d)})"),
@@ -590,6 +601,15 @@ class PolicyWriter:
             right = self.literal(t) if t.startswith("enum:") else self.expr(t, d)
             return f"({left} {self.pick(['==', '!='])} {right})"
 
+        def compare_rank() -> str:
+            # Tiers are ordered (lowest first): `<` and its kin compare by rank, not as text.
+            tiers = ENUMS["tier"]
+            left = f'(customer.tier otherwise {dsl_string(self.pick(tiers))})'
+            right = self.choose([(3, lambda: dsl_string(self.pick(tiers))),
+                                 (1, lambda: f'(customer.tier otherwise {dsl_string(self.pick(tiers))})')])
+            op = self.pick(["<", "<=", ">", ">="])
+            return f"({left} {op} {right})" if self.number(0, 3) else f"({right} {op} {left})"
+
         def presence() -> str:
             t = self.pick([INT, DEC, STR, DATE, DT, DUR])
             return f"({self.optional_of(t, d)} is {self.pick(['missing', 'present'])})"
@@ -611,6 +631,7 @@ class PolicyWriter:
             (8, compare_ordered),
             (4, compare_equal),
             (2, compare_optional),
+            (2, compare_rank),
             (2, presence),
             (3, membership),
             (3, lambda: f"({self.expr(BOOL, d)} {self.pick(['and', 'or'])} {self.expr(BOOL, d)})"),
