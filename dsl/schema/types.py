@@ -99,10 +99,12 @@ class Months:
     def __neg__(self) -> Months:
         return Months(-self.count)
 
-    def __radd__(self, other: Any) -> Any:
+    def __add__(self, other: Any) -> Any:
         if isinstance(other, date):  # a datetime too
             return add_months(other, self.count)
         return NotImplemented
+
+    __radd__ = __add__
 
     def __rsub__(self, other: Any) -> Any:
         if isinstance(other, date):
