@@ -181,7 +181,8 @@ def test_div_by_zero_is_an_evaluation_error() -> None:
 
 def test_a_span_past_the_calendar_is_an_evaluation_error() -> None:
     """A date moved past 9999-12-31 stops the evaluation with the calendar's own message."""
-    source = "policy p\n  on purchase\n  rule r when customer.member_since + 1 year > event.date: award 1 points\n"
+    source = ("policy p\n  on purchase\n"
+              "  rule r when customer.member_since + 1 year > event.date: award 1 points\n")
     policy_set = dsl.load_source(source, file="p.policy", schema=SCHEMA)
     for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
         with pytest.raises(dsl.EvaluationError) as info:

@@ -176,7 +176,8 @@ def test_schema_errors(extra: str, message: str) -> None:
 
 def test_a_field_max_is_read() -> None:
     """`max` is kept on the field, as an int for a whole number and a Decimal otherwise."""
-    schema = with_extra('[customer]\nx = { type = "int", max = 10 }\ny = { type = "decimal?", max = "2.50" }\n')
+    schema = with_extra('[customer]\nx = { type = "int", max = 10 }\n'
+                        'y = { type = "decimal?", max = "2.50" }\n')
     assert schema.customer["x"].maximum == 10 and type(schema.customer["x"].maximum) is int
     assert str(schema.customer["y"].maximum) == "2.50"
     assert SCHEMA.events["stay"]["nights"].maximum == 365
