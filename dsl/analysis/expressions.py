@@ -598,6 +598,10 @@ def _compare_hint(e: n.Binary, a: Type, b: Type) -> str:
                 pass
     if {a.kind, b.kind} == {"date", "datetime"}:
         return "take the date of the instant with date(...)"
+    if "months" in (a.kind, b.kind):
+        return ("a calendar span (months, quarters, years) has no fixed length: move a date by it "
+                "(customer.member_since + 2 years <= event.date), or count whole months or years "
+                "with tenure_months(...) or tenure_years(...)")
     return "compare values of the same type"
 
 

@@ -206,7 +206,10 @@ def diagnostics(body: str) -> list[str]:
                   "floor(event.amount / 2)"], id="div-of-a-decimal"),
     pytest.param("  rule r when 3 months > 2 months: award 1 points\n",
                  ["p.policy:3:15: type_error: cannot compare 3 months (months) with 2 months "
-                  "(months) | compare values of the same type"], id="spans-have-no-order"),
+                  "(months) | a calendar span (months, quarters, years) has no fixed length: move "
+                  "a date by it (customer.member_since + 2 years <= event.date), or count whole "
+                  "months or years with tenure_months(...) or tenure_years(...)"],
+                 id="spans-have-no-order"),
     pytest.param("  rule r when event.date + 3 months + 1 month > 2026-01-01: award 1 points\n",
                  [], id="a-date-moved-twice-is-fine"),
     pytest.param("  let x = 3 months * 2\n  rule r when event.date + x > 2026-01-01: award 1 points\n",
