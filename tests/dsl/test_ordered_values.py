@@ -196,3 +196,12 @@ def test_prepare_refuses_a_number_above_max(nights: int, error: str | None) -> N
     with pytest.raises(dsl.InputError) as info:
         SCHEMA.prepare_event(event)
     assert error in str(info.value)
+
+
+def test_rank_ranges_are_not_taken_for_contradictions() -> None:
+    """PLATINUM is at least PLATINUM and below 75K by rank (not as text): the rule can fire,
+    so the conflict analysis must not call it `never_fires`."""
+    source = ('policy p\n  on purchase\n  rule r when customer.tier is present and '
+              'customer.tier >= "PLATINUM" and customer.tier < "75K": award 1 points\n')
+    customer = SCHEMA.prepare_customer({"id": "c", "member_since": "2020-01-01", "tier": "PLATINUM"})
+    assert awarded(source, SCHEMA, customer, purchase()) == 1
