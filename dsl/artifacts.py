@@ -44,7 +44,7 @@ from dsl.front import nodes as n
 
 __all__ = ["Entry", "cache_dir", "compiler_version", "entry_key", "load", "store"]
 
-FORMAT = b"loyalty-compiled-1"
+FORMAT = b"loyalty-compiled-2"
 
 #: (policy, check result, generated evaluate module, its code object) per policy of a file.
 Entry = list[tuple[n.Policy, CheckResult, Generated, CodeType | None]]
@@ -104,7 +104,7 @@ def _portable(check: CheckResult) -> tuple[Any, ...]:
     """``check`` with its per-expression types as (node, type) pairs rather than keyed by
     id(): pickling keeps the nodes' identity, so the pairs point into the pickled AST."""
     return (check.diagnostics, list(check.types.items()), check.rounding, check.per_award,
-            check.bound, check.stages)
+            check.bound, check.stages, list(check.ranked.items()))
 
 
 def store(directory: Path, key: str, entry: Entry, nodes: dict[int, list[Any]]) -> None:
@@ -116,9 +116,10 @@ def store(directory: Path, key: str, entry: Entry, nodes: dict[int, list[Any]]) 
     payload = []
     for policy, check, g, code in entry:
         by_id = {id(x): x for x in nodes[id(policy)]}
-        diagnostics, types, rounding, per_award, bound, stages = _portable(check)
+        diagnostics, types, rounding, per_award, bound, stages, ranked = _portable(check)
         pairs = [(by_id[k], t) for k, t in types if k in by_id]
-        payload.append((policy, (diagnostics, pairs, rounding, per_award, bound, stages),
+        ranks = [(by_id[k], values) for k, values in ranked if k in by_id]
+        payload.append((policy, (diagnostics, pairs, rounding, per_award, bound, stages, ranks),
                         Generated(g.source, g.constants, g.line_map),
                         marshal.dumps(code) if code is not None else None))
     try:
@@ -144,7 +145,7 @@ _ALLOWED: dict[str, frozenset[str]] = {
     "dsl.front.nodes": frozenset(name for name, value in vars(n).items()
                                  if isinstance(value, type) and issubclass(value, n.Node)),
     "dsl.analysis.result": frozenset({"CheckResult", "CostBound"}),
-    "dsl.schema.types": frozenset({"Type"}),
+    "dsl.schema.types": frozenset({"Type", "Months"}),
     "dsl.errors": frozenset({"Span", "Diagnostic"}),
     "dsl.backend.codegen": frozenset({"Generated", "_Table"}),
     "decimal": frozenset({"Decimal"}),
@@ -175,12 +176,14 @@ def load(directory: Path, key: str) -> Entry | None:
     try:
         payload = _Unpickler(io.BytesIO(raw[len(header):])).load()
         entry: Entry = []
-        for policy, (diagnostics, pairs, rounding, per_award, bound, stages), generated, code in payload:
+        for policy, (diagnostics, pairs, rounding, per_award, bound, stages, ranks), generated, code \
+                in payload:
             if not (isinstance(policy, n.Policy) and isinstance(generated, Generated)
                     and isinstance(generated.source, str) and isinstance(code, bytes | None)):
                 return None
             check = CheckResult(diagnostics, {id(node): t for node, t in pairs}, rounding,
-                                per_award, bound, stages)
+                                per_award, {id(node): values for node, values in ranks}, bound,
+                                stages)
             # The caller verifies the code object before running it (compiler.verified).
             entry.append((policy, check, generated, marshal.loads(code) if code else None))
         return entry

@@ -160,5 +160,5 @@ def _assemble(policy: n.Policy, check: CheckResult, generated: Generated, info: 
         return g.source, g.line_map
 
     module = compile_module(generated.source, filename, generated.line_map, explain_source, code)
-    interp = interpret(Interpreter(policy, schema, check.rounding))
+    interp = interpret(Interpreter(policy, schema, check.rounding, check.ranked))
     return CompiledPolicy(info, policy, check, generated, module, interp, schema)

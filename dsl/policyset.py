@@ -446,7 +446,7 @@ def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult,
         digest=_digest(policy.source), file=policy.file, description=policy.description,
         rules=tuple(r.name for r in policy.rules),
     )
-    interp = interpret(Interpreter(policy, schema, check.rounding))
+    interp = interpret(Interpreter(policy, schema, check.rounding, check.ranked))
     return CompiledPolicy(info, policy, check, generated, module, interp, schema)
 
 

@@ -1,10 +1,10 @@
 """Award bounds: the most one event can be awarded, per policy and currency.
 
 An interval analysis over the checked AST. Every numeric expression gets an interval
-``[lo, hi]`` from its literals, table and decision-table values, the schema's ``min`` on
-input fields, list lengths (at most :data:`~dsl.schema.schema.MAX_LIST` items) and the few
+``[lo, hi]`` from its literals, table and decision-table values, the schema's ``min`` and
+``max`` on input fields, list lengths (at most :data:`~dsl.schema.schema.MAX_LIST` items) and the few
 builtins whose range is fixed (date parts, tenure, great-circle miles), carried through
-``+ - * / % of``, ``min``, ``max``, ``floor``, ``ceil``, ``round``, ``abs``, ``if``,
+``+ - * / div % of``, ``min``, ``max``, ``floor``, ``ceil``, ``round``, ``abs``, ``if``,
 ``otherwise`` and aggregates. Then, for each currency: an award's bound is its amount's
 upper end (limited by ``up to``, rounded *up* to the currency's decimals, raised to zero);
 a rule's is the sum of its awards; a group's the largest of its rules' (``takes first``
@@ -265,6 +265,9 @@ class BoundsPass(ExprVisitor[Value]):
         if not t.is_numeric:
             return OTHER
         lo = None if f.minimum is None else Decimal(f.minimum)
+        if f.maximum is not None:
+            return Interval(lo, Decimal(f.maximum), None if lo is not None else self.why(
+                e, f"{path} has no minimum in the schema (only the 18-digit input limit)"))
         return Interval(lo, None, self.why(e, f"{path} has no maximum in the schema (only the "
                                               "18-digit input limit)"))
 
@@ -388,7 +391,7 @@ class BoundsPass(ExprVisitor[Value]):
         op = e.op
         if op == "otherwise":
             return self.either([self.visit(e.left, env), self.visit(e.right, env)], e)
-        if op not in ("+", "-", "*", "of", "/", "%"):
+        if op not in ("+", "-", "*", "of", "/", "%", "div"):
             return OTHER
         a, b = self.visit(e.left, env), self.visit(e.right, env)
         if not isinstance(a, Interval) or not isinstance(b, Interval):
@@ -401,6 +404,10 @@ class BoundsPass(ExprVisitor[Value]):
             return _products(a, b)
         if op == "/":
             return self.divide(a, b, e)
+        if op == "div":  # the quotient rounded down: floor is monotone, so floor both ends
+            q = self.divide(a, b, e)
+            return Interval(None if q.lo is None else q.lo.to_integral_value(ROUND_FLOOR),
+                            None if q.hi is None else q.hi.to_integral_value(ROUND_FLOOR), q.why)
         # x % y has the sign of y and is smaller than |y| (and than |x| when signs agree).
         m = None if b.lo is None or b.hi is None else max(-b.lo, b.hi)
         if m is None:

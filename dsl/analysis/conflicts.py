@@ -152,6 +152,9 @@ def _compatible(op1: str, v1: Any, op2: str, v2: Any) -> bool:
     """Whether some x satisfies both ``x op1 v1`` and ``x op2 v2`` (x ranges over values of v's type)."""
     if isinstance(v1, bool) != isinstance(v2, bool) or isinstance(v1, str) != isinstance(v2, str):
         return True
+    if isinstance(v1, str) and not {op1, op2} <= {"==", "!="}:
+        # Ordered text compares by rank (tiers), which needs the type: claim no contradiction.
+        return True
     candidates = [v1, v2]
     if isinstance(v1, int | Decimal) and not isinstance(v1, bool):
         lo, hi = min(v1, v2), max(v1, v2)

@@ -28,7 +28,9 @@ from dsl.schema.types import (
     DECIMAL,
     DURATION,
     INT,
+    MONTHS,
     STRING,
+    Months,
     Type,
     comparable,
     list_of,
@@ -57,6 +59,8 @@ def literal_type(value: Any) -> Type:
         return DATE
     if isinstance(value, timedelta):
         return DURATION
+    if isinstance(value, Months):
+        return MONTHS
     return ANY
 
 
@@ -368,6 +372,8 @@ class ExprTypes(Checking, ExprVisitor[Type]):
             self.warn(e.span, "needless_default",
                       f"{self.text(e.left)} is never missing, so the default is never used",
                       f"write just {self.text(e.left)}")
+        if a.ordered and isinstance(e.right, n.Literal) and e.right.value in a.values:
+            return a.required()  # `customer.tier otherwise "GOLD"`: still a tier, with its order
         u = unify(a.required(), b)
         if u is None:
             self.error(e.right.span, "type_error",
@@ -395,13 +401,41 @@ class ExprTypes(Checking, ExprVisitor[Type]):
             self.optional_error(e.left, a)
         elif b.optional and b.kind != "any":
             self.optional_error(e.right, b)
-        elif not comparable(a, b) or a.kind in ("bool", "list", "record") or \
+        elif not comparable(a, b) or a.kind in ("bool", "list", "record", "months") or \
                 (a.kind != "any" and b.kind != "any" and a.kind in ("date", "datetime")
                  and a.kind != b.kind):
             self.error(e.span, "type_error",
                        f"cannot compare {self.text(e.left)} ({a}) with {self.text(e.right)} ({b})",
                        _compare_hint(e, a, b))
+        elif a.is_stringy and b.is_stringy:
+            self.rank_order(e, a, b)
         return BOOL
+
+    def rank_order(self, e: n.Binary, a: Type, b: Type) -> None:
+        """``<`` and its kin on text: an ordered enum (the tiers) compares by rank, with a
+        value of its own or a literal among its values; anything else has no order to compare
+        by (text order would rank "DIAMOND" below "GOLD")."""
+        ordered, other_side, other = (a, e.right, b) if a.ordered else (b, e.left, a)
+        if ordered.ordered:
+            if other.ordered and other.values == ordered.values:
+                self.result.ranked[id(e)] = ordered.values
+                return
+            if isinstance(other_side, n.Literal) and isinstance(other_side.value, str):
+                if other_side.value in ordered.values:
+                    self.result.ranked[id(e)] = ordered.values
+                else:
+                    self.unknown_value(other_side, other_side.value, ordered)
+                return
+            self.error(e.span, "type_error",
+                       f"{self.text(e.left)} ({a}) and {self.text(e.right)} ({b}) cannot be "
+                       f"compared by rank: only {ordered}'s own values have one",
+                       f'compare with one of its values, lowest first: '
+                       f'{", ".join(chr(34) + v + chr(34) for v in ordered.values)}')
+            return
+        self.error(e.span, "unordered_comparison",
+                   f"{self.text(e.left)} ({a}) and {self.text(e.right)} ({b}) have no declared "
+                   f"order: `{e.op}` would compare them as text, alphabetically",
+                   _order_hint(self, e, a, b))
 
     def membership(self, e: n.Binary, a: Type, b: Type) -> Type:
         """``in``/``not in``: a list on the right whose items compare with the left."""
@@ -440,8 +474,17 @@ class ExprTypes(Checking, ExprVisitor[Type]):
         if e.op == "%":
             message = (f"cannot take the remainder of {self.text(e.left)} ({a}) divided by "
                        f"{self.text(e.right)} ({b})")
+        elif e.op == "div":
+            message = (f"`div` divides whole numbers, but {self.text(e.left)} is {a} and "
+                       f"{self.text(e.right)} is {b}")
+            if a.is_numeric and b.is_numeric:
+                self.error(e.span, "type_error", message,
+                           f"for decimals, round the quotient down: floor({self.text(e.left)} / "
+                           f"{self.text(e.right)})")
+                return ANY
         else:
-            word = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "of": "take"}[e.op]
+            word = {"+": "add", "-": "subtract", "*": "multiply", "/": "divide", "of": "take",
+                    "div": "divide"}[e.op]
             message = f"cannot {word} {self.text(e.left)} ({a}) and {self.text(e.right)} ({b})"
         self.error(e.span, "type_error", message, _arith_hint(a, b))
         return ANY
@@ -502,6 +545,12 @@ def arithmetic_type(op: str, a: Type, b: Type) -> Type | None:
         return numeric_result(a, b)  # a remainder is exact: int % int stays an int
     if op == "/" and a.is_numeric and b.is_numeric:
         return DECIMAL
+    if op == "div" and k == ("int", "int"):
+        return INT
+    if op in ("+", "-") and k in (("date", "months"), ("datetime", "months")):
+        return a.required()
+    if op == "+" and k in (("months", "date"), ("months", "datetime")):
+        return b.required()
     if op == "+" and a.is_stringy and b.is_stringy:
         return STRING
     if op in ("+", "-") and k in (("datetime", "duration"), ("date", "duration")):
@@ -556,6 +605,10 @@ def _compare_hint(e: n.Binary, a: Type, b: Type) -> str:
             amount = number.text if isinstance(number, n.Literal) and number.text else "N"
             return (f"a duration compares with a duration: write a unit after the number, such as "
                     f"{amount} days or {amount} minutes (or count minutes with minutes(...))")
+    if "months" in (a.kind, b.kind):
+        return ("a calendar span (months, quarters, years) has no fixed length: move a date by it "
+                "(customer.member_since + 2 years <= event.date), or count whole months or years "
+                "with tenure_months(...) or tenure_years(...)")
     return "compare values of the same type"
 
 
@@ -575,9 +628,32 @@ def _date_number_hint(e: n.Binary, when: n.Expr, number: n.Expr, t: Type) -> str
             f"the days: {days} {e.op} {shown}")
 
 
+def _order_hint(ctx: ExprTypes, e: n.Binary, a: Type, b: Type) -> str:
+    """What to write instead of comparing text with ``<``: the default that keeps a tier a
+    tier, or the order to declare in the schema."""
+    for side in (e.left, e.right):
+        if isinstance(side, n.Binary) and side.op == "otherwise" and isinstance(side.right, n.Literal):
+            inner = ctx.type_of(side.left)
+            if inner.ordered and inner.values:
+                close = did_you_mean(str(side.right.value), inner.values)
+                what = "tier" if inner.name == "tier" else "value"
+                instead = close or f'default to one of them, such as "{inner.values[0]}"'
+                return (f"the default {side.right.text} is not a {what} ({', '.join(inner.values)}), "
+                        f"so the comparison falls back to text; {instead}")
+    for t in (a, b):
+        if t.kind == "enum":
+            return (f"declare the order in the schema, values lowest first: "
+                    f'{{ type = "{t.name}", ordered = true }}, or compare with == or in')
+    return ("compare with == or in; for values with a rank, declare them in the schema as an "
+            'enum listed lowest first with `ordered = true` (tiers are ordered: tiers = [...])')
+
+
 def _arith_hint(a: Type, b: Type) -> str:
     if a.is_stringy or b.is_stringy:
         return "write numbers without quotes"
     if "date" in (a.kind, b.kind) and "int" in (a.kind, b.kind):
-        return "add a duration such as 30 days, not a bare number"
+        return "add a duration such as 30 days, or a calendar span such as 3 months, not a bare number"
+    if "months" in (a.kind, b.kind):
+        return ("a calendar span (3 months, 1 quarter, 1 year) is added to or subtracted from a "
+                "date or a date and time")
     return "see docs/language.md, operators"

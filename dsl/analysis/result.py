@@ -48,6 +48,10 @@ class CheckResult:
     #: The currencies whose rounding is ``each award`` (every award rounded on its own);
     #: the others in ``rounding`` are rounded once, on the policy's total.
     per_award: set[str] = field(default_factory=set)
+    #: Comparisons (``<`` and its kin) of an ordered enum, by the node's id: the enum's values,
+    #: lowest first. They compare by rank, not as text (the code generator and the interpreter
+    #: both read this).
+    ranked: dict[int, tuple[str, ...]] = field(default_factory=dict)
     #: The cost bound the size pass proved (None when the policy failed earlier checks).
     bound: CostBound | None = None
     #: The names of the checking stages that ran, in order (dsl.analysis.checker.STAGES).

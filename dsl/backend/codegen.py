@@ -36,6 +36,7 @@ from dsl.front import nodes as n
 from dsl.front.visitor import ExprVisitor
 from dsl.library.runtime import MAX_NUMBER_DIGITS
 from dsl.schema.schema import Schema
+from dsl.schema.types import Months
 
 #: Digits up to which an award's integer fast path is used. Any figure up to the evaluation
 #: context's precision (MAX_NUMBER_DIGITS) is exact; awards past 28 digits are rare enough
@@ -892,6 +893,13 @@ class CodeGenerator(ExprVisitor[Any]):
             return f"div({left}, {right})"
         if e.op == "%":  # a helper, not Python's %: one meaning for ints and decimals alike
             return f"mod({left}, {right})"
+        if e.op == "div":
+            return f"idiv({left}, {right})"
+        ranks = self.check.ranked.get(id(e))
+        if ranks is not None:  # an ordered enum (the tiers): by rank, never as text
+            table = self.constant(_Table({v: i for i, v in enumerate(ranks)}))
+            left, right = (str(ranks.index(side.value)) if isinstance(side, n.Literal)
+                           else f"{table}[{code}]" for side, code in ((e.left, left), (e.right, right)))
         return f"({left} {_BINOPS[e.op]} {right})"
 
 
@@ -919,6 +927,8 @@ def _constant_source(value: Any) -> str:
         return f"date_from_iso({value.isoformat()!r})"
     if isinstance(value, timedelta):
         return f"timedelta(seconds={int(value.total_seconds())!r})"
+    if isinstance(value, Months):
+        return f"Months({value.count!r})"
     if isinstance(value, tuple):
         return "(" + "".join(_constant_source(v) + ", " for v in value) + ")"
     if isinstance(value, dict):

@@ -558,6 +558,8 @@ class PolicyCompiler:
             return a.expr == b.expr if op == "==" else a.expr != b.expr
         if a.nullable or b.nullable or a.kind == "bool":
             raise Unsupported("ordering values that may be missing", node)
+        if a.kind == "str":  # only ordered enums (the tiers) are ordered text: by rank
+            raise Unsupported("ordering tiers or ordered values by rank", node)
         return {"<": a.expr < b.expr, "<=": a.expr <= b.expr,
                 ">": a.expr > b.expr, ">=": a.expr >= b.expr}[op]
 
@@ -901,6 +903,8 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any) -> Any:
         from dsl.schema.schema import currency_codes
 
         return c.is_in(sorted(currency_codes()))
+    if kind in ("int", "decimal") and f.maximum is not None:
+        return None  # a number with a most value: the row path checks it
     if kind == "int":
         ok = c.str.contains(_INT_SHAPE)
         if f.minimum is not None:

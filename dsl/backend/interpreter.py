@@ -23,7 +23,7 @@ One policy's evaluation, in order:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Overflow
 from typing import Any
@@ -70,10 +70,13 @@ def fault_message(exc: BaseException) -> str:
 class Interpreter(ExprVisitor[Any]):
     """Evaluates one checked policy by walking its AST."""
 
-    def __init__(self, policy: n.Policy, schema: Schema, rounding: dict[str, str]) -> None:
+    def __init__(self, policy: n.Policy, schema: Schema, rounding: dict[str, str],
+                 ranked: Mapping[int, tuple[str, ...]] | None = None) -> None:
         self.policy = policy
         self.schema = schema
         self.rounding = rounding
+        #: The checker's comparisons by rank (:attr:`dsl.analysis.result.CheckResult.ranked`).
+        self.ranked = {k: {v: i for i, v in enumerate(vs)} for k, vs in (ranked or {}).items()}
         #: Currencies rounded award by award (``each award``); the rest of ``rounding``
         #: is rounded once, on the policy's total.
         self.per_award = {r.currency for r in policy.roundings if r.per_award}
@@ -418,6 +421,7 @@ class Interpreter(ExprVisitor[Any]):
         "of": lambda a, b: a * b,
         "/": rt.div,
         "%": rt.mod,
+        "div": rt.idiv,
         "<": lambda a, b: a < b,
         "<=": lambda a, b: a <= b,
         ">": lambda a, b: a > b,
@@ -444,6 +448,9 @@ class Interpreter(ExprVisitor[Any]):
             return rt.contains(b, a)
         if op == "not in":
             return not rt.contains(b, a)
+        ranks = self.ranked.get(id(e))
+        if ranks is not None:  # an ordered enum (the tiers): by rank, never as text
+            a, b = ranks[a], ranks[b]
         return self._ARITH[op](a, b)
 
 

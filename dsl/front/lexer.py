@@ -8,7 +8,8 @@ with the standard ``Indenter``:
 
 - a word is a keyword only where the parser can accept that keyword, and a name
   everywhere else (``first``, ``best``, ``up`` ... stay usable as names);
-- ``15 minutes``, ``30 seconds``: a time unit is a unit only where one can follow, and
+- ``15 minutes``, ``30 seconds``, ``3 months``: a time unit (or a calendar unit) is a unit
+  only where one can follow, and
   ``15:00`` a time of day only where one can follow (after ``between``);
 - newlines (with comments and blank lines) are one ``_NL`` token, ignored inside
   brackets; indentation changes give ``_INDENT`` / ``_DEDENT``;
@@ -49,6 +50,7 @@ _MASTER = re.compile(
     re.VERBOSE | re.ASCII,
 )
 _UNIT = re.compile(r"(second|minute|hour|day|week)s?\Z")
+_CALENDAR_UNIT = re.compile(r"(month|quarter|year)s?\Z")
 _OPEN = {"LPAR", "LSQB"}
 _CLOSE = {"RPAR", "RSQB"}
 
@@ -112,6 +114,8 @@ class PolicyLexer(Lexer):
                     keyword = keywords.get(value)
                     if "DURATION_UNIT" in acceptable and _UNIT.match(value):
                         kind = "DURATION_UNIT"
+                    elif "CALENDAR_UNIT" in acceptable and _CALENDAR_UNIT.match(value):
+                        kind = "CALENDAR_UNIT"
                     elif keyword is not None and (keyword in acceptable or "NAME" not in acceptable):
                         kind = keyword
                     else:

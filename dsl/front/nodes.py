@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from dsl.errors import NO_SPAN, Span
+from dsl.schema.types import Months
 
 
 @dataclass(eq=False)
@@ -30,9 +31,10 @@ class Expr(Node):
 
 @dataclass(eq=False)
 class Literal(Expr):
-    """A constant: int, Decimal (decimals and percents), str, bool, date, datetime, timedelta."""
+    """A constant: int, Decimal (decimals and percents), str, bool, date, datetime, timedelta,
+    :class:`~dsl.schema.types.Months` (a calendar span)."""
 
-    value: int | Decimal | str | bool | date | datetime | timedelta
+    value: int | Decimal | str | bool | date | datetime | timedelta | Months
     text: str = ""
 
 

@@ -29,6 +29,7 @@ from dsl.front import nodes as n
 from dsl.front.lexer import PolicyLexer
 from dsl.front.mistakes import Match, character_key, recognise
 from dsl.front.texts import LANGUAGE, MAX_TEXTS, read_template
+from dsl.schema.types import Months
 
 GRAMMAR_PATH = Path(__file__).with_name("policy.lark")
 
@@ -40,6 +41,9 @@ MAX_DEPTH = 48
 MAX_DIGITS = 30
 
 _UNIT_SECONDS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400, "week": 604800}
+_UNIT_MONTHS = {"month": 1, "quarter": 3, "year": 12}
+#: The longest calendar span: from the first month of the calendar to its last.
+_MAX_MONTHS = 9999 * 12
 
 
 @cache
@@ -198,8 +202,9 @@ _TERMINAL_WORDS = {
     "PERCENT": "a percentage", "STRING": "a quoted string", "DATE": "a date (YYYY-MM-DD)",
     "DATETIME": "a date and time", "COMPARE": "a comparison", "COLON": "`:`",
     "LPAR": "`(`", "RPAR": "`)`", "LSQB": "`[`", "RSQB": "`]`", "COMMA": "`,`",
-    "EQUAL": "`=`", "DURATION_UNIT": "a time unit", "PLUS": "`+`", "MINUS": "`-`",
-    "TIMES": "`*`", "DIVIDE": "`/`", "MOD": "`%`", "OF": "`of`", "$END": "the end of the file",
+    "EQUAL": "`=`", "DURATION_UNIT": "a time unit", "CALENDAR_UNIT": "a calendar unit",
+    "PLUS": "`+`", "MINUS": "`-`", "TIMES": "`*`", "DIVIDE": "`/`", "IDIV": "`div`", "MOD": "`%`",
+    "OF": "`of`", "$END": "the end of the file",
     "__ANON_0": "`->`", "DOT": "`.`", "TIME": "a time of day (HH:MM, such as 09:00)",
 }
 
@@ -399,7 +404,9 @@ def _hint_for(tok: Token, expected: set[str], source: str, line: int) -> str:
     if tok.type == "_NL" and "COLON" in expected:
         return "add `:` at the end of the line"
     if tok.type == "NAME" and value in ("years", "year", "months", "month"):
-        return "durations are seconds, minutes, hours, days or weeks; count years with tenure_years(...)"
+        return ("durations are seconds, minutes, hours, days or weeks, and calendar spans whole "
+                "months, quarters or years after a whole number (3 months); count years of "
+                "membership with tenure_years(...)")
     if re.search(r"\baward\s+[A-Za-z_]\w*\s+[\d.]+%?\s*$", text):
         return "write the amount before the currency: award 500 miles"
     if "TIME" in expected:
@@ -832,6 +839,16 @@ class _AstBuilder(Transformer):
                         "computer calendar can hold", "write a duration of less than a million days")
             value = timedelta(0)
         return n.Literal(value, f"{c[0]} {c[1]}", span=self._span(meta))
+
+    def months_lit(self, meta: Any, c: list[Any]) -> n.Literal:
+        count = int(self._digits(c[0]))
+        unit = str(c[1]).rstrip("s")
+        months = count * _UNIT_MONTHS[unit]
+        if months > _MAX_MONTHS:
+            self._error(self._span(meta), "number_too_large", "this calendar span is longer than "
+                        "the calendar (years 1 to 9999)", "write a span of less than 10,000 years")
+            months = 0
+        return n.Literal(Months(months), f"{c[0]} {c[1]}", span=self._span(meta))
 
     def true_lit(self, meta: Any, c: list[Any]) -> n.Literal:
         return n.Literal(True, "true", span=self._span(meta))

@@ -283,13 +283,17 @@ class DecoderSource:
             self._keep.append(value)
         return self._consts[key]
 
-    def decimals(self, minimum: int | Decimal | None) -> str:
-        """The decimal cache for a least value: ``NAME_GET(text)`` looks up, ``NAME(text)``
-        converts and checks (:func:`dsl.input.scalars.decimal_cache`)."""
-        name = "DECIMALS" if minimum is None else "DECIMALS_FROM_" + re.sub(
-            r"[^0-9]", "_", str(minimum).replace("-", "MINUS_"))
+    def decimals(self, minimum: int | Decimal | None, maximum: int | Decimal | None = None) -> str:
+        """The decimal cache for a least (and most) value: ``NAME_GET(text)`` looks up,
+        ``NAME(text)`` converts and checks (:func:`dsl.input.scalars.decimal_cache`)."""
+        def part(v: int | Decimal) -> str:
+            return re.sub(r"[^0-9]", "_", str(v).replace("-", "MINUS_"))
+
+        name = "DECIMALS" if minimum is None else "DECIMALS_FROM_" + part(minimum)
+        if maximum is not None:
+            name += "_TO_" + part(maximum)
         if name not in self.ns:
-            self.ns[f"{name}_GET"], self.ns[name] = scalars.decimal_cache(minimum)
+            self.ns[f"{name}_GET"], self.ns[name] = scalars.decimal_cache(minimum, maximum)
         return name
 
     # -- functions ---------------------------------------------------------------------------
@@ -479,18 +483,19 @@ class DecoderSource:
         self._bounds(fn, depth, plan, var)
 
     def _bounds(self, fn: Function, depth: int, plan: Plan, var: str) -> None:
-        """Range checks for a number: the input bound, then the schema's least value."""
-        low = plan.low
+        """Range checks for a number: the input bound, then the schema's least and most values."""
+        low, high = plan.low, plan.field.maximum
         maybe_none = plan.missing is None
+        guard = f"{var} is not None and " if maybe_none else ""
         if plan.kind == "int":
             if low == 0 and not maybe_none:
                 fn.non_negative.append(var)  # checked together: 0 <= (a | b | c) < 10**18
-                return
-            guard = f"{var} is not None and " if maybe_none else ""
-            fn.add(depth, f"if {guard}not {low:_} <= {var} < {_LIMIT}: raise SLOW")
+            else:
+                fn.add(depth, f"if {guard}not {low:_} <= {var} < {_LIMIT}: raise SLOW")
         elif low is not None:
-            guard = f"{var} is not None and " if maybe_none else ""
             fn.add(depth, f"if {guard}{var} < {self.const(low, f'least_{low}')}: raise SLOW")
+        if high is not None:
+            fn.add(depth, f"if {guard}{var} > {self.const(high, f'most_{high}')}: raise SLOW")
 
     def _text(self, fn: Function, var: str, plan: Plan) -> list[str]:
         """Lines converting and checking a text (string, enum, airport, currency code, time zone,
@@ -509,7 +514,7 @@ class DecoderSource:
         if kind == "date":
             return [f"{var} = DATE_GET({var}) or DATE({var})"]
         # a decimal: a cache hit is both the conversion and the check (a zero is falsy)
-        cache, text = self.decimals(f.minimum), fn.local(f"{var}_text")
+        cache, text = self.decimals(f.minimum, f.maximum), fn.local(f"{var}_text")
         return [f"{text} = {var}", f"{var} = {cache}_GET({text})",
                 f"if {var} is None: {var} = {cache}({text})"]
 
@@ -527,5 +532,6 @@ class DecoderSource:
 
 def _decimal_ok(plan: Plan) -> bool:
     """Whether a field's default passes its own checks (else the checking path says why)."""
-    value, minimum = plan.missing, plan.field.minimum
-    return isinstance(value, Decimal) and value.is_finite() and (minimum is None or value >= minimum)
+    value, minimum, maximum = plan.missing, plan.field.minimum, plan.field.maximum
+    return isinstance(value, Decimal) and value.is_finite() and (minimum is None or value >= minimum) \
+        and (maximum is None or value <= maximum)

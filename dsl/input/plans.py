@@ -87,6 +87,8 @@ class Plan:
         bounds = []
         if self.field.minimum is not None:
             bounds.append(f"at least {self.field.minimum}")
+        if self.field.maximum is not None:
+            bounds.append(f"at most {self.field.maximum}")
         if t.kind == "string":
             bounds.append(f"at most {self.field.max_length} characters")
         if t.kind == "int":

@@ -463,7 +463,7 @@ class _Judge:
         return out
 
     def field(self, plan: Plan, value: Any, path: str, errors: list[FieldError]) -> Any:
-        """One given (or default) value: its length, its conversion, its least value."""
+        """One given (or default) value: its length, its conversion, its least and greatest values."""
         f = plan.field
         if f.type.is_stringy and isinstance(value, str) and len(value) > f.max_length:
             errors.append(FieldError(path, f"is longer than {f.max_length} characters"))
@@ -472,6 +472,8 @@ class _Judge:
         if f.minimum is not None and converted is not None and converted < f.minimum:
             reason = "must not be negative" if f.minimum == 0 else f"must be at least {f.minimum}"
             errors.append(FieldError(path, f"{reason}, not {converted}"))
+        elif f.maximum is not None and converted is not None and converted > f.maximum:
+            errors.append(FieldError(path, f"must be at most {f.maximum}, not {converted}"))
         return converted
 
     def value(self, t: Type, value: Any, path: str, errors: list[FieldError]) -> Any:

@@ -46,9 +46,9 @@ _NINF = Decimal("-Infinity")
 _DECIMALS_MAX = 16384
 
 
-def decimal_cache(minimum: int | Decimal | None) -> tuple[Callable[[str], Decimal | None],
-                                                         Callable[[str], Decimal]]:
-    """A cache of decimal texts already read for fields with one least value: ``(get,
+def decimal_cache(minimum: int | Decimal | None, maximum: int | Decimal | None = None,
+                  ) -> tuple[Callable[[str], Decimal | None], Callable[[str], Decimal]]:
+    """A cache of decimal texts already read for fields with one least (and most) value: ``(get,
     convert)``, where ``get(text)`` is the cached Decimal or None and ``convert(text)``
     converts and checks a text the cache does not hold (raising on anything else).
 
@@ -57,6 +57,7 @@ def decimal_cache(minimum: int | Decimal | None) -> tuple[Callable[[str], Decima
     fraction of ``Decimal(text)`` and its checks.
     """
     low = _NINF if minimum is None else Decimal(minimum)
+    high = _INF if maximum is None else Decimal(maximum)
     cache: dict[str, Decimal] = {}
 
     def convert(text: str) -> Decimal:
@@ -65,7 +66,7 @@ def decimal_cache(minimum: int | Decimal | None) -> tuple[Callable[[str], Decima
         if len(text) > MAX_NUMBER_TEXT or not DECIMAL_TEXT.match(text):
             raise Slow
         value = Decimal(text)
-        if not low <= value < _INF or not decimal_in_bounds(value):
+        if not low <= value < _INF or value > high or not decimal_in_bounds(value):
             raise Slow
         if len(cache) >= _DECIMALS_MAX:
             cache.clear()

@@ -274,6 +274,14 @@ BUILTINS_LIST: tuple[Builtin, ...] = (
             (Param("since", DATES, "tenure_years() needs dates"),
              Param("on", DATES, "tenure_years() needs dates")), result=INT, steps=5,
             example=("tenure_years(2016-02-29, 2026-02-28)", 10), values=(0, MAX_YEARS)),
+    Builtin("tenure_months", rt.tenure_months,
+            "whole calendar months from `since` to `on`, counted by monthly anniversaries "
+            "(the day, or the month's last day when it is shorter: a member since 31 January "
+            "has a month on 28 February); 0 when `on` is not later",
+            "`tenure_months(since, on)`", "int",
+            (Param("since", DATES, "tenure_months() needs dates"),
+             Param("on", DATES, "tenure_months() needs dates")), result=INT, steps=8,
+            example=("tenure_months(2026-01-31, 2026-02-28)", 1), values=(0, MAX_YEARS * 12 + 11)),
     Builtin("days_between", rt.days_between,
             "calendar days from `start` to `end`; negative when `end` is earlier",
             "`days_between(start, end)`", "int",
@@ -282,6 +290,8 @@ BUILTINS_LIST: tuple[Builtin, ...] = (
             example=("days_between(2026-03-01, 2026-02-01)", -28),
             values=(-MAX_DAYS, MAX_DAYS)),
     _date_part("year", "the year of a date", rt.year, 2026, (1, 9999)),
+    _date_part("quarter", "the calendar quarter of a date, 1 to 4 (January to March is 1)",
+               rt.quarter, 1, (1, 4)),
     _date_part("month", "the month of a date, 1 to 12", rt.month, 3, (1, 12)),
     _date_part("day", "the day of the month, 1 to 31", rt.day, 1, (1, 31)),
     _date_part("weekday", "ISO weekday: 1 is Monday, 7 is Sunday", rt.weekday, 7, (1, 7), steps=3),

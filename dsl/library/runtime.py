@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 
 from dsl.decision import Benefit, Decision, Reason, text_value
 from dsl.schema import airports, timezones
+from dsl.schema.types import Months
 
 
 class PolicyFault(Exception):
@@ -207,6 +208,15 @@ def mod(a: int | Decimal, b: int | Decimal) -> int | Decimal:
     return r if r else r.copy_abs()
 
 
+def idiv(a: int, b: int) -> int:
+    """``a div b``: whole numbers divided, the quotient rounded down (floored), so
+    ``a == (a div b) * b + a % b``: ``7 div 2`` is 3, ``-7 div 2`` is -4. Dividing by zero is a
+    policy fault, as for ``/``."""
+    if b == 0:
+        raise PolicyFault("division by zero")
+    return a // b
+
+
 #: Bits of the largest int below 10**MAX_NUMBER_DIGITS.
 _MAX_INT_BITS = (10**MAX_NUMBER_DIGITS).bit_length()
 
@@ -360,6 +370,24 @@ def tenure_years(since: date, on: date) -> int:
     return years
 
 
+def tenure_months(since: date, on: date) -> int:
+    """Whole calendar months from ``since`` to ``on``, counted by monthly anniversaries.
+
+    The anniversary is ``since``'s day of the month, or the month's last day when the month
+    is shorter (joined 31 January: a month on 28 February), so ``tenure_months(since, on)``
+    is the most ``m`` with ``since + m months`` on or before ``on``. A date on or before
+    ``since`` gives 0, as for :func:`tenure_years`.
+    """
+    if type(since) is not date or type(on) is not date:  # instants count by their UTC date
+        since, on = date_of(since), date_of(on)
+    if on <= since:
+        return 0
+    months = (on.year - since.year) * 12 + on.month - since.month
+    if on.day < since.day and on.day < calendar.monthrange(on.year, on.month)[1]:
+        months -= 1
+    return months
+
+
 def days_between(start: date, end: date) -> int:
     """Calendar days from ``start`` to ``end`` (negative when ``end`` is earlier)."""
     if isinstance(start, datetime):
@@ -372,6 +400,11 @@ def days_between(start: date, end: date) -> int:
 def year(d: date) -> int:
     """The year of a date."""
     return d.year
+
+
+def quarter(d: date) -> int:
+    """The calendar quarter of a date, 1 to 4 (January to March is 1)."""
+    return (d.month + 2) // 3
 
 
 def month(d: date) -> int:
@@ -553,6 +586,8 @@ HELPERS: dict[str, Any] = {
     "PolicyFault": PolicyFault,
     "div": div,
     "mod": mod,
+    "idiv": idiv,
+    "Months": Months,
     "round_award": round_award,
     "round_ratio_half_even": round_ratio_half_even,
     "to_currency": to_currency,

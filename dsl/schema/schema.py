@@ -79,6 +79,9 @@ class Field:
     minimum: int | Decimal | None = None
     #: The longest text a string field may hold (ids are far shorter than free text).
     max_length: int = MAX_STRING
+    #: The most a number may be (``max = "10000"``), or None: the input boundary refuses a
+    #: larger value and the award bounds read it.
+    maximum: int | Decimal | None = None
 
     @property
     def has_default(self) -> bool:
@@ -185,7 +188,8 @@ class Schema:
         tables = [self.customer, self.event_common, *self.events.values(), *self.records.values()]
         for table in tables:
             for name, f in table.items():
-                table[name] = Field(f.name, fix(f.type), f.default, f.derived, f.minimum, f.max_length)
+                table[name] = Field(f.name, fix(f.type), f.default, f.derived, f.minimum, f.max_length,
+                                    f.maximum)
         for params in self.benefits.values():
             for name, t in params.items():
                 params[name] = fix(t)
@@ -194,7 +198,7 @@ class Schema:
 
     @property
     def tier_type(self) -> Type:
-        return Type("enum", values=self.tiers, name="tier")
+        return Type("enum", values=self.tiers, name="tier", ordered=True)
 
     def event_fields(self, kinds: tuple[str, ...]) -> dict[str, Field]:
         """Fields readable on an event of any of ``kinds``: common ones plus those all kinds share."""
@@ -528,10 +532,17 @@ class _Merger:
                 t = Type("record", name=nested)
                 new = Field(fname, t)
             elif isinstance(spec, dict):
-                extra = set(spec) - {"type", "default", "derived", "doc", "min", "max_length"}
+                extra = set(spec) - {"type", "default", "derived", "doc", "min", "max", "max_length",
+                                     "ordered"}
                 if extra:
                     raise self.fail(fkey, f"unknown key {sorted(extra)[0]}")
                 t = self._type(str(spec["type"]), fkey)
+                if "ordered" in spec:
+                    if t.kind != "enum" or t.name == "tier" or not isinstance(spec["ordered"], bool):
+                        raise self.fail(f"{fkey}.ordered", "only an enum can be ordered (true: its "
+                                        "values are listed lowest first); tiers always are")
+                    if spec["ordered"]:
+                        t = Type("enum", t.optional, values=t.values, name=t.name, ordered=True)
                 default = _MISSING
                 if "default" in spec:
                     raw = spec["default"]
@@ -545,23 +556,21 @@ class _Merger:
                     except ValueError as exc:
                         raise self.fail(f"{fkey}.default", str(exc)) from None
                     t = t.required()
-                minimum = None
-                if "min" in spec:
-                    if not t.is_numeric:
-                        raise self.fail(f"{fkey}.min", "only numbers can have a minimum")
-                    try:
-                        minimum = parse_decimal(spec["min"] if not isinstance(spec["min"], float)
-                                                else str(spec["min"]))
-                    except ValueError as exc:
-                        raise self.fail(f"{fkey}.min", str(exc)) from None
-                    minimum = int(minimum) if minimum == minimum.to_integral_value() else minimum
+                minimum = self._limit(spec, "min", t, fkey)
+                maximum = self._limit(spec, "max", t, fkey)
+                if minimum is not None and maximum is not None and maximum < minimum:
+                    raise self.fail(f"{fkey}.max", f"is below the field's min ({minimum})")
+                if maximum is not None and "default" in spec and default is not _MISSING \
+                        and t.is_numeric and default > maximum:
+                    raise self.fail(f"{fkey}.default", f"is above the field's max ({maximum})")
                 max_length = spec.get("max_length", MAX_STRING)
                 if "max_length" in spec and (
                         not t.is_stringy or not isinstance(max_length, int)
                         or isinstance(max_length, bool) or not 1 <= max_length <= MAX_STRING):
                     raise self.fail(f"{fkey}.max_length", "only text fields have a max_length, "
                                     f"a whole number from 1 to {MAX_STRING}")
-                new = Field(fname, t, default, str(spec.get("derived", "")), minimum, max_length)
+                new = Field(fname, t, default, str(spec.get("derived", "")), minimum, max_length,
+                            maximum)
             elif isinstance(spec, str):
                 new = Field(fname, self._type(spec, fkey))
             else:
@@ -570,6 +579,22 @@ class _Merger:
             if old is not None and old.type != new.type:
                 raise self.fail(fkey, f"is already declared as {old.type}; a field cannot change type")
             into[fname] = new
+
+    def _limit(self, spec: dict[str, Any], key: str, t: Type, fkey: str) -> int | Decimal | None:
+        """A field's ``min`` or ``max``: a number within the input bounds, for a number field."""
+        if key not in spec:
+            return None
+        if not t.is_numeric:
+            what = "a minimum" if key == "min" else "a maximum"
+            raise self.fail(f"{fkey}.{key}", f"only numbers can have {what}")
+        raw = spec[key]
+        try:
+            value = parse_decimal(raw if not isinstance(raw, float) else str(raw))
+        except ValueError as exc:
+            raise self.fail(f"{fkey}.{key}", str(exc)) from None
+        if t.kind == "int" and value != value.to_integral_value():
+            raise self.fail(f"{fkey}.{key}", "a whole-number field's limit must be a whole number")
+        return int(value) if value == value.to_integral_value() else value
 
     def _type(self, text: str, key: str) -> Type:
         text = text.strip()
@@ -580,7 +605,7 @@ class _Merger:
         if text in SCALARS:
             t = SCALARS[text]
         elif text == "tier":
-            t = Type("enum", values=self.schema.tiers, name="tier")
+            t = Type("enum", values=self.schema.tiers, name="tier", ordered=True)
         elif m := re.fullmatch(r"enum\((.*)\)", text):
             values = tuple(v.strip() for v in m[1].split(",") if v.strip())
             if not values:

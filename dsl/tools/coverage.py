@@ -76,7 +76,7 @@ class _Recorder(Interpreter):
     """The reference interpreter, noting every branch it takes into ``seen``."""
 
     def __init__(self, compiled: CompiledPolicy) -> None:
-        super().__init__(compiled.ast, compiled.schema, compiled.check.rounding)
+        super().__init__(compiled.ast, compiled.schema, compiled.check.rounding, compiled.check.ranked)
         self.seen: set[tuple[int, Any]] = set()
 
     def trace(self, node: n.Node, outcome: Any) -> None:

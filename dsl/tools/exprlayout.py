@@ -14,6 +14,7 @@ from datetime import date, datetime, timedelta
 from dsl.decision import format_duration
 from dsl.front import nodes as n
 from dsl.front.visitor import ExprVisitor
+from dsl.schema.types import Months
 
 #: Lines longer than this are not produced by joining a one-effect rule onto one line.
 MAX_WIDTH = 100
@@ -56,7 +57,8 @@ _BINARY_LEVELS = {
     "otherwise": _OTHERWISE, "or": _OR, "and": _AND,
     "==": _COMPARE, "!=": _COMPARE, "<": _COMPARE, "<=": _COMPARE, ">": _COMPARE,
     ">=": _COMPARE, "in": _COMPARE, "not in": _COMPARE,
-    "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "%": _PRODUCT, "of": _PRODUCT,
+    "+": _SUM, "-": _SUM, "*": _PRODUCT, "/": _PRODUCT, "%": _PRODUCT, "div": _PRODUCT,
+    "of": _PRODUCT,
 }
 
 _DURATION_UNIT = re.compile(r"(second|minute|hour|day|week)s?\Z")
@@ -369,6 +371,12 @@ def literal_text(e: n.Literal) -> str:
         return string_text(value)
     if isinstance(value, timedelta):
         return _duration(e.text, value)
+    if isinstance(value, Months):
+        match = re.fullmatch(r"\s*(\d[\d_]*)\s*(month|quarter|year)s?\s*", e.text)
+        if match is None:  # a span built by code rather than parsed
+            return str(value)
+        count, unit = match.groups()
+        return f"{count} {unit}" if int(count.replace("_", "")) == 1 else f"{count} {unit}s"
     if isinstance(value, datetime):
         return e.text or value.isoformat().replace("+00:00", "Z")
     if isinstance(value, date):

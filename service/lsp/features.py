@@ -206,13 +206,16 @@ def builtin_row(b: Builtin) -> str:
 
 
 def describe_field(ref: FieldRef, doc: str) -> str:
-    """A field's hover text: its path, type, default, least value and the schema's comment."""
+    """A field's hover text: its path, type, default, least and most values and the schema's
+    comment."""
     f = ref.field
     facts = []
     if f.has_default:
         facts.append(f"default: `{f.default}`")
     if f.minimum is not None:
         facts.append(f"at least: `{f.minimum}`")
+    if f.maximum is not None:
+        facts.append(f"at most: `{f.maximum}`")
     if f.derived:
         facts.append(f"derived from `{f.derived}`")
     blocks = [f"**{ref.record}.{ref.name}**: `{f.type}`", "  \n".join(facts), doc]

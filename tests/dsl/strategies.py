@@ -167,6 +167,7 @@ _INT_LITERALS = st.one_of(st.integers(0, 12), st.integers(-1000, 100_000),
 _DECIMAL_LITERALS = st.decimals(min_value=-1000, max_value=1000, places=2)
 _DATE_LITERALS = st.one_of(st.sampled_from(SPECIAL_DATES[:6]),
                            st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)))
+_MONTHS_COUNTS = st.one_of(st.integers(0, 40), st.sampled_from([1, 11, 12, 13, 1200, 9000]))
 _DURATION_COUNTS = st.one_of(st.integers(0, 100), st.sampled_from([1, 1000, 600_000]))
 
 # -- types of the generator --------------------------------------------------------------------
@@ -332,6 +333,12 @@ class PolicyWriter:
         unit = self.pick(["minute", "hour", "day", "week"])
         return f"{count} {unit}{'' if count == 1 and self.number(0, 1) else 's'}"
 
+    def months_literal(self) -> str:
+        """A calendar span: months, quarters or years, sometimes long enough to leave the calendar."""
+        count = self.draw(_MONTHS_COUNTS)
+        unit = self.pick(["month", "quarter", "year"])
+        return f"{count} {unit}{'' if count == 1 else 's'}"
+
     def string_literal(self) -> str:
         return dsl_string(self.pick(STRINGS))
 
@@ -415,6 +422,8 @@ class PolicyWriter:
         if t == DATE:
             return self.choose([
                 (3, lambda: f"({self.expr(DATE, d)} {self.pick(['+', '-'])} {self.expr(DUR, d)})"),
+                (2, lambda: f"({self.expr(DATE, d)} {self.pick(['+', '-'])} {self.months_literal()})"),
+                (1, lambda: f"({self.months_literal()} + {self.expr(DATE, d)})"),
                 (1, lambda: f"({self.expr(DUR, d)} + {self.expr(DATE, d)})"),
                 (2, lambda: self.builtin_call(DATE, d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DATE, d)}, {self.expr(DATE, d)})"),
@@ -423,6 +432,7 @@ class PolicyWriter:
         if t == DT:
             return self.choose([
                 (3, lambda: f"({self.expr(DT, d)} {self.pick(['+', '-'])} {self.expr(DUR, d)})"),
+                (1, lambda: f"({self.expr(DT, d)} {self.pick(['+', '-'])} {self.months_literal()})"),
                 (2, lambda: self.local(d)),
                 (1, lambda: f"{self.pick(['min', 'max'])}({self.expr(DT, d)}, {self.expr(DT, d)})"),
                 (1, lambda: self.if_expr(DT, d)),
@@ -507,6 +517,8 @@ class PolicyWriter:
             # A remainder: its divisor is often a small literal (every 10th visit), and may be zero
             # or negative (a fault, or the divisor's sign, on both evaluators alike).
             (2, lambda: f"({self.expr(INT, d)} % {self.small_int(d)})"),
+            # Whole-number division, floored as `%` is (its divisor may be zero or negative too).
+            (2, lambda: f"({self.expr(INT, d)} div {self.small_int(d)})"),
             (1, lambda: f"(- {self.expr(INT, d)})"),
             (10, lambda: self.builtin_call(INT, d)),
             (2, lambda: f"{self.pick(['min', 'max'])}({self.expr(INT, d)}, {self.expr(INT, d)})"),
@@ -593,6 +605,15 @@ class PolicyWriter:
             right = self.literal(t) if t.startswith("enum:") else self.expr(t, d)
             return f"({left} {self.pick(['==', '!='])} {right})"
 
+        def compare_rank() -> str:
+            # Tiers are ordered (lowest first): `<` and its kin compare by rank, not as text.
+            tiers = ENUMS["tier"]
+            left = f'(customer.tier otherwise {dsl_string(self.pick(tiers))})'
+            right = self.choose([(3, lambda: dsl_string(self.pick(tiers))),
+                                 (1, lambda: f'(customer.tier otherwise {dsl_string(self.pick(tiers))})')])
+            op = self.pick(["<", "<=", ">", ">="])
+            return f"({left} {op} {right})" if self.number(0, 3) else f"({right} {op} {left})"
+
         def presence() -> str:
             t = self.pick([INT, DEC, STR, DATE, DT, DUR])
             return f"({self.optional_of(t, d)} is {self.pick(['missing', 'present'])})"
@@ -614,6 +635,7 @@ class PolicyWriter:
             (8, compare_ordered),
             (4, compare_equal),
             (2, compare_optional),
+            (2, compare_rank),
             (2, presence),
             (3, membership),
             (3, lambda: f"({self.expr(BOOL, d)} {self.pick(['and', 'or'])} {self.expr(BOOL, d)})"),
@@ -924,23 +946,28 @@ def policy_sources(draw: Callable[[Any], Any], kind: str) -> str:
 _ZONES = (UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8)))
 
 
-def _ints(low: int | None) -> st.SearchStrategy[int]:
+def _ints(low: int | None, high: int | None = None) -> st.SearchStrategy[int]:
+    if high is not None:  # the schema's most, and the values just below it
+        least = -10**6 if low is None else low
+        return st.one_of(st.integers(max(least, high - 3), high), st.integers(least, high))
     if low is not None:  # the schema's minimum, and the values just above it
         return st.one_of(st.integers(low, low + 3), st.integers(low, 10**6),
                          st.sampled_from([v for v in BIG_INTS if v >= low]))
     return st.one_of(st.integers(-3, 12), st.integers(-10**6, 10**6), st.sampled_from(BIG_INTS))
 
 
-def _decimals(low: Decimal | None) -> st.SearchStrategy[str]:
+def _decimals(low: Decimal | None, high: Decimal | None = None) -> st.SearchStrategy[str]:
     largest = "9" * MAX_INPUT_DIGITS + "." + "9" * MAX_INPUT_DIGITS  # 18 digits either side
     pool = ["0", "0.00", "-0.5", "0.005", "2.5", "199.99", "1E+3", "-1000000.01",
             "123456789012345678.55", "1E+17", largest, "-" + largest,
             "0." + "0" * (MAX_INPUT_DIGITS - 1) + "1"]
     if low is not None:
         pool = [v for v in pool if Decimal(v) >= low] + [str(low)]
+    if high is not None:
+        pool = [v for v in pool if Decimal(v) <= high] + [str(high)]
     return st.one_of(st.sampled_from(pool),
-                     st.decimals(min_value=-10**6 if low is None else low, max_value=10**6,
-                                 places=2).map(str))
+                     st.decimals(min_value=-10**6 if low is None else low,
+                                 max_value=10**6 if high is None else high, places=2).map(str))
 
 
 def _dates() -> st.SearchStrategy[date]:
@@ -962,23 +989,26 @@ def _durations() -> st.SearchStrategy[Any]:
                      st.integers(-10**7, 10**7))
 
 
-_RAW: dict[tuple[int, Type, Any], st.SearchStrategy[Any]] = {}
+_RAW: dict[tuple[int, Type, Any, Any], st.SearchStrategy[Any]] = {}
 
 
-def raw_value(schema: Schema, t: Type, minimum: int | Decimal | None = None) -> st.SearchStrategy[Any]:
-    """A loose input value of type ``t`` (numbers at least ``minimum``), as a caller would send it."""
-    key = (id(schema), t, minimum)
+def raw_value(schema: Schema, t: Type, minimum: int | Decimal | None = None,
+              maximum: int | Decimal | None = None) -> st.SearchStrategy[Any]:
+    """A loose input value of type ``t`` (numbers from ``minimum`` to ``maximum``), as a caller
+    would send it."""
+    key = (id(schema), t, minimum, maximum)
     if key not in _RAW:
-        _RAW[key] = _raw_value(schema, t, minimum)
+        _RAW[key] = _raw_value(schema, t, minimum, maximum)
     return _RAW[key]
 
 
-def _raw_value(schema: Schema, t: Type, minimum: Any) -> st.SearchStrategy[Any]:
+def _raw_value(schema: Schema, t: Type, minimum: Any, maximum: Any = None) -> st.SearchStrategy[Any]:
     kind = t.kind
     if kind == "int":
-        return _ints(minimum)
+        return _ints(minimum, maximum)
     if kind == "decimal":
-        return _decimals(None if minimum is None else Decimal(minimum))
+        return _decimals(None if minimum is None else Decimal(minimum),
+                         None if maximum is None else Decimal(maximum))
     if kind == "bool":
         return st.booleans()
     if kind == "string":
@@ -1019,7 +1049,7 @@ def raw_record(draw: Callable[[Any], Any], schema: Schema, fields: dict[str, Fie
         if choice == 1:
             out[name] = None
             continue
-        out[name] = draw(raw_value(schema, f.type.required(), f.minimum))
+        out[name] = draw(raw_value(schema, f.type.required(), f.minimum, f.maximum))
     return out
 
 

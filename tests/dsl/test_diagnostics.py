@@ -306,10 +306,13 @@ CASES = [
     pytest.param(
         HEAD + "  rule r when event.time - event.time > 2 years: award 1 miles\n",
         [
-            "p.policy:3:43: syntax_error: unexpected `years`",
+            "p.policy:3:15: type_error: cannot compare event.time - event.time (duration) with "
+            "2 years (months)",
             "    |   rule r when event.time - event.time > 2 years: award 1 miles",
-            "    |                                           ^^^^^",
-            "    = hint: durations are seconds, minutes, hours, days or weeks; count years with tenure_years(...)",
+            "    |               ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^",
+            "    = hint: a calendar span (months, quarters, years) has no fixed length: move a date "
+            "by it (customer.member_since + 2 years <= event.date), or count whole months or years "
+            "with tenure_months(...) or tenure_years(...)",
         ],
         id="years_duration",
     ),

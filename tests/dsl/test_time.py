@@ -101,7 +101,7 @@ def test_a_bare_number_added_to_a_date_gets_a_hint() -> None:
     """The hint names the fix: a duration, not a number."""
     text = next(t for t in diagnostics("let v = event.date + 5\nrule r: award 1 points")
                 if "type_error" in t)
-    assert "add a duration such as 30 days, not a bare number" in text
+    assert "add a duration such as 30 days, or a calendar span such as 3 months, not a bare number" in text
 
 
 # -- local time --------------------------------------------------------------------------------

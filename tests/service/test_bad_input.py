@@ -104,6 +104,13 @@ def _negative_spend() -> pb.EvaluateRequest:
     return pb.EvaluateRequest(customer=c, event=jfk_lhr())
 
 
+def _stay_past_the_max() -> pb.EvaluateRequest:
+    # policies/schema.toml: nights = { type = "int", min = 1, max = 365 }
+    e = pb.Event(id="s", kind="stay", time=jfk_lhr().time)
+    e.attributes["nights"].int_value = 366
+    return pb.EvaluateRequest(customer=gold_customer(), event=e)
+
+
 CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]] = [
     ("missing customer id", _no_customer_id, [("customer.id", "is required")]),
     ("unknown event kind", _unknown_kind, [
@@ -138,6 +145,8 @@ CASES: list[tuple[str, Callable[[], pb.EvaluateRequest], list[tuple[str, str]]]]
     ("unknown purchase currency", _unknown_purchase_currency, [
         ("event.purchase.currency", '"ABC" is not an ISO 4217 currency code (such as USD or EUR)')]),
     ("negative spend", _negative_spend, [("customer.lifetime.spend", "must not be negative, not -0.01")]),
+    ("a number above the schema's max", _stay_past_the_max, [
+        ("event.attributes.nights", "must be at most 365, not 366")]),
 ]
 
 

@@ -108,8 +108,8 @@ part = "part?"
 
 [events.stay]
 hotel = { type = "string", max_length = 128 }
-nights = { type = "int", default = 1, min = 1 }
-rate = { type = "decimal", min = "0.01" }
+nights = { type = "int", default = 1, min = 1, max = 365 }
+rate = { type = "decimal", min = "0.01", max = "50000" }
 checked_in = "datetime"
 checkout = "date?"
 late = "duration?"
@@ -575,13 +575,14 @@ def _show(outcomes: dict[str, Outcome]) -> str:
 
 NINES = "9" * 18
 VALID_DECIMALS = ["0", "12.50", "-0", "0E+17", "1e17", ".5", "5.", "1E+3", "0.00", "0.01", NINES,
-                  NINES + "." + NINES, "0." + "0" * 17 + "1", "1.000000000000000000"]
+                  NINES + "." + NINES, "0." + "0" * 17 + "1", "1.000000000000000000", "50000",
+                  "50000.00", "50000.01"]
 HOSTILE_DECIMALS = [
     "-" + NINES, "-12.50", "1" + NINES, "1e18", "0E+18", "0." + "0" * 18 + "1", "1.0000000000000000000",
     "1e-19", "1E+999999", "1e999999999", "NaN", "-NaN", "sNaN", "Infinity", "-Infinity", "1_000", " 1",
     "1 ", "١٢٣", "\uff11\uff12\uff13", "+1", "", "-", ".", "e5", "1e", "--1", "0x10", "1" * 49,
 ]
-VALID_INTS = [0, 1, 5, 12, 10**18 - 1, *(n for n in BIG_INTS if n > 0)]
+VALID_INTS = [0, 1, 5, 12, 365, 366, 10**18 - 1, *(n for n in BIG_INTS if n > 0)]
 HOSTILE_INTS = [-1, -(10**18 - 1), 10**18, -(10**18), 2**63 - 1, -(2**63), *(n for n in BIG_INTS if n < 0)]
 VALID_DATES = ["2026-01-01", "2024-02-29", "0001-01-01", "9999-12-31", " 2026-01-01",
                *(d.isoformat() for d in SPECIAL_DATES)]

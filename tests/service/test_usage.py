@@ -62,10 +62,11 @@ def test_usage_against_a_live_service(spawn, capsys: pytest.CaptureFixture[str],
         "  earn_miles_by_distance.premium_cabin: 0 of 4 events; group cabin_bonus (takes best miles) "
         "applied business_cabin 3, never this rule: it lost or never qualified (the metrics cannot "
         "tell which)",
-        "policies that applied to no event (16): coffee_limits, coffee_rewards, donor_recognition, "
+        "policies that applied to no event (17): coffee_limits, coffee_rewards, donor_recognition, "
         "earn_points_on_purchases, fifth_visit_this_month, fuel_saving_from_july, fuel_saving_to_june, "
         "giving_season_credit, hotel_nights, know_our_regulars, late_arrival_grace, pet_care_points, "
-        "quarterly_cashback, retail_status_2026, spring_garden_points, store_spend",
+        "quarterly_cashback, retail_calendar_bonuses, retail_status_2026, spring_garden_points, "
+        "store_spend",
     ]
 
     # The next period: first-cabin flights only. business_cabin now never fires.

@@ -106,14 +106,22 @@ CASES = [
     ("a divisor kept away from zero by the schema's min",
      "  rule r: award 10 / (min(event.amount, 5) + 1) points\n  round points down\n",
      ["points: at most 10"]),
+    ("a field's max in the schema bounds an award that follows it (nights: at most 365)",
+     "  rule r: award 1000 * event.nights points\n", ["points: at most 365,000"], "stay"),
+    ("a whole-number quotient is bounded by its dividend, rounded down",
+     "  rule r: award event.nights div 7 + tenure_months(customer.member_since, event.date) "
+     "div 12 points\n", ["points: at most 10,050"], "stay"),  # 365 div 7 + 119,987 div 12
+    ("quarter() is 1 to 4", "  rule r: award 10 * quarter(event.date) points\n",
+     ["points: at most 40"]),
     ("a policy that awards nothing has no bounds", '  rule r: tag "x"\n', []),
 ]
 
 
-@pytest.mark.parametrize(("body", "expected"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])
-def test_bounds_of_small_policies(body: str, expected: list[str]) -> None:
+@pytest.mark.parametrize(("body", "expected", "kind"), [(*c[1:3], c[3] if len(c) > 3 else "purchase")
+                                                        for c in CASES], ids=[c[0] for c in CASES])
+def test_bounds_of_small_policies(body: str, expected: list[str], kind: str) -> None:
     """Each small policy's bound (or the full unbounded reason) is as stated."""
-    assert bounds_of(body) == expected
+    assert bounds_of(body, header=f"policy p\n  on {kind}\n") == expected
 
 
 def test_the_bundled_policies_bounds() -> None:
@@ -165,17 +173,19 @@ def test_check_bounds_prints_them(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_check_bounds_adds_up_the_policies_of_each_event_kind(capsys: pytest.CaptureFixture[str]) -> None:
-    """Per event kind, the policies on it add up (5,000 + 300 purchase points in the bundled
-    retail programme, and the card's 75.00 cashback); one unbounded policy makes the kind
+    """Per event kind, the policies on it add up (5,000 + 300 + 1,000 purchase points in the
+    bundled retail programme, and the card's 75.00 cashback); one unbounded policy makes the kind
     unbounded; a per-period bound is reported beside the per-event one."""
     assert main(["check", "--bounds", "--format", "json", str(POLICIES)]) == 0
     report = json.loads(capsys.readouterr().out)
     kinds = report["event_bounds"][str(POLICIES)]
-    assert kinds["purchase"] == [{"currency": "points", "max": "5300", "unbounded_reason": ""},
+    assert kinds["purchase"] == [{"currency": "points", "max": "6300", "unbounded_reason": ""},
                                  {"currency": "cashback", "max": "75.00", "unbounded_reason": ""}]
     assert kinds["order"] == [{"currency": "stars", "max": "20", "unbounded_reason": ""}]
     assert kinds["flight"] == [{"currency": "miles", "max": "25000", "unbounded_reason": ""}]
     assert kinds["visit"][0]["max"] is None
+    # nights = { type = "int", min = 1, max = 365 } in the bundled schema bounds the hotel
+    assert kinds["stay"] == [{"currency": "points", "max": "735000", "unbounded_reason": ""}]
     assert kinds["visit"][0]["unbounded_reason"].startswith("rule regular at line 18")
 
 

@@ -444,7 +444,9 @@ COSTLIEST = {
     "round": "round(i.amount, 12) > 0",
     "abs": "abs(customer.patience otherwise 90 minutes) > 1 minute",
     "tenure_years": "tenure_years(customer.member_since, event.time) > 0",
+    "tenure_months": "tenure_months(customer.member_since, event.time) > 0",
     "days_between": "days_between(customer.member_since, event.time) > 0",
+    "quarter": "quarter(event.time) > 0",
     "year": "year(event.time) > 0",
     "month": "month(event.time) > 0",
     "day": "day(event.time) > 0",
@@ -465,6 +467,9 @@ COSTLIEST = {
     "date-minus-a-duration": "date(event.time) - 3 days > 2000-01-01",
     "minutes-of-local-arithmetic": 'minutes(event.time - local(event.time, "Asia/Tokyo") + 3 days) > 0',
     "weekday-of-a-local-date": 'weekday(date(local(event.time, "Asia/Tokyo")) - 3 days) > 0',
+    "date-plus-a-calendar-span": "date(event.time) + 3 months > 2000-01-01",
+    "datetime-minus-a-calendar-span": "event.time - 1 quarter > 2000-01-01T00:00Z",
+    "whole-number-division": "i.quantity div 3 > 0",
 }
 
 #: How far past the bound's time the costliest accepted policy may run: the bound's unit is

@@ -45,7 +45,7 @@ def evaluate_let(expr: str, event: dict[str, Any] | None = None) -> tuple[str, A
                                        "origin": "JFK", "destination": "LHR", "fare": "99.50"})
     from dsl.backend.interpreter import Interpreter
 
-    interp = Interpreter(p.ast, SCHEMA, p.check.rounding)
+    interp = Interpreter(p.ast, SCHEMA, p.check.rounding, p.check.ranked)
     env = {"customer": c, "event": e}
     interpreted = interp.eval(p.ast.lets[0].value, env)
     namespace: dict[str, Any] = {}

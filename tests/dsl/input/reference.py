@@ -101,6 +101,8 @@ def _prepare_record(
             reason = ("must not be negative" if f.minimum == 0
                       else f"must be at least {f.minimum}")
             errors.append(FieldError(fpath, f"{reason}, not {converted}"))
+        elif f.maximum is not None and converted is not None and converted > f.maximum:
+            errors.append(FieldError(fpath, f"must be at most {f.maximum}, not {converted}"))
         out[name] = converted
     for name, f in fields.items():
         if f.derived:
