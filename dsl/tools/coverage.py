@@ -332,7 +332,12 @@ class _Analysis:
     def __init__(self, compiled: CompiledPolicy, record: _PolicyRecord | None,
                  unreached: str) -> None:
         self.policy = compiled.ast
-        self.file = compiled.info.file
+        self.file = self.file_of_policy = compiled.info.file
+        #: Whose items :meth:`add` files, in which file and text: the policy's, or while a
+        #: member taken from shared definitions is analysed, that block's.
+        self.owner, self.source = self.policy.name, self.policy.source
+        #: Items of members taken from shared definitions (reported once, by the block).
+        self.shared: list[Item] = []
         self.runs = record.runs if record is not None else []
         self.unreached = unreached
         # node id -> outcome -> number of cases that saw it; node id -> cases that reached it
@@ -346,7 +351,7 @@ class _Analysis:
         self.ordinals: Counter[tuple[str, str]] = Counter()
 
     def text(self, node: n.Node) -> str:
-        return n.source_text(self.policy.source, node.span)
+        return n.source_text(self.source, node.span)
 
     def reached(self, node: n.Node) -> int:
         """The number of cases that reached ``node``."""
@@ -358,8 +363,9 @@ class _Analysis:
     def add(self, node: n.Node, id_: str, kind: str, covered: bool, reason: str,
             span: Span | None = None) -> None:
         s = span or node.span
-        self.items.append(Item(self.policy.name, id_, kind, self.file, s.line, s.column,
-                               covered, "" if covered else reason))
+        into = self.items if self.owner == self.policy.name else self.shared
+        into.append(Item(self.owner, id_, kind, self.file, s.line, s.column,
+                         covered, "" if covered else reason))
 
     def never(self, node: n.Node, fallback: str) -> str:
         """The reason for something no case evaluated."""
@@ -370,7 +376,15 @@ class _Analysis:
     # -- members
 
     def analyse(self) -> list[Item]:
+        """The policy's own items (those of shared definitions go to :attr:`shared`)."""
         for m in self.policy.members:
+            imported = self.policy.imported.get(m.name) \
+                if isinstance(m, n.Let | n.Table | n.Decide) else None
+            if imported is not None:
+                self.owner, self.file, self.source = imported.module, imported.file, imported.source
+            else:
+                self.owner, self.file, self.source = (self.policy.name, self.file_of_policy,
+                                                      self.policy.source)
             if isinstance(m, n.Let):
                 self.expression(f"let {m.name}", m.value)
             elif isinstance(m, n.Table):
@@ -385,6 +399,8 @@ class _Analysis:
             elif isinstance(m, n.Cap):
                 self.expression(f"cap {m.currency}", m.amount)
                 self.limit(m, f"cap {m.currency}", "", "")
+        self.owner, self.file, self.source = (self.policy.name, self.file_of_policy,
+                                              self.policy.source)
         return self.items
 
     def table(self, t: n.Table) -> None:
@@ -674,10 +690,26 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
         text = lines.get(file, [])
         return text[span.line - 1] if 0 < span.line <= len(text) else ""
 
+    # Items of shared definitions, from every policy under test that uses them: one item is
+    # reported once, against the definitions' file, covered when a case of any of them hit it.
+    shared: dict[tuple[str, str], list[Item]] = {}
+    owners: list[PolicyCoverage] = []
     for compiled in under_test(collector.policy_set, target):
         record = collector.records.get(compiled.name)
         unreached = _policy_unreached(compiled, collector.events)
-        items = _Analysis(compiled, record, unreached).analyse()
+        analysis = _Analysis(compiled, record, unreached)
+        owners.append(PolicyCoverage(compiled.name, compiled.info.file, tuple(analysis.analyse())))
+        for item in analysis.shared:
+            shared.setdefault((item.policy, item.file), []).append(item)
+    for (module, file), found in sorted(shared.items()):
+        merged: dict[str, Item] = {}
+        for item in found:
+            kept = merged.get(item.id)
+            if kept is None or (item.covered and not kept.covered):
+                merged[item.id] = item
+        owners.append(PolicyCoverage(module, file, tuple(merged.values())))
+    for owner in owners:
+        items = list(owner.items)
         final = []
         for item in items:
             entry = explanations.pop(item.key, None)
@@ -693,7 +725,7 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
                     item = Item(item.policy, item.id, item.kind, item.file, item.line,
                                 item.column, item.covered, item.reason, why)
             final.append(item)
-        report.policies.append(PolicyCoverage(compiled.name, compiled.info.file, tuple(final)))
+        report.policies.append(PolicyCoverage(owner.name, owner.file, tuple(final)))
     known = [i.key for i in report.items]
     for key, (_, file, span) in explanations.items():
         report.diagnostics.append(Diagnostic(
