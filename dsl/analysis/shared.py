@@ -139,8 +139,16 @@ class Library:
             out.append(Diagnostic(file, span, code, message, hint,
                                   source_line=_line(source, span.line)))
 
+        def unresolved(names: Iterable[tuple[str, Span]]) -> None:
+            # Known to the checker as names of any type (its file ""), so that a failed
+            # `use` line is reported once, not again at every read of what it names.
+            if imported is not None:
+                for name, span in names:
+                    imported.setdefault(name, n.Imported(use.module, "", "", use.span, span, True))
+
         module = use.module
         if module not in self.blocks:
+            unresolved(zip(use.names, use.name_spans, strict=True))
             known = sorted(self.blocks)
             problem(use.module_span, "unknown_definitions",
                     f"no definitions are called `{module}` in this programme",
@@ -149,6 +157,7 @@ class Library:
                         f"write them in a file of the programme: definitions {module}"))
             return []
         if module in stack:
+            unresolved(zip(use.names, use.name_spans, strict=True))
             chain = " -> ".join([*stack[stack.index(module):], module])
             problem(use.module_span, "definitions_cycle",
                     f"definitions take from each other in a circle ({chain})",
@@ -168,6 +177,7 @@ class Library:
                 problem(span, "unknown_definition",
                         f"definitions {module} have no `{name}`",
                         hint or f"they define: {', '.join(block.defined) or 'nothing'}")
+                unresolved([(name, span)])
                 continue
             wanted.append((index[name], span))
         # What the wanted definitions read from their block, in the block's order.

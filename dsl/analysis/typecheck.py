@@ -64,6 +64,10 @@ class Checker(ExprTypes):
         counters: dict[str, n.Counter] = {}
         for c in p.counters:
             self.check_counter(c, counters)
+        for name, imported in p.imported.items():
+            if not imported.file:  # a failed `use` line: reported there, not at every read
+                self.scope[name] = ANY
+                self.used.add(name)
         for m in p.members:
             imported = self.imported(m)
             span = m.span if imported is None else imported.at

@@ -310,7 +310,8 @@ class Use(Node):
 class Imported:
     """Where a member that :class:`Use` brought into a policy is defined."""
 
-    #: The definitions block it comes from, and that block's file and text.
+    #: The definitions block it comes from, and that block's file and text (both "" for a
+    #: name of a ``use`` line that failed: the checker knows it, as a name of any type).
     module: str
     file: str
     source: str
