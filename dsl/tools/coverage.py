@@ -329,16 +329,11 @@ def _each(count: int) -> str:
 class _Analysis:
     """Items of one policy from its record (None: no case evaluated the policy)."""
 
-    def __init__(self, compiled: CompiledPolicy, record: _PolicyRecord | None,
+    def __init__(self, policy: n.Policy, file: str, runs: list[set[tuple[int, Any]]],
                  unreached: str) -> None:
-        self.policy = compiled.ast
-        self.file = self.file_of_policy = compiled.info.file
-        #: Whose items :meth:`add` files, in which file and text: the policy's, or while a
-        #: member taken from shared definitions is analysed, that block's.
-        self.owner, self.source = self.policy.name, self.policy.source
-        #: Items of members taken from shared definitions (reported once, by the block).
-        self.shared: list[Item] = []
-        self.runs = record.runs if record is not None else []
+        self.policy = policy
+        self.file = file
+        self.runs = runs
         self.unreached = unreached
         # node id -> outcome -> number of cases that saw it; node id -> cases that reached it
         self.counts: dict[int, Counter[Any]] = {}
@@ -351,7 +346,7 @@ class _Analysis:
         self.ordinals: Counter[tuple[str, str]] = Counter()
 
     def text(self, node: n.Node) -> str:
-        return n.source_text(self.source, node.span)
+        return n.source_text(self.policy.source, node.span)
 
     def reached(self, node: n.Node) -> int:
         """The number of cases that reached ``node``."""
@@ -363,9 +358,8 @@ class _Analysis:
     def add(self, node: n.Node, id_: str, kind: str, covered: bool, reason: str,
             span: Span | None = None) -> None:
         s = span or node.span
-        into = self.items if self.owner == self.policy.name else self.shared
-        into.append(Item(self.owner, id_, kind, self.file, s.line, s.column,
-                         covered, "" if covered else reason))
+        self.items.append(Item(self.policy.name, id_, kind, self.file, s.line, s.column,
+                               covered, "" if covered else reason))
 
     def never(self, node: n.Node, fallback: str) -> str:
         """The reason for something no case evaluated."""
@@ -376,15 +370,10 @@ class _Analysis:
     # -- members
 
     def analyse(self) -> list[Item]:
-        """The policy's own items (those of shared definitions go to :attr:`shared`)."""
+        """The policy's own items (those of shared definitions are their block's: _shared)."""
         for m in self.policy.members:
-            imported = self.policy.imported.get(m.name) \
-                if isinstance(m, n.Let | n.Table | n.Decide) else None
-            if imported is not None:
-                self.owner, self.file, self.source = imported.module, imported.file, imported.source
-            else:
-                self.owner, self.file, self.source = (self.policy.name, self.file_of_policy,
-                                                      self.policy.source)
+            if isinstance(m, n.Let | n.Table | n.Decide) and m.name in self.policy.imported:
+                continue
             if isinstance(m, n.Let):
                 self.expression(f"let {m.name}", m.value)
             elif isinstance(m, n.Table):
@@ -399,8 +388,6 @@ class _Analysis:
             elif isinstance(m, n.Cap):
                 self.expression(f"cap {m.currency}", m.amount)
                 self.limit(m, f"cap {m.currency}", "", "")
-        self.owner, self.file, self.source = (self.policy.name, self.file_of_policy,
-                                              self.policy.source)
         return self.items
 
     def table(self, t: n.Table) -> None:
@@ -690,24 +677,15 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
         text = lines.get(file, [])
         return text[span.line - 1] if 0 < span.line <= len(text) else ""
 
-    # Items of shared definitions, from every policy under test that uses them: one item is
-    # reported once, against the definitions' file, covered when a case of any of them hit it.
-    shared: dict[tuple[str, str], list[Item]] = {}
     owners: list[PolicyCoverage] = []
-    for compiled in under_test(collector.policy_set, target):
+    tested = under_test(collector.policy_set, target)
+    for compiled in tested:
         record = collector.records.get(compiled.name)
         unreached = _policy_unreached(compiled, collector.events)
-        analysis = _Analysis(compiled, record, unreached)
+        analysis = _Analysis(compiled.ast, compiled.info.file,
+                             record.runs if record is not None else [], unreached)
         owners.append(PolicyCoverage(compiled.name, compiled.info.file, tuple(analysis.analyse())))
-        for item in analysis.shared:
-            shared.setdefault((item.policy, item.file), []).append(item)
-    for (module, file), found in sorted(shared.items()):
-        merged: dict[str, Item] = {}
-        for item in found:
-            kept = merged.get(item.id)
-            if kept is None or (item.covered and not kept.covered):
-                merged[item.id] = item
-        owners.append(PolicyCoverage(module, file, tuple(merged.values())))
+    owners.extend(_shared(tested, collector.records))
     for owner in owners:
         items = list(owner.items)
         final = []
@@ -734,6 +712,48 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
             did_you_mean(key, known) or "copy the item's name from `loyalty test --coverage`",
             source_line=source_line(file, span)))
     return report
+
+
+def _shared(tested: list[CompiledPolicy], records: dict[str, _PolicyRecord]
+            ) -> list[PolicyCoverage]:
+    """The items of the shared definitions the policies under test use, each reported once,
+    against its block's file, from the cases of every policy that uses it.
+
+    Each policy holds its own copy of a shared member when compiled policies come from the
+    disk cache, so the nodes of each copy are mapped onto the first copy's before the cases'
+    records are merged (the copies are equal: their block has one text).
+    """
+    first: dict[tuple[str, str], tuple[n.Node, n.Imported]] = {}
+    runs: dict[str, list[set[tuple[int, Any]]]] = {}
+    for compiled in tested:
+        policy = compiled.ast
+        same: dict[int, int] = {}
+        modules: set[str] = set()
+        for m in policy.members:
+            imported = policy.imported.get(m.name) \
+                if isinstance(m, n.Let | n.Table | n.Decide) else None
+            if imported is None or not imported.file:
+                continue
+            kept = first.setdefault((imported.module, m.name), (m, imported))[0]
+            same.update(zip(map(id, n.walk(m)), map(id, n.walk(kept)), strict=True))
+            modules.add(imported.module)
+        record = records.get(compiled.name)
+        for module in modules:
+            into = runs.setdefault(module, [])
+            if record is not None:
+                into.extend({(same.get(node, node), outcome) for node, outcome in seen}
+                            for seen in record.runs)
+    out: list[PolicyCoverage] = []
+    for module in sorted(runs):
+        members = [(m, imported) for (owner, _), (m, imported) in first.items() if owner == module]
+        members.sort(key=lambda pair: pair[0].span.line)
+        file, source = members[0][1].file, members[0][1].source
+        block = n.Policy(module, members=[m for m, _ in members], file=file,
+                         source=source)
+        unreached = "no case evaluates a policy that uses it"
+        items = _Analysis(block, file, runs[module], unreached).analyse()
+        out.append(PolicyCoverage(module, file, tuple(items)))
+    return out
 
 
 def run_with_coverage(directory: Path | str, *, keyword: str | None = None
