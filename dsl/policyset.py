@@ -379,7 +379,8 @@ def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult,
     info = PolicyInfo(
         name=policy.name, version=policy.version, effective_from=policy.effective_from,
         effective_until=policy.effective_until, kinds=tuple(policy.kinds),
-        digest=_digest(policy.source), file=policy.file, description=policy.description,
+        digest=_digest(policy.source + "".join(sorted({i.source for i in policy.imported.values()}))),
+        file=policy.file, description=policy.description,
         rules=tuple(r.name for r in policy.rules),
     )
     interp = interpret(Interpreter(policy, schema, check.rounding))
