@@ -518,8 +518,10 @@ _PARSED_DEFINITIONS: OrderedDict[tuple[str, str], list[n.Policy | n.Definitions]
 _PARSED_LOCK = threading.Lock()
 
 
-def _definitions_file(file: str, text: str) -> list[n.Policy | n.Definitions]:
-    """The parsed blocks of a file holding definitions (kept: a reload reads them every time)."""
+def definitions_in(file: str, text: str) -> list[n.Policy | n.Definitions]:
+    """The parsed blocks of a file holding definitions (kept: a reload reads them every time).
+
+    Raises PolicyError when the file does not parse."""
     key = (file, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
     with _PARSED_LOCK:
         hit = _PARSED_DEFINITIONS.get(key)
@@ -544,7 +546,7 @@ def library_of(sources: Sequence[tuple[str, str]], schema: Schema
         if not holds_definitions(text):
             continue
         try:
-            parsed = _definitions_file(file, text)
+            parsed = definitions_in(file, text)
         except PolicyError as exc:
             diagnostics.extend(exc.diagnostics)
             only_definitions.add(file)  # its problems are reported once, here
