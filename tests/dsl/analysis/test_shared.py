@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 import dsl
+from dsl import artifacts
 from dsl.errors import PolicyError
-from dsl.policyset import build
+from dsl.policyset import _CACHE, build
 from dsl.programme import digest_names, sources_for
 
 SCHEMA = 'tiers = ["SILVER", "GOLD"]\n'
@@ -50,6 +51,7 @@ policy visits
 
 
 def write(root: Path, files: dict[str, str]) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
     (root / "schema.toml").write_text(SCHEMA)
     for name, text in files.items():
         path = root / name
@@ -243,3 +245,26 @@ def test_a_block_may_take_from_another(tmp_path: Path) -> None:
         "excluded": ("shop_common", True), "base_rate": ("base", False),
         "tier_bonus": ("shop_common", False), "rate": ("shop_common", True)}
     assert award(policy_set, purchase("GOLD", [("food", "1.5")])) == Decimal(18)
+
+
+def test_the_disk_cache_keeps_what_a_policy_took_and_is_keyed_by_the_block(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A policy read back from the disk cache (dsl.artifacts) still knows where its shared
+    members come from and decides the same; after the block changes, the entry written for
+    the old block is not read: the policy decides by the new one."""
+    monkeypatch.setenv("LOYALTY_CACHE_DIR", str(tmp_path / "cache"))
+    root = write(tmp_path / "programme", {"common.policy": COMMON, "earn.policy": EARN})
+    _CACHE.clear()
+    first = dsl.load_directory(root)
+    _CACHE.clear()
+    again = dsl.load_directory(root)
+    [entry] = (tmp_path / "cache").glob("*.entry")
+    assert artifacts.load(tmp_path / "cache", entry.stem) is not None  # readable, not rebuilt
+    assert again.policy("earn").ast.imported == first.policy("earn").ast.imported
+    assert award(again, purchase("GOLD", [("food", "10")])) == 60
+    (root / "common.policy").write_text(COMMON.replace('"tobacco", ', ""))
+    _CACHE.clear()
+    changed = dsl.load_directory(root)
+    assert award(changed, purchase("GOLD", [("food", "10"), ("tobacco", "10")])) == 120
+    assert len(list((tmp_path / "cache").glob("*.entry"))) == 2
+    _CACHE.clear()
