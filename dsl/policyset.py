@@ -516,6 +516,7 @@ def holds_definitions(text: str) -> bool:
 
 _PARSED_DEFINITIONS: OrderedDict[tuple[str, str], list[n.Policy | n.Definitions]] = OrderedDict()
 _PARSED_LOCK = threading.Lock()
+_LIBRARIES: OrderedDict[tuple[str, tuple[tuple[str, int], ...]], Library] = OrderedDict()
 
 
 def definitions_in(file: str, text: str) -> list[n.Policy | n.Definitions]:
@@ -567,7 +568,18 @@ def library_of(sources: Sequence[tuple[str, str]], schema: Schema
                 "move the definitions to a file of their own, so that every policy file "
                 "of the programme can find them", "error",
                 lines[line - 1] if 0 < line <= len(lines) else ""))
-    library = Library(schema, blocks)
+    # The same blocks under the same schema give the same library: kept, so a reload whose
+    # definitions did not change does not check them again.
+    key = (schema.digest, tuple((b.file, id(b)) for b in blocks))
+    with _PARSED_LOCK:
+        library = _LIBRARIES.get(key)
+    if library is None or any(a is not b for a, b in zip(library.blocks.values(), blocks,
+                                                          strict=False)):
+        library = Library(schema, blocks)
+        with _PARSED_LOCK:
+            _LIBRARIES[key] = library
+            while len(_LIBRARIES) > 8:
+                _LIBRARIES.popitem(last=False)
     return library, diagnostics, only_definitions
 
 
