@@ -79,7 +79,8 @@ class Checking:
         """Where ``member`` comes from, when a ``use`` line brought it into the policy."""
         if not self.policy.imported or not isinstance(member, n.Let | n.Table | n.Decide):
             return None
-        return self.policy.imported.get(member.name)
+        found = self.policy.imported.get(member.name)
+        return found if found is not None and found.file else None
 
     def error(self, span: Span, code: str, message: str, hint: str = "",
               severity: str = "error") -> None:

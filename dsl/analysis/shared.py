@@ -144,7 +144,9 @@ class Library:
             # `use` line is reported once, not again at every read of what it names.
             if imported is not None:
                 for name, span in names:
-                    imported.setdefault(name, n.Imported(use.module, "", "", use.span, span, True))
+                    if name not in local:
+                        imported.setdefault(name, n.Imported(use.module, "", "", use.span, span,
+                                                             True))
 
         module = use.module
         if module not in self.blocks:

@@ -268,3 +268,12 @@ def test_the_disk_cache_keeps_what_a_policy_took_and_is_keyed_by_the_block(
     assert award(changed, purchase("GOLD", [("food", "10"), ("tobacco", "10")])) == 120
     assert len(list((tmp_path / "cache").glob("*.entry"))) == 2
     _CACHE.clear()
+
+
+def test_a_failed_use_line_leaves_the_policys_own_names_alone(tmp_path: Path) -> None:
+    """A name on a `use` line naming no block is reported there once; the policy's own binding
+    of that name is still checked as its own (here its type error is reported)."""
+    policy = EARN.replace("use excluded, rate from shop_common", "use rate from nowhere") \
+        .replace("  let eligible", '  let excluded = ["x"]\n  let rate = "2" + 1\n  let eligible')
+    found = diagnostics(write(tmp_path, {"common.policy": COMMON, "earn.policy": policy}))
+    assert [d.split(": ")[1] for d in found] == ["unknown_definitions", "type_error"]
