@@ -142,8 +142,10 @@ def store(directory: Path, key: str, entry: Entry, nodes: dict[int, list[Any]]) 
 # -- reading ---------------------------------------------------------------------------------------
 
 _ALLOWED: dict[str, frozenset[str]] = {
+    # The nodes, and where a member a `use` line brought in comes from (strings and spans).
     "dsl.front.nodes": frozenset(name for name, value in vars(n).items()
-                                 if isinstance(value, type) and issubclass(value, n.Node)),
+                                 if isinstance(value, type) and issubclass(value, n.Node))
+    | {"Imported"},
     "dsl.analysis.result": frozenset({"CheckResult", "CostBound"}),
     "dsl.schema.types": frozenset({"Type", "Months"}),
     "dsl.errors": frozenset({"Span", "Diagnostic"}),

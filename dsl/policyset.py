@@ -10,6 +10,7 @@ for other kinds or other dates cost nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 import threading
 from bisect import bisect_right
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from typing import Any
 from dsl import artifacts
 from dsl.analysis.bounds import AwardBound, award_bounds
 from dsl.analysis.checker import CheckResult, check_policy
+from dsl.analysis.shared import Library
 from dsl.backend.codegen import Generated, generate
 from dsl.backend.compiler import CompiledModule, UnsafeCode, compile_module
 from dsl.backend.interpreter import Interpreter, interpret
@@ -31,7 +33,7 @@ from dsl.backend.runner import COMPILED, INTERPRETED, Runner, evaluation_error
 from dsl.decision import Decision, Reason
 from dsl.errors import Diagnostic, EvaluationError, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
-from dsl.front.parser import parse
+from dsl.front.parser import parse, parse_file
 from dsl.input.request import MappingDecoder
 from dsl.library.runtime import EvaluationContext, finish, thread_context
 from dsl.periods import Window, histories, local_midnight, window
@@ -443,7 +445,8 @@ def compile_policy(policy: n.Policy, schema: Schema, check: CheckResult,
     info = PolicyInfo(
         name=policy.name, version=policy.version, effective_from=policy.effective_from,
         effective_until=policy.effective_until, kinds=tuple(policy.kinds),
-        digest=_digest(policy.source), file=policy.file, description=policy.description,
+        digest=_digest(policy.source + "".join(sorted({i.source for i in policy.imported.values()}))),
+        file=policy.file, description=policy.description,
         rules=tuple(r.name for r in policy.rules),
     )
     interp = interpret(Interpreter(policy, schema, check.rounding, check.ranked))
@@ -545,17 +548,118 @@ class _FileResult:
 _CACHE = _FileCache()
 
 
-def _cache_key(file: str, text: str, schema: Schema) -> _Key:
-    return (schema.digest, file, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+def _cache_key(file: str, text: str, schema: Schema, shared: str = "") -> _Key:
+    digest = hashlib.sha256(text.encode("utf-8", "surrogatepass"))
+    if shared:
+        digest.update(b"\0use\0" + shared.encode())
+    return (schema.digest, file, digest.hexdigest())
 
 
-def _front_end(file: str, text: str, schema: Schema) -> _FileResult:
-    key = _cache_key(file, text, schema)
+#: A ``use`` line (it always starts a line: members do), and the block it names.
+_USE_LINE = re.compile(r"^[ \t]*use\b([^\n]*)", re.MULTILINE)
+_USE_FROM = re.compile(r"\bfrom[ \t]+([A-Za-z_][A-Za-z0-9_]*)[ \t]*(?:#.*)?$")
+#: A file that may hold definitions blocks (top-level blocks start a line).
+_DEFINITIONS_LINE = re.compile(r"^definitions\b", re.MULTILINE)
+
+
+def _shared_digest(text: str, library: Library) -> str:
+    """What a file's cached result depends on besides its text: the definitions blocks its
+    ``use`` lines name, and the ones those read ("" when it has no ``use`` line). A ``use``
+    line this scan cannot read (split over lines) makes it depend on every block."""
+    lines = _USE_LINE.findall(text)
+    if not lines:
+        return ""
+    modules = [m[1] for rest in lines if (m := _USE_FROM.search(rest))]
+    if len(modules) != len(lines):
+        return library.digest()
+    return library.digest(modules)
+
+
+def holds_definitions(text: str) -> bool:
+    """Whether a file's text may hold a ``definitions`` block (a cheap scan, no parse)."""
+    return _DEFINITIONS_LINE.search(text) is not None
+
+
+_PARSED_DEFINITIONS: OrderedDict[tuple[str, str], list[n.Policy | n.Definitions]] = OrderedDict()
+_PARSED_LOCK = threading.Lock()
+_LIBRARIES: OrderedDict[tuple[str, tuple[tuple[str, int], ...]], Library] = OrderedDict()
+
+
+def definitions_in(file: str, text: str) -> list[n.Policy | n.Definitions]:
+    """The parsed blocks of a file holding definitions (kept: a reload reads them every time).
+
+    Raises PolicyError when the file does not parse."""
+    key = (file, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest())
+    with _PARSED_LOCK:
+        hit = _PARSED_DEFINITIONS.get(key)
+    if hit is not None:
+        return hit
+    blocks = parse_file(text, file)
+    with _PARSED_LOCK:
+        _PARSED_DEFINITIONS[key] = blocks
+        while len(_PARSED_DEFINITIONS) > 256:
+            _PARSED_DEFINITIONS.popitem(last=False)
+    return blocks
+
+
+def library_of(sources: Sequence[tuple[str, str]], schema: Schema
+               ) -> tuple[Library, list[Diagnostic], set[str]]:
+    """The shared definitions of a set of files, their parse problems, and which files hold
+    nothing but definitions."""
+    blocks: list[n.Definitions] = []
+    diagnostics: list[Diagnostic] = []
+    only_definitions: set[str] = set()
+    for file, text in sources:
+        if not holds_definitions(text):
+            continue
+        try:
+            parsed = definitions_in(file, text)
+        except PolicyError as exc:
+            diagnostics.extend(exc.diagnostics)
+            only_definitions.add(file)  # its problems are reported once, here
+            continue
+        found = [b for b in parsed if isinstance(b, n.Definitions)]
+        if not found:
+            continue
+        blocks.extend(found)
+        if len(found) == len(parsed):
+            only_definitions.add(file)
+            continue
+        lines = text.splitlines()
+        for block in found:
+            line = block.name_span.line
+            diagnostics.append(Diagnostic(
+                file, block.name_span, "mixed_definitions",
+                f"definitions {block.name} share a file with policies",
+                "move the definitions to a file of their own, so that every policy file "
+                "of the programme can find them", "error",
+                lines[line - 1] if 0 < line <= len(lines) else ""))
+    # The same blocks under the same schema give the same library: kept, so a reload whose
+    # definitions did not change does not check them again.
+    key = (schema.digest, tuple((b.file, id(b)) for b in blocks))
+    with _PARSED_LOCK:
+        library = _LIBRARIES.get(key)
+    if library is None or any(a is not b for a, b in zip(library.blocks.values(), blocks,
+                                                          strict=False)):
+        library = Library(schema, blocks)
+        with _PARSED_LOCK:
+            _LIBRARIES[key] = library
+            while len(_LIBRARIES) > 8:
+                _LIBRARIES.popitem(last=False)
+    return library, diagnostics, only_definitions
+
+
+def _front_end(file: str, text: str, schema: Schema, library: Library | None = None,
+               key: _Key | None = None) -> _FileResult:
+    library = library or Library(schema)
+    shared = _shared_digest(text, library)
+    key = key or _cache_key(file, text, schema, shared)
     hit = _CACHE.get(key)
     if hit is not None:
         return hit
     directory = artifacts.cache_dir()
-    disk_key = artifacts.entry_key(schema.digest, file, text) if directory is not None else ""
+    disk_text = text + "\0use\0" + shared if shared else text
+    disk_key = artifacts.entry_key(schema.digest, file, disk_text) if directory is not None else ""
     if directory is not None:
         entry = artifacts.load(directory, disk_key)
         if entry is not None:
@@ -570,7 +674,9 @@ def _front_end(file: str, text: str, schema: Schema) -> _FileResult:
         return _FileResult([], list(exc.diagnostics))
     result = _FileResult([], [], store_as=(directory, disk_key) if directory is not None else None)
     for policy in policies:
+        policy, problems = library.resolve(policy)
         check = check_policy(schema, policy)
+        result.diagnostics.extend(problems)
         result.diagnostics.extend(check.diagnostics)
         result.checked.append((policy, check))
     if not any(d.severity == "error" for d in result.diagnostics):
@@ -584,14 +690,22 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
 
     ``digest_names`` are the names the revision digest uses for the files (by
     default their display names); loading a directory passes paths relative to
-    it, so the revision does not depend on the current directory.
+    it, so the revision does not depend on the current directory. A file may hold
+    ``definitions`` blocks instead of policies (:mod:`dsl.analysis.shared`): the
+    policies' ``use`` lines name them.
     """
-    diagnostics: list[Diagnostic] = []
+    library, diagnostics, only_definitions = library_of(sources, schema)
+    diagnostics.extend(library.diagnostics)
     checked: list[tuple[n.Policy, CheckResult]] = []
     results: list[_FileResult] = []
     seen: dict[str, n.Policy] = {}
+    keys: list[_Key] = []
     for file, text in sources:
-        front = _front_end(file, text, schema)
+        key = _cache_key(file, text, schema, _shared_digest(text, library))
+        keys.append(key)
+        if file in only_definitions:
+            continue
+        front = _front_end(file, text, schema, library, key)
         results.append(front)
         diagnostics.extend(front.diagnostics)
         for policy, result in front.checked:
@@ -644,9 +758,12 @@ def build(sources: Sequence[tuple[str, str]], schema: Schema,
     if len(compiled) != len(checked):
         raise PolicyError(diagnostics)
     compiled.sort(key=lambda c: c.name)
-    _CACHE.keep_only(_cache_key(file, text, schema) for file, text in sources)
+    _CACHE.keep_only(keys)
     digest = hashlib.sha256(schema.digest.encode())
-    names = list(digest_names) if digest_names is not None else [f for f, _ in sources]
+    names = list(digest_names) if digest_names is not None else []
+    # Files past the named ones (a programme's definitions read for a file or a folder
+    # checked on its own) go by their display names.
+    names += [f for f, _ in sources[len(names):]]
     for file, text in sorted(zip(names, (t for _, t in sources), strict=True)):
         digest.update(b"\0" + file.encode("utf-8", "surrogatepass") + b"\0")
         digest.update(text.encode("utf-8", "surrogatepass"))

@@ -7,6 +7,7 @@ comes here, so a file is named, and an unreadable one reported, the same way eve
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from dsl.errors import Diagnostic, PolicyError, Span
@@ -82,12 +83,35 @@ def read_sources(directory: Path | str) -> list[tuple[str, str]]:
 
 
 def sources_for(path: Path) -> tuple[Schema, list[tuple[str, str]]]:
-    """The schema of ``path``'s programme and the policy sources at ``path`` (file or directory).
+    """The schema of ``path``'s programme and the policy sources at ``path`` (file or directory),
+    with the programme's files of shared definitions that are not already among them (what
+    the policies' ``use`` lines may name; they hold no policies).
 
     Raises PolicyError (unreadable files) or SchemaError.
     """
-    schema = Schema.for_directory(programme_root(path))
-    if path.is_file():
-        return schema, [(str(path), read_policy(path, str(path)))]
-    return schema, read_sources(path)
+    root = programme_root(path)
+    schema = Schema.for_directory(root)
+    sources = [(str(path), read_policy(path, str(path)))] if path.is_file() else read_sources(path)
+    return schema, sources + definition_sources(root, exclude=path)
+
+
+#: How a file of shared definitions starts a block (a top-level line).
+_DEFINITIONS_LINE = re.compile(r"^definitions\b", re.MULTILINE)
+
+
+def definition_sources(root: Path | str, exclude: Path | str | None = None
+                       ) -> list[tuple[str, str]]:
+    """(display path, text) of every policy file below ``root`` that holds ``definitions``
+    blocks, except those at or below ``exclude`` (already read)."""
+    skip = Path(exclude).resolve() if exclude is not None else None
+    out: list[tuple[str, str]] = []
+    for path in policy_files(root):
+        resolved = path.resolve()
+        if skip is not None and (resolved == skip or skip in resolved.parents):
+            continue
+        shown = display_path(path)
+        text = read_policy(path, shown)
+        if _DEFINITIONS_LINE.search(text):
+            out.append((shown, text))
+    return out
 

@@ -204,7 +204,9 @@ class _SizePass(ExprVisitor[Size]):
         for m in policy.members:
             if isinstance(m, n.Let | n.Table | n.Decide):
                 reported = self.errors()
+                self.checker.muted = self.checker.imported(m) is not None
                 found = self.binding(m)
+                self.checker.muted = False
                 # A binding whose value earned a diagnostic is reported there, not at each use.
                 self.bounds[m.name] = found if self.errors() == reported else _ONE
             elif isinstance(m, n.Cap):

@@ -75,10 +75,22 @@ class Checking:
         self.lines = policy.source.splitlines()
         #: Set by a stage after which the later stages must not run (a policy past the limits).
         self.halted = False
+        #: Set while a stage walks a member taken from shared definitions: their problems are
+        #: reported once, against their own file (dsl.analysis.shared), not in every policy.
+        self.muted = False
+
+    def imported(self, member: n.Node) -> n.Imported | None:
+        """Where ``member`` comes from, when a ``use`` line brought it into the policy."""
+        if not self.policy.imported or not isinstance(member, n.Let | n.Table | n.Decide):
+            return None
+        found = self.policy.imported.get(member.name)
+        return found if found is not None and found.file else None
 
     def error(self, span: Span, code: str, message: str, hint: str = "",
               severity: str = "error") -> None:
         """File a diagnostic at ``span`` (a span over several lines is cut to its first)."""
+        if self.muted:
+            return
         line = self.lines[span.line - 1] if 0 < span.line <= len(self.lines) else ""
         if span.end_line != span.line:
             span = Span(span.line, span.column, span.line, len(line.rstrip()) + 1)

@@ -64,19 +64,33 @@ class Checker(ExprTypes):
         counters: dict[str, n.Counter] = {}
         for c in p.counters:
             self.check_counter(c, counters)
+        for name, imported in p.imported.items():
+            if not imported.file:  # a failed `use` line: reported there, not at every read
+                self.scope[name] = ANY
+                self.used.add(name)
         for m in p.members:
+            imported = self.imported(m)
+            span = m.span if imported is None else imported.at
+            self.muted = imported is not None
             if isinstance(m, n.Let):
-                self.define(m.name, self.expr(m.value), m.span)
+                self.define(m.name, self.expr(m.value), span)
             elif isinstance(m, n.Table):
-                self.define(m.name, self.check_table(m), m.span)
+                self.define(m.name, self.check_table(m), span)
             elif isinstance(m, n.Decide):
-                self.define(m.name, self.check_decide(m), m.span)
+                self.define(m.name, self.check_decide(m), span)
+            elif isinstance(m, n.Use):
+                self.error(m.module_span, "unknown_definitions",
+                           f"no definitions are called `{m.module}` here",
+                           "check the policy with its programme: loyalty check DIRECTORY")
             elif isinstance(m, n.Rule):
                 self.check_rule(m, rule_names)
             elif isinstance(m, n.Group):
                 self.check_group(m, rule_names)
             elif isinstance(m, n.Cap):
                 self.check_cap(m)
+            self.muted = False
+            if imported is not None and not imported.named:
+                self.used.add(m.name)  # read by an imported definition, not by the policy
         self.check_awards_rounded()
 
     def check_unused(self) -> None:

@@ -211,7 +211,16 @@ class CodeGenerator(ExprVisitor[Any]):
 
     def member(self, m: n.Node) -> None:
         """Generate one member (a binding, rule, group, cap or rounding) of the policy."""
-        self.src_line = m.span.line
+        imported = self.policy.imported.get(getattr(m, "name", "")) \
+            if isinstance(m, n.Let | n.Table | n.Decide) else None
+        if imported is not None:
+            # A shared definition: its lines point back at the policy's `use` line.
+            self.src_line = imported.use.line
+            kind = type(m).__name__.lower()
+            self.writeline(f"# {kind} {m.name}: from definitions {imported.module} "
+                           f"({_comment_safe(imported.file)}:{m.span.line})")
+        else:
+            self.src_line = m.span.line
         self.visit(m)
 
     # -- members ------------------------------------------------------------------------------

@@ -311,7 +311,39 @@ class Counter(Node):
     name_span: Span = NO_SPAN
 
 
-Member = Let | Table | Decide | Rule | Group | Cap | Round | Counter
+@dataclass(eq=False)
+class Use(Node):
+    """``use excluded_products, tier_bonus from supermarket_common``: shared definitions a
+    policy (or another definitions block) takes by name.
+
+    Resolution (:mod:`dsl.analysis.shared`) replaces the line by the definitions it names,
+    and those they read, so that every later stage sees them as the policy's own members.
+    """
+
+    names: list[str]
+    module: str
+    name_spans: list[Span] = field(default_factory=list)
+    module_span: Span = NO_SPAN
+
+
+@dataclass(frozen=True, slots=True)
+class Imported:
+    """Where a member that :class:`Use` brought into a policy is defined."""
+
+    #: The definitions block it comes from, and that block's file and text (both "" for a
+    #: name of a ``use`` line that failed: the checker knows it, as a name of any type).
+    module: str
+    file: str
+    source: str
+    #: The policy's ``use`` line, and where this name is written on it (the line's span
+    #: for a definition brought in because an imported one reads it).
+    use: Span
+    at: Span
+    #: Whether the ``use`` line names it (False: an imported definition reads it).
+    named: bool
+
+
+Member = Let | Table | Decide | Rule | Group | Cap | Round | Counter | Use
 
 
 @dataclass(eq=False)
@@ -328,6 +360,8 @@ class Policy(Node):
     file: str = "<policy>"
     source: str = ""
     header_spans: dict[str, Span] = field(default_factory=dict)
+    #: After resolution: name -> where each member a ``use`` line brought in is defined.
+    imported: dict[str, Imported] = field(default_factory=dict)
 
     @property
     def lets(self) -> list[Let]:
@@ -356,6 +390,25 @@ class Policy(Node):
     @property
     def roundings(self) -> list[Round]:
         return [m for m in self.members if isinstance(m, Round)]
+
+
+@dataclass(eq=False)
+class Definitions(Node):
+    """``definitions NAME``: bindings, tables and decision tables written once for a
+    programme, which its policies take by name (``use NAME from ...``)."""
+
+    name: str
+    description: str = ""
+    members: list[Let | Table | Decide | Use] = field(default_factory=list)
+    file: str = "<policy>"
+    source: str = ""
+    name_span: Span = NO_SPAN
+    description_span: Span = NO_SPAN
+
+    @property
+    def defined(self) -> dict[str, Let | Table | Decide]:
+        """The definitions this block itself writes, by name (what a ``use`` line may name)."""
+        return {m.name: m for m in self.members if not isinstance(m, Use)}
 
 
 def walk(node: Node):  # type: ignore[no-untyped-def]

@@ -84,7 +84,16 @@ def _cache_file(grammar: str) -> str | bool:
 
 
 def parse(source: str, file: str = "<policy>") -> list[n.Policy]:
-    """Parse ``source`` (the text of one ``.policy`` file) into policies.
+    """Parse ``source`` (the text of one ``.policy`` file) into policies (a file of shared
+    definitions has none: :func:`parse_file` gives its blocks).
+
+    Raises :class:`PolicyError` with positioned diagnostics on any syntax error.
+    """
+    return [b for b in parse_file(source, file) if isinstance(b, n.Policy)]
+
+
+def parse_file(source: str, file: str = "<policy>") -> list[n.Policy | n.Definitions]:
+    """Parse ``source`` into its top-level blocks, policies and definitions, in order.
 
     Raises :class:`PolicyError` with positioned diagnostics on any syntax error.
     """
@@ -111,14 +120,14 @@ def parse(source: str, file: str = "<policy>") -> list[n.Policy]:
         ])
     builder = _AstBuilder(file, source)
     try:
-        policies: list[n.Policy] = builder.transform(tree)
+        blocks: list[n.Policy | n.Definitions] = builder.transform(tree)
     except (ValueError, OverflowError, ArithmeticError) as exc:  # a literal Python cannot hold
         raise PolicyError([*builder.diagnostics, Diagnostic(
             file, Span(1, 1, 1, 2), "bad_literal", f"a value in this file is out of range ({exc})",
             "use smaller numbers and dates between the years 1 and 9999")]) from None
     if builder.diagnostics:
         raise PolicyError(builder.diagnostics)
-    return policies
+    return blocks
 
 
 # -- before and after Lark ----------------------------------------------------------------
@@ -488,8 +497,25 @@ class _AstBuilder(Transformer):
                                            source_line=_line(self.source, span.line)))
 
     # top level
-    def start(self, meta: Any, children: list[Any]) -> list[n.Policy]:
-        return [c for c in children if isinstance(c, n.Policy)]
+    def start(self, meta: Any, children: list[Any]) -> list[n.Policy | n.Definitions]:
+        return [c for c in children if isinstance(c, n.Policy | n.Definitions)]
+
+    def definitions(self, meta: Any, children: list[Any]) -> n.Definitions:
+        name_tok = children[0]
+        d = n.Definitions(str(name_tok), file=self.file, source=self.source,
+                          span=self._span(meta), name_span=_tok_span(name_tok))
+        for item in children[1:]:
+            if isinstance(item, Token):
+                d.description = _string_value(item)
+                d.description_span = _tok_span(item)
+            elif item is not None:
+                d.members.append(item)
+        return d
+
+    def use(self, meta: Any, c: list[Any]) -> n.Use:
+        *names, module = c
+        return n.Use([str(t) for t in names], str(module), [_tok_span(t) for t in names],
+                     _tok_span(module), span=self._span(meta))
 
     def policy(self, meta: Any, children: list[Any]) -> n.Policy:
         name_tok = children[0]

@@ -329,11 +329,11 @@ def _each(count: int) -> str:
 class _Analysis:
     """Items of one policy from its record (None: no case evaluated the policy)."""
 
-    def __init__(self, compiled: CompiledPolicy, record: _PolicyRecord | None,
+    def __init__(self, policy: n.Policy, file: str, runs: list[set[tuple[int, Any]]],
                  unreached: str) -> None:
-        self.policy = compiled.ast
-        self.file = compiled.info.file
-        self.runs = record.runs if record is not None else []
+        self.policy = policy
+        self.file = file
+        self.runs = runs
         self.unreached = unreached
         # node id -> outcome -> number of cases that saw it; node id -> cases that reached it
         self.counts: dict[int, Counter[Any]] = {}
@@ -370,7 +370,10 @@ class _Analysis:
     # -- members
 
     def analyse(self) -> list[Item]:
+        """The policy's own items (those of shared definitions are their block's: _shared)."""
         for m in self.policy.members:
+            if isinstance(m, n.Let | n.Table | n.Decide) and m.name in self.policy.imported:
+                continue
             if isinstance(m, n.Let):
                 self.expression(f"let {m.name}", m.value)
             elif isinstance(m, n.Table):
@@ -674,10 +677,17 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
         text = lines.get(file, [])
         return text[span.line - 1] if 0 < span.line <= len(text) else ""
 
-    for compiled in under_test(collector.policy_set, target):
+    owners: list[PolicyCoverage] = []
+    tested = under_test(collector.policy_set, target)
+    for compiled in tested:
         record = collector.records.get(compiled.name)
         unreached = _policy_unreached(compiled, collector.events)
-        items = _Analysis(compiled, record, unreached).analyse()
+        analysis = _Analysis(compiled.ast, compiled.info.file,
+                             record.runs if record is not None else [], unreached)
+        owners.append(PolicyCoverage(compiled.name, compiled.info.file, tuple(analysis.analyse())))
+    owners.extend(_shared(tested, collector.records))
+    for owner in owners:
+        items = list(owner.items)
         final = []
         for item in items:
             entry = explanations.pop(item.key, None)
@@ -693,7 +703,7 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
                     item = Item(item.policy, item.id, item.kind, item.file, item.line,
                                 item.column, item.covered, item.reason, why)
             final.append(item)
-        report.policies.append(PolicyCoverage(compiled.name, compiled.info.file, tuple(final)))
+        report.policies.append(PolicyCoverage(owner.name, owner.file, tuple(final)))
     known = [i.key for i in report.items]
     for key, (_, file, span) in explanations.items():
         report.diagnostics.append(Diagnostic(
@@ -702,6 +712,48 @@ def build_report(collector: Collector, target: Path, test_files: list[tuple[str,
             did_you_mean(key, known) or "copy the item's name from `loyalty test --coverage`",
             source_line=source_line(file, span)))
     return report
+
+
+def _shared(tested: list[CompiledPolicy], records: dict[str, _PolicyRecord]
+            ) -> list[PolicyCoverage]:
+    """The items of the shared definitions the policies under test use, each reported once,
+    against its block's file, from the cases of every policy that uses it.
+
+    Each policy holds its own copy of a shared member when compiled policies come from the
+    disk cache, so the nodes of each copy are mapped onto the first copy's before the cases'
+    records are merged (the copies are equal: their block has one text).
+    """
+    first: dict[tuple[str, str], tuple[n.Node, n.Imported]] = {}
+    runs: dict[str, list[set[tuple[int, Any]]]] = {}
+    for compiled in tested:
+        policy = compiled.ast
+        same: dict[int, int] = {}
+        modules: set[str] = set()
+        for m in policy.members:
+            imported = policy.imported.get(m.name) \
+                if isinstance(m, n.Let | n.Table | n.Decide) else None
+            if imported is None or not imported.file:
+                continue
+            kept = first.setdefault((imported.module, m.name), (m, imported))[0]
+            same.update(zip(map(id, n.walk(m)), map(id, n.walk(kept)), strict=True))
+            modules.add(imported.module)
+        record = records.get(compiled.name)
+        for module in modules:
+            into = runs.setdefault(module, [])
+            if record is not None:
+                into.extend({(same.get(node, node), outcome) for node, outcome in seen}
+                            for seen in record.runs)
+    out: list[PolicyCoverage] = []
+    for module in sorted(runs):
+        members = [(m, imported) for (owner, _), (m, imported) in first.items() if owner == module]
+        members.sort(key=lambda pair: pair[0].span.line)
+        file, source = members[0][1].file, members[0][1].source
+        block = n.Policy(module, members=[m for m, _ in members], file=file,
+                         source=source)
+        unreached = "no case evaluates a policy that uses it"
+        items = _Analysis(block, file, runs[module], unreached).analyse()
+        out.append(PolicyCoverage(module, file, tuple(items)))
+    return out
 
 
 def run_with_coverage(directory: Path | str, *, keyword: str | None = None

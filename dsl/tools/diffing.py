@@ -95,6 +95,9 @@ class StructureDiff:
     text_only: list[PolicyChange] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     schema_changed: bool = False
+    #: Shared definitions block -> the policies whose meaning changed through it (a member
+    #: taken from it was added, removed or changed), sorted.
+    shared: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def differs(self) -> bool:
@@ -111,6 +114,7 @@ class StructureDiff:
             "changed": [c.to_dict() for c in self.changed],
             "text_only": [c.to_dict() for c in self.text_only],
             "unchanged": list(self.unchanged),
+            "shared": {k: list(v) for k, v in self.shared.items()},
         }
 
 
@@ -132,11 +136,36 @@ def compare_structure(old: PolicySet, new: PolicySet, old_root: str | Path | Non
                                  _relative(b.info.file, new_root))
         if structure(a.ast) != structure(b.ast):  # files, text and positions left out
             diff.changed.append(change)
+            for module in _shared_changes(a.ast, b.ast, change):
+                diff.shared.setdefault(module, []).append(name)
         elif _own_text(a.ast) != _own_text(b.ast) or "file" in change.headers:
             diff.text_only.append(change)
         else:
             diff.unchanged.append(name)
     return diff
+
+
+def _shared_changes(a: n.Policy, b: n.Policy, change: PolicyChange) -> list[str]:
+    """The shared definitions blocks through which a policy's meaning changed."""
+    touched = set(change.members_added) | set(change.members_removed) | set(change.members_changed)
+    out: set[str] = set()
+    for policy in (a, b):
+        for member in policy.members:
+            imported = _imported(policy, member)
+            if imported is not None and _member_key(member, imported) in touched:
+                out.add(imported.module)
+    return sorted(out)
+
+
+def _imported(policy: n.Policy, member: n.Node) -> n.Imported | None:
+    if not isinstance(member, n.Let | n.Table | n.Decide):
+        return None
+    return policy.imported.get(member.name)
+
+
+def _member_key(member: n.Let | n.Table | n.Decide, imported: n.Imported | None) -> str:
+    key = f"{type(member).__name__.lower()} {member.name}"
+    return key if imported is None else f"{key} (from {imported.module})"
 
 
 def _relative(file: str, root: str | Path | None) -> str:
@@ -235,6 +264,10 @@ def _members(policy: n.Policy) -> dict[str, Any]:
             value: Any = (member.mode, member.currency, tuple(r.name for r in member.rules))
         elif isinstance(member, n.Cap | n.Round):
             key = f"{type(member).__name__.lower()} {member.currency}"
+            value = structure(member)
+        elif isinstance(member, n.Let | n.Table | n.Decide):
+            # A shared definition is named with its block: the change is the block's.
+            key = _member_key(member, _imported(policy, member))
             value = structure(member)
         else:
             key = f"{type(member).__name__.lower()} {member.name}"

@@ -78,7 +78,7 @@ from typing import Any
 
 from dsl.errors import PolicyError, Span
 from dsl.front import nodes as n
-from dsl.front.parser import parse
+from dsl.front.parser import parse_file
 from dsl.tools.exprlayout import (
     MAX_WIDTH,
     FormatError,
@@ -119,13 +119,16 @@ def format_source(source: str, file: str = "<policy>") -> str:
     file does not parse, and :class:`FormatError` if the result would not parse back
     to the same policies with the same comments.
     """
-    policies = parse(source, file)
+    blocks = parse_file(source, file)
     layout = _SourceLayout.scan(source)
     printer = _Printer(layout)
-    for index, policy in enumerate(policies):
-        printer.policy(policy, first=index == 0)
+    for index, block in enumerate(blocks):
+        if isinstance(block, n.Definitions):
+            printer.definitions(block, first=index == 0)
+        else:
+            printer.policy(block, first=index == 0)
     text = printer.render()
-    _verify(text, policies, layout, file)
+    _verify(text, blocks, layout, file)
     return text
 
 
@@ -159,7 +162,8 @@ def structure(node: Any) -> Any:
 
 
 _IGNORED_FIELDS = frozenset({"span", "name_span", "currency_span", "counter_span", "language_span",
-                             "header_spans", "file", "source", "text"})
+                             "header_spans", "file", "source", "text", "name_spans",
+                             "module_span", "description_span", "imported"})
 
 
 def _value_key(value: Any) -> Any:
@@ -311,6 +315,15 @@ class _Printer:
         for index, member in enumerate(p.members):
             self.member(member, 1, _ALWAYS if index == 0 else _FROM_SOURCE)
 
+    def definitions(self, d: n.Definitions, *, first: bool) -> None:
+        self.emit(0, [f"definitions {d.name}"], d.name_span.line,
+                  blank=_FROM_SOURCE if first else _ALWAYS)
+        if d.description_span.line > 0:
+            self.emit(1, [string_text(d.description)], d.description_span.line, blank=_NEVER,
+                      tight=True)
+        for index, member in enumerate(d.members):
+            self.member(member, 1, _ALWAYS if index == 0 else _FROM_SOURCE)
+
     @staticmethod
     def header(p: n.Policy, key: str) -> str:
         if key == "version":
@@ -357,6 +370,8 @@ class _Printer:
             self.emit(depth, [f"round {m.currency} {m.mode}{each}"], line, blank)
         elif isinstance(m, n.Counter):
             self.emit(depth, [f"counter {m.name}: {m.kind} {m.period.text}"], line, blank)
+        elif isinstance(m, n.Use):
+            self.emit(depth, [f"use {', '.join(m.names)} from {m.module}"], line, blank)
         else:  # pragma: no cover - the parser makes no other members
             raise FormatError(f"cannot format a {type(m).__name__}")
 
@@ -480,10 +495,10 @@ class _Printer:
 # -- checking the result --------------------------------------------------------------------
 
 
-def _verify(text: str, policies: list[n.Policy], layout: _SourceLayout,
+def _verify(text: str, policies: list[n.Policy | n.Definitions], layout: _SourceLayout,
             file: str) -> None:
     try:
-        again = parse(text, file)
+        again = parse_file(text, file)
     except PolicyError as exc:
         raise FormatError(f"{file}: the formatted text does not parse: {exc}") from None
     if structure(again) != structure(policies):

@@ -46,6 +46,10 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(policy_set, int):
         return policy_set
     chosen = [p for p in policy_set.compiled if args.policy in (None, p.name)]
+    if not chosen and not policy_set.compiled:
+        print(f"loyalty compile: {args.path} holds no policy (a file of shared definitions "
+              "compiles into each policy that uses it: compile one of those)")
+        return 2
     if not chosen:
         names = ", ".join(p.name for p in policy_set.compiled) or "none"
         print(f"loyalty compile: no policy called {args.policy} (policies: {names})")

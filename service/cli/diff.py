@@ -161,6 +161,9 @@ def render_structure(diff: StructureDiff, total: int) -> list[str]:
                 lines.append(f"    {label}: {', '.join(names)}")
         for currency, (old, new) in change.bounds.items():
             lines.append(f"    bound: {currency}: {old} -> {new}")
+    for module, names in diff.shared.items():
+        lines.append(f"definitions {module}: changed the meaning of "
+                     f"{_count(len(names), 'policy', 'policies')}: {', '.join(names)}")
     for change in diff.text_only:
         moved = change.headers.get("file")
         where = f"moved from {moved[0]} to {moved[1]}" if moved else "text only"

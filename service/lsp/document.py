@@ -21,19 +21,21 @@ from pathlib import Path
 from service.lsp.language import (
     CheckResult,
     Diagnostic,
+    Library,
     PolicyError,
     Schema,
     Span,
     check_policy,
     n,
     parse,
+    parse_file,
     sort_diagnostics,
 )
 
 #: Above this many lines a single-policy file is parsed member by member.
 INCREMENTAL_LINES = 400
 
-_MEMBER_WORDS = ("let", "table", "decide", "rule", "group", "cap", "round")
+_MEMBER_WORDS = ("let", "table", "decide", "rule", "group", "cap", "round", "use")
 _DEFINES = re.compile(r"\s*(let|table|decide|rule|group)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -60,10 +62,20 @@ class Analysis:
     parsed: bool = False
     #: A syntax error found by a member-only parse; a full parse should confirm it.
     provisional: bool = False
+    #: Each of :attr:`policies` with its ``use`` lines resolved (what was checked); the
+    #: policies themselves keep their ``use`` lines, so every node of theirs is in this file.
+    resolved: list[n.Policy] = field(default_factory=list)
+    #: The programme's shared definitions the file was checked with (its own blocks first).
+    library: Library | None = None
 
     def check_of(self, policy: n.Policy) -> CheckResult:
         """The checker's result for one of :attr:`policies`."""
         return self.checks[self.policies.index(policy)]
+
+    def resolved_of(self, policy: n.Policy) -> n.Policy:
+        """One of :attr:`policies` as checked: with what its ``use`` lines bring in."""
+        index = self.policies.index(policy)
+        return self.resolved[index] if index < len(self.resolved) else policy
 
     def definitions(self) -> list[Definition]:
         """Every let, table, decision table, group and rule of every policy, in source order."""
@@ -100,32 +112,48 @@ class DocumentChecker:
         self._members: dict[str, list[tuple[list[n.Node], int]]] = {}
         self._header: tuple[str, n.Policy] | None = None
 
-    def check(self, text: str, schema: Schema, *, whole: bool = False) -> Analysis:
-        """Parse and check ``text`` against ``schema``; ``whole`` forces a full parse."""
+    def check(self, text: str, schema: Schema, *, whole: bool = False,
+              shared: list[n.Definitions] | None = None) -> Analysis:
+        """Parse and check ``text`` against ``schema``; ``whole`` forces a full parse.
+        ``shared`` are the programme's definitions blocks in its other files (what ``use``
+        lines may name)."""
         if not whole and text.count("\n") >= INCREMENTAL_LINES:
-            result = self._incremental(text, schema)
+            result = self._incremental(text, schema, shared or [])
             if result is not None:
                 return result
-        return self._whole(text, schema)
+        return self._whole(text, schema, shared or [])
 
-    def _whole(self, text: str, schema: Schema) -> Analysis:
+    def _whole(self, text: str, schema: Schema, shared: list[n.Definitions]) -> Analysis:
         out = Analysis(text)
         try:
-            out.policies = parse(text, self.file)
+            blocks = parse_file(text, self.file)
         except PolicyError as exc:
             out.diagnostics = list(exc.diagnostics)
             return out
         out.parsed = True
+        own = [b for b in blocks if isinstance(b, n.Definitions)]
+        out.policies = [b for b in blocks if isinstance(b, n.Policy)]
+        library = out.library = Library(schema, [*own, *shared])
+        out.diagnostics.extend(d for d in library.diagnostics if d.file == self.file)
         for policy in out.policies:
-            check = check_policy(schema, policy)
-            out.checks.append(check)
-            out.diagnostics.extend(check.diagnostics)
+            self._check_one(out, schema, policy)
         out.diagnostics = sort_diagnostics(out.diagnostics)  # reading order, as `loyalty check`
         return out
 
+    @staticmethod
+    def _check_one(out: Analysis, schema: Schema, policy: n.Policy) -> None:
+        assert out.library is not None
+        resolved, problems = out.library.resolve(policy)
+        check = check_policy(schema, resolved)
+        out.resolved.append(resolved)
+        out.checks.append(check)
+        out.diagnostics.extend(problems)
+        out.diagnostics.extend(check.diagnostics)
+
     # -- member by member ---------------------------------------------------------------
 
-    def _incremental(self, text: str, schema: Schema) -> Analysis | None:
+    def _incremental(self, text: str, schema: Schema, shared: list[n.Definitions]
+                     ) -> Analysis | None:
         lines = text.split("\n")
         split = _split_members(lines)
         if split is None:
@@ -181,9 +209,9 @@ class DocumentChecker:
         self._members = {k: v[:used[k]] for k, v in self._members.items() if k in used}
         out.policies = [whole]
         out.parsed = True
-        check = check_policy(schema, whole)
-        out.checks = [check]
-        out.diagnostics = sort_diagnostics(check.diagnostics)
+        out.library = Library(schema, shared)
+        self._check_one(out, schema, whole)
+        out.diagnostics = sort_diagnostics(out.diagnostics)
         return out
 
 

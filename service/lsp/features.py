@@ -133,6 +133,42 @@ def _definition_at(analysis: Analysis, line: int, column: int) -> Definition | N
     return None
 
 
+_SHARED_NAME = re.compile(r"\s*(let|table|decide)\s+([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def _shared_at(analysis: Analysis, line: int, column: int) -> lsp.Location | None:
+    """Where a name taken from shared definitions is written in its block's file: for the
+    name on a ``use`` line, or a bare name the policy reads, under the cursor."""
+    for policy in analysis.policies:
+        wanted: str | None = None
+        for m in policy.members:
+            if isinstance(m, n.Use):
+                wanted = next((name for name, span in zip(m.names, m.name_spans, strict=True)
+                               if _contains(span, line, column)), None)
+                if wanted is not None:
+                    break
+        if wanted is None:
+            wanted = next((x.name for x in name_nodes(policy) if _contains(x.span, line, column)),
+                          None)
+        if wanted is None:
+            continue
+        resolved = analysis.resolved_of(policy)
+        imported = resolved.imported.get(wanted)
+        if imported is None or not imported.file:
+            return None
+        member = next(m for m in resolved.members
+                      if isinstance(m, n.Let | n.Table | n.Decide) and m.name == wanted)
+        lines = imported.source.split("\n")
+        at = member.span.line
+        found = _SHARED_NAME.match(lines[at - 1], max(member.span.column - 1, 0)) \
+            if 0 < at <= len(lines) else None
+        column_at = found.start(2) if found else member.span.column - 1
+        return lsp.Location(Path(imported.file).resolve().as_uri(),
+                            lsp.Range(lsp.Position(at - 1, column_at),
+                                      lsp.Position(at - 1, column_at + len(wanted))))
+    return None
+
+
 def _field_at(analysis: Analysis, schema: Schema, line: int, column: int
               ) -> tuple[n.Policy, FieldRef] | None:
     for policy, ref in field_refs(analysis, schema):
@@ -225,16 +261,17 @@ def describe_field(ref: FieldRef, doc: str) -> str:
 def rule_bounds(analysis: Analysis, schema: Schema, policy: n.Policy, rule: n.Rule) -> list[AwardBound]:
     """The most one event can be awarded by ``rule`` alone, per currency (the bounds pass run
     over the policy's definitions and this one rule; caps of the policy are left out)."""
-    keep = [m for m in policy.members if isinstance(m, n.Let | n.Table | n.Decide | n.Round)]
+    checked = analysis.resolved_of(policy)
+    keep = [m for m in checked.members if isinstance(m, n.Let | n.Table | n.Decide | n.Round)]
     alone = n.Policy(policy.name, policy.version, policy.effective_from, policy.effective_until,
                      list(policy.kinds), policy.description, [*keep, rule], policy.file, policy.source,
-                     dict(policy.header_spans), span=policy.span)
+                     dict(policy.header_spans), span=policy.span, imported=checked.imported)
     return award_bounds(schema, alone, analysis.check_of(policy))
 
 
 def policy_bounds(analysis: Analysis, schema: Schema, policy: n.Policy) -> list[AwardBound]:
     """The bounds ``loyalty check --bounds`` prints for a policy."""
-    return award_bounds(schema, policy, analysis.check_of(policy))
+    return award_bounds(schema, analysis.resolved_of(policy), analysis.check_of(policy))
 
 
 def bounds_text(bounds: list[AwardBound]) -> str:
@@ -315,10 +352,14 @@ def _quoted(text: str) -> str:
 
 def definition(analysis: Analysis, schema: Schema, root: Path, uri: str, line: int, column: int,
                texts: dict[Path, str] | None = None) -> lsp.Location | None:
-    """Where the name under the cursor is defined: in this file, or a field in schema.toml."""
+    """Where the name under the cursor is defined: in this file, in a file of shared
+    definitions, or a field in schema.toml."""
     d = _definition_at(analysis, line, column)
     if d is not None:
         return lsp.Location(uri, to_range(d.name_span))
+    shared = _shared_at(analysis, line, column)
+    if shared is not None:
+        return shared
     found = _field_at(analysis, schema, line, column)
     if found is None:
         return None

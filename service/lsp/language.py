@@ -13,12 +13,14 @@ from pathlib import Path
 
 from dsl.analysis.bounds import AwardBound, award_bounds
 from dsl.analysis.checker import CheckResult, check_policy
+from dsl.analysis.shared import Library
 from dsl.decision import default_text
 from dsl.errors import Diagnostic, PolicyError, Span, sort_diagnostics
 from dsl.front import nodes as n
-from dsl.front.parser import GRAMMAR_PATH, parse
+from dsl.front.parser import GRAMMAR_PATH, parse, parse_file
 from dsl.library.builtins import AGGREGATES, BUILTINS, BUILTINS_LIST, Builtin
-from dsl.programme import programme_root
+from dsl.policyset import definitions_in
+from dsl.programme import definition_sources, programme_root
 from dsl.schema.schema import BASE_SCHEMA_PATH, Field, Schema, SchemaError
 from dsl.schema.types import Type
 from dsl.tools.coverage import CoverageReport, run_with_coverage
@@ -37,6 +39,7 @@ __all__ = [
     "Diagnostic",
     "Field",
     "FormatError",
+    "Library",
     "PolicyError",
     "Report",
     "Schema",
@@ -50,6 +53,8 @@ __all__ = [
     "keywords",
     "n",
     "parse",
+    "parse_file",
+    "programme_definitions",
     "programme_root",
     "run_tests",
     "schema_diagnostics",
@@ -89,6 +94,19 @@ def schema_diagnostics(root: Path, text: str) -> list[Diagnostic]:
         return [Diagnostic(str(root / "schema.toml"), Span(1, 1, 1, 2), "schema_error", str(exc),
                            "fix the schema file; see docs/language.md, The schema")]
     return []
+
+
+def programme_definitions(root: Path, exclude: Path) -> list[n.Definitions]:
+    """The shared definitions blocks of the programme at ``root`` as saved, but those of the
+    file ``exclude`` (an open file: its buffer speaks for it). A file that does not parse
+    gives none here; its own diagnostics say why."""
+    out: list[n.Definitions] = []
+    for file, text in definition_sources(root, exclude=exclude):
+        try:
+            out.extend(b for b in definitions_in(file, text) if isinstance(b, n.Definitions))
+        except PolicyError:
+            continue
+    return out
 
 
 def run_tests(test_file: Path) -> tuple[Report, CoverageReport | None]:

@@ -38,6 +38,7 @@ from service.lsp.language import (
     SchemaError,
     Span,
     format_source,
+    programme_definitions,
     programme_root,
     run_tests,
     schema_diagnostics,
@@ -168,7 +169,8 @@ class PolicyServer(LanguageServer):
             return None, None, [Diagnostic(str(doc.path), Span(1, 1, 1, 1), "schema_error",
                                            f"the programme's schema does not load: {message}",
                                            "fix schema.toml first")]
-        return doc.checker.check(text, schema, whole=whole), schema, []
+        shared = programme_definitions(root, doc.path)
+        return doc.checker.check(text, schema, whole=whole, shared=shared), schema, []
 
     def publish_schema(self, uri: str) -> None:
         """Diagnostics for an open schema.toml, then a new check of the programme's open policies."""

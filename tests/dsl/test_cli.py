@@ -364,3 +364,39 @@ def test_eval_reads_the_customers_state_and_says_what_it_counted(tmp_path: Path)
     bad = loyalty("eval", "--request", str(request), "--state", str(state))
     assert bad.returncode == 2
     assert "state.activated_spend: 1450.5 is not exact" in bad.stderr
+
+
+def test_check_one_file_reads_its_programmes_shared_definitions(tmp_path: Path) -> None:
+    """`loyalty check FILE` resolves the file's `use` lines against the definitions files of
+    its programme (the folder of its schema.toml), and names a misspelt one with a hint."""
+    (tmp_path / "schema.toml").write_text("")
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "shared" / "common.policy").write_text(
+        'definitions common\n  let excluded = ["tobacco"]\n')
+    shop = tmp_path / "shop"
+    shop.mkdir()
+    good = "policy p\n  on purchase\n  use excluded from common\n" \
+           "  rule r when count(i for i in event.items where i.category in excluded) == 0:\n" \
+           "    award 1 points\n"
+    (shop / "p.policy").write_text(good)
+    result = loyalty("check", "shop/p.policy", cwd=tmp_path)
+    assert (result.returncode, result.stdout.split(",")[0]) == (
+        0, "ok: shop/p.policy: 1 policies in 2 files")
+    (shop / "p.policy").write_text(good.replace("from common", "from commons"))
+    result = loyalty("check", "shop/p.policy", cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stdout.splitlines()[:4] == [
+        "shop/p.policy:3:21: unknown_definitions: no definitions are called `commons` in this "
+        "programme",
+        "    |   use excluded from commons",
+        "    |                     ^^^^^^^",
+        "    = hint: did you mean `common`?",
+    ]
+
+
+def test_compile_a_file_of_shared_definitions_says_where_its_code_is() -> None:
+    result = loyalty("compile", "policies/supermarket/supermarket_common.policy")
+    assert (result.returncode, result.stderr) == (2, "")
+    assert result.stdout == (
+        "loyalty compile: policies/supermarket/supermarket_common.policy holds no policy (a file "
+        "of shared definitions compiles into each policy that uses it: compile one of those)\n")

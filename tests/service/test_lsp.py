@@ -287,6 +287,36 @@ async def test_definition_of_a_let_and_of_a_schema_field(client: LanguageClient)
 
 
 @pytest.mark.asyncio
+async def test_a_shared_definition_is_checked_and_its_definition_is_in_the_shared_file(
+        client: LanguageClient, programme: Path) -> None:
+    """A policy with a `use` line gets `loyalty check`'s diagnostics (a misspelt name on it,
+    with its did-you-mean); go to definition on a name it took, on the `use` line or where
+    it is read, lands on the name in the shared file; the shared file itself is checked."""
+    path = programme / "supermarket" / "store_spend.policy"
+    good = path.read_text(encoding="utf-8")
+    path.write_text(good.replace("use excluded_products", "use excluded_produce"), encoding="utf-8")
+    ours = await open_file(client, path)
+    theirs = check_json(path)
+    assert "unknown_definition" in {t["code"] for t in theirs}
+    same_as_check(ours, theirs)
+    client.text_document_did_change(lsp.DidChangeTextDocumentParams(
+        lsp.VersionedTextDocumentIdentifier(uri=path.as_uri(), version=2),
+        [lsp.TextDocumentContentChangeWholeDocument(good)]))
+    assert await diagnostics_for(client, path.as_uri(), version=2) == []
+    shared = programme / "supermarket" / "supermarket_common.policy"
+    shared_text = shared.read_text(encoding="utf-8")
+    target = position(shared_text, "let excluded_products", 4)
+    for needle, offset in (("use excluded_products", 4), ("not in excluded_products", 7)):
+        result = await client.text_document_definition_async(lsp.DefinitionParams(
+            lsp.TextDocumentIdentifier(path.as_uri()), position(good, needle, offset)))
+        assert isinstance(result, lsp.Location), needle
+        assert (result.uri, result.range.start) == (shared.as_uri(), target), needle
+    broken = shared_text.replace('"tobacco", ', '"tobacco", 4, ')
+    found = await open_file(client, shared, broken)
+    assert [(d.code, d.range.start.line + 1) for d in found] == [("type_error", 8)]
+
+
+@pytest.mark.asyncio
 async def test_references_of_a_let_and_of_a_schema_field(client: LanguageClient) -> None:
     """References to `base` are its definition and each of its uses; references to
     `event.distance_miles` are its reads in the open policy."""

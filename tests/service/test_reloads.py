@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import marshal
 import shutil
+from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -93,3 +94,37 @@ def test_a_stopped_helper_leaves_loads_to_this_process(tmp_path: Path):
     assert stopped.pid is None
     assert stopped.load(POLICIES).revision == load_directory(POLICIES).revision
     assert stopped.prepared_in_process == 1 and stopped.prepared_in_helper == 0
+
+
+SHARED = Path("supermarket") / "supermarket_common.policy"
+
+
+def _store_spend(policy_set, *categories: str) -> object:
+    """What store_spend counts for a purchase of GBP 10 in each of ``categories``."""
+    customer, event = policy_set.decoder.request({
+        "customer": {"id": "c1", "memberSince": "2024-01-01"},
+        "event": {"id": "e1", "time": "2026-05-10T10:00:00Z", "purchase": {
+            "amount": str(10 * len(categories)), "currency": "GBP",
+            "items": [{"sku": c, "category": c, "amount": "10.00"} for c in categories]}}})
+    return policy_set.evaluate(customer, event, only=["store_spend"]).counted
+
+
+def test_a_changed_shared_file_re_prepares_the_policies_using_it(helper, tmp_path):
+    """A shared definitions file is picked up like a policy file: the helper prepares the set
+    again, the policy using it decides by the new list, and the revision and its digest move;
+    a policy that does not use it is described as before."""
+    directory = shutil.copytree(POLICIES, tmp_path / "policies")
+    before = helper.load(directory)
+    assert _store_spend(before, "groceries", "alcohol") == {"store_spend_this_month": Decimal("20.00")}
+    shared = directory / SHARED
+    shared.write_text(shared.read_text().replace('"gift-cards"]', '"gift-cards", "alcohol"]'))
+    prepared = helper.prepared_in_helper
+    after = helper.load(directory)
+    assert helper.prepared_in_helper == prepared + 1
+    assert after.revision != before.revision
+    assert after.revision == load_directory(directory).revision
+    assert _store_spend(after, "groceries", "alcohol") == {"store_spend_this_month": Decimal("10.00")}
+    # The policy's digest (ListPolicies) covers the definitions it takes.
+    assert after.policy("store_spend").info.digest != before.policy("store_spend").info.digest
+    assert after.policy("store_spend").source() != before.policy("store_spend").source()
+    assert after.policy("earn_miles_by_distance").info == before.policy("earn_miles_by_distance").info

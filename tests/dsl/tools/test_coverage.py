@@ -498,3 +498,62 @@ def test_collect_decide_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "col: decide extra: else":
             (6, False, "another row matched in each of the 2 cases that reached it"),
     }
+
+
+# -- shared definitions ------------------------------------------------------------------------
+
+SHARED_BLOCK = """\
+definitions shop_common
+  table tier_points by customer.tier:
+    "SILVER" -> 1
+    "GOLD" -> 2
+    else -> 0
+"""
+
+SHARED_USERS = """\
+policy buys
+  on purchase
+  use tier_points from shop_common
+  rule buy: award tier_points points
+
+policy stays
+  on visit
+  use tier_points from shop_common
+  rule stay: award tier_points points
+"""
+
+SHARED_TESTS = """\
+[[case]]
+name = "a silver member buys"
+customer = { member_since = 2020-01-01, tier = "SILVER" }
+event = { time = 2026-03-01T10:00:00Z, purchase = { amount = "10" } }
+[case.expect]
+awards = { points = 1 }
+
+[[case]]
+name = "a gold member stays"
+customer = { member_since = 2020-01-01, tier = "GOLD" }
+event = { time = 2026-03-01T10:00:00Z, visit = {} }
+[case.expect]
+awards = { points = 2 }
+"""
+
+
+def test_a_shared_tables_rows_are_reported_once_against_the_shared_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two policies use one shared table: each row is one item of the block, in its own file,
+    covered when a case of either policy reached it; the policies list only their own items."""
+    (tmp_path / "schema.toml").write_text(SCHEMA, encoding="utf-8")
+    (tmp_path / "common.policy").write_text(SHARED_BLOCK, encoding="utf-8")
+    (tmp_path / "shop.policy").write_text(SHARED_USERS, encoding="utf-8")
+    (tmp_path / "shop.test.toml").write_text(SHARED_TESTS, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    report, coverage = run_with_coverage(".")
+    assert report.failed == 0 and not report.diagnostics
+    assert coverage is not None
+    assert [(p.name, p.file, p.covered, p.counted) for p in coverage.policies] == [
+        ("buys", "shop.policy", 1, 1), ("stays", "shop.policy", 1, 1),
+        ("shop_common", "common.policy", 2, 3)]
+    assert [i.render() for i in coverage.gaps] == [
+        'common.policy:5:5: shop_common: table tier_points: else: every case\'s customer.tier '
+        'matched a row (seen: "GOLD", "SILVER")']

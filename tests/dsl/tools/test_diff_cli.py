@@ -480,3 +480,48 @@ def test_local_time_changes_are_compared_by_meaning(programme: Path) -> None:
         "policies: 0 added, 0 removed, 0 changed, 1 text only, 3 unchanged\n"
         "= happy_hour: text only, same meaning\n"
     )
+
+
+SHARED_OLD = 'definitions shop_common\n  let excluded = ["tobacco"]\n  let rate = 2\n'
+SHARED_USERS = """\
+policy earn
+  on purchase
+  use excluded from shop_common
+  rule base: award sum(i.amount for i in event.items where i.category not in excluded) points
+  round points down
+
+policy bonus
+  on purchase
+  use excluded from shop_common
+  rule extra when count(i for i in event.items where i.category in excluded) == 0: award 1 points
+
+policy rated
+  on visit
+  use rate from shop_common
+  rule visit: award rate points
+"""
+
+
+def test_a_changed_shared_list_changes_every_policy_that_uses_it(programme: Path) -> None:
+    """The diff names the changed shared member in each policy using it, and says which
+    policies the block touched (not the one using another of its definitions)."""
+    for side in ("old", "new"):
+        for name in ("visits", "flights", "spend"):
+            (programme / side / f"{name}.policy").unlink(missing_ok=True)
+        write(programme / side, users=SHARED_USERS)
+    write(programme / "old", common=SHARED_OLD)
+    write(programme / "new", common=SHARED_OLD.replace('["tobacco"]', '["tobacco", "lottery"]'))
+    result = loyalty(programme, "old", "new")
+    assert (result.returncode, result.stderr) == (1, "")
+    assert result.stdout == revisions(programme) + (
+        "policies: 0 added, 0 removed, 2 changed, 1 unchanged\n"
+        "~ bonus\n"
+        "    note: the meaning changed but the version did not\n"
+        "    changed: let excluded (from shop_common)\n"
+        "~ earn\n"
+        "    note: the meaning changed but the version did not\n"
+        "    changed: let excluded (from shop_common)\n"
+        "definitions shop_common: changed the meaning of 2 policies: bonus, earn\n"
+    )
+    as_json = json.loads(loyalty(programme, "old", "new", "--format", "json").stdout)
+    assert as_json["structure"]["shared"] == {"shop_common": ["bonus", "earn"]}

@@ -656,6 +656,67 @@ def test_canonical_text_is_a_fixed_point(expected: str) -> None:
     assert fmt(expected) == canon(expected)
 
 
+SHARED = [
+    pytest.param(
+        """
+        # What the shop shares.
+        definitions   shop_common
+           "Products that never earn."
+           # the list
+           let excluded = ["tobacco",  "lottery"]   # by law
+           use  a,b   from  base
+           table bonus by customer.tier:
+              "GOLD" -> 2
+              else -> 1
+        policy p
+          on purchase
+          use  excluded ,bonus  from shop_common  # why
+          rule r: award bonus points
+        """,
+        """
+        # What the shop shares.
+        definitions shop_common
+          "Products that never earn."
+
+          # the list
+          let excluded = ["tobacco", "lottery"]  # by law
+          use a, b from base
+          table bonus by customer.tier:
+            "GOLD" -> 2
+            else -> 1
+
+        policy p
+          on purchase
+
+          use excluded, bonus from shop_common  # why
+          rule r: award bonus points
+        """,
+        id="a definitions block and a use line",
+    ),
+    pytest.param(
+        """
+        definitions base
+          let rate = 2
+        """,
+        """
+        definitions base
+
+          let rate = 2
+        """,
+        id="a block without a description",
+    ),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), SHARED)
+def test_shared_definitions(source: str, expected: str) -> None:
+    """A definitions block and a `use` line round-trip: laid out like a policy's header and
+    members, comments kept, and formatting the result changes nothing."""
+    out = fmt(source)
+    assert out == canon(expected)
+    assert format_source(out) == out
+
+
 # -- examples and errors -------------------------------------------------------------------
 
 
