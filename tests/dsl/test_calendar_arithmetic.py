@@ -16,16 +16,17 @@ from dsl.errors import PolicyError
 from dsl.library import runtime as rt
 from dsl.schema.types import Months, add_months
 from dsl.tools.formatter import format_source
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 SCHEMA = dsl.Schema.for_directory("policies")
 
 
 def customer(since: str = "2020-01-31", **fields: Any) -> dict[str, Any]:
-    return SCHEMA.prepare_customer({"id": "c", "member_since": since, **fields})
+    return prepare_customer(SCHEMA, {"id": "c", "member_since": since, **fields})
 
 
 def purchase(time: str = "2026-03-01T10:00:00Z", amount: str = "10.00") -> dict[str, Any]:
-    return SCHEMA.prepare_event({"id": "e", "kind": "purchase", "time": time, "amount": amount})
+    return prepare_event(SCHEMA, {"id": "e", "kind": "purchase", "time": time, "amount": amount})
 
 
 def both(source: str, c: dict[str, Any], e: dict[str, Any]) -> Any:
@@ -171,7 +172,7 @@ def test_div_by_zero_is_an_evaluation_error() -> None:
     """`x div 0` stops the evaluation with the policy, file and line, as `/` does."""
     source = "policy p\n  on visit\n  rule r: award event.party_size div (event.party_size - 1) points\n"
     policy_set = dsl.load_source(source, file="p.policy", schema=SCHEMA)
-    event = SCHEMA.prepare_event({"id": "e", "kind": "visit", "time": "2026-03-01T10:00:00Z",
+    event = prepare_event(SCHEMA, {"id": "e", "kind": "visit", "time": "2026-03-01T10:00:00Z",
                                   "party_size": 1})
     for evaluate in (policy_set.evaluate, policy_set.evaluate_interpreted):
         with pytest.raises(dsl.EvaluationError) as info:

@@ -10,6 +10,7 @@ import pytest
 import dsl
 from dsl.errors import PolicyError
 from dsl.schema.schema import BASE_SCHEMA_PATH, Schema, SchemaError
+from tests.dsl.input.reference import prepare_customer, prepare_event
 
 SCHEMA = dsl.Schema.for_directory("policies")  # tiers = ["MVP", "GOLD", "PLATINUM", "75K"]
 
@@ -25,7 +26,7 @@ def with_extra(text: str) -> Schema:
 
 
 def purchase() -> dict[str, Any]:
-    return SCHEMA.prepare_event({"id": "e", "kind": "purchase", "time": "2026-03-01T10:00:00Z",
+    return prepare_event(SCHEMA, {"id": "e", "kind": "purchase", "time": "2026-03-01T10:00:00Z",
                                  "amount": "10.00"})
 
 
@@ -55,7 +56,7 @@ GOLD_AND_ABOVE = """policy p
 ])
 def test_tiers_compare_by_rank(tier: str | None, points: int) -> None:
     """`customer.tier >= "GOLD"` holds for GOLD and the tiers above it in the schema's list."""
-    customer = SCHEMA.prepare_customer({"id": "c", "member_since": "2020-01-01",
+    customer = prepare_customer(SCHEMA, {"id": "c", "member_since": "2020-01-01",
                                         **({"tier": tier} if tier else {})})
     assert awarded(GOLD_AND_ABOVE, SCHEMA, customer, purchase()) == points
 
@@ -68,7 +69,7 @@ def test_two_tier_values_compare_by_rank(tier: str | None, points: int) -> None:
   on purchase
   rule r when (customer.tier otherwise "MVP") >= (customer.tier otherwise "GOLD"): award 1 points
 """
-    customer = SCHEMA.prepare_customer({"id": "c", "member_since": "2020-01-01",
+    customer = prepare_customer(SCHEMA, {"id": "c", "member_since": "2020-01-01",
                                         **({"tier": tier} if tier else {})})
     assert awarded(source, SCHEMA, customer, purchase()) == points
 
@@ -79,8 +80,8 @@ def test_two_tier_values_compare_by_rank(tier: str | None, points: int) -> None:
 def test_the_standard_cabins_are_ordered(cabin: str, points: int) -> None:
     """The standard schema lists the cabins lowest first, `ordered = true`: they compare by rank."""
     source = 'policy p\n  on flight\n  rule r when event.cabin >= "business": award 1 points\n'
-    customer = SCHEMA.prepare_customer({"id": "c", "member_since": "2020-01-01"})
-    event = SCHEMA.prepare_event({"id": "e", "kind": "flight", "time": "2026-03-01T10:00:00Z",
+    customer = prepare_customer(SCHEMA, {"id": "c", "member_since": "2020-01-01"})
+    event = prepare_event(SCHEMA, {"id": "e", "kind": "flight", "time": "2026-03-01T10:00:00Z",
                                   "origin": "JFK", "destination": "LHR", "fare": "100",
                                   "cabin": cabin})
     assert awarded(source, SCHEMA, customer, event) == points
@@ -92,7 +93,7 @@ def test_an_enum_declared_ordered_compares_by_rank(band: str, points: int) -> No
     ("gold" sorts before "silver" as text)."""
     schema = with_extra(BANDS)
     source = 'policy p\n  on purchase\n  rule r when customer.band >= "silver": award 1 points\n'
-    customer = schema.prepare_customer({"id": "c", "member_since": "2020-01-01", "band": band})
+    customer = prepare_customer(schema, {"id": "c", "member_since": "2020-01-01", "band": band})
     assert awarded(source, schema, customer, purchase()) == points
 
 
@@ -191,10 +192,10 @@ def test_prepare_refuses_a_number_above_max(nights: int, error: str | None) -> N
     """The reference input path refuses a value above the field's `max`, naming the field."""
     event = {"id": "e", "kind": "stay", "time": "2026-03-01T10:00:00Z", "nights": nights}
     if error is None:
-        assert SCHEMA.prepare_event(event)["nights"] == nights
+        assert prepare_event(SCHEMA, event)["nights"] == nights
         return
     with pytest.raises(dsl.InputError) as info:
-        SCHEMA.prepare_event(event)
+        prepare_event(SCHEMA, event)
     assert error in str(info.value)
 
 
@@ -203,5 +204,5 @@ def test_rank_ranges_are_not_taken_for_contradictions() -> None:
     so the conflict analysis must not call it `never_fires`."""
     source = ('policy p\n  on purchase\n  rule r when customer.tier is present and '
               'customer.tier >= "PLATINUM" and customer.tier < "75K": award 1 points\n')
-    customer = SCHEMA.prepare_customer({"id": "c", "member_since": "2020-01-01", "tier": "PLATINUM"})
+    customer = prepare_customer(SCHEMA, {"id": "c", "member_since": "2020-01-01", "tier": "PLATINUM"})
     assert awarded(source, SCHEMA, customer, purchase()) == 1
