@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import IO, Any
 
-from service.state import metrics
+from service.state import ledger, metrics
 from service.state.api import (
     AlreadyApplied,
     Amount,
@@ -338,7 +338,8 @@ class SqlStore(abc.ABC):
                 continue
             group = batch.groups[item.customer_id]
             try:
-                decision, entries = check_outcome("outcome", item.decide(group))
+                outcome = item.decide(group)
+                decision, entries = check_outcome("outcome", outcome)
             except StateError:
                 raise
             except Exception as exc:
@@ -349,6 +350,8 @@ class SqlStore(abc.ABC):
                 results.append(ItemResult(error=exc))
                 continue
             group.add(entries)
+            if outcome.ledger:
+                ledger.post(self, db, item.customer_id, item.event_id, "", outcome.ledger)
             stored[item.event_id] = (item.customer_id, item.body_digest, decision)
             new_events.append((item.event_id, item.customer_id, item.body_digest, decision))
             rows = tuple(
@@ -387,7 +390,8 @@ class SqlStore(abc.ABC):
             entries = tuple(e for e in self._event_entries(db, event_id) if e.reversal_id == reversal_id)
             return ReverseResult(reversal_id, event_id, bytes(before[2]), True, entries)
         event = self._stored_event(db, row)
-        decision, new = check_outcome("outcome", decide(event))
+        outcome = decide(event)
+        decision, new = check_outcome("outcome", outcome)
         rows = tuple(
             Entry(customer_id, e.counter, e.at, e.amount, event_id, "reverse", reversal_id, line)
             for line, e in enumerate(new)
@@ -395,6 +399,8 @@ class SqlStore(abc.ABC):
         db.execute(sql.insert_reversal, (reversal_id, event_id, decision))
         if rows:
             db.executemany(sql.insert_entry, [self._entry_row(e) for e in rows])
+        if outcome.ledger:
+            ledger.post(self, db, customer_id, event_id, reversal_id, outcome.ledger)
         return ReverseResult(reversal_id, event_id, decision, False, rows)
 
     def sums(self, customer_id: str, windows: Sequence[Window]) -> list[Amount]:
