@@ -312,8 +312,9 @@ class ExpiryTimer:
         self.clock = clock
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        #: The last run's report (None before the first).
+        #: The last run's report (None before the first), and how many runs finished.
         self.last: ledger.ExpiryReport | None = None
+        self.runs = 0
 
     def start(self) -> ExpiryTimer:
         """Start the thread (nothing when the interval is 0: the timer is off)."""
@@ -330,6 +331,7 @@ class ExpiryTimer:
         log.info("ledger expiry", as_of=as_of.isoformat(), lots_seen=report.lots_seen,
                  lines_posted=report.lines_posted, seconds=round(time.perf_counter() - started, 3))
         self.last = report
+        self.runs += 1
         return report
 
     def _loop(self) -> None:
