@@ -27,9 +27,14 @@ a unit, instants as the backend stores them.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import weakref
+from bisect import bisect_right
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from itertools import accumulate
 from typing import Any, Literal
 
 from dsl.schema.validity import NEVER
@@ -140,7 +145,7 @@ class CurrencyBalance:
     """One currency's balance at an instant, every figure a sum of lines up to it.
 
     ``total`` is every line; ``available`` the lots spendable now (and debts), ``pending``
-    the lots not yet spendable; ``expiring`` what of ``available`` expires within 30, 60 and 90
+    the lots not yet spendable; ``expiring`` what of both expires within 30, 60 and 90
     days. ``total - available - pending`` is what expired and the job has not posted yet.
     """
 
@@ -263,10 +268,17 @@ _SQL = {
         "SUM(CASE WHEN available_from <= ? AND expires_at > ? THEN amount ELSE 0 END), "
         "SUM(CASE WHEN available_from > ? THEN amount ELSE 0 END), "
         "SUM(amount), "
-        "SUM(CASE WHEN available_from <= ? AND expires_at > ? AND expires_at <= ? THEN amount ELSE 0 END), "
-        "SUM(CASE WHEN available_from <= ? AND expires_at > ? AND expires_at <= ? THEN amount ELSE 0 END), "
-        "SUM(CASE WHEN available_from <= ? AND expires_at > ? AND expires_at <= ? THEN amount ELSE 0 END) "
+        "SUM(CASE WHEN expires_at > ? AND expires_at <= ? THEN amount ELSE 0 END), "
+        "SUM(CASE WHEN expires_at > ? AND expires_at <= ? THEN amount ELSE 0 END), "
+        "SUM(CASE WHEN expires_at > ? AND expires_at <= ? THEN amount ELSE 0 END) "
         "FROM ledger_lines WHERE customer_id = ? AND at <= ? GROUP BY currency ORDER BY currency"
+    ),
+    "last_line": "SELECT MAX(seq) FROM ledger_lines WHERE customer_id = ?",
+    "lines_count": "SELECT COUNT(*) FROM (SELECT 1 FROM ledger_lines WHERE customer_id = ? LIMIT ?) AS c",
+    "last_at": "SELECT MAX(at) FROM ledger_lines WHERE customer_id = ?",
+    "lines_after": (
+        "SELECT seq, currency, available_from, expires_at, amount FROM ledger_lines "
+        "WHERE customer_id = ? AND seq > ? AND seq <= ? ORDER BY seq"
     ),
     "lots": (
         "SELECT l.lot_id, l.customer_id, l.currency, l.amount, l.earned_at, l.available_from, l.expires_at, "
@@ -330,7 +342,9 @@ def _post_lot(store: Any, db: Any, customer_id: str, event_id: str, lot: NewLot)
     earned = check_instant("earned_at", lot.earned_at)
     at = store._at_param
     lot_id = lot_key(event_id, lot.currency)
-    available, expires = at(lot.available_from), at(lot.expires_at)
+    # A lot never expires before it becomes available (a pending period longer than the
+    # validity): the balance's sums rely on it.
+    available, expires = at(lot.available_from), at(max(lot.expires_at, lot.available_from))
     db.execute(_sql(store, "insert_lot"), (lot_id, customer_id, lot.currency, units, at(earned), available,
                                            expires, event_id, lot.policy, lot.rule, lot.revision, 0))
     _line(store, db, customer_id, lot.currency, lot_id, earned, units, "award", event_id, available, expires)
@@ -501,23 +515,178 @@ def expire(store: Any, as_of: dt.datetime, *, page: int = 2000) -> ExpiryReport:
 # -- reading -------------------------------------------------------------------------------------
 
 
-def balance(store: Any, customer_id: str, as_of: dt.datetime) -> list[CurrencyBalance]:
-    """The customer's balance per currency at ``as_of``, from the lines up to it (a read)."""
+def balance(store: Any, customer_id: str, as_of: dt.datetime, *,
+            use_index: bool = True) -> list[CurrencyBalance]:
+    """The customer's balance per currency at ``as_of``, from the lines up to it (a read).
+
+    A customer with many lines asked at or after their last line is answered from a
+    :class:`_LineIndex` of their lines, brought up to date (by the lines after the last one it
+    read) in the same read snapshot, so it is the same sum of the same lines; otherwise one SQL
+    aggregate over the lines up to ``as_of`` (always, with ``use_index`` False: the tests hold
+    the two to the same answers).
+    """
     check_id("customer_id", customer_id)
     when = check_instant("as_of", as_of)
     t = store._at_param(when)
-    bounds = []
-    for days in EXPIRING_DAYS:
-        bounds += [t, t, store._at_param(when + dt.timedelta(days=days))]
+    ends = [store._at_param(when + dt.timedelta(days=days)) for days in EXPIRING_DAYS]
+    indexes = _indexes(store)
 
     def body(db: Any) -> list[CurrencyBalance]:
-        db.execute(_sql(store, "balance"), (t, t, t, *bounds, customer_id, t))
+        db.execute(_sql(store, "last_line"), (customer_id,))
+        last = db.fetchone()[0]
+        if last is None:
+            return []
+        index = indexes.get(customer_id) if use_index else None
+        if use_index and (index is not None or _worth_indexing(store, db, customer_id)):
+            db.execute(_sql(store, "last_at"), (customer_id,))
+            if db.fetchone()[0] <= t:
+                if index is None:
+                    index = indexes.put(customer_id, _LineIndex())
+                with index.lock:
+                    if index.seq > int(last):  # brought up to a newer snapshot than this read's
+                        fresh = _LineIndex()
+                        fresh.catch_up(store, db, customer_id, int(last))
+                        grown, answer = 0, fresh.balance(t, ends)
+                    else:
+                        grown = index.catch_up(store, db, customer_id, int(last))
+                        answer = index.balance(t, ends)
+                indexes.grew(grown)
+                return answer
+        db.execute(_sql(store, "balance"), (t, t, t, t, ends[0], t, ends[1], t, ends[2], customer_id, t))
         return [CurrencyBalance(r[0], from_units(r[1]), from_units(r[2]), from_units(r[3]),
                                 (from_units(r[4]), from_units(r[5]), from_units(r[6])))
                 for r in db.fetchall()]
 
     result: list[CurrencyBalance] = store._reading("balance", body)
     return result
+
+
+#: Customers with at least this many lines get a line index (fewer are summed in SQL at once).
+INDEX_FROM_LINES = 500
+#: The most lines the indexes of one store hold together (least recently used dropped first).
+INDEX_MAX_LINES = 500_000
+
+
+def _worth_indexing(store: Any, db: Any, customer_id: str) -> bool:
+    db.execute(_sql(store, "lines_count"), (customer_id, INDEX_FROM_LINES))
+    return int(db.fetchone()[0]) >= INDEX_FROM_LINES
+
+
+class _CurrencyLines:
+    """One currency's lines as two sorted columns with prefix sums: by ``available_from`` and
+    by ``expires_at`` (a lot never expires before it is available, so one sum each answers)."""
+
+    __slots__ = ("_sums", "available", "expires", "total")
+
+    def __init__(self) -> None:
+        self.available: list[tuple[Any, int]] = []
+        self.expires: list[tuple[Any, int]] = []
+        self.total = 0
+        self._sums: tuple[list[Any], list[int], list[Any], list[int]] | None = None
+
+    def add(self, available_from: Any, expires_at: Any, units: int) -> None:
+        self.available.append((available_from, units))
+        self.expires.append((expires_at, units))
+        self.total += units
+        self._sums = None
+
+    def sums(self) -> tuple[list[Any], list[int], list[Any], list[int]]:
+        if self._sums is None:
+            self.available.sort(key=_first)
+            self.expires.sort(key=_first)
+            self._sums = ([k for k, _ in self.available], [0, *accumulate(u for _, u in self.available)],
+                          [k for k, _ in self.expires], [0, *accumulate(u for _, u in self.expires)])
+        return self._sums
+
+    def balance(self, currency: str, t: Any, ends: Sequence[Any]) -> CurrencyBalance:
+        available_keys, available_sums, expiry_keys, expiry_sums = self.sums()
+        became_available = available_sums[bisect_right(available_keys, t)]
+        expired = expiry_sums[bisect_right(expiry_keys, t)]
+        expiring = tuple(from_units(expiry_sums[bisect_right(expiry_keys, end)] - expired) for end in ends)
+        return CurrencyBalance(currency, from_units(became_available - expired),
+                               from_units(self.total - became_available), from_units(self.total),
+                               expiring)  # type: ignore[arg-type]
+
+
+def _first(pair: tuple[Any, int]) -> Any:
+    return pair[0]
+
+
+class _LineIndex:
+    """A customer's lines up to ``seq``, by currency: derived from the lines, never stored.
+
+    Lines are appended under the customer's lock, so a customer's sequence numbers commit in
+    order and the lines after the last one read are exactly the ones to add.
+    """
+
+    __slots__ = ("currencies", "lock", "seq", "size")
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.currencies: dict[str, _CurrencyLines] = {}
+        self.size = 0
+        self.lock = threading.Lock()
+
+    def catch_up(self, store: Any, db: Any, customer_id: str, last: int) -> int:
+        """Add the lines after ``seq`` up to ``last``; returns how many were added."""
+        if last <= self.seq:
+            return 0
+        db.execute(_sql(store, "lines_after"), (customer_id, self.seq, last))
+        added = 0
+        for seq, currency, available_from, expires_at, units in db.fetchall():
+            lines = self.currencies.get(currency)
+            if lines is None:
+                lines = self.currencies[currency] = _CurrencyLines()
+            lines.add(available_from, expires_at, int(units))
+            self.seq = max(self.seq, int(seq))
+            added += 1
+        self.size += added
+        return added
+
+    def balance(self, t: Any, ends: Sequence[Any]) -> list[CurrencyBalance]:
+        return [self.currencies[c].balance(c, t, ends) for c in sorted(self.currencies)]
+
+
+class _Indexes:
+    """The line indexes of one store, least recently used dropped past ``INDEX_MAX_LINES``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._by_customer: OrderedDict[str, _LineIndex] = OrderedDict()
+        self._lines = 0
+
+    def get(self, customer_id: str) -> _LineIndex | None:
+        with self._lock:
+            index = self._by_customer.get(customer_id)
+            if index is not None:
+                self._by_customer.move_to_end(customer_id)
+            return index
+
+    def put(self, customer_id: str, index: _LineIndex) -> _LineIndex:
+        with self._lock:
+            found = self._by_customer.setdefault(customer_id, index)
+            self._by_customer.move_to_end(customer_id)
+            return found
+
+    def grew(self, lines: int) -> None:
+        """Count lines added to an index; drop the least recently used past the bound."""
+        with self._lock:
+            self._lines += lines
+            while self._lines > INDEX_MAX_LINES and len(self._by_customer) > 1:
+                _, dropped = self._by_customer.popitem(last=False)
+                self._lines -= dropped.size
+
+
+_STORE_INDEXES: weakref.WeakKeyDictionary[Any, _Indexes] = weakref.WeakKeyDictionary()
+_STORE_INDEXES_LOCK = threading.Lock()
+
+
+def _indexes(store: Any) -> _Indexes:
+    with _STORE_INDEXES_LOCK:
+        found = _STORE_INDEXES.get(store)
+        if found is None:
+            found = _STORE_INDEXES[store] = _Indexes()
+        return found
 
 
 def lots(store: Any, customer_id: str) -> list[Lot]:

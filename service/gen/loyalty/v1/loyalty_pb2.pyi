@@ -1745,11 +1745,11 @@ class CurrencyBalance(_message.Message):
     pending: _builtins.str
     """Earned but not yet spendable (the currency's pending period)."""
     expiring_30_days: _builtins.str
-    """Of the available, what expires within 30 days of as_of."""
+    """What expires within 30 days of as_of (available or still pending)."""
     expiring_60_days: _builtins.str
-    """Of the available, what expires within 60 days (the 30 days included)."""
+    """What expires within 60 days (the 30 days included)."""
     expiring_90_days: _builtins.str
-    """Of the available, what expires within 90 days (the 60 days included)."""
+    """What expires within 90 days (the 60 days included)."""
     total: _builtins.str
     """Every ledger line up to as_of; total - available - pending expired and is not yet posted."""
     def __init__(

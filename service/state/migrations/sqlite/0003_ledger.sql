@@ -33,6 +33,7 @@ CREATE TABLE ledger_lines (
 CREATE INDEX ledger_lines_balance ON ledger_lines
     (customer_id, currency, at, available_from, expires_at, amount);
 CREATE INDEX ledger_lines_statement ON ledger_lines (customer_id, at, seq);
+CREATE INDEX ledger_lines_customer ON ledger_lines (customer_id, seq);
 CREATE INDEX ledger_lots_customer ON ledger_lots (customer_id, currency, expires_at);
 CREATE INDEX ledger_lots_expiry ON ledger_lots (expires_at, lot_id);
 CREATE INDEX ledger_lots_event ON ledger_lots (event_id);
