@@ -298,19 +298,29 @@ _SQL = {
         "ORDER BY x.at, x.seq LIMIT ?"
     ),
     "expired_page": (
-        "SELECT lot_id, customer_id, expires_at FROM ledger_lots WHERE debt = 0 AND expires_at <= ? "
-        "AND (expires_at > ? OR (expires_at = ? AND lot_id > ?)) ORDER BY expires_at, lot_id LIMIT ?"
+        "SELECT lot_id, customer_id, currency, available_from, expires_at FROM ledger_lots "
+        "WHERE expiry_posted = 0 AND debt = 0 AND expires_at <= ? ORDER BY expires_at, lot_id LIMIT ?"
     ),
-    "lot_sums": (
-        "SELECT l.lot_id, l.customer_id, l.currency, l.available_from, l.expires_at, SUM(x.amount) "
-        "FROM ledger_lots l JOIN ledger_lines x ON x.lot_id = l.lot_id WHERE l.lot_id = ? "
-        "GROUP BY l.lot_id, l.customer_id, l.currency, l.available_from, l.expires_at"
-    ),
+    "mark_expired": "UPDATE ledger_lots SET expiry_posted = 1 WHERE lot_id = ?",
+}
+_DIALECT = {
+    "sqlite": {
+        "page_sums": (
+            "SELECT lot_id, SUM(amount) FROM ledger_lines WHERE lot_id IN (SELECT value FROM json_each(?)) "
+            "GROUP BY lot_id"
+        ),
+    },
+    "postgresql": {
+        "page_sums": "SELECT lot_id, SUM(amount) FROM ledger_lines WHERE lot_id = ANY(%s) GROUP BY lot_id",
+    },
 }
 _PG = {name: text.replace("?", "%s") for name, text in _SQL.items()}
 
 
 def _sql(store: Any, name: str) -> str:
+    dialect = _DIALECT[store.backend]
+    if name in dialect:
+        return dialect[name]
     return _PG[name] if store.backend == "postgresql" else _SQL[name]
 
 
@@ -472,40 +482,42 @@ def expire(store: Any, as_of: dt.datetime, *, page: int = 2000) -> ExpiryReport:
     """Post an ``expire`` line for every lot expired by ``as_of`` with something left.
 
     Idempotent: a lot's expiry line is unique, and a lot with nothing left gets none, so a
-    second run (or two running together) posts nothing more. Lots are read a page at a time,
-    each page one transaction with its customers locked, so memory stays bounded by ``page``.
+    second run (or two running together) posts nothing more. A lot handled is marked
+    (``expiry_posted``: nothing can add to an expired lot, so it never needs another look),
+    and a run reads only the unmarked: a second run reads nothing. Lots are read a page at a
+    time, each page one transaction with its customers locked, so memory stays bounded by
+    ``page``.
     """
     horizon = check_instant("as_of", as_of)
     at = store._at_param
-    cursor_at, cursor_id = at(dt.datetime(1, 1, 1, tzinfo=dt.UTC)), ""
     seen = posted = 0
     expired: dict[str, int] = {}
 
-    def one_page(db: Any) -> tuple[int, Any, str]:
+    def one_page(db: Any) -> int:
         nonlocal posted
-        db.execute(_sql(store, "expired_page"), (at(horizon), cursor_at, cursor_at, cursor_id, page))
+        db.execute(_sql(store, "expired_page"), (at(horizon), page))
         rows = db.fetchall()
         if not rows:
-            return 0, cursor_at, cursor_id
+            return 0
         store._lock_customers(db, sorted({r[1] for r in rows}))
-        for lot_id, _customer, _expires in rows:
-            db.execute(_sql(store, "lot_sums"), (lot_id,))
-            found = db.fetchone()
-            if found is None:
-                continue
-            _, customer_id, currency, available_from, expires_at, remaining = found
-            remaining = int(remaining)
-            if remaining <= 0:
-                continue
-            db.execute(_sql(store, "insert_line"), (customer_id, currency, lot_id, expires_at, -remaining,
-                                                    "expire", "", available_from, expires_at))
-            if db.rowcount:
-                posted += 1
-                expired[currency] = expired.get(currency, 0) + remaining
-        return len(rows), rows[-1][2], rows[-1][0]
+        # Summed after the lock: what a redemption or reversal committed meanwhile is in.
+        db.execute(_sql(store, "page_sums"), (store._ids_param([r[0] for r in rows]),))
+        remaining = {lot_id: int(units) for lot_id, units in db.fetchall()}
+        lines = []
+        for lot_id, customer_id, currency, available_from, expires_at in rows:
+            left = remaining.get(lot_id, 0)
+            if left > 0:
+                lines.append((customer_id, currency, lot_id, expires_at, -left, "expire", "", available_from,
+                              expires_at))
+                expired[currency] = expired.get(currency, 0) + left
+        if lines:
+            db.executemany(_sql(store, "insert_line"), lines)
+            posted += len(lines)
+        db.executemany(_sql(store, "mark_expired"), [(r[0],) for r in rows])
+        return len(rows)
 
     while True:
-        count, cursor_at, cursor_id = store._run("expire", one_page)
+        count = store._run("expire", one_page)
         seen += count
         if count < page:
             break

@@ -14,7 +14,9 @@ CREATE TABLE ledger_lots (
     policy TEXT NOT NULL,
     rule TEXT NOT NULL,
     revision TEXT NOT NULL,
-    debt INTEGER NOT NULL DEFAULT 0
+    debt INTEGER NOT NULL DEFAULT 0,
+    -- Set by the expiry job once the lot expired and its expiry line (if any) was posted.
+    expiry_posted INTEGER NOT NULL DEFAULT 0
 );
 -- A line carries its lot's dates, so that a balance is one indexed scan of the lines.
 CREATE TABLE ledger_lines (
@@ -35,7 +37,7 @@ CREATE INDEX ledger_lines_balance ON ledger_lines
 CREATE INDEX ledger_lines_statement ON ledger_lines (customer_id, at, seq);
 CREATE INDEX ledger_lines_customer ON ledger_lines (customer_id, seq);
 CREATE INDEX ledger_lots_customer ON ledger_lots (customer_id, currency, expires_at);
-CREATE INDEX ledger_lots_expiry ON ledger_lots (expires_at, lot_id);
+CREATE INDEX ledger_lots_expiry ON ledger_lots (expires_at, lot_id) WHERE expiry_posted = 0 AND debt = 0;
 CREATE INDEX ledger_lots_event ON ledger_lots (event_id);
 CREATE TABLE redemptions (
     redemption_id TEXT PRIMARY KEY,
