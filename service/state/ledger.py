@@ -301,7 +301,6 @@ _SQL = {
         "SELECT lot_id, customer_id, currency, available_from, expires_at FROM ledger_lots "
         "WHERE expiry_posted = 0 AND debt = 0 AND expires_at <= ? ORDER BY expires_at, lot_id LIMIT ?"
     ),
-    "mark_expired": "UPDATE ledger_lots SET expiry_posted = 1 WHERE lot_id = ?",
 }
 _DIALECT = {
     "sqlite": {
@@ -309,9 +308,13 @@ _DIALECT = {
             "SELECT lot_id, SUM(amount) FROM ledger_lines WHERE lot_id IN (SELECT value FROM json_each(?)) "
             "GROUP BY lot_id"
         ),
+        "mark_expired": (
+            "UPDATE ledger_lots SET expiry_posted = 1 WHERE lot_id IN (SELECT value FROM json_each(?))"
+        ),
     },
     "postgresql": {
         "page_sums": "SELECT lot_id, SUM(amount) FROM ledger_lines WHERE lot_id = ANY(%s) GROUP BY lot_id",
+        "mark_expired": "UPDATE ledger_lots SET expiry_posted = 1 WHERE lot_id = ANY(%s)",
     },
 }
 _PG = {name: text.replace("?", "%s") for name, text in _SQL.items()}
@@ -478,7 +481,7 @@ class ExpiryReport:
     expired: Mapping[str, Amount]
 
 
-def expire(store: Any, as_of: dt.datetime, *, page: int = 2000) -> ExpiryReport:
+def expire(store: Any, as_of: dt.datetime, *, page: int = 10_000) -> ExpiryReport:
     """Post an ``expire`` line for every lot expired by ``as_of`` with something left.
 
     Idempotent: a lot's expiry line is unique, and a lot with nothing left gets none, so a
@@ -501,7 +504,8 @@ def expire(store: Any, as_of: dt.datetime, *, page: int = 2000) -> ExpiryReport:
             return 0
         store._lock_customers(db, sorted({r[1] for r in rows}))
         # Summed after the lock: what a redemption or reversal committed meanwhile is in.
-        db.execute(_sql(store, "page_sums"), (store._ids_param([r[0] for r in rows]),))
+        ids = store._ids_param([r[0] for r in rows])
+        db.execute(_sql(store, "page_sums"), (ids,))
         remaining = {lot_id: int(units) for lot_id, units in db.fetchall()}
         lines = []
         for lot_id, customer_id, currency, available_from, expires_at in rows:
@@ -513,7 +517,7 @@ def expire(store: Any, as_of: dt.datetime, *, page: int = 2000) -> ExpiryReport:
         if lines:
             db.executemany(_sql(store, "insert_line"), lines)
             posted += len(lines)
-        db.executemany(_sql(store, "mark_expired"), [(r[0],) for r in rows])
+        db.execute(_sql(store, "mark_expired"), (ids,))
         return len(rows)
 
     while True:

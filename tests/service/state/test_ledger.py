@@ -102,6 +102,19 @@ def test_expiry_posts_one_line_per_lot_however_often_it_runs(store: StateStore) 
     assert (b.available, b.total) == (40, 40)
 
 
+def test_expiry_reads_page_by_page_and_marks_what_it_handled(store: StateStore) -> None:
+    """Five expired lots over three customers (one spent whole, one not yet expired) read two a
+    page: four lines, in three pages; the next run reads nothing."""
+    for i, customer in enumerate(["a", "b", "c", "a", "b", "c"]):
+        award(store, customer, f"e{i}", 10 + i, 0, lasts=10 if i < 5 else 100)
+    redeem(store, "a", "r1", 10, 1)  # all of e0, the soonest-expiring of a's
+    first = L.expire(store, at(50), page=2)
+    assert (first.lots_seen, first.lines_posted, first.expired) == (5, 4, {"points": 11 + 12 + 13 + 14})
+    again = L.expire(store, at(50), page=2)
+    assert (again.lots_seen, again.lines_posted) == (0, 0)
+    assert [points(store, c, 50).available for c in "abc"] == [0, 0, 15]
+
+
 def test_a_reversal_of_spent_points_leaves_a_debt_the_balance_shows(store: StateStore) -> None:
     """100 earned, 80 spent, the event reversed: 20 come off its lot, 80 are owed (negative
     available balance, "allowed"); a later award of 50 leaves -30 available."""
