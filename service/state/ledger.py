@@ -579,8 +579,9 @@ def balance(store: Any, customer_id: str, as_of: dt.datetime, *,
 
 #: Customers with at least this many lines get a line index (fewer are summed in SQL at once).
 INDEX_FROM_LINES = 500
-#: The most lines the indexes of one store hold together (least recently used dropped first).
-INDEX_MAX_LINES = 500_000
+#: The most lines the indexes of one store hold together (least recently used dropped first):
+#: about 340 bytes a line, so about 34 MB.
+INDEX_MAX_LINES = 100_000
 
 
 def _worth_indexing(store: Any, db: Any, customer_id: str) -> bool:
