@@ -342,6 +342,34 @@ def post(store: Any, db: Any, customer_id: str, event_id: str, reversal_id: str,
             raise InvalidStateInput("outcome.ledger", f"cannot post {type(posting).__name__}")
 
 
+def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[object]]]) -> None:
+    """Write the ledger postings of a batch of applied events (customer, event id, postings) in
+    the caller's transaction: plain awards with one ``executemany`` each for lots and lines;
+    an award that claws back a debt, in order, one by one (it reads the debts)."""
+    at = store._at_param
+    lots: list[tuple[Any, ...]] = []
+    lines: list[tuple[Any, ...]] = []
+    for customer_id, event_id, items in postings:
+        for posting in items:
+            if not isinstance(posting, NewLot) or posting.claw_back:
+                post(store, db, customer_id, event_id, "", [posting])
+                continue
+            units = to_units(f"ledger.{posting.currency}", posting.amount)
+            if units <= 0:
+                continue
+            earned = at(check_instant("earned_at", posting.earned_at))
+            available = at(posting.available_from)
+            expires = at(max(posting.expires_at, posting.available_from))
+            lot_id = lot_key(event_id, posting.currency)
+            lots.append((lot_id, customer_id, posting.currency, units, earned, available, expires, event_id,
+                         posting.policy, posting.rule, posting.revision, 0))
+            lines.append((customer_id, posting.currency, lot_id, earned, units, "award", event_id, available,
+                          expires))
+    if lots:
+        db.executemany(_sql(store, "insert_lot"), lots)
+        db.executemany(_sql(store, "insert_line"), lines)
+
+
 def _line(store: Any, db: Any, customer_id: str, currency: str, lot_id: str, at: dt.datetime,
           units: int, kind: LineKind, ref: str, available_from: Any, expires_at: Any) -> None:
     db.execute(_sql(store, "insert_line"), (customer_id, currency, lot_id, store._at_param(at), units, kind,

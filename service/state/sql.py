@@ -319,6 +319,7 @@ class SqlStore(abc.ABC):
         batch = _Batch(self, db, {item.customer_id: None for item in items})
         new_events: list[tuple[str, str, str, bytes]] = []
         new_entries: list[tuple[Any, ...]] = []
+        postings: list[tuple[str, str, Sequence[object]]] = []
         results: list[ItemResult] = []
         for item in items:
             before = stored.get(item.event_id)
@@ -351,7 +352,7 @@ class SqlStore(abc.ABC):
                 continue
             group.add(entries)
             if outcome.ledger:
-                ledger.post(self, db, item.customer_id, item.event_id, "", outcome.ledger)
+                postings.append((item.customer_id, item.event_id, outcome.ledger))
             stored[item.event_id] = (item.customer_id, item.body_digest, decision)
             new_events.append((item.event_id, item.customer_id, item.body_digest, decision))
             rows = tuple(
@@ -364,6 +365,8 @@ class SqlStore(abc.ABC):
             db.executemany(sql.insert_event, new_events)
         if new_entries:
             db.executemany(sql.insert_entry, new_entries)
+        if postings:
+            ledger.post_many(self, db, postings)
         return results
 
     def reverse(self, event_id: str, reversal_id: str, decide: DecideReversal) -> ReverseResult:

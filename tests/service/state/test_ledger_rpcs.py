@@ -245,3 +245,18 @@ def test_the_expiry_timer_posts_each_expiry_once(ledgered: Ledgered) -> None:
     kinds = [x.kind for x in statement_lines(ledgered.state, "c-1", dt.datetime(2026, 1, 1, tzinfo=dt.UTC),
                                              dt.datetime(2029, 1, 1, tzinfo=dt.UTC))]
     assert kinds == ["award", "expire"]
+
+
+def test_apply_batch_makes_a_lot_per_new_event_and_none_on_a_replay(ledgered: Ledgered) -> None:
+    """Two flights in one ApplyBatch, one of them again in a second batch: two lots, each
+    dated by the currency's words, and the replay adds none."""
+    items = [pb.BatchItem(correlation_id=str(i), customer=gold_customer(),
+                          event=jfk_lhr(f"b-{i}", time=f"2026-03-0{i + 1}T09:30:00Z")) for i in range(2)]
+    ledgered.stub.ApplyBatch(pb.ApplyBatchRequest(items=items))
+    again = ledgered.stub.ApplyBatch(pb.ApplyBatchRequest(items=items[1:]))
+    assert again.results[0].applied.replayed
+    lots = L.lots(ledgered.state, "c-1")
+    assert [(lot.event_id, lot.amount, lot.available_from) for lot in lots] == [
+        ("b-0", EARNED, dt.datetime(2026, 3, 15, 9, 30, tzinfo=dt.UTC)),
+        ("b-1", EARNED, dt.datetime(2026, 3, 16, 9, 30, tzinfo=dt.UTC))]
+    assert ledgered.balance("2026-03-20T00:00:00Z")["available"] == str(2 * EARNED)
