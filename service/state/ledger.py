@@ -275,9 +275,8 @@ _SQL = {
     ),
     "last_line": "SELECT MAX(seq) FROM ledger_lines WHERE customer_id = ?",
     "lines_count": "SELECT COUNT(*) FROM (SELECT 1 FROM ledger_lines WHERE customer_id = ? LIMIT ?) AS c",
-    "last_at": "SELECT MAX(at) FROM ledger_lines WHERE customer_id = ?",
     "lines_after": (
-        "SELECT seq, currency, available_from, expires_at, amount FROM ledger_lines "
+        "SELECT seq, currency, available_from, expires_at, amount, at FROM ledger_lines "
         "WHERE customer_id = ? AND seq > ? AND seq <= ? ORDER BY seq"
     ),
     "lots": (
@@ -582,19 +581,19 @@ def balance(store: Any, customer_id: str, as_of: dt.datetime, *,
             return []
         index = indexes.get(customer_id) if use_index else None
         if use_index and (index is not None or _worth_indexing(store, db, customer_id)):
-            db.execute(_sql(store, "last_at"), (customer_id,))
-            if db.fetchone()[0] <= t:
-                if index is None:
-                    index = indexes.put(customer_id, _LineIndex())
-                with index.lock:
-                    if index.seq > int(last):  # brought up to a newer snapshot than this read's
-                        fresh = _LineIndex()
-                        fresh.catch_up(store, db, customer_id, int(last))
-                        grown, answer = 0, fresh.balance(t, ends)
-                    else:
-                        grown = index.catch_up(store, db, customer_id, int(last))
-                        answer = index.balance(t, ends)
-                indexes.grew(grown)
+            if index is None:
+                index = indexes.put(customer_id, _LineIndex())
+            with index.lock:
+                if index.seq > int(last):  # brought up to a newer snapshot than this read's
+                    index, grown = _LineIndex(), 0
+                    index.catch_up(store, db, customer_id, int(last))
+                else:
+                    grown = index.catch_up(store, db, customer_id, int(last))
+                # The index holds every line up to ``last``: it answers for any instant at or
+                # after the latest of them; an earlier one is the SQL aggregate's.
+                answer = index.balance(t, ends) if index.latest <= t else None
+            indexes.grew(grown)
+            if answer is not None:
                 return answer
         db.execute(_sql(store, "balance"), (t, t, t, t, ends[0], t, ends[1], t, ends[2], customer_id, t))
         return [CurrencyBalance(r[0], from_units(r[1]), from_units(r[2]), from_units(r[3]),
@@ -664,10 +663,12 @@ class _LineIndex:
     order and the lines after the last one read are exactly the ones to add.
     """
 
-    __slots__ = ("currencies", "lock", "seq", "size")
+    __slots__ = ("currencies", "latest", "lock", "seq", "size")
 
     def __init__(self) -> None:
         self.seq = 0
+        #: The latest instant of the lines read (None before any).
+        self.latest: Any = None
         self.currencies: dict[str, _CurrencyLines] = {}
         self.size = 0
         self.lock = threading.Lock()
@@ -678,7 +679,9 @@ class _LineIndex:
             return 0
         db.execute(_sql(store, "lines_after"), (customer_id, self.seq, last))
         added = 0
-        for seq, currency, available_from, expires_at, units in db.fetchall():
+        for seq, currency, available_from, expires_at, units, at in db.fetchall():
+            if self.latest is None or at > self.latest:
+                self.latest = at
             lines = self.currencies.get(currency)
             if lines is None:
                 lines = self.currencies[currency] = _CurrencyLines()
