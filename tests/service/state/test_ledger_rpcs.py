@@ -260,3 +260,39 @@ def test_apply_batch_makes_a_lot_per_new_event_and_none_on_a_replay(ledgered: Le
         ("b-0", EARNED, dt.datetime(2026, 3, 15, 9, 30, tzinfo=dt.UTC)),
         ("b-1", EARNED, dt.datetime(2026, 3, 16, 9, 30, tzinfo=dt.UTC))]
     assert ledgered.balance("2026-03-20T00:00:00Z")["available"] == str(2 * EARNED)
+
+
+def test_a_programme_that_claws_back_pays_the_debt_from_the_next_flight(store_url: str,
+                                                                        tmp_path: Path) -> None:
+    """negative_balance = "claw back from later awards": 8,000 spent miles of a reversed flight
+    are owed, and the next flight's 8,949 pay them first, leaving 949 to spend."""
+    logs.configure("info", "json", stream=io.StringIO())
+    root = programme(tmp_path, "never", "")
+    schema = root / "schema.toml"
+    text = schema.read_text(encoding="utf-8")
+    claw_back = '[programme]\nnegative_balance = "claw back from later awards"\n'
+    schema.write_text(text.replace("[programme]\n", claw_back), encoding="utf-8")
+    policies = PolicyStore(root)
+    assert policies.load()
+    state = open_store(store_url)
+    server, port = create_server(store=policies, state=state)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        served = Ledgered(pb_grpc.LoyaltyRulesStub(channel), state, store_url)
+        served.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=jfk_lhr()))
+        served.redeem("r-1", "8000", "2026-03-02T00:00:00Z")
+        served.stub.Reverse(pb.ReverseRequest(event_id="e-1", reversal_id="v-1",
+                                              time=stamp("2026-03-03T00:00:00Z")))
+        assert served.balance("2026-03-04T00:00:00Z")["available"] == "-8000"
+        second = jfk_lhr("e-2", time="2026-03-05T09:30:00Z")
+        served.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=second))
+        assert served.balance("2026-03-06T00:00:00Z")["available"] == str(EARNED - 8000)
+        lines = statement_lines(state, "c-1", dt.datetime(2026, 3, 5, tzinfo=dt.UTC),
+                                dt.datetime(2026, 3, 6, tzinfo=dt.UTC))
+        kinds = [(x.kind, x.amount) for x in lines]
+        assert kinds == [("award", EARNED), ("clawback", -8000), ("clawback", 8000)]
+    finally:
+        channel.close()
+        server.stop(0).wait(5)
+        state.close()
