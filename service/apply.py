@@ -52,6 +52,7 @@ from service.errors import (
     status_for,
 )
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
+from service.ledger import award_lots, request_time, with_takeback
 from service.logs import call_fields
 from service.state.api import (
     Amount,
@@ -364,7 +365,8 @@ class StateRpcs:
             made[:] = [decision, counted, response]
             at = event["time"]
             return Outcome(stored_apply(response, event_msg),
-                           [NewEntry(name, at, amount) for name, amount in counted.items()])
+                           [NewEntry(name, at, amount) for name, amount in counted.items()],
+                           award_lots(policy_set, decision, at))
 
         try:
             result = store.apply(customer["id"], event["id"], digest, decide)
@@ -498,8 +500,10 @@ class StateRpcs:
         digest = reversal_digest(event_id, request.items)
         items = list(request.items)
 
+        at = request_time(request, "time") if request.HasField("time") else dt.datetime.now(dt.UTC)
+
         def decide(stored: StoredEvent) -> Outcome:
-            return decide_reversal(stored, reversal_id, items, digest)
+            return with_takeback(decide_reversal(stored, reversal_id, items, digest), at)
 
         try:
             result = store.reverse(event_id, reversal_id, decide)
@@ -528,7 +532,8 @@ def _batch_decide(policy_set: StatefulPolicySet, payload: Callable[[Decision], b
         made[index] = (decision, counted, response, customer, event)
         at = event["time"]
         return Outcome(stored_apply(response, event_msg),
-                       [NewEntry(name, at, amount) for name, amount in counted.items()] if counted else ())
+                       [NewEntry(name, at, amount) for name, amount in counted.items()] if counted else (),
+                       award_lots(policy_set, decision, at))
 
     return decide
 

@@ -42,6 +42,7 @@ from service.errors import InvalidArgument, Violation
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.interceptor import PROGRESS, CallProgress, ServiceInterceptor
+from service.ledger import ExpiryTimer
 from service.memory import freeze_startup_objects
 from service.metrics import Metrics, default_shadow_metrics
 from service.reloads import ReloadHelper
@@ -485,6 +486,8 @@ class ServeConfig:
     #: The customer state store (``--state``): a SQLite path, ``sqlite:///path`` or a
     #: ``postgresql://`` URL; None: ``$LOYALTY_DATA_DIR/state.sqlite3``, else ``./data/state.sqlite3``.
     state: str | None = None
+    #: Seconds between runs of the ledger's expiry job in the server (``--expire-every``; 0: off).
+    expire_every: float = 3600.0
 
     @property
     def address(self) -> str:
@@ -625,6 +628,7 @@ def run(
             signal.signal(signal.SIGHUP, original_hup)
         raise
     server.start()
+    expiry = ExpiryTimer(state, config.expire_every).start()
     monitor = StallMonitor(health_servicer, store).start()
     shedder = ConnectionShedder(port, config.connection_limits.max_connections, activity, config.shed_policy)
     shedder.start()
@@ -660,6 +664,7 @@ def run(
         log.info("shutting down", grace_s=config.grace)
         shedder.stop()
         monitor.stop()
+        expiry.stop()
         health_servicer.enter_graceful_shutdown()
         server.stop(config.grace).wait()
         store.stop()

@@ -53,6 +53,7 @@ from service.errors import (
 )
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
+from service.ledger import LedgerRpcs
 from service.logs import call_fields
 from service.metrics import Metrics
 from service.shadow import Sample, Shadow
@@ -83,9 +84,10 @@ def instance_name() -> str:
     return f"{socket.gethostname()}/{os.getpid()}"
 
 
-class LoyaltyRulesServicer(StateRpcs, pb_grpc.LoyaltyRulesServicer):
+class LoyaltyRulesServicer(StateRpcs, LedgerRpcs, pb_grpc.LoyaltyRulesServicer):
     """Evaluates requests against the store's current policy set; Apply, ApplyBatch and Reverse
-    (:class:`service.apply.StateRpcs`) commit to the customer state store ``state``."""
+    (:class:`service.apply.StateRpcs`) commit to the customer state store ``state``; Redeem,
+    GetBalance and GetStatement (:class:`service.ledger.LedgerRpcs`) spend and read its ledger."""
 
     def __init__(
         self,

@@ -73,6 +73,20 @@ class TrivialServicer(pb_grpc.LoyaltyRulesServicer):
         """Nothing reversed."""
         return pb.ReverseResponse(event_id=request.event_id, reversal_id=request.reversal_id, whole=True)
 
+    def Redeem(self, request: pb.RedeemRequest, context: grpc.ServicerContext) -> pb.RedeemResponse:
+        """Nothing drawn."""
+        return pb.RedeemResponse(redemption_id=request.redemption_id, available_after="0")
+
+    def GetBalance(self, request: pb.GetBalanceRequest,
+                   context: grpc.ServicerContext) -> pb.GetBalanceResponse:
+        """No balances."""
+        return pb.GetBalanceResponse(customer_id=request.customer_id)
+
+    def GetStatement(self, request: pb.GetStatementRequest,
+                     context: grpc.ServicerContext) -> pb.GetStatementResponse:
+        """No lines."""
+        return pb.GetStatementResponse()
+
     def ListPolicies(
         self, request: pb.ListPoliciesRequest, context: grpc.ServicerContext
     ) -> pb.ListPoliciesResponse:

@@ -27,6 +27,7 @@ from dsl.errors import Diagnostic, Span, did_you_mean
 from dsl.schema import airports
 from dsl.schema.timezones import time_zones
 from dsl.schema.types import SCALARS, Type, list_of
+from dsl.schema.validity import FOREVER, Validity, parse_validity
 
 BASE_SCHEMA_PATH = Path(__file__).with_name("schema.toml")
 
@@ -90,11 +91,13 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Currency:
-    """A currency policies can award: how many decimals it keeps, and an optional cap per event."""
+    """A currency policies can award: how many decimals it keeps, an optional cap per event,
+    and how long its awards stay spendable (``validity``, ``pending``: :mod:`dsl.validity`)."""
 
     name: str
     decimals: int = 0
     cap_per_event: int | Decimal | None = None
+    validity: Validity = FOREVER
 
 
 @dataclass
@@ -111,6 +114,9 @@ class Schema:
     #: The programme's IANA time zone (``[programme] timezone``): calendar periods and
     #: ``effective`` dates are in it.
     timezone: str = "UTC"
+    #: What a reversal of points already spent does (``[programme] negative_balance``):
+    #: "allowed" (the balance goes negative) or "claw back from later awards".
+    negative_balance: str = "allowed"
     digest: str = ""
 
     # -- loading -----------------------------------------------------------------
@@ -280,6 +286,10 @@ def convert_scalar(t: Type, value: Any) -> Any:
     if kind == "duration":
         return parse_duration(value)
     raise ValueError(f"cannot read a value of type {t}")
+
+
+#: The choices of ``[programme] negative_balance``.
+NEGATIVE_BALANCE = ("allowed", "claw back from later awards")
 
 
 @cache
@@ -459,8 +469,15 @@ class _Merger:
         if not isinstance(programme, dict):
             raise self.fail("programme", 'must be a table such as timezone = "Europe/London"')
         for key, value in programme.items():
+            if key == "negative_balance":
+                if value not in NEGATIVE_BALANCE:
+                    raise self.fail("programme.negative_balance", f"{value!r} is not a choice",
+                                    'write "allowed" or "claw back from later awards"')
+                s.negative_balance = value
+                continue
             if key != "timezone":
-                raise self.fail(f"programme.{key}", "unknown setting" + _hint(key, {"timezone"}))
+                raise self.fail(f"programme.{key}", "unknown setting"
+                                + _hint(key, {"timezone", "negative_balance"}))
             if not isinstance(value, str) or value not in time_zones():
                 hint = did_you_mean(str(value), time_zones()) if len(str(value)) <= 64 else None
                 raise self.fail("programme.timezone", f"{value!r} is not an IANA time zone name",
@@ -492,7 +509,12 @@ class _Merger:
                 except ValueError as exc:
                     raise self.fail(f"currencies.{cname}.cap_per_event", str(exc)) from None
                 cap_value = int(d) if decimals == 0 and d == d.to_integral_value() else d
-            s.currencies[cname] = Currency(cname, decimals, cap_value)
+            try:
+                validity = parse_validity(cdata.get("validity", "never"), cdata.get("pending", ""))
+            except ValueError as exc:
+                key = "pending" if str(exc).startswith("pending") else "validity"
+                raise self.fail(f"currencies.{cname}.{key}", str(exc)) from None
+            s.currencies[cname] = Currency(cname, decimals, cap_value, validity)
         for bname, params in data.get("benefits", {}).items():
             if not _BENEFIT.match(bname):
                 raise self.fail(f"benefits.{bname}", "benefit names are lower case words joined by - or _")

@@ -222,6 +222,11 @@ def add_parser(subparsers: Any) -> None:
                         "?synchronous=normal to flush commits at checkpoints only: see "
                         "docs/state.md) or postgresql://...; default $LOYALTY_DATA_DIR/state.sqlite3, else "
                         "./data/state.sqlite3 [LOYALTY_STATE]")
+    p.add_argument("--expire-every", metavar="SECONDS", type=float,
+                   default=float(_env("LOYALTY_EXPIRE_EVERY", "3600")),
+                   help="seconds between runs of the ledger's expiry job in the server, off the "
+                        "request path (idempotent; 0: off, run `loyalty state expire` instead) "
+                        "[LOYALTY_EXPIRE_EVERY]")
     p.add_argument("--log-level", default=_env("LOYALTY_LOG_LEVEL", "info"),
                    choices=["debug", "info", "warning", "error"],
                    help="least severe log level written; 'info' includes one line per RPC "
@@ -282,6 +287,7 @@ def run(args: argparse.Namespace) -> int:
         shadow=Path(args.shadow) if args.shadow is not None else None,
         shadow_sample=args.shadow_sample,
         state=args.state,
+        expire_every=args.expire_every,
     )
     if (config.tls_cert is None) != (config.tls_key is None):
         print("loyalty serve: --tls-cert and --tls-key go together", file=sys.stderr)

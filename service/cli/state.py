@@ -5,6 +5,8 @@
   events with their decisions, what they counted, and their reversals;
 - ``export [FILE]`` and ``import FILE``: JSON lines (``-`` for stdout or stdin); an import
   keeps rows already present, so importing twice adds nothing;
+- ``expire [--as-of DATE_OR_INSTANT]``: post the ledger's expiry lines (docs/state.md, "The
+  ledger"); running it again posts nothing more;
 - ``compact --older-than DURATION_OR_DATE``: delete the entries before a horizon (``400d``,
   ``12w``, ``2025-01-01`` or an instant) that no period reads any more; events and reversals
   stay, so retries still replay.
@@ -65,6 +67,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                               "(2025-01-01, 2025-01-01T00:00:00Z); entries before it are deleted")
     common(compact)
     compact.set_defaults(run=run_compact)
+
+    expire = verbs.add_parser("expire", help="post the ledger's expiry lines (idempotent)")
+    expire.add_argument("--as-of", metavar="DATE_OR_INSTANT", type=horizon,
+                        default=dt.datetime.now(dt.UTC),
+                        help="lots expired by this date (its UTC midnight) or instant; default now")
+    common(expire)
+    expire.set_defaults(run=run_expire)
 
 
 def horizon(text: str, now: dt.datetime | None = None) -> dt.datetime:
@@ -255,4 +264,21 @@ def run_compact(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(f"deleted {deleted} entries before {_iso(args.older_than.astimezone(dt.UTC))}")
+    return 0
+
+
+def run_expire(args: argparse.Namespace) -> int:
+    """Post an expiry line for every lot expired by ``--as-of`` with something left."""
+    from service.state.ledger import expire
+
+    store = _open(args)
+    if store is None:
+        return 2
+    try:
+        report = expire(store, args.as_of)
+    finally:
+        store.close()
+    expired = ", ".join(f"{amount} {currency}" for currency, amount in report.expired.items()) or "nothing"
+    print(f"expired {expired}: {report.lines_posted} lines posted, {report.lots_seen} expired lots seen "
+          f"as of {_iso(args.as_of.astimezone(dt.UTC))}")
     return 0

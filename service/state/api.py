@@ -116,13 +116,13 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class Outcome:
-    """What ``decide`` returns: the decision to store (and return on retry) and its entries.
-
-    Issue 19's ledger lines will travel here too, written in the same transaction.
-    """
+    """What ``decide`` returns: the decision to store (and return on retry), its entries, and
+    its ledger postings (:mod:`service.state.ledger`: lots, take-backs), written in the same
+    transaction."""
 
     decision: bytes | str
     entries: Sequence[NewEntry] = ()
+    ledger: Sequence[object] = ()
 
 
 @dataclass(frozen=True, slots=True)

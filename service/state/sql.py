@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import IO, Any
 
-from service.state import metrics
+from service.state import ledger, metrics
 from service.state.api import (
     AlreadyApplied,
     Amount,
@@ -350,6 +350,7 @@ class SqlStore(abc.ABC):
         batch = _Batch(self, db, {item.customer_id: None for item in items})
         new_events: list[tuple[str, str, str, bytes]] = []
         new_entries: list[tuple[Any, ...]] = []
+        postings: list[tuple[str, str, Sequence[object]]] = []
         results: list[ItemResult] = []
         for item in items:
             before = stored.get(item.event_id)
@@ -369,7 +370,8 @@ class SqlStore(abc.ABC):
                 continue
             group = batch.groups[item.customer_id]
             try:
-                decision, entries = check_outcome("outcome", item.decide(group))
+                outcome = item.decide(group)
+                decision, entries = check_outcome("outcome", outcome)
             except StateError:
                 raise
             except Exception as exc:
@@ -380,6 +382,8 @@ class SqlStore(abc.ABC):
                 results.append(ItemResult(error=exc))
                 continue
             group.add(entries)
+            if outcome.ledger:
+                postings.append((item.customer_id, item.event_id, outcome.ledger))
             stored[item.event_id] = (item.customer_id, item.body_digest, decision)
             new_events.append((item.event_id, item.customer_id, item.body_digest, decision))
             rows = tuple(
@@ -392,6 +396,8 @@ class SqlStore(abc.ABC):
             db.executemany(sql.insert_event, new_events)
         if new_entries:
             db.executemany(sql.insert_entry, new_entries)
+        if postings:
+            ledger.post_many(self, db, postings)
         return results
 
     def reverse(self, event_id: str, reversal_id: str, decide: DecideReversal) -> ReverseResult:
@@ -418,7 +424,8 @@ class SqlStore(abc.ABC):
             entries = tuple(e for e in self._event_entries(db, event_id) if e.reversal_id == reversal_id)
             return ReverseResult(reversal_id, event_id, bytes(before[2]), True, entries)
         event = self._stored_event(db, row)
-        decision, new = check_outcome("outcome", decide(event))
+        outcome = decide(event)
+        decision, new = check_outcome("outcome", outcome)
         rows = tuple(
             Entry(customer_id, e.counter, e.at, e.amount, event_id, "reverse", reversal_id, line)
             for line, e in enumerate(new)
@@ -426,6 +433,8 @@ class SqlStore(abc.ABC):
         db.execute(sql.insert_reversal, (reversal_id, event_id, decision))
         if rows:
             db.executemany(sql.insert_entry, [self._entry_row(e) for e in rows])
+        if outcome.ledger:
+            ledger.post(self, db, customer_id, event_id, reversal_id, outcome.ledger)
         return ReverseResult(reversal_id, event_id, decision, False, rows)
 
     def sums(self, customer_id: str, windows: Sequence[Window]) -> list[Amount]:

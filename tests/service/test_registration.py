@@ -24,16 +24,17 @@ METHODS = [method.name for method in SERVICE.methods]
     ("Evaluate", "evaluate_bytes"), ("EvaluateBatch", "evaluate_batch_bytes"),
     ("EvaluateStream", "evaluate_stream_bytes"), ("ListPolicies", "list_policies_bytes"),
     ("Apply", "apply_bytes"), ("ApplyBatch", "apply_batch_bytes"), ("Reverse", "reverse_bytes"),
+    ("GetBalance", "get_balance_bytes"),
 ])
 def test_bytes_variant_names(method, expected):
     """A method's serialised face is its name in snake_case plus ``_bytes``."""
     assert bytes_variant_name(method) == expected
 
 
-def test_the_descriptor_lists_the_seven_rpcs():
+def test_the_descriptor_lists_the_ten_rpcs():
     """The handler table is built from these; a new RPC in loyalty.proto shows up here."""
     assert METHODS == ["Evaluate", "EvaluateBatch", "EvaluateStream", "ListPolicies", "Apply",
-                       "ApplyBatch", "Reverse"]
+                       "ApplyBatch", "Reverse", "Redeem", "GetBalance", "GetStatement"]
 
 
 def test_the_real_servicer_answers_with_its_bytes_variants():
@@ -51,6 +52,9 @@ def test_the_real_servicer_answers_with_its_bytes_variants():
     assert handlers["Apply"].unary_unary.__wrapped__ == servicer.apply_bytes
     assert handlers["ApplyBatch"].unary_unary.__wrapped__ == servicer.apply_batch_bytes
     assert handlers["Reverse"].unary_unary.__wrapped__ == servicer.reverse_bytes
+    assert handlers["Redeem"].unary_unary.__wrapped__ == servicer.Redeem
+    assert handlers["GetBalance"].unary_unary.__wrapped__ == servicer.GetBalance
+    assert handlers["GetStatement"].unary_unary.__wrapped__ == servicer.GetStatement
     for method in SERVICE.methods:
         handler = handlers[method.name]
         assert (handler.request_streaming, handler.response_streaming) == (
@@ -72,9 +76,9 @@ def test_a_servicer_missing_a_method_fails_at_startup(missing):
 
 
 def test_every_missing_method_is_named():
-    """The bare generated servicer is refused with all seven methods in one message."""
+    """The bare generated servicer is refused with all ten methods in one message."""
     with pytest.raises(TypeError, match=r"Evaluate.*EvaluateBatch.*EvaluateStream.*ListPolicies.*Apply"
-                                        r".*ApplyBatch.*Reverse"):
+                                        r".*ApplyBatch.*Reverse.*Redeem.*GetBalance.*GetStatement"):
         method_handlers(pb_grpc.LoyaltyRulesServicer())
 
 

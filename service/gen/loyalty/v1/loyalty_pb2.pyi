@@ -1435,6 +1435,7 @@ class ReverseRequest(_message.Message):
     EVENT_ID_FIELD_NUMBER: _builtins.int
     REVERSAL_ID_FIELD_NUMBER: _builtins.int
     ITEMS_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
     event_id: _builtins.str
     """The applied event's id. Required."""
     reversal_id: _builtins.str
@@ -1445,16 +1446,23 @@ class ReverseRequest(_message.Message):
         earlier reversal took back.
         """
 
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the reversal happened (a return's time): the ledger lines taking the points back
+        are posted at it. Unset: the server's clock. Not part of the body digest.
+        """
+
     def __init__(
         self,
         *,
         event_id: _builtins.str = ...,
         reversal_id: _builtins.str = ...,
         items: _abc.Iterable[Global___ReturnedItem] | None = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "items", b"items", "reversal_id", b"reversal_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["event_id", b"event_id", "items", b"items", "reversal_id", b"reversal_id", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1586,6 +1594,385 @@ class ReverseResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___ReverseResponse: _TypeAlias = ReverseResponse  # noqa: Y015
+
+@_typing.final
+class RedeemRequest(_message.Message):
+    """Spend points."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    REDEMPTION_ID_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """The customer whose ledger is drawn from. Required."""
+    redemption_id: _builtins.str
+    """The caller's id for this redemption, 1 to 128 characters: the idempotency key. Required."""
+    currency: _builtins.str
+    """The currency spent, one the schema declares (such as "points"). Required."""
+    amount: _builtins.str
+    """How much, as an exact positive decimal string in the currency's decimals ("150"). Required."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the redemption happens: lots spendable then are drawn, and its lines are posted at
+        it. Required.
+        """
+
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        redemption_id: _builtins.str = ...,
+        currency: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "customer_id", b"customer_id", "redemption_id", b"redemption_id", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemRequest: _TypeAlias = RedeemRequest  # noqa: Y015
+
+@_typing.final
+class DrawnLot(_message.Message):
+    """What a redemption drew from one lot."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    EXPIRES_AT_FIELD_NUMBER: _builtins.int
+    lot_id: _builtins.str
+    """The lot's id (the award's event and currency)."""
+    amount: _builtins.str
+    """The amount drawn, an exact decimal string."""
+    @_builtins.property
+    def expires_at(self) -> _timestamp_pb2.Timestamp:
+        """When the lot expires (absent: never)."""
+
+    def __init__(
+        self,
+        *,
+        lot_id: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        expires_at: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expires_at", b"expires_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "expires_at", b"expires_at", "lot_id", b"lot_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___DrawnLot: _TypeAlias = DrawnLot  # noqa: Y015
+
+@_typing.final
+class RedeemResponse(_message.Message):
+    """The outcome of a redemption."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDEMPTION_ID_FIELD_NUMBER: _builtins.int
+    REPLAYED_FIELD_NUMBER: _builtins.int
+    DRAWN_FIELD_NUMBER: _builtins.int
+    AVAILABLE_AFTER_FIELD_NUMBER: _builtins.int
+    BODY_DIGEST_FIELD_NUMBER: _builtins.int
+    redemption_id: _builtins.str
+    """The redemption's id."""
+    replayed: _builtins.bool
+    """True when this redemption id was used before with the same body and its first result
+    is returned; nothing was written by this call.
+    """
+    available_after: _builtins.str
+    """The available balance of the currency right after the redemption."""
+    body_digest: _builtins.str
+    """"sha256:" and 64 hex digits over the request (customer, id, currency, amount, time)."""
+    @_builtins.property
+    def drawn(self) -> _containers.RepeatedCompositeFieldContainer[Global___DrawnLot]:
+        """The lots drawn, soonest-expiring first."""
+
+    def __init__(
+        self,
+        *,
+        redemption_id: _builtins.str = ...,
+        replayed: _builtins.bool = ...,
+        drawn: _abc.Iterable[Global___DrawnLot] | None = ...,
+        available_after: _builtins.str = ...,
+        body_digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available_after", b"available_after", "body_digest", b"body_digest", "drawn", b"drawn", "redemption_id", b"redemption_id", "replayed", b"replayed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedeemResponse: _TypeAlias = RedeemResponse  # noqa: Y015
+
+@_typing.final
+class GetBalanceRequest(_message.Message):
+    """A customer's balance."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """The customer. Required."""
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The instant the balance is taken at. Unset: the server's clock."""
+
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBalanceRequest: _TypeAlias = GetBalanceRequest  # noqa: Y015
+
+@_typing.final
+class CurrencyBalance(_message.Message):
+    """One currency's balance; every figure is an exact decimal string and a sum of ledger lines."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    AVAILABLE_FIELD_NUMBER: _builtins.int
+    PENDING_FIELD_NUMBER: _builtins.int
+    EXPIRING_30_DAYS_FIELD_NUMBER: _builtins.int
+    EXPIRING_60_DAYS_FIELD_NUMBER: _builtins.int
+    EXPIRING_90_DAYS_FIELD_NUMBER: _builtins.int
+    TOTAL_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    """The currency."""
+    available: _builtins.str
+    """Spendable now: lots available and not expired, less any debt left by reversals."""
+    pending: _builtins.str
+    """Earned but not yet spendable (the currency's pending period)."""
+    expiring_30_days: _builtins.str
+    """What expires within 30 days of as_of (available or still pending)."""
+    expiring_60_days: _builtins.str
+    """What expires within 60 days (the 30 days included)."""
+    expiring_90_days: _builtins.str
+    """What expires within 90 days (the 60 days included)."""
+    total: _builtins.str
+    """Every ledger line up to as_of; total - available - pending expired and is not yet posted."""
+    def __init__(
+        self,
+        *,
+        currency: _builtins.str = ...,
+        available: _builtins.str = ...,
+        pending: _builtins.str = ...,
+        expiring_30_days: _builtins.str = ...,
+        expiring_60_days: _builtins.str = ...,
+        expiring_90_days: _builtins.str = ...,
+        total: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["available", b"available", "currency", b"currency", "expiring_30_days", b"expiring_30_days", "expiring_60_days", b"expiring_60_days", "expiring_90_days", b"expiring_90_days", "pending", b"pending", "total", b"total"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CurrencyBalance: _TypeAlias = CurrencyBalance  # noqa: Y015
+
+@_typing.final
+class GetBalanceResponse(_message.Message):
+    """The balance of every currency the customer has ledger lines in."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    BALANCES_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """The customer."""
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """The instant the balance was taken at."""
+
+    @_builtins.property
+    def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyBalance]:
+        """One entry per currency, by name."""
+
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        balances: _abc.Iterable[Global___CurrencyBalance] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "balances", b"balances", "customer_id", b"customer_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetBalanceResponse: _TypeAlias = GetBalanceResponse  # noqa: Y015
+
+@_typing.final
+class GetStatementRequest(_message.Message):
+    """A page of a customer's statement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    FROM_FIELD_NUMBER: _builtins.int
+    TO_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    customer_id: _builtins.str
+    """The customer. Required."""
+    page_size: _builtins.int
+    """Lines per page, 1 to 1,000 (0: 100)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page ("" for the first)."""
+    @_builtins.property
+    def to(self) -> _timestamp_pb2.Timestamp:
+        """The instant the statement ends before (lines with time < to). Required."""
+
+    def __init__(
+        self,
+        *,
+        customer_id: _builtins.str = ...,
+        to: _timestamp_pb2.Timestamp | None = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "to", b"to"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "from", b"from", "page_size", b"page_size", "page_token", b"page_token", "to", b"to"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementRequest: _TypeAlias = GetStatementRequest  # noqa: Y015
+
+@_typing.final
+class StatementLine(_message.Message):
+    """One line of a statement."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIME_FIELD_NUMBER: _builtins.int
+    CURRENCY_FIELD_NUMBER: _builtins.int
+    AMOUNT_FIELD_NUMBER: _builtins.int
+    KIND_FIELD_NUMBER: _builtins.int
+    REFERENCE_FIELD_NUMBER: _builtins.int
+    EVENT_ID_FIELD_NUMBER: _builtins.int
+    POLICY_FIELD_NUMBER: _builtins.int
+    RULE_FIELD_NUMBER: _builtins.int
+    RUNNING_BALANCE_FIELD_NUMBER: _builtins.int
+    LOT_ID_FIELD_NUMBER: _builtins.int
+    currency: _builtins.str
+    """The currency."""
+    amount: _builtins.str
+    """The signed amount, an exact decimal string."""
+    kind: _builtins.str
+    """"award", "redeem", "reverse", "expire" or "clawback"."""
+    reference: _builtins.str
+    """The operation: the event (award), the reversal, the redemption, the other lot
+    (clawback); empty for an expiry.
+    """
+    event_id: _builtins.str
+    """The event whose award made the lot this line moves."""
+    policy: _builtins.str
+    """The policy that made the lot (of the first rule that fired for the event), so that a
+    customer-facing text can be shown; a debt keeps its reversed lot's.
+    """
+    rule: _builtins.str
+    """The rule that made the lot (the first that fired for the event)."""
+    running_balance: _builtins.str
+    """The currency's balance (every line up to and including this one)."""
+    lot_id: _builtins.str
+    """The lot this line moves."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the line was posted (an award at the event's time, an expiry at the lot's expiry)."""
+
+    def __init__(
+        self,
+        *,
+        time: _timestamp_pb2.Timestamp | None = ...,
+        currency: _builtins.str = ...,
+        amount: _builtins.str = ...,
+        kind: _builtins.str = ...,
+        reference: _builtins.str = ...,
+        event_id: _builtins.str = ...,
+        policy: _builtins.str = ...,
+        rule: _builtins.str = ...,
+        running_balance: _builtins.str = ...,
+        lot_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "event_id", b"event_id", "kind", b"kind", "lot_id", b"lot_id", "policy", b"policy", "reference", b"reference", "rule", b"rule", "running_balance", b"running_balance", "time", b"time"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatementLine: _TypeAlias = StatementLine  # noqa: Y015
+
+@_typing.final
+class GetStatementResponse(_message.Message):
+    """A statement page."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    @_typing.final
+    class OpeningEntry(_message.Message):
+        DESCRIPTOR: _descriptor.Descriptor
+
+        KEY_FIELD_NUMBER: _builtins.int
+        VALUE_FIELD_NUMBER: _builtins.int
+        key: _builtins.str
+        value: _builtins.str
+        def __init__(
+            self,
+            *,
+            key: _builtins.str = ...,
+            value: _builtins.str = ...,
+        ) -> None: ...
+        _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+        def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+        _ClearFieldArgType: _TypeAlias = _typing.Literal["key", b"key", "value", b"value"]  # noqa: Y015
+        def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+        def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+    LINES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    OPENING_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Pass it back for the next page; empty on the last page."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[Global___StatementLine]:
+        """The lines, oldest first."""
+
+    @_builtins.property
+    def opening(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]:
+        """Each currency's balance before this page's first line."""
+
+    def __init__(
+        self,
+        *,
+        lines: _abc.Iterable[Global___StatementLine] | None = ...,
+        next_page_token: _builtins.str = ...,
+        opening: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["lines", b"lines", "next_page_token", b"next_page_token", "opening", b"opening"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetStatementResponse: _TypeAlias = GetStatementResponse  # noqa: Y015
 
 @_typing.final
 class ListPoliciesRequest(_message.Message):

@@ -74,6 +74,21 @@ class LoyaltyRulesStub:
                 request_serializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseRequest.SerializeToString,
                 response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseResponse.FromString,
                 _registered_method=True)
+        self.Redeem = channel.unary_unary(
+                '/loyalty.v1.LoyaltyRules/Redeem',
+                request_serializer=loyalty_dot_v1_dot_loyalty__pb2.RedeemRequest.SerializeToString,
+                response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.RedeemResponse.FromString,
+                _registered_method=True)
+        self.GetBalance = channel.unary_unary(
+                '/loyalty.v1.LoyaltyRules/GetBalance',
+                request_serializer=loyalty_dot_v1_dot_loyalty__pb2.GetBalanceRequest.SerializeToString,
+                response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.GetBalanceResponse.FromString,
+                _registered_method=True)
+        self.GetStatement = channel.unary_unary(
+                '/loyalty.v1.LoyaltyRules/GetStatement',
+                request_serializer=loyalty_dot_v1_dot_loyalty__pb2.GetStatementRequest.SerializeToString,
+                response_deserializer=loyalty_dot_v1_dot_loyalty__pb2.GetStatementResponse.FromString,
+                _registered_method=True)
 
 
 class LoyaltyRulesServicer:
@@ -160,6 +175,37 @@ class LoyaltyRulesServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Redeem(self, request, context):
+        """Spend points from the customer's ledger: the available lots (spendable at the
+        redemption's time, not expired) are drawn soonest-expiring first, each draw a ledger line
+        on its lot. Exactly once by redemption_id: the same id with the same body returns the
+        first result (replayed set); with another body ALREADY_EXISTS naming both digests.
+
+        Errors: INVALID_ARGUMENT (with the field) for a missing id, an unknown currency or an
+        amount that is not a positive number in the currency's decimals; FAILED_PRECONDITION with
+        google.rpc.ErrorInfo reason INSUFFICIENT_BALANCE (metadata "available": the available
+        balance) when the customer has less available than asked, nothing written.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetBalance(self, request, context):
+        """A customer's balance per currency at an instant, from the ledger's lines up to it:
+        available, pending, and what of the available expires in the next 30, 60 and 90 days.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetStatement(self, request, context):
+        """A customer's ledger lines between two instants, oldest first, a page at a time, each
+        with the running balance of its currency.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LoyaltyRulesServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -197,6 +243,21 @@ def add_LoyaltyRulesServicer_to_server(servicer, server):
                     servicer.Reverse,
                     request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseRequest.FromString,
                     response_serializer=loyalty_dot_v1_dot_loyalty__pb2.ReverseResponse.SerializeToString,
+            ),
+            'Redeem': grpc.unary_unary_rpc_method_handler(
+                    servicer.Redeem,
+                    request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.RedeemRequest.FromString,
+                    response_serializer=loyalty_dot_v1_dot_loyalty__pb2.RedeemResponse.SerializeToString,
+            ),
+            'GetBalance': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetBalance,
+                    request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.GetBalanceRequest.FromString,
+                    response_serializer=loyalty_dot_v1_dot_loyalty__pb2.GetBalanceResponse.SerializeToString,
+            ),
+            'GetStatement': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetStatement,
+                    request_deserializer=loyalty_dot_v1_dot_loyalty__pb2.GetStatementRequest.FromString,
+                    response_serializer=loyalty_dot_v1_dot_loyalty__pb2.GetStatementResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -393,6 +454,87 @@ class LoyaltyRules:
             '/loyalty.v1.LoyaltyRules/Reverse',
             loyalty_dot_v1_dot_loyalty__pb2.ReverseRequest.SerializeToString,
             loyalty_dot_v1_dot_loyalty__pb2.ReverseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Redeem(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.v1.LoyaltyRules/Redeem',
+            loyalty_dot_v1_dot_loyalty__pb2.RedeemRequest.SerializeToString,
+            loyalty_dot_v1_dot_loyalty__pb2.RedeemResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetBalance(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.v1.LoyaltyRules/GetBalance',
+            loyalty_dot_v1_dot_loyalty__pb2.GetBalanceRequest.SerializeToString,
+            loyalty_dot_v1_dot_loyalty__pb2.GetBalanceResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetStatement(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/loyalty.v1.LoyaltyRules/GetStatement',
+            loyalty_dot_v1_dot_loyalty__pb2.GetStatementRequest.SerializeToString,
+            loyalty_dot_v1_dot_loyalty__pb2.GetStatementResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -100,6 +100,25 @@ class LoyaltyRulesStub:
     INVALID_ARGUMENT (with the field) for items the event did not have or has already
     returned; ALREADY_EXISTS for a reversal id used before with another body.
     """
+    Redeem: _grpc.UnaryUnaryMultiCallable[_loyalty_pb2.RedeemRequest, _loyalty_pb2.RedeemResponse]
+    """Spend points from the customer's ledger: the available lots (spendable at the
+    redemption's time, not expired) are drawn soonest-expiring first, each draw a ledger line
+    on its lot. Exactly once by redemption_id: the same id with the same body returns the
+    first result (replayed set); with another body ALREADY_EXISTS naming both digests.
+
+    Errors: INVALID_ARGUMENT (with the field) for a missing id, an unknown currency or an
+    amount that is not a positive number in the currency's decimals; FAILED_PRECONDITION with
+    google.rpc.ErrorInfo reason INSUFFICIENT_BALANCE (metadata "available": the available
+    balance) when the customer has less available than asked, nothing written.
+    """
+    GetBalance: _grpc.UnaryUnaryMultiCallable[_loyalty_pb2.GetBalanceRequest, _loyalty_pb2.GetBalanceResponse]
+    """A customer's balance per currency at an instant, from the ledger's lines up to it:
+    available, pending, and what of the available expires in the next 30, 60 and 90 days.
+    """
+    GetStatement: _grpc.UnaryUnaryMultiCallable[_loyalty_pb2.GetStatementRequest, _loyalty_pb2.GetStatementResponse]
+    """A customer's ledger lines between two instants, oldest first, a page at a time, each
+    with the running balance of its currency.
+    """
 
 @_typing.type_check_only
 class LoyaltyRulesAsyncStub(LoyaltyRulesStub):
@@ -158,6 +177,25 @@ class LoyaltyRulesAsyncStub(LoyaltyRulesStub):
     again returns the first result (replayed set). NOT_FOUND for an event never applied;
     INVALID_ARGUMENT (with the field) for items the event did not have or has already
     returned; ALREADY_EXISTS for a reversal id used before with another body.
+    """
+    Redeem: _aio.UnaryUnaryMultiCallable[_loyalty_pb2.RedeemRequest, _loyalty_pb2.RedeemResponse]  # type: ignore[assignment]
+    """Spend points from the customer's ledger: the available lots (spendable at the
+    redemption's time, not expired) are drawn soonest-expiring first, each draw a ledger line
+    on its lot. Exactly once by redemption_id: the same id with the same body returns the
+    first result (replayed set); with another body ALREADY_EXISTS naming both digests.
+
+    Errors: INVALID_ARGUMENT (with the field) for a missing id, an unknown currency or an
+    amount that is not a positive number in the currency's decimals; FAILED_PRECONDITION with
+    google.rpc.ErrorInfo reason INSUFFICIENT_BALANCE (metadata "available": the available
+    balance) when the customer has less available than asked, nothing written.
+    """
+    GetBalance: _aio.UnaryUnaryMultiCallable[_loyalty_pb2.GetBalanceRequest, _loyalty_pb2.GetBalanceResponse]  # type: ignore[assignment]
+    """A customer's balance per currency at an instant, from the ledger's lines up to it:
+    available, pending, and what of the available expires in the next 30, 60 and 90 days.
+    """
+    GetStatement: _aio.UnaryUnaryMultiCallable[_loyalty_pb2.GetStatementRequest, _loyalty_pb2.GetStatementResponse]  # type: ignore[assignment]
+    """A customer's ledger lines between two instants, oldest first, a page at a time, each
+    with the running balance of its currency.
     """
 
 class LoyaltyRulesServicer(metaclass=_abc_1.ABCMeta):
@@ -256,6 +294,43 @@ class LoyaltyRulesServicer(metaclass=_abc_1.ABCMeta):
         again returns the first result (replayed set). NOT_FOUND for an event never applied;
         INVALID_ARGUMENT (with the field) for items the event did not have or has already
         returned; ALREADY_EXISTS for a reversal id used before with another body.
+        """
+
+    @_abc_1.abstractmethod
+    def Redeem(
+        self,
+        request: _loyalty_pb2.RedeemRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_loyalty_pb2.RedeemResponse, _abc.Awaitable[_loyalty_pb2.RedeemResponse]]:
+        """Spend points from the customer's ledger: the available lots (spendable at the
+        redemption's time, not expired) are drawn soonest-expiring first, each draw a ledger line
+        on its lot. Exactly once by redemption_id: the same id with the same body returns the
+        first result (replayed set); with another body ALREADY_EXISTS naming both digests.
+
+        Errors: INVALID_ARGUMENT (with the field) for a missing id, an unknown currency or an
+        amount that is not a positive number in the currency's decimals; FAILED_PRECONDITION with
+        google.rpc.ErrorInfo reason INSUFFICIENT_BALANCE (metadata "available": the available
+        balance) when the customer has less available than asked, nothing written.
+        """
+
+    @_abc_1.abstractmethod
+    def GetBalance(
+        self,
+        request: _loyalty_pb2.GetBalanceRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_loyalty_pb2.GetBalanceResponse, _abc.Awaitable[_loyalty_pb2.GetBalanceResponse]]:
+        """A customer's balance per currency at an instant, from the ledger's lines up to it:
+        available, pending, and what of the available expires in the next 30, 60 and 90 days.
+        """
+
+    @_abc_1.abstractmethod
+    def GetStatement(
+        self,
+        request: _loyalty_pb2.GetStatementRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_loyalty_pb2.GetStatementResponse, _abc.Awaitable[_loyalty_pb2.GetStatementResponse]]:
+        """A customer's ledger lines between two instants, oldest first, a page at a time, each
+        with the running balance of its currency.
         """
 
 def add_LoyaltyRulesServicer_to_server(servicer: LoyaltyRulesServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
