@@ -1,8 +1,9 @@
 """A customer's statement as one HTML page a person reads: its lines, balances and a plot.
 
-:func:`render_statement` takes :class:`StatementLine` values (what the ledger's statement
-gives: a date, the event, what happened, the amount, the running balance and the words a
-customer reads) and returns one self-contained page: the balance per currency, the balance
+:func:`render_statement` takes the ledger's statement lines
+(:class:`service.ledger.StatementLine`: an instant, the event, what happened, the amount, the
+running balance) and, for each, the words a customer reads about it, and returns one
+self-contained page: the balance per currency, the balance
 over time drawn as inline SVG (drawn here: no script, no plotting library, so the page can be
 mailed or printed as it is), and a table of the lines. Every text that came from outside (the
 customer's id, event ids, currencies, the rules' texts) goes through :func:`html.escape`, so a
@@ -14,14 +15,15 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
 
-__all__ = ["KINDS", "StatementLine", "render_statement"]
+from service.ledger import StatementLine
 
-#: What a statement line can record.
-KINDS = ("award", "redeem", "reverse", "expire")
+__all__ = ["KINDS", "render_statement"]
+
+#: What a statement line can record (the ledger's line kinds).
+KINDS = ("award", "redeem", "reverse", "expire", "clawback")
 
 #: The plot's size in SVG units (it scales down with the page).
 PLOT_WIDTH, PLOT_HEIGHT = 860, 220
@@ -34,6 +36,7 @@ _WORDS: dict[str, dict[str, str]] = {
            "event": "Event", "what": "What", "amount": "Amount", "after": "Balance after",
            "none": "No transactions in this period.", "from": "from", "to": "to",
            "award": "earned", "redeem": "spent", "reverse": "reversed", "expire": "expired",
+           "clawback": "clawed back",
            "plot_label": "{currency} balance from {first} to {last}, between {low} and {high}",
            "thousands": ",", "point": "."},
     "fr": {"statement": "Relevé", "for": "de", "balance": "Solde", "balances": "Soldes",
@@ -41,6 +44,7 @@ _WORDS: dict[str, dict[str, str]] = {
            "event": "Événement", "what": "Motif", "amount": "Montant", "after": "Solde après",
            "none": "Aucune opération sur cette période.", "from": "du", "to": "au",
            "award": "gagné", "redeem": "utilisé", "reverse": "annulé", "expire": "expiré",
+           "clawback": "repris",
            "plot_label": "solde en {currency} du {first} au {last}, entre {low} et {high}",
            "thousands": "\u202f", "point": ","},
 }
@@ -65,32 +69,20 @@ _STYLE = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class StatementLine:
-    """One line of a statement: on ``date``, event ``event_id`` did ``kind`` (one of
-    :data:`KINDS`) for ``amount`` of ``currency`` (negative when it took away), leaving
-    ``running_balance``; ``text`` is what the customer reads about it."""
-
-    date: dt.date
-    event_id: str
-    kind: str
-    currency: str
-    amount: Decimal
-    running_balance: Decimal
-    text: str
-
-    def __post_init__(self) -> None:
-        if self.kind not in KINDS:
-            raise ValueError(f"a statement line's kind is one of {', '.join(KINDS)}, not {self.kind!r}")
-
-
-def render_statement(customer: str, lines: Sequence[StatementLine], *, title: str = "",
-                     language: str = "en", as_of: dt.date | None = None) -> str:
+def render_statement(customer: str, lines: Sequence[StatementLine], texts: Sequence[str], *,
+                     title: str = "", language: str = "en", as_of: dt.date | None = None) -> str:
     """The statement page for ``customer``: balances, a balance-over-time plot per currency
-    and the lines in the order given (the ledger's order). ``title`` defaults to the words
-    for "Statement"; ``language`` picks the page's own words (English or French) and is the
-    page's ``lang``; ``as_of`` is the date the balances are given at (default: the last
-    line's)."""
+    and the lines in the order given (the ledger's order, :func:`service.ledger.statement_lines`),
+    ``texts[i]`` being what the customer reads about ``lines[i]``. A line's date is its
+    instant's UTC date. ``title`` defaults to the words for "Statement"; ``language`` picks the
+    page's own words (English or French) and is the page's ``lang``; ``as_of`` is the date the
+    balances are given at (default: the last line's). ValueError when ``texts`` does not
+    match ``lines`` one for one or a line's kind is not one of :data:`KINDS`."""
+    if len(texts) != len(lines):
+        raise ValueError(f"a statement needs one text per line: {len(lines)} lines, {len(texts)} texts")
+    for line in lines:
+        if line.kind not in KINDS:
+            raise ValueError(f"a statement line's kind is one of {', '.join(KINDS)}, not {line.kind!r}")
     words = _WORDS.get(language.replace("-", "_").split("_")[0], _WORDS["en"])
     heading = title or f"{words['statement']} {words['for']} {customer}"
     parts = [
@@ -104,7 +96,7 @@ def render_statement(customer: str, lines: Sequence[StatementLine], *, title: st
         parts.append(f'<p class="lead">{escape(customer)}</p><p>{escape(words["none"])}</p>')
         parts.append("</body></html>")
         return "\n".join(parts) + "\n"
-    first, last = lines[0].date, lines[-1].date
+    first, last = _date(lines[0]), _date(lines[-1])
     as_of = as_of or last
     who = "" if not title else f"{escape(customer)} &middot; "
     parts.append(f'<p class="lead">{who}{escape(words["from"])} {first.isoformat()} '
@@ -124,9 +116,15 @@ def render_statement(customer: str, lines: Sequence[StatementLine], *, title: st
         parts.append(f"<figure><figcaption>{escape(currency)}</figcaption>"
                      f"{_plot(currency, own, words, first, last)}</figure>")
     parts.append(f"<h2>{escape(words['lines'])}</h2>")
-    parts.append(_table(lines, words))
+    parts.append(_table(lines, texts, words))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _date(line: StatementLine) -> dt.date:
+    """A line's date: its instant's UTC date."""
+    at = line.at
+    return (at.astimezone(dt.UTC) if at.tzinfo else at).date()
 
 
 def _number(value: Decimal | int, words: dict[str, str], signed: bool = False) -> str:
@@ -138,17 +136,17 @@ def _number(value: Decimal | int, words: dict[str, str], signed: bool = False) -
     return text.replace("-", "\u2212")  # a real minus sign: it reads better than a hyphen
 
 
-def _table(lines: Sequence[StatementLine], words: dict[str, str]) -> str:
+def _table(lines: Sequence[StatementLine], texts: Sequence[str], words: dict[str, str]) -> str:
     head = (f"<tr><th>{escape(words['date'])}</th><th>{escape(words['what'])}</th>"
             f"<th>{escape(words['event'])}</th><th class=\"n\">{escape(words['amount'])}</th>"
             f"<th class=\"n\">{escape(words['after'])}</th></tr>")
     rows = []
-    for line in lines:
+    for line, text in zip(lines, texts, strict=True):
         sign = "plus" if line.amount > 0 else "minus" if line.amount < 0 else ""
         currency = escape(line.currency)
         rows.append(
-            f'<tr><td class="d">{line.date.isoformat()}</td>'
-            f'<td class="text">{escape(line.text)}<br><small>{escape(words[line.kind])}</small></td>'
+            f'<tr><td class="d">{_date(line).isoformat()}</td>'
+            f'<td class="text">{escape(text)}<br><small>{escape(words[line.kind])}</small></td>'
             f"<td><code>{escape(line.event_id)}</code></td>"
             f'<td class="n {sign}">{_number(line.amount, words, signed=True)} {currency}</td>'
             f'<td class="n">{_number(line.running_balance, words)} {currency}</td></tr>')
@@ -158,6 +156,7 @@ def _table(lines: Sequence[StatementLine], words: dict[str, str]) -> str:
 def _ticks(low: Decimal, high: Decimal, count: int = 5) -> list[Decimal]:
     """Round numbers from at most ``low`` to at least ``high``, about ``count`` of them
     (steps of 1, 2 or 5 times a power of ten), exact decimals."""
+    low, high = Decimal(low), Decimal(high)  # the ledger's whole amounts are ints
     span = high - low
     if span <= 0:
         span = Decimal(1)
@@ -175,8 +174,8 @@ def _plot(currency: str, lines: list[StatementLine], words: dict[str, str], star
           end: dt.date) -> str:
     """The running balance of one currency as a step line over time, in SVG, on the
     statement's dates from ``start`` to ``end`` (so that every currency's plot lines up)."""
-    before = lines[0].running_balance - lines[0].amount
-    values = [before, *(line.running_balance for line in lines)]
+    before = Decimal(lines[0].running_balance - lines[0].amount)
+    values = [before, *(Decimal(line.running_balance) for line in lines)]
     ticks = _ticks(min(Decimal(0), *values), max(Decimal(0), *values))
     low, high = ticks[0], ticks[-1]
     first = start.toordinal()
@@ -212,16 +211,16 @@ def _plot(currency: str, lines: list[StatementLine], words: dict[str, str], star
         out.append(f'<text x="{tx:.1f}" y="{PLOT_HEIGHT - _BOTTOM + 19}" text-anchor="{anchor}">'
                    f"{dt.date.fromordinal(day).isoformat()}</text>")
     # A step line: the balance holds until the next line changes it, and to the end.
-    path = [f"M{x(lines[0].date.toordinal()):.1f},{y(before):.1f}"]
+    path = [f"M{x(_date(lines[0]).toordinal()):.1f},{y(before):.1f}"]
     for line in lines:
-        lx = x(line.date.toordinal())
-        path.append(f"H{lx:.1f}V{y(line.running_balance):.1f}")
+        lx = x(_date(line).toordinal())
+        path.append(f"H{lx:.1f}V{y(Decimal(line.running_balance)):.1f}")
     path.append(f"H{x(last):.1f}")
     out.append(f'<path d="{"".join(path)}" fill="none" stroke="#1f5fa8" stroke-width="2"/>')
     for line in lines:
         colour = "#11642b" if line.amount >= 0 else "#a12622"
-        out.append(f'<circle cx="{x(line.date.toordinal()):.1f}" cy="{y(line.running_balance):.1f}" '
-                   f'r="3.5" fill="{colour}"/>')
+        cy = y(Decimal(line.running_balance))
+        out.append(f'<circle cx="{x(_date(line).toordinal()):.1f}" cy="{cy:.1f}" r="3.5" fill="{colour}"/>')
     out.append("</svg>")
     return "".join(out)
 
