@@ -7,6 +7,9 @@
   keeps rows already present, so importing twice adds nothing;
 - ``expire [--as-of DATE_OR_INSTANT]``: post the ledger's expiry lines (docs/state.md, "The
   ledger"); running it again posts nothing more;
+- ``statement CUSTOMER [--from DATE] [--to DATE] [--html FILE] [--language fr] [--json]``: the
+  customer's ledger lines with running balances and the words a customer reads about each
+  (docs/state.md, "Statements"), as text, JSON, or a page (service/statement_html.py);
 - ``compact --older-than DURATION_OR_DATE``: delete the entries before a horizon (``400d``,
   ``12w``, ``2025-01-01`` or an instant) that no period reads any more; events and reversals
   stay, so retries still replay.
@@ -23,7 +26,7 @@ import json
 import os
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 _DURATION = re.compile(r"^(\d+)([smhdw])$")
@@ -75,6 +78,22 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     common(expire)
     expire.set_defaults(run=run_expire)
 
+    statement = verbs.add_parser("statement", help="a customer's ledger lines with the words they read")
+    statement.add_argument("customer", metavar="CUSTOMER", help="the customer id")
+    statement.add_argument("--from", dest="start", metavar="DATE_OR_INSTANT", type=moment,
+                           help="the first line's earliest date (its UTC midnight) or instant; "
+                                "default: the first line")
+    statement.add_argument("--to", dest="end", metavar="DATE_OR_INSTANT", type=lambda t: moment(t, True),
+                           help="the last date included (to its end, UTC) or the instant lines "
+                                "are before; default: now")
+    statement.add_argument("--html", metavar="FILE", help="write the statement as one HTML page")
+    statement.add_argument("--language", default="en", metavar="LANG",
+                           help="the page's and the plain lines' words: en or fr (default en); rule "
+                                "texts are in the language Apply was called with")
+    statement.add_argument("--json", action="store_true", help="print the lines as one JSON document")
+    common(statement)
+    statement.set_defaults(run=run_statement)
+
 
 def horizon(text: str, now: dt.datetime | None = None) -> dt.datetime:
     """The instant ``--older-than`` names: ``now`` less a duration, or a date (its UTC midnight)
@@ -91,6 +110,20 @@ def horizon(text: str, now: dt.datetime | None = None) -> dt.datetime:
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is neither a duration (400d, 12w, 36h) nor a date or instant (2025-01-01)") from None
+    return instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
+
+
+def moment(text: str, end_of_day: bool = False) -> dt.datetime:
+    """A date (its UTC midnight; with ``end_of_day``, the next day's) or an instant (UTC when it
+    names no zone), as ``--from`` and ``--to`` read them."""
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text) + dt.timedelta(days=1 if end_of_day else 0)
+            return dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC)
+        instant = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (2026-03-01) or an instant (2026-03-01T09:30:00Z)") from None
     return instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
 
 
@@ -281,4 +314,109 @@ def run_expire(args: argparse.Namespace) -> int:
     expired = ", ".join(f"{amount} {currency}" for currency, amount in report.expired.items()) or "nothing"
     print(f"expired {expired}: {report.lines_posted} lines posted, {report.lots_seen} expired lots seen "
           f"as of {_iso(args.as_of.astimezone(dt.UTC))}")
+    return 0
+
+
+#: The plain words of the lines no rule made, per language (a language not here reads English).
+_PLAIN: dict[str, dict[str, str]] = {
+    "en": {"award": "Earned", "redeem": "Redeemed", "reverse": "Returned: event {event}",
+           "expire": "Expired", "clawback_out": "Kept back to repay a returned event",
+           "clawback_in": "Repaid from a later award"},
+    "fr": {"award": "Gagné", "redeem": "Utilisé", "reverse": "Annulé : événement {event}",
+           "expire": "Expiré", "clawback_out": "Retenu pour rembourser un événement annulé",
+           "clawback_in": "Remboursé par un gain ultérieur"},
+}
+
+
+def rule_texts(store: Any, customer: str) -> dict[tuple[str, str, str], str]:
+    """What each fired rule of each stored Apply said, by (event, policy, rule): a stored
+    response holds its reasons (and their ``says``) only when Apply was called with explain."""
+    from google.protobuf.message import DecodeError
+
+    from service.apply import stored_response
+    from service.gen.loyalty.v1 import loyalty_pb2 as pb
+
+    out: dict[tuple[str, str, str], str] = {}
+    for event in store.events(customer):
+        try:
+            response = pb.ApplyResponse.FromString(stored_response(event.decision))
+        except (ValueError, KeyError, TypeError, IndexError, DecodeError):
+            continue
+        for reason in response.decision.reasons:
+            if reason.kind == "fired" and reason.says:
+                out.setdefault((event.event_id, reason.policy, reason.rule), reason.says)
+    return out
+
+
+def line_texts(store: Any, customer: str, lines: Sequence[Any], language: str = "en") -> list[str]:
+    """What the customer reads about each of ``lines`` (:class:`service.ledger.StatementLine`):
+    an award, the ``says`` its rule gave when the event was applied with explain, else the
+    plain text made from the rule's name; anything else, plain words in ``language``."""
+    from dsl.decision import default_text
+
+    words = _PLAIN.get(language.replace("-", "_").split("_")[0], _PLAIN["en"])
+    said = rule_texts(store, customer)
+    out = []
+    for line in lines:
+        if line.kind == "award":
+            text = said.get((line.event_id, line.policy, line.rule)) or (
+                default_text(line.rule) if line.rule else words["award"])
+        elif line.kind == "clawback":
+            text = words["clawback_out" if line.amount < 0 else "clawback_in"]
+        else:
+            text = words[line.kind].format(event=line.event_id)
+        out.append(text)
+    return out
+
+
+def run_statement(args: argparse.Namespace) -> int:
+    """Print (or write as a page) a customer's ledger lines; 1 when there are none."""
+    from service.apply import amount_text
+    from service.ledger import statement_lines
+    from service.state import StateError
+
+    start = args.start or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+    end = args.end or dt.datetime.now(dt.UTC)
+    if end <= start:
+        print(f"loyalty state statement: --to ({_iso(end)}) must be after --from ({_iso(start)})",
+              file=sys.stderr)
+        return 2
+    store = _open(args)
+    if store is None:
+        return 2
+    try:
+        lines = statement_lines(store, args.customer, start, end)
+        texts = line_texts(store, args.customer, lines, args.language)
+    except StateError as exc:
+        print(f"loyalty state statement: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        store.close()
+    if not lines:
+        print(f"customer {args.customer!r}: no ledger lines from {_iso(start)} to {_iso(end)}",
+              file=sys.stderr)
+        return 1
+    if args.html:
+        from service.statement_html import render_statement
+
+        page = render_statement(args.customer, lines, texts, language=args.language)
+        with open(args.html, "w", encoding="utf-8") as out:
+            out.write(page)
+        print(f"wrote {args.html}: {len(lines)} lines")
+        return 0
+    if args.json:
+        print(json.dumps({"customer": args.customer, "from": _iso(start), "to": _iso(end), "lines": [
+            {"at": _iso(line.at), "kind": line.kind, "currency": line.currency,
+             "amount": amount_text(line.amount), "running_balance": amount_text(line.running_balance),
+             "event_id": line.event_id, "reference": line.reference, "policy": line.policy,
+             "rule": line.rule, "lot_id": line.lot_id, "text": text}
+            for line, text in zip(lines, texts, strict=True)]}, indent=2, ensure_ascii=False))
+        return 0
+    print(f"customer {args.customer!r}: {len(lines)} lines from {_iso(start)} to {_iso(end)}")
+    for line, text in zip(lines, texts, strict=True):
+        amount = amount_text(line.amount)
+        signed = amount if amount.startswith("-") else "+" + amount
+        day = line.at.astimezone(dt.UTC).date().isoformat()
+        print(f"  {day}  {line.kind:<8} {signed:>12} {line.currency:<8} "
+              f"{amount_text(line.running_balance):>12}  {text}")
     return 0
