@@ -83,13 +83,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     statement.add_argument("--from", dest="start", metavar="DATE_OR_INSTANT", type=moment,
                            help="the first line's earliest date (its UTC midnight) or instant; "
                                 "default: the first line")
-    statement.add_argument("--to", dest="end", metavar="DATE_OR_INSTANT", type=lambda t: moment(t, True),
+    statement.add_argument("--to", dest="end", metavar="DATE_OR_INSTANT", type=day_end,
                            help="the last date included (to its end, UTC) or the instant lines "
                                 "are before; default: now")
     statement.add_argument("--html", metavar="FILE", help="write the statement as one HTML page")
     statement.add_argument("--language", default="en", metavar="LANG",
-                           help="the page's and the plain lines' words: en or fr (default en); rule "
-                                "texts are in the language Apply was called with")
+                           help="the page's and the plain lines' words: en or fr (default en); a "
+                                "rule's stored text stays as Apply gave it (docs/state.md)")
     statement.add_argument("--json", action="store_true", help="print the lines as one JSON document")
     common(statement)
     statement.set_defaults(run=run_statement)
@@ -125,6 +125,11 @@ def moment(text: str, end_of_day: bool = False) -> dt.datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (2026-03-01) or an instant (2026-03-01T09:30:00Z)") from None
     return instant if instant.tzinfo else instant.replace(tzinfo=dt.UTC)
+
+
+def day_end(text: str) -> dt.datetime:
+    """``--to``: a date to its end (the next UTC midnight), or an instant."""
+    return moment(text, end_of_day=True)
 
 
 def _open(args: argparse.Namespace) -> Any:
@@ -400,8 +405,13 @@ def run_statement(args: argparse.Namespace) -> int:
         from service.statement_html import render_statement
 
         page = render_statement(args.customer, lines, texts, language=args.language)
-        with open(args.html, "w", encoding="utf-8") as out:
-            out.write(page)
+        try:
+            with open(args.html, "w", encoding="utf-8") as out:
+                out.write(page)
+        except OSError as exc:
+            print(f"loyalty state statement: cannot write {args.html}: {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 2
         print(f"wrote {args.html}: {len(lines)} lines")
         return 0
     if args.json:

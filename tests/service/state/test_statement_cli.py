@@ -136,3 +136,6 @@ def test_no_lines_and_bad_dates(history: str, tmp_path: Path, capsys: pytest.Cap
     assert main(["state", "statement", "c-1", "--from", "2026-05-01", "--to", "2026-04-01",
                  "--state", history]) == 2
     assert "must be after --from" in capsys.readouterr().err
+    assert main(["state", "statement", "c-1", "--html", str(tmp_path / "no" / "such.html"),
+                 "--state", history]) == 2
+    assert "cannot write" in capsys.readouterr().err
