@@ -8,6 +8,10 @@ flight within the grace period and return 0. A :class:`service.watchdog.Watchdog
 ends the process if Python stalls (a call stuck in C code holding the GIL) or if
 stopping takes longer than the grace period plus a margin; a second SIGTERM or
 SIGINT while stopping exits at once.
+
+(About 750 lines, one job: one server process's life. The handler table with its refusal of
+malformed messages, the stall monitor and the signal handling are the parts of that life
+:func:`run` wires together; none is used without it.)
 """
 
 from __future__ import annotations

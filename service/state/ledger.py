@@ -22,6 +22,10 @@ The expiry job posts one ``expire`` line per expired lot with something left, at
 Every function here runs inside the store's own transactions (``SqlStore._run``, the customer
 locked) or read snapshots, with parameters only. Amounts are stored as integer millionths of
 a unit, instants as the backend stores them.
+
+(About 800 lines, one job: the ledger's reads and writes, on both backends. Posting, spending,
+expiry and the balance's line index share the lot and line tables and their invariants, so
+they stay together.)
 """
 
 from __future__ import annotations
