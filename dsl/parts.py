@@ -15,9 +15,10 @@ Three things do not survive pickling as they are and are carried explicitly:
   compared with ``is``): written as references to their module and name (:class:`_Writer`),
   so that the set read back holds this process's own;
 
-- :attr:`CheckResult.types` is keyed by ``id()`` of AST nodes, which changes in another
-  process: it travels as (node, type) pairs in the same pickle stream as the AST (the
-  stream's memo keeps node identity) and is keyed again on arrival;
+- :attr:`CheckResult.types` and :attr:`CheckResult.ranked` are keyed by ``id()`` of AST
+  nodes, which changes in another process: they travel as (node, value) pairs in the same
+  pickle stream as the AST (the stream's memo keeps node identity) and are keyed again on
+  arrival;
 - a compiled module's functions: the module's code object travels as :func:`marshal` bytes.
 
 One stream, written by one :class:`pickle.Pickler` and read by one :class:`pickle.Unpickler`,
@@ -117,7 +118,8 @@ def prepare_parts(directory: Path | str) -> bytes:
         for part in _slices(pairs, TYPES_PER_RECORD):
             writer.dump(list(part))
         code = verify(compiled.generated.source, compiled.module.filename)
-        writer.dump((compiled.info, replace(check, types={}), compiled.generated,
+        ranked = [(by_id[key], values) for key, values in check.ranked.items() if key in by_id]
+        writer.dump((compiled.info, replace(check, types={}, ranked={}), ranked, compiled.generated,
                      compiled.module.filename, marshal.dumps(code)))
     return out.getvalue()
 
@@ -143,8 +145,8 @@ def from_parts(stream: bytes, pause: Callable[[], None] = lambda: None) -> Polic
         types: dict[int, Any] = {}
         for _ in range(type_records):
             types.update((id(node), t) for node, t in record())
-        info, check, generated, filename, code = record()
-        check = replace(check, types=types)
+        info, check, ranked, generated, filename, code = record()
+        check = replace(check, types=types, ranked={id(node): values for node, values in ranked})
         compiled.append(_assemble(policy, check, generated, info, filename, marshal.loads(code),
                                   schema))
         pause()
