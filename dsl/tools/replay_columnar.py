@@ -97,8 +97,9 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
         month: dict[str, list[Any]] = {}
         for cur, places in decimals.items():
             b, a = f"b:award:{cur}", f"a:award:{cur}"
-            if row[f"any:{b}"] or row[f"any:{a}"]:
-                month[cur] = [_amount(int(row[b]), places), _amount(int(row[a]), places)]
+            if row[f"any:{b}"] or row[f"any:{a}"]:  # a side that awarded nothing adds 0, as rows do
+                month[cur] = [_amount(int(row[b]), places) if row[f"any:{b}"] else 0,
+                              _amount(int(row[a]), places) if row[f"any:{a}"] else 0]
         if month:
             into = out.months.setdefault(row["month"], {})
             for cur, pair_ in month.items():

@@ -135,6 +135,20 @@ def test_generated_policies_give_the_row_paths_figures(tmp_path_factory: pytest.
     assert columnar == rows
 
 
+
+def test_a_currency_only_the_new_set_awards_has_the_row_paths_months(tmp_path: Path) -> None:
+    """A currency with decimals that only the new set awards: each month's "before" is 0 on
+    both paths (the columnar path once reported 0.00 for a side that awarded nothing)."""
+    from strategies import SCHEMA
+
+    old = load_source("policy p\n  on flight\n  rule base: award 1 miles\n", schema=SCHEMA)
+    new = load_source("policy p\n  on flight\n  rule base: award 1 miles\n"
+                      "  rule thanks: award 2 credit\n", schema=SCHEMA)
+    columnar, rows, result = replay_both(old, new, _airline_history(tmp_path, 1), rows=150)
+    assert result.columnar_events > 0
+    assert columnar == rows
+    assert all(by["credit"]["before"] == 0 for by in rows["months"].values())
+
 HOSTILE = '''
 policy hostile
   on flight
