@@ -352,9 +352,9 @@ def test_memory_stays_bounded_with_a_million_customers(history: dict[str, Path],
     old = without_counters(Path(shutil.copytree(POLICIES, tmp_path / "old")))
     policy = new / "airline" / "earn_miles.policy"
     text = policy.read_text(encoding="utf-8")
-    assert "rule flown_miles: award base miles" in text
-    policy.write_text(text.replace("rule flown_miles: award base miles",
-                                   "rule flown_miles: award 110% of base miles"), encoding="utf-8")
+    assert "rule flown_miles:\n    award base miles\n" in text
+    policy.write_text(text.replace("rule flown_miles:\n    award base miles\n",
+                                   "rule flown_miles:\n    award 110% of base miles\n"), encoding="utf-8")
     base = pq.read_table(history["parquet"])
     big = tmp_path / "many.parquet"
     with pq.ParquetWriter(big, base.schema) as writer:
