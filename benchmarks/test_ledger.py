@@ -53,7 +53,8 @@ EXPIRY_LOTS = {"quick": 100_000, "full": 1_000_000}
 EXPIRY_CUSTOMERS = 10_000
 #: The expiry job's peak RSS bound (its own process: the interpreter, the service's imports
 #: and one page of lots), whatever the number of lots. Measured (VmHWM, pages of 10,000):
-#: 42 MB at 100,000 and 200,000 lots on SQLite, 55 MB at 100,000 on PostgreSQL.
+#: 42 MB at 100,000, 200,000 and 1,000,000 lots on SQLite, 55 MB at 100,000 on PostgreSQL
+#: (75 MB with pages of 50,000).
 EXPIRY_RSS_MB = 100
 BALANCE_P99_MS = 5.0
 
