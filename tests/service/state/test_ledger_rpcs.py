@@ -132,7 +132,8 @@ def test_redeem_is_refused_with_the_balance_then_spends_once(ledgered: Ledgered)
         ledgered.redeem("r-1", "1000", "2026-03-10T00:00:00Z")
     code, message, _, info = status_of(early.value)
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert info == {"field": "amount", "currency": "miles", "available": "0", "requested": "1000"}
+    assert info == {"field": "amount", "currency": "miles", "available": "0", "requested": "1000",
+                    "redeemable": "0"}
     assert "the available balance is 0" in message
     first = ledgered.redeem("r-2", "1000", "2026-03-20T00:00:00Z")
     assert (first.available_after, [(d.lot_id, d.amount) for d in first.drawn]) == (
