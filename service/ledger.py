@@ -46,18 +46,55 @@ class InsufficientBalance(ServiceError):
 
     code = grpc.StatusCode.FAILED_PRECONDITION
 
-    def __init__(self, error: ledger.NotEnoughAvailable) -> None:
+    def __init__(self, error: ledger.NotEnoughAvailable, step: Amount | None = None) -> None:
+        #: The most the customer can redeem now: the available balance, rounded down to the
+        #: currency's redemption step (never below 0).
+        self.redeemable = redeemable(error.available, step)
+        most = (f"; the most redeemable in steps of {amount_text(step)} is {amount_text(self.redeemable)}"
+                if step is not None else "")
         super().__init__(f"amount: {error.requested} {error.currency} asked; the available balance is "
-                         f"{amount_text(error.available)} (nothing was written)")
+                         f"{amount_text(error.available)}{most} (nothing was written)")
         self.error = error
+        self.step = step
 
     def details(self) -> list[Any]:
-        """A ``google.rpc.ErrorInfo``: reason INSUFFICIENT_BALANCE, the available balance."""
-        return [_pack(error_details_pb2.ErrorInfo(
-            reason="INSUFFICIENT_BALANCE", domain="loyalty.v1",
-            metadata={"field": "amount", "currency": self.error.currency,
-                      "available": amount_text(self.error.available),
-                      "requested": amount_text(self.error.requested)}))]
+        """A ``google.rpc.ErrorInfo``: reason INSUFFICIENT_BALANCE, the available balance and the
+        most that can be redeemed (and the step, when the currency has one)."""
+        metadata = {"field": "amount", "currency": self.error.currency,
+                    "available": amount_text(self.error.available),
+                    "requested": amount_text(self.error.requested),
+                    "redeemable": amount_text(self.redeemable)}
+        if self.step is not None:
+            metadata["redeem_step"] = amount_text(self.step)
+        return [_pack(error_details_pb2.ErrorInfo(reason="INSUFFICIENT_BALANCE", domain="loyalty.v1",
+                                                  metadata=metadata))]
+
+
+def redeemable(available: Amount, step: Amount | None) -> Amount:
+    """The most a redemption can spend of ``available``: all of it, or with a ``step`` the
+    largest whole multiple of it; 0 when the balance is not positive."""
+    if available <= 0:
+        return 0
+    if step is None:
+        return available
+    most = Decimal(available) // Decimal(step) * Decimal(step)
+    return int(most) if most == most.to_integral_value() else most
+
+
+def _off_step(value: Decimal, step: Amount, currency: Any) -> str:
+    """Why an amount off the currency's redemption step is refused, with the nearest valid
+    amounts, each written with the currency's decimals."""
+    unit = Decimal(1).scaleb(-currency.decimals)
+    below = value // Decimal(step) * Decimal(step)
+    above = below + Decimal(step)
+
+    def text(amount: Decimal | Amount) -> str:
+        return format(Decimal(amount).quantize(unit), "f")
+
+    nearest = (f"the nearest valid amounts are {text(below)} and {text(above)}" if below > 0
+               else f"the least is {text(step)}")
+    return (f"{text(value)} is not a multiple of the {currency.name} redemption step {text(step)}: "
+            f"{nearest}")
 
 
 # -- what Apply and Reverse post -------------------------------------------------------------------
@@ -201,6 +238,9 @@ class LedgerRpcs:
             if value != value.quantize(Decimal(1).scaleb(-decimals)):
                 violations.append(Violation("amount", f"has more than {decimals} decimal places"))
             amount = int(value) if value == value.to_integral_value() else value
+            step = currency.redeem_step if currency is not None else None
+            if step is not None and value % step:
+                violations.append(Violation("amount", _off_step(value, step, currency)))
         except (InvalidOperation, ValueError):
             violations.append(Violation("amount", "must be a positive decimal number such as \"150\""))
         if not request.HasField("time"):
@@ -217,7 +257,7 @@ class LedgerRpcs:
             result = ledger.redeem(store, request.customer_id, request.redemption_id, digest,
                                    request.currency, amount, at, respond)
         except ledger.NotEnoughAvailable as exc:
-            raise InsufficientBalance(exc) from None
+            raise InsufficientBalance(exc, currency.redeem_step if currency is not None else None) from None
         except StateError as exc:
             error = service_error(exc)
             if getattr(error, "field", None) == "event.id":

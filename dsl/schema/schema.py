@@ -98,6 +98,9 @@ class Currency:
     decimals: int = 0
     cap_per_event: int | Decimal | None = None
     validity: Validity = FOREVER
+    #: Redemptions spend whole multiples of it (``redeem_step``: vouchers of 150 points, 2p
+    #: money-off steps); None: any amount.
+    redeem_step: int | Decimal | None = None
 
 
 @dataclass
@@ -514,7 +517,8 @@ class _Merger:
             except ValueError as exc:
                 key = "pending" if str(exc).startswith("pending") else "validity"
                 raise self.fail(f"currencies.{cname}.{key}", str(exc)) from None
-            s.currencies[cname] = Currency(cname, decimals, cap_value, validity)
+            s.currencies[cname] = Currency(cname, decimals, cap_value, validity,
+                                           self._redeem_step(cname, cdata.get("redeem_step"), decimals))
         for bname, params in data.get("benefits", {}).items():
             if not _BENEFIT.match(bname):
                 raise self.fail(f"benefits.{bname}", "benefit names are lower case words joined by - or _")
@@ -534,6 +538,26 @@ class _Merger:
             clash = set(fields) & set(s.event_common)
             if clash:
                 raise self.fail(f"events.{kind}", f"redeclares common event field {sorted(clash)[0]}")
+
+    def _redeem_step(self, cname: str, value: Any, decimals: int) -> int | Decimal | None:
+        """A currency's ``redeem_step``: a positive amount the currency can hold (at most its
+        decimals, below 10^12 units, the ledger's bound), written as a number or a string."""
+        if value is None:
+            return None
+        key = f"currencies.{cname}.redeem_step"
+        example = '"0.02"' if decimals else "150"
+        try:
+            step = parse_decimal(value)
+        except ValueError as exc:
+            raise self.fail(key, str(exc), f"write a positive amount such as {example}") from None
+        if not 0 < step < 10**12:
+            raise self.fail(key, f"must be more than 0 and below 1000000000000, not {step}",
+                            f"write a positive amount such as {example}")
+        if step != step.quantize(Decimal(1).scaleb(-decimals)):
+            raise self.fail(key, f"{step} has more decimal places than the currency's {decimals}",
+                            f"redeemable amounts are whole multiples of the step; write one with at "
+                            f"most {decimals} decimal places, or raise decimals")
+        return int(step) if step == step.to_integral_value() else step.normalize()
 
     def _check_name(self, key: str, name: str) -> None:
         if not _NAME.match(name) or "__" in name:

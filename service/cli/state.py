@@ -1,10 +1,12 @@
 """``loyalty state``: inspect and maintain the customer state store.
 
 - ``show CUSTOMER``: the customer's counters per window (the UTC day, 7 and 30 days rolling,
-  month, quarter and year that hold ``--at``, by default the latest entry) and the applied
-  events with their decisions, what they counted, and their reversals;
-- ``export [FILE]`` and ``import FILE``: JSON lines (``-`` for stdout or stdin); an import
-  keeps rows already present, so importing twice adds nothing;
+  month, quarter and year that hold ``--at``, by default the latest entry), their ledger
+  balances per currency (available and pending, as of ``--at``, by default now), and the
+  applied events with their decisions, what they counted, and their reversals;
+- ``export [FILE]`` and ``import FILE``: JSON lines (``-`` for stdout or stdin), the ledger's
+  lots, lines and redemptions included; an import keeps rows already present, so importing
+  twice adds nothing;
 - ``expire [--as-of DATE_OR_INSTANT]``: post the ledger's expiry lines (docs/state.md, "The
   ledger"); running it again posts nothing more;
 - ``statement CUSTOMER [--from DATE] [--to DATE] [--html FILE] [--language fr] [--json]``: the
@@ -48,8 +50,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
     show = verbs.add_parser("show", help="a customer's counters per window and applied events")
     show.add_argument("customer", metavar="CUSTOMER", help="the customer id")
-    show.add_argument("--at", metavar="INSTANT", help="the instant whose windows are shown "
-                      "(ISO 8601; default: the customer's latest entry)")
+    show.add_argument("--at", metavar="INSTANT", help="the instant whose windows and balances are "
+                      "shown (ISO 8601; default: the customer's latest entry for the windows, now "
+                      "for the balances)")
     show.add_argument("--json", action="store_true", help="print one JSON document")
     common(show)
     show.set_defaults(run=run_show)
@@ -182,12 +185,17 @@ def _decoded(stored: bytes, message: Any) -> dict[str, Any]:
         return {"stored": stored.decode("utf-8", "replace")}
 
 
-def describe(store: Any, customer: str, at: dt.datetime | None = None) -> dict[str, Any]:
-    """What ``show`` prints, as a JSON-friendly document."""
+def describe(store: Any, customer: str, at: dt.datetime | None = None,
+             now: dt.datetime | None = None) -> dict[str, Any]:
+    """What ``show`` prints, as a JSON-friendly document. The ledger's balances are as of
+    ``at`` when it is given, else as of ``now`` (the clock), as GetBalance answers."""
     from service.apply import amount_text
     from service.gen.loyalty.v1 import loyalty_pb2 as pb
     from service.state import Window
+    from service.state.ledger import balance
 
+    balances_at = at or now or dt.datetime.now(dt.UTC)
+    balances = balance(store, customer, balances_at)
     entries = store.counter_entries(customer)
     events = store.events(customer)
     if at is None:
@@ -204,6 +212,9 @@ def describe(store: Any, customer: str, at: dt.datetime | None = None) -> dict[s
         "at": _iso(at),
         "windows": {name: [_iso(start), _iso(end)] for name, start, end in windows},
         "counters": table,
+        "balances_at": _iso(balances_at),
+        "balances": {b.currency: {"available": amount_text(b.available), "pending": amount_text(b.pending)}
+                     for b in balances},
         "events": [
             {"event_id": e.event_id, "body_digest": e.body_digest,
              **_decoded(e.decision, pb.ApplyResponse),
@@ -235,6 +246,11 @@ def run_show(args: argparse.Namespace) -> int:
     print("  counters (" + ", ".join(names) + ", all):")
     for counter, sums in doc["counters"].items():
         print(f"    {counter}: " + "  ".join(f"{n}={sums[n]}" for n in [*names, "all"]))
+    print(f"  balances at {doc['balances_at']} (available, pending):")
+    for currency, figures in doc["balances"].items():
+        print(f"    {currency}: available {figures['available']}, pending {figures['pending']}")
+    if not doc["balances"]:
+        print("    none (no ledger lines)")
     print(f"  applied events ({len(doc['events'])}):")
     for e in doc["events"]:
         awards = e.get("decision", {}).get("awards", {})

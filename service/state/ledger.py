@@ -23,13 +23,14 @@ Every function here runs inside the store's own transactions (``SqlStore._run``,
 locked) or read snapshots, with parameters only. Amounts are stored as integer millionths of
 a unit, instants as the backend stores them.
 
-(About 800 lines, one job: the ledger's reads and writes, on both backends. Posting, spending,
-expiry and the balance's line index share the lot and line tables and their invariants, so
-they stay together.)
+(About 920 lines, one job: the ledger's reads and writes, on both backends. Posting, spending,
+expiry, the balance's line index and the export and import of the rows share the lot and line
+tables and their invariants, so they stay together.)
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import threading
 import weakref
@@ -47,10 +48,12 @@ from service.state.api import (
     Amount,
     InvalidStateInput,
     StateError,
+    amount_text,
     check_amount,
     check_id,
     check_instant,
     exact,
+    parse_amount,
 )
 
 #: Ledger amounts are stored in millionths of a unit: a currency keeps at most 6 decimals.
@@ -300,6 +303,35 @@ _SQL = {
         "WHERE x.customer_id = ? AND x.at < ? AND (x.at > ? OR (x.at = ? AND x.seq > ?)) "
         "ORDER BY x.at, x.seq LIMIT ?"
     ),
+    "export_lots": (
+        "SELECT lot_id, customer_id, currency, amount, earned_at, available_from, expires_at, event_id, "
+        "policy, rule, revision, debt, expiry_posted FROM ledger_lots WHERE customer_id = ? "
+        "ORDER BY earned_at, lot_id"
+    ),
+    "export_lines": (
+        "SELECT lot_id, customer_id, currency, at, amount, kind, ref FROM ledger_lines WHERE customer_id = ? "
+        "ORDER BY seq"
+    ),
+    "export_redemptions": (
+        "SELECT redemption_id, customer_id, body_digest, response FROM redemptions WHERE customer_id = ? "
+        "ORDER BY redemption_id"
+    ),
+    "import_lot": (
+        "INSERT INTO ledger_lots (lot_id, customer_id, currency, amount, earned_at, available_from, "
+        "expires_at, event_id, policy, rule, revision, debt, expiry_posted) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+    ),
+    # A line takes its customer, currency and dates from its lot as stored (the lot's own row
+    # stays if it was there before the import), so a line never disagrees with its lot.
+    "import_line": (
+        "INSERT INTO ledger_lines (customer_id, currency, lot_id, at, amount, kind, ref, available_from, "
+        "expires_at) SELECT customer_id, currency, lot_id, ?, ?, ?, ?, available_from, expires_at "
+        "FROM ledger_lots WHERE lot_id = ? ON CONFLICT DO NOTHING"
+    ),
+    "import_redemption": (
+        "INSERT INTO redemptions (redemption_id, customer_id, body_digest, response) VALUES (?, ?, ?, ?) "
+        "ON CONFLICT DO NOTHING"
+    ),
     "expired_page": (
         "SELECT lot_id, customer_id, currency, available_from, expires_at FROM ledger_lots "
         "WHERE expiry_posted = 0 AND debt = 0 AND expires_at <= ? ORDER BY expires_at, lot_id LIMIT ?"
@@ -498,6 +530,91 @@ def redeem(store: Any, customer_id: str, redemption_id: str, body_digest: str, c
 
     result: RedeemResult = store._run("redeem", body)
     return result
+
+
+# -- export and import (``loyalty state export`` / ``import``) ---------------------------------------
+
+#: The JSON line types the ledger adds to an export (docs/state.md, "Export format").
+EXPORT_TYPES = ("lot", "ledger_line", "redemption")
+_LINE_KINDS = ("award", "redeem", "reverse", "expire", "clawback")
+
+
+def _iso(at: dt.datetime) -> str:
+    return at.isoformat().replace("+00:00", "Z")
+
+
+def export_rows(store: Any, db: Any, customer_id: str) -> list[dict[str, Any]]:
+    """The customer's lots, then their lines in the order they were written, then their
+    redemptions, as export lines (amounts as exact decimal text, instants in RFC 3339 UTC)."""
+    value = store._at_value
+    out: list[dict[str, Any]] = []
+    db.execute(_sql(store, "export_lots"), (customer_id,))
+    for r in db.fetchall():
+        out.append({"type": "lot", "lot_id": r[0], "customer_id": r[1], "currency": r[2],
+                    "amount": amount_text(from_units(r[3])), "earned_at": _iso(value(r[4])),
+                    "available_from": _iso(value(r[5])), "expires_at": _iso(value(r[6])),
+                    "event_id": r[7], "policy": r[8], "rule": r[9], "revision": r[10],
+                    "debt": bool(r[11]), "expiry_posted": bool(r[12])})
+    db.execute(_sql(store, "export_lines"), (customer_id,))
+    for r in db.fetchall():
+        out.append({"type": "ledger_line", "lot_id": r[0], "customer_id": r[1], "currency": r[2],
+                    "at": _iso(value(r[3])), "amount": amount_text(from_units(r[4])), "kind": r[5],
+                    "ref": r[6]})
+    db.execute(_sql(store, "export_redemptions"), (customer_id,))
+    for r in db.fetchall():
+        out.append({"type": "redemption", "redemption_id": r[0], "customer_id": r[1], "body_digest": r[2],
+                    "response_b64": base64.b64encode(bytes(r[3])).decode("ascii")})
+    return out
+
+
+def parse_export_line(where: str, obj: Mapping[str, Any],
+                      lots: dict[str, tuple[str, str]]) -> tuple[Any, ...]:
+    """One ledger export line's values, checked (``lots``: the lot ids read so far in the file,
+    with their customer and currency; a line must follow its lot)."""
+    kind = obj["type"]
+    if kind == "lot":
+        lot_id = check_id(f"{where}.lot_id", obj["lot_id"])
+        customer = check_id(f"{where}.customer_id", obj["customer_id"])
+        currency = check_id(f"{where}.currency", obj["currency"])
+        lots[lot_id] = (customer, currency)
+        instants = [check_instant(f"{where}.{name}", dt.datetime.fromisoformat(obj[name]))
+                    for name in ("earned_at", "available_from", "expires_at")]
+        return (lot_id, customer, currency, to_units(f"{where}.amount", parse_amount(obj["amount"])),
+                *instants, check_id(f"{where}.event_id", obj["event_id"]), str(obj["policy"]),
+                str(obj["rule"]), str(obj["revision"]), int(bool(obj["debt"])),
+                int(bool(obj.get("expiry_posted", False))))
+    if kind == "ledger_line":
+        lot_id = check_id(f"{where}.lot_id", obj["lot_id"])
+        if lot_id not in lots:
+            raise InvalidStateInput(f"{where}.lot_id",
+                                    f"lot {lot_id!r} is not in the export before this line")
+        if lots[lot_id] != (obj["customer_id"], obj["currency"]):
+            raise InvalidStateInput(where, f"customer and currency differ from lot {lot_id!r}'s")
+        if obj["kind"] not in _LINE_KINDS:
+            raise InvalidStateInput(f"{where}.kind", f"must be one of {', '.join(_LINE_KINDS)}")
+        at = check_instant(f"{where}.at", dt.datetime.fromisoformat(obj["at"]))
+        return (at, to_units(f"{where}.amount", parse_amount(obj["amount"])), obj["kind"], str(obj["ref"]),
+                lot_id)
+    if kind == "redemption":
+        return (check_id(f"{where}.redemption_id", obj["redemption_id"]),
+                check_id(f"{where}.customer_id", obj["customer_id"]),
+                check_id(f"{where}.body_digest", obj["body_digest"]),
+                base64.b64decode(obj["response_b64"], validate=True))
+    raise InvalidStateInput(f"{where}.type", f"unknown line type {kind!r}")
+
+
+def import_row(store: Any, db: Any, kind: str, values: tuple[Any, ...]) -> int:
+    """Write one parsed ledger export line in the import's transaction; rows already present
+    stay (the row count added: 0 or 1)."""
+    at = store._at_param
+    if kind == "lot":
+        params = (*values[:4], at(values[4]), at(values[5]), at(values[6]), *values[7:])
+        db.execute(_sql(store, "import_lot"), params)
+    elif kind == "ledger_line":
+        db.execute(_sql(store, "import_line"), (at(values[0]), *values[1:]))
+    else:
+        db.execute(_sql(store, "import_redemption"), values)
+    return max(int(db.rowcount), 0)
 
 
 # -- expiry ----------------------------------------------------------------------------------------

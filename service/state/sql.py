@@ -491,7 +491,8 @@ class SqlStore(abc.ABC):
     # -- export and import as JSON lines --------------------------------------------------
 
     def export(self, stream: IO[str]) -> int:
-        """Write every customer's events, reversals and entries as JSON lines."""
+        """Write every customer's events, reversals and entries, then their ledger (lots, lines
+        in the order they were written, redemptions), as JSON lines, from one read snapshot."""
 
         def body(db: Any) -> int:
             db.execute(self.sql.all_customers, ())
@@ -504,17 +505,29 @@ class SqlStore(abc.ABC):
                     for line in _event_lines(event):
                         stream.write(json.dumps(line, ensure_ascii=False) + "\n")
                         count += 1
+                for line in ledger.export_rows(self, db, customer_id):
+                    stream.write(json.dumps(line, ensure_ascii=False) + "\n")
+                    count += 1
             return count
 
         return self._reading("export", body)
 
     def import_(self, lines: Iterable[str]) -> int:
         """Read ``export``'s lines in one transaction; rows already present stay as they are."""
-        rows = [_parse_line(n, text) for n, text in enumerate(lines, 1) if text.strip()]
+        lots: dict[str, tuple[str, str]] = {}
+        rows = [_parse_line(n, text, lots) for n, text in enumerate(lines, 1) if text.strip()]
+        # The ledger's customers are locked (sorted, as Apply locks them) for the import, so
+        # their lines' sequence numbers commit in order, as the balance's line index expects.
+        ledger_customers = sorted({values[1] for kind, values in rows if kind in ("lot", "redemption")})
 
         def body(db: Any) -> int:
             added = 0
+            if ledger_customers:
+                self._lock_customers(db, ledger_customers)
             for kind, values in rows:
+                if kind in ledger.EXPORT_TYPES:
+                    added += ledger.import_row(self, db, kind, values)
+                    continue
                 if kind == "event":
                     db.execute(self.sql.import_customer, (values[1],))
                     db.execute(self.sql.import_event, values)
@@ -580,12 +593,15 @@ def _event_lines(event: StoredEvent) -> Iterator[dict[str, Any]]:
             yield _entry_json(e)
 
 
-def _parse_line(number: int, text: str) -> tuple[str, Any]:
-    """One exported line as (kind, values); a bad line is an InvalidStateInput naming it."""
+def _parse_line(number: int, text: str, lots: dict[str, tuple[str, str]]) -> tuple[str, Any]:
+    """One exported line as (kind, values); a bad line is an InvalidStateInput naming it.
+    ``lots`` collects the ledger lots read so far (a ledger line must follow its lot)."""
     where = f"line {number}"
     try:
         obj = json.loads(text)
         kind = obj["type"]
+        if kind in ledger.EXPORT_TYPES:
+            return kind, ledger.parse_export_line(where, obj, lots)
         decision = (base64.b64decode(obj["decision_b64"]) if "decision_b64" in obj
                     else obj.get("decision", "").encode("utf-8"))
         if kind == "event":

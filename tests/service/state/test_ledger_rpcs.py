@@ -132,7 +132,8 @@ def test_redeem_is_refused_with_the_balance_then_spends_once(ledgered: Ledgered)
         ledgered.redeem("r-1", "1000", "2026-03-10T00:00:00Z")
     code, message, _, info = status_of(early.value)
     assert code == grpc.StatusCode.FAILED_PRECONDITION
-    assert info == {"field": "amount", "currency": "miles", "available": "0", "requested": "1000"}
+    assert info == {"field": "amount", "currency": "miles", "available": "0", "requested": "1000",
+                    "redeemable": "0"}
     assert "the available balance is 0" in message
     first = ledgered.redeem("r-2", "1000", "2026-03-20T00:00:00Z")
     assert (first.available_after, [(d.lot_id, d.amount) for d in first.drawn]) == (
@@ -296,3 +297,45 @@ def test_a_programme_that_claws_back_pays_the_debt_from_the_next_flight(store_ur
         channel.close()
         server.stop(0).wait(5)
         state.close()
+
+
+def test_a_store_moved_with_export_and_import_keeps_every_balance_and_line(
+        ledgered: Ledgered, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The flight's 8,949 miles less a redemption of 949 on 2026-04-01: `loyalty state export`
+    then `import` into a new SQLite file; a second server on the copy answers GetBalance and
+    GetStatement as the first did, replays the redemption, and `state show` prints 8000
+    available (0 pending) on both."""
+    ledgered.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=jfk_lhr()))
+    first = ledgered.redeem("r-1", "949", "2026-04-01T00:00:00Z")
+    exported = tmp_path / "state.jsonl"
+    assert main(["state", "export", str(exported), "--state", ledgered.url]) == 0
+    copy = str(tmp_path / "copy.sqlite3")
+    for _ in range(2):
+        assert main(["state", "import", str(exported), "--state", copy]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "imported 0 rows"
+    policies = PolicyStore(programme(tmp_path / "copy-policies", "24 months to the end of the month",
+                                     "available after 14 days"))
+    assert policies.load()
+    state = open_store(copy)
+    server, port = create_server(store=policies, state=state)
+    server.start()
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    try:
+        moved = Ledgered(pb_grpc.LoyaltyRulesStub(channel), state, copy)
+        for as_of in ("2026-03-10T00:00:00Z", "2026-04-02T00:00:00Z", "2028-04-01T00:00:00Z"):
+            assert moved.balance(as_of) == ledgered.balance(as_of)
+        assert moved.balance("2026-04-02T00:00:00Z")["available"] == "8000"
+        window = pb.GetStatementRequest(customer_id="c-1", to=stamp("2030-01-01T00:00:00Z"))
+        getattr(window, "from").CopyFrom(stamp("2026-01-01T00:00:00Z"))
+        assert moved.stub.GetStatement(window) == ledgered.stub.GetStatement(window)
+        again = moved.redeem("r-1", "949", "2026-04-01T00:00:00Z")
+        assert again.replayed and again.drawn == first.drawn
+    finally:
+        channel.close()
+        server.stop(0).wait(5)
+        state.close()
+    for url in (ledgered.url, copy):
+        assert main(["state", "show", "c-1", "--at", "2026-04-02T00:00:00Z", "--state", url]) == 0
+        out = capsys.readouterr().out
+        assert ("  balances at 2026-04-02T00:00:00Z (available, pending):\n"
+                "    miles: available 8000, pending 0\n") in out
