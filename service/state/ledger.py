@@ -337,6 +337,10 @@ def post(store: Any, db: Any, customer_id: str, event_id: str, reversal_id: str,
             _post_lot(store, db, customer_id, event_id, posting)
         elif isinstance(posting, Takeback):
             _post_takeback(store, db, customer_id, event_id, reversal_id, posting)
+        elif type(posting).__name__ == "TierCheck":
+            from service.state import tiers  # tiers reads the ledger's lines
+
+            tiers.upgrade(store, db, customer_id, posting)  # type: ignore[arg-type]
         else:
             raise InvalidStateInput("outcome.ledger", f"cannot post {type(posting).__name__}")
 
@@ -348,8 +352,12 @@ def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[o
     at = store._at_param
     lots: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
+    after: list[tuple[str, str, object]] = []  # tier checks read the lots: once they are written
     for customer_id, event_id, items in postings:
         for posting in items:
+            if type(posting).__name__ == "TierCheck":
+                after.append((customer_id, event_id, posting))
+                continue
             if not isinstance(posting, NewLot) or posting.claw_back:
                 post(store, db, customer_id, event_id, "", [posting])
                 continue
@@ -367,6 +375,8 @@ def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[o
     if lots:
         db.executemany(_sql(store, "insert_lot"), lots)
         db.executemany(_sql(store, "insert_line"), lines)
+    for customer_id, event_id, posting in after:
+        post(store, db, customer_id, event_id, "", [posting])
 
 
 def _line(store: Any, db: Any, customer_id: str, currency: str, lot_id: str, at: dt.datetime,
