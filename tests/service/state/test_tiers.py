@@ -94,8 +94,8 @@ def test_gold_mid_year_kept_through_next_year_then_one_step_down(
 
     assert hotel.stay("s-2", "2026-06-10T11:00:00Z", 30).decision.awards["points"] == "50000"
     gold = hotel.progress("2026-06-11T00:00:00Z")
-    assert (gold.tier, gold.window, gold.measure, gold.earned, gold.to_keep, gold.next_tier, gold.to_next) == (
-        "GOLD", "calendar year", "points", "70000", "0", "PLATINUM", "30000")
+    assert (gold.tier, gold.window, gold.measure, gold.earned, gold.to_keep, gold.next_tier,
+            gold.to_next) == ("GOLD", "calendar year", "points", "70000", "0", "PLATINUM", "30000")
     assert gold.since.ToDatetime(tzinfo=UTC) == at("2026-06-10T11:00:00")
     assert gold.kept_until.ToDatetime(tzinfo=UTC) == at("2028-01-01T00:00:00")
     assert gold.window_start.ToDatetime(tzinfo=UTC) == at("2026-01-01T00:00:00")
@@ -122,7 +122,8 @@ def test_gold_mid_year_kept_through_next_year_then_one_step_down(
     assert out[1] == "tiers: 1 due, 1 lowered (0 to no tier)"
     assert out[3] == "tiers: 0 due, 0 lowered (0 to no tier)"
     mvp = hotel.progress("2028-01-02T00:00:00Z")
-    assert (mvp.tier, mvp.earned, mvp.to_keep, mvp.next_tier, mvp.to_next) == ("MVP", "0", "25000", "GOLD", "50000")
+    assert (mvp.tier, mvp.earned, mvp.to_keep, mvp.next_tier, mvp.to_next) == (
+        "MVP", "0", "25000", "GOLD", "50000")
     assert mvp.since.ToDatetime(tzinfo=UTC) == at("2028-01-01T00:00:00")
     assert mvp.kept_until.ToDatetime(tzinfo=UTC) == at("2029-01-01T00:00:00")
 
