@@ -337,10 +337,8 @@ def post(store: Any, db: Any, customer_id: str, event_id: str, reversal_id: str,
             _post_lot(store, db, customer_id, event_id, posting)
         elif isinstance(posting, Takeback):
             _post_takeback(store, db, customer_id, event_id, reversal_id, posting)
-        elif type(posting).__name__ == "TierCheck":
-            from service.state import tiers  # tiers reads the ledger's lines
-
-            tiers.upgrade(store, db, customer_id, posting)  # type: ignore[arg-type]
+        elif hasattr(posting, "post_in"):  # a posting that reads the ledger (service.state.tiers.TierCheck)
+            posting.post_in(store, db, customer_id)
         else:
             raise InvalidStateInput("outcome.ledger", f"cannot post {type(posting).__name__}")
 
@@ -355,7 +353,7 @@ def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[o
     after: list[tuple[str, str, object]] = []  # tier checks read the lots: once they are written
     for customer_id, event_id, items in postings:
         for posting in items:
-            if type(posting).__name__ == "TierCheck":
+            if hasattr(posting, "post_in"):
                 after.append((customer_id, event_id, posting))
                 continue
             if not isinstance(posting, NewLot) or posting.claw_back:

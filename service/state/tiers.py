@@ -61,6 +61,10 @@ class TierCheck:
     zone: str
     at: dt.datetime
 
+    def post_in(self, store: Any, db: Any, customer_id: str) -> None:
+        """Run in the ledger's posting, after the event's lots are written (:func:`upgrade`)."""
+        upgrade(store, db, customer_id, self)
+
 
 @dataclass(frozen=True, slots=True)
 class Status:

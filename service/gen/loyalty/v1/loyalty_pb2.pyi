@@ -1847,13 +1847,15 @@ class TierProgress(_message.Message):
     window: _builtins.str
     """The window: "calendar year", "rolling 12 months" or "anniversary year"."""
     measure: _builtins.str
-    """The qualifying currency and what was earned of it in the window (never reduced by spending)."""
+    """The qualifying currency."""
     earned: _builtins.str
+    """What was earned of it in the window, a decimal string (never reduced by spending)."""
     to_keep: _builtins.str
     """Still to earn in the window to keep the tier held ("" with no tier)."""
     next_tier: _builtins.str
-    """The next tier up ("" at the top) and what is still to earn in the window to reach it."""
+    """The next tier up ("" at the top)."""
     to_next: _builtins.str
+    """What is still to earn in the window to reach next_tier ("" at the top)."""
     @_builtins.property
     def since(self) -> _timestamp_pb2.Timestamp:
         """When the tier was reached (unset for none)."""
@@ -1864,10 +1866,12 @@ class TierProgress(_message.Message):
 
     @_builtins.property
     def window_start(self) -> _timestamp_pb2.Timestamp:
-        """The current window: start <= t < end."""
+        """The current window's first instant."""
 
     @_builtins.property
-    def window_end(self) -> _timestamp_pb2.Timestamp: ...
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """The instant after the current window (start <= t < end)."""
+
     def __init__(
         self,
         *,
