@@ -177,3 +177,27 @@ def test_a_bad_qualification_is_a_schema_error_naming_the_key(tmp_path: Path, te
     with pytest.raises(SchemaError) as error:
         Schema.load(path)
     assert expected in str(error.value)
+
+
+def test_the_servers_timer_runs_the_tier_job_after_expiry(store: StateStore) -> None:
+    """The expiry timer's run, with the loaded schema, lowers a status due; its second run nothing."""
+    from service.ledger import ExpiryTimer
+    from service.state import ledger as L
+
+    schema = Schema.for_directory(POLICIES)
+    q = schema.qualification
+    assert q is not None
+
+    def body(db: object) -> None:
+        store._lock_customers(db, ["c"])  # type: ignore[attr-defined]
+        t = at("2026-05-01T00:00:00")
+        L.post(store, db, "c", "e1", "", [L.NewLot("points", 100000, t, t, L.NEVER, "p", "r", "1"),
+                                           T.TierCheck(q, schema.timezone, t)])
+    store._run("test", body)  # type: ignore[attr-defined]
+    assert T.status(store, "c", q, schema.timezone, at("2026-05-02T00:00:00")).tier == "PLATINUM"
+    timer = ExpiryTimer(store, 0, clock=lambda: at("2028-01-01T00:00:00"), schema=lambda: schema)
+    timer.run_once()
+    assert T.status(store, "c", q, schema.timezone, at("2028-01-01T00:00:00")).tier == "GOLD"
+    timer.run_once()
+    lowered = T.status(store, "c", q, schema.timezone, at("2028-01-01T00:00:00"))
+    assert (lowered.tier, lowered.kept_until) == ("GOLD", at("2029-01-01T00:00:00"))
