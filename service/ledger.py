@@ -64,7 +64,8 @@ class InsufficientBalance(ServiceError):
 # -- what Apply and Reverse post -------------------------------------------------------------------
 
 
-def award_lots(policy_set: Any, decision: Decision, earned_at: dt.datetime) -> tuple[ledger.NewLot, ...]:
+def award_lots(policy_set: Any, decision: Decision,
+               earned_at: dt.datetime) -> tuple[ledger.NewLot | TierCheck, ...]:
     """The lots ``decision``'s positive awards make, one per currency, dated by the currency's
     validity and pending period in the programme's zone. A lot names the first rule that fired
     (the decision does not split a currency's award by rule)."""
@@ -74,7 +75,7 @@ def award_lots(policy_set: Any, decision: Decision, earned_at: dt.datetime) -> t
     zone = policy_set.zone
     claw_back = getattr(schema, "negative_balance", "allowed") == "claw back from later awards"
     policy, rule = decision.fired[0] if decision.fired else ("", "")
-    lots = []
+    lots: list[ledger.NewLot | TierCheck] = []
     for currency, amount in decision.awards.items():
         if amount <= 0:
             continue
@@ -86,7 +87,7 @@ def award_lots(policy_set: Any, decision: Decision, earned_at: dt.datetime) -> t
                                   decision.revision, claw_back))
     qualification = getattr(schema, "qualification", None)
     if qualification is not None and decision.awards.get(qualification.measure, 0) > 0:
-        lots.append(TierCheck(qualification, schema.timezone, earned_at))  # type: ignore[arg-type]
+        lots.append(TierCheck(qualification, schema.timezone, earned_at))
     return tuple(lots)
 
 

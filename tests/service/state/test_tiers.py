@@ -201,3 +201,25 @@ def test_the_servers_timer_runs_the_tier_job_after_expiry(store: StateStore) -> 
     timer.run_once()
     lowered = T.status(store, "c", q, schema.timezone, at("2028-01-01T00:00:00"))
     assert (lowered.tier, lowered.kept_until) == ("GOLD", at("2029-01-01T00:00:00"))
+
+
+def test_the_three_windows() -> None:
+    """Calendar year in London (BST does not move 1 January); rolling 12 months up to the moment;
+    anniversary years from the first award (29 February counts from 28 February in other years)."""
+    from dsl.schema.schema import Qualification
+
+    def q(window: str) -> Qualification:
+        return Qualification("points", window, (("GOLD", 1),))
+
+    t = at("2026-07-15T12:00:00")
+    assert T.window_at(q("calendar year"), "Europe/London", t, None) == (
+        at("2026-01-01T00:00:00"), at("2027-01-01T00:00:00"))
+    assert T.window_at(q("calendar year"), "America/New_York", t, None) == (
+        at("2026-01-01T05:00:00"), at("2027-01-01T05:00:00"))
+    assert T.window_at(q("rolling 12 months"), "UTC", t, None) == (
+        at("2025-07-15T12:00:00"), t + dt.timedelta(microseconds=1))
+    anchor = at("2024-02-29T10:00:00")
+    assert T.window_at(q("anniversary year"), "UTC", t, anchor) == (
+        at("2026-02-28T10:00:00"), at("2027-02-28T10:00:00"))
+    assert T.window_at(q("anniversary year"), "UTC", at("2026-02-01T00:00:00"), anchor) == (
+        at("2025-02-28T10:00:00"), at("2026-02-28T10:00:00"))
