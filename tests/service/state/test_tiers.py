@@ -100,6 +100,10 @@ def test_gold_mid_year_kept_through_next_year_then_one_step_down(
     assert gold.kept_until.ToDatetime(tzinfo=UTC) == at("2028-01-01T00:00:00")
     assert gold.window_start.ToDatetime(tzinfo=UTC) == at("2026-01-01T00:00:00")
 
+    # Spending never lowers what was earned.
+    hotel.stub.Redeem(pb.RedeemRequest(customer_id="h-1", redemption_id="r-1", currency="points",
+                                       amount="30000", time=stamp("2026-07-01T00:00:00Z")))
+    assert hotel.progress("2026-07-02T00:00:00Z").earned == "70000"
     # The same event again is a replay: the tier is not looked at twice.
     hotel.stay("s-2", "2026-06-10T11:00:00Z", 30)
     # The end of 2026: GOLD is kept until the end of 2027, the job changes nothing.
