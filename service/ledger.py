@@ -30,8 +30,9 @@ from dsl.schema.validity import NEVER
 from service.errors import InvalidArgument, ServiceError, Violation, _pack, service_error
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.logs import call_fields
-from service.state import ledger
+from service.state import ledger, tiers
 from service.state.api import MAX_ID_CHARS, Amount, Outcome, StateError, StateStore, amount_text
+from service.state.tiers import TierCheck
 
 log = structlog.get_logger("loyalty.ledger")
 
@@ -100,7 +101,8 @@ def _off_step(value: Decimal, step: Amount, currency: Any) -> str:
 # -- what Apply and Reverse post -------------------------------------------------------------------
 
 
-def award_lots(policy_set: Any, decision: Decision, earned_at: dt.datetime) -> tuple[ledger.NewLot, ...]:
+def award_lots(policy_set: Any, decision: Decision,
+               earned_at: dt.datetime) -> tuple[ledger.NewLot | TierCheck, ...]:
     """The lots ``decision``'s positive awards make, one per currency, dated by the currency's
     validity and pending period in the programme's zone. A lot names the first rule that fired
     (the decision does not split a currency's award by rule)."""
@@ -110,7 +112,7 @@ def award_lots(policy_set: Any, decision: Decision, earned_at: dt.datetime) -> t
     zone = policy_set.zone
     claw_back = getattr(schema, "negative_balance", "allowed") == "claw back from later awards"
     policy, rule = decision.fired[0] if decision.fired else ("", "")
-    lots = []
+    lots: list[ledger.NewLot | TierCheck] = []
     for currency, amount in decision.awards.items():
         if amount <= 0:
             continue
@@ -120,6 +122,9 @@ def award_lots(policy_set: Any, decision: Decision, earned_at: dt.datetime) -> t
         available = validity.available_from(earned_at) if validity is not None else earned_at
         lots.append(ledger.NewLot(currency, amount, earned_at, available, expires, policy, rule,
                                   decision.revision, claw_back))
+    qualification = getattr(schema, "qualification", None)
+    if qualification is not None and decision.awards.get(qualification.measure, 0) > 0:
+        lots.append(TierCheck(qualification, schema.timezone, earned_at))
     return tuple(lots)
 
 
@@ -288,6 +293,24 @@ class LedgerRpcs:
                 currency=b.currency, available=amount_text(b.available), pending=amount_text(b.pending),
                 expiring_30_days=amount_text(b.expiring[0]), expiring_60_days=amount_text(b.expiring[1]),
                 expiring_90_days=amount_text(b.expiring[2]), total=amount_text(b.total)))
+        schema = self._snapshot().policy_set.schema
+        if getattr(schema, "qualification", None) is not None:
+            try:
+                st = tiers.status(store, request.customer_id, schema.qualification, schema.timezone, at)
+            except StateError as exc:
+                raise service_error(exc) from None
+            progress = out.tier
+            progress.tier, progress.window = st.tier, st.window
+            progress.measure = schema.qualification.measure
+            progress.window_start.CopyFrom(_stamp(st.window_start))
+            progress.window_end.CopyFrom(_stamp(st.window_end))
+            progress.earned = amount_text(st.earned)
+            progress.to_keep = "" if st.to_keep == "" else amount_text(st.to_keep)
+            progress.next_tier = st.next_tier
+            progress.to_next = "" if st.to_next == "" else amount_text(st.to_next)
+            if st.since is not None and st.kept_until is not None:
+                progress.since.CopyFrom(_stamp(st.since))
+                progress.kept_until.CopyFrom(_stamp(st.kept_until))
         return out
 
     def GetStatement(self, request: pb.GetStatementRequest,
@@ -346,8 +369,11 @@ class ExpiryTimer:
     post each line once. A failed run is logged and the next one tries again."""
 
     def __init__(self, store: StateStore, interval_s: float,
-                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)) -> None:
+                 clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+                 schema: Callable[[], Any] = lambda: None) -> None:
         self.store = store
+        #: The programme's schema now (its ``[qualification]``: the tier job runs after expiry).
+        self.schema = schema
         self.interval_s = interval_s
         self.clock = clock
         self._stop = threading.Event()
@@ -370,6 +396,11 @@ class ExpiryTimer:
         report = ledger.expire(self.store, as_of)
         log.info("ledger expiry", as_of=as_of.isoformat(), lots_seen=report.lots_seen,
                  lines_posted=report.lines_posted, seconds=round(time.perf_counter() - started, 3))
+        schema = self.schema()
+        if getattr(schema, "qualification", None) is not None:
+            settled = tiers.settle(self.store, schema.qualification, schema.timezone, as_of)
+            log.info("tier job", as_of=as_of.isoformat(), seen=settled.seen, lowered=settled.lowered,
+                     removed=settled.removed)
         self.last = report
         self.runs += 1
         return report

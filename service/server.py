@@ -632,7 +632,7 @@ def run(
             signal.signal(signal.SIGHUP, original_hup)
         raise
     server.start()
-    expiry = ExpiryTimer(state, config.expire_every).start()
+    expiry = ExpiryTimer(state, config.expire_every, schema=lambda: _schema_now(store)).start()
     monitor = StallMonitor(health_servicer, store).start()
     shedder = ConnectionShedder(port, config.connection_limits.max_connections, activity, config.shed_policy)
     shedder.start()
@@ -766,3 +766,8 @@ def _restore_signals(previous: dict[int, Any]) -> None:
     for sig, handler in previous.items():
         signal.signal(sig, handler)
 
+
+def _schema_now(store: PolicyStore) -> Any:
+    """The loaded programme's schema (None before a load): the tier job reads its [qualification]."""
+    snapshot = store.current()
+    return None if snapshot is None else snapshot.policy_set.schema

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +104,26 @@ class Currency:
     redeem_step: int | Decimal | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Qualification:
+    """A programme's tier qualification (``[qualification]``, docs/state.md "Tiers"): what an
+    award of ``measure`` earned in a ``window`` counts toward, the ``thresholds`` per tier (lowest
+    first), what the window's end does (``downgrade``) and whether a tier reached is kept one more
+    window (``keep``)."""
+
+    measure: str
+    window: str
+    thresholds: tuple[tuple[str, int | Decimal], ...]
+    downgrade: str = "one step"
+    keep: str = ""
+
+
+#: The choices of ``[qualification]``'s window, downgrade and keep.
+QUALIFICATION_WINDOWS = ("calendar year", "rolling 12 months", "anniversary year")
+DOWNGRADES = ("one step", "to earned")
+KEEPS = ("until the end of next year",)
+
+
 @dataclass
 class Schema:
     """Every field, event kind, currency, benefit and tier that policies may use."""
@@ -120,6 +141,8 @@ class Schema:
     #: What a reversal of points already spent does (``[programme] negative_balance``):
     #: "allowed" (the balance goes negative) or "claw back from later awards".
     negative_balance: str = "allowed"
+    #: How a customer's tier is earned and kept (``[qualification]``), or None.
+    qualification: Qualification | None = None
     digest: str = ""
 
     # -- loading -----------------------------------------------------------------
@@ -464,7 +487,7 @@ class _Merger:
     def merge(self, data: dict[str, Any]) -> None:
         s = self.schema
         known = {"tiers", "currencies", "benefits", "customer", "event", "events", "records",
-                 "programme"}
+                 "programme", "qualification"}
         for key in data:
             if key not in known:
                 raise self.fail(key, "unknown section" + _hint(key, known))
@@ -519,6 +542,8 @@ class _Merger:
                 raise self.fail(f"currencies.{cname}.{key}", str(exc)) from None
             s.currencies[cname] = Currency(cname, decimals, cap_value, validity,
                                            self._redeem_step(cname, cdata.get("redeem_step"), decimals))
+        if "qualification" in data:
+            s.qualification = self._qualification(data["qualification"])
         for bname, params in data.get("benefits", {}).items():
             if not _BENEFIT.match(bname):
                 raise self.fail(f"benefits.{bname}", "benefit names are lower case words joined by - or _")
@@ -558,6 +583,55 @@ class _Merger:
                             f"redeemable amounts are whole multiples of the step; write one with at "
                             f"most {decimals} decimal places, or raise decimals")
         return int(step) if step == step.to_integral_value() else step.normalize()
+
+    def _qualification(self, data: Any) -> Qualification:
+        s = self.schema
+        example = ('a table such as { measure = "points", window = "calendar year", '
+                   'thresholds = { GOLD = 50000 }, downgrade = "one step" }')
+        if not isinstance(data, dict):
+            raise self.fail("qualification", "must be " + example)
+        known = {"measure", "window", "thresholds", "downgrade", "keep"}
+        for key in data:
+            if key not in known:
+                raise self.fail(f"qualification.{key}", "unknown setting" + _hint(key, known))
+        measure = data.get("measure")
+        if measure not in s.currencies:
+            raise self.fail("qualification.measure", f"{measure!r} is not a declared currency",
+                            "name the currency whose awards count toward status (declared under "
+                            f"[currencies]: {', '.join(sorted(s.currencies)) or 'none yet'})")
+        choices = {"window": QUALIFICATION_WINDOWS, "downgrade": DOWNGRADES, "keep": KEEPS}
+        for key, options in choices.items():
+            if key in data and data[key] not in options:
+                raise self.fail(f"qualification.{key}", f"{data[key]!r} is not a choice",
+                                "write " + " or ".join(f'"{o}"' for o in options))
+        if "window" not in data:
+            raise self.fail("qualification", "names no window",
+                            "write window = " + " or ".join(f'"{o}"' for o in QUALIFICATION_WINDOWS))
+        thresholds = data.get("thresholds")
+        if not isinstance(thresholds, dict) or not thresholds:
+            raise self.fail("qualification.thresholds", "must be a table of tier = amount",
+                            "write thresholds = { GOLD = 50000, PLATINUM = 100000 }")
+        if not s.tiers:
+            raise self.fail("qualification", "comes before any tiers are declared",
+                            'declare tiers = ["SILVER", "GOLD"] (lowest first)')
+        pairs: list[tuple[str, int | Decimal]] = []
+        for tier, amount in thresholds.items():
+            if tier not in s.tiers:
+                raise self.fail(f"qualification.thresholds.{tier}", "is not a declared tier",
+                                did_you_mean(tier, s.tiers) or f"tiers are {', '.join(s.tiers)}")
+            try:
+                value = parse_decimal(amount if not isinstance(amount, float) else str(amount))
+            except ValueError as exc:
+                raise self.fail(f"qualification.thresholds.{tier}", str(exc)) from None
+            if value < 0:
+                raise self.fail(f"qualification.thresholds.{tier}", "must be zero or more")
+            pairs.append((tier, int(value) if value == value.to_integral_value() else value))
+        pairs.sort(key=lambda p: s.tiers.index(p[0]))
+        if any(a[1] >= b[1] for a, b in pairwise(pairs)):
+            raise self.fail("qualification.thresholds", "must grow with the tiers (lowest first)",
+                            "a higher tier needs a larger amount")
+        return Qualification(measure, data["window"], tuple(pairs), data.get("downgrade", "one step"),
+                             data.get("keep", ""))
 
     def _check_name(self, key: str, name: str) -> None:
         if not _NAME.match(name) or "__" in name:

@@ -78,6 +78,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     expire.add_argument("--as-of", metavar="DATE_OR_INSTANT", type=horizon,
                         default=dt.datetime.now(dt.UTC),
                         help="lots expired by this date (its UTC midnight) or instant; default now")
+    expire.add_argument("--policies", metavar="DIR",
+                        help="the policy directory whose schema.toml [qualification] the tier job "
+                             "follows (tiers kept until this date are judged); without it, expiry only")
     common(expire)
     expire.set_defaults(run=run_expire)
 
@@ -328,14 +331,40 @@ def run_expire(args: argparse.Namespace) -> int:
     store = _open(args)
     if store is None:
         return 2
+    schema = _tier_schema(args)
+    if schema is False:
+        store.close()
+        return 2
     try:
         report = expire(store, args.as_of)
+        settled = None
+        if schema is not None and schema.qualification is not None:
+            from service.state.tiers import settle
+
+            settled = settle(store, schema.qualification, schema.timezone, args.as_of)
     finally:
         store.close()
     expired = ", ".join(f"{amount} {currency}" for currency, amount in report.expired.items()) or "nothing"
     print(f"expired {expired}: {report.lines_posted} lines posted, {report.lots_seen} expired lots seen "
           f"as of {_iso(args.as_of.astimezone(dt.UTC))}")
+    if settled is not None:
+        print(f"tiers: {settled.seen} due, {settled.lowered} lowered ({settled.removed} to no tier)")
     return 0
+
+
+def _tier_schema(args: argparse.Namespace) -> Any:
+    """The schema of ``--policies`` (its [qualification] drives the tier job), None without it,
+    False when it cannot be read (the reason printed)."""
+    directory = getattr(args, "policies", None)
+    if directory is None:
+        return None
+    from dsl.schema.schema import Schema, SchemaError
+
+    try:
+        return Schema.for_directory(directory)
+    except (SchemaError, OSError) as exc:
+        print(f"loyalty state expire: cannot read the schema of {directory}: {exc}", file=sys.stderr)
+        return False
 
 
 #: The plain words of the lines no rule made, per language (a language not here reads English).

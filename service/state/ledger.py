@@ -373,6 +373,8 @@ def post(store: Any, db: Any, customer_id: str, event_id: str, reversal_id: str,
             _post_lot(store, db, customer_id, event_id, posting)
         elif isinstance(posting, Takeback):
             _post_takeback(store, db, customer_id, event_id, reversal_id, posting)
+        elif hasattr(posting, "post_in"):  # a posting that reads the ledger (service.state.tiers.TierCheck)
+            posting.post_in(store, db, customer_id)
         else:
             raise InvalidStateInput("outcome.ledger", f"cannot post {type(posting).__name__}")
 
@@ -384,8 +386,12 @@ def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[o
     at = store._at_param
     lots: list[tuple[Any, ...]] = []
     lines: list[tuple[Any, ...]] = []
+    after: list[tuple[str, str, object]] = []  # tier checks read the lots: once they are written
     for customer_id, event_id, items in postings:
         for posting in items:
+            if hasattr(posting, "post_in"):
+                after.append((customer_id, event_id, posting))
+                continue
             if not isinstance(posting, NewLot) or posting.claw_back:
                 post(store, db, customer_id, event_id, "", [posting])
                 continue
@@ -403,6 +409,8 @@ def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[o
     if lots:
         db.executemany(_sql(store, "insert_lot"), lots)
         db.executemany(_sql(store, "insert_line"), lines)
+    for customer_id, event_id, posting in after:
+        post(store, db, customer_id, event_id, "", [posting])
 
 
 def _line(store: Any, db: Any, customer_id: str, currency: str, lot_id: str, at: dt.datetime,

@@ -1794,6 +1794,7 @@ class GetBalanceResponse(_message.Message):
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     BALANCES_FIELD_NUMBER: _builtins.int
+    TIER_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
     """The customer."""
     @_builtins.property
@@ -1804,20 +1805,95 @@ class GetBalanceResponse(_message.Message):
     def balances(self) -> _containers.RepeatedCompositeFieldContainer[Global___CurrencyBalance]:
         """One entry per currency, by name."""
 
+    @_builtins.property
+    def tier(self) -> Global___TierProgress:
+        """The customer's tier and progress, when the programme declares [qualification] (docs/state.md, "Tiers")."""
+
     def __init__(
         self,
         *,
         customer_id: _builtins.str = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         balances: _abc.Iterable[Global___CurrencyBalance] | None = ...,
+        tier: Global___TierProgress | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "tier", b"tier"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "balances", b"balances", "customer_id", b"customer_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "balances", b"balances", "customer_id", b"customer_id", "tier", b"tier"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetBalanceResponse: _TypeAlias = GetBalanceResponse  # noqa: Y015
+
+@_typing.final
+class TierProgress(_message.Message):
+    """Where a customer stands toward status in the current qualification window."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TIER_FIELD_NUMBER: _builtins.int
+    SINCE_FIELD_NUMBER: _builtins.int
+    KEPT_UNTIL_FIELD_NUMBER: _builtins.int
+    WINDOW_FIELD_NUMBER: _builtins.int
+    WINDOW_START_FIELD_NUMBER: _builtins.int
+    WINDOW_END_FIELD_NUMBER: _builtins.int
+    MEASURE_FIELD_NUMBER: _builtins.int
+    EARNED_FIELD_NUMBER: _builtins.int
+    TO_KEEP_FIELD_NUMBER: _builtins.int
+    NEXT_TIER_FIELD_NUMBER: _builtins.int
+    TO_NEXT_FIELD_NUMBER: _builtins.int
+    tier: _builtins.str
+    """The tier held ("" for none)."""
+    window: _builtins.str
+    """The window: "calendar year", "rolling 12 months" or "anniversary year"."""
+    measure: _builtins.str
+    """The qualifying currency."""
+    earned: _builtins.str
+    """What was earned of it in the window, a decimal string (never reduced by spending)."""
+    to_keep: _builtins.str
+    """Still to earn in the window to keep the tier held ("" with no tier)."""
+    next_tier: _builtins.str
+    """The next tier up ("" at the top)."""
+    to_next: _builtins.str
+    """What is still to earn in the window to reach next_tier ("" at the top)."""
+    @_builtins.property
+    def since(self) -> _timestamp_pb2.Timestamp:
+        """When the tier was reached (unset for none)."""
+
+    @_builtins.property
+    def kept_until(self) -> _timestamp_pb2.Timestamp:
+        """When the tier is next judged by the tier job (unset for none)."""
+
+    @_builtins.property
+    def window_start(self) -> _timestamp_pb2.Timestamp:
+        """The current window's first instant."""
+
+    @_builtins.property
+    def window_end(self) -> _timestamp_pb2.Timestamp:
+        """The instant after the current window (start <= t < end)."""
+
+    def __init__(
+        self,
+        *,
+        tier: _builtins.str = ...,
+        since: _timestamp_pb2.Timestamp | None = ...,
+        kept_until: _timestamp_pb2.Timestamp | None = ...,
+        window: _builtins.str = ...,
+        window_start: _timestamp_pb2.Timestamp | None = ...,
+        window_end: _timestamp_pb2.Timestamp | None = ...,
+        measure: _builtins.str = ...,
+        earned: _builtins.str = ...,
+        to_keep: _builtins.str = ...,
+        next_tier: _builtins.str = ...,
+        to_next: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["kept_until", b"kept_until", "since", b"since", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["earned", b"earned", "kept_until", b"kept_until", "measure", b"measure", "next_tier", b"next_tier", "since", b"since", "tier", b"tier", "to_keep", b"to_keep", "to_next", b"to_next", "window", b"window", "window_end", b"window_end", "window_start", b"window_start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TierProgress: _TypeAlias = TierProgress  # noqa: Y015
 
 @_typing.final
 class GetStatementRequest(_message.Message):

@@ -1,0 +1,286 @@
+"""Tier status from the ledger (docs/state.md, "Tiers"): reached on Apply, lowered at a window's end.
+
+A programme's ``[qualification]`` (:class:`dsl.schema.schema.Qualification`) names a currency
+whose awards count toward status: what was *earned* in the window (``award`` lines less
+``reverse`` lines; spending and expiry never reduce it), the thresholds per tier, the window
+(calendar year in the programme's zone, rolling 12 months, or the anniversary year counted from
+the customer's first award of the measure) and what the window's end does.
+
+A customer's status is one row of ``tier_status``: tier, since, kept until. Apply (in its own
+transaction, the customer locked: :func:`upgrade`) raises the tier when the total earned in the
+window containing the event reaches a higher threshold, or extends ``kept_until`` when the same
+tier is earned again. A tier reached in a window is kept to that window's end, or one window
+more with ``keep = "until the end of next year"``. At ``kept_until`` the job (:func:`settle`,
+run with the expiry job) judges the window that ended there: earned enough for the tier, it is
+kept one more window; otherwise it is lowered one step (``downgrade = "one step"``, never below
+what was earned) or to what was earned (``"to earned"``), held through the next window; below
+the lowest tier the row is deleted. One transaction per customer; a second run finds nothing due.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from dsl.schema.schema import Qualification
+from service.state.api import check_id, check_instant
+from service.state.ledger import from_units, to_units
+
+_SQL = {
+    "earned": (
+        "SELECT COALESCE(SUM(amount), 0) FROM ledger_lines WHERE customer_id = ? AND currency = ? "
+        "AND kind IN ('award', 'reverse') AND at >= ? AND at < ?"
+    ),
+    "first_award": (
+        "SELECT MIN(at) FROM ledger_lines WHERE customer_id = ? AND currency = ? AND kind = 'award'"
+    ),
+    "status": "SELECT tier, since, kept_until FROM tier_status WHERE customer_id = ?",
+    "insert": "INSERT INTO tier_status (customer_id, tier, since, kept_until) VALUES (?, ?, ?, ?)",
+    "update": "UPDATE tier_status SET tier = ?, since = ?, kept_until = ? WHERE customer_id = ?",
+    "delete": "DELETE FROM tier_status WHERE customer_id = ?",
+    "due": (
+        "SELECT customer_id FROM tier_status WHERE kept_until <= ? AND customer_id > ? "
+        "ORDER BY customer_id LIMIT ?"
+    ),
+}
+_PG = {name: text.replace("?", "%s") for name, text in _SQL.items()}
+
+
+def _sql(store: Any, name: str) -> str:
+    return _PG[name] if store.backend == "postgresql" else _SQL[name]
+
+
+@dataclass(frozen=True, slots=True)
+class TierCheck:
+    """A ledger posting of Apply: look at the customer's tier after an award of the measure."""
+
+    qualification: Qualification
+    zone: str
+    at: dt.datetime
+
+    def post_in(self, store: Any, db: Any, customer_id: str) -> None:
+        """Run in the ledger's posting, after the event's lots are written (:func:`upgrade`)."""
+        upgrade(store, db, customer_id, self)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """A customer's tier, and where they stand in the current window (GetBalance)."""
+
+    tier: str
+    since: dt.datetime | None
+    kept_until: dt.datetime | None
+    window: str
+    window_start: dt.datetime
+    window_end: dt.datetime
+    earned: Any
+    #: What is still to earn in the current window to keep the tier / reach the next ("" none).
+    to_keep: Any
+    next_tier: str
+    to_next: Any
+
+
+@dataclass(frozen=True, slots=True)
+class SettleReport:
+    """What one run of the tier job did: customers looked at, tiers lowered, rows removed."""
+
+    seen: int
+    lowered: int
+    removed: int
+
+
+# -- windows ------------------------------------------------------------------------------------
+
+
+def _add_months(at: dt.datetime, months: int) -> dt.datetime:
+    month = at.month - 1 + months
+    year, month = at.year + month // 12, month % 12 + 1
+    for day in range(at.day, 27, -1):
+        try:
+            return at.replace(year=year, month=month, day=day)
+        except ValueError:
+            continue
+    return at.replace(year=year, month=month, day=min(at.day, 28))
+
+
+def window_at(q: Qualification, zone: str, at: dt.datetime,
+              anchor: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
+    """The window containing ``at``: [start, end). A rolling window ends just after ``at``."""
+    if q.window == "rolling 12 months":
+        end = at + dt.timedelta(microseconds=1)
+        return _add_months(at, -12), end
+    if q.window == "anniversary year" and anchor is not None:
+        years = at.year - anchor.year
+        start = _add_months(anchor, 12 * years)
+        if start > at:
+            start = _add_months(anchor, 12 * (years - 1))
+        return start, _add_months(start, 12)
+    tz = ZoneInfo(zone)
+    year = at.astimezone(tz).year
+    start = dt.datetime(year, 1, 1, tzinfo=tz).astimezone(dt.UTC)
+    return start, dt.datetime(year + 1, 1, 1, tzinfo=tz).astimezone(dt.UTC)
+
+
+def _next_end(q: Qualification, zone: str, end: dt.datetime) -> dt.datetime:
+    """The end of the window that starts at ``end``."""
+    if q.window == "calendar year":
+        tz = ZoneInfo(zone)
+        local = end.astimezone(tz)
+        return dt.datetime(local.year + 1, 1, 1, tzinfo=tz).astimezone(dt.UTC)
+    return _add_months(end, 12)
+
+
+def _kept_until(q: Qualification, zone: str, at: dt.datetime, window_end: dt.datetime) -> dt.datetime:
+    end = _add_months(at, 12) if q.window == "rolling 12 months" else window_end
+    return _next_end(q, zone, end) if q.keep else end
+
+
+def _rank(q: Qualification, tier: str) -> int:
+    names = [t for t, _ in q.thresholds]
+    return names.index(tier) if tier in names else -1
+
+
+def tier_for(q: Qualification, units: int) -> str:
+    """The highest tier whose threshold ``units`` (millionths) reach, "" for none."""
+    reached = ""
+    for tier, threshold in q.thresholds:
+        if units >= to_units("threshold", threshold):
+            reached = tier
+    return reached
+
+
+# -- reading inside a transaction -----------------------------------------------------------------
+
+
+def _earned(store: Any, db: Any, customer_id: str, q: Qualification, start: dt.datetime,
+            end: dt.datetime) -> int:
+    at = store._at_param
+    db.execute(_sql(store, "earned"), (customer_id, q.measure, at(start), at(end)))
+    return int(db.fetchone()[0])
+
+
+def _anchor(store: Any, db: Any, customer_id: str, q: Qualification) -> dt.datetime | None:
+    if q.window != "anniversary year":
+        return None
+    db.execute(_sql(store, "first_award"), (customer_id, q.measure))
+    row = db.fetchone()
+    return store._at_value(row[0]) if row and row[0] is not None else None
+
+
+def _status(store: Any, db: Any, customer_id: str) -> tuple[str, dt.datetime, dt.datetime] | None:
+    db.execute(_sql(store, "status"), (customer_id,))
+    row = db.fetchone()
+    return None if row is None else (row[0], store._at_value(row[1]), store._at_value(row[2]))
+
+
+# -- Apply: upgrades ---------------------------------------------------------------------------------
+
+
+def upgrade(store: Any, db: Any, customer_id: str, check: TierCheck) -> None:
+    """Raise (or extend) the customer's tier in Apply's transaction (the customer locked)."""
+    q, at = check.qualification, check_instant("time", check.at)
+    start, end = window_at(q, check.zone, at, _anchor(store, db, customer_id, q))
+    claimed = tier_for(q, _earned(store, db, customer_id, q, start, end))
+    if not claimed:
+        return
+    kept = _kept_until(q, check.zone, at, end)
+    current = _status(store, db, customer_id)
+    p = store._at_param
+    if current is None:
+        db.execute(_sql(store, "insert"), (customer_id, claimed, p(at), p(kept)))
+    elif _rank(q, claimed) > _rank(q, current[0]):
+        db.execute(_sql(store, "update"), (claimed, p(at), p(max(kept, current[2])), customer_id))
+    elif claimed == current[0] and kept > current[2]:
+        db.execute(_sql(store, "update"), (claimed, p(current[1]), p(kept), customer_id))
+
+
+# -- the job: downgrades at a window's end -------------------------------------------------------------
+
+
+def settle(store: Any, q: Qualification, zone: str, as_of: dt.datetime, *, page: int = 1000) -> SettleReport:
+    """Judge every status whose ``kept_until`` is at or before ``as_of``; idempotent."""
+    horizon = check_instant("as_of", as_of)
+    seen = lowered = removed = 0
+    after = ""
+
+    def due(db: Any) -> list[str]:
+        db.execute(_sql(store, "due"), (store._at_param(horizon), after, page))
+        return [r[0] for r in db.fetchall()]
+
+    def one(customer_id: str) -> str:
+        outcome: str = store._run("tiers", lambda db: _settle_one(store, db, customer_id, q, zone, horizon))
+        return outcome
+
+    while True:
+        customers: list[str] = store._run("tiers", due)
+        for customer_id in customers:
+            outcome = one(customer_id)
+            seen += 1
+            lowered += outcome in ("lowered", "removed")
+            removed += outcome == "removed"
+        if len(customers) < page:
+            return SettleReport(seen, lowered, removed)
+        after = customers[-1]
+
+
+def _settle_one(store: Any, db: Any, customer_id: str, q: Qualification, zone: str,
+                horizon: dt.datetime) -> str:
+    store._lock_customers(db, [customer_id])
+    current = _status(store, db, customer_id)
+    if current is None or current[2] > horizon:
+        return "unchanged"  # another run got here first
+    tier, since, kept_until = current
+    names = [t for t, _ in q.thresholds]
+    anchor = _anchor(store, db, customer_id, q)
+    outcome = "kept"
+    for _ in range(1000):  # a job years late lowers a step per window; bounded
+        if kept_until > horizon:
+            break
+        if q.window == "rolling 12 months":
+            start = _add_months(kept_until, -12)
+        else:
+            start = window_at(q, zone, kept_until - dt.timedelta(microseconds=1), anchor)[0]
+        claim = tier_for(q, _earned(store, db, customer_id, q, start, kept_until))
+        if _rank(q, claim) < _rank(q, tier):
+            stepped = names[_rank(q, tier) - 1] if _rank(q, tier) > 0 else ""
+            new = claim if q.downgrade == "to earned" else max(claim, stepped, key=lambda t: _rank(q, t))
+            since, tier, outcome = kept_until, new, "lowered"
+            if not tier:
+                db.execute(_sql(store, "delete"), (customer_id,))
+                return "removed"
+        kept_until = _next_end(q, zone, kept_until)
+    p = store._at_param
+    db.execute(_sql(store, "update"), (tier, p(since), p(kept_until), customer_id))
+    return outcome
+
+
+# -- GetBalance ------------------------------------------------------------------------------------------
+
+
+def status(store: Any, customer_id: str, q: Qualification, zone: str, as_of: dt.datetime) -> Status:
+    """The customer's tier and progress in the window containing ``as_of``."""
+    check_id("customer_id", customer_id)
+    at = check_instant("as_of", as_of)
+
+    def body(db: Any) -> Status:
+        start, end = window_at(q, zone, at, _anchor(store, db, customer_id, q))
+        earned = _earned(store, db, customer_id, q, start, end)
+        current = _status(store, db, customer_id)
+        tier, since, kept = current if current is not None else ("", None, None)
+        thresholds: Sequence[tuple[str, Any]] = q.thresholds
+        to_keep: Any = ""
+        if tier:
+            need = to_units("threshold", dict(thresholds)[tier]) if tier in dict(thresholds) else 0
+            to_keep = from_units(max(need - earned, 0))
+        higher = [(t, v) for t, v in thresholds if _rank(q, t) > _rank(q, tier)]
+        next_tier, to_next = ("", "") if not higher else (
+            higher[0][0], from_units(max(to_units("threshold", higher[0][1]) - earned, 0)))
+        return Status(tier, since, kept, q.window, start, end, from_units(earned), to_keep, next_tier,
+                      to_next)
+
+    result: Status = store._reading("tier status", body)
+    return result
+
