@@ -162,6 +162,11 @@ class SqliteStore(SqlStore):
             self.path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StateUnavailable(f"cannot create the state directory {self.path.parent}: {exc}") from exc
+        # The first connection turns a new file to WAL, which needs the file to itself: SQLite
+        # answers "database is locked" at once, without its busy handler, to a second process
+        # doing the same (the workers of ``serve --workers N`` open one new file together).
+        with self._writer:
+            self._connection()
         self._migrate(latest(self.backend) if migrate_to is None else migrate_to)
 
     # -- connections ----------------------------------------------------------------------
@@ -292,8 +297,8 @@ class SqliteStore(SqlStore):
         name = getattr(exc, "sqlite_errorname", "") or ""
         where = f"state file {self.path}"
         if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-            return StateUnavailable(f"{where} stayed locked by another writer for "
-                                    f"{self.busy_timeout_s:g} s: {exc}")
+            return StateUnavailable(f"{where} is locked by another writer (a write waits up to "
+                                    f"{self.busy_timeout_s:g} s): {exc}")
         if name.startswith("SQLITE_READONLY"):
             return StateWriteFailed(f"{where} is read-only: {exc}")
         if name == "SQLITE_FULL":

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
 import threading
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from state_worker import DAY, MAX_BONUSES, QUARTER, SPEND_CAP, limited_decide
 
 from service.state import ApplyResult, StateStore
+from service.state.migrate import latest
+from service.state.sqlite import SqliteStore
 
 WORKER = Path(__file__).with_name("state_worker.py")
 THREADS = 16
@@ -79,3 +83,37 @@ def test_two_processes_on_one_customer_award_exactly_the_allowed(store: StateSto
                     for r in map(json.loads, out.splitlines())]
     assert len(results) == 48
     check_exactly_once(store, results, 24)
+
+
+def _open_and_report(path: str, start: Any, errors: Any) -> None:
+    start.wait(timeout=30)
+    try:
+        SqliteStore(path).close()
+    except Exception as exc:  # reported in the test's process
+        errors.put(repr(exc))
+
+
+def test_processes_opening_one_new_sqlite_file_together_all_open_it(tmp_path: Path) -> None:
+    """The workers of ``serve --workers N`` open one new state file at the same moment.
+
+    Turning a new file to WAL needs it alone, and SQLite answers "database is locked" at once
+    (no busy wait) to the second process trying: before the fix, about one round in four here
+    failed, and a server's worker exited at start. 40 rounds of three processes.
+    """
+    context = multiprocessing.get_context("fork")
+    errors = context.Queue()
+    for k in range(40):
+        path = str(tmp_path / f"state-{k}.sqlite3")
+        start = context.Barrier(3)
+        procs = [context.Process(target=_open_and_report, args=(path, start, errors)) for _ in range(3)]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout=60)
+            assert proc.exitcode == 0
+        assert errors.empty(), errors.get()
+        store = SqliteStore(path)
+        try:
+            assert store.schema_version() == latest("sqlite")
+        finally:
+            store.close()
