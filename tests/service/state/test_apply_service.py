@@ -1,11 +1,13 @@
 """The service's guarantees with real processes and real databases: ``loyalty serve --workers 2``
 (through :mod:`stand_in_serve`, the language's periods stood in) on a SQLite file and on
 PostgreSQL, 16 concurrent callers, ``kill -9`` of the worker inside an Apply's transaction, the
-database stopped and restarted under load, a read-only file, and a restart on the same file.
+database stopped and restarted under load, a read-only file, a full disk, and a restart on the
+same file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -268,3 +270,52 @@ def test_a_read_only_state_file_fails_apply_clearly_and_evaluate_keeps_answering
             channel.close()
             server.stop(0).wait(5)
             state.close()
+
+
+def test_a_full_disk_fails_apply_clearly_loses_nothing_and_evaluate_keeps_answering(tmp_path: Path) -> None:
+    """``loyalty serve --workers 2`` with its state file on a real 2 MB tmpfs that a filler file
+    then fills: Apply is FAILED_PRECONDITION saying the disk is full, every Apply answered OK is
+    stored and none that failed, Evaluate keeps answering, and once space is freed the same
+    event applies once."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    with mounted("-t", "tmpfs", "-o", "size=2m", "tmpfs", str(disk)):
+        state = disk / "state.sqlite3"
+        server = serve("--workers", "2", "--state", str(state))
+        filler = disk / "filler"
+        try:
+            channel, stub = stub_for(server)
+            assert apply_until_done(stub, spend(0)).decision.awards["bonus"] == "100"
+            fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+            try:  # the rest of the disk, to the last block
+                with contextlib.suppress(OSError):
+                    while os.write(fd, b"\0" * 4096):
+                        pass
+            finally:
+                os.close(fd)
+            applied, refused = ["e-0"], None
+            for i in range(1, 400):  # the write-ahead log's free pages are used up first
+                try:
+                    stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=spend(i)), timeout=30)
+                    applied.append(f"e-{i}")
+                except grpc.RpcError as exc:
+                    assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION, exc.details()  # type: ignore[attr-defined]
+                    assert "refuses writes (nothing was written; Evaluate still answers)" in exc.details()  # type: ignore[attr-defined]
+                    assert "the disk is full" in exc.details()  # type: ignore[attr-defined]
+                    refused = i
+                    break
+            assert refused is not None, "400 applies fitted on a full disk"
+            quote = stub.Evaluate(pb.EvaluateRequest(customer=gold_customer(), event=spend(refused)),
+                                  timeout=10)
+            assert quote.decision.awards  # answered from the stored counters
+            filler.unlink()
+            again = stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=spend(refused)), timeout=30)
+            assert not again.replayed
+            channel.close()
+        finally:
+            server.stop()
+        store = open_store(state)
+        try:
+            assert [e.event_id for e in store.events("c-1")] == [*applied, f"e-{refused}"]
+        finally:
+            store.close()
