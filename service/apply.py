@@ -66,6 +66,7 @@ from service.state.api import (
     StoredEvent,
     Window,
 )
+from service.state.group import GroupCommit
 from service.wire import VARINT, tag
 
 log = structlog.get_logger("loyalty.apply")
@@ -320,7 +321,8 @@ class StateRpcs:
     """``Apply``, ``ApplyBatch`` and ``Reverse``, mixed into the servicer
     (:class:`service.servicer.LoyaltyRulesServicer`); the ``*_bytes`` variants answer the RPCs,
     as for the evaluating ones. The servicer supplies ``state`` (the store, or None),
-    ``metrics``, ``shadow``, ``log_decisions``, ``_snapshot()`` and ``_batch_budget(items)``."""
+    ``metrics``, ``shadow``, ``log_decisions``, ``_snapshot()``, ``_batch_budget(items)`` and
+    ``commits``, the state's group commit (:mod:`service.state.group`) for unary Applies."""
 
     state: StateStore | None
     metrics: Any
@@ -328,6 +330,7 @@ class StateRpcs:
     log_decisions: bool
     _snapshot: Callable[[], Any]
     _batch_budget: Callable[[Sequence[pb.BatchItem]], Any]
+    commits: GroupCommit | None
 
     def _state_store(self) -> StateStore:
         if self.state is None:
@@ -369,7 +372,8 @@ class StateRpcs:
                            award_lots(policy_set, decision, at))
 
         try:
-            result = store.apply(customer["id"], event["id"], digest, decide)
+            commits = self.commits if self.commits is not None and self.commits.store is store else None
+            result = (commits or store).apply(customer["id"], event["id"], digest, decide)
         except (StateError, EvaluationError) as exc:
             if isinstance(exc, EvaluationError) and self.metrics is not None:
                 self.metrics.count_evaluations("policy_failed")

@@ -59,6 +59,7 @@ from service.metrics import Metrics
 from service.shadow import Sample, Shadow
 from service.snapshot import Snapshot
 from service.state.api import StateStore
+from service.state.group import GroupCommit
 from service.store import PolicyStore
 from service.wire import (
     BatchResponse,
@@ -103,6 +104,8 @@ class LoyaltyRulesServicer(StateRpcs, LedgerRpcs, pb_grpc.LoyaltyRulesServicer):
         self.store = store
         #: The customer state store (:mod:`service.state`): Evaluate reads it, Apply writes it.
         self.state = state
+        #: Unary Applies that arrive together share one transaction (:mod:`service.state.group`).
+        self.commits = GroupCommit(state) if state is not None else None
         self.max_batch = max_batch
         #: The largest reply the server may send (``--max-message-bytes``).
         self.max_reply_bytes = max_reply_bytes

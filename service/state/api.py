@@ -208,8 +208,9 @@ class StateStore(Protocol):
         """Apply an event exactly once: the stored decision on a retry, ``decide`` otherwise."""
         ...
 
-    def apply_many(self, items: Sequence[ApplyItem]) -> list[ItemResult]:
-        """Apply many events, one transaction per customer group; each item's result or error."""
+    def apply_many(self, items: Sequence[ApplyItem], operation: str = "apply_many") -> list[ItemResult]:
+        """Apply many events in one transaction; each item's result or error. ``operation``
+        names the transaction in the metrics."""
         ...
 
     def reverse(self, event_id: str, reversal_id: str, decide: DecideReversal) -> ReverseResult:

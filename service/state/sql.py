@@ -305,8 +305,9 @@ class SqlStore(abc.ABC):
         assert result.result is not None
         return result.result
 
-    def apply_many(self, items: Sequence[ApplyItem]) -> list[ItemResult]:
-        """Apply many events in one transaction (see ``StateStore.apply_many``).
+    def apply_many(self, items: Sequence[ApplyItem], operation: str = "apply_many") -> list[ItemResult]:
+        """Apply many events in one transaction (see ``StateStore.apply_many``); ``operation``
+        names it in the store's metrics (``apply`` for unary Applies committed together).
 
         A bad item (out of bounds, applied before with another body, a ``decide`` that raised)
         gets its error and writes nothing; the others commit together. A database error fails
@@ -325,7 +326,7 @@ class SqlStore(abc.ABC):
                 good.append((i, item))
         if good:
             try:
-                done = self._run("apply_many", lambda db: self._apply_items(db, [it for _, it in good]))
+                done = self._run(operation, lambda db: self._apply_items(db, [it for _, it in good]))
             except StateError as exc:
                 done = [ItemResult(error=exc)] * len(good)
             for (i, _), result in zip(good, done, strict=True):
