@@ -345,7 +345,8 @@ def test_a_sqlite_writer_kept_waiting_past_the_busy_timeout_is_unavailable(tmp_p
     other = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None)
     try:
         other.execute("BEGIN IMMEDIATE")
-        with pytest.raises(StateUnavailable, match=r"locked by another writer \(a write waits up to 0\.2 s\)"):
+        locked = r"locked by another writer \(a write waits up to 0\.2 s\)"
+        with pytest.raises(StateUnavailable, match=locked):
             store.apply("c-1", "e-1", "d", earn())
         assert store.sums("c-1", [QUARTER]) == [0]
         other.execute("ROLLBACK")
