@@ -6,25 +6,19 @@ unless LOYALTY_REQUIRE_TOOLS=1 (.ci/run), where it fails.
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
 
-import pytest
+from tests.service.conftest import required_tool
 
 
 def chromium() -> str:
     """The Chromium executable on the PATH; the test skips (or fails, when tools are required)
     without one."""
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium not found: ./dev.sh tools installs Debian's"
-        if os.environ.get("LOYALTY_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return required_tool(shutil.which("chromium") or shutil.which("chromium-browser"),
+                         "chromium not found: ./dev.sh tools installs Debian's")
 
 
 def headless(*args: str, profile: Path, window: tuple[int, int]) -> subprocess.CompletedProcess[bytes]:
