@@ -29,6 +29,16 @@ POLICIES = ROOT / "policies"
 START_TIMEOUT_S = 60.0
 
 
+def required_tool(found: str | None, missing: str) -> str:
+    """``found``, the path of an outside tool a test runs; without one the test skips saying
+    ``missing``, or fails under LOYALTY_REQUIRE_TOOLS=1 (.ci/run, where the tools are installed)."""
+    if found is None:
+        if os.environ.get("LOYALTY_REQUIRE_TOOLS") == "1":
+            pytest.fail(missing)
+        pytest.skip(missing)
+    return found
+
+
 def gold_customer(id: str = "c-1") -> pb.Customer:
     """A GOLD member since 2012 (over ten years' tenure in 2026)."""
     return customer(id, member_since="2012-05-01", tier="GOLD", miles=120_000, flights=40)

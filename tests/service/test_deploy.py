@@ -23,7 +23,7 @@ import yaml
 
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from tests.service.conftest import ROOT, start_server
+from tests.service.conftest import ROOT, required_tool, start_server
 
 IMAGE = "loyalty-rules"
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
@@ -33,12 +33,7 @@ def kubectl() -> str:
     """The kubectl to render with, or a skip (a failure under LOYALTY_REQUIRE_TOOLS=1)."""
     found = shutil.which("kubectl") or next(
         (str(p) for p in [ROOT / ".tools" / "bin" / "kubectl"] if os.access(p, os.X_OK)), None)
-    if found is None:
-        message = "kubectl not found: ./dev.sh tools installs it into .tools/bin"
-        if os.environ.get("LOYALTY_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
+    return required_tool(found, "kubectl not found: ./dev.sh tools installs it into .tools/bin")
 
 
 @pytest.fixture(scope="module")

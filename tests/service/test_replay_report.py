@@ -3,8 +3,8 @@ percentages, plots from zero, tier and benefit changes as tables, the percentile
 nothing cut off at the side (rendered in headless Chromium and looked at as a screenshot); and a
 CSV replay's progress bar counting rows against a total in rows.
 
-Chromium is Debian's ``chromium`` (``./dev.sh tools``); without it the rendering test skips,
-unless LOYALTY_REQUIRE_TOOLS=1 (.ci/run), where it fails.
+Chromium is Debian's ``chromium`` (``./dev.sh tools``, found by :mod:`tests.service.chromium`);
+without it the rendering test skips, unless LOYALTY_REQUIRE_TOOLS=1 (.ci/run), where it fails.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -21,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.history import airline_requests_stream, changed_policies, write_history
+from tests.service.chromium import headless, screenshot
 from tests.service.conftest import POLICIES, ROOT
 
 EVENTS = 2_000
@@ -103,31 +103,10 @@ def test_the_report_speaks_to_a_programme_manager(replayed):
     assert any(re.fullmatch(r"\d{1,3}(,\d{3})+", label) for label in labels), labels
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium not found: ./dev.sh tools installs Debian's"
-        if os.environ.get("LOYALTY_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
-def headless(*args: str, profile: Path) -> subprocess.CompletedProcess[bytes]:
-    """Chromium headless, offline, with a fresh profile."""
-    return subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}", *args],
-        capture_output=True, timeout=120, check=False)
-
-
 def test_the_report_renders_in_chromium_within_the_page(replayed, tmp_path):
     """Chromium lays the page out within a laptop's width (nothing cut off at the side, the old
     text block was), and the screenshot shows a page: white margins, a centred column of text,
     tables and plots (checked on the pixels; the PNG is kept next to the report to look at)."""
-    from PIL import Image
-
     page = replayed["page"]
     # The report has no script (it is one mailable file); a copy with one measures the layout.
     probe = tmp_path / "probe.html"
@@ -137,20 +116,17 @@ def test_the_report_renders_in_chromium_within_the_page(replayed, tmp_path):
                    "document.querySelectorAll('svg').length, "
                    "document.querySelectorAll('table').length].join(' ')</script></body>"),
         encoding="utf-8")
-    dom = headless("--dump-dom", probe.as_uri(), profile=tmp_path / "profile-dom")
+    dom = headless("--dump-dom", probe.as_uri(), profile=tmp_path / "profile-dom", window=(WIDTH, HEIGHT))
     title = re.search(rb"<title>([\d ]+)</title>", dom.stdout)
     assert title, dom.stderr.decode()[-2000:]
     scroll_width, content_bottom, svgs, tables = map(int, title[1].split())
     assert scroll_width <= WIDTH, f"the page is {scroll_width} px wide in a {WIDTH} px window"
     assert svgs == 3 and tables >= 6
-    shot = page.with_suffix(".png")
-    result = headless(f"--screenshot={shot}", page.as_uri(), profile=tmp_path / "profile-shot")
-    assert shot.exists(), result.stderr.decode()[-2000:]
-    image = Image.open(shot).convert("L")
-    assert image.size == (WIDTH, HEIGHT)
+    shot = screenshot(page, profile=tmp_path / "profile-shot", window=(WIDTH, HEIGHT))
+    image = shot.convert("L")
     ink = image.point(lambda v: 255 if v < 200 else 0)  # dark pixels: text, rules, plot lines
     left, top, right, bottom = ink.getbbox()
-    print(f"\nscreenshot {shot}: page {scroll_width} px wide, content to y={content_bottom}, "
+    print(f"\nscreenshot {shot.filename}: page {scroll_width} px wide, content to y={content_bottom}, "
           f"ink from x={left} to x={right}, y={top} to y={bottom}")
     # A centred column: margins on both sides, neither touching the window's edge.
     assert left > 50 and right < WIDTH - 50 and abs(left - (WIDTH - right)) < 200

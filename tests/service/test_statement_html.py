@@ -2,17 +2,14 @@
 lines, every outside text escaped, and the page rendered in headless Chromium and looked at
 as a screenshot.
 
-Chromium is Debian's ``chromium`` (``./dev.sh tools``); without it the rendering test skips,
-unless LOYALTY_REQUIRE_TOOLS=1 (.ci/run), where it fails.
+Chromium is Debian's ``chromium`` (``./dev.sh tools``, found by :mod:`tests.service.chromium`);
+without it the rendering test skips, unless LOYALTY_REQUIRE_TOOLS=1 (.ci/run), where it fails.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 import re
-import shutil
-import subprocess
 from decimal import Decimal
 from html.parser import HTMLParser
 from pathlib import Path
@@ -22,6 +19,7 @@ import pytest
 
 from service.ledger import StatementLine
 from service.statement_html import _ticks, render_statement
+from tests.service.chromium import headless, screenshot
 
 WIDTH, HEIGHT = 1280, 1800
 HOSTILE = 'Upgrade <script>alert("x")</script> & <img src=x onerror=alert(1)>'
@@ -154,25 +152,6 @@ def test_axis_ticks_are_round_exact_numbers(low: str, high: str, expected: list[
     assert _ticks(Decimal(low), Decimal(high)) == [Decimal(e) for e in expected]
 
 
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found is None:
-        message = "chromium not found: ./dev.sh tools installs Debian's"
-        if os.environ.get("LOYALTY_REQUIRE_TOOLS") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
-    return found
-
-
-def headless(*args: str, profile: Path) -> subprocess.CompletedProcess[bytes]:
-    """Chromium headless, offline, with a fresh profile."""
-    return subprocess.run(
-        [chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", f"--user-data-dir={profile}", f"--window-size={WIDTH},{HEIGHT}", *args],
-        capture_output=True, timeout=120, check=False)
-
-
 def test_the_statement_renders_in_chromium(tmp_path: Path) -> None:
     """Chromium's DOM holds every line's text (the hostile one as text, no script ran or
     exists) and the two plots; the screenshot is a page: a centred column with ink from the
@@ -199,17 +178,12 @@ def test_the_statement_renders_in_chromium(tmp_path: Path) -> None:
 def in_chromium(page: Path, tmp_path: Path) -> tuple[_Elements, str, Any]:
     """``page`` opened in headless Chromium: its DOM parsed, the DOM's HTML, and a screenshot
     (an RGB PIL image, its PNG kept next to the page to look at)."""
-    from PIL import Image
-
-    dom = headless("--dump-dom", page.as_uri(), profile=tmp_path / f"profile-dom-{page.stem}")
+    dom = headless("--dump-dom", page.as_uri(), profile=tmp_path / f"profile-dom-{page.stem}",
+                   window=(WIDTH, HEIGHT))
     assert dom.returncode == 0, dom.stderr.decode()[-2000:]
     html = dom.stdout.decode()
-    shot = page.with_suffix(".png")
-    result = headless(f"--screenshot={shot}", page.as_uri(), profile=tmp_path / f"profile-shot-{page.stem}")
-    assert shot.exists(), result.stderr.decode()[-2000:]
-    image = Image.open(shot).convert("RGB")
-    assert image.size == (WIDTH, HEIGHT)
-    return parsed(html), html, image
+    image = screenshot(page, profile=tmp_path / f"profile-shot-{page.stem}", window=(WIDTH, HEIGHT))
+    return parsed(html), html, image.convert("RGB")
 
 
 def near(image: Any, target: tuple[int, int, int]) -> int:

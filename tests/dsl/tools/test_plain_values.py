@@ -246,6 +246,13 @@ def test_the_service_form_is_unchanged(programme: Path) -> None:
     assert [e.path for e in info.value.errors] == ["event.attributes.nights"]
 
 
+def eval_cli(programme: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``loyalty eval --policies . ARGS`` in ``programme``, as its own process with no PATH."""
+    return subprocess.run([sys.executable, "-m", "service", "eval", "--policies", ".", *args],
+                          cwd=programme, capture_output=True, text=True, timeout=120, check=False,
+                          env={"PYTHONPATH": str(ROOT), "PATH": ""})
+
+
 def test_eval_reads_plain_attribute_values(programme: Path) -> None:
     """`loyalty eval` takes a request whose attributes are plain (JSON here), and names the
     file and the request path of a value that does not fit."""
@@ -255,18 +262,12 @@ def test_eval_reads_plain_attribute_values(programme: Path) -> None:
                          "attributes": {"nights": 2, "rooms": [{"number": 3, "view": "sea"}],
                                         "extras": ["spa"]}}}
     (programme / "r.json").write_text(json.dumps(request), encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "service", "eval", "--policies", ".",
-                             "--request", "r.json", "--format", "json"], cwd=programme,
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    result = eval_cli(programme, "--request", "r.json", "--format", "json")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["awards"] == {"points": "260"}  # 2 x 100 + 50 + 10
     request["event"]["attributes"]["extras"] = "spa"
     (programme / "r.json").write_text(json.dumps(request, indent=2), encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "service", "eval", "--policies", ".",
-                             "--request", "r.json"], cwd=programme,
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    result = eval_cli(programme, "--request", "r.json")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == ("loyalty eval: r.json:21:7: event.attributes.extras: is a list of string: "
                              "write [...], not text\n")
@@ -283,10 +284,7 @@ def test_eval_places_a_plain_value_in_a_toml_file(programme: Path) -> None:
         "time = 2026-03-02T10:00:00Z\n"
         "[event.attributes]\n"
         "nights = 2.5\n", encoding="utf-8")
-    result = subprocess.run([sys.executable, "-m", "service", "eval", "--policies", ".",
-                             "--request", "r.toml"], cwd=programme,
-                            capture_output=True, text=True, timeout=120, check=False,
-                            env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    result = eval_cli(programme, "--request", "r.toml")
     assert (result.returncode, result.stdout) == (2, "")
     assert result.stderr == ("loyalty eval: r.toml:7:1: event.attributes.nights: must be a whole "
                              "number, not the number 2.5\n")

@@ -8,34 +8,24 @@ purchases a quarter) until the language's own land; the figures below are worked
 
 from __future__ import annotations
 
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 import grpc
 import pytest
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
+from serving import LiveServer, status_of
 from stand_in_serve import build_with_periods
 
 import service.store
-from service import logs
 from service.client import purchase
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
-from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from service.server import create_server
-from service.state import StateStore, open_store
-from service.store import PolicyStore
-from tests.service.conftest import POLICIES, gold_customer, jfk_lhr
+from tests.service.conftest import gold_customer, jfk_lhr
 
 
 @dataclass
-class Served:
+class Served(LiveServer):
     """A server with the stand-in periods on a fresh store, and the store itself."""
-
-    stub: pb_grpc.LoyaltyRulesStub
-    state: StateStore
 
     def apply(self, event: pb.Event, **kwargs: object) -> pb.ApplyResponse:
         return self.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=event, **kwargs))  # type: ignore[arg-type]
@@ -51,20 +41,9 @@ class Served:
 @pytest.fixture
 def served(store_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
     """A real server on 127.0.0.1 with the bundled policies plus the stand-in's periods."""
-    logs.configure("info", "json", stream=io.StringIO())
     monkeypatch.setattr(service.store, "build_snapshot", build_with_periods)
-    policies = PolicyStore(POLICIES)
-    assert policies.load()
-    state = open_store(store_url)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Served(pb_grpc.LoyaltyRulesStub(channel), state)
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
+    with Served.started(store_url) as started:
+        yield started
 
 
 def basket(id: str = "p-1", time: str = "2026-03-01T10:00:00Z", amount: str = "1400.00") -> pb.Event:
@@ -73,23 +52,6 @@ def basket(id: str = "p-1", time: str = "2026-03-01T10:00:00Z", amount: str = "1
         {"sku": "A", "category": "coffee", "amount": "1000.00", "quantity": 2},
         {"sku": "B", "category": "coffee", "amount": "400.00"},
     ])
-
-
-def status_of(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, list[tuple[str, str]], dict[str, str]]:
-    """The code, the message, the BadRequest violations and the ErrorInfo metadata of a failed call."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
-    violations: list[tuple[str, str]] = []
-    info: dict[str, str] = {}
-    for detail in status.details if status else ():
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            violations += [(v.field, v.description) for v in bad.field_violations]
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            error_info = error_details_pb2.ErrorInfo()
-            detail.Unpack(error_info)
-            info = dict(error_info.metadata)
-    return error.code(), error.details(), violations, info  # type: ignore[attr-defined]
 
 
 def test_apply_counts_toward_the_periods_and_a_retry_returns_the_stored_decision(served: Served) -> None:

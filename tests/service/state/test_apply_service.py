@@ -8,7 +8,6 @@ same file.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import signal
@@ -23,15 +22,14 @@ from pathlib import Path
 
 import grpc
 import pytest
+from serving import LiveServer
 from stand_in_serve import build_with_periods
 from test_state_faults import mounted
 
 import service.store
-from service import logs
 from service.client import purchase, retrying_channel_options
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from service.server import create_server
 from service.state import open_store
 from service.store import PolicyStore
 from tests.service.conftest import POLICIES, ROOT, ServerProcess, gold_customer, start_server
@@ -243,7 +241,6 @@ def test_a_read_only_state_file_fails_apply_clearly_and_evaluate_keeps_answering
     seeded.close()
     with mounted("--bind", str(writable), str(read_only)):
         subprocess.run(["mount", "-o", "remount,bind,ro", str(read_only)], check=True)
-        logs.configure("info", "json", stream=io.StringIO())
         policies = PolicyStore(POLICIES)
         original: Callable[..., object] = service.store.build_snapshot
         service.store.build_snapshot = build_with_periods  # type: ignore[assignment]
@@ -251,12 +248,8 @@ def test_a_read_only_state_file_fails_apply_clearly_and_evaluate_keeps_answering
             assert policies.load()
         finally:
             service.store.build_snapshot = original  # type: ignore[assignment]
-        state = open_store(read_only / "state.sqlite3")
-        server, port = create_server(store=policies, state=state)
-        server.start()
-        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-        try:
-            stub = pb_grpc.LoyaltyRulesStub(channel)
+        with LiveServer.started(str(read_only / "state.sqlite3"), policies) as served:
+            stub, state = served.stub, served.state
             with pytest.raises(grpc.RpcError) as caught:
                 stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=spend(1)), timeout=10)
             assert caught.value.code() == grpc.StatusCode.FAILED_PRECONDITION  # type: ignore[attr-defined]
@@ -266,10 +259,6 @@ def test_a_read_only_state_file_fails_apply_clearly_and_evaluate_keeps_answering
             quote = stub.Evaluate(pb.EvaluateRequest(customer=gold_customer(), event=spend(1)), timeout=10)
             assert quote.decision.awards["bonus"] == "100"
             assert state.events("c-1") == []
-        finally:
-            channel.close()
-            server.stop(0).wait(5)
-            state.close()
 
 
 def test_a_full_disk_fails_apply_clearly_loses_nothing_and_evaluate_keeps_answering(tmp_path: Path) -> None:

@@ -10,8 +10,6 @@ The figures are worked by hand: the business-class JFK-LHR flight of 2026-03-01T
 from __future__ import annotations
 
 import datetime as dt
-import io
-import shutil
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,37 +17,21 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
-from test_apply_rpcs import status_of
+from serving import LiveServer, programme, stamp, status_of
 
-from service import logs
 from service.cli import main
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
-from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.ledger import ExpiryTimer, statement_lines
-from service.server import create_server
-from service.state import StateStore, open_store
 from service.state import ledger as L
-from service.store import PolicyStore
-from tests.service.conftest import POLICIES, gold_customer, jfk_lhr
+from tests.service.conftest import gold_customer, jfk_lhr
 
 EARNED = 8949
 EXPIRES = dt.datetime(2028, 3, 31, 23, tzinfo=dt.UTC)
 
 
-def stamp(text: str) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromJsonString(text)
-    return out
-
-
 @dataclass
-class Ledgered:
+class Ledgered(LiveServer):
     """A server over a programme whose miles expire, on a fresh store."""
-
-    stub: pb_grpc.LoyaltyRulesStub
-    state: StateStore
-    url: str
 
     def redeem(self, rid: str, amount: str, time: str, currency: str = "miles",
                customer: str = "c-1") -> pb.RedeemResponse:
@@ -63,36 +45,12 @@ class Ledgered:
                 "30": miles.expiring_30_days, "60": miles.expiring_60_days, "90": miles.expiring_90_days}
 
 
-def programme(tmp_path: Path, validity: str, pending: str) -> Path:
-    """The bundled policies with miles declared to expire."""
-    copy = tmp_path / "policies"
-    shutil.copytree(POLICIES, copy)
-    schema = copy / "schema.toml"
-    text = schema.read_text(encoding="utf-8")
-    old = "miles = { decimals = 0, cap_per_event = 100000 }"
-    assert old in text
-    new = (f'miles = {{ decimals = 0, cap_per_event = 100000, validity = "{validity}", '
-           f'pending = "{pending}" }}')
-    schema.write_text(text.replace(old, new), encoding="utf-8")
-    return copy
-
-
 @pytest.fixture
 def ledgered(store_url: str, tmp_path: Path) -> Iterator[Ledgered]:
-    logs.configure("info", "json", stream=io.StringIO())
-    policies = PolicyStore(programme(tmp_path, "24 months to the end of the month",
-                                     "available after 14 days"))
-    assert policies.load()
-    state = open_store(store_url)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Ledgered(pb_grpc.LoyaltyRulesStub(channel), state, store_url)
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
+    policies = programme(tmp_path, validity="24 months to the end of the month",
+                         pending="available after 14 days")
+    with Ledgered.started(store_url, policies) as served:
+        yield served
 
 
 def test_an_award_is_pending_then_available_then_expiring_then_expired(
@@ -267,20 +225,12 @@ def test_a_programme_that_claws_back_pays_the_debt_from_the_next_flight(store_ur
                                                                         tmp_path: Path) -> None:
     """negative_balance = "claw back from later awards": 8,000 spent miles of a reversed flight
     are owed, and the next flight's 8,949 pay them first, leaving 949 to spend."""
-    logs.configure("info", "json", stream=io.StringIO())
-    root = programme(tmp_path, "never", "")
+    root = programme(tmp_path, validity="never", pending="")
     schema = root / "schema.toml"
     text = schema.read_text(encoding="utf-8")
     claw_back = '[programme]\nnegative_balance = "claw back from later awards"\n'
     schema.write_text(text.replace("[programme]\n", claw_back), encoding="utf-8")
-    policies = PolicyStore(root)
-    assert policies.load()
-    state = open_store(store_url)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        served = Ledgered(pb_grpc.LoyaltyRulesStub(channel), state, store_url)
+    with Ledgered.started(store_url, root) as served:
         served.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=jfk_lhr()))
         served.redeem("r-1", "8000", "2026-03-02T00:00:00Z")
         served.stub.Reverse(pb.ReverseRequest(event_id="e-1", reversal_id="v-1",
@@ -289,14 +239,10 @@ def test_a_programme_that_claws_back_pays_the_debt_from_the_next_flight(store_ur
         second = jfk_lhr("e-2", time="2026-03-05T09:30:00Z")
         served.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=second))
         assert served.balance("2026-03-06T00:00:00Z")["available"] == str(EARNED - 8000)
-        lines = statement_lines(state, "c-1", dt.datetime(2026, 3, 5, tzinfo=dt.UTC),
+        lines = statement_lines(served.state, "c-1", dt.datetime(2026, 3, 5, tzinfo=dt.UTC),
                                 dt.datetime(2026, 3, 6, tzinfo=dt.UTC))
         kinds = [(x.kind, x.amount) for x in lines]
         assert kinds == [("award", EARNED), ("clawback", -8000), ("clawback", 8000)]
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
 
 
 def test_a_store_moved_with_export_and_import_keeps_every_balance_and_line(
@@ -313,15 +259,9 @@ def test_a_store_moved_with_export_and_import_keeps_every_balance_and_line(
     for _ in range(2):
         assert main(["state", "import", str(exported), "--state", copy]) == 0
     assert capsys.readouterr().out.splitlines()[-1] == "imported 0 rows"
-    policies = PolicyStore(programme(tmp_path / "copy-policies", "24 months to the end of the month",
-                                     "available after 14 days"))
-    assert policies.load()
-    state = open_store(copy)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        moved = Ledgered(pb_grpc.LoyaltyRulesStub(channel), state, copy)
+    policies = programme(tmp_path / "copy-policies", validity="24 months to the end of the month",
+                         pending="available after 14 days")
+    with Ledgered.started(copy, policies) as moved:
         for as_of in ("2026-03-10T00:00:00Z", "2026-04-02T00:00:00Z", "2028-04-01T00:00:00Z"):
             assert moved.balance(as_of) == ledgered.balance(as_of)
         assert moved.balance("2026-04-02T00:00:00Z")["available"] == "8000"
@@ -330,10 +270,6 @@ def test_a_store_moved_with_export_and_import_keeps_every_balance_and_line(
         assert moved.stub.GetStatement(window) == ledgered.stub.GetStatement(window)
         again = moved.redeem("r-1", "949", "2026-04-01T00:00:00Z")
         assert again.replayed and again.drawn == first.drawn
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
     for url in (ledgered.url, copy):
         assert main(["state", "show", "c-1", "--at", "2026-04-02T00:00:00Z", "--state", url]) == 0
         out = capsys.readouterr().out

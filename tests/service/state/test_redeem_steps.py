@@ -9,44 +9,24 @@ Worked by hand: GBP 100.00 of shopping on 2026-07-02 counts toward July's store 
 
 from __future__ import annotations
 
-import io
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
-from test_apply_rpcs import status_of
+from serving import LiveServer, programme, stamp, status_of
 
-from service import logs
 from service.client import customer, purchase
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from service.server import create_server
-from service.state import open_store
-from service.store import PolicyStore
-from tests.service.conftest import POLICIES, gold_customer, jfk_lhr
-
-
-def stamp(text: str) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromJsonString(text)
-    return out
+from tests.service.conftest import gold_customer, jfk_lhr
 
 
 @pytest.fixture
 def stub(store_url: str) -> Iterator[pb_grpc.LoyaltyRulesStub]:
     """The bundled programme served over a fresh store, the customer's fuel saving earned."""
-    logs.configure("info", "json", stream=io.StringIO())
-    policies = PolicyStore(POLICIES)
-    assert policies.load()
-    state = open_store(store_url)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        rpc = pb_grpc.LoyaltyRulesStub(channel)
+    with LiveServer.started(store_url) as served:
+        rpc = served.stub
         member = customer("c-1", member_since="2020-01-01")
         rpc.Apply(pb.ApplyRequest(customer=member, event=purchase(
             "shop-1", time="2026-07-02T10:00:00Z", amount="100.00", currency="GBP")))
@@ -55,10 +35,6 @@ def stub(store_url: str) -> Iterator[pb_grpc.LoyaltyRulesStub]:
         applied = rpc.Apply(pb.ApplyRequest(customer=member, event=fuel))
         assert applied.decision.awards["fuel_saving"] == "2.03"
         yield rpc
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
 
 
 def redeem(rpc: pb_grpc.LoyaltyRulesStub, rid: str, amount: str) -> pb.RedeemResponse:
@@ -111,22 +87,8 @@ def test_short_of_balance_says_the_balance_and_the_most_redeemable_then_that_amo
 def test_vouchers_of_150_points_through_the_server(store_url: str, tmp_path: Path) -> None:
     """The bundled programme with miles declared ``redeem_step = 150`` (vouchers): the flight's
     8,949 miles redeem as 59 vouchers at most, 8,850; 1,000 is between 900 and 1,050."""
-    copy = tmp_path / "policies"
-    shutil.copytree(POLICIES, copy)
-    schema = copy / "schema.toml"
-    old = "miles = { decimals = 0, cap_per_event = 100000 }"
-    assert old in schema.read_text(encoding="utf-8")
-    schema.write_text(schema.read_text(encoding="utf-8").replace(
-        old, "miles = { decimals = 0, cap_per_event = 100000, redeem_step = 150 }"), encoding="utf-8")
-    logs.configure("info", "json", stream=io.StringIO())
-    policies = PolicyStore(copy)
-    assert policies.load()
-    state = open_store(store_url)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        rpc = pb_grpc.LoyaltyRulesStub(channel)
+    with LiveServer.started(store_url, programme(tmp_path, redeem_step=150)) as served:
+        rpc = served.stub
         rpc.Apply(pb.ApplyRequest(customer=gold_customer(), event=jfk_lhr()))
 
         def miles(rid: str, amount: str) -> pb.RedeemResponse:
@@ -145,7 +107,3 @@ def test_vouchers_of_150_points_through_the_server(store_url: str, tmp_path: Pat
                            "steps of 150 is 8850 (nothing was written)")
         assert (info["redeemable"], info["redeem_step"]) == ("8850", "150")
         assert miles("r-1", "8850").available_after == "99"
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()

@@ -10,23 +10,16 @@ its rule's text; the second without, so its line reads the rule's name in words.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
-from test_ledger_rpcs import programme, stamp
+from serving import LiveServer, programme, stamp
 
-from service import logs
 from service.cli import main
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
-from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from service.server import create_server
-from service.state import open_store
-from service.store import PolicyStore
 from tests.service.conftest import gold_customer, jfk_lhr
 from tests.service.test_statement_html import in_chromium, near
 
@@ -38,27 +31,17 @@ SAID = "3442 miles for your flight from JFK to LHR"
 def history(tmp_path: Path) -> Iterator[str]:
     """A SQLite store holding c-1's two flights, a redemption of 2,000 miles and the expiry of
     the rest; its path."""
-    logs.configure("info", "json", stream=io.StringIO())
-    policies = PolicyStore(programme(tmp_path, "24 months to the end of the month",
-                                     "available after 14 days"))
-    assert policies.load()
+    policies = programme(tmp_path, validity="24 months to the end of the month",
+                         pending="available after 14 days")
     path = str(tmp_path / "state.sqlite3")
-    state = open_store(path)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        stub = pb_grpc.LoyaltyRulesStub(channel)
+    with LiveServer.started(path, policies) as served:
+        stub = served.stub
         first = stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=jfk_lhr(), explain=True))
         second = stub.Apply(pb.ApplyRequest(customer=gold_customer(),
                                             event=jfk_lhr("e-2", time="2026-03-02T09:30:00Z")))
         assert first.decision.awards["miles"] == second.decision.awards["miles"] == str(EARNED)
         stub.Redeem(pb.RedeemRequest(customer_id="c-1", redemption_id="r-1", currency="miles",
                                      amount="2000", time=stamp("2026-04-01T12:00:00Z")))
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
     assert main(["state", "expire", "--as-of", "2028-04-01", "--state", path]) == 0
     yield path
 

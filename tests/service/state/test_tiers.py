@@ -18,41 +18,27 @@ nights in a calendar year):
 from __future__ import annotations
 
 import datetime as dt
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import grpc
 import pytest
-from google.protobuf import timestamp_pb2
+from serving import LiveServer, stamp
 
 from dsl.schema.schema import Schema, SchemaError
-from service import logs
 from service.cli import main
 from service.client import customer
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
-from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
-from service.server import create_server
-from service.state import StateStore, open_store
+from service.state import StateStore
 from service.state import tiers as T
-from service.store import PolicyStore
 from tests.service.conftest import POLICIES
 
 UTC = dt.UTC
 
 
-def stamp(text: str) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromJsonString(text)
-    return out
-
-
 @dataclass
-class Hotel:
-    stub: pb_grpc.LoyaltyRulesStub
-    state: StateStore
-    url: str
+class Hotel(LiveServer):
+    """The bundled programme served over a fresh store: h-1's stays and tier progress."""
 
     def stay(self, event_id: str, time: str, nights: int) -> pb.ApplyResponse:
         event = pb.Event(id=event_id, kind="stay", time=stamp(time),
@@ -66,19 +52,8 @@ class Hotel:
 
 @pytest.fixture
 def hotel(store_url: str) -> Iterator[Hotel]:
-    logs.configure("info", "json", stream=io.StringIO())
-    policies = PolicyStore(POLICIES)
-    assert policies.load()
-    state = open_store(store_url)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Hotel(pb_grpc.LoyaltyRulesStub(channel), state, store_url)
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
+    with Hotel.started(store_url) as served:
+        yield served
 
 
 def at(text: str) -> dt.datetime:
