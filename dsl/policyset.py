@@ -141,6 +141,8 @@ class PolicySet:
     _zone: tzinfo | None = field(default=None, repr=False)
     #: Whether evaluation takes the path that reads windows (a policy declares counters).
     _periods: bool = field(default=False, repr=False)
+    #: Whether a rule declares a ``says`` text (see :attr:`has_texts`).
+    _texts: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         by_kind: dict[str, list[CompiledPolicy]] = {}
@@ -165,6 +167,7 @@ class PolicySet:
                                for seg in index.segments]
         self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
         self._periods = any(p.counters for p in self.compiled)
+        self._texts = any(r.texts for p in self.compiled for r in p.ast.rules)
         # Chosen once, here, so that a set without counters in UTC pays nothing per call.
         if self._periods:
             self.evaluate = self._evaluate_periods  # type: ignore[method-assign]
@@ -176,6 +179,13 @@ class PolicySet:
         """Whether a policy declares counters, so that evaluating reads stored windows
         (:meth:`windows`, ``evaluate(..., state=)``); a set without reads nothing."""
         return self._periods
+
+    @property
+    def has_texts(self) -> bool:
+        """Whether a rule declares a customer-facing ``says`` text. Texts are filled in only by
+        an evaluation with ``explain``; the service explains an applied event (for the texts
+        its lots keep) only when this holds, so a set without texts pays nothing."""
+        return self._texts
 
     @property
     def zone(self) -> tzinfo:

@@ -113,6 +113,11 @@ class StatefulPolicySet(Protocol):
         """Whether any policy declares counters (else :meth:`windows` is always empty)."""
         ...
 
+    @property
+    def has_texts(self) -> bool:
+        """Whether any rule declares a ``says`` text (Apply then explains, for the lots)."""
+        ...
+
     def windows(self, customer: dict[str, Any], event: dict[str, Any]) -> list[periods.Window]:
         """The windows the policies that apply to ``event`` read, deduplicated."""
         ...
@@ -172,6 +177,13 @@ def store_window(window: periods.Window) -> Window:
             _STORE_WINDOWS.clear()
         _STORE_WINDOWS[window] = made
     return made
+
+
+def texts_wanted(policy_set: StatefulPolicySet) -> bool:
+    """Whether Apply explains internally so that the lots it writes keep their rules' texts
+    (filled in only by an evaluation with explain): when a rule of the set ``says`` something.
+    The caller's response is not changed: the reasons are dropped before it is encoded."""
+    return bool(getattr(policy_set, "has_texts", False))
 
 
 def has_windows(policy_set: StatefulPolicySet) -> bool:
@@ -357,16 +369,20 @@ class StateRpcs:
         digest = body_digest(customer_msg, event_msg)
         explain = request.explain
         policy_set = snapshot.policy_set
+        for_texts = not explain and texts_wanted(policy_set)
         made: list[Any] = []
 
         def decide(reader: Any) -> Outcome:
-            decision, counted = reads_and_counts(policy_set, customer, event, reader.sums, explain=explain)
+            decision, counted = reads_and_counts(policy_set, customer, event, reader.sums,
+                                                 explain=explain or for_texts)
+            at = event["time"]
+            lots = award_lots(policy_set, decision, at)
+            if for_texts:
+                decision.reasons = None  # explained for the lots' texts only: not the caller's
             response = apply_response_bytes(snapshot.encoder.payload(decision), digest, counted)
             made[:] = [decision, counted, response]
-            at = event["time"]
             return Outcome(stored_apply(response, event_msg),
-                           [NewEntry(name, at, amount) for name, amount in counted.items()],
-                           award_lots(policy_set, decision, at))
+                           [NewEntry(name, at, amount) for name, amount in counted.items()], lots)
 
         try:
             result = store.apply(customer["id"], event["id"], digest, decide)
@@ -401,6 +417,7 @@ class StateRpcs:
         inputs = snapshot.converter.inputs  # the fast path; on any failure, the checking path
         explain = request.explain
         policy_set = snapshot.policy_set
+        for_texts = not explain and texts_wanted(policy_set)
         payload = snapshot.encoder.payload
         errors: dict[int, bytes] = {}
         made: dict[int, tuple[Any, ...]] = {}
@@ -424,7 +441,7 @@ class StateRpcs:
             digest = body_digest(customer_msg, event_msg)
             work.append(ApplyItem(customer["id"], event["id"], digest,
                                   _batch_decide(policy_set, payload, customer, event, event_msg, digest,
-                                                explain, made, index)))
+                                                explain, made, index, for_texts)))
             positions.append(index)
         results = store.apply_many(work) if work else []
         for result in results:  # a store failure fails the whole call: nothing was written
@@ -523,17 +540,23 @@ class StateRpcs:
 def _batch_decide(policy_set: StatefulPolicySet, payload: Callable[[Decision], bytes],
                   customer: dict[str, Any], event: dict[str, Any], event_msg: pb.Event, digest: str,
                   explain: bool,
-                  made: dict[int, tuple[Any, ...]], index: int) -> Callable[[Any], Outcome]:
-    """One batch item's ``decide``: evaluate with the transaction's sums, keep what was made."""
+                  made: dict[int, tuple[Any, ...]], index: int,
+                  for_texts: bool = False) -> Callable[[Any], Outcome]:
+    """One batch item's ``decide``: evaluate with the transaction's sums, keep what was made
+    (``for_texts``: explained for the lots' texts, the reasons dropped before the response)."""
 
     def decide(reader: Any) -> Outcome:
-        decision, counted = reads_and_counts(policy_set, customer, event, reader.sums, explain=explain)
+        decision, counted = reads_and_counts(policy_set, customer, event, reader.sums,
+                                             explain=explain or for_texts)
+        at = event["time"]
+        lots = award_lots(policy_set, decision, at)
+        if for_texts:
+            decision.reasons = None
         response = apply_response_bytes(payload(decision), digest, counted)
         made[index] = (decision, counted, response, customer, event)
-        at = event["time"]
         return Outcome(stored_apply(response, event_msg),
                        [NewEntry(name, at, amount) for name, amount in counted.items()] if counted else (),
-                       award_lots(policy_set, decision, at))
+                       lots)
 
     return decide
 
