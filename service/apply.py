@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from dsl import periods
 from dsl.decision import Decision
@@ -310,6 +311,23 @@ def stored_response(stored: bytes) -> bytes:
     return _split_stored(stored)[0]
 
 
+def explained_texts(store: StateStore, customer: str) -> dict[tuple[str, str, str], str]:
+    """What each fired rule of each stored Apply of ``customer`` said, by (event, policy,
+    rule): a stored response holds its reasons (and their ``says``) only when Apply was called
+    with explain. Statements read it only for lots written before lots kept their texts
+    (:func:`service.ledger.award_says`)."""
+    out: dict[tuple[str, str, str], str] = {}
+    for event in store.events(customer):
+        try:
+            response = pb.ApplyResponse.FromString(stored_response(event.decision))
+        except (ValueError, KeyError, TypeError, IndexError, DecodeError):
+            continue
+        for reason in response.decision.reasons:
+            if reason.kind == "fired" and reason.says:
+                out.setdefault((event.event_id, reason.policy, reason.rule), reason.says)
+    return out
+
+
 def stored_basis(stored: bytes) -> dict[str, Any]:
     """The reversal basis of a stored applied event ({} for one without purchase lines)."""
     basis = _split_stored(stored)[1]
@@ -332,7 +350,8 @@ class StateRpcs:
     """``Apply``, ``ApplyBatch`` and ``Reverse``, mixed into the servicer
     (:class:`service.servicer.LoyaltyRulesServicer`); the ``*_bytes`` variants answer the RPCs,
     as for the evaluating ones. The servicer supplies ``state`` (the store, or None),
-    ``metrics``, ``shadow``, ``log_decisions``, ``_snapshot()`` and ``_batch_budget(items)``."""
+    ``metrics``, ``shadow``, ``log_decisions``, ``_snapshot()`` and ``_batch_budget(items)``;
+    it gives the ledger's RPCs :meth:`_explained_texts`."""
 
     state: StateStore | None
     metrics: Any
@@ -340,6 +359,9 @@ class StateRpcs:
     log_decisions: bool
     _snapshot: Callable[[], Any]
     _batch_budget: Callable[[Sequence[pb.BatchItem]], Any]
+
+    #: For statements of lots written before lots kept their texts (``service.ledger.LedgerRpcs``).
+    _explained_texts = staticmethod(explained_texts)
 
     def _state_store(self) -> StateStore:
         if self.state is None:

@@ -15,7 +15,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -23,7 +23,6 @@ from typing import Any
 import grpc
 import structlog
 from google.protobuf import timestamp_pb2
-from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2
 
 from dsl.decision import Decision, default_text, text_in
@@ -229,16 +228,22 @@ def statement_lines(store: StateStore, customer: str, start: dt.datetime,
             return out
 
 
-def award_says(store: StateStore, customer: str, lines: Sequence[Any], language: str = "") -> list[str]:
+#: Reads what each fired rule of each stored Apply of a customer said, by (event, policy,
+#: rule): :func:`service.apply.explained_texts` (the stored response's form is Apply's).
+ExplainedTexts = Callable[[StateStore, str], Mapping[tuple[str, str, str], str]]
+
+
+def award_says(store: StateStore, customer: str, lines: Sequence[Any], language: str = "",
+               explained: ExplainedTexts | None = None) -> list[str]:
     """What the customer reads about each of ``lines`` (a :class:`StatementLine` or a
     :class:`service.state.ledger.Line`) that is an award: its lot's rule's text in
     ``language`` (else the rule's first; :func:`dsl.decision.text_in`), or the rule's name in
     words for a rule without texts; "" for any other line (and an award no rule made).
 
-    A lot written before lots kept their texts (migration 0005) has none: its text is read
-    from the stored ``ApplyResponse``'s fired reasons, there only if that Apply asked for
-    explain (:func:`explained_texts`), else the rule's name in words."""
-    explained: dict[tuple[str, str, str], str] | None = None
+    A lot written before lots kept their texts (migration 0005) has none: its text is what
+    ``explained`` reads from the stored ``ApplyResponse``'s fired reasons (there only if that
+    Apply asked for explain; read once, only for such a lot), else the rule's name in words."""
+    said: Mapping[tuple[str, str, str], str] | None = None
     out = []
     for line in lines:
         if line.kind != "award":
@@ -246,27 +251,9 @@ def award_says(store: StateStore, customer: str, lines: Sequence[Any], language:
         elif line.texts is not None:
             out.append(text_in(line.texts, line.rule, language))
         else:
-            if explained is None:
-                explained = explained_texts(store, customer)
-            out.append(explained.get((line.event_id, line.policy, line.rule)) or default_text(line.rule))
-    return out
-
-
-def explained_texts(store: StateStore, customer: str) -> dict[tuple[str, str, str], str]:
-    """What each fired rule of each stored Apply of ``customer`` said, by (event, policy,
-    rule): a stored response holds its reasons (and their ``says``) only when Apply was
-    called with explain. Read only for lots written before lots kept their texts."""
-    from service.apply import stored_response
-
-    out: dict[tuple[str, str, str], str] = {}
-    for event in store.events(customer):
-        try:
-            response = pb.ApplyResponse.FromString(stored_response(event.decision))
-        except (ValueError, KeyError, TypeError, IndexError, DecodeError):
-            continue
-        for reason in response.decision.reasons:
-            if reason.kind == "fired" and reason.says:
-                out.setdefault((event.event_id, reason.policy, reason.rule), reason.says)
+            if said is None:
+                said = explained(store, customer) if explained is not None else {}
+            out.append(said.get((line.event_id, line.policy, line.rule)) or default_text(line.rule))
     return out
 
 
@@ -275,11 +262,13 @@ def explained_texts(store: StateStore, customer: str) -> dict[tuple[str, str, st
 
 class LedgerRpcs:
     """``Redeem``, ``GetBalance`` and ``GetStatement``, mixed into the servicer, which supplies
-    ``state`` (the store, or None), ``_snapshot()`` and ``_state_store()``."""
+    ``state`` (the store, or None), ``_snapshot()``, ``_state_store()`` and
+    ``_explained_texts`` (:data:`ExplainedTexts`)."""
 
     state: StateStore | None
     _snapshot: Callable[[], Any]
     _state_store: Callable[[], StateStore]
+    _explained_texts: ExplainedTexts
 
     def Redeem(self, request: pb.RedeemRequest, context: grpc.ServicerContext) -> pb.RedeemResponse:
         """Spend points, soonest-expiring lots first, exactly once by the redemption id."""
@@ -408,7 +397,8 @@ class LedgerRpcs:
         for currency, amount in page.opening.items():
             out.opening[currency] = amount_text(amount)
         try:
-            says = award_says(store, request.customer_id, [line for line, _ in page.lines], language)
+            says = award_says(store, request.customer_id, [line for line, _ in page.lines], language,
+                              self._explained_texts)
         except StateError as exc:
             raise service_error(exc) from None
         for (line, running), text in zip(page.lines, says, strict=True):

@@ -383,10 +383,11 @@ def line_texts(store: Any, customer: str, lines: Sequence[Any], language: str = 
     an award, its lot's rule's text in ``language`` (:func:`service.ledger.award_says`: the
     texts kept with the lot, else the rule's name in words); anything else, plain words in
     ``language``."""
+    from service.apply import explained_texts
     from service.ledger import award_says
 
     words = _PLAIN.get(language.replace("-", "_").split("_")[0], _PLAIN["en"])
-    said = award_says(store, customer, lines, language)
+    said = award_says(store, customer, lines, language, explained_texts)
     out = []
     for line, says in zip(lines, said, strict=True):
         if line.kind == "award":

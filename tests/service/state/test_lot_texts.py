@@ -176,6 +176,16 @@ def test_a_lot_from_before_migration_0005_keeps_its_words(store_url: str, backen
         new.apply("c-1", "e-3", "d-e-3", lambda r: Outcome(b"", (), [lot]))
         lines = statement_lines(new, "c-1", start, end)
         assert line_texts(new, "c-1", lines, "fr") == ["Old words", "Base points", SAID_FR]
+        policies = PolicyStore(POLICIES)
+        assert policies.load()
+        server, port = create_server(store=policies, state=new)
+        server.start()
+        try:
+            with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                served = Served(pb_grpc.LoyaltyRulesStub(channel), channel, new, store_url)
+                assert [line.says for line in served.statement("fr")] == ["Old words", "Base points", SAID_FR]
+        finally:
+            server.stop(0).wait(5)
         out = io.StringIO()
         new.export(out)
         rows = [json.loads(row) for row in out.getvalue().splitlines()]
