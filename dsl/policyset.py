@@ -141,8 +141,9 @@ class PolicySet:
     _zone: tzinfo | None = field(default=None, repr=False)
     #: Whether evaluation takes the path that reads windows (a policy declares counters).
     _periods: bool = field(default=False, repr=False)
-    #: Whether a rule declares a ``says`` text (see :attr:`has_texts`).
-    _texts: bool = field(default=False, repr=False)
+    #: The event kinds whose policies have a rule that declares a ``says`` text (see
+    #: :attr:`text_kinds`).
+    _text_kinds: frozenset[str] = field(default=frozenset(), repr=False)
 
     def __post_init__(self) -> None:
         by_kind: dict[str, list[CompiledPolicy]] = {}
@@ -167,7 +168,8 @@ class PolicySet:
                                for seg in index.segments]
         self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
         self._periods = any(p.counters for p in self.compiled)
-        self._texts = any(r.texts for p in self.compiled for r in p.ast.rules)
+        self._text_kinds = frozenset(kind for p in self.compiled if any(r.texts for r in p.ast.rules)
+                                     for kind in p.info.kinds)
         # Chosen once, here, so that a set without counters in UTC pays nothing per call.
         if self._periods:
             self.evaluate = self._evaluate_periods  # type: ignore[method-assign]
@@ -184,8 +186,14 @@ class PolicySet:
     def has_texts(self) -> bool:
         """Whether a rule declares a customer-facing ``says`` text. Texts are filled in only by
         an evaluation with ``explain``; the service explains an applied event (for the texts
-        its lots keep) only when this holds, so a set without texts pays nothing."""
-        return self._texts
+        its lots keep) only when its kind has some (:attr:`text_kinds`), so a set without
+        texts pays nothing."""
+        return bool(self._text_kinds)
+
+    @property
+    def text_kinds(self) -> frozenset[str]:
+        """The event kinds one of whose policies has a rule with a ``says`` text."""
+        return self._text_kinds
 
     @property
     def zone(self) -> tzinfo:

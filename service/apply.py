@@ -119,6 +119,11 @@ class StatefulPolicySet(Protocol):
         """Whether any rule declares a ``says`` text (Apply then explains, for the lots)."""
         ...
 
+    @property
+    def text_kinds(self) -> frozenset[str]:
+        """The event kinds whose policies have a rule with a ``says`` text."""
+        ...
+
     def windows(self, customer: dict[str, Any], event: dict[str, Any]) -> list[periods.Window]:
         """The windows the policies that apply to ``event`` read, deduplicated."""
         ...
@@ -180,11 +185,14 @@ def store_window(window: periods.Window) -> Window:
     return made
 
 
-def texts_wanted(policy_set: StatefulPolicySet) -> bool:
-    """Whether Apply explains internally so that the lots it writes keep their rules' texts
-    (filled in only by an evaluation with explain): when a rule of the set ``says`` something.
-    The caller's response is not changed: the reasons are dropped before it is encoded."""
-    return bool(getattr(policy_set, "has_texts", False))
+def text_kinds(policy_set: StatefulPolicySet) -> frozenset[str]:
+    """The event kinds for which Apply explains internally, so that the lots it writes keep
+    their rules' texts (filled in only by an evaluation with explain): those whose policies
+    have a rule that ``says`` something (none: the set pays nothing). The caller's response is
+    not changed: the reasons are dropped before it is encoded."""
+    if not getattr(policy_set, "has_texts", False):
+        return frozenset()
+    return frozenset(getattr(policy_set, "text_kinds", ()))
 
 
 def has_windows(policy_set: StatefulPolicySet) -> bool:
@@ -391,7 +399,7 @@ class StateRpcs:
         digest = body_digest(customer_msg, event_msg)
         explain = request.explain
         policy_set = snapshot.policy_set
-        for_texts = not explain and texts_wanted(policy_set)
+        for_texts = not explain and event["kind"] in text_kinds(policy_set)
         made: list[Any] = []
 
         def decide(reader: Any) -> Outcome:
@@ -439,7 +447,7 @@ class StateRpcs:
         inputs = snapshot.converter.inputs  # the fast path; on any failure, the checking path
         explain = request.explain
         policy_set = snapshot.policy_set
-        for_texts = not explain and texts_wanted(policy_set)
+        said_kinds = frozenset() if explain else text_kinds(policy_set)
         payload = snapshot.encoder.payload
         errors: dict[int, bytes] = {}
         made: dict[int, tuple[Any, ...]] = {}
@@ -463,7 +471,7 @@ class StateRpcs:
             digest = body_digest(customer_msg, event_msg)
             work.append(ApplyItem(customer["id"], event["id"], digest,
                                   _batch_decide(policy_set, payload, customer, event, event_msg, digest,
-                                                explain, made, index, for_texts)))
+                                                explain, made, index, event["kind"] in said_kinds)))
             positions.append(index)
         results = store.apply_many(work) if work else []
         for result in results:  # a store failure fails the whole call: nothing was written

@@ -25,10 +25,12 @@ import pytest
 from google.protobuf import timestamp_pb2
 
 from dsl.policyset import load_source
+from service import apply as apply_module
 from service import logs
-from service.apply import REPLAYED_TRUE, stored_apply, stored_response, texts_wanted
+from service.apply import REPLAYED_TRUE, stored_apply, stored_response, text_kinds
 from service.cli import main
 from service.cli.state import line_texts
+from service.client import purchase
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
 from service.gen.loyalty.v1 import loyalty_pb2_grpc as pb_grpc
 from service.ledger import statement_lines
@@ -143,12 +145,14 @@ def test_apply_with_explain_and_apply_batch_keep_the_same_texts(served: Served) 
     assert [line.says for line in served.statement("fr")] == [SAID_FR, SAID_FR]
 
 
-def test_only_a_policy_set_with_texts_makes_apply_explain() -> None:
-    """``has_texts`` holds when a rule says something; Apply explains for the lots only then."""
+def test_only_events_whose_policies_have_texts_make_apply_explain() -> None:
+    """``has_texts`` holds when a rule says something, and ``text_kinds`` names the kinds of
+    the policies that do: Apply explains for the lots only for those."""
     plain = load_source("policy p\n  on flight\n  rule base:\n    award 1 miles\n")
-    said = load_source('policy p\n  on flight\n  rule base:\n    award 1 miles\n    says "A mile"\n')
+    said = load_source('policy p\n  on flight\n  rule base:\n    award 1 miles\n    says "A mile"\n\n'
+                       "policy q\n  on purchase\n  rule base:\n    award 1 miles\n")
     assert (plain.has_texts, said.has_texts) == (False, True)
-    assert (texts_wanted(plain), texts_wanted(said)) == (False, True)
+    assert (text_kinds(plain), text_kinds(said)) == (frozenset(), frozenset({"flight"}))
 
 
 def test_a_lot_from_before_migration_0005_keeps_its_words(store_url: str, backend: str) -> None:
@@ -270,3 +274,26 @@ def _fresh(request: pytest.FixtureRequest, backend: str, store_url: str) -> Stat
     schema = f"texts{next(_copies)}_{os.getpid()}"
     server.sql(f"CREATE SCHEMA {schema}")
     return open_store(server.url(schema))
+
+
+def test_apply_explains_only_the_events_whose_policies_have_texts(
+        served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In the bundled set only the airline's rules say something: a purchase is evaluated as
+    before (no explain), a flight explained for its lot's texts, in Apply and in ApplyBatch."""
+    asked: list[tuple[str, bool]] = []
+    real = apply_module.reads_and_counts
+
+    def spy(policy_set: object, customer: dict[str, object], event: dict[str, object], state: object,
+            **kwargs: bool) -> object:
+        asked.append((str(event["kind"]), kwargs.get("explain", False)))
+        return real(policy_set, customer, event, state, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(apply_module, "reads_and_counts", spy)
+    shop = purchase("p-1", time="2026-03-01T12:00:00Z", amount="25.00")
+    served.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=shop))
+    served.stub.Apply(pb.ApplyRequest(customer=gold_customer(), event=jfk_lhr()))
+    served.stub.ApplyBatch(pb.ApplyBatchRequest(items=[
+        pb.BatchItem(customer=gold_customer(), event=purchase("p-2", time="2026-03-02T12:00:00Z",
+                                                              amount="25.00")),
+        pb.BatchItem(customer=gold_customer(), event=jfk_lhr("e-2", time="2026-03-02T09:30:00Z"))]))
+    assert asked == [("purchase", False), ("flight", True), ("purchase", False), ("flight", True)]
