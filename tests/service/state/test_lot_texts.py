@@ -297,3 +297,13 @@ def test_apply_explains_only_the_events_whose_policies_have_texts(
                                                               amount="25.00")),
         pb.BatchItem(customer=gold_customer(), event=jfk_lhr("e-2", time="2026-03-02T09:30:00Z"))]))
     assert asked == [("purchase", False), ("flight", True), ("purchase", False), ("flight", True)]
+
+
+def test_get_statement_refuses_a_language_that_is_not_a_tag(served: Served) -> None:
+    """A language of other characters, or longer than 35, is INVALID_ARGUMENT naming it."""
+    for language in ("fr;drop", "x" * 36):
+        with pytest.raises(grpc.RpcError) as refused:
+            served.statement(language)
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert refused.value.details().startswith(
+            "language: must be a language tag such as fr or pt-BR, of at most 35 letters")
