@@ -57,19 +57,7 @@ class Reason:
         but ``fired``."""
         if self.kind != "fired":
             return ""
-        texts = self.texts
-        if not texts:
-            return default_text(self.rule)
-        if language:
-            wanted = language.replace("-", "_")
-            for tag, text in texts:
-                if tag == wanted:
-                    return text
-            base = wanted.split("_")[0]
-            for tag, text in texts:
-                if tag and tag.split("_")[0] == base:
-                    return text
-        return texts[0][1]
+        return text_in(self.texts, self.rule, language)
 
     def speaking(self, language: str) -> Reason:
         """This line with its text in ``language`` first (so :meth:`says` with no language,
@@ -254,6 +242,26 @@ def text_value(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(text_value(v) for v in value)
     return format_value(value)
+
+
+def text_in(texts: tuple[tuple[str, str], ...] | list[tuple[str, str]], rule: str,
+            language: str | None = None) -> str:
+    """The one of a rule's filled-in ``texts`` ((language, text) pairs, as the rule declares
+    them) a customer reads in ``language`` (``fr``, ``pt_BR`` or ``pt-BR``; a text for ``pt``
+    serves ``pt_BR``), else the first; for a rule without texts, :func:`default_text` of its
+    name. What :meth:`Reason.says` and a statement's lines (the texts stored with a lot) show."""
+    if not texts:
+        return default_text(rule)
+    if language:
+        wanted = language.replace("-", "_")
+        for tag, text in texts:
+            if tag == wanted:
+                return text
+        base = wanted.split("_")[0]
+        for tag, text in texts:
+            if tag and tag.split("_")[0] == base:
+                return text
+    return texts[0][1]
 
 
 def default_text(rule: str) -> str:

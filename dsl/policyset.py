@@ -141,6 +141,9 @@ class PolicySet:
     _zone: tzinfo | None = field(default=None, repr=False)
     #: Whether evaluation takes the path that reads windows (a policy declares counters).
     _periods: bool = field(default=False, repr=False)
+    #: The event kinds whose policies have a rule that declares a ``says`` text (see
+    #: :attr:`text_kinds`).
+    _text_kinds: frozenset[str] = field(default=frozenset(), repr=False)
 
     def __post_init__(self) -> None:
         by_kind: dict[str, list[CompiledPolicy]] = {}
@@ -165,6 +168,8 @@ class PolicySet:
                                for seg in index.segments]
         self._zone = zone_of(self.schema.timezone) if self.schema.timezone != "UTC" else None
         self._periods = any(p.counters for p in self.compiled)
+        self._text_kinds = frozenset(kind for p in self.compiled if any(r.texts for r in p.ast.rules)
+                                     for kind in p.info.kinds)
         # Chosen once, here, so that a set without counters in UTC pays nothing per call.
         if self._periods:
             self.evaluate = self._evaluate_periods  # type: ignore[method-assign]
@@ -176,6 +181,19 @@ class PolicySet:
         """Whether a policy declares counters, so that evaluating reads stored windows
         (:meth:`windows`, ``evaluate(..., state=)``); a set without reads nothing."""
         return self._periods
+
+    @property
+    def has_texts(self) -> bool:
+        """Whether a rule declares a customer-facing ``says`` text. Texts are filled in only by
+        an evaluation with ``explain``; the service explains an applied event (for the texts
+        its lots keep) only when its kind has some (:attr:`text_kinds`), so a set without
+        texts pays nothing."""
+        return bool(self._text_kinds)
+
+    @property
+    def text_kinds(self) -> frozenset[str]:
+        """The event kinds one of whose policies has a rule with a ``says`` text."""
+        return self._text_kinds
 
     @property
     def zone(self) -> tzinfo:

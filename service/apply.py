@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import grpc
 import structlog
+from google.protobuf.message import DecodeError
 
 from dsl import periods
 from dsl.decision import Decision
@@ -114,6 +115,16 @@ class StatefulPolicySet(Protocol):
         """Whether any policy declares counters (else :meth:`windows` is always empty)."""
         ...
 
+    @property
+    def has_texts(self) -> bool:
+        """Whether any rule declares a ``says`` text (Apply then explains, for the lots)."""
+        ...
+
+    @property
+    def text_kinds(self) -> frozenset[str]:
+        """The event kinds whose policies have a rule with a ``says`` text."""
+        ...
+
     def windows(self, customer: dict[str, Any], event: dict[str, Any]) -> list[periods.Window]:
         """The windows the policies that apply to ``event`` read, deduplicated."""
         ...
@@ -173,6 +184,16 @@ def store_window(window: periods.Window) -> Window:
             _STORE_WINDOWS.clear()
         _STORE_WINDOWS[window] = made
     return made
+
+
+def text_kinds(policy_set: StatefulPolicySet) -> frozenset[str]:
+    """The event kinds for which Apply explains internally, so that the lots it writes keep
+    their rules' texts (filled in only by an evaluation with explain): those whose policies
+    have a rule that ``says`` something (none: the set pays nothing). The caller's response is
+    not changed: the reasons are dropped before it is encoded."""
+    if not getattr(policy_set, "has_texts", False):
+        return frozenset()
+    return frozenset(getattr(policy_set, "text_kinds", ()))
 
 
 def has_windows(policy_set: StatefulPolicySet) -> bool:
@@ -299,6 +320,23 @@ def stored_response(stored: bytes) -> bytes:
     return _split_stored(stored)[0]
 
 
+def explained_texts(store: StateStore, customer: str) -> dict[tuple[str, str, str], str]:
+    """What each fired rule of each stored Apply of ``customer`` said, by (event, policy,
+    rule): a stored response holds its reasons (and their ``says``) only when Apply was called
+    with explain. Statements read it only for lots written before lots kept their texts
+    (:func:`service.ledger.award_says`)."""
+    out: dict[tuple[str, str, str], str] = {}
+    for event in store.events(customer):
+        try:
+            response = pb.ApplyResponse.FromString(stored_response(event.decision))
+        except (ValueError, KeyError, TypeError, IndexError, DecodeError):
+            continue
+        for reason in response.decision.reasons:
+            if reason.kind == "fired" and reason.says:
+                out.setdefault((event.event_id, reason.policy, reason.rule), reason.says)
+    return out
+
+
 def stored_basis(stored: bytes) -> dict[str, Any]:
     """The reversal basis of a stored applied event ({} for one without purchase lines)."""
     basis = _split_stored(stored)[1]
@@ -322,7 +360,8 @@ class StateRpcs:
     (:class:`service.servicer.LoyaltyRulesServicer`); the ``*_bytes`` variants answer the RPCs,
     as for the evaluating ones. The servicer supplies ``state`` (the store, or None),
     ``metrics``, ``shadow``, ``log_decisions``, ``_snapshot()``, ``_batch_budget(items)`` and
-    ``commits``, the state's group commit (:mod:`service.state.group`) for unary Applies."""
+    ``commits``, the state's group commit (:mod:`service.state.group`) for unary Applies; it
+    gives the ledger's RPCs :meth:`_explained_texts`."""
 
     state: StateStore | None
     metrics: Any
@@ -331,6 +370,9 @@ class StateRpcs:
     _snapshot: Callable[[], Any]
     _batch_budget: Callable[[Sequence[pb.BatchItem]], Any]
     commits: GroupCommit | None
+
+    #: For statements of lots written before lots kept their texts (``service.ledger.LedgerRpcs``).
+    _explained_texts = staticmethod(explained_texts)
 
     def _state_store(self) -> StateStore:
         if self.state is None:
@@ -360,16 +402,20 @@ class StateRpcs:
         digest = body_digest(customer_msg, event_msg)
         explain = request.explain
         policy_set = snapshot.policy_set
+        for_texts = not explain and event["kind"] in text_kinds(policy_set)
         made: list[Any] = []
 
         def decide(reader: Any) -> Outcome:
-            decision, counted = reads_and_counts(policy_set, customer, event, reader.sums, explain=explain)
+            decision, counted = reads_and_counts(policy_set, customer, event, reader.sums,
+                                                 explain=explain or for_texts)
+            at = event["time"]
+            lots = award_lots(policy_set, decision, at)
+            if for_texts:
+                decision.reasons = None  # explained for the lots' texts only: not the caller's
             response = apply_response_bytes(snapshot.encoder.payload(decision), digest, counted)
             made[:] = [decision, counted, response]
-            at = event["time"]
             return Outcome(stored_apply(response, event_msg),
-                           [NewEntry(name, at, amount) for name, amount in counted.items()],
-                           award_lots(policy_set, decision, at))
+                           [NewEntry(name, at, amount) for name, amount in counted.items()], lots)
 
         try:
             commits = self.commits if self.commits is not None and self.commits.store is store else None
@@ -405,6 +451,7 @@ class StateRpcs:
         inputs = snapshot.converter.inputs  # the fast path; on any failure, the checking path
         explain = request.explain
         policy_set = snapshot.policy_set
+        said_kinds = frozenset() if explain else text_kinds(policy_set)
         payload = snapshot.encoder.payload
         errors: dict[int, bytes] = {}
         made: dict[int, tuple[Any, ...]] = {}
@@ -428,7 +475,7 @@ class StateRpcs:
             digest = body_digest(customer_msg, event_msg)
             work.append(ApplyItem(customer["id"], event["id"], digest,
                                   _batch_decide(policy_set, payload, customer, event, event_msg, digest,
-                                                explain, made, index)))
+                                                explain, made, index, event["kind"] in said_kinds)))
             positions.append(index)
         results = store.apply_many(work) if work else []
         for result in results:  # a store failure fails the whole call: nothing was written
@@ -527,17 +574,23 @@ class StateRpcs:
 def _batch_decide(policy_set: StatefulPolicySet, payload: Callable[[Decision], bytes],
                   customer: dict[str, Any], event: dict[str, Any], event_msg: pb.Event, digest: str,
                   explain: bool,
-                  made: dict[int, tuple[Any, ...]], index: int) -> Callable[[Any], Outcome]:
-    """One batch item's ``decide``: evaluate with the transaction's sums, keep what was made."""
+                  made: dict[int, tuple[Any, ...]], index: int,
+                  for_texts: bool = False) -> Callable[[Any], Outcome]:
+    """One batch item's ``decide``: evaluate with the transaction's sums, keep what was made
+    (``for_texts``: explained for the lots' texts, the reasons dropped before the response)."""
 
     def decide(reader: Any) -> Outcome:
-        decision, counted = reads_and_counts(policy_set, customer, event, reader.sums, explain=explain)
+        decision, counted = reads_and_counts(policy_set, customer, event, reader.sums,
+                                             explain=explain or for_texts)
+        at = event["time"]
+        lots = award_lots(policy_set, decision, at)
+        if for_texts:
+            decision.reasons = None
         response = apply_response_bytes(payload(decision), digest, counted)
         made[index] = (decision, counted, response, customer, event)
-        at = event["time"]
         return Outcome(stored_apply(response, event_msg),
                        [NewEntry(name, at, amount) for name, amount in counted.items()] if counted else (),
-                       award_lots(policy_set, decision, at))
+                       lots)
 
     return decide
 

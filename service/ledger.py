@@ -15,7 +15,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -25,7 +25,7 @@ import structlog
 from google.protobuf import timestamp_pb2
 from google.rpc import error_details_pb2
 
-from dsl.decision import Decision
+from dsl.decision import Decision, default_text, text_in
 from dsl.schema.validity import NEVER
 from service.errors import InvalidArgument, ServiceError, Violation, _pack, service_error
 from service.gen.loyalty.v1 import loyalty_pb2 as pb
@@ -40,6 +40,8 @@ log = structlog.get_logger("loyalty.ledger")
 DIGEST_PREFIX = "sha256:"
 #: Statement lines per page when the request does not say.
 DEFAULT_PAGE = 100
+#: The longest language tag a request may name (as ``EvaluateRequest.language``).
+MAX_LANGUAGE = 35
 
 
 class InsufficientBalance(ServiceError):
@@ -105,13 +107,15 @@ def award_lots(policy_set: Any, decision: Decision,
                earned_at: dt.datetime) -> tuple[ledger.NewLot | TierCheck, ...]:
     """The lots ``decision``'s positive awards make, one per currency, dated by the currency's
     validity and pending period in the programme's zone. A lot names the first rule that fired
-    (the decision does not split a currency's award by rule)."""
+    (the decision does not split a currency's award by rule) and keeps that rule's texts,
+    filled in, from the decision's reasons (:func:`lot_texts`)."""
     if not decision.awards:
         return ()
     schema = policy_set.schema
     zone = policy_set.zone
     claw_back = getattr(schema, "negative_balance", "allowed") == "claw back from later awards"
     policy, rule = decision.fired[0] if decision.fired else ("", "")
+    texts = lot_texts(decision, policy, rule)
     lots: list[ledger.NewLot | TierCheck] = []
     for currency, amount in decision.awards.items():
         if amount <= 0:
@@ -121,11 +125,25 @@ def award_lots(policy_set: Any, decision: Decision,
         expires = validity.expires_at(earned_at, zone) if validity is not None else NEVER
         available = validity.available_from(earned_at) if validity is not None else earned_at
         lots.append(ledger.NewLot(currency, amount, earned_at, available, expires, policy, rule,
-                                  decision.revision, claw_back))
+                                  decision.revision, claw_back, texts))
     qualification = getattr(schema, "qualification", None)
     if qualification is not None and decision.awards.get(qualification.measure, 0) > 0:
         lots.append(TierCheck(qualification, schema.timezone, earned_at))
     return tuple(lots)
+
+
+def lot_texts(decision: Decision, policy: str, rule: str) -> ledger.Texts:
+    """The filled-in texts of ``policy``'s ``rule`` as it fired in ``decision``: its fired
+    reason's (language, text) pairs; empty when the decision has no reasons (evaluated without
+    explain: Apply explains when the policy set has texts, see ``service.apply``) or the rule
+    declares none."""
+    reasons = decision.reasons
+    if not reasons:
+        return ()
+    for reason in reasons:
+        if reason.kind == "fired" and reason.rule == rule and reason.policy == policy:
+            return reason.texts
+    return ()
 
 
 def with_takeback(outcome: Outcome, at: dt.datetime) -> Outcome:
@@ -176,8 +194,9 @@ def redemption_digest(request: pb.RedeemRequest) -> str:
 class StatementLine:
     """One statement line in plain values: what a rendered statement shows and why.
 
-    ``policy`` and ``rule`` name the rule behind the lot (empty for a debt), so that the
-    rule's customer-facing text can be attached; ``reference`` is the operation's id.
+    ``policy`` and ``rule`` name the rule behind the lot, ``texts`` that rule's filled-in
+    customer-facing texts as the lot keeps them (None for a lot written before lots kept
+    them; see :func:`award_says`); ``reference`` is the operation's id.
     """
 
     at: dt.datetime
@@ -190,6 +209,7 @@ class StatementLine:
     rule: str
     running_balance: Amount
     lot_id: str
+    texts: ledger.Texts | None = None
 
 
 def statement_lines(store: StateStore, customer: str, start: dt.datetime,
@@ -201,10 +221,40 @@ def statement_lines(store: StateStore, customer: str, start: dt.datetime,
     while True:
         page = ledger.statement(store, customer, start, end, page_size=ledger.MAX_PAGE, page_token=token)
         out += [StatementLine(line.at, line.currency, line.amount, line.kind, line.ref, line.event_id,
-                              line.policy, line.rule, running, line.lot_id) for line, running in page.lines]
+                              line.policy, line.rule, running, line.lot_id, line.texts)
+                for line, running in page.lines]
         token = page.next_token
         if not token:
             return out
+
+
+#: Reads what each fired rule of each stored Apply of a customer said, by (event, policy,
+#: rule): :func:`service.apply.explained_texts` (the stored response's form is Apply's).
+ExplainedTexts = Callable[[StateStore, str], Mapping[tuple[str, str, str], str]]
+
+
+def award_says(store: StateStore, customer: str, lines: Sequence[Any], language: str = "",
+               explained: ExplainedTexts | None = None) -> list[str]:
+    """What the customer reads about each of ``lines`` (a :class:`StatementLine` or a
+    :class:`service.state.ledger.Line`) that is an award: its lot's rule's text in
+    ``language`` (else the rule's first; :func:`dsl.decision.text_in`), or the rule's name in
+    words for a rule without texts; "" for any other line (and an award no rule made).
+
+    A lot written before lots kept their texts (migration 0005) has none: its text is what
+    ``explained`` reads from the stored ``ApplyResponse``'s fired reasons (there only if that
+    Apply asked for explain; read once, only for such a lot), else the rule's name in words."""
+    said: Mapping[tuple[str, str, str], str] | None = None
+    out = []
+    for line in lines:
+        if line.kind != "award":
+            out.append("")
+        elif line.texts is not None:
+            out.append(text_in(line.texts, line.rule, language))
+        else:
+            if said is None:
+                said = explained(store, customer) if explained is not None else {}
+            out.append(said.get((line.event_id, line.policy, line.rule)) or default_text(line.rule))
+    return out
 
 
 # -- the RPCs ---------------------------------------------------------------------------------------
@@ -212,11 +262,13 @@ def statement_lines(store: StateStore, customer: str, start: dt.datetime,
 
 class LedgerRpcs:
     """``Redeem``, ``GetBalance`` and ``GetStatement``, mixed into the servicer, which supplies
-    ``state`` (the store, or None), ``_snapshot()`` and ``_state_store()``."""
+    ``state`` (the store, or None), ``_snapshot()``, ``_state_store()`` and
+    ``_explained_texts`` (:data:`ExplainedTexts`)."""
 
     state: StateStore | None
     _snapshot: Callable[[], Any]
     _state_store: Callable[[], StateStore]
+    _explained_texts: ExplainedTexts
 
     def Redeem(self, request: pb.RedeemRequest, context: grpc.ServicerContext) -> pb.RedeemResponse:
         """Spend points, soonest-expiring lots first, exactly once by the redemption id."""
@@ -327,6 +379,11 @@ class LedgerRpcs:
                                         f"must be from 1 to {ledger.MAX_PAGE} (0: {DEFAULT_PAGE})"))
         if len(request.page_token) > 64:
             violations.append(Violation("page_token", "is not a token this service returned"))
+        language = request.language
+        if len(language) > MAX_LANGUAGE or not all(c.isascii() and (c.isalnum() or c in "-_")
+                                                   for c in language):
+            violations.append(Violation("language", "must be a language tag such as fr or pt-BR, of at most "
+                                                    f"{MAX_LANGUAGE} letters, digits, - and _"))
         if violations:
             raise InvalidArgument(violations)
         start, end = request_time(request, "from"), request_time(request, "to")
@@ -339,11 +396,16 @@ class LedgerRpcs:
         out = pb.GetStatementResponse(next_page_token=page.next_token)
         for currency, amount in page.opening.items():
             out.opening[currency] = amount_text(amount)
-        for line, running in page.lines:
+        try:
+            says = award_says(store, request.customer_id, [line for line, _ in page.lines], language,
+                              self._explained_texts)
+        except StateError as exc:
+            raise service_error(exc) from None
+        for (line, running), text in zip(page.lines, says, strict=True):
             out.lines.append(pb.StatementLine(
                 time=_stamp(line.at), currency=line.currency, amount=amount_text(line.amount), kind=line.kind,
                 reference=line.ref, event_id=line.event_id, policy=line.policy, rule=line.rule,
-                running_balance=amount_text(running), lot_id=line.lot_id))
+                running_balance=amount_text(running), lot_id=line.lot_id, says=text))
         return out
 
 

@@ -378,39 +378,20 @@ _PLAIN: dict[str, dict[str, str]] = {
 }
 
 
-def rule_texts(store: Any, customer: str) -> dict[tuple[str, str, str], str]:
-    """What each fired rule of each stored Apply said, by (event, policy, rule): a stored
-    response holds its reasons (and their ``says``) only when Apply was called with explain."""
-    from google.protobuf.message import DecodeError
-
-    from service.apply import stored_response
-    from service.gen.loyalty.v1 import loyalty_pb2 as pb
-
-    out: dict[tuple[str, str, str], str] = {}
-    for event in store.events(customer):
-        try:
-            response = pb.ApplyResponse.FromString(stored_response(event.decision))
-        except (ValueError, KeyError, TypeError, IndexError, DecodeError):
-            continue
-        for reason in response.decision.reasons:
-            if reason.kind == "fired" and reason.says:
-                out.setdefault((event.event_id, reason.policy, reason.rule), reason.says)
-    return out
-
-
 def line_texts(store: Any, customer: str, lines: Sequence[Any], language: str = "en") -> list[str]:
     """What the customer reads about each of ``lines`` (:class:`service.ledger.StatementLine`):
-    an award, the ``says`` its rule gave when the event was applied with explain, else the
-    plain text made from the rule's name; anything else, plain words in ``language``."""
-    from dsl.decision import default_text
+    an award, its lot's rule's text in ``language`` (:func:`service.ledger.award_says`: the
+    texts kept with the lot, else the rule's name in words); anything else, plain words in
+    ``language``."""
+    from service.apply import explained_texts
+    from service.ledger import award_says
 
     words = _PLAIN.get(language.replace("-", "_").split("_")[0], _PLAIN["en"])
-    said = rule_texts(store, customer)
+    said = award_says(store, customer, lines, language, explained_texts)
     out = []
-    for line in lines:
+    for line, says in zip(lines, said, strict=True):
         if line.kind == "award":
-            text = said.get((line.event_id, line.policy, line.rule)) or (
-                default_text(line.rule) if line.rule else words["award"])
+            text = says or words["award"]
         elif line.kind == "clawback":
             text = words["clawback_out" if line.amount < 0 else "clawback_in"]
         else:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
 import threading
 import weakref
 from bisect import bisect_right
@@ -42,6 +43,8 @@ from decimal import Decimal
 from itertools import accumulate
 from typing import Any, Literal
 
+from dsl.front.texts import LANGUAGE, MAX_TEXTS
+from dsl.library.runtime import MAX_TEXT
 from dsl.schema.validity import NEVER
 from service.state.api import (
     AlreadyApplied,
@@ -66,6 +69,8 @@ MAX_PAGE = 1000
 EXPIRING_DAYS = (30, 60, 90)
 
 LineKind = Literal["award", "redeem", "reverse", "expire", "clawback"]
+#: A rule's filled-in ``says`` texts as a lot keeps them: (language, text) pairs.
+Texts = tuple[tuple[str, str], ...]
 
 
 class NotEnoughAvailable(StateError):
@@ -96,6 +101,9 @@ class NewLot:
     revision: str
     #: The programme pays debts from later awards (``negative_balance``).
     claw_back: bool = False
+    #: The rule's customer-facing texts, filled in: (language, text) pairs as the rule
+    #: declares them (``Reason.texts``); empty for a rule that declares none.
+    texts: Texts = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +134,8 @@ class Lot:
     revision: str
     debt: bool
     remaining: Amount
+    #: The rule's texts kept with the lot; None for a lot written before they were kept.
+    texts: Texts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +155,8 @@ class Line:
     event_id: str
     policy: str
     rule: str
+    #: The lot's rule's texts (:attr:`Lot.texts`); None for a lot written before they were kept.
+    texts: Texts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,6 +226,46 @@ def from_units(units: Any) -> Amount:
     return exact((Decimal(value) / SCALE).normalize())
 
 
+def texts_json(texts: Texts) -> str:
+    """The stored form of a lot's texts: a JSON array of [language, text] pairs."""
+    if not texts:
+        return "[]"
+    return json.dumps([list(t) for t in texts], ensure_ascii=False, separators=(",", ":"))
+
+
+def texts_of(stored: str | None) -> Texts | None:
+    """A lot's texts from their stored form (None stays None: written before they were kept)."""
+    if stored is None:
+        return None
+    if stored == "[]":
+        return ()
+    return tuple((str(language), str(text)) for language, text in json.loads(stored))
+
+
+def check_texts(field: str, value: Any) -> Texts | None:
+    """Texts read from outside (an import): None, or the pairs a rule can have: at most
+    ``MAX_TEXTS`` [language, text] pairs of strings, each language a tag ``says`` takes (or
+    empty) and each text at most ``MAX_TEXT`` characters; InvalidStateInput naming the field
+    if not."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) > MAX_TEXTS:
+        raise InvalidStateInput(field, f"must be a list of at most {MAX_TEXTS} [language, text] pairs")
+    out = []
+    for i, pair in enumerate(value):
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(part, str) for part in pair)):
+            raise InvalidStateInput(f"{field}[{i}]", "must be a [language, text] pair of strings")
+        language, text = pair
+        if language and not LANGUAGE.match(language):
+            raise InvalidStateInput(f"{field}[{i}]", f"{language[:40]!r} is not a language tag such as "
+                                                     "\"fr\" or \"pt_BR\"")
+        if len(text) > MAX_TEXT:
+            raise InvalidStateInput(f"{field}[{i}]", f"a text has at most {MAX_TEXT} characters")
+        out.append((language, text))
+    return tuple(out)
+
+
 def lot_key(event_id: str, currency: str) -> str:
     """The id of the lot an event's award of ``currency`` makes (unambiguous for any id)."""
     return f"e{len(event_id)}:{event_id}:{currency}"
@@ -229,16 +281,17 @@ def debt_key(reversal_id: str, currency: str) -> str:
 _SQL = {
     "insert_lot": (
         "INSERT INTO ledger_lots (lot_id, customer_id, currency, amount, earned_at, available_from, "
-        "expires_at, event_id, policy, rule, revision, debt) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "expires_at, event_id, policy, rule, revision, debt, texts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ),
     "insert_line": (
         "INSERT INTO ledger_lines (customer_id, currency, lot_id, at, amount, kind, ref, available_from, "
         "expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
     ),
     "lot_remaining": (
-        "SELECT l.available_from, l.expires_at, COALESCE(SUM(x.amount), 0), l.policy, l.rule "
+        "SELECT l.available_from, l.expires_at, COALESCE(SUM(x.amount), 0), l.policy, l.rule, l.texts "
         "FROM ledger_lots l LEFT JOIN ledger_lines x ON x.lot_id = l.lot_id WHERE l.lot_id = ? "
-        "GROUP BY l.lot_id, l.available_from, l.expires_at, l.policy, l.rule"
+        "GROUP BY l.lot_id, l.available_from, l.expires_at, l.policy, l.rule, l.texts"
     ),
     "lot_spent": (
         "SELECT COALESCE(SUM(amount), 0) FROM ledger_lines "
@@ -288,10 +341,11 @@ _SQL = {
     ),
     "lots": (
         "SELECT l.lot_id, l.customer_id, l.currency, l.amount, l.earned_at, l.available_from, l.expires_at, "
-        "l.event_id, l.policy, l.rule, l.revision, l.debt, COALESCE(SUM(x.amount), 0) FROM ledger_lots l "
-        "LEFT JOIN ledger_lines x ON x.lot_id = l.lot_id WHERE l.customer_id = ? "
+        "l.event_id, l.policy, l.rule, l.revision, l.debt, COALESCE(SUM(x.amount), 0), l.texts "
+        "FROM ledger_lots l LEFT JOIN ledger_lines x ON x.lot_id = l.lot_id WHERE l.customer_id = ? "
         "GROUP BY l.lot_id, l.customer_id, l.currency, l.amount, l.earned_at, l.available_from, "
-        "l.expires_at, l.event_id, l.policy, l.rule, l.revision, l.debt ORDER BY l.earned_at, l.lot_id"
+        "l.expires_at, l.event_id, l.policy, l.rule, l.revision, l.debt, l.texts "
+        "ORDER BY l.earned_at, l.lot_id"
     ),
     "opening": (
         "SELECT currency, SUM(amount) FROM ledger_lines WHERE customer_id = ? "
@@ -299,13 +353,13 @@ _SQL = {
     ),
     "statement": (
         "SELECT x.seq, x.customer_id, x.currency, x.lot_id, x.at, x.amount, x.kind, x.ref, l.event_id, "
-        "l.policy, l.rule FROM ledger_lines x JOIN ledger_lots l ON l.lot_id = x.lot_id "
+        "l.policy, l.rule, l.texts FROM ledger_lines x JOIN ledger_lots l ON l.lot_id = x.lot_id "
         "WHERE x.customer_id = ? AND x.at < ? AND (x.at > ? OR (x.at = ? AND x.seq > ?)) "
         "ORDER BY x.at, x.seq LIMIT ?"
     ),
     "export_lots": (
         "SELECT lot_id, customer_id, currency, amount, earned_at, available_from, expires_at, event_id, "
-        "policy, rule, revision, debt, expiry_posted FROM ledger_lots WHERE customer_id = ? "
+        "policy, rule, revision, debt, expiry_posted, texts FROM ledger_lots WHERE customer_id = ? "
         "ORDER BY earned_at, lot_id"
     ),
     "export_lines": (
@@ -318,8 +372,8 @@ _SQL = {
     ),
     "import_lot": (
         "INSERT INTO ledger_lots (lot_id, customer_id, currency, amount, earned_at, available_from, "
-        "expires_at, event_id, policy, rule, revision, debt, expiry_posted) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
+        "expires_at, event_id, policy, rule, revision, debt, expiry_posted, texts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING"
     ),
     # A line takes its customer, currency and dates from its lot as stored (the lot's own row
     # stays if it was there before the import), so a line never disagrees with its lot.
@@ -403,7 +457,7 @@ def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[o
             expires = at(max(posting.expires_at, posting.available_from))
             lot_id = lot_key(event_id, posting.currency)
             lots.append((lot_id, customer_id, posting.currency, units, earned, available, expires, event_id,
-                         posting.policy, posting.rule, posting.revision, 0))
+                         posting.policy, posting.rule, posting.revision, 0, texts_json(posting.texts)))
             lines.append((customer_id, posting.currency, lot_id, earned, units, "award", event_id, available,
                           expires))
     if lots:
@@ -430,7 +484,8 @@ def _post_lot(store: Any, db: Any, customer_id: str, event_id: str, lot: NewLot)
     # validity): the balance's sums rely on it.
     available, expires = at(lot.available_from), at(max(lot.expires_at, lot.available_from))
     db.execute(_sql(store, "insert_lot"), (lot_id, customer_id, lot.currency, units, at(earned), available,
-                                           expires, event_id, lot.policy, lot.rule, lot.revision, 0))
+                                           expires, event_id, lot.policy, lot.rule, lot.revision, 0,
+                                           texts_json(lot.texts)))
     _line(store, db, customer_id, lot.currency, lot_id, earned, units, "award", event_id, available, expires)
     if not lot.claw_back:
         return
@@ -457,7 +512,7 @@ def _post_takeback(store: Any, db: Any, customer_id: str, event_id: str, reversa
         row = db.fetchone()
         if wanted <= 0 or row is None:
             continue  # an event applied before the ledger existed has no lot to take from
-        available, expires, remaining, policy, rule = row
+        available, expires, remaining, policy, rule, texts = row
         take = max(min(wanted, int(remaining)), 0)
         if take:
             _line(store, db, customer_id, currency, lot_id, at, -take, "reverse", reversal_id, available,
@@ -474,7 +529,7 @@ def _post_takeback(store: Any, db: Any, customer_id: str, event_id: str, reversa
         when = store._at_param(at)
         never = store._at_param(_never())
         db.execute(_sql(store, "insert_lot"), (debt_id, customer_id, currency, -owed, when, when, never,
-                                               event_id, policy, rule, "", 1))
+                                               event_id, policy, rule, "", 1, texts))
         _line(store, db, customer_id, currency, debt_id, at, -owed, "reverse", reversal_id, when, never)
 
 
@@ -562,7 +617,8 @@ def export_rows(store: Any, db: Any, customer_id: str) -> list[dict[str, Any]]:
                     "amount": amount_text(from_units(r[3])), "earned_at": _iso(value(r[4])),
                     "available_from": _iso(value(r[5])), "expires_at": _iso(value(r[6])),
                     "event_id": r[7], "policy": r[8], "rule": r[9], "revision": r[10],
-                    "debt": bool(r[11]), "expiry_posted": bool(r[12])})
+                    "debt": bool(r[11]), "expiry_posted": bool(r[12]),
+                    "texts": None if r[13] is None else [list(t) for t in texts_of(r[13]) or ()]})
     db.execute(_sql(store, "export_lines"), (customer_id,))
     for r in db.fetchall():
         out.append({"type": "ledger_line", "lot_id": r[0], "customer_id": r[1], "currency": r[2],
@@ -590,7 +646,7 @@ def parse_export_line(where: str, obj: Mapping[str, Any],
         return (lot_id, customer, currency, to_units(f"{where}.amount", parse_amount(obj["amount"])),
                 *instants, check_id(f"{where}.event_id", obj["event_id"]), str(obj["policy"]),
                 str(obj["rule"]), str(obj["revision"]), int(bool(obj["debt"])),
-                int(bool(obj.get("expiry_posted", False))))
+                int(bool(obj.get("expiry_posted", False))), _texts_param(f"{where}.texts", obj.get("texts")))
     if kind == "ledger_line":
         lot_id = check_id(f"{where}.lot_id", obj["lot_id"])
         if lot_id not in lots:
@@ -609,6 +665,11 @@ def parse_export_line(where: str, obj: Mapping[str, Any],
                 check_id(f"{where}.body_digest", obj["body_digest"]),
                 base64.b64decode(obj["response_b64"], validate=True))
     raise InvalidStateInput(f"{where}.type", f"unknown line type {kind!r}")
+
+
+def _texts_param(field: str, value: Any) -> str | None:
+    texts = check_texts(field, value)
+    return None if texts is None else texts_json(texts)
 
 
 def import_row(store: Any, db: Any, kind: str, values: tuple[Any, ...]) -> int:
@@ -874,7 +935,7 @@ def lots(store: Any, customer_id: str) -> list[Lot]:
     def body(db: Any) -> list[Lot]:
         db.execute(_sql(store, "lots"), (customer_id,))
         return [Lot(r[0], r[1], r[2], from_units(r[3]), value(r[4]), value(r[5]), value(r[6]), r[7], r[8],
-                    r[9], r[10], bool(r[11]), from_units(r[12])) for r in db.fetchall()]
+                    r[9], r[10], bool(r[11]), from_units(r[12]), texts_of(r[13])) for r in db.fetchall()]
 
     result: list[Lot] = store._reading("lots", body)
     return result
@@ -908,11 +969,19 @@ def statement(store: Any, customer_id: str, start: dt.datetime, end: dt.datetime
         more = len(rows) > page_size
         running = dict(opening)
         out = []
+        read: dict[str, Texts | None] = {}  # a lot's lines share its texts: read each once
         for r in rows[:page_size]:
             units = int(r[5])
             running[r[2]] = running.get(r[2], 0) + units
+            stored = r[11]
+            if stored is None:
+                texts = None
+            else:
+                texts = read.get(stored)
+                if texts is None:
+                    texts = read[stored] = texts_of(stored)
             line = Line(int(r[0]), r[1], r[2], r[3], value(r[4]), from_units(units), r[6], r[7], r[8], r[9],
-                        r[10])
+                        r[10], texts)
             out.append((line, from_units(running[r[2]])))
         token = ""
         if more:

@@ -4,8 +4,8 @@ real SQLite store the real server wrote.
 The figures are worked by hand (as in test_ledger_rpcs.py): each business-class JFK-LHR
 flight earns a GOLD member of 2012 8,949 miles (3,442 of them from ``flown_miles``, the lot's
 rule); they are spendable 14 days later and expire at 2028-03-31T23:00Z (24 months to the end
-of the month, London). The first flight is applied with explain, so its stored reasons carry
-its rule's text; the second without, so its line reads the rule's name in words.
+of the month, London). The first flight is applied with explain, the second without: both
+lots keep their rule's texts (English and French), so both lines read the rule's own words.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.service.test_statement_html import in_chromium, near
 
 EARNED = 8949
 SAID = "3442 miles for your flight from JFK to LHR"
+SAID_FR = "3442 miles pour votre vol de JFK à LHR"
 
 
 @pytest.fixture
@@ -47,14 +48,14 @@ def history(tmp_path: Path) -> Iterator[str]:
 
 
 def test_the_statement_as_text_and_json(history: str, capsys: pytest.CaptureFixture[str]) -> None:
-    """Two awards (one with its rule's text, one with the rule's name in words), the
-    redemption and the expiries, each with its running balance, ending at nothing."""
+    """Two awards (each with its rule's text, explained or not), the redemption and the
+    expiries, each with its running balance, ending at nothing."""
     capsys.readouterr()
     assert main(["state", "statement", "c-1", "--to", "2028-12-31", "--state", history]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "customer 'c-1': 5 lines from 1970-01-01T00:00:00Z to 2029-01-01T00:00:00Z"
     assert out[1].split() == ["2026-03-01", "award", "+8949", "miles", "8949", *SAID.split()]
-    assert out[2].split() == ["2026-03-02", "award", "+8949", "miles", "17898", "Flown", "miles"]
+    assert out[2].split() == ["2026-03-02", "award", "+8949", "miles", "17898", *SAID.split()]
     assert out[3].split() == ["2026-04-01", "redeem", "-2000", "miles", "15898", "Redeemed"]
     expired = [row.split() for row in out[4:]]
     assert [row[0:2] for row in expired] == [["2028-03-31", "expire"]] * 2
@@ -67,7 +68,7 @@ def test_the_statement_as_text_and_json(history: str, capsys: pytest.CaptureFixt
     assert (doc["from"], doc["to"]) == ("2026-03-02T00:00:00Z", "2026-04-02T00:00:00Z")
     got = [(x["event_id"], x["kind"], x["amount"], x["running_balance"], x["text"]) for x in doc["lines"]]
     assert got == [
-        ("e-2", "award", str(EARNED), "17898", "Flown miles"),
+        ("e-2", "award", str(EARNED), "17898", SAID),
         ("e-1", "redeem", "-2000", "15898", "Redeemed")]  # drawn from e-1's lot (earned first)
     assert doc["lines"][1]["reference"] == "r-1"
 
@@ -82,7 +83,7 @@ def test_the_statement_page_renders_in_chromium(history: str, tmp_path: Path,
     assert capsys.readouterr().out.strip() == f"wrote {page}: 5 lines"
     elements, html, image = in_chromium(page, tmp_path)
     text = "".join(elements.text)
-    for words in (SAID, "Flown miles", "Redeemed", "Expired", "Statement for c-1",
+    for words in (SAID, "Redeemed", "Expired", "Statement for c-1",
                   "from 2026-03-01 to 2028-03-31", "17,898 miles"):
         assert words in text
     assert elements.tags.count("svg") == 1 and len(re.findall(r"<circle ", html)) == 5
@@ -91,13 +92,14 @@ def test_the_statement_page_renders_in_chromium(history: str, tmp_path: Path,
 
 
 def test_french_page_words(history: str, tmp_path: Path) -> None:
-    """--language fr: the page's and the plain lines' words in French; the rule's stored text
-    stays as Apply gave it."""
+    """--language fr: the page's and the plain lines' words in French, and the rule's French
+    text kept with each lot."""
     page = tmp_path / "fr.html"
     assert main(["state", "statement", "c-1", "--html", str(page), "--language", "fr",
                  "--to", "2028-12-31", "--state", history]) == 0
     html = page.read_text(encoding="utf-8")
-    assert '<html lang="fr">' in html and "Utilisé" in html and "Expiré" in html and SAID in html
+    assert '<html lang="fr">' in html and "Utilisé" in html and "Expiré" in html
+    assert html.count(SAID_FR) == 2 and SAID not in html
 
 
 def test_no_lines_and_bad_dates(history: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

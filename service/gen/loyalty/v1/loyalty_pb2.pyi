@@ -1906,12 +1906,17 @@ class GetStatementRequest(_message.Message):
     TO_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    LANGUAGE_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
     """The customer. Required."""
     page_size: _builtins.int
     """Lines per page, 1 to 1,000 (0: 100)."""
     page_token: _builtins.str
     """The next_page_token of the previous page ("" for the first)."""
+    language: _builtins.str
+    """The language of the award lines' `says` texts, such as "fr" or "pt-BR" (a rule without a
+    text in it gives its first). Empty: each rule's first text. At most 35 characters.
+    """
     @_builtins.property
     def to(self) -> _timestamp_pb2.Timestamp:
         """The instant the statement ends before (lines with time < to). Required."""
@@ -1923,10 +1928,11 @@ class GetStatementRequest(_message.Message):
         to: _timestamp_pb2.Timestamp | None = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        language: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["from", b"from", "to", b"to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "from", b"from", "page_size", b"page_size", "page_token", b"page_token", "to", b"to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "from", b"from", "language", b"language", "page_size", b"page_size", "page_token", b"page_token", "to", b"to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -1948,6 +1954,7 @@ class StatementLine(_message.Message):
     RULE_FIELD_NUMBER: _builtins.int
     RUNNING_BALANCE_FIELD_NUMBER: _builtins.int
     LOT_ID_FIELD_NUMBER: _builtins.int
+    SAYS_FIELD_NUMBER: _builtins.int
     currency: _builtins.str
     """The currency."""
     amount: _builtins.str
@@ -1970,6 +1977,13 @@ class StatementLine(_message.Message):
     """The currency's balance (every line up to and including this one)."""
     lot_id: _builtins.str
     """The lot this line moves."""
+    says: _builtins.str
+    """On an "award" line, what the customer reads about it: the `says` text of the lot's rule
+    in the request's language (else the first the rule declares), placeholders filled in as
+    when the event was applied (kept with the lot, whether or not Apply asked for explain),
+    or a plain text made from the rule's name ("flown_miles": "Flown miles"). Empty on other
+    lines, whose words are the client's ("Redeemed", "Expired").
+    """
     @_builtins.property
     def time(self) -> _timestamp_pb2.Timestamp:
         """When the line was posted (an award at the event's time, an expiry at the lot's expiry)."""
@@ -1987,10 +2001,11 @@ class StatementLine(_message.Message):
         rule: _builtins.str = ...,
         running_balance: _builtins.str = ...,
         lot_id: _builtins.str = ...,
+        says: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "event_id", b"event_id", "kind", b"kind", "lot_id", b"lot_id", "policy", b"policy", "reference", b"reference", "rule", b"rule", "running_balance", b"running_balance", "time", b"time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["amount", b"amount", "currency", b"currency", "event_id", b"event_id", "kind", b"kind", "lot_id", b"lot_id", "policy", b"policy", "reference", b"reference", "rule", b"rule", "running_balance", b"running_balance", "says", b"says", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
