@@ -122,8 +122,9 @@ class Replay:
 
     @property
     def differs(self) -> bool:
-        """Whether any event's decision changed."""
-        return self.changed > 0
+        """Whether any event's decision changed, or (with a ledger) what would have expired or a
+        customer's tier status at a window's end or at the as-of instant."""
+        return self.changed > 0 or (self.ledger is not None and self.ledger.differs)
 
     @property
     def customers_changed(self) -> int:

@@ -167,12 +167,14 @@ class Ledger:
     columnar_events: int = 0
 
     def __post_init__(self) -> None:
+        self._tiers: dict[str, Any] | None = None
         self._zones = tuple(zone_of(r.zone) for r in self.rules)
         self._validity = tuple(dict(r.validity) for r in self.rules)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_zones", None)
+        state.pop("_tiers", None)
         state.pop("_validity", None)
         return state
 
@@ -183,6 +185,7 @@ class Ledger:
     def add(self, customer: str, at: dt.datetime, before: Mapping[str, Amount],
             after: Mapping[str, Amount], columnar: bool = False) -> None:
         """Add one event's two decisions' awards (``before`` old, ``after`` new) at ``at``."""
+        self._tiers = None
         if columnar:
             self.columnar_events += 1
         else:
@@ -244,7 +247,15 @@ class Ledger:
                 have[2 + side] = min(anchors) if anchors else None
         self.row_events += other.row_events
         self.columnar_events += other.columnar_events
+        self._tiers = None
         return self
+
+    @property
+    def differs(self) -> bool:
+        """Whether the sides differ in what expired or in any customer's tier status."""
+        expiry, tiers = self.expiry_report(), self.tier_report()
+        return (expiry is not None and any(r["expired"]["delta"] for r in expiry["currencies"].values())
+                ) or (tiers is not None and bool(tiers["examples"]))
 
     # -- the report ----------------------------------------------------------------------------
 
@@ -276,6 +287,11 @@ class Ledger:
         qs = [r.qualification for r in self.rules]
         if qs[0] is None and qs[1] is None:
             return None
+        if self._tiers is None:
+            self._tiers = self._tier_report(qs)
+        return self._tiers
+
+    def _tier_report(self, qs: list[Qualification | None]) -> dict[str, Any]:
         points: dict[str, Counter[tuple[str, str]]] = {}
         customers_at: Counter[str] = Counter()
         examples: list[dict[str, Any]] = []
