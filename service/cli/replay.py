@@ -16,9 +16,10 @@ gainers and losers by id); tier and benefit transitions; the rules whose hit cou
 changed; when a side's currencies expire or its tiers are earned, the points that would have
 expired and the customers whose tier differs at each window's end, judged at ``--as-of``
 (default: the history's last event time, found by a first pass over the event times;
-:mod:`dsl.tools.replay_ledger`). As text (default), ``--format json``, and ``--html FILE`` (one self-contained
-file with plots). Exit status: 0 nothing changed, 1 some decision changed, 2 an error
-(policies that do not load, an unreadable history, or rows that are not requests; those
+:mod:`dsl.tools.replay_ledger`). As text (default), ``--format json``, and ``--html FILE``
+(one self-contained file with plots). Exit status: 0 nothing changed, 1 some decision (or
+the expiry or a tier status) changed, 2 an error (policies that do not load, an unreadable
+history, or rows that are not requests; those
 rows are listed with their line or row and field, and the report covers the rest).
 """
 

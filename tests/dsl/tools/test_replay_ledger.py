@@ -100,10 +100,16 @@ def test_points_that_would_expire_by_the_last_event(case: dict[str, Any]) -> Non
 
 def test_an_earlier_as_of_leaves_later_awards_out(case: dict[str, Any]) -> None:
     """As of 1 January 2026: awarded 160 + 250 + 90 + 170 + 120 + 60 = 850; 24 months: nothing
-    expired yet; 12 months: alice's 160 (March 2025) and bob's 250 (May 2025)."""
+    expired yet; 12 months: alice's 160 (March 2025) and bob's 250 (May 2025). The as-of is an
+    instant: a lot expiring at it has expired."""
     report = _whole(case, as_of=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)).to_dict()
     assert report["expiry"]["currencies"]["points"] == {
         "awarded": {"before": 850, "after": 850}, "expired": {"before": 0, "after": 410, "delta": 410}}
+    # At 1 March 2026 10:00 exactly alice's first lot expires (a lot is spendable before its
+    # expiry, not at it); carol's 40 of 12:00 is not yet awarded.
+    report = _whole(case, as_of=dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)).to_dict()
+    assert report["expiry"]["currencies"]["points"] == {
+        "awarded": {"before": 1060, "after": 1060}, "expired": {"before": 160, "after": 500, "delta": 340}}
 
 
 def test_tier_status_by_hand(case: dict[str, Any]) -> None:
@@ -231,3 +237,21 @@ def test_without_a_validity_or_a_qualification_there_are_no_ledger_sections(tmp_
                    "--jobs", "1", "--no-progress")
     report = json.loads(done.stdout)
     assert "expiry" not in report and "tier_status" not in report and "ledger" not in report["engine"]
+
+
+def test_a_rolling_window_is_judged_at_the_as_of(tmp_path: Path) -> None:
+    """Rolling 12 months up to 1 March 2026 12:00 (from 1 March 2025 12:00): alice 120 + 50 =
+    170 (SILVER under GOLD 200, GOLD under 150), bob 60, carol 40 (her 90 of January 2025 is
+    outside), dave 170 + 160 = 330 (GOLD on both): only alice differs, and only at the as-of."""
+    sets = []
+    for name, gold in (("old", 200), ("new", 150)):
+        d = _programme(tmp_path / name, "never", gold)
+        text = (d / "schema.toml").read_text().replace("calendar year", "rolling 12 months")
+        (d / "schema.toml").write_text(text)
+        sets.append(load(d, "replay"))
+    (chunk,) = history.chunks(_history(tmp_path / "h.jsonl"), "jsonl", whole=True)
+    tiers = replay_chunk(*sets, chunk).to_dict()["tier_status"]
+    assert tiers["window_ends"] == []
+    assert tiers["at_as_of"]["transitions"] == [{"before": "SILVER", "after": "GOLD", "customers": 1}]
+    assert tiers["examples"] == [{"customer": "alice", "changes": [
+        {"at": "as_of", "before": "SILVER", "after": "GOLD"}]}]
