@@ -3,8 +3,9 @@
 A programme whose currencies expire (``validity``) or whose tiers are earned
 (``[qualification]``) keeps a ledger in the service (docs/state.md). Replaying a history
 with two policy sets, each side's awards are that side's lots: a :class:`Ledger` adds them up
-as the service would hold them at an instant ``as_of`` (the history's last event time unless
-given), with each side's own schema (its validities, zone and qualification):
+as the service would hold them at an instant ``as_of`` (``loyalty replay``: the history's
+last event time, :func:`last_event_time`, unless ``--as-of`` gives one; every chunk of a
+replay is judged at the same one), with each side's own schema (its validities, zone and qualification):
 
 - **expiry**: per currency, what was awarded up to ``as_of`` and what of it has expired by
   then (its lot's expiry, :meth:`~dsl.schema.validity.Validity.expires_at`, at or before
