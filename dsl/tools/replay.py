@@ -34,7 +34,7 @@ from dsl.periods import MemoryStore
 from dsl.policyset import PolicySet
 from dsl.tools.history import Chunk
 from dsl.tools.replay_figures import MAX_EXAMPLES, MAX_PROBLEMS, Replay
-from dsl.tools.replay_ledger import last_event_time, needs_ledger, needs_order, new_ledger
+from dsl.tools.replay_ledger import needs_order, new_ledger
 from dsl.tools.replay_rows import Row, column_rows, failing, json_rows
 
 __all__ = ["MAX_PROBLEMS", "Replay", "has_counters", "in_order", "partition_of", "replay_chunk",
@@ -150,25 +150,21 @@ def replay_partition(old: PolicySet, new: PolicySet, stream: Iterable[Chunk], pa
     customer id (it will not decode, or says so) belongs to partition 0, so every bad row
     is counted once.
 
-    The ledger's figures (:mod:`dsl.tools.replay_ledger`) are at ``as_of``, by default the
-    last event time of the whole stream (every partition reads it all, so all agree).
+    Given ``as_of``, the ledger's figures (:mod:`dsl.tools.replay_ledger`) are judged at it, as
+    for :func:`replay_chunk`.
     """
     currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
     out = Replay(currencies=currencies)
     index = {c: i + 1 for i, c in enumerate(currencies)}
     decoded: list[tuple[Any, ...]] = []
-    latest: list[datetime] = []
-    ledger = needs_ledger(old) or needs_ledger(new)
     for chunk in stream:
-        if ledger and as_of is None:
-            latest.extend(t for t in (last_event_time([chunk]),) if t is not None)
         sides = [_Side(old)]
         if new.schema.digest != old.schema.digest:
             sides.append(_Side(new))
         rows = json_rows(chunk) if chunk.lines is not None else column_rows(chunk, old)
         mine = (row for row in rows if _row_partition(row, parts) == part)
         decoded.extend((chunk, *row) for row in _decoded(out, chunk, sides, mine, None))
-    out.ledger = new_ledger(old, new, as_of if as_of is not None else max(latest, default=None))
+    out.ledger = new_ledger(old, new, as_of)
     _replay_in_time_order(out, old, new, decoded, index)
     return out
 

@@ -38,7 +38,7 @@ from dsl.policyset import PolicySet
 from dsl.schema.schema import Qualification, parse_datetime
 from dsl.schema.timezones import zone as zone_of
 from dsl.schema.validity import Validity
-from dsl.tiers import add_months, statuses, to_units, window_at
+from dsl.tiers import Judge, add_months, to_units, window_at
 from dsl.tools.history import Chunk
 
 __all__ = ["Ledger", "SideRules", "last_event_time", "needs_ledger", "needs_order", "new_ledger"]
@@ -176,6 +176,8 @@ class Ledger:
 
     def __post_init__(self) -> None:
         self._tiers: dict[str, Any] | None = None
+        #: One object per window end (every customer's windows share the few ends of a history).
+        self._ends: dict[dt.datetime, dt.datetime] = {}
         self._zones = tuple(zone_of(r.zone) for r in self.rules)
         self._validity = tuple(dict(r.validity) for r in self.rules)
 
@@ -183,6 +185,7 @@ class Ledger:
         state = dict(self.__dict__)
         state.pop("_zones", None)
         state.pop("_tiers", None)
+        state.pop("_ends", None)
         state.pop("_validity", None)
         return state
 
@@ -231,6 +234,7 @@ class Ledger:
             if q.window == "anniversary year" and sums[2 + side] is None:
                 sums[2 + side] = at
             end = window_at(q, self.rules[side].zone, at, sums[2 + side])[1]
+            end = self._ends.setdefault(end, end)
         windows = sums[side]
         windows[end] = windows.get(end, 0) + to_units(amount)
 
@@ -303,15 +307,12 @@ class Ledger:
         points: dict[str, Counter[tuple[str, str]]] = {}
         customers_at: Counter[str] = Counter()
         examples: list[dict[str, Any]] = []
+        judges = [None if q is None else Judge(q, r.zone, self.as_of)
+                  for q, r in zip(qs, self.rules, strict=True)]
         for cid in sorted(self.customers):
             sums = self.customers[cid]
-            timelines = []
-            for side in (0, 1):
-                q = qs[side]
-                if q is None:
-                    timelines.append(([], ""))
-                else:
-                    timelines.append(statuses(q, self.rules[side].zone, sums[side], self.as_of))
+            timelines = [([], "") if judge is None else judge.statuses(sums[side])
+                         for side, judge in enumerate(judges)]
             differs = []
             ends = sorted({e for e, _ in timelines[0][0]} | {e for e, _ in timelines[1][0]})
             for end in ends:

@@ -182,7 +182,7 @@ def test_partitions_and_chunks_merge_into_the_whole(case: dict[str, Any]) -> Non
     merged = Replay()
     for part in range(2):
         merged.merge(replay_partition(*case["sets"], history.chunks(case["history"], "jsonl", 4),
-                                      part, 2))
+                                      part, 2, as_of))
     assert merged.to_dict()["expiry"] == expected["expiry"]
     assert merged.to_dict()["tier_status"] == expected["tier_status"]
     with pytest.raises(ValueError, match="replay every chunk with the same as_of"):
