@@ -18,7 +18,8 @@ replay is judged at the same one), with each side's own schema (its validities, 
   customers whose tier differs between the sides, with the transitions and a few examples.
 
 Memory grows with the customers who earned the measure (a dict of window sums per side, about
-400 bytes a customer with a year or two of windows), never with the events. Calendar-year
+760 bytes a customer with two windows on each side, id included; every customer's window ends
+are one shared object per end), never with the events. Calendar-year
 and rolling windows depend only on an award's instant, so chunks merge in any order; an
 anniversary year counts from the customer's first award, so a programme with one is replayed
 with each customer's events together and in time order (:func:`needs_order`), as a history
