@@ -728,7 +728,7 @@ def _field_paths(schema: Schema, layout: Any) -> dict[str, _Column]:
 class Prepared:
     """A chunk's rows the columnar path takes (typed columns) and the positions it leaves."""
 
-    frame: Any  # polars.DataFrame: position, kind, date, ids and the prepared fields read
+    frame: Any  # polars.DataFrame: position, kind, date, event_time, ids and the fields read
     rest: list[int]  # positions of rows for the row path
     notes: Counter[str]
 
@@ -785,6 +785,7 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
                       kind_expr.alias("kind"), ok]
     time_name = by_path[("event", "time")][0]
     out.append(_utc_date(pl, pl.col(time_name)).alias("date"))
+    out.append(pl.col(time_name).alias("event_time"))  # as given: replay's ledger reads it
     out.append(pl.col(by_path[("customer", "id")][0]).alias("customer_id"))
     out.append(pl.col(by_path[("event", "id")][0]).alias("event_id"))
     for path in sorted(pair.reads):

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from dsl.decision import Decision, decision_changed, plain
@@ -33,9 +34,10 @@ from dsl.periods import MemoryStore
 from dsl.policyset import PolicySet
 from dsl.tools.history import Chunk
 from dsl.tools.replay_figures import MAX_EXAMPLES, MAX_PROBLEMS, Replay
+from dsl.tools.replay_ledger import needs_order, new_ledger
 from dsl.tools.replay_rows import Row, column_rows, failing, json_rows
 
-__all__ = ["MAX_PROBLEMS", "Replay", "has_counters", "partition_of", "replay_chunk",
+__all__ = ["MAX_PROBLEMS", "Replay", "has_counters", "in_order", "partition_of", "replay_chunk",
            "replay_partition"]
 
 
@@ -52,7 +54,8 @@ class _Side:
         self.cache: dict[Any, dict[str, Any]] = {}
 
 
-def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk, *, columnar: bool = True) -> Replay:
+def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk, *, columnar: bool = True,
+                 as_of: datetime | None = None) -> Replay:
     """Evaluate every request of ``chunk`` with both sets: the chunk's :class:`Replay`.
 
     A Parquet or CSV chunk goes through the columnar backend (:mod:`dsl.tools.replay_columnar`)
@@ -65,39 +68,44 @@ def replay_chunk(old: PolicySet, new: PolicySet, chunk: Chunk, *, columnar: bool
     decision reads its windows and appends what it counted at the event's instant, so a
     changed cap or period moves the later decisions too. A customer's state is the chunk's:
     ``loyalty replay`` reads such a history as one chunk.
+
+    Given ``as_of``, and when a side has a currency with a validity or a qualification, the
+    figures include the ledger's (:mod:`dsl.tools.replay_ledger`), judged at ``as_of``: chunks
+    replayed apart merge when each is given the same one (``loyalty replay`` finds the
+    history's last event time before it starts: :func:`last_event_time`).
     """
     currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
-    if columnar and chunk.batch is not None and not (has_counters(old) or has_counters(new)):
+    if columnar and chunk.batch is not None and not (in_order(old) or in_order(new)):
         from dsl.tools.replay_columnar import columnar_pair, replay_columns
 
         pair = columnar_pair(old, new)
         if pair is not None:
-            done, rest = replay_columns(old, new, chunk, pair, currencies)
+            done, rest = replay_columns(old, new, chunk, pair, currencies, as_of)
             done.columnar_events = done.events
             if rest:
                 import pyarrow as pa
 
                 part = Chunk(chunk.file, chunk.number, chunk.first, chunk.form,
                              batch=chunk.batch.take(pa.array(rest, type=pa.int64())))
-                done.merge(_replay_rows(old, new, part, currencies, rest))
+                done.merge(_replay_rows(old, new, part, currencies, rest, as_of))
             return done
-    return _replay_rows(old, new, chunk, currencies, None)
+    return _replay_rows(old, new, chunk, currencies, None, as_of)
 
 
 def _replay_rows(old: PolicySet, new: PolicySet, chunk: Chunk, currencies: tuple[str, ...],
-                 positions: list[int] | None) -> Replay:
+                 positions: list[int] | None, as_of: datetime | None) -> Replay:
     """The row path: every request decoded and evaluated by the compiled Python code.
 
     ``positions`` maps a row of a chunk taken from a larger one back to its position there.
     """
-    out = Replay(currencies=currencies)
+    out = Replay(currencies=currencies, ledger=new_ledger(old, new, as_of))
     sides = [_Side(old)]
     if new.schema.digest != old.schema.digest:
         sides.append(_Side(new))
     rows = json_rows(chunk) if chunk.lines is not None else column_rows(chunk, old)
     index = {c: i + 1 for i, c in enumerate(currencies)}
     decoded = _decoded(out, chunk, sides, rows, positions)
-    if not (has_counters(old) or has_counters(new)):
+    if not (in_order(old) or in_order(new)):
         for position, c_old, e_old, c_new, e_new, only in decoded:
             before, before_error = _decide(old, c_old, e_old, only)
             after, after_error = _decide(new, c_new, e_new, only)
@@ -130,7 +138,7 @@ def partition_of(customer_id: str, parts: int) -> int:
 
 
 def replay_partition(old: PolicySet, new: PolicySet, stream: Iterable[Chunk], part: int,
-                     parts: int) -> Replay:
+                     parts: int, as_of: datetime | None = None) -> Replay:
     """The figures of the rows of ``stream`` (the whole history, in its bounded chunks) whose
     customer falls in partition ``part`` of ``parts`` (:func:`partition_of` of the id as the
     row gives it), replayed as :func:`replay_chunk` replays a history with counters: each
@@ -141,6 +149,9 @@ def replay_partition(old: PolicySet, new: PolicySet, stream: Iterable[Chunk], pa
     only its own customers' rows (about 1/``parts`` of the history). A row without a text
     customer id (it will not decode, or says so) belongs to partition 0, so every bad row
     is counted once.
+
+    Given ``as_of``, the ledger's figures (:mod:`dsl.tools.replay_ledger`) are judged at it, as
+    for :func:`replay_chunk`.
     """
     currencies = tuple(sorted(old.schema.currencies.keys() | new.schema.currencies.keys()))
     out = Replay(currencies=currencies)
@@ -153,6 +164,7 @@ def replay_partition(old: PolicySet, new: PolicySet, stream: Iterable[Chunk], pa
         rows = json_rows(chunk) if chunk.lines is not None else column_rows(chunk, old)
         mine = (row for row in rows if _row_partition(row, parts) == part)
         decoded.extend((chunk, *row) for row in _decoded(out, chunk, sides, mine, None))
+    out.ledger = new_ledger(old, new, as_of)
     _replay_in_time_order(out, old, new, decoded, index)
     return out
 
@@ -171,6 +183,13 @@ def _row_partition(row: Row, parts: int) -> int:
 def has_counters(policy_set: PolicySet) -> bool:
     """Whether any policy of the set declares a counter (its replay needs a store)."""
     return any(p.counters for p in policy_set.compiled)
+
+
+def in_order(policy_set: PolicySet) -> bool:
+    """Whether a replay with the set takes each customer's events together and in time order:
+    it has counters, or its tiers are earned in anniversary years (counted from a customer's
+    first award: :func:`dsl.tools.replay_ledger.needs_order`)."""
+    return has_counters(policy_set) or needs_order(policy_set)
 
 
 def _decoded(out: Replay, chunk: Chunk, sides: list[_Side], rows: Any,
@@ -210,6 +229,8 @@ def _compare(out: Replay, chunk: Chunk, position: int, index: dict[str, int],
     not in file order)."""
     out.events += 1
     _account(out, before, after, before_error, after_error, e_old, index)
+    if out.ledger is not None:
+        out.ledger.add(str(c_old.get("id") or ""), e_old["time"], before.awards, after.awards)
     if decision_changed(before, after, before_error, after_error):
         out.changed += 1
         cid = str(c_old.get("id") or "")

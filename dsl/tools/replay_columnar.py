@@ -10,6 +10,7 @@ fails) is left for the row path, by position; the figures of both merge.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -22,8 +23,10 @@ from dsl.backend.columnar import (
     prepare_chunk,
 )
 from dsl.policyset import PolicySet
+from dsl.schema.schema import parse_datetime
 from dsl.tools.history import Chunk
 from dsl.tools.replay_figures import MAX_EXAMPLES, Replay
+from dsl.tools.replay_ledger import Ledger, new_ledger
 
 __all__ = ["columnar_pair", "replay_columns"]
 
@@ -45,12 +48,17 @@ def _amount(value: int, places: int) -> int | Decimal:
 
 
 def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarPair,
-                   currencies: tuple[str, ...]) -> tuple[Replay, list[int]]:
-    """The figures of the rows the columnar path takes, and the positions it leaves."""
+                   currencies: tuple[str, ...], as_of: datetime | None = None
+                   ) -> tuple[Replay, list[int]]:
+    """The figures of the rows the columnar path takes, and the positions it leaves.
+
+    The ledger's figures (expiry, tier status at ``as_of``) come from the same per-row awards:
+    the rows that award a currency that expires or the measure go through
+    :meth:`~dsl.tools.replay_ledger.Ledger.add` one by one, as the row path's decisions do."""
     pl = polars_or_none()
     assert pl is not None
     prepared = prepare_chunk(pair, old, chunk.batch, chunk.form == "csv")
-    out = Replay(currencies=currencies)
+    out = Replay(currencies=currencies, ledger=new_ledger(old, new, as_of))
     for note, rows in prepared.notes.items():
         out.row_path[note] += rows
     rest = list(prepared.rest)
@@ -63,7 +71,7 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
     frame, fired_new, look_new = evaluate_set(pl, pair.new, frame, "a", kinds, *names)
     lookups = sorted(set(look_old + look_new))
     decimals = pair.old.decimals
-    keep = ["position", "date", "customer_id", "event_id"]
+    keep = ["position", "date", "customer_id", "event_id", "event_time"]
     awards = [f"{t}:award:{c}" for t in "ba" for c in decimals]
     wanted = keep + awards + ["b:tier", "a:tier", "b:tags", "a:tags", "b:benefits", "a:benefits",
                               "b:benefit_order", "a:benefit_order"]
@@ -78,6 +86,8 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
     out.events += n
     if n == 0:
         return out, rest
+    if out.ledger is not None:
+        _ledger_rows(pl, out.ledger, result, decimals)
     changed_award = pl.any_horizontal([pl.col(f"b:award:{c}") != pl.col(f"a:award:{c}") for c in decimals])
     changed = (changed_award | pl.col("b:tier").ne_missing(pl.col("a:tier"))
                | (pl.col("b:tags") != pl.col("a:tags"))
@@ -157,6 +167,29 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
                 "customer": str(row["customer_id"] or ""), "event": str(row["event_id"] or ""),
                 "before": _summary(row, "b", decimals, pair), "after": _summary(row, "a", decimals, pair)}))
     return out, rest
+
+
+def _ledger_rows(pl: Any, ledger: Ledger, result: Any, decimals: dict[str, int]) -> None:
+    """Add the rows' awards of the currencies the ledger figures read to ``ledger``."""
+    wanted = {c for rules in ledger.rules for c, _ in rules.validity}
+    wanted |= {r.qualification.measure for r in ledger.rules if r.qualification is not None}
+    read = [c for c in decimals if c in wanted]
+    taken = 0
+    if read:
+        awarding = result.filter(pl.any_horizontal(
+            [pl.col(f"{t}:award:{c}") != 0 for t in "ba" for c in read]))
+        columns = [f"{t}:award:{c}" for t in "ba" for c in read]
+        for row in awarding.select(["customer_id", "event_time", *columns]).iter_rows():
+            cid, when, values = row[0], row[1], row[2:]
+            at = when if isinstance(when, datetime) else parse_datetime(when)
+            if at.tzinfo is None:
+                at = at.replace(tzinfo=UTC)
+            half = len(read)
+            before = {c: _amount(int(v), decimals[c]) for c, v in zip(read, values[:half], strict=True) if v}
+            after = {c: _amount(int(v), decimals[c]) for c, v in zip(read, values[half:], strict=True) if v}
+            ledger.add(str(cid or ""), at.astimezone(UTC), before, after, columnar=True)
+            taken += 1
+    ledger.columnar_events += result.height - taken
 
 
 def _summary(row: dict[str, Any], tag: str, decimals: dict[str, int], pair: ColumnarPair

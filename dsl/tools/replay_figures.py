@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from dsl.decision import plain
+from dsl.tools.replay_ledger import Ledger
 
 __all__ = ["MAX_EXAMPLES", "MAX_PROBLEMS", "Amount", "Replay"]
 
@@ -69,6 +70,9 @@ class Replay:
     columnar_events: int = 0
     problems: list[tuple[tuple[int, int], str]] = field(default_factory=list)
     examples: list[tuple[tuple[int, int], dict[str, Any]]] = field(default_factory=list)
+    #: Expiry and tier status (:mod:`dsl.tools.replay_ledger`): None when neither side has a
+    #: currency with a validity or a qualification.
+    ledger: Ledger | None = None
     _spill: _Spill | None = field(default=None, repr=False, compare=False)
     _summary: _Summary | None = field(default=None, repr=False, compare=False)
 
@@ -110,14 +114,17 @@ class Replay:
         for counter in ("tiers", "benefits_before", "benefits_after", "benefit_moves",
                         "fired_before", "fired_after", "row_path"):
             getattr(self, counter).update(getattr(other, counter))
+        if other.ledger is not None:
+            self.ledger = other.ledger if self.ledger is None else self.ledger.merge(other.ledger)
         self.problems = sorted(self.problems + other.problems)[:MAX_PROBLEMS]
         self.examples = sorted(self.examples + other.examples, key=lambda e: e[0])[:MAX_EXAMPLES]
         return self
 
     @property
     def differs(self) -> bool:
-        """Whether any event's decision changed."""
-        return self.changed > 0
+        """Whether any event's decision changed, or (with a ledger) what would have expired or a
+        customer's tier status at a window's end or at the as-of instant."""
+        return self.changed > 0 or (self.ledger is not None and self.ledger.differs)
 
     @property
     def customers_changed(self) -> int:
@@ -169,8 +176,9 @@ class Replay:
         return [(k, before[k], after[k]) for k in keys if before[k] != after[k]]
 
     def to_dict(self) -> dict[str, Any]:
-        """The report as JSON-friendly data (amounts exact: decimals as strings)."""
-        return plain({
+        """The report as JSON-friendly data (amounts exact: decimals as strings). ``expiry``
+        and ``tier_status`` are there only when a side has a validity or a qualification."""
+        out = plain({
             "events": self.events,
             "bad_rows": self.bad_rows,
             "events_changed": self.changed,
@@ -192,6 +200,18 @@ class Replay:
             "engine": {"columnar_events": self.columnar_events,
                        "row_path": dict(sorted(self.row_path.items()))},
         })
+        ledger = self.ledger
+        if ledger is not None:
+            expiry, tiers = ledger.expiry_report(), ledger.tier_report()
+            if expiry is not None:
+                out["expiry"] = plain(expiry)
+            if tiers is not None:
+                out["tier_status"] = plain(tiers)
+            # Which path accounted for the awards behind them (the columnar backend from its
+            # per-row awards, the row path from its decisions).
+            out["engine"]["ledger"] = {"columnar_events": ledger.columnar_events,
+                                       "row_events": ledger.row_events}
+        return out
 
     def awarded(self) -> list[str]:
         """Every currency awarded before or after, in schema order."""

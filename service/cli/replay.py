@@ -13,9 +13,13 @@ order.
 The report: events and distinct customers whose decision changed; per currency the
 totals before and after, the distribution of per-customer deltas (percentiles, the top
 gainers and losers by id); tier and benefit transitions; the rules whose hit counts
-changed. As text (default), ``--format json``, and ``--html FILE`` (one self-contained
-file with plots). Exit status: 0 nothing changed, 1 some decision changed, 2 an error
-(policies that do not load, an unreadable history, or rows that are not requests; those
+changed; when a side's currencies expire or its tiers are earned, the points that would have
+expired and the customers whose tier differs at each window's end, judged at ``--as-of``
+(default: the history's last event time, found by a first pass over the event times;
+:mod:`dsl.tools.replay_ledger`). As text (default), ``--format json``, and ``--html FILE``
+(one self-contained file with plots). Exit status: 0 nothing changed, 1 some decision (or
+the expiry or a tier status) changed, 2 an error (policies that do not load, an unreadable
+history, or rows that are not requests; those
 rows are listed with their line or row and field, and the report covers the rest).
 """
 
@@ -29,14 +33,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from dsl import PolicySet
 from dsl.policyset import build
 from dsl.programme import digest_names, sources_for
+from dsl.schema.schema import parse_datetime
 from dsl.tools.history import CHUNK_ROWS, Chunk, HistoryError, chunks, detect_format, history_size
-from dsl.tools.replay import Replay, has_counters, replay_chunk, replay_partition
+from dsl.tools.replay import Replay, in_order, replay_chunk, replay_partition
+from dsl.tools.replay_ledger import last_event_time, needs_ledger
 
 from ._load import load
 
@@ -68,6 +75,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
                    help="text for people (default) or json for machines")
     p.add_argument("--html", metavar="FILE",
                    help="also write the report as one self-contained HTML file with plots")
+    p.add_argument("--as-of", metavar="TIME",
+                   help="when a side's currencies expire or its tiers are earned: the instant the "
+                        "expiry and tier status figures are judged at, RFC 3339 "
+                        "(default: the history's last event time)")
     p.add_argument("--no-progress", action="store_true",
                    help="no progress bar (there is none anyway when stderr is not a terminal)")
     p.set_defaults(run=run)
@@ -104,12 +115,23 @@ def run(args: argparse.Namespace) -> int:
         print("loyalty replay: --jobs must be 0 (every core) or more, --chunk-rows 1 or more",
               file=sys.stderr)
         return TROUBLE
+    as_of: datetime | None = None
+    if args.as_of is not None:
+        try:
+            as_of = parse_datetime(args.as_of)
+        except ValueError as exc:
+            print(f"loyalty replay: --as-of: {exc}", file=sys.stderr)
+            return TROUBLE
     path = Path(args.history)
     try:
         form = detect_format(path, args.input_format)
-        # With counters, each customer's events must meet their own earlier ones in time
-        # order (dsl.tools.replay.replay_chunk): the whole history is one chunk.
-        stateful = has_counters(old) or has_counters(new)
+        if as_of is None and (needs_ledger(old) or needs_ledger(new)):
+            # Expiry and tier status are judged at one instant for every chunk: the history's
+            # last event time, found by a pass over its event times before the replay.
+            as_of = last_event_time(chunks(path, form, args.chunk_rows))
+        # With counters (or anniversary years), each customer's events must meet their own
+        # earlier ones in time order (dsl.tools.replay.replay_chunk): the whole history is one chunk.
+        stateful = in_order(old) or in_order(new)
         # On local processes they are partitioned by customer instead, each partition
         # replaying its customers whole (replay_partitioned); Dask still takes one chunk.
         stream = chunks(path, form, args.chunk_rows, whole=stateful and bool(args.dask))
@@ -124,13 +146,15 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _progress(total, form, disabled=args.no_progress) as bar:
             if args.dask:
-                result = replay_on_dask(args.old, args.new, stream, args.dask, jobs, bar.update)
+                result = replay_on_dask(args.old, args.new, stream, args.dask, jobs, bar.update,
+                                        as_of=as_of)
             elif stateful:
                 result = replay_partitioned(args.old, args.new, path, form, args.chunk_rows, jobs,
                                             partitions_for(path, form, jobs), bar.update, (old, new),
-                                            size=total)
+                                            size=total, as_of=as_of)
             else:
-                result = replay_locally(args.old, args.new, stream, jobs, bar.update, (old, new))
+                result = replay_locally(args.old, args.new, stream, jobs, bar.update, (old, new),
+                                        as_of=as_of)
     except HistoryError as exc:
         print(f"loyalty replay: {exc}", file=sys.stderr)
         return TROUBLE
@@ -210,9 +234,9 @@ def _lean_arrow() -> None:
     pa.set_memory_pool(pa.system_memory_pool())
 
 
-def run_chunk(old: str, new: str, chunk: Chunk) -> Replay:
+def run_chunk(old: str, new: str, chunk: Chunk, as_of: datetime | None = None) -> Replay:
     """One chunk's figures, in a worker: the sets at ``old`` and ``new`` are loaded once."""
-    return replay_chunk(*_sets(old, new), chunk)
+    return replay_chunk(*_sets(old, new), chunk, as_of=as_of)
 
 
 #: How much of a history with counters one partition holds, about (its rows stay decoded until
@@ -229,15 +253,17 @@ def partitions_for(path: Path, form: str, jobs: int) -> int:
 
 
 def run_partition(old: str, new: str, path: str, form: str, chunk_rows: int, part: int,
-                  parts: int) -> Replay:
+                  parts: int, as_of: datetime | None = None) -> Replay:
     """One partition's figures, in a worker: it reads the history in its bounded chunks and
     keeps only its own customers' rows."""
-    return replay_partition(*_sets(old, new), chunks(Path(path), form, chunk_rows), part, parts)
+    return replay_partition(*_sets(old, new), chunks(Path(path), form, chunk_rows), part, parts,
+                            as_of)
 
 
 def replay_partitioned(old: str, new: str, path: Path, form: str, chunk_rows: int, jobs: int,
                        parts: int, progress: Callable[[int], Any] = lambda n: None,
-                       loaded: tuple[PolicySet, PolicySet] | None = None, size: int = 0) -> Replay:
+                       loaded: tuple[PolicySet, PolicySet] | None = None, size: int = 0,
+                       as_of: datetime | None = None) -> Replay:
     """Replay a history with counters in ``parts`` partitions by customer on ``jobs`` local
     processes (1: in this process). Each partition reads the whole file and keeps its own
     customers' events (:func:`dsl.tools.replay.replay_partition`), so a worker's memory is
@@ -250,11 +276,12 @@ def replay_partitioned(old: str, new: str, path: Path, form: str, chunk_rows: in
     total = Replay()
     if jobs == 1:
         for part in range(parts):
-            total.merge(run_partition(old, new, str(path), form, chunk_rows, part, parts))
+            total.merge(run_partition(old, new, str(path), form, chunk_rows, part, parts, as_of))
             progress(shares[part])
         return total
     with ProcessPoolExecutor(max_workers=min(jobs, parts)) as pool:
-        pending = {pool.submit(run_partition, old, new, str(path), form, chunk_rows, part, parts):
+        pending = {pool.submit(run_partition, old, new, str(path), form, chunk_rows, part, parts,
+                               as_of):
                    shares[part] for part in range(parts)}
         _drain(pending, 0, total, progress)
     return total
@@ -262,21 +289,23 @@ def replay_partitioned(old: str, new: str, path: Path, form: str, chunk_rows: in
 
 def replay_locally(old: str, new: str, stream: Iterable[Chunk], jobs: int,
                    progress: Callable[[int], Any] = lambda n: None,
-                   loaded: tuple[PolicySet, PolicySet] | None = None) -> Replay:
-    """Replay on ``jobs`` local processes (1: in this process, with ``loaded`` if given)."""
+                   loaded: tuple[PolicySet, PolicySet] | None = None,
+                   as_of: datetime | None = None) -> Replay:
+    """Replay on ``jobs`` local processes (1: in this process, with ``loaded`` if given);
+    ``as_of``: the instant of the ledger's figures, the same for every chunk."""
     old, new = str(Path(old).resolve()), str(Path(new).resolve())
     if loaded is not None:
         _SETS[(old, new)] = loaded
     total = Replay()
     if jobs == 1:
         for chunk in stream:
-            total.merge(run_chunk(old, new, chunk))
+            total.merge(run_chunk(old, new, chunk, as_of))
             progress(chunk.size)
         return total
     with ProcessPoolExecutor(max_workers=jobs) as pool:
         pending: dict[Future[Replay], int] = {}
         for chunk in _bounded(stream, pending, 2 * jobs, total, progress):
-            pending[pool.submit(run_chunk, old, new, chunk)] = chunk.size
+            pending[pool.submit(run_chunk, old, new, chunk, as_of)] = chunk.size
         _drain(pending, 0, total, progress)
     return total
 
@@ -304,7 +333,8 @@ class _EngineMissing(RuntimeError):
 
 
 def replay_on_dask(old: str, new: str, stream: Iterable[Chunk], address: str, jobs: int,
-                   progress: Callable[[int], Any] = lambda n: None) -> Replay:
+                   progress: Callable[[int], Any] = lambda n: None,
+                   as_of: datetime | None = None) -> Replay:
     """Replay on a Dask cluster (``address``, or ``local``: a local cluster of ``jobs``
     processes). The policy directories must be readable at the same paths on every worker."""
     try:
@@ -334,7 +364,7 @@ def replay_on_dask(old: str, new: str, stream: Iterable[Chunk], address: str, jo
         for chunk in stream:
             while running.count() >= limit:
                 collect(next(running))
-            future = client.submit(run_chunk, old, new, chunk, pure=False)
+            future = client.submit(run_chunk, old, new, chunk, as_of, pure=False)
             sizes[future.key] = chunk.size
             running.add(future)
         for future in running:

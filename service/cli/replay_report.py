@@ -66,7 +66,50 @@ def render_text(result: Replay, old: str, old_revision: str, new: str, new_revis
         for _, ex in result.examples:
             lines.append(f"  {ex['where']} customer {ex['customer']}, event {ex['event']}: "
                          f"{_summary(ex['before'])} -> {_summary(ex['after'])}")
+    return lines + ledger_text(result)
+
+
+def ledger_text(result: Replay) -> list[str]:
+    """The expiry and tier status sections (only when a side has a validity or a qualification)."""
+    ledger = result.ledger
+    if ledger is None:
+        return []
+    lines: list[str] = []
+    expiry = ledger.expiry_report()
+    if expiry is not None:
+        lines.append(f"expiry as of {expiry['as_of']} (awarded up to then, and expired by then):")
+        for currency, r in expiry["currencies"].items():
+            v, awarded, gone = expiry["validity"][currency], r["awarded"], r["expired"]
+            validity = v["before"] if v["before"] == v["after"] else f"{v['before']} -> {v['after']}"
+            lines.append(f"  {currency} (validity {validity}): expired {gone['before']} -> "
+                         f"{gone['after']} ({_amount(gone['delta'])}) of {awarded['before']} -> "
+                         f"{awarded['after']} awarded")
+    tiers = ledger.tier_report()
+    if tiers is not None:
+        q = tiers["qualification"]
+        lines.append(f"tier status (qualification: {_qualification(q['before'])}"
+                     + ("" if q["before"] == q["after"] else f" -> {_qualification(q['after'])}")
+                     + f"; {tiers['customers_earning']} customers earned the measure):")
+        points = [*tiers["window_ends"], {**tiers["at_as_of"], "at": f"as of {tiers['as_of']}"}]
+        for point in points:
+            where = point["at"] if point["at"].startswith("as of") else f"window end {point['at']}"
+            lines.append(f"  {where}: {point['customers']} customers' tier differs"
+                         + "".join(f"; {t['before'] or 'none'} -> {t['after'] or 'none'}: "
+                                   f"{t['customers']}" for t in point["transitions"]))
+        for ex in tiers["examples"]:
+            lines.append(f"  customer {ex['customer']}: " + ", ".join(
+                f"{c['at'] if c['at'] != 'as_of' else 'as of'} {c['before'] or 'none'} -> "
+                f"{c['after'] or 'none'}" for c in ex["changes"]))
+    lines.append(f"  (ledger figures from the awards of {ledger.columnar_events} events on the "
+                 f"columnar backend and {ledger.row_events} on the row path)")
     return lines
+
+
+def _qualification(q: dict[str, Any] | None) -> str:
+    if q is None:
+        return "none"
+    thresholds = ", ".join(f"{t} {v}" for t, v in q["thresholds"].items())
+    return f"{q['measure']} per {q['window']}, {thresholds}"
 
 
 def _summary(outcome: dict[str, Any]) -> str:

@@ -15,6 +15,8 @@ run with the expiry job) judges the window that ended there: earned enough for t
 kept one more window; otherwise it is lowered one step (``downgrade = "one step"``, never below
 what was earned) or to what was earned (``"to earned"``), held through the next window; below
 the lowest tier the row is deleted. One transaction per customer; a second run finds nothing due.
+
+The arithmetic of windows and thresholds is :mod:`dsl.tiers`, which ``loyalty replay`` uses too.
 """
 
 from __future__ import annotations
@@ -23,9 +25,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from dsl.schema.schema import Qualification
+from dsl.tiers import add_months, next_end, rank, tier_for, window_at
+from dsl.tiers import kept_until as _kept_until
 from service.state.api import check_id, check_instant
 from service.state.ledger import from_units, to_units
 
@@ -92,66 +95,6 @@ class SettleReport:
     removed: int
 
 
-# -- windows ------------------------------------------------------------------------------------
-
-
-def _add_months(at: dt.datetime, months: int) -> dt.datetime:
-    month = at.month - 1 + months
-    year, month = at.year + month // 12, month % 12 + 1
-    for day in range(at.day, 27, -1):
-        try:
-            return at.replace(year=year, month=month, day=day)
-        except ValueError:
-            continue
-    return at.replace(year=year, month=month, day=min(at.day, 28))
-
-
-def window_at(q: Qualification, zone: str, at: dt.datetime,
-              anchor: dt.datetime | None) -> tuple[dt.datetime, dt.datetime]:
-    """The window containing ``at``: [start, end). A rolling window ends just after ``at``."""
-    if q.window == "rolling 12 months":
-        end = at + dt.timedelta(microseconds=1)
-        return _add_months(at, -12), end
-    if q.window == "anniversary year" and anchor is not None:
-        years = at.year - anchor.year
-        start = _add_months(anchor, 12 * years)
-        if start > at:
-            start = _add_months(anchor, 12 * (years - 1))
-        return start, _add_months(start, 12)
-    tz = ZoneInfo(zone)
-    year = at.astimezone(tz).year
-    start = dt.datetime(year, 1, 1, tzinfo=tz).astimezone(dt.UTC)
-    return start, dt.datetime(year + 1, 1, 1, tzinfo=tz).astimezone(dt.UTC)
-
-
-def _next_end(q: Qualification, zone: str, end: dt.datetime) -> dt.datetime:
-    """The end of the window that starts at ``end``."""
-    if q.window == "calendar year":
-        tz = ZoneInfo(zone)
-        local = end.astimezone(tz)
-        return dt.datetime(local.year + 1, 1, 1, tzinfo=tz).astimezone(dt.UTC)
-    return _add_months(end, 12)
-
-
-def _kept_until(q: Qualification, zone: str, at: dt.datetime, window_end: dt.datetime) -> dt.datetime:
-    end = _add_months(at, 12) if q.window == "rolling 12 months" else window_end
-    return _next_end(q, zone, end) if q.keep else end
-
-
-def _rank(q: Qualification, tier: str) -> int:
-    names = [t for t, _ in q.thresholds]
-    return names.index(tier) if tier in names else -1
-
-
-def tier_for(q: Qualification, units: int) -> str:
-    """The highest tier whose threshold ``units`` (millionths) reach, "" for none."""
-    reached = ""
-    for tier, threshold in q.thresholds:
-        if units >= to_units("threshold", threshold):
-            reached = tier
-    return reached
-
-
 # -- reading inside a transaction -----------------------------------------------------------------
 
 
@@ -191,7 +134,7 @@ def upgrade(store: Any, db: Any, customer_id: str, check: TierCheck) -> None:
     p = store._at_param
     if current is None:
         db.execute(_sql(store, "insert"), (customer_id, claimed, p(at), p(kept)))
-    elif _rank(q, claimed) > _rank(q, current[0]):
+    elif rank(q, claimed) > rank(q, current[0]):
         db.execute(_sql(store, "update"), (claimed, p(at), p(max(kept, current[2])), customer_id))
     elif claimed == current[0] and kept > current[2]:
         db.execute(_sql(store, "update"), (claimed, p(current[1]), p(kept), customer_id))
@@ -240,18 +183,18 @@ def _settle_one(store: Any, db: Any, customer_id: str, q: Qualification, zone: s
         if kept_until > horizon:
             break
         if q.window == "rolling 12 months":
-            start = _add_months(kept_until, -12)
+            start = add_months(kept_until, -12)
         else:
             start = window_at(q, zone, kept_until - dt.timedelta(microseconds=1), anchor)[0]
         claim = tier_for(q, _earned(store, db, customer_id, q, start, kept_until))
-        if _rank(q, claim) < _rank(q, tier):
-            stepped = names[_rank(q, tier) - 1] if _rank(q, tier) > 0 else ""
-            new = claim if q.downgrade == "to earned" else max(claim, stepped, key=lambda t: _rank(q, t))
+        if rank(q, claim) < rank(q, tier):
+            stepped = names[rank(q, tier) - 1] if rank(q, tier) > 0 else ""
+            new = claim if q.downgrade == "to earned" else max(claim, stepped, key=lambda t: rank(q, t))
             since, tier, outcome = kept_until, new, "lowered"
             if not tier:
                 db.execute(_sql(store, "delete"), (customer_id,))
                 return "removed"
-        kept_until = _next_end(q, zone, kept_until)
+        kept_until = next_end(q, zone, kept_until)
     p = store._at_param
     db.execute(_sql(store, "update"), (tier, p(since), p(kept_until), customer_id))
     return outcome
@@ -275,7 +218,7 @@ def status(store: Any, customer_id: str, q: Qualification, zone: str, as_of: dt.
         if tier:
             need = to_units("threshold", dict(thresholds)[tier]) if tier in dict(thresholds) else 0
             to_keep = from_units(max(need - earned, 0))
-        higher = [(t, v) for t, v in thresholds if _rank(q, t) > _rank(q, tier)]
+        higher = [(t, v) for t, v in thresholds if rank(q, t) > rank(q, tier)]
         next_tier, to_next = ("", "") if not higher else (
             higher[0][0], from_units(max(to_units("threshold", higher[0][1]) - earned, 0)))
         return Status(tier, since, kept, q.window, start, end, from_units(earned), to_keep, next_tier,
