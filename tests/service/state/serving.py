@@ -35,7 +35,8 @@ def stamp(text: str) -> timestamp_pb2.Timestamp:
 
 @dataclass
 class LiveServer:
-    """A server on 127.0.0.1 over a store: the stub that talks to it, the store and its URL.
+    """A server on 127.0.0.1 over a store: the stub that talks to it, the store, its URL and
+    the channel.
 
     Test files subclass it to add the calls they make; :meth:`started` builds the subclass.
     """
@@ -43,6 +44,7 @@ class LiveServer:
     stub: pb_grpc.LoyaltyRulesStub
     state: StateStore
     url: str
+    channel: grpc.Channel | None = None
 
     @classmethod
     @contextmanager
@@ -58,7 +60,7 @@ class LiveServer:
         server.start()
         channel = grpc.insecure_channel(f"127.0.0.1:{port}")
         try:
-            yield cls(pb_grpc.LoyaltyRulesStub(channel), state, url)
+            yield cls(pb_grpc.LoyaltyRulesStub(channel), state, url, channel)
         finally:
             channel.close()
             server.stop(0).wait(5)

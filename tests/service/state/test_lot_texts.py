@@ -18,15 +18,13 @@ import io
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import grpc
 import pytest
-from google.protobuf import timestamp_pb2
+from serving import LiveServer, stamp
 
 from dsl.policyset import load_source
 from service import apply as apply_module
-from service import logs
 from service.apply import REPLAYED_TRUE, stored_apply, stored_response, text_kinds
 from service.cli import main
 from service.cli.state import line_texts
@@ -48,23 +46,12 @@ TEXTS = (("", SAID), ("fr", SAID_FR))
 APPLY = "/loyalty.v1.LoyaltyRules/Apply"
 
 
-def stamp(text: str) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromJsonString(text)
-    return out
-
-
-@dataclass
-class Served:
+class Served(LiveServer):
     """A real server over the bundled policies and a fresh store, and a channel to it."""
-
-    stub: pb_grpc.LoyaltyRulesStub
-    channel: grpc.Channel
-    state: StateStore
-    url: str
 
     def apply_bytes(self, request: pb.ApplyRequest) -> bytes:
         """Apply's response exactly as the server sent it (no parsing)."""
+        assert self.channel is not None
         call = self.channel.unary_unary(APPLY)
         raw: bytes = call(request.SerializeToString(), timeout=10)
         return raw
@@ -78,19 +65,8 @@ class Served:
 
 @pytest.fixture
 def served(store_url: str) -> Iterator[Served]:
-    logs.configure("info", "json", stream=io.StringIO())
-    policies = PolicyStore(POLICIES)
-    assert policies.load()
-    state = open_store(store_url)
-    server, port = create_server(store=policies, state=state)
-    server.start()
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
-    try:
-        yield Served(pb_grpc.LoyaltyRulesStub(channel), channel, state, store_url)
-    finally:
-        channel.close()
-        server.stop(0).wait(5)
-        state.close()
+    with Served.started(store_url) as server:
+        yield server
 
 
 def test_apply_without_explain_keeps_the_rules_texts_and_statements_read_them(
