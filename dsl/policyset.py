@@ -6,7 +6,7 @@ every diagnostic before refusing anything. Evaluation looks up the policies
 that apply to the event's kind and date in a precomputed index, so policies
 for other kinds or other dates cost nothing.
 
-(About 800 lines, one job: a directory's files to one evaluable set. Its length is the three
+(About 860 lines, one job: a directory's files to one evaluable set. Its length is the three
 evaluate bodies -- UTC, a programme zone, counters -- kept as near-copies on purpose because
 each is a hot path with its own lookup key, and the per-file cache and shared-definition
 library that loading needs; splitting them would put one pipeline in two rooms.)
