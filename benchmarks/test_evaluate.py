@@ -132,10 +132,12 @@ COMPILED_VS_PLAIN_LIMIT = 1.8
 #: 4 (API body decoded, cold caches), NOT met: quick runs of 7 December 2026 (load average
 #: about 8) measured 2.29 and 6.96. The limits hold what is measured, with a margin.
 COMPILED_VS_DICT_LIMIT = 2.8
-#: A fresh-clone run of the evening of 7 December measured 9.10 (median of rounds 9.17; the
-#: mapping path 32.4 us against 3.5): a regression from 6.96 to win back (issue 20), written
-#: at the limit rather than hidden.
-MAPPING_VS_DICT_LIMIT = 10.0
+#: A fresh-clone run of the evening of 7 December measured 9.10 (the mapping path 32.4 us
+#: against 3.5, about 2x this machine's usual per-call times): the load, not the code. The
+#: night's merges, measured interleaved at load 3-6 on 8 December (CPU time, cold caches, the
+#: airline set compiled or read from the disk cache), all gave 6.5 to 7.4, the commit before
+#: them 6.7 to 7.0, and this gate 6.66 and 6.99 in quick runs: the limit is back at 8.5.
+MAPPING_VS_DICT_LIMIT = 8.5
 
 
 def cold_decider(policy_set: Any) -> Any:

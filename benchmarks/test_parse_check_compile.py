@@ -194,8 +194,10 @@ def test_load_directory_1000_from_disk_cache(set_dir: Path, tmp_path: Path, resu
     print(f"\nprepare 1,000 policies from the disk cache: {report['load_cpu_s']:.2f} s CPU "
           f"(target < 1 s: {'met' if report['load_cpu_s'] < 1 else 'NOT met'})")
     # A regression guard. Measured 0.7-0.8 s when the cache landed; 1.40-1.52 s on the evening
-    # of 7 December (unpickling the checked ASTs is 0.93 s of it): a regression to win back.
-    assert report["load_cpu_s"] < 2.0, report
+    # of 7 December on a loaded machine (the same code measured 0.77-1.12 s at load 5 the next
+    # night), of which the cyclic collector's passes over the growing heap were about 0.4 s:
+    # builds now pause it, 0.49-0.81 s at load 5 (interleaved with the code before).
+    assert report["load_cpu_s"] < 1.5, report
 
 
 def test_stage_split_for_a_set(set_dir: Path, schema: Any, mode: Mode, results: Results) -> None:

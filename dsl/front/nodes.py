@@ -411,17 +411,47 @@ class Definitions(Node):
         return {m.name: m for m in self.members if not isinstance(m, Use)}
 
 
+#: Field annotations that never hold a node: :func:`walk` does not look inside such fields.
+#: (A field whose annotation is not listed here is looked inside, so a new node-holding field
+#: is walked without touching this set.)
+_PLAIN_FIELDS = frozenset({
+    "Span", "bool", "int", "str", "time", "date | None", "timedelta | None", "list[Span]",
+    "list[str]", "tuple[str, ...]", "dict[str, Span]", "dict[str, Imported]",
+    "int | Decimal | str | bool | date | datetime | timedelta | Months",
+})
+#: Per node class, the names of its fields that may hold nodes, last field first.
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    names = tuple(name for name, f in cls.__dataclass_fields__.items()  # type: ignore[attr-defined]
+                  if name != "span" and str(f.type) not in _PLAIN_FIELDS)[::-1]
+    _CHILD_FIELDS[cls] = names
+    return names
+
+
 def walk(node: Node):  # type: ignore[no-untyped-def]
-    """Every node below ``node`` (itself included), depth first, without recursion."""
+    """Every node below ``node`` (itself included), depth first, without recursion.
+
+    Looks inside lists and tuples, not dicts; skips the fields that hold only plain values
+    (:data:`_PLAIN_FIELDS`). The lint stage, the check of unused counters and the disk cache
+    each walk every policy, so this loop is kept tight.
+    """
     stack: list[object] = [node]
+    pop, push = stack.pop, stack.extend
+    fields_of = _CHILD_FIELDS.get
     while stack:
-        n = stack.pop()
-        if isinstance(n, Node):
-            yield n
-            children = [getattr(n, f) for f in n.__dataclass_fields__ if f != "span"]
-            stack.extend(reversed(children))
-        elif isinstance(n, list | tuple):
-            stack.extend(reversed(n))
+        x = pop()
+        if isinstance(x, Node):
+            yield x
+            cls = type(x)
+            fields = fields_of(cls)
+            if fields is None:
+                fields = _child_fields(cls)
+            for f in fields:
+                stack.append(getattr(x, f))
+        elif isinstance(x, (list, tuple)):
+            push(x[::-1])
 
 
 def conjuncts(e: Expr) -> list[Expr]:

@@ -72,3 +72,33 @@ def test_an_unknown_node_kind_raises_inside_a_known_one() -> None:
     visit = _walkers()["Checker"]
     with pytest.raises(UnknownNode):
         visit(n.Unary("not", Mystery()))  # type: ignore[operator]
+
+
+def _every_node(value: object) -> list[n.Node]:
+    """The reference for nodes.walk: every node inside ``value`` (fields, lists, tuples; the
+    ``span`` field aside), depth first, by plain recursion over every field."""
+    if isinstance(value, n.Node):
+        out = [value]
+        for name in value.__dataclass_fields__:
+            if name != "span":
+                out += _every_node(getattr(value, name))
+        return out
+    if isinstance(value, list | tuple):
+        return [x for item in value for x in _every_node(item)]
+    return []
+
+
+def test_walk_finds_every_node_of_every_bundled_policy_in_order() -> None:
+    """nodes.walk skips the fields it knows hold plain values (for speed); it still yields
+    exactly the nodes a recursion over every field finds, in the same order, for every
+    policy and definitions block of the bundled programmes."""
+    from pathlib import Path
+
+    from dsl.policyset import definitions_in
+
+    seen = 0
+    for path in sorted(Path("policies").rglob("*.policy")):
+        for top in definitions_in(str(path), path.read_text()):
+            assert [id(x) for x in n.walk(top)] == [id(x) for x in _every_node(top)], path
+            seen += 1
+    assert seen > 10
