@@ -40,6 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from dsl.analysis.result import CheckResult
@@ -50,7 +51,7 @@ from dsl.schema.schema import Schema
 if TYPE_CHECKING:
     from dsl.policyset import PolicySet
 
-__all__ = ["INPUT_BOUND", "ColumnarPair", "Unsupported", "compile_pair", "polars_or_none"]
+__all__ = ["INPUT_BOUND", "ColumnarPair", "Unsupported", "compile_pair", "polars_or_none", "with_levels"]
 
 #: Largest magnitude of an input number the columnar path takes; larger ones take the row path.
 INPUT_BOUND = 10**12
@@ -743,6 +744,9 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     df = pl.from_arrow(batch)
     assert isinstance(df, pl.DataFrame)
     rows = df.height
+    # Each text time's UTC date, once: its check below and the "date" column read it.
+    utc = {name: f"utc:{name}" for name in df.columns if name in known
+           and known[name].field.type.kind == "datetime" and df.schema[name] == pl.String}
     ok: Any = pl.lit(True)
     notes: Counter[str] = Counter()
     kind_flags: dict[str, Any] = {}
@@ -756,7 +760,8 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
             continue
         if col.path in by_path:  # given under both names: the row path says what it makes of it
             ok = ok & (c.is_null() | pl.col(by_path[col.path][0]).is_null())
-        check = _valid(pl, c, col.field, df.schema[name], text, schema.tiers)
+        check = _valid(pl, c, col.field, df.schema[name], text, schema.tiers,
+                       pl.col(utc[name]) if name in utc else None)
         if check is None:
             ok = ok & c.is_null()
             continue
@@ -784,28 +789,37 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     out: list[Any] = [pl.int_range(0, rows, dtype=pl.Int64).alias("position"),
                       kind_expr.alias("kind"), ok]
     time_name = by_path[("event", "time")][0]
-    out.append(_utc_date(pl, pl.col(time_name)).alias("date"))
+    day = pl.col(utc[time_name]) if time_name in utc else _utc_date(pl, pl.col(time_name))
+    out.append(day.alias("date"))
     out.append(pl.col(by_path[("customer", "id")][0]).alias("customer_id"))
     out.append(pl.col(by_path[("event", "id")][0]).alias("event_id"))
+    # Only the fields the policies of this chunk's kinds read are converted (the kinds with
+    # columns in the chunk); the required-field checks below still cover every field read.
+    present = set(kind_flags) & pair.kinds
+    used = {r for s in (pair.old, pair.new) for p in s.policies if present.intersection(p.kinds)
+            for r in p.reads}
     for path in sorted(pair.reads):
         if path[0] == "event" and len(path) == 2 and path[1] == "date":
-            out.append(_utc_date(pl, pl.col(time_name)).alias(_input_column(path)))
+            if path in used:
+                out.append(day.alias(_input_column(path)))
             continue
         field_ = _read_field(schema, path)
         found = by_path.get(path)
         default = field_.default if field_ is not None and field_.has_default else None
         if field_ is None:
             return Prepared(df.head(0), list(range(rows)), notes)
-        if found is not None:
-            expr = _convert(pl, pl.col(found[0]), field_, df.schema[found[0]], text)
-        else:
-            expr = pl.lit(None, dtype=_DTYPES.get(field_.type.kind, lambda pl: pl.String)(pl))
-        if field_.type.kind in ("int", "decimal"):
-            big = (expr.abs() > INPUT_BOUND * (10**_INPUT_PLACES if field_.type.kind == "decimal" else 1))
-            out.append(big.fill_null(False).alias(f"big:{_input_column(path)}"))
-        if default is not None:
-            expr = expr.fill_null(_default_literal(pl, field_, default))
-        elif not field_.type.optional:
+        if path in used:
+            if found is not None:
+                expr = _convert(pl, pl.col(found[0]), field_, df.schema[found[0]], text)
+            else:
+                expr = pl.lit(None, dtype=_DTYPES.get(field_.type.kind, lambda pl: pl.String)(pl))
+            if field_.type.kind in ("int", "decimal"):
+                big = (expr.abs() > INPUT_BOUND * (10**_INPUT_PLACES if field_.type.kind == "decimal" else 1))
+                out.append(big.fill_null(False).alias(f"big:{_input_column(path)}"))
+            if default is not None:
+                expr = expr.fill_null(_default_literal(pl, field_, default))
+            out.append(expr.alias(_input_column(path)))
+        if default is None and not field_.type.optional:
             # Required: rows of the kinds that have the field must give it.
             if path[0] == "customer":
                 need: Any = pl.lit(True)
@@ -814,14 +828,15 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
                                              if path[1] in fs or path[1] in schema.event_common])
             given = pl.col(found[0]).is_not_null() if found is not None else pl.lit(False)
             out[2] = out[2] & (~need | given)
-        out.append(expr.alias(_input_column(path)))
     del layout
     out[2] = out[2].alias("ok")
-    frame = df.with_columns(kind_expr.alias("kind")).select(out)
-    bigs = [c for c in frame.columns if c.startswith("big:")]
+    bigs = [c.meta.output_name() for c in out if c.meta.output_name().startswith("big:")]
+    frame = df.lazy().with_columns(kind_expr.alias("kind"),
+                                   *[_utc_date(pl, pl.col(name)).alias(u) for name, u in utc.items()]
+                                   ).select(out)
     if bigs:
         frame = frame.with_columns(ok=pl.col("ok") & ~pl.any_horizontal(bigs)).drop(bigs)
-    frame = frame.with_columns(ok=pl.col("ok") & pl.col("date").is_not_null())
+    frame = frame.with_columns(ok=pl.col("ok") & pl.col("date").is_not_null()).collect()
     rest_frame = frame.filter(~pl.col("ok"))
     rest = rest_frame["position"].to_list()
     for kind, why in pair.notes.items():
@@ -878,9 +893,10 @@ def _default_literal(pl: Any, f: Any, default: Any) -> Any:
     return pl.lit(str(default), dtype=pl.String)
 
 
-def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any) -> Any:
+def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any, utc: Any = None) -> Any:
     """A Boolean expression: the non-null value is one the row decoder surely accepts as is
-    (a strict subset of what it accepts), or None for a column this path never judges."""
+    (a strict subset of what it accepts), or None for a column this path never judges.
+    ``utc``: the column's UTC date (:func:`_utc_date`) when already computed."""
     kind = f.type.kind
     if kind == "bool":
         if dtype == pl.Boolean:
@@ -894,15 +910,15 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any) -> Any:
     if kind == "string":
         return short & ~c.str.contains(r"[\x00-\x1f\x7f]")
     if kind in ("enum", "tier"):
-        return short & c.is_in(list(f.type.values) if kind == "enum" else list(tiers))
+        return short & c.is_in(_texts(tuple(f.type.values) if kind == "enum" else tuple(tiers)))
     if kind == "airport":
         from dsl.schema import airports
 
-        return c.is_in(sorted(airports.airport_codes()))
+        return c.is_in(_texts(airports.airport_codes()))
     if kind == "currency_code":
         from dsl.schema.schema import currency_codes
 
-        return c.is_in(sorted(currency_codes()))
+        return c.is_in(_texts(currency_codes()))
     if kind in ("int", "decimal") and f.maximum is not None:
         return None  # a number with a most value: the row path checks it
     if kind == "int":
@@ -918,8 +934,17 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any) -> Any:
     if kind == "date":
         return c.str.contains(_DATE_SHAPE) & c.str.to_date("%Y-%m-%d", strict=False).is_not_null()
     if kind == "datetime":
-        return c.str.contains(_TIME_SHAPE) & _utc_date(pl, c).is_not_null()
+        return c.str.contains(_TIME_SHAPE) & (_utc_date(pl, c) if utc is None else utc).is_not_null()
     return None
+
+
+@cache
+def _texts(values: tuple[str, ...] | frozenset[str]) -> Any:
+    """``values`` as the one-list argument of ``is_in``, built once per set (the codes of every airport
+    and currency would otherwise be converted for each chunk)."""
+    pl = polars_or_none()
+    assert pl is not None
+    return pl.Series(sorted(values), dtype=pl.String).implode()
 
 
 def _convert(pl: Any, c: Any, f: Any, dtype: Any, text: bool) -> Any:
@@ -966,14 +991,16 @@ def _utc_date(pl: Any, c: Any) -> Any:
 # -- evaluating both sets ------------------------------------------------------------------------------
 
 
-def evaluate_set(pl: Any, compiled: CompiledSet, frame: Any, tag: str, kinds: set[str],
+def evaluate_set(pl: Any, compiled: CompiledSet, tag: str, kinds: set[str],
                  tag_names: dict[str, int], benefit_names: dict[str, int]
-                 ) -> tuple[Any, list[tuple[str, tuple[str, str]]], list[str]]:
-    """Add one set's decision columns to ``frame`` (a LazyFrame): ``{tag}:award:CUR`` (scaled
-    Int64, 0 when none), ``{tag}:tier``, ``{tag}:tags``, ``{tag}:benefits`` and one Boolean per
-    (policy, rule) fired. Returns the new frame, the fired columns with their (policy, rule),
-    and the lookup columns (a null there: the lookup failed, the row path decides the row).
+                 ) -> tuple[list[tuple[str, Any]], list[tuple[str, tuple[str, str]]], list[str]]:
+    """One set's decision columns, in an order where each reads only the frame's columns and
+    those before it (:func:`with_levels` adds them): ``{tag}:award:CUR`` (scaled Int64, 0 when
+    none), ``{tag}:tier``, ``{tag}:tags``, ``{tag}:benefits`` and one Boolean per (policy,
+    rule) fired. Returns the columns, the fired columns with their (policy, rule), and the
+    lookup columns (a null there: the lookup failed, the row path decides the row).
     Only the policies of ``kinds`` (the event kinds the frame holds) take part."""
+    columns: list[tuple[str, Any]] = []
     fired_cols: list[tuple[str, tuple[str, str]]] = []
     lookups: list[str] = []
     award_parts: dict[str, list[Any]] = {}
@@ -990,13 +1017,13 @@ def evaluate_set(pl: Any, compiled: CompiledSet, frame: Any, tag: str, kinds: se
         if p.effective_until is not None:
             applies = applies & (pl.col("date") <= p.effective_until)
         gate = f"{tag}:applies:{index}"
-        frame = frame.with_columns(applies.alias(gate))
+        columns.append((gate, applies))
         for stage in p.stages:
-            frame = frame.with_columns([expr.alias(name) for name, expr in stage])
+            columns.extend(stage)
         on = pl.col(gate)
         for rule, col in p.fired:
             name = f"{tag}:fired:{len(fired_cols)}"
-            frame = frame.with_columns((on & pl.col(col)).alias(name))
+            columns.append((name, on & pl.col(col)))
             fired_cols.append((name, (p.name, rule)))
         for cur, col in p.awards.items():
             award_parts.setdefault(cur, []).append(pl.when(on).then(pl.col(col)).otherwise(0))
@@ -1006,37 +1033,53 @@ def evaluate_set(pl: Any, compiled: CompiledSet, frame: Any, tag: str, kinds: se
             tiers.append((compiled.tier_rank[tier], tier, on & pl.col(col)))
         for label, col in p.tags:
             tags.append((label, on & pl.col(col)))
-    out: list[Any] = []
     for cur in compiled.decimals:
         parts = award_parts.get(cur)
         total: Any = pl.sum_horizontal(parts) if parts else pl.lit(0, dtype=pl.Int64)
         if cur in compiled.caps:
             total = pl.min_horizontal(total, pl.lit(compiled.caps[cur], dtype=pl.Int64))
-        out.append(total.alias(f"{tag}:award:{cur}"))
+        columns.append((f"{tag}:award:{cur}", total))
     tier_expr: Any = pl.lit(None, dtype=pl.String)
     for _, tier, test in sorted(tiers, key=lambda t: t[0]):
         tier_expr = pl.when(test).then(pl.lit(tier)).otherwise(tier_expr)
-    out.append(tier_expr.alias(f"{tag}:tier"))
+    columns.append((f"{tag}:tier", tier_expr))
     # Tags as a bit set over the pair's tag names (the decision's tags are sorted and unique,
     # so equal sets are equal tags); benefits as a bit set plus a number that encodes the
     # order of their first grants (a decision's benefits are a list: order counts).
     mask: Any = pl.lit(0, dtype=pl.Int64)
     for label, test in tags:
         mask = mask | pl.when(test).then(1 << tag_names[label]).otherwise(0)
-    out.append(mask.alias(f"{tag}:tags"))
-    frame = frame.with_columns(out)
+    columns.append((f"{tag}:tags", mask))
     base = len(benefit_names) + 1
     mask, order = pl.lit(0, dtype=pl.Int64), pl.lit(0, dtype=pl.Int64)
     for k, (benefit, test) in enumerate(grants):
         bit = 1 << benefit_names[benefit]
         first = test & ((mask & bit) == 0)
-        frame = frame.with_columns(
-            pl.when(first).then(order * base + benefit_names[benefit] + 1).otherwise(order)
-            .alias(f"{tag}:order:{k}"),
-            (mask | pl.when(test).then(bit).otherwise(0)).alias(f"{tag}:mask:{k}"))
+        columns.append((f"{tag}:order:{k}",
+                        pl.when(first).then(order * base + benefit_names[benefit] + 1).otherwise(order)))
+        columns.append((f"{tag}:mask:{k}", mask | pl.when(test).then(bit).otherwise(0)))
         mask, order = pl.col(f"{tag}:mask:{k}"), pl.col(f"{tag}:order:{k}")
-    frame = frame.with_columns(mask.alias(f"{tag}:benefits"), order.alias(f"{tag}:benefit_order"))
-    return frame, fired_cols, lookups
+    columns.append((f"{tag}:benefits", mask))
+    columns.append((f"{tag}:benefit_order", order))
+    return columns, fired_cols, lookups
+
+
+def with_levels(frame: Any, columns: list[tuple[str, Any]]) -> Any:
+    """``frame`` (a LazyFrame) with ``columns`` added, each of which may read the frame's columns
+    and those listed before it: one ``with_columns`` per level of that dependency (every column
+    whose inputs are all there joins the same one), not one per column, so the plan stays a
+    few nodes deep however many rules the sets have."""
+    level: dict[str, int] = {}
+    by_level: list[list[Any]] = []
+    for name, expr in columns:
+        d = max((level[r] + 1 for r in expr.meta.root_names() if r in level), default=0)
+        level[name] = d
+        while len(by_level) <= d:
+            by_level.append([])
+        by_level[d].append(expr.alias(name))
+    for exprs in by_level:
+        frame = frame.with_columns(exprs)
+    return frame
 
 
 def join_lookups(pl: Any, frame: Any, pair: ColumnarPair) -> Any:

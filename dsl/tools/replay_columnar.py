@@ -20,6 +20,7 @@ from dsl.backend.columnar import (
     join_lookups,
     polars_or_none,
     prepare_chunk,
+    with_levels,
 )
 from dsl.policyset import PolicySet
 from dsl.tools.history import Chunk
@@ -59,8 +60,9 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
     frame = join_lookups(pl, prepared.frame, pair).lazy()
     kinds = set(prepared.frame["kind"].unique().to_list())
     names = (pair.tag_names, pair.benefit_names)
-    frame, fired_old, look_old = evaluate_set(pl, pair.old, frame, "b", kinds, *names)
-    frame, fired_new, look_new = evaluate_set(pl, pair.new, frame, "a", kinds, *names)
+    columns_old, fired_old, look_old = evaluate_set(pl, pair.old, "b", kinds, *names)
+    columns_new, fired_new, look_new = evaluate_set(pl, pair.new, "a", kinds, *names)
+    frame = with_levels(frame, columns_old + columns_new)
     lookups = sorted(set(look_old + look_new))
     decimals = pair.old.decimals
     keep = ["position", "date", "customer_id", "event_id"]
