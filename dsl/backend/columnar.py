@@ -1082,6 +1082,13 @@ def with_levels(frame: Any, columns: list[tuple[str, Any]]) -> Any:
     return frame
 
 
+#: Each lookup function's values by argument tuple, across chunks (the library's lookups are
+#: pure: a route's distance does not change), at most _LOOKED_MAX per function.
+_LOOKED: dict[Any, dict[tuple[Any, ...], Any]] = {}
+_LOOKED_MAX = 100_000
+_UNSEEN = object()
+
+
 def join_lookups(pl: Any, frame: Any, pair: ColumnarPair) -> Any:
     """``frame`` (a prepared DataFrame) with every lookup column both sets read: the Python
     function over each distinct tuple of its argument columns, once. A null is a lookup that
@@ -1095,11 +1102,18 @@ def join_lookups(pl: Any, frame: Any, pair: ColumnarPair) -> Any:
                 done.add(out)
                 keys = frame.select(list(args)).unique()
                 values: list[Any] = []
+                known = _LOOKED.setdefault(func, {})
+                if len(known) > _LOOKED_MAX:
+                    known.clear()
                 for row in keys.iter_rows():
-                    try:
-                        values.append(None if None in row else func(*row))
-                    except Exception:
-                        values.append(None)
+                    value = known.get(row, _UNSEEN)
+                    if value is _UNSEEN:
+                        try:
+                            value = None if None in row else func(*row)
+                        except Exception:
+                            value = None
+                        known[row] = value
+                    values.append(value)
                 table = keys.with_columns(pl.Series(out, values, dtype=pl.Int64))
                 frame = frame.join(table, on=list(args), how="left", nulls_equal=True)
     return frame
