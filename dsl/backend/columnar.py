@@ -932,7 +932,8 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any, utc: Any
             ok = ok & (c.str.slice(0, 1) != "-") if f.minimum >= 0 else None
         return ok
     if kind == "date":
-        return c.str.contains(_DATE_SHAPE) & c.str.to_date("%Y-%m-%d", strict=False).is_not_null()
+        return (c.str.contains(_DATE_SHAPE)
+                & c.str.to_date("%Y-%m-%d", strict=False, cache=False).is_not_null())
     if kind == "datetime":
         return c.str.contains(_TIME_SHAPE) & (_utc_date(pl, c) if utc is None else utc).is_not_null()
     return None
@@ -970,22 +971,21 @@ def _convert(pl: Any, c: Any, f: Any, dtype: Any, text: bool) -> Any:
         return pl.when(c.is_null()).then(None).when(whole.is_not_null()).then(value) \
             .otherwise(INPUT_BOUND * 10**_INPUT_PLACES + 1)
     if kind == "date":
-        return c.str.to_date("%Y-%m-%d", strict=False)
+        return c.str.to_date("%Y-%m-%d", strict=False, cache=False)
     return c
 
 
 def _utc_date(pl: Any, c: Any) -> Any:
     """The UTC calendar date of an RFC 3339 time of :data:`_TIME_SHAPE` (``...Z`` or
-    ``...+hh:mm``): the local date moved by a day when the offset crosses midnight."""
-    day = c.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    minutes = (c.str.slice(11, 2).str.to_integer(strict=False) * 60
-               + c.str.slice(14, 2).str.to_integer(strict=False))
-    zoned = c.str.slice(-6, 1).is_in(["+", "-"])
+    ``...+hh:mm``): the local date and minute (one parse) less the offset. Null when the
+    local date is not a calendar date."""
+    local = c.str.slice(0, 16).str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="ms",
+                                               cache=False)
+    sign = c.str.slice(-6, 1)
     offset = (c.str.slice(-5, 2).str.to_integer(strict=False) * 60
               + c.str.slice(-2, 2).str.to_integer(strict=False))
-    offset = pl.when(~zoned).then(0).when(c.str.slice(-6, 1) == "-").then(-offset).otherwise(offset)
-    shift = (minutes - offset) // 1440
-    return day + pl.duration(days=shift)
+    offset = pl.when(sign == "+").then(offset).when(sign == "-").then(-offset).otherwise(0)
+    return (local - pl.duration(minutes=offset)).dt.date()
 
 
 # -- evaluating both sets ------------------------------------------------------------------------------

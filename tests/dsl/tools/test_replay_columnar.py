@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,23 @@ def test_refused_constructs_take_the_row_path_and_say_so(construct: str, why: st
     assert pair is not None
     assert "purchase" not in pair.kinds
     assert "policy refused" in pair.notes["purchase"] and why in pair.notes["purchase"]
+
+
+_ZONES = ["Z", "+00:00", "+05:30", "-05:00", "+14:00", "-12:00", "+23:59", "-23:59"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.datetimes(datetime(1000, 1, 2), datetime(9998, 12, 30)),
+                          st.sampled_from(_ZONES), st.booleans()), min_size=1, max_size=40))
+def test_the_utc_date_of_a_time_is_pythons(times: list[Any]) -> None:
+    """The input stage's UTC date of an RFC 3339 time (the date effective dates and months
+    read) is the one Python's datetime gives, across midnight, month and year ends."""
+    import polars as pl
+
+    from dsl.backend.columnar import _utc_date
+
+    texts = [t.isoformat(timespec="microseconds" if fraction else "seconds") + zone
+             for t, zone, fraction in times]
+    got = pl.DataFrame({"t": texts}).select(_utc_date(pl, pl.col("t")))["t"].to_list()
+    assert got == [datetime.fromisoformat(x.replace("Z", "+00:00")).astimezone(UTC).date()
+                   for x in texts]
