@@ -914,11 +914,11 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any, utc: Any
     if kind == "airport":
         from dsl.schema import airports
 
-        return c.is_in(_texts(airports.airport_codes()))
+        return c.is_in(_codes("airport", airports.airport_codes))
     if kind == "currency_code":
         from dsl.schema.schema import currency_codes
 
-        return c.is_in(_texts(currency_codes()))
+        return c.is_in(_codes("currency", currency_codes))
     if kind in ("int", "decimal") and f.maximum is not None:
         return None  # a number with a most value: the row path checks it
     if kind == "int":
@@ -946,6 +946,13 @@ def _texts(values: tuple[str, ...] | frozenset[str]) -> Any:
     pl = polars_or_none()
     assert pl is not None
     return pl.Series(sorted(values), dtype=pl.String).implode()
+
+
+@cache
+def _codes(kind: str, codes: Any) -> Any:
+    """:func:`_texts` of ``codes()``, once per kind (building the set of every airport code
+    only to look it up costs more than the check)."""
+    return _texts(codes())
 
 
 def _convert(pl: Any, c: Any, f: Any, dtype: Any, text: bool) -> Any:

@@ -97,9 +97,8 @@ def _figures(pl: Any, out: Replay, chunk: Chunk, result: Any, pair: ColumnarPair
                | (pl.col("b:benefit_order") != pl.col("a:benefit_order")))
     # Months as (year, month) numbers: formatting every row's date is the slow part of
     # grouping by it; only the groups' keys are formatted, as the row path writes them.
-    frame = result.lazy().with_columns(changed.alias("changed"),
-                                       pl.col("date").dt.year().alias("year"),
-                                       pl.col("date").dt.month().alias("month"))
+    frame = result.with_columns(changed.alias("changed"), pl.col("date").dt.year().alias("year"),
+                                pl.col("date").dt.month().alias("month")).lazy()
     bits = list(pair.benefit_names.items())
     b, a = pl.col("b:benefits"), pl.col("a:benefits")
     counts = frame.select(
@@ -163,14 +162,16 @@ def _figures(pl: Any, out: Replay, chunk: Chunk, result: Any, pair: ColumnarPair
         out.tiers[(before, after)] += int(count)
     width = len(currencies) + 1
     index = {c: i + 1 for i, c in enumerate(currencies)}
-    slots = [(index[cur], places) for cur, places in decimals.items()]
+    # Only the currencies some decision of the chunk awarded can have an awarded delta.
+    slots = [(2 * j, index[cur], places) for j, (cur, places) in enumerate(decimals.items())
+             if row[f"any:b:award:{cur}"] or row[f"any:a:award:{cur}"]]
     customers = out.customers
     for cid, events, *sums in per_customer_.iter_rows():
         mine: list[Any] = [0] * width
         mine[0] = events
-        for j, (i, places) in enumerate(slots):
-            if sums[2 * j + 1]:
-                mine[i] = _amount(sums[2 * j], places)
+        for j, i, places in slots:
+            if sums[j + 1]:
+                mine[i] = sums[j] if places == 0 else _amount(sums[j], places)
         customers[str(cid or "")] = mine
     for row in examples_.iter_rows(named=True):
         position = int(row["position"])
