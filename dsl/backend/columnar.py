@@ -678,6 +678,9 @@ def compile_pair(old: PolicySet, new: PolicySet) -> ColumnarPair | None:
 _INT = re.compile(r"^-?(0|[1-9][0-9]{0,11})$")
 _DEC_SHAPE = r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$"
 _INT_SHAPE = r"^-?(0|[1-9][0-9]{0,17})$"
+#: The shapes above without a sign (one regex rather than the shape and a look at the sign).
+_UDEC_SHAPE = _DEC_SHAPE.replace("^-?", "^", 1)
+_UINT_SHAPE = _INT_SHAPE.replace("^-?", "^", 1)
 _DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIME_SHAPE = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
                r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
@@ -921,16 +924,13 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any, utc: Any
         return c.is_in(_codes("currency", currency_codes))
     if kind in ("int", "decimal") and f.maximum is not None:
         return None  # a number with a most value: the row path checks it
-    if kind == "int":
-        ok = c.str.contains(_INT_SHAPE)
-        if f.minimum is not None:
-            ok = ok & (c.str.slice(0, 1) != "-") if f.minimum >= 0 else None
-        return ok
-    if kind == "decimal":
-        ok = c.str.contains(_DEC_SHAPE)
-        if f.minimum is not None:
-            ok = ok & (c.str.slice(0, 1) != "-") if f.minimum >= 0 else None
-        return ok
+    if kind in ("int", "decimal"):
+        if f.minimum is not None and f.minimum < 0:
+            return None
+        signed = f.minimum is None
+        if kind == "int":
+            return c.str.contains(_INT_SHAPE if signed else _UINT_SHAPE)
+        return c.str.contains(_DEC_SHAPE if signed else _UDEC_SHAPE)
     if kind == "date":
         return (c.str.contains(_DATE_SHAPE)
                 & c.str.to_date("%Y-%m-%d", strict=False, cache=False).is_not_null())
