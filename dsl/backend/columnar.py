@@ -798,6 +798,7 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     out.append(pl.col(by_path[("event", "id")][0]).alias("event_id"))
     # Only the fields the policies of this chunk's kinds read are converted (the kinds with
     # columns in the chunk); the required-field checks below still cover every field read.
+    pieces: list[Any] = []  # computed before the conversions that read them
     present = set(kind_flags) & pair.kinds
     used = {r for s in (pair.old, pair.new) for p in s.policies if present.intersection(p.kinds)
             for r in p.reads}
@@ -813,7 +814,11 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
             return Prepared(df.head(0), list(range(rows)), notes)
         if path in used:
             if found is not None:
-                expr = _convert(pl, pl.col(found[0]), field_, df.schema[found[0]], text)
+                parts = None
+                if field_.type.kind == "decimal" and df.schema[found[0]] == pl.String:
+                    parts = f"decimal:{found[0]}"
+                    pieces.extend(_decimal_parts(pl, pl.col(found[0]), parts))
+                expr = _convert(pl, pl.col(found[0]), field_, df.schema[found[0]], text, parts)
             else:
                 expr = pl.lit(None, dtype=_DTYPES.get(field_.type.kind, lambda pl: pl.String)(pl))
             if field_.type.kind in ("int", "decimal"):
@@ -835,8 +840,8 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     out[2] = out[2].alias("ok")
     bigs = [c.meta.output_name() for c in out if c.meta.output_name().startswith("big:")]
     frame = df.lazy().with_columns(kind_expr.alias("kind"),
-                                   *[_utc_date(pl, pl.col(name)).alias(u) for name, u in utc.items()]
-                                   ).select(out)
+                                   *[_utc_date(pl, pl.col(name)).alias(u) for name, u in utc.items()],
+                                   *pieces).select(out)
     if bigs:
         frame = frame.with_columns(ok=pl.col("ok") & ~pl.any_horizontal(bigs)).drop(bigs)
     frame = frame.with_columns(ok=pl.col("ok") & pl.col("date").is_not_null()).collect()
@@ -955,27 +960,43 @@ def _codes(kind: str, codes: Any) -> Any:
     return _texts(codes())
 
 
-def _convert(pl: Any, c: Any, f: Any, dtype: Any, text: bool) -> Any:
-    """A valid column as the prepared value: Int64 (scaled for decimals), Boolean, String, Date."""
+def _decimal_parts(pl: Any, c: Any, name: str) -> list[Any]:
+    """A text decimal's pieces, computed once before :func:`_convert` reads them (each is
+    read several times there): the whole part with its sign, the fraction's digits without
+    trailing zeros, and whether it is negative."""
+    split = c.str.split_exact(".", 1)
+    return [split.struct.field("field_0").str.to_integer(strict=False).alias(f"{name}:whole"),
+            split.struct.field("field_1").str.strip_chars_end("0").alias(f"{name}:fraction"),
+            c.str.starts_with("-").alias(f"{name}:negative")]
+
+
+def _convert(pl: Any, c: Any, f: Any, dtype: Any, text: bool, parts: str | None = None) -> Any:
+    """A valid column as the prepared value: Int64 (scaled for decimals), Boolean, String, Date.
+    ``parts``: the name :func:`_decimal_parts` gave a text decimal's pieces."""
     kind = f.type.kind
     if kind == "bool":
         return c if dtype == pl.Boolean else c == "true"
     if kind == "int":
-        # Longer than INPUT_BOUND: null here and flagged by the caller's bound (via the text).
-        ok = c.str.contains(r"^-?[0-9]{1,13}$")
         if dtype != pl.String:
             return c.cast(pl.Int64)
-        return pl.when(c.is_null()).then(None).when(ok).then(c.str.to_integer(strict=False)) \
+        # Past 13 digits: a value past INPUT_BOUND, which the caller's bound flags.
+        value = c.str.to_integer(strict=False)
+        return pl.when(c.is_null()).then(None).when(value.abs() < 10**13).then(value) \
             .otherwise(INPUT_BOUND + 1)
     if kind == "decimal":
-        m = c.str.extract_groups(r"^(-?)([0-9]{1,13})(?:\.([0-9]{1,4})0*)?$")
-        whole = m.struct.field("2").str.to_integer(strict=False)
-        frac = m.struct.field("3").fill_null("").str.pad_end(_INPUT_PLACES, "0")
-        frac = pl.when(frac == "").then(pl.lit(0, dtype=pl.Int64)).otherwise(
-            frac.str.to_integer(strict=False))
-        value = whole * 10**_INPUT_PLACES + frac
-        value = pl.when(m.struct.field("1") == "-").then(-value).otherwise(value)
-        return pl.when(c.is_null()).then(None).when(whole.is_not_null()).then(value) \
+        if dtype != pl.String or parts is None:
+            return pl.lit(None, dtype=pl.Int64)  # the input stage sends such values to the row path
+        whole = pl.col(f"{parts}:whole").abs()
+        fraction = pl.col(f"{parts}:fraction")
+        digits = fraction.str.len_bytes()
+        small = pl.when(fraction.is_null() | (digits == 0)).then(pl.lit(0, dtype=pl.Int64)) \
+            .otherwise(fraction.str.pad_end(_INPUT_PLACES, "0").str.to_integer(strict=False))
+        value = whole * 10**_INPUT_PLACES + small
+        value = pl.when(pl.col(f"{parts}:negative")).then(-value).otherwise(value)
+        # At most 13 whole digits and _INPUT_PLACES places (trailing zeros aside): otherwise
+        # a value past the bound, which the caller's bound flags.
+        fits = (whole < 10**13) & (fraction.is_null() | (digits <= _INPUT_PLACES))
+        return pl.when(c.is_null()).then(None).when(fits).then(value) \
             .otherwise(INPUT_BOUND * 10**_INPUT_PLACES + 1)
     if kind == "date":
         return c.str.to_date("%Y-%m-%d", strict=False, cache=False)
