@@ -744,7 +744,7 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     schema = policy_set.schema
     layout = policy_set.decoder.layout
     known = _field_layout(policy_set)
-    df = pl.from_arrow(batch)
+    df = pl.from_arrow(batch, rechunk=False)
     assert isinstance(df, pl.DataFrame)
     rows = df.height
     # Each text time's UTC date, once: its check below and the "date" column read it.
