@@ -51,7 +51,7 @@ from dsl.schema.schema import Schema
 if TYPE_CHECKING:
     from dsl.policyset import PolicySet
 
-__all__ = ["INPUT_BOUND", "ColumnarPair", "Unsupported", "compile_pair", "polars_or_none", "with_levels"]
+__all__ = ["INPUT_BOUND", "ColumnarPair", "Unsupported", "compile_pair", "polars_or_none"]
 
 #: Largest magnitude of an input number the columnar path takes; larger ones take the row path.
 INPUT_BOUND = 10**12
@@ -650,6 +650,9 @@ class ColumnarPair:
     reads: set[tuple[str, ...]]
     tag_names: dict[str, int] = field(default_factory=dict)  # tag -> its bit
     benefit_names: dict[str, int] = field(default_factory=dict)  # benefit -> its bit
+    #: Expressions built once for the replay: the input stage's per set of history columns,
+    #: the decisions' per set of event kinds in a chunk (replay_columnar).
+    plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def compile_pair(old: PolicySet, new: PolicySet) -> ColumnarPair | None:
@@ -741,20 +744,45 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     """Check and convert a chunk's columns; rows it cannot vouch for go to the row path."""
     pl = polars_or_none()
     assert pl is not None
-    schema = policy_set.schema
-    layout = policy_set.decoder.layout
-    known = _field_layout(policy_set)
     df = pl.from_arrow(batch, rechunk=False)
     assert isinstance(df, pl.DataFrame)
-    rows = df.height
-    # Each text time's UTC date, once: its check below and the "date" column read it.
-    utc = {name: f"utc:{name}" for name in df.columns if name in known
-           and known[name].field.type.kind == "datetime" and df.schema[name] == pl.String}
-    ok: Any = pl.lit(True)
     notes: Counter[str] = Counter()
+    columns = tuple(df.schema.items())
+    key = ("input", policy_set.schema.digest, columns, text)
+    if key not in pair.plans:  # the same expressions serve every chunk with these columns
+        pair.plans[key] = _input_plan(pl, pair, policy_set, dict(columns), text)
+    plan = pair.plans[key]
+    if plan is None:
+        return Prepared(df.head(0), list(range(df.height)), notes)
+    first, out, bigs = plan
+    frame = df.lazy().with_columns(first).select(out)
+    if bigs:
+        frame = frame.with_columns(ok=pl.col("ok") & ~pl.any_horizontal(bigs)).drop(bigs)
+    frame = frame.with_columns(ok=pl.col("ok") & pl.col("date").is_not_null()).collect()
+    rest_frame = frame.filter(~pl.col("ok"))
+    rest = rest_frame["position"].to_list()
+    for kind, why in pair.notes.items():
+        k = int((rest_frame["kind"] == kind).sum())
+        if k:
+            notes[f"{kind} events: {why}"] += k
+    return Prepared(frame.filter(pl.col("ok")).drop("ok"), rest, notes)
+
+
+def _input_plan(pl: Any, pair: ColumnarPair, policy_set: PolicySet, dtypes: dict[str, Any],
+                text: bool) -> tuple[list[Any], list[Any], list[str]] | None:
+    """The input stage's expressions for a chunk with these columns (name -> dtype): the
+    columns computed first, the ``select`` (position, kind, ok, date, ids, the fields read,
+    bound flags) and the names of the bound flags; None when no row can take this path."""
+    schema = policy_set.schema
+    known = _field_layout(policy_set)
+    names = list(dtypes)
+    # Each text time's UTC date, once: its check below and the "date" column read it.
+    utc = {name: f"utc:{name}" for name in names if name in known
+           and known[name].field.type.kind == "datetime" and dtypes[name] == pl.String}
+    ok: Any = pl.lit(True)
     kind_flags: dict[str, Any] = {}
     by_path: dict[tuple[str, ...], tuple[str, Any]] = {}
-    for name in df.columns:
+    for name in names:
         col = known.get(name)
         c = pl.col(name)
         if col is None:
@@ -763,7 +791,7 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
             continue
         if col.path in by_path:  # given under both names: the row path says what it makes of it
             ok = ok & (c.is_null() | pl.col(by_path[col.path][0]).is_null())
-        check = _valid(pl, c, col.field, df.schema[name], text, schema.tiers,
+        check = _valid(pl, c, col.field, dtypes[name], text, schema.tiers,
                        pl.col(utc[name]) if name in utc else None)
         if check is None:
             ok = ok & c.is_null()
@@ -774,7 +802,7 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
             kind_flags[col.kind] = flag | c.is_not_null()
         by_path.setdefault(col.path, (name, col.field))
     if not kind_flags:
-        return Prepared(df.head(0), list(range(rows)), notes)
+        return None
     kinds = list(kind_flags)
     count = pl.sum_horizontal([f.cast(pl.Int32) for f in kind_flags.values()])
     kind_expr: Any = pl.lit(None, dtype=pl.String)
@@ -787,9 +815,9 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     for path in needed:
         found = by_path.get(path)
         if found is None:
-            return Prepared(df.head(0), list(range(rows)), notes)
+            return None
         ok = ok & pl.col(found[0]).is_not_null()
-    out: list[Any] = [pl.int_range(0, rows, dtype=pl.Int64).alias("position"),
+    out: list[Any] = [pl.int_range(0, pl.len(), dtype=pl.Int64).alias("position"),
                       kind_expr.alias("kind"), ok]
     time_name = by_path[("event", "time")][0]
     day = pl.col(utc[time_name]) if time_name in utc else _utc_date(pl, pl.col(time_name))
@@ -811,14 +839,14 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
         found = by_path.get(path)
         default = field_.default if field_ is not None and field_.has_default else None
         if field_ is None:
-            return Prepared(df.head(0), list(range(rows)), notes)
+            return None
         if path in used:
             if found is not None:
                 parts = None
-                if field_.type.kind == "decimal" and df.schema[found[0]] == pl.String:
+                if field_.type.kind == "decimal" and dtypes[found[0]] == pl.String:
                     parts = f"decimal:{found[0]}"
                     pieces.extend(_decimal_parts(pl, pl.col(found[0]), parts))
-                expr = _convert(pl, pl.col(found[0]), field_, df.schema[found[0]], text, parts)
+                expr = _convert(pl, pl.col(found[0]), field_, dtypes[found[0]], text, parts)
             else:
                 expr = pl.lit(None, dtype=_DTYPES.get(field_.type.kind, lambda pl: pl.String)(pl))
             if field_.type.kind in ("int", "decimal"):
@@ -836,22 +864,11 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
                                              if path[1] in fs or path[1] in schema.event_common])
             given = pl.col(found[0]).is_not_null() if found is not None else pl.lit(False)
             out[2] = out[2] & (~need | given)
-    del layout
     out[2] = out[2].alias("ok")
     bigs = [c.meta.output_name() for c in out if c.meta.output_name().startswith("big:")]
-    frame = df.lazy().with_columns(kind_expr.alias("kind"),
-                                   *[_utc_date(pl, pl.col(name)).alias(u) for name, u in utc.items()],
-                                   *pieces).select(out)
-    if bigs:
-        frame = frame.with_columns(ok=pl.col("ok") & ~pl.any_horizontal(bigs)).drop(bigs)
-    frame = frame.with_columns(ok=pl.col("ok") & pl.col("date").is_not_null()).collect()
-    rest_frame = frame.filter(~pl.col("ok"))
-    rest = rest_frame["position"].to_list()
-    for kind, why in pair.notes.items():
-        k = int((rest_frame["kind"] == kind).sum())
-        if k:
-            notes[f"{kind} events: {why}"] += k
-    return Prepared(frame.filter(pl.col("ok")).drop("ok"), rest, notes)
+    first = [kind_expr.alias("kind"), *[_utc_date(pl, pl.col(name)).alias(u) for name, u in utc.items()],
+             *pieces]
+    return first, out, bigs
 
 
 _LAYOUTS: dict[str, dict[str, _Column]] = {}
@@ -1092,11 +1109,11 @@ def evaluate_set(pl: Any, compiled: CompiledSet, tag: str, kinds: set[str],
     return columns, fired_cols, lookups
 
 
-def with_levels(frame: Any, columns: list[tuple[str, Any]]) -> Any:
-    """``frame`` (a LazyFrame) with ``columns`` added, each of which may read the frame's columns
-    and those listed before it: one ``with_columns`` per level of that dependency (every column
-    whose inputs are all there joins the same one), not one per column, so the plan stays a
-    few nodes deep however many rules the sets have."""
+def levels(columns: list[tuple[str, Any]]) -> list[list[Any]]:
+    """``columns``, each of which may read a frame's columns and those listed before it, as
+    the expressions of one ``with_columns`` per level of that dependency (every column whose
+    inputs are all there joins the same one), not one per column: the plan stays a few nodes
+    deep however many rules the sets have."""
     level: dict[str, int] = {}
     by_level: list[list[Any]] = []
     for name, expr in columns:
@@ -1105,7 +1122,12 @@ def with_levels(frame: Any, columns: list[tuple[str, Any]]) -> Any:
         while len(by_level) <= d:
             by_level.append([])
         by_level[d].append(expr.alias(name))
-    for exprs in by_level:
+    return by_level
+
+
+def with_levels(frame: Any, columns: list[tuple[str, Any]]) -> Any:
+    """``frame`` (a LazyFrame) with ``columns`` added, by :func:`levels`."""
+    for exprs in levels(columns):
         frame = frame.with_columns(exprs)
     return frame
 

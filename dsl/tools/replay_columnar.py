@@ -18,9 +18,9 @@ from dsl.backend.columnar import (
     compile_pair,
     evaluate_set,
     join_lookups,
+    levels,
     polars_or_none,
     prepare_chunk,
-    with_levels,
 )
 from dsl.policyset import PolicySet
 from dsl.tools.history import Chunk
@@ -58,12 +58,17 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
     if prepared.frame.height == 0:
         return out, rest
     frame = join_lookups(pl, prepared.frame, pair).lazy()
-    kinds = set(prepared.frame["kind"].unique().to_list())
-    names = (pair.tag_names, pair.benefit_names)
-    columns_old, fired_old, look_old = evaluate_set(pl, pair.old, "b", kinds, *names)
-    columns_new, fired_new, look_new = evaluate_set(pl, pair.new, "a", kinds, *names)
-    frame = with_levels(frame, columns_old + columns_new)
-    lookups = sorted(set(look_old + look_new))
+    kinds = frozenset(prepared.frame["kind"].unique().to_list())
+    plan = pair.plans.get(kinds)
+    if plan is None:  # the same expressions serve every chunk of these kinds
+        names = (pair.tag_names, pair.benefit_names)
+        columns_old, fired_old, look_old = evaluate_set(pl, pair.old, "b", set(kinds), *names)
+        columns_new, fired_new, look_new = evaluate_set(pl, pair.new, "a", set(kinds), *names)
+        plan = pair.plans[kinds] = (levels(columns_old + columns_new), fired_old, fired_new,
+                                    sorted(set(look_old + look_new)))
+    steps, fired_old, fired_new, lookups = plan
+    for exprs in steps:
+        frame = frame.with_columns(exprs)
     decimals = pair.old.decimals
     keep = ["position", "date", "customer_id", "event_id"]
     awards = [f"{t}:award:{c}" for t in "ba" for c in decimals]
