@@ -1040,7 +1040,7 @@ def evaluate_set(pl: Any, compiled: CompiledSet, tag: str, kinds: set[str],
                  tag_names: dict[str, int], benefit_names: dict[str, int]
                  ) -> tuple[list[tuple[str, Any]], list[tuple[str, tuple[str, str]]], list[str]]:
     """One set's decision columns, in an order where each reads only the frame's columns and
-    those before it (:func:`with_levels` adds them): ``{tag}:award:CUR`` (scaled Int64, 0 when
+    those before it (:func:`levels` groups them in steps): ``{tag}:award:CUR`` (scaled Int64, 0 when
     none), ``{tag}:tier``, ``{tag}:tags``, ``{tag}:benefits`` and one Boolean per (policy,
     rule) fired. Returns the columns, the fired columns with their (policy, rule), and the
     lookup columns (a null there: the lookup failed, the row path decides the row).
@@ -1123,13 +1123,6 @@ def levels(columns: list[tuple[str, Any]]) -> list[list[Any]]:
             by_level.append([])
         by_level[d].append(expr.alias(name))
     return by_level
-
-
-def with_levels(frame: Any, columns: list[tuple[str, Any]]) -> Any:
-    """``frame`` (a LazyFrame) with ``columns`` added, by :func:`levels`."""
-    for exprs in levels(columns):
-        frame = frame.with_columns(exprs)
-    return frame
 
 
 #: Each lookup function's values by argument tuple, across chunks (the library's lookups are
