@@ -57,9 +57,10 @@ def replay_arms(tmp_path_factory: pytest.TempPathFactory, mode: Mode) -> tuple[A
 #: Events in the columnar gate's history (the 1,000,000-event figure is in docs/performance.md).
 COLUMNAR_EVENTS = 200_000
 #: The issue's target is 0.5 (replay at least half the job's speed: a time ratio of at most
-#: 2). Measured on this 2-core machine, 7 December 2026, load average about 7: 3.9 to 4.3
-#: (best of rounds), so the target is NOT met; the gate holds what is measured, with a margin.
-COLUMNAR_VS_JOB_LIMIT = 6.0
+#: 2). Measured on this 2-core machine, 8 December 2026, load average 2.2 to 3.4, fifteen
+#: quick runs: 2.06 to 3.28 (best of rounds; medians of rounds 2.29 to 3.04), was 3.9 to 5.2.
+#: The target is NOT met; the gate holds what is measured, with a margin (was 6.0).
+COLUMNAR_VS_JOB_LIMIT = 4.5
 
 
 def _peak_rss_kb(argv: list[str]) -> tuple[int, str]:

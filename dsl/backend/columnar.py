@@ -40,6 +40,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from dsl.analysis.result import CheckResult
@@ -649,6 +650,9 @@ class ColumnarPair:
     reads: set[tuple[str, ...]]
     tag_names: dict[str, int] = field(default_factory=dict)  # tag -> its bit
     benefit_names: dict[str, int] = field(default_factory=dict)  # benefit -> its bit
+    #: Expressions built once for the replay: the input stage's per set of history columns,
+    #: the decisions' per set of event kinds in a chunk (replay_columnar).
+    plans: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
 def compile_pair(old: PolicySet, new: PolicySet) -> ColumnarPair | None:
@@ -677,6 +681,9 @@ def compile_pair(old: PolicySet, new: PolicySet) -> ColumnarPair | None:
 _INT = re.compile(r"^-?(0|[1-9][0-9]{0,11})$")
 _DEC_SHAPE = r"^-?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$"
 _INT_SHAPE = r"^-?(0|[1-9][0-9]{0,17})$"
+#: The shapes above without a sign (one regex rather than the shape and a look at the sign).
+_UDEC_SHAPE = _DEC_SHAPE.replace("^-?", "^", 1)
+_UINT_SHAPE = _INT_SHAPE.replace("^-?", "^", 1)
 _DATE_SHAPE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _TIME_SHAPE = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?"
                r"(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
@@ -737,17 +744,45 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     """Check and convert a chunk's columns; rows it cannot vouch for go to the row path."""
     pl = polars_or_none()
     assert pl is not None
-    schema = policy_set.schema
-    layout = policy_set.decoder.layout
-    known = _field_layout(policy_set)
-    df = pl.from_arrow(batch)
+    df = pl.from_arrow(batch, rechunk=False)
     assert isinstance(df, pl.DataFrame)
-    rows = df.height
-    ok: Any = pl.lit(True)
     notes: Counter[str] = Counter()
+    columns = tuple(df.schema.items())
+    key = ("input", policy_set.schema.digest, columns, text)
+    if key not in pair.plans:  # the same expressions serve every chunk with these columns
+        pair.plans[key] = _input_plan(pl, pair, policy_set, dict(columns), text)
+    plan = pair.plans[key]
+    if plan is None:
+        return Prepared(df.head(0), list(range(df.height)), notes)
+    first, out, bigs = plan
+    frame = df.lazy().with_columns(first).select(out)
+    if bigs:
+        frame = frame.with_columns(ok=pl.col("ok") & ~pl.any_horizontal(bigs)).drop(bigs)
+    frame = frame.with_columns(ok=pl.col("ok") & pl.col("date").is_not_null()).collect()
+    rest_frame = frame.filter(~pl.col("ok"))
+    rest = rest_frame["position"].to_list()
+    for kind, why in pair.notes.items():
+        k = int((rest_frame["kind"] == kind).sum())
+        if k:
+            notes[f"{kind} events: {why}"] += k
+    return Prepared(frame.filter(pl.col("ok")).drop("ok"), rest, notes)
+
+
+def _input_plan(pl: Any, pair: ColumnarPair, policy_set: PolicySet, dtypes: dict[str, Any],
+                text: bool) -> tuple[list[Any], list[Any], list[str]] | None:
+    """The input stage's expressions for a chunk with these columns (name -> dtype): the
+    columns computed first, the ``select`` (position, kind, ok, date, ids, the fields read,
+    bound flags) and the names of the bound flags; None when no row can take this path."""
+    schema = policy_set.schema
+    known = _field_layout(policy_set)
+    names = list(dtypes)
+    # Each text time's UTC date, once: its check below and the "date" column read it.
+    utc = {name: f"utc:{name}" for name in names if name in known
+           and known[name].field.type.kind == "datetime" and dtypes[name] == pl.String}
+    ok: Any = pl.lit(True)
     kind_flags: dict[str, Any] = {}
     by_path: dict[tuple[str, ...], tuple[str, Any]] = {}
-    for name in df.columns:
+    for name in names:
         col = known.get(name)
         c = pl.col(name)
         if col is None:
@@ -756,7 +791,8 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
             continue
         if col.path in by_path:  # given under both names: the row path says what it makes of it
             ok = ok & (c.is_null() | pl.col(by_path[col.path][0]).is_null())
-        check = _valid(pl, c, col.field, df.schema[name], text, schema.tiers)
+        check = _valid(pl, c, col.field, dtypes[name], text, schema.tiers,
+                       pl.col(utc[name]) if name in utc else None)
         if check is None:
             ok = ok & c.is_null()
             continue
@@ -766,7 +802,7 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
             kind_flags[col.kind] = flag | c.is_not_null()
         by_path.setdefault(col.path, (name, col.field))
     if not kind_flags:
-        return Prepared(df.head(0), list(range(rows)), notes)
+        return None
     kinds = list(kind_flags)
     count = pl.sum_horizontal([f.cast(pl.Int32) for f in kind_flags.values()])
     kind_expr: Any = pl.lit(None, dtype=pl.String)
@@ -779,34 +815,48 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
     for path in needed:
         found = by_path.get(path)
         if found is None:
-            return Prepared(df.head(0), list(range(rows)), notes)
+            return None
         ok = ok & pl.col(found[0]).is_not_null()
-    out: list[Any] = [pl.int_range(0, rows, dtype=pl.Int64).alias("position"),
+    out: list[Any] = [pl.int_range(0, pl.len(), dtype=pl.Int64).alias("position"),
                       kind_expr.alias("kind"), ok]
     time_name = by_path[("event", "time")][0]
-    out.append(_utc_date(pl, pl.col(time_name)).alias("date"))
+    day = pl.col(utc[time_name]) if time_name in utc else _utc_date(pl, pl.col(time_name))
+    out.append(day.alias("date"))
     out.append(pl.col(time_name).alias("event_time"))  # as given: replay's ledger reads it
     out.append(pl.col(by_path[("customer", "id")][0]).alias("customer_id"))
     out.append(pl.col(by_path[("event", "id")][0]).alias("event_id"))
+    # Only the fields the policies of this chunk's kinds read are converted (the kinds with
+    # columns in the chunk); the required-field checks below still cover every field read.
+    pieces: list[Any] = []  # computed before the conversions that read them
+    present = set(kind_flags) & pair.kinds
+    used = {r for s in (pair.old, pair.new) for p in s.policies if present.intersection(p.kinds)
+            for r in p.reads}
     for path in sorted(pair.reads):
         if path[0] == "event" and len(path) == 2 and path[1] == "date":
-            out.append(_utc_date(pl, pl.col(time_name)).alias(_input_column(path)))
+            if path in used:
+                out.append(day.alias(_input_column(path)))
             continue
         field_ = _read_field(schema, path)
         found = by_path.get(path)
         default = field_.default if field_ is not None and field_.has_default else None
         if field_ is None:
-            return Prepared(df.head(0), list(range(rows)), notes)
-        if found is not None:
-            expr = _convert(pl, pl.col(found[0]), field_, df.schema[found[0]], text)
-        else:
-            expr = pl.lit(None, dtype=_DTYPES.get(field_.type.kind, lambda pl: pl.String)(pl))
-        if field_.type.kind in ("int", "decimal"):
-            big = (expr.abs() > INPUT_BOUND * (10**_INPUT_PLACES if field_.type.kind == "decimal" else 1))
-            out.append(big.fill_null(False).alias(f"big:{_input_column(path)}"))
-        if default is not None:
-            expr = expr.fill_null(_default_literal(pl, field_, default))
-        elif not field_.type.optional:
+            return None
+        if path in used:
+            if found is not None:
+                parts = None
+                if field_.type.kind == "decimal" and dtypes[found[0]] == pl.String:
+                    parts = f"decimal:{found[0]}"
+                    pieces.extend(_decimal_parts(pl, pl.col(found[0]), parts))
+                expr = _convert(pl, pl.col(found[0]), field_, dtypes[found[0]], text, parts)
+            else:
+                expr = pl.lit(None, dtype=_DTYPES.get(field_.type.kind, lambda pl: pl.String)(pl))
+            if field_.type.kind in ("int", "decimal"):
+                big = (expr.abs() > INPUT_BOUND * (10**_INPUT_PLACES if field_.type.kind == "decimal" else 1))
+                out.append(big.fill_null(False).alias(f"big:{_input_column(path)}"))
+            if default is not None:
+                expr = expr.fill_null(_default_literal(pl, field_, default))
+            out.append(expr.alias(_input_column(path)))
+        if default is None and not field_.type.optional:
             # Required: rows of the kinds that have the field must give it.
             if path[0] == "customer":
                 need: Any = pl.lit(True)
@@ -815,21 +865,11 @@ def prepare_chunk(pair: ColumnarPair, policy_set: PolicySet, batch: Any, text: b
                                              if path[1] in fs or path[1] in schema.event_common])
             given = pl.col(found[0]).is_not_null() if found is not None else pl.lit(False)
             out[2] = out[2] & (~need | given)
-        out.append(expr.alias(_input_column(path)))
-    del layout
     out[2] = out[2].alias("ok")
-    frame = df.with_columns(kind_expr.alias("kind")).select(out)
-    bigs = [c for c in frame.columns if c.startswith("big:")]
-    if bigs:
-        frame = frame.with_columns(ok=pl.col("ok") & ~pl.any_horizontal(bigs)).drop(bigs)
-    frame = frame.with_columns(ok=pl.col("ok") & pl.col("date").is_not_null())
-    rest_frame = frame.filter(~pl.col("ok"))
-    rest = rest_frame["position"].to_list()
-    for kind, why in pair.notes.items():
-        k = int((rest_frame["kind"] == kind).sum())
-        if k:
-            notes[f"{kind} events: {why}"] += k
-    return Prepared(frame.filter(pl.col("ok")).drop("ok"), rest, notes)
+    bigs = [c.meta.output_name() for c in out if c.meta.output_name().startswith("big:")]
+    first = [kind_expr.alias("kind"), *[_utc_date(pl, pl.col(name)).alias(u) for name, u in utc.items()],
+             *pieces]
+    return first, out, bigs
 
 
 _LAYOUTS: dict[str, dict[str, _Column]] = {}
@@ -879,9 +919,10 @@ def _default_literal(pl: Any, f: Any, default: Any) -> Any:
     return pl.lit(str(default), dtype=pl.String)
 
 
-def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any) -> Any:
+def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any, utc: Any = None) -> Any:
     """A Boolean expression: the non-null value is one the row decoder surely accepts as is
-    (a strict subset of what it accepts), or None for a column this path never judges."""
+    (a strict subset of what it accepts), or None for a column this path never judges.
+    ``utc``: the column's UTC date (:func:`_utc_date`) when already computed."""
     kind = f.type.kind
     if kind == "bool":
         if dtype == pl.Boolean:
@@ -895,86 +936,117 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any) -> Any:
     if kind == "string":
         return short & ~c.str.contains(r"[\x00-\x1f\x7f]")
     if kind in ("enum", "tier"):
-        return short & c.is_in(list(f.type.values) if kind == "enum" else list(tiers))
+        return short & c.is_in(_texts(tuple(f.type.values) if kind == "enum" else tuple(tiers)))
     if kind == "airport":
         from dsl.schema import airports
 
-        return c.is_in(sorted(airports.airport_codes()))
+        return c.is_in(_codes("airport", airports.airport_codes))
     if kind == "currency_code":
         from dsl.schema.schema import currency_codes
 
-        return c.is_in(sorted(currency_codes()))
+        return c.is_in(_codes("currency", currency_codes))
     if kind in ("int", "decimal") and f.maximum is not None:
         return None  # a number with a most value: the row path checks it
-    if kind == "int":
-        ok = c.str.contains(_INT_SHAPE)
-        if f.minimum is not None:
-            ok = ok & (c.str.slice(0, 1) != "-") if f.minimum >= 0 else None
-        return ok
-    if kind == "decimal":
-        ok = c.str.contains(_DEC_SHAPE)
-        if f.minimum is not None:
-            ok = ok & (c.str.slice(0, 1) != "-") if f.minimum >= 0 else None
-        return ok
+    if kind in ("int", "decimal"):
+        if f.minimum is not None and f.minimum < 0:
+            return None
+        signed = f.minimum is None
+        if kind == "int":
+            return c.str.contains(_INT_SHAPE if signed else _UINT_SHAPE)
+        return c.str.contains(_DEC_SHAPE if signed else _UDEC_SHAPE)
     if kind == "date":
-        return c.str.contains(_DATE_SHAPE) & c.str.to_date("%Y-%m-%d", strict=False).is_not_null()
+        return (c.str.contains(_DATE_SHAPE)
+                & c.str.to_date("%Y-%m-%d", strict=False, cache=False).is_not_null())
     if kind == "datetime":
-        return c.str.contains(_TIME_SHAPE) & _utc_date(pl, c).is_not_null()
+        return c.str.contains(_TIME_SHAPE) & (_utc_date(pl, c) if utc is None else utc).is_not_null()
     return None
 
 
-def _convert(pl: Any, c: Any, f: Any, dtype: Any, text: bool) -> Any:
-    """A valid column as the prepared value: Int64 (scaled for decimals), Boolean, String, Date."""
+@cache
+def _texts(values: tuple[str, ...] | frozenset[str]) -> Any:
+    """``values`` as the one-list argument of ``is_in``, built once per set (the codes of every airport
+    and currency would otherwise be converted for each chunk)."""
+    pl = polars_or_none()
+    assert pl is not None
+    return pl.Series(sorted(values), dtype=pl.String).implode()
+
+
+@cache
+def _codes(kind: str, codes: Any) -> Any:
+    """:func:`_texts` of ``codes()``, once per kind (building the set of every airport code
+    only to look it up costs more than the check)."""
+    return _texts(codes())
+
+
+def _decimal_parts(pl: Any, c: Any, name: str) -> list[Any]:
+    """A text decimal's pieces, computed once before :func:`_convert` reads them (each is
+    read several times there): the whole part with its sign, the fraction's digits without
+    trailing zeros, and whether it is negative."""
+    split = c.str.split_exact(".", 1)
+    return [split.struct.field("field_0").str.to_integer(strict=False).alias(f"{name}:whole"),
+            split.struct.field("field_1").str.strip_chars_end("0").alias(f"{name}:fraction"),
+            c.str.starts_with("-").alias(f"{name}:negative")]
+
+
+def _convert(pl: Any, c: Any, f: Any, dtype: Any, text: bool, parts: str | None = None) -> Any:
+    """A valid column as the prepared value: Int64 (scaled for decimals), Boolean, String, Date.
+    ``parts``: the name :func:`_decimal_parts` gave a text decimal's pieces."""
     kind = f.type.kind
     if kind == "bool":
         return c if dtype == pl.Boolean else c == "true"
     if kind == "int":
-        # Longer than INPUT_BOUND: null here and flagged by the caller's bound (via the text).
-        ok = c.str.contains(r"^-?[0-9]{1,13}$")
         if dtype != pl.String:
             return c.cast(pl.Int64)
-        return pl.when(c.is_null()).then(None).when(ok).then(c.str.to_integer(strict=False)) \
+        # Past 13 digits: a value past INPUT_BOUND, which the caller's bound flags.
+        value = c.str.to_integer(strict=False)
+        return pl.when(c.is_null()).then(None).when(value.abs() < 10**13).then(value) \
             .otherwise(INPUT_BOUND + 1)
     if kind == "decimal":
-        m = c.str.extract_groups(r"^(-?)([0-9]{1,13})(?:\.([0-9]{1,4})0*)?$")
-        whole = m.struct.field("2").str.to_integer(strict=False)
-        frac = m.struct.field("3").fill_null("").str.pad_end(_INPUT_PLACES, "0")
-        frac = pl.when(frac == "").then(pl.lit(0, dtype=pl.Int64)).otherwise(
-            frac.str.to_integer(strict=False))
-        value = whole * 10**_INPUT_PLACES + frac
-        value = pl.when(m.struct.field("1") == "-").then(-value).otherwise(value)
-        return pl.when(c.is_null()).then(None).when(whole.is_not_null()).then(value) \
+        if dtype != pl.String or parts is None:
+            return pl.lit(None, dtype=pl.Int64)  # the input stage sends such values to the row path
+        whole = pl.col(f"{parts}:whole").abs()
+        fraction = pl.col(f"{parts}:fraction")
+        digits = fraction.str.len_bytes()
+        small = pl.when(fraction.is_null() | (digits == 0)).then(pl.lit(0, dtype=pl.Int64)) \
+            .otherwise(fraction.str.pad_end(_INPUT_PLACES, "0").str.to_integer(strict=False))
+        value = whole * 10**_INPUT_PLACES + small
+        value = pl.when(pl.col(f"{parts}:negative")).then(-value).otherwise(value)
+        # At most 13 whole digits and _INPUT_PLACES places (trailing zeros aside): otherwise
+        # a value past the bound, which the caller's bound flags.
+        fits = (whole < 10**13) & (fraction.is_null() | (digits <= _INPUT_PLACES))
+        return pl.when(c.is_null()).then(None).when(fits).then(value) \
             .otherwise(INPUT_BOUND * 10**_INPUT_PLACES + 1)
     if kind == "date":
-        return c.str.to_date("%Y-%m-%d", strict=False)
+        return c.str.to_date("%Y-%m-%d", strict=False, cache=False)
     return c
 
 
 def _utc_date(pl: Any, c: Any) -> Any:
     """The UTC calendar date of an RFC 3339 time of :data:`_TIME_SHAPE` (``...Z`` or
-    ``...+hh:mm``): the local date moved by a day when the offset crosses midnight."""
-    day = c.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
-    minutes = (c.str.slice(11, 2).str.to_integer(strict=False) * 60
-               + c.str.slice(14, 2).str.to_integer(strict=False))
-    zoned = c.str.slice(-6, 1).is_in(["+", "-"])
+    ``...+hh:mm``): the local date and minute (one parse) less the offset. Null when the
+    local date is not a calendar date."""
+    local = c.str.slice(0, 16).str.to_datetime("%Y-%m-%dT%H:%M", strict=False, time_unit="ms",
+                                               cache=False)
+    sign = c.str.slice(-6, 1)
     offset = (c.str.slice(-5, 2).str.to_integer(strict=False) * 60
               + c.str.slice(-2, 2).str.to_integer(strict=False))
-    offset = pl.when(~zoned).then(0).when(c.str.slice(-6, 1) == "-").then(-offset).otherwise(offset)
-    shift = (minutes - offset) // 1440
-    return day + pl.duration(days=shift)
+    offset = pl.when(sign == "+").then(offset).when(sign == "-").then(-offset).otherwise(0)
+    return (local - pl.duration(minutes=offset)).dt.date()
 
 
 # -- evaluating both sets ------------------------------------------------------------------------------
 
 
-def evaluate_set(pl: Any, compiled: CompiledSet, frame: Any, tag: str, kinds: set[str],
+def evaluate_set(pl: Any, compiled: CompiledSet, tag: str, kinds: set[str],
                  tag_names: dict[str, int], benefit_names: dict[str, int]
-                 ) -> tuple[Any, list[tuple[str, tuple[str, str]]], list[str]]:
-    """Add one set's decision columns to ``frame`` (a LazyFrame): ``{tag}:award:CUR`` (scaled
-    Int64, 0 when none), ``{tag}:tier``, ``{tag}:tags``, ``{tag}:benefits`` and one Boolean per
-    (policy, rule) fired. Returns the new frame, the fired columns with their (policy, rule),
-    and the lookup columns (a null there: the lookup failed, the row path decides the row).
+                 ) -> tuple[list[tuple[str, Any]], list[tuple[str, tuple[str, str]]], list[str]]:
+    """One set's decision columns, in an order where each reads only the frame's columns and
+    those before it (:func:`levels` groups them in steps): ``{tag}:award:CUR`` (scaled Int64, 0 when
+    none), ``{tag}:tier``, ``{tag}:tags``, ``{tag}:benefits`` and one Boolean per (policy,
+    rule) fired. Returns the columns, the fired columns with their (policy, rule), and the
+    lookup columns (a null there: the lookup failed, the row path decides the row).
     Only the policies of ``kinds`` (the event kinds the frame holds) take part."""
+    columns: list[tuple[str, Any]] = []
     fired_cols: list[tuple[str, tuple[str, str]]] = []
     lookups: list[str] = []
     award_parts: dict[str, list[Any]] = {}
@@ -991,13 +1063,13 @@ def evaluate_set(pl: Any, compiled: CompiledSet, frame: Any, tag: str, kinds: se
         if p.effective_until is not None:
             applies = applies & (pl.col("date") <= p.effective_until)
         gate = f"{tag}:applies:{index}"
-        frame = frame.with_columns(applies.alias(gate))
+        columns.append((gate, applies))
         for stage in p.stages:
-            frame = frame.with_columns([expr.alias(name) for name, expr in stage])
+            columns.extend(stage)
         on = pl.col(gate)
         for rule, col in p.fired:
             name = f"{tag}:fired:{len(fired_cols)}"
-            frame = frame.with_columns((on & pl.col(col)).alias(name))
+            columns.append((name, on & pl.col(col)))
             fired_cols.append((name, (p.name, rule)))
         for cur, col in p.awards.items():
             award_parts.setdefault(cur, []).append(pl.when(on).then(pl.col(col)).otherwise(0))
@@ -1007,37 +1079,58 @@ def evaluate_set(pl: Any, compiled: CompiledSet, frame: Any, tag: str, kinds: se
             tiers.append((compiled.tier_rank[tier], tier, on & pl.col(col)))
         for label, col in p.tags:
             tags.append((label, on & pl.col(col)))
-    out: list[Any] = []
     for cur in compiled.decimals:
         parts = award_parts.get(cur)
         total: Any = pl.sum_horizontal(parts) if parts else pl.lit(0, dtype=pl.Int64)
         if cur in compiled.caps:
             total = pl.min_horizontal(total, pl.lit(compiled.caps[cur], dtype=pl.Int64))
-        out.append(total.alias(f"{tag}:award:{cur}"))
+        columns.append((f"{tag}:award:{cur}", total))
     tier_expr: Any = pl.lit(None, dtype=pl.String)
     for _, tier, test in sorted(tiers, key=lambda t: t[0]):
         tier_expr = pl.when(test).then(pl.lit(tier)).otherwise(tier_expr)
-    out.append(tier_expr.alias(f"{tag}:tier"))
+    columns.append((f"{tag}:tier", tier_expr))
     # Tags as a bit set over the pair's tag names (the decision's tags are sorted and unique,
     # so equal sets are equal tags); benefits as a bit set plus a number that encodes the
     # order of their first grants (a decision's benefits are a list: order counts).
     mask: Any = pl.lit(0, dtype=pl.Int64)
     for label, test in tags:
         mask = mask | pl.when(test).then(1 << tag_names[label]).otherwise(0)
-    out.append(mask.alias(f"{tag}:tags"))
-    frame = frame.with_columns(out)
+    columns.append((f"{tag}:tags", mask))
     base = len(benefit_names) + 1
     mask, order = pl.lit(0, dtype=pl.Int64), pl.lit(0, dtype=pl.Int64)
     for k, (benefit, test) in enumerate(grants):
         bit = 1 << benefit_names[benefit]
         first = test & ((mask & bit) == 0)
-        frame = frame.with_columns(
-            pl.when(first).then(order * base + benefit_names[benefit] + 1).otherwise(order)
-            .alias(f"{tag}:order:{k}"),
-            (mask | pl.when(test).then(bit).otherwise(0)).alias(f"{tag}:mask:{k}"))
+        columns.append((f"{tag}:order:{k}",
+                        pl.when(first).then(order * base + benefit_names[benefit] + 1).otherwise(order)))
+        columns.append((f"{tag}:mask:{k}", mask | pl.when(test).then(bit).otherwise(0)))
         mask, order = pl.col(f"{tag}:mask:{k}"), pl.col(f"{tag}:order:{k}")
-    frame = frame.with_columns(mask.alias(f"{tag}:benefits"), order.alias(f"{tag}:benefit_order"))
-    return frame, fired_cols, lookups
+    columns.append((f"{tag}:benefits", mask))
+    columns.append((f"{tag}:benefit_order", order))
+    return columns, fired_cols, lookups
+
+
+def levels(columns: list[tuple[str, Any]]) -> list[list[Any]]:
+    """``columns``, each of which may read a frame's columns and those listed before it, as
+    the expressions of one ``with_columns`` per level of that dependency (every column whose
+    inputs are all there joins the same one), not one per column: the plan stays a few nodes
+    deep however many rules the sets have."""
+    level: dict[str, int] = {}
+    by_level: list[list[Any]] = []
+    for name, expr in columns:
+        d = max((level[r] + 1 for r in expr.meta.root_names() if r in level), default=0)
+        level[name] = d
+        while len(by_level) <= d:
+            by_level.append([])
+        by_level[d].append(expr.alias(name))
+    return by_level
+
+
+#: Each lookup function's values by argument tuple, across chunks (the library's lookups are
+#: pure: a route's distance does not change), at most _LOOKED_MAX per function.
+_LOOKED: dict[Any, dict[tuple[Any, ...], Any]] = {}
+_LOOKED_MAX = 100_000
+_UNSEEN = object()
 
 
 def join_lookups(pl: Any, frame: Any, pair: ColumnarPair) -> Any:
@@ -1053,11 +1146,18 @@ def join_lookups(pl: Any, frame: Any, pair: ColumnarPair) -> Any:
                 done.add(out)
                 keys = frame.select(list(args)).unique()
                 values: list[Any] = []
+                known = _LOOKED.setdefault(func, {})
+                if len(known) > _LOOKED_MAX:
+                    known.clear()
                 for row in keys.iter_rows():
-                    try:
-                        values.append(None if None in row else func(*row))
-                    except Exception:
-                        values.append(None)
+                    value = known.get(row, _UNSEEN)
+                    if value is _UNSEEN:
+                        try:
+                            value = None if None in row else func(*row)
+                        except Exception:
+                            value = None
+                        known[row] = value
+                    values.append(value)
                 table = keys.with_columns(pl.Series(out, values, dtype=pl.Int64))
                 frame = frame.join(table, on=list(args), how="left", nulls_equal=True)
     return frame

@@ -267,7 +267,9 @@ def _parquet_chunks(path: Path, rows: int) -> Iterator[Chunk]:
     except (pa.ArrowInvalid, OSError) as exc:
         raise HistoryError(f"{path}: not a Parquet file: {exc}") from None
     _check_columns(path, list(file.schema_arrow.names))
-    return _rebatch(path, "parquet", file.iter_batches(batch_size=rows), rows)
+    # One thread: decoding a chunk's columns on Arrow's pool costs a third more CPU (96 against
+    # 72 ms for 200,000 airline rows), and a replay already runs one process per core.
+    return _rebatch(path, "parquet", file.iter_batches(batch_size=rows, use_threads=False), rows)
 
 
 def _rebatch(path: Path, form: str, batches: Iterator[Any], rows: int) -> Iterator[Chunk]:

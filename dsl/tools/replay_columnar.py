@@ -19,6 +19,7 @@ from dsl.backend.columnar import (
     compile_pair,
     evaluate_set,
     join_lookups,
+    levels,
     polars_or_none,
     prepare_chunk,
 )
@@ -65,11 +66,17 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
     if prepared.frame.height == 0:
         return out, rest
     frame = join_lookups(pl, prepared.frame, pair).lazy()
-    kinds = set(prepared.frame["kind"].unique().to_list())
-    names = (pair.tag_names, pair.benefit_names)
-    frame, fired_old, look_old = evaluate_set(pl, pair.old, frame, "b", kinds, *names)
-    frame, fired_new, look_new = evaluate_set(pl, pair.new, frame, "a", kinds, *names)
-    lookups = sorted(set(look_old + look_new))
+    kinds = frozenset(prepared.frame["kind"].unique().to_list())
+    plan = pair.plans.get(kinds)
+    if plan is None:  # the same expressions serve every chunk of these kinds
+        names = (pair.tag_names, pair.benefit_names)
+        columns_old, fired_old, look_old = evaluate_set(pl, pair.old, "b", set(kinds), *names)
+        columns_new, fired_new, look_new = evaluate_set(pl, pair.new, "a", set(kinds), *names)
+        plan = pair.plans[kinds] = (levels(columns_old + columns_new), fired_old, fired_new,
+                                    sorted(set(look_old + look_new)))
+    steps, fired_old, fired_new, lookups = plan
+    for exprs in steps:
+        frame = frame.with_columns(exprs)
     decimals = pair.old.decimals
     keep = ["position", "date", "customer_id", "event_id", "event_time"]
     awards = [f"{t}:award:{c}" for t in "ba" for c in decimals]
@@ -88,85 +95,106 @@ def replay_columns(old: PolicySet, new: PolicySet, chunk: Chunk, pair: ColumnarP
         return out, rest
     if out.ledger is not None:
         _ledger_rows(pl, out.ledger, result, decimals)
+    _figures(pl, out, chunk, result, pair, currencies, fired_old, fired_new)
+    return out, rest
+
+
+def _figures(pl: Any, out: Replay, chunk: Chunk, result: Any, pair: ColumnarPair,
+             currencies: tuple[str, ...], fired_old: list[tuple[str, tuple[str, str]]],
+             fired_new: list[tuple[str, tuple[str, str]]]) -> None:
+    """Add the figures of ``result`` (the evaluated rows) to ``out``: every count and sum in
+    one Polars run (:func:`polars.collect_all`), then a short pass over the aggregates."""
+    decimals = pair.old.decimals
+    awards = [f"{t}:award:{c}" for t in "ba" for c in decimals]
     changed_award = pl.any_horizontal([pl.col(f"b:award:{c}") != pl.col(f"a:award:{c}") for c in decimals])
-    changed = (changed_award | pl.col("b:tier").ne_missing(pl.col("a:tier"))
-               | (pl.col("b:tags") != pl.col("a:tags"))
+    tier_moved = pl.col("b:tier").ne_missing(pl.col("a:tier"))
+    changed = (changed_award | tier_moved | (pl.col("b:tags") != pl.col("a:tags"))
                | (pl.col("b:benefit_order") != pl.col("a:benefit_order")))
-    result = result.with_columns(changed.alias("changed"),
-                                 pl.col("date").dt.strftime("%Y-%m").alias("month"))
-    # Totals and months: only currencies a decision awarded (a zero award is dropped).
-    sums = result.select([pl.col(a).sum() for a in awards]).row(0, named=True)
+    # Months as (year, month) numbers: formatting every row's date is the slow part of
+    # grouping by it; only the groups' keys are formatted, as the row path writes them.
+    frame = result.with_columns(changed.alias("changed"), pl.col("date").dt.year().alias("year"),
+                                pl.col("date").dt.month().alias("month")).lazy()
+    bits = list(pair.benefit_names.items())
+    b, a = pl.col("b:benefits"), pl.col("a:benefits")
+    counts = frame.select(
+        [pl.col(c).sum().alias(f"sum:{c}") for c in awards]
+        + [(pl.col(c) != 0).any().alias(f"any:{c}") for c in awards]
+        + [pl.col(c).sum() for c, _ in fired_old + fired_new]
+        + [((b // (1 << i)) % 2).sum().alias(f"b{i}") for _, i in bits]
+        + [((a // (1 << i)) % 2).sum().alias(f"a{i}") for _, i in bits]
+        + [(((a // (1 << i)) % 2) * (1 - (b // (1 << i)) % 2)).sum().alias(f"g{i}") for _, i in bits]
+        + [(((b // (1 << i)) % 2) * (1 - (a // (1 << i)) % 2)).sum().alias(f"l{i}") for _, i in bits]
+        + [pl.col("changed").sum().alias("changed")])
+    by_month = frame.group_by("year", "month").agg(
+        [pl.col(c).sum() for c in awards] + [(pl.col(c) != 0).any().alias(f"any:{c}") for c in awards]
+    ).with_columns(pl.date(pl.col("year"), pl.col("month"), 1).dt.strftime("%Y-%m").alias("label"))
+    changes = frame.filter(pl.col("changed"))
+    tiers = changes.filter(tier_moved).group_by("b:tier", "a:tier").len()
+    # A currency either decision awarded makes the row path's delta a Decimal for a
+    # currency with decimals, even when it nets to zero ("0.00" in the report, not 0).
+    per_customer = changes.group_by("customer_id").agg(
+        [pl.len().alias("changed_events")]
+        + [x for c in decimals for x in (
+            (pl.col(f"a:award:{c}") - pl.col(f"b:award:{c}")).sum().alias(f"delta:{c}"),
+            ((pl.col(f"a:award:{c}") != 0) | (pl.col(f"b:award:{c}") != 0)).any().alias(f"awarded:{c}"))])
+    examples = changes.sort("position").head(MAX_EXAMPLES)
+    counts_, by_month_, tiers_, per_customer_, examples_ = pl.collect_all(
+        [counts, by_month, tiers, per_customer, examples])
+    row = counts_.row(0, named=True)
     for tag, totals in (("b", out.totals_before), ("a", out.totals_after)):
         for cur, places in decimals.items():
             col = f"{tag}:award:{cur}"
-            if int((result[col] != 0).sum()):
-                totals[cur] = _amount(int(sums[col]), places)
-    by_month = result.group_by("month").agg(
-        [pl.col(a).sum() for a in awards] + [(pl.col(a) != 0).any().alias(f"any:{a}") for a in awards])
-    for row in by_month.iter_rows(named=True):
+            if row[f"any:{col}"]:  # only currencies a decision awarded (a zero award is dropped)
+                totals[cur] = _amount(int(row[f"sum:{col}"]), places)
+    for cols, counter in ((fired_old, out.fired_before), (fired_new, out.fired_after)):
+        for c, key in cols:
+            if row[c]:
+                counter[key] += int(row[c])
+    for name, i in bits:
+        for key, counter in ((f"b{i}", out.benefits_before), (f"a{i}", out.benefits_after)):
+            if row[key]:
+                counter[name] += int(row[key])
+        for key, move in ((f"g{i}", "gained"), (f"l{i}", "lost")):
+            if row[key]:
+                out.benefit_moves[(name, move)] += int(row[key])
+    for m in by_month_.iter_rows(named=True):
         month: dict[str, list[Any]] = {}
         for cur, places in decimals.items():
-            b, a = f"b:award:{cur}", f"a:award:{cur}"
-            if row[f"any:{b}"] or row[f"any:{a}"]:  # a side that awarded nothing adds 0, as rows do
-                month[cur] = [_amount(int(row[b]), places) if row[f"any:{b}"] else 0,
-                              _amount(int(row[a]), places) if row[f"any:{a}"] else 0]
+            b_, a_ = f"b:award:{cur}", f"a:award:{cur}"
+            if m[f"any:{b_}"] or m[f"any:{a_}"]:  # a side that awarded nothing adds 0, as rows do
+                month[cur] = [_amount(int(m[b_]), places) if m[f"any:{b_}"] else 0,
+                              _amount(int(m[a_]), places) if m[f"any:{a_}"] else 0]
         if month:
-            into = out.months.setdefault(row["month"], {})
+            into = out.months.setdefault(m["label"], {})
             for cur, pair_ in month.items():
                 mine = into.setdefault(cur, [0, 0])
                 mine[0] += pair_[0]
                 mine[1] += pair_[1]
-    for cols, counter in ((fired_old, out.fired_before), (fired_new, out.fired_after)):
-        if cols:
-            counts = result.select([pl.col(c).sum() for c, _ in cols]).row(0)
-            for (_, key), count in zip(cols, counts, strict=True):
-                if count:
-                    counter[key] += int(count)
-    bits = list(pair.benefit_names.items())
-    if bits:
-        b, a = pl.col("b:benefits"), pl.col("a:benefits")
-        counts = result.select(
-            [((b // (1 << i)) % 2).sum().alias(f"b{i}") for _, i in bits]
-            + [((a // (1 << i)) % 2).sum().alias(f"a{i}") for _, i in bits]
-            + [(((a // (1 << i)) % 2) * (1 - (b // (1 << i)) % 2)).sum().alias(f"g{i}") for _, i in bits]
-            + [(((b // (1 << i)) % 2) * (1 - (a // (1 << i)) % 2)).sum().alias(f"l{i}") for _, i in bits]
-        ).row(0, named=True)
-        for name, i in bits:
-            for key, counter in ((f"b{i}", out.benefits_before), (f"a{i}", out.benefits_after)):
-                if counts[key]:
-                    counter[name] += int(counts[key])
-            for key, move in ((f"g{i}", "gained"), (f"l{i}", "lost")):
-                if counts[key]:
-                    out.benefit_moves[(name, move)] += int(counts[key])
-    changes = result.filter(pl.col("changed"))
-    out.changed += changes.height
-    if changes.height:
-        tiers = changes.filter(pl.col("b:tier").ne_missing(pl.col("a:tier")))
-        for b, a, count in tiers.group_by("b:tier", "a:tier").len().iter_rows():
-            out.tiers[(b, a)] += int(count)
-        deltas = [(pl.col(f"a:award:{c}") - pl.col(f"b:award:{c}")).alias(c) for c in decimals]
-        # A currency either decision awarded makes the row path's delta a Decimal for a
-        # currency with decimals, even when it nets to zero ("0.00" in the report, not 0).
-        awarded = [((pl.col(f"a:award:{c}") != 0) | (pl.col(f"b:award:{c}") != 0)).any()
-                   .alias(f"awarded:{c}") for c in decimals]
-        per_customer = changes.group_by("customer_id").agg(
-            [pl.len().alias("changed_events")] + [d.sum() for d in deltas] + awarded)
-        index = {c: i + 1 for i, c in enumerate(currencies)}
-        for row in per_customer.iter_rows(named=True):
-            sums_ = [0] * (len(currencies) + 1)
-            sums_[0] = int(row["changed_events"])
-            for cur, places in decimals.items():
-                if row[f"awarded:{cur}"]:
-                    sums_[index[cur]] = _amount(int(row[cur]), places)
-            out.customers[str(row["customer_id"] or "")] = sums_
-        for row in changes.sort("position").head(MAX_EXAMPLES).iter_rows(named=True):
-            position = int(row["position"])
-            out.examples.append(((chunk.number, position), {
-                "where": f"{chunk.file}:row {chunk.first + position}" if chunk.form != "csv"
-                else f"{chunk.file}:line {chunk.first + position + 1}",
-                "customer": str(row["customer_id"] or ""), "event": str(row["event_id"] or ""),
-                "before": _summary(row, "b", decimals, pair), "after": _summary(row, "a", decimals, pair)}))
-    return out, rest
+    out.changed += int(row["changed"])
+    if not row["changed"]:
+        return
+    for before, after, count in tiers_.iter_rows():
+        out.tiers[(before, after)] += int(count)
+    width = len(currencies) + 1
+    index = {c: i + 1 for i, c in enumerate(currencies)}
+    # Only the currencies some decision of the chunk awarded can have an awarded delta.
+    slots = [(2 * j, index[cur], places) for j, (cur, places) in enumerate(decimals.items())
+             if row[f"any:b:award:{cur}"] or row[f"any:a:award:{cur}"]]
+    customers = out.customers
+    for cid, events, *sums in per_customer_.iter_rows():
+        mine: list[Any] = [0] * width
+        mine[0] = events
+        for j, i, places in slots:
+            if sums[j + 1]:
+                mine[i] = sums[j] if places == 0 else _amount(sums[j], places)
+        customers[str(cid or "")] = mine
+    for row in examples_.iter_rows(named=True):
+        position = int(row["position"])
+        out.examples.append(((chunk.number, position), {
+            "where": f"{chunk.file}:row {chunk.first + position}" if chunk.form != "csv"
+            else f"{chunk.file}:line {chunk.first + position + 1}",
+            "customer": str(row["customer_id"] or ""), "event": str(row["event_id"] or ""),
+            "before": _summary(row, "b", decimals, pair), "after": _summary(row, "a", decimals, pair)}))
 
 
 def _ledger_rows(pl: Any, ledger: Ledger, result: Any, decimals: dict[str, int]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -212,3 +213,59 @@ def test_refused_constructs_take_the_row_path_and_say_so(construct: str, why: st
     assert pair is not None
     assert "purchase" not in pair.kinds
     assert "policy refused" in pair.notes["purchase"] and why in pair.notes["purchase"]
+
+
+_ZONES = ["Z", "+00:00", "+05:30", "-05:00", "+14:00", "-12:00", "+23:59", "-23:59"]
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.datetimes(datetime(1000, 1, 2), datetime(9998, 12, 30)),
+                          st.sampled_from(_ZONES), st.booleans()), min_size=1, max_size=40))
+def test_the_utc_date_of_a_time_is_pythons(times: list[Any]) -> None:
+    """The input stage's UTC date of an RFC 3339 time (the date effective dates and months
+    read) is the one Python's datetime gives, across midnight, month and year ends."""
+    import polars as pl
+
+    from dsl.backend.columnar import _utc_date
+
+    texts = [t.isoformat(timespec="microseconds" if fraction else "seconds") + zone
+             for t, zone, fraction in times]
+    got = pl.DataFrame({"t": texts}).select(_utc_date(pl, pl.col("t")))["t"].to_list()
+    assert got == [datetime.fromisoformat(x.replace("Z", "+00:00")).astimezone(UTC).date()
+                   for x in texts]
+
+
+_DECIMAL_TEXT = st.builds(
+    lambda sign, whole, fraction: f"{sign}{whole}" + (f".{fraction}" if fraction else ""),
+    st.sampled_from(["", "-"]),
+    st.integers(0, 10**18 - 1).map(str),
+    st.one_of(st.just(""), st.text("0123456789", min_size=1, max_size=18),
+              st.sampled_from(["5", "50", "0000", "12340000", "00001", "99999"])))
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), _DECIMAL_TEXT), min_size=1, max_size=40))
+def test_a_text_decimal_is_its_scaled_value_or_past_the_bound(texts: list[str | None]) -> None:
+    """The input stage reads a decimal's text as its value in ten-thousandths when it has at
+    most 13 whole digits and 4 places (trailing zeros aside), and as a value past the input
+    bound otherwise (such rows take the row path)."""
+    from decimal import Decimal
+
+    import polars as pl
+
+    from dsl.backend.columnar import _INPUT_PLACES, INPUT_BOUND, _convert, _decimal_parts
+
+    field = load_directory(POLICIES).schema.events["fuel"]["litres"]
+    got = pl.DataFrame({"d": texts}, schema={"d": pl.String}).lazy().with_columns(
+        _decimal_parts(pl, pl.col("d"), "p")).select(
+        _convert(pl, pl.col("d"), field, pl.String, False, "p").alias("v")).collect()["v"].to_list()
+    past = INPUT_BOUND * 10**_INPUT_PLACES + 1
+    want = []
+    for text in texts:
+        if text is None:
+            want.append(None)
+            continue
+        value = Decimal(text).scaleb(_INPUT_PLACES)
+        small = len(text.lstrip("-").split(".")[0]) <= 13 and value == value.to_integral_value()
+        want.append(int(value) if small else past)
+    assert got == want
