@@ -114,7 +114,7 @@ def seed(store: Any, customers: list[str], lots_each: int, *, spent_every: int =
             lot_id = L.lot_key(f"{c}-e{i}", "points")
             units = (10 + i % 90) * L.SCALE
             row_at = (at(earned), at(available), at(expires))
-            lots.append((lot_id, c, "points", units, *row_at, f"{c}-e{i}", "earn", "base", "rev", 0))
+            lots.append((lot_id, c, "points", units, *row_at, f"{c}-e{i}", "earn", "base", "rev", 0, "[]"))
             lines.append((c, "points", lot_id, row_at[0], units, "award", f"{c}-e{i}", row_at[1], row_at[2]))
             if i % spent_every == 0:
                 lines.append((c, "points", lot_id, row_at[0], -5 * L.SCALE, "redeem", f"{c}-r{i}", row_at[1],
