@@ -945,11 +945,9 @@ def _valid(pl: Any, c: Any, f: Any, dtype: Any, text: bool, tiers: Any, utc: Any
         from dsl.schema.schema import currency_codes
 
         return c.is_in(_codes("currency", currency_codes))
-    if kind in ("int", "decimal") and f.maximum is not None:
-        return None  # a number with a most value: the row path checks it
+    if kind in ("int", "decimal") and (f.maximum is not None or (f.minimum or 0) != 0):
+        return None  # a number with a most value, or a least other than 0: the row path checks it
     if kind in ("int", "decimal"):
-        if f.minimum is not None and f.minimum < 0:
-            return None
         signed = f.minimum is None
         if kind == "int":
             return c.str.contains(_INT_SHAPE if signed else _UINT_SHAPE)

@@ -269,3 +269,26 @@ def test_a_text_decimal_is_its_scaled_value_or_past_the_bound(texts: list[str | 
         small = len(text.lstrip("-").split(".")[0]) <= 13 and value == value.to_integral_value()
         want.append(int(value) if small else past)
     assert got == want
+
+
+@pytest.mark.parametrize("kind", ["int", "decimal"])
+@pytest.mark.parametrize("least", [None, 0, 1, -5])
+def test_the_columnar_check_of_a_number_never_passes_what_its_least_value_refuses(
+        kind: str, least: int | None) -> None:
+    """A number field's columnar check passes only texts the row path's bounds take: with a
+    least value other than 0 it leaves the column to the row path (no check, None); with
+    none it takes signs, with 0 it refuses them. (It once passed "0" where the least was 1.)"""
+    import polars as pl
+
+    from dsl.backend.columnar import _valid
+    from dsl.schema.schema import Field
+    from dsl.schema.types import Type
+
+    field = Field("n", Type(kind), minimum=least)
+    texts = ["0", "1", "7", "-3"]
+    check = _valid(pl, pl.col("n"), field, pl.String, True, ())
+    if least not in (None, 0):
+        assert check is None
+        return
+    passed = pl.DataFrame({"n": texts}).select(check.alias("ok"))["ok"].to_list()
+    assert passed == [True, True, True, least is None]
