@@ -335,8 +335,10 @@ class LedgerRpcs:
         if violations:
             raise InvalidArgument(violations)
         at = request_time(request, "as_of") if request.HasField("as_of") else dt.datetime.now(dt.UTC)
+        schema = self._snapshot().policy_set.schema
+        q = getattr(schema, "qualification", None)
         try:
-            balances = ledger.balance(store, request.customer_id, at)
+            balances, st = tiers.balance_and_status(store, request.customer_id, at, q, schema.timezone)
         except StateError as exc:
             raise service_error(exc) from None
         out = pb.GetBalanceResponse(customer_id=request.customer_id, as_of=_stamp(at))
@@ -345,12 +347,7 @@ class LedgerRpcs:
                 currency=b.currency, available=amount_text(b.available), pending=amount_text(b.pending),
                 expiring_30_days=amount_text(b.expiring[0]), expiring_60_days=amount_text(b.expiring[1]),
                 expiring_90_days=amount_text(b.expiring[2]), total=amount_text(b.total)))
-        schema = self._snapshot().policy_set.schema
-        if getattr(schema, "qualification", None) is not None:
-            try:
-                st = tiers.status(store, request.customer_id, schema.qualification, schema.timezone, at)
-            except StateError as exc:
-                raise service_error(exc) from None
+        if st is not None:
             progress = out.tier
             progress.tier, progress.window = st.tier, st.window
             progress.measure = schema.qualification.measure

@@ -758,6 +758,15 @@ def balance(store: Any, customer_id: str, as_of: dt.datetime, *,
     aggregate over the lines up to ``as_of`` (always, with ``use_index`` False: the tests hold
     the two to the same answers).
     """
+    result: list[CurrencyBalance] = store._reading("balance", balance_body(store, customer_id, as_of,
+                                                                          use_index=use_index))
+    return result
+
+
+def balance_body(store: Any, customer_id: str, as_of: dt.datetime, *,
+                 use_index: bool = True) -> Callable[[Any], list[CurrencyBalance]]:
+    """:func:`balance`'s read, checked, as a function of an open read (for a caller that
+    reads more in the same snapshot: :func:`service.state.tiers.balance_and_status`)."""
     check_id("customer_id", customer_id)
     when = check_instant("as_of", as_of)
     t = store._at_param(when)
@@ -790,8 +799,7 @@ def balance(store: Any, customer_id: str, as_of: dt.datetime, *,
                                 (from_units(r[4]), from_units(r[5]), from_units(r[6])))
                 for r in db.fetchall()]
 
-    result: list[CurrencyBalance] = store._reading("balance", body)
-    return result
+    return body
 
 
 #: Customers with at least this many lines get a line index (fewer are summed in SQL at once).

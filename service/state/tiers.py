@@ -22,7 +22,7 @@ The arithmetic of windows and thresholds is :mod:`dsl.tiers`, which ``loyalty re
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,7 +30,7 @@ from dsl.schema.schema import Qualification
 from dsl.tiers import add_months, next_end, rank, tier_for, window_at
 from dsl.tiers import kept_until as _kept_until
 from service.state.api import check_id, check_instant
-from service.state.ledger import from_units, to_units
+from service.state.ledger import CurrencyBalance, balance_body, from_units, to_units
 
 _SQL = {
     "earned": (
@@ -205,6 +205,27 @@ def _settle_one(store: Any, db: Any, customer_id: str, q: Qualification, zone: s
 
 def status(store: Any, customer_id: str, q: Qualification, zone: str, as_of: dt.datetime) -> Status:
     """The customer's tier and progress in the window containing ``as_of``."""
+    result: Status = store._reading("tier status", _status_body(store, customer_id, q, zone, as_of))
+    return result
+
+
+def balance_and_status(store: Any, customer_id: str, as_of: dt.datetime, q: Qualification | None,
+                       zone: str) -> tuple[list[CurrencyBalance], Status | None]:
+    """:func:`service.state.ledger.balance` and, when the programme qualifies tiers,
+    :func:`status`, in one read: one snapshot (the progress is of the balance's lines), and
+    one connection and transaction instead of two (GetBalance's round trips to PostgreSQL)."""
+    balances = balance_body(store, customer_id, as_of)
+    tier = _status_body(store, customer_id, q, zone, as_of) if q is not None else None
+
+    def body(db: Any) -> tuple[list[CurrencyBalance], Status | None]:
+        return balances(db), tier(db) if tier is not None else None
+
+    result: tuple[list[CurrencyBalance], Status | None] = store._reading("balance", body)
+    return result
+
+
+def _status_body(store: Any, customer_id: str, q: Qualification, zone: str,
+                 as_of: dt.datetime) -> Callable[[Any], Status]:
     check_id("customer_id", customer_id)
     at = check_instant("as_of", as_of)
 
@@ -224,6 +245,5 @@ def status(store: Any, customer_id: str, q: Qualification, zone: str, as_of: dt.
         return Status(tier, since, kept, q.window, start, end, from_units(earned), to_keep, next_tier,
                       to_next)
 
-    result: Status = store._reading("tier status", body)
-    return result
+    return body
 
