@@ -20,7 +20,7 @@ with the standard ``Indenter``:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from lark import Token
@@ -74,8 +74,12 @@ class PolicyLexer(Lexer):
 
     def lex(self, lexer_state: Any, parser_state: Any) -> Iterator[Token]:
         text = lexer_state.text
-        text = getattr(text, "text", text)
-        states = parser_state.parse_conf.parse_table.states
+        return self.scan(getattr(text, "text", text), parser_state.parse_conf.parse_table.states,
+                         lambda: parser_state.position)
+
+    def scan(self, text: str, states: Any, position: Callable[[], Any]) -> Iterator[Token]:
+        """The tokens of ``text``; ``position()`` is the parser's state when a word is read
+        (``states[position()]`` its actions), which makes a word a keyword or a name."""
         keywords, punctuation = self.keywords, self.punctuation
         match = _MASTER.match
         pos, line, col, end = 0, 1, 1, len(text)
@@ -110,7 +114,7 @@ class PolicyLexer(Lexer):
                                               f"Expected dedent to {indents[-1]}")
             else:
                 if kind == "WORD":
-                    acceptable = states[parser_state.position]
+                    acceptable = states[position()]
                     keyword = keywords.get(value)
                     if "DURATION_UNIT" in acceptable and _UNIT.match(value):
                         kind = "DURATION_UNIT"
@@ -120,7 +124,7 @@ class PolicyLexer(Lexer):
                         kind = keyword
                     else:
                         kind = "NAME"
-                elif kind == "TIME" and "TIME" not in states[parser_state.position]:
+                elif kind == "TIME" and "TIME" not in states[position()]:
                     # ``15:00`` is a time of day only after ``between`` and its ``and``;
                     # elsewhere it is the number 15 (then ``:``), as it always was.
                     kind, value = "INT", value[:2]

@@ -16,7 +16,7 @@ import re
 import unicodedata
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.indenter import DedentError
 
 from dsl.errors import NO_SPAN, Diagnostic, PolicyError, Span, did_you_mean
+from dsl.front import lalr
 from dsl.front import nodes as n
 from dsl.front.lexer import PolicyLexer
 from dsl.front.mistakes import Match, character_key, recognise
@@ -57,6 +58,14 @@ def _lark() -> Lark:
         maybe_placeholders=True,
         cache=_cache_file(grammar),
     )
+
+
+@cache
+def _fast() -> tuple[lalr.Table, PolicyLexer] | None:
+    """The table and lexer of the one-pass parse, or None when the grammar does not allow it."""
+    lark = _lark()
+    table = lalr.build_table(lark)
+    return None if table is None else (table, PolicyLexer(lark.lexer_conf))
 
 
 def _cache_file(grammar: str) -> str | bool:
@@ -101,6 +110,19 @@ def parse_file(source: str, file: str = "<policy>") -> list[n.Policy | n.Definit
     if problems:
         raise PolicyError(problems)
     text = source if source.endswith("\n") else source + "\n"
+    fast = _fast()
+    if fast is not None:  # one pass to the AST (dsl.front.lalr); any trouble: Lark's two passes
+        table, lexer = fast
+        builder = _AstBuilder(file, source)
+        try:
+            blocks = lalr.parse(table, partial(lexer.scan, text, table.actions), builder,
+                                MAX_DEPTH + _LEVELS_ABOVE_EXPRESSIONS)
+        except lalr.Fallback:
+            pass
+        else:
+            if builder.diagnostics:
+                raise PolicyError(builder.diagnostics)
+            return blocks
     try:
         tree = _lark().parse(text)
     except UnexpectedInput as exc:
@@ -176,12 +198,17 @@ def _printable(line: str) -> str:
     return "".join(ch if ch.isprintable() or ch == "\t" else "?" for ch in line.rstrip("\r"))
 
 
+#: The tree's levels above the expressions (start, policy, member, effect ...), on top of
+#: :data:`MAX_DEPTH`.
+_LEVELS_ABOVE_EXPRESSIONS = 12
+
+
 def _find_too_deep(tree: Tree) -> Tree | None:
     stack: list[tuple[Any, int]] = [(tree, 0)]
     while stack:
         node, depth = stack.pop()
         if isinstance(node, Tree):
-            if depth > MAX_DEPTH + 12:  # the policy/member/effect levels above expressions
+            if depth > MAX_DEPTH + _LEVELS_ABOVE_EXPRESSIONS:
                 return node
             stack.extend((c, depth + 1) for c in node.children)
     return None
@@ -488,6 +515,8 @@ class _AstBuilder(Transformer):
         return f(tree.meta, children)
 
     def _span(self, meta: Any) -> Span:
+        if meta.__class__ is Span:  # the one-pass parse gives the span itself
+            return meta  # type: ignore[no-any-return]
         if getattr(meta, "empty", True):
             return Span(0, 0, 0, 0)
         return Span(meta.line, meta.column, meta.end_line, meta.end_column)
