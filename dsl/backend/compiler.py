@@ -99,6 +99,32 @@ def _check_code(code: CodeType) -> None:
             raise UnsafeCode(f"local {name!r} is not allowed in generated code")
     raw = code.co_code
     loops_allowed = code.co_name == "<listcomp>"  # iterates over a list it was given: bounded
+    if not _clean_operations(raw, loops_allowed):
+        _refuse_operation(raw, loops_allowed)
+    for value in code.co_consts:
+        _check_const(value)
+        if isinstance(value, CodeType):
+            _check_code(value)
+
+
+def _clean_operations(raw: bytes, loops_allowed: bool) -> bool:
+    """Whether every operation of ``raw`` (a code object's ``co_code``) passes the allow-lists,
+    tested on the byte string's slices rather than one operation at a time."""
+    ops = raw[::2]
+    if not _ALLOWED_OPS.issuperset(ops):
+        return False
+    if not loops_allowed and not _BACKWARD_JUMPS.isdisjoint(ops):
+        return False
+    i = ops.find(_BINARY_OP)
+    while i >= 0:
+        if raw[2 * i + 1] not in _ALLOWED_BINARY_OPS:
+            return False
+        i = ops.find(_BINARY_OP, i + 1)
+    return True
+
+
+def _refuse_operation(raw: bytes, loops_allowed: bool) -> None:
+    """Raise :class:`UnsafeCode` naming the first operation of ``raw`` the allow-lists refuse."""
     for i in range(0, len(raw), 2):
         op = raw[i]
         if op not in _ALLOWED_OPS:
@@ -107,10 +133,7 @@ def _check_code(code: CodeType) -> None:
             raise UnsafeCode("a loop is not allowed in generated code (evaluation must terminate)")
         if op == _BINARY_OP and raw[i + 1] not in _ALLOWED_BINARY_OPS:
             raise UnsafeCode(f"operator {dis._nb_ops[raw[i + 1]][1]} is not allowed in generated code")
-    for value in code.co_consts:
-        _check_const(value)
-        if isinstance(value, CodeType):
-            _check_code(value)
+    raise AssertionError("no operation refused")  # pragma: no cover (called only on a refusal)
 
 
 def verify(source: str, filename: str = "<generated>") -> CodeType:
