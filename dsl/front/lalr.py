@@ -18,9 +18,10 @@ or the same diagnostics as before, so error reporting has a single implementatio
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from functools import partial
+from itertools import chain
 from typing import Any
 
 from lark import Lark, Tree
@@ -58,6 +59,9 @@ class Table:
     actions: dict[int, dict[str, int | _Reduce]]
     start: int
     end: int
+    #: ``(state below, state, lookahead)`` -> the state after a run of ``?rule`` reductions
+    #: of one symbol each (``atom`` up to ``expr``), filled as the parser meets them.
+    chains: dict[tuple[int, int, str], int] = field(default_factory=dict)
 
 
 def build_table(lark: Lark) -> Table | None:
@@ -108,7 +112,16 @@ def build_table(lark: Lark) -> Table | None:
     return Table(actions, parse_table.start_states["start"], parse_table.end_states["start"])
 
 
-def parse(table: Table, tokens: Callable[[Callable[[], int]], Any], builder: Any,
+class _End:
+    """The end of the input, as the loop's last lookahead."""
+
+    type = "$END"
+
+
+_END = _End()
+
+
+def parse(table: Table, tokens: Callable[[Callable[[], int]], Iterable[Any]], builder: Any,
           max_height: int) -> Any:
     """Parse the tokens ``tokens(position)`` gives into what the builder's ``start`` returns.
 
@@ -116,7 +129,7 @@ def parse(table: Table, tokens: Callable[[Callable[[], int]], Any], builder: Any
     more than ``max_height`` levels of nodes below it raises :class:`Fallback`, as does any
     error.
     """
-    actions = table.actions
+    actions, chains, end = table.actions, table.chains, table.end
     stack = [table.start]
     values: list[Any] = []
     # Per entry, the place of its text (line, column, end line, end column: a node's runs
@@ -127,85 +140,91 @@ def parse(table: Table, tokens: Callable[[Callable[[], int]], Any], builder: Any
     methods: dict[str, Any] = {}
     builder_type = type(builder)
     try:
-        for tok in tokens(partial(stack.__getitem__, -1)):
+        for tok in chain(tokens(partial(stack.__getitem__, -1)), (_END,)):
             kind = tok.type
             while True:
-                act = actions[stack[-1]][kind]
+                state = stack[-1]
+                act = actions[state][kind]
                 if act.__class__ is int:
+                    if tok is _END:
+                        raise Fallback
                     stack.append(act)
                     values.append(tok)
                     places.append((tok.line, tok.column, tok.end_line, tok.end_column))
                     heights.append(-1)
                     break
                 if act.passthrough:
-                    # ``?sum: product`` and its like: the child stands for the node, in place.
-                    stack.pop()
-                    stack.append(actions[stack[-1]][act.origin])
+                    # ``?sum: product`` and its like: the child stands for the node, in place,
+                    # and so on up the run of such rules; one look-up for the whole run.
+                    key = (stack[-2], state, kind)
+                    target = chains.get(key)
+                    if target is None:
+                        target = chains[key] = _run(actions, key)
+                    stack[-1] = target
                     continue
-                _reduce(act, actions, stack, values, places, heights, builder, builder_type,
-                        methods, max_height)
-        end = table.end
-        while True:
-            act = actions[stack[-1]]["$END"]
-            if act.__class__ is int:
-                raise Fallback
-            _reduce(act, actions, stack, values, places, heights, builder, builder_type, methods,
-                    max_height)
-            if stack[-1] == end:
-                return values[-1]
+                size = act.size
+                raw = values[-size:]
+                where = places[-size:]
+                below = heights[-size:]
+                del values[-size:], places[-size:], heights[-size:], stack[-size:]
+                first, last = where[0], where[-1]
+                place = (first[0], first[1], last[2], last[3])
+                height = max(below) + 1
+                include = act.include
+                if include is None:
+                    children = raw
+                else:
+                    children = []
+                    for i, splice, nones in include:
+                        if nones:
+                            children += [None] * nones
+                        if splice:
+                            children += raw[i]
+                        else:
+                            children.append(raw[i])
+                if act.append_none:
+                    children += [None] * act.append_none
+                if act.unit and len(children) == 1:
+                    value = children[0]
+                    height = below[act.single]
+                    if height < 0:  # a token stands for the rule: its own place, as in Lark
+                        place = where[act.single]
+                elif act.splice:
+                    value = children
+                    height -= 1  # its children become the parent's
+                else:
+                    if height > max_height:
+                        raise Fallback
+                    method = methods.get(act.method)
+                    if method is None:
+                        method = getattr(builder_type, act.method, None) or _default
+                        methods[act.method] = method
+                    if method is _default:
+                        value = _default(act.method, children, place)
+                    else:
+                        value = method(builder, Span(*place), children)
+                stack.append(actions[stack[-1]][act.origin])
+                values.append(value)
+                places.append(place)
+                heights.append(height)
+                if tok is _END and stack[-1] == end:
+                    return values[-1]
     except Fallback:
         raise
     except Exception as exc:  # any failure: Lark's path reports it
         raise Fallback from exc
+    raise Fallback  # pragma: no cover (the end is reached or refused above)
 
 
-def _reduce(act: _Reduce, actions: dict[int, dict[str, Any]], stack: list[int], values: list[Any],
-            places: list[tuple[int, int, int, int]], heights: list[int], builder: Any,
-            builder_type: type, methods: dict[str, Any], max_height: int) -> None:
-    size = act.size
-    raw = values[-size:]
-    where = places[-size:]
-    below = heights[-size:]
-    del values[-size:], places[-size:], heights[-size:], stack[-size:]
-    first, last = where[0], where[-1]
-    place = (first[0], first[1], last[2], last[3])
-    height = max(below) + 1
-    include = act.include
-    if include is None:
-        children = raw
-    else:
-        children = []
-        for i, splice, nones in include:
-            if nones:
-                children += [None] * nones
-            if splice:
-                children += raw[i]
-            else:
-                children.append(raw[i])
-    if act.append_none:
-        children += [None] * act.append_none
-    if act.unit and len(children) == 1:
-        value = children[0]
-        height = below[act.single]
-        if height < 0:
-            place = where[act.single]  # a token stands for the rule: its own place, as in Lark
-    elif act.splice:
-        value = children
-        height -= 1  # its children become the parent's
-    else:
-        if height > max_height:
-            raise Fallback
-        method = methods.get(act.method)
-        if method is None:
-            method = methods[act.method] = getattr(builder_type, act.method, None) or _default
-        if method is _default:
-            value = _default(act.method, children, place)
-        else:
-            value = method(builder, Span(*place), children)
-    stack.append(actions[stack[-1]][act.origin])
-    values.append(value)
-    places.append(place)
-    heights.append(height)
+def _run(actions: dict[int, dict[str, Any]], key: tuple[int, int, str]) -> int:
+    """Where a run of one-symbol ``?rule`` reductions ends: ``key`` is the state below the
+    run's symbol, the state on top, and the lookahead."""
+    below, state, kind = key
+    act = actions[state][kind]
+    while act.__class__ is not int and act.passthrough:
+        state = actions[below][act.origin]
+        act = actions[state][kind]
+    return state
 
 
 def _default(data: str, children: list[Any], place: tuple[int, int, int, int]) -> Tree:
