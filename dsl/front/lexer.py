@@ -82,6 +82,7 @@ class PolicyLexer(Lexer):
         (``states[position()]`` its actions), which makes a word a keyword or a name."""
         keywords, punctuation = self.keywords, self.punctuation
         match = _MASTER.match
+        new_token = Token._future_new  # Token(...) without its check of deprecated arguments
         pos, line, col, end = 0, 1, 1, len(text)
         indents = [0]
         depth = 0
@@ -90,16 +91,14 @@ class PolicyLexer(Lexer):
             if m is None:
                 raise UnexpectedCharacters(text, pos, line, col, allowed=None)
             kind = m.lastgroup
-            value = m.group()
             stop = m.end()
-            newlines = value.count("\n")
-            end_line = line + newlines
-            end_col = (len(value) - value.rfind("\n")) if newlines else col + len(value)
-            if kind == "WS":
-                pass
-            elif kind == "_NL":
-                if depth == 0:
-                    tok = Token("_NL", value, pos, line, col, end_line, end_col, stop)
+            if kind == "WS" or kind == "_NL":  # the only tokens that may hold a line break
+                value = m.group()
+                newlines = value.count("\n")
+                end_line = line + newlines
+                end_col = (len(value) - value.rfind("\n")) if newlines else col + len(value)
+                if kind == "_NL" and depth == 0:
+                    tok = new_token("_NL", value, pos, line, col, end_line, end_col, stop)
                     yield tok
                     indent = len(value) - value.rfind("\n") - 1 if newlines else indents[-1]
                     if indent > indents[-1]:
@@ -112,31 +111,34 @@ class PolicyLexer(Lexer):
                         if indent != indents[-1]:
                             raise DedentError(f"Unexpected dedent to column {indent}. "
                                               f"Expected dedent to {indents[-1]}")
-            else:
-                if kind == "WORD":
-                    acceptable = states[position()]
-                    keyword = keywords.get(value)
-                    if "DURATION_UNIT" in acceptable and _UNIT.match(value):
-                        kind = "DURATION_UNIT"
-                    elif "CALENDAR_UNIT" in acceptable and _CALENDAR_UNIT.match(value):
-                        kind = "CALENDAR_UNIT"
-                    elif keyword is not None and (keyword in acceptable or "NAME" not in acceptable):
-                        kind = keyword
-                    else:
-                        kind = "NAME"
-                elif kind == "TIME" and "TIME" not in states[position()]:
-                    # ``15:00`` is a time of day only after ``between`` and its ``and``;
-                    # elsewhere it is the number 15 (then ``:``), as it always was.
-                    kind, value = "INT", value[:2]
-                    stop, end_col = pos + 2, col + 2
-                elif kind == "PUNCT":
-                    kind = punctuation[value]
-                    if kind in _OPEN:
-                        depth += 1
-                    elif kind in _CLOSE and depth:
-                        depth -= 1
-                yield Token(kind, value, pos, line, col, end_line, end_col, stop)
-            pos, line, col = stop, end_line, end_col
+                pos, line, col = stop, end_line, end_col
+                continue
+            value = m.group()
+            end_col = col + stop - pos
+            if kind == "WORD":
+                acceptable = states[position()]
+                keyword = keywords.get(value)
+                if "DURATION_UNIT" in acceptable and _UNIT.match(value):
+                    kind = "DURATION_UNIT"
+                elif "CALENDAR_UNIT" in acceptable and _CALENDAR_UNIT.match(value):
+                    kind = "CALENDAR_UNIT"
+                elif keyword is not None and (keyword in acceptable or "NAME" not in acceptable):
+                    kind = keyword
+                else:
+                    kind = "NAME"
+            elif kind == "PUNCT":
+                kind = punctuation[value]
+                if kind in _OPEN:
+                    depth += 1
+                elif kind in _CLOSE and depth:
+                    depth -= 1
+            elif kind == "TIME" and "TIME" not in states[position()]:
+                # ``15:00`` is a time of day only after ``between`` and its ``and``;
+                # elsewhere it is the number 15 (then ``:``), as it always was.
+                kind, value = "INT", value[:2]
+                stop, end_col = pos + 2, col + 2
+            yield new_token(kind, value, pos, line, col, line, end_col, stop)
+            pos, col = stop, end_col
         while len(indents) > 1:
             indents.pop()
             yield Token("_DEDENT", "", pos, line, col, line, col, pos)
