@@ -1,4 +1,4 @@
-"""The parser's fast path: Lark's LALR tables driven by a loop of our own, building the AST as it reduces.
+"""The parser's fast path: Lark's LALR tables driven by our own loop, the AST built as it reduces.
 
 Lark parses in two passes: its loop builds a parse tree (every node's position worked
 out from its children's), then a transformer walks that tree to build the AST. For a

@@ -1,12 +1,15 @@
 """Parse policy text into :mod:`dsl.front.nodes`, turning every parser failure into a diagnostic.
 
-(About 750 lines, one job: the Lark tree to AST transformer has one method per grammar
+(About 900 lines, one job: the Lark tree to AST transformer has one method per grammar
 rule, and the syntax-error reporting that names mistakes needs the same rules beside it.)
 
 The Lark parser is built once, from ``policy.lark`` beside this file, and shared.
-Limits on source size and nesting depth are enforced here, before any stage
-recurses over the tree, so no policy can drive the pipeline into a
-``RecursionError``.
+A well-formed file is parsed in one pass, its AST built as Lark's tables reduce
+(:mod:`dsl.front.lalr`); anything else (a syntax error, a value out of range, a tree
+too deep) is parsed again by Lark, whose tree this module turns into the AST or into
+diagnostics, so both paths give the same result. Limits on source size and nesting
+depth are enforced here, before any stage recurses over the tree, so no policy can
+drive the pipeline into a ``RecursionError``.
 """
 
 from __future__ import annotations
