@@ -68,6 +68,11 @@ class TierCheck:
         """Run in the ledger's posting, after the event's lots are written (:func:`upgrade`)."""
         upgrade(store, db, customer_id, self)
 
+    @staticmethod
+    def post_many_in(store: Any, db: Any, checks: Sequence[tuple[str, TierCheck]]) -> None:
+        """Run a batch's checks in order, after all its lots are written (:func:`upgrade_many`)."""
+        upgrade_many(store, db, checks)
+
 
 @dataclass(frozen=True, slots=True)
 class Status:
@@ -124,20 +129,48 @@ def _status(store: Any, db: Any, customer_id: str) -> tuple[str, dt.datetime, dt
 
 def upgrade(store: Any, db: Any, customer_id: str, check: TierCheck) -> None:
     """Raise (or extend) the customer's tier in Apply's transaction (the customer locked)."""
-    q, at = check.qualification, check_instant("time", check.at)
-    start, end = window_at(q, check.zone, at, _anchor(store, db, customer_id, q))
-    claimed = tier_for(q, _earned(store, db, customer_id, q, start, end))
-    if not claimed:
-        return
-    kept = _kept_until(q, check.zone, at, end)
-    current = _status(store, db, customer_id)
+    upgrade_many(store, db, [(customer_id, check)])
+
+
+def upgrade_many(store: Any, db: Any, checks: Sequence[tuple[str, TierCheck]]) -> None:
+    """:func:`upgrade` for each (customer, check) in order, in one transaction whose lots are
+    all written before the first check (``ledger.post_many``): the checks write only the status
+    row, so a customer's anchor, status and each window's earned total are read once and the
+    status then followed in memory. The rows written are those of the checks one by one."""
+    anchors: dict[tuple[str, str, str], dt.datetime | None] = {}
+    totals: dict[tuple[str, str, dt.datetime, dt.datetime], int] = {}
+    statuses: dict[str, tuple[str, dt.datetime, dt.datetime] | None] = {}
     p = store._at_param
-    if current is None:
-        db.execute(_sql(store, "insert"), (customer_id, claimed, p(at), p(kept)))
-    elif rank(q, claimed) > rank(q, current[0]):
-        db.execute(_sql(store, "update"), (claimed, p(at), p(max(kept, current[2])), customer_id))
-    elif claimed == current[0] and kept > current[2]:
-        db.execute(_sql(store, "update"), (claimed, p(current[1]), p(kept), customer_id))
+    for customer_id, check in checks:
+        q, at = check.qualification, check_instant("time", check.at)
+        anchor_key = (customer_id, q.measure, q.window)
+        if anchor_key in anchors:
+            anchor = anchors[anchor_key]
+        else:
+            anchor = anchors[anchor_key] = _anchor(store, db, customer_id, q)
+        start, end = window_at(q, check.zone, at, anchor)
+        total_key = (customer_id, q.measure, start, end)
+        total = totals.get(total_key)
+        if total is None:
+            total = totals[total_key] = _earned(store, db, customer_id, q, start, end)
+        claimed = tier_for(q, total)
+        if not claimed:
+            continue
+        kept = _kept_until(q, check.zone, at, end)
+        if customer_id in statuses:
+            current = statuses[customer_id]
+        else:
+            current = statuses[customer_id] = _status(store, db, customer_id)
+        if current is None:
+            db.execute(_sql(store, "insert"), (customer_id, claimed, p(at), p(kept)))
+            statuses[customer_id] = (claimed, at, kept)
+        elif rank(q, claimed) > rank(q, current[0]):
+            kept = max(kept, current[2])
+            db.execute(_sql(store, "update"), (claimed, p(at), p(kept), customer_id))
+            statuses[customer_id] = (claimed, at, kept)
+        elif claimed == current[0] and kept > current[2]:
+            db.execute(_sql(store, "update"), (claimed, p(current[1]), p(kept), customer_id))
+            statuses[customer_id] = (claimed, current[1], kept)
 
 
 # -- the job: downgrades at a window's end -------------------------------------------------------------
