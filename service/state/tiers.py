@@ -50,6 +50,18 @@ _SQL = {
     ),
 }
 _PG = {name: text.replace("?", "%s") for name, text in _SQL.items()}
+#: What many customers earned in one window, one statement (customers without lines: no row).
+_EARNED_MANY = {
+    "sqlite": (
+        "SELECT customer_id, SUM(amount) FROM ledger_lines WHERE customer_id IN "
+        "(SELECT value FROM json_each(?)) AND currency = ? AND kind IN ('award', 'reverse') "
+        "AND at >= ? AND at < ? GROUP BY customer_id"
+    ),
+    "postgresql": (
+        "SELECT customer_id, SUM(amount) FROM ledger_lines WHERE customer_id = ANY(%s) "
+        "AND currency = %s AND kind IN ('award', 'reverse') AND at >= %s AND at < %s GROUP BY customer_id"
+    ),
+}
 
 
 def _sql(store: Any, name: str) -> str:
@@ -110,6 +122,13 @@ def _earned(store: Any, db: Any, customer_id: str, q: Qualification, start: dt.d
     return int(db.fetchone()[0])
 
 
+def _earned_many(store: Any, db: Any, customer_ids: Sequence[str], measure: str, start: dt.datetime,
+                 end: dt.datetime) -> dict[str, int]:
+    at = store._at_param
+    db.execute(_EARNED_MANY[store.backend], (store._ids_param(customer_ids), measure, at(start), at(end)))
+    return {customer_id: int(total) for customer_id, total in db.fetchall()}
+
+
 def _anchor(store: Any, db: Any, customer_id: str, q: Qualification) -> dt.datetime | None:
     if q.window != "anniversary year":
         return None
@@ -135,12 +154,26 @@ def upgrade(store: Any, db: Any, customer_id: str, check: TierCheck) -> None:
 def upgrade_many(store: Any, db: Any, checks: Sequence[tuple[str, TierCheck]]) -> None:
     """:func:`upgrade` for each (customer, check) in order, in one transaction whose lots are
     all written before the first check (``ledger.post_many``): the checks write only the status
-    row, so a customer's anchor, status and each window's earned total are read once and the
-    status then followed in memory. The rows written are those of the checks one by one."""
+    row, so a customer's anchor, status and each window's earned total are read once (a window
+    shared by several customers for all of them in one statement) and the status then followed
+    in memory. The rows written are those of the checks one by one."""
     anchors: dict[tuple[str, str, str], dt.datetime | None] = {}
     totals: dict[tuple[str, str, dt.datetime, dt.datetime], int] = {}
     statuses: dict[str, tuple[str, dt.datetime, dt.datetime] | None] = {}
     p = store._at_param
+    # A window that does not hang on the customer (a calendar year; a rolling one ending at the
+    # same instant) checked for several customers: their totals in one statement.
+    shared: dict[tuple[str, dt.datetime, dt.datetime], dict[str, None]] = {}
+    for customer_id, check in checks:
+        q = check.qualification
+        if q.window != "anniversary year":
+            start, end = window_at(q, check.zone, check_instant("time", check.at), None)
+            shared.setdefault((q.measure, start, end), {})[customer_id] = None
+    for (measure, start, end), customers in shared.items():
+        if len(customers) > 1:
+            earned = _earned_many(store, db, list(customers), measure, start, end)
+            for customer_id in customers:
+                totals[(customer_id, measure, start, end)] = earned.get(customer_id, 0)
     for customer_id, check in checks:
         q, at = check.qualification, check_instant("time", check.at)
         anchor_key = (customer_id, q.measure, q.window)

@@ -136,10 +136,11 @@ def test_requalifying_extends_and_no_tier_below_the_lowest(store: StateStore) ->
 
 
 def test_a_batchs_checks_read_once_write_what_the_checks_one_by_one_write(store: StateStore) -> None:
-    """Store-level: a batch's tier checks (``upgrade_many``, each customer's ledger read once and
-    the status followed in memory) leave the status row that the same checks run one by one
-    (``upgrade``, each reading the ledger) leave, through every branch: no tier, a first tier,
-    a higher tier (kept to the later end), the same tier earned again (kept longer)."""
+    """Store-level: a batch's tier checks (``upgrade_many``: each customer's ledger read once, a
+    window several customers share for all of them in one statement, the status followed in
+    memory) leave the status rows that the same checks run one by one (``upgrade``, each
+    reading the ledger) leave, through every branch: no tier, a first tier, a higher tier
+    (kept to the later end), the same tier earned again (kept longer)."""
     from service.state import ledger as L
 
     q = Schema.for_directory(POLICIES).qualification
@@ -148,28 +149,32 @@ def test_a_batchs_checks_read_once_write_what_the_checks_one_by_one_write(store:
     awards = [("e1", "2026-02-01T00:00:00", 10000), ("e2", "2026-03-01T00:00:00", 20000),
               ("e3", "2026-05-01T00:00:00", 30000), ("e4", "2027-02-01T00:00:00", 120000),
               ("e5", "2027-03-01T00:00:00", 1000), ("e6", "2028-02-01T00:00:00", 100000)]
-    checks = {who: [(who, T.TierCheck(q, zone, at(when))) for _, when, _ in awards]
-              for who in ("one-by-one", "batched")}
+    earns = {"a": awards, "b": awards[:2] + awards[4:5], "c": awards[:1]}  # GOLD..PLATINUM, MVP, none
 
     def lots(db: object) -> None:
-        store._lock_customers(db, sorted(checks))  # type: ignore[attr-defined]
-        for who in checks:
-            for event, when, units in awards:
-                L.post(store, db, who, f"{who}-{event}", "", [
-                    L.NewLot("points", units, at(when), at(when), L.NEVER, "p", "r", "1")])
+        store._lock_customers(db, [f"{way}-{c}" for way in ("one", "many") for c in earns])  # type: ignore[attr-defined]
+        for way in ("one", "many"):
+            for c, made in earns.items():
+                for event, when, units in made:
+                    L.post(store, db, f"{way}-{c}", f"{way}-{c}-{event}", "", [
+                        L.NewLot("points", units, at(when), at(when), L.NEVER, "p", "r", "1")])
     store._run("test", lots)  # type: ignore[attr-defined]
-    rows = {}
-    for who, made in checks.items():
-        def run(db: object, who: str = who, made: list = made) -> object:  # type: ignore[type-arg]
-            if who == "batched":
-                T.upgrade_many(store, db, made)
-            else:
-                for customer_id, check in made:
-                    T.upgrade(store, db, customer_id, check)
-            return T._status(store, db, who)
-        rows[who] = store._run("test", run)  # type: ignore[attr-defined]
-    assert rows["batched"] == rows["one-by-one"]
-    assert rows["batched"] is not None and rows["batched"][0] == "PLATINUM"
+
+    def checks(way: str) -> list[tuple[str, T.TierCheck]]:  # the customers' checks interleaved, by time
+        return sorted(((f"{way}-{c}", T.TierCheck(q, zone, at(when))) for c, made in earns.items()
+                       for _, when, _ in made), key=lambda check: check[1].at)
+
+    def one_by_one(db: object) -> None:
+        for customer_id, check in checks("one"):
+            T.upgrade(store, db, customer_id, check)
+
+    store._run("test", one_by_one)  # type: ignore[attr-defined]
+    store._run("test", lambda db: T.upgrade_many(store, db, checks("many")))  # type: ignore[attr-defined]
+    rows = store._run("test", lambda db: {  # type: ignore[attr-defined]
+        f"{way}-{c}": T._status(store, db, f"{way}-{c}") for way in ("one", "many") for c in earns})
+    for c in earns:
+        assert rows[f"many-{c}"] == rows[f"one-{c}"], c
+    assert (rows["many-a"][0], rows["many-b"][0], rows["many-c"]) == ("PLATINUM", "MVP", None)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
