@@ -164,24 +164,30 @@ def upgrade_many(store: Any, db: Any, checks: Sequence[tuple[str, TierCheck]]) -
     # A window that does not hang on the customer (a calendar year; a rolling one ending at the
     # same instant) checked for several customers: their totals in one statement.
     shared: dict[tuple[str, dt.datetime, dt.datetime], dict[str, None]] = {}
+    windows: list[tuple[dt.datetime, dt.datetime] | None] = []  # each check's, None: per customer
     for customer_id, check in checks:
         q = check.qualification
-        if q.window != "anniversary year":
-            start, end = window_at(q, check.zone, check_instant("time", check.at), None)
-            shared.setdefault((q.measure, start, end), {})[customer_id] = None
+        if q.window == "anniversary year":
+            windows.append(None)
+            continue
+        start, end = window_at(q, check.zone, check_instant("time", check.at), None)
+        windows.append((start, end))
+        shared.setdefault((q.measure, start, end), {})[customer_id] = None
     for (measure, start, end), customers in shared.items():
         if len(customers) > 1:
             earned = _earned_many(store, db, list(customers), measure, start, end)
             for customer_id in customers:
                 totals[(customer_id, measure, start, end)] = earned.get(customer_id, 0)
-    for customer_id, check in checks:
+    for (customer_id, check), window in zip(checks, windows, strict=True):
         q, at = check.qualification, check_instant("time", check.at)
-        anchor_key = (customer_id, q.measure, q.window)
-        if anchor_key in anchors:
-            anchor = anchors[anchor_key]
-        else:
-            anchor = anchors[anchor_key] = _anchor(store, db, customer_id, q)
-        start, end = window_at(q, check.zone, at, anchor)
+        if window is None:
+            anchor_key = (customer_id, q.measure, q.window)
+            if anchor_key in anchors:
+                anchor = anchors[anchor_key]
+            else:
+                anchor = anchors[anchor_key] = _anchor(store, db, customer_id, q)
+            window = window_at(q, check.zone, at, anchor)
+        start, end = window
         total_key = (customer_id, q.measure, start, end)
         total = totals.get(total_key)
         if total is None:
