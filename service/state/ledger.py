@@ -463,8 +463,16 @@ def post_many(store: Any, db: Any, postings: Sequence[tuple[str, str, Sequence[o
     if lots:
         db.executemany(_sql(store, "insert_lot"), lots)
         db.executemany(_sql(store, "insert_line"), lines)
+    # A batch's checks of one kind together (``post_many_in``: service.state.tiers.TierCheck
+    # reads each customer's ledger once for all of them), in order.
+    kinds: dict[type, list[tuple[str, Any]]] = {}
     for customer_id, event_id, posting in after:
-        post(store, db, customer_id, event_id, "", [posting])
+        if hasattr(posting, "post_many_in"):
+            kinds.setdefault(type(posting), []).append((customer_id, posting))
+        else:
+            post(store, db, customer_id, event_id, "", [posting])
+    for kind, checks in kinds.items():
+        kind.post_many_in(store, db, checks)  # type: ignore[attr-defined]
 
 
 def _line(store: Any, db: Any, customer_id: str, currency: str, lot_id: str, at: dt.datetime,

@@ -50,6 +50,18 @@ _SQL = {
     ),
 }
 _PG = {name: text.replace("?", "%s") for name, text in _SQL.items()}
+#: What many customers earned in one window, one statement (customers without lines: no row).
+_EARNED_MANY = {
+    "sqlite": (
+        "SELECT customer_id, SUM(amount) FROM ledger_lines WHERE customer_id IN "
+        "(SELECT value FROM json_each(?)) AND currency = ? AND kind IN ('award', 'reverse') "
+        "AND at >= ? AND at < ? GROUP BY customer_id"
+    ),
+    "postgresql": (
+        "SELECT customer_id, SUM(amount) FROM ledger_lines WHERE customer_id = ANY(%s) "
+        "AND currency = %s AND kind IN ('award', 'reverse') AND at >= %s AND at < %s GROUP BY customer_id"
+    ),
+}
 
 
 def _sql(store: Any, name: str) -> str:
@@ -67,6 +79,11 @@ class TierCheck:
     def post_in(self, store: Any, db: Any, customer_id: str) -> None:
         """Run in the ledger's posting, after the event's lots are written (:func:`upgrade`)."""
         upgrade(store, db, customer_id, self)
+
+    @staticmethod
+    def post_many_in(store: Any, db: Any, checks: Sequence[tuple[str, TierCheck]]) -> None:
+        """Run a batch's checks in order, after all its lots are written (:func:`upgrade_many`)."""
+        upgrade_many(store, db, checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +122,13 @@ def _earned(store: Any, db: Any, customer_id: str, q: Qualification, start: dt.d
     return int(db.fetchone()[0])
 
 
+def _earned_many(store: Any, db: Any, customer_ids: Sequence[str], measure: str, start: dt.datetime,
+                 end: dt.datetime) -> dict[str, int]:
+    at = store._at_param
+    db.execute(_EARNED_MANY[store.backend], (store._ids_param(customer_ids), measure, at(start), at(end)))
+    return {customer_id: int(total) for customer_id, total in db.fetchall()}
+
+
 def _anchor(store: Any, db: Any, customer_id: str, q: Qualification) -> dt.datetime | None:
     if q.window != "anniversary year":
         return None
@@ -124,20 +148,68 @@ def _status(store: Any, db: Any, customer_id: str) -> tuple[str, dt.datetime, dt
 
 def upgrade(store: Any, db: Any, customer_id: str, check: TierCheck) -> None:
     """Raise (or extend) the customer's tier in Apply's transaction (the customer locked)."""
-    q, at = check.qualification, check_instant("time", check.at)
-    start, end = window_at(q, check.zone, at, _anchor(store, db, customer_id, q))
-    claimed = tier_for(q, _earned(store, db, customer_id, q, start, end))
-    if not claimed:
-        return
-    kept = _kept_until(q, check.zone, at, end)
-    current = _status(store, db, customer_id)
+    upgrade_many(store, db, [(customer_id, check)])
+
+
+def upgrade_many(store: Any, db: Any, checks: Sequence[tuple[str, TierCheck]]) -> None:
+    """:func:`upgrade` for each (customer, check) in order, in one transaction whose lots are
+    all written before the first check (``ledger.post_many``): the checks write only the status
+    row, so a customer's anchor, status and each window's earned total are read once (a window
+    shared by several customers for all of them in one statement) and the status then followed
+    in memory. The rows written are those of the checks one by one."""
+    anchors: dict[tuple[str, str, str], dt.datetime | None] = {}
+    totals: dict[tuple[str, str, dt.datetime, dt.datetime], int] = {}
+    statuses: dict[str, tuple[str, dt.datetime, dt.datetime] | None] = {}
     p = store._at_param
-    if current is None:
-        db.execute(_sql(store, "insert"), (customer_id, claimed, p(at), p(kept)))
-    elif rank(q, claimed) > rank(q, current[0]):
-        db.execute(_sql(store, "update"), (claimed, p(at), p(max(kept, current[2])), customer_id))
-    elif claimed == current[0] and kept > current[2]:
-        db.execute(_sql(store, "update"), (claimed, p(current[1]), p(kept), customer_id))
+    # A window that does not hang on the customer (a calendar year; a rolling one ending at the
+    # same instant) checked for several customers: their totals in one statement.
+    shared: dict[tuple[str, dt.datetime, dt.datetime], dict[str, None]] = {}
+    windows: list[tuple[dt.datetime, dt.datetime] | None] = []  # each check's, None: per customer
+    for customer_id, check in checks:
+        q = check.qualification
+        if q.window == "anniversary year":
+            windows.append(None)
+            continue
+        start, end = window_at(q, check.zone, check_instant("time", check.at), None)
+        windows.append((start, end))
+        shared.setdefault((q.measure, start, end), {})[customer_id] = None
+    for (measure, start, end), customers in shared.items():
+        if len(customers) > 1:
+            earned = _earned_many(store, db, list(customers), measure, start, end)
+            for customer_id in customers:
+                totals[(customer_id, measure, start, end)] = earned.get(customer_id, 0)
+    for (customer_id, check), window in zip(checks, windows, strict=True):
+        q, at = check.qualification, check_instant("time", check.at)
+        if window is None:
+            anchor_key = (customer_id, q.measure, q.window)
+            if anchor_key in anchors:
+                anchor = anchors[anchor_key]
+            else:
+                anchor = anchors[anchor_key] = _anchor(store, db, customer_id, q)
+            window = window_at(q, check.zone, at, anchor)
+        start, end = window
+        total_key = (customer_id, q.measure, start, end)
+        total = totals.get(total_key)
+        if total is None:
+            total = totals[total_key] = _earned(store, db, customer_id, q, start, end)
+        claimed = tier_for(q, total)
+        if not claimed:
+            continue
+        kept = _kept_until(q, check.zone, at, end)
+        if customer_id in statuses:
+            current = statuses[customer_id]
+        else:
+            current = statuses[customer_id] = _status(store, db, customer_id)
+        if current is None:
+            db.execute(_sql(store, "insert"), (customer_id, claimed, p(at), p(kept)))
+            statuses[customer_id] = (claimed, at, kept)
+        elif rank(q, claimed) > rank(q, current[0]):
+            kept = max(kept, current[2])
+            db.execute(_sql(store, "update"), (claimed, p(at), p(kept), customer_id))
+            statuses[customer_id] = (claimed, at, kept)
+        elif claimed == current[0] and kept > current[2]:
+            db.execute(_sql(store, "update"), (claimed, p(current[1]), p(kept), customer_id))
+            statuses[customer_id] = (claimed, current[1], kept)
 
 
 # -- the job: downgrades at a window's end -------------------------------------------------------------

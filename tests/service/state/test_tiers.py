@@ -17,6 +17,7 @@ nights in a calendar year):
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -133,6 +134,58 @@ def test_requalifying_extends_and_no_tier_below_the_lowest(store: StateStore) ->
     assert (report.seen, report.lowered, report.removed) == (1, 1, 1)
     assert T.status(store, "c", q, zone, at("2031-06-01T00:00:00")).tier == ""
     assert T.settle(store, q, zone, at("2031-06-01T00:00:00")) == T.SettleReport(0, 0, 0)
+
+
+@pytest.mark.parametrize("window", ["calendar year", "rolling 12 months", "anniversary year"])
+def test_a_batchs_checks_read_once_write_what_the_checks_one_by_one_write(store: StateStore,
+                                                                          window: str) -> None:
+    """Store-level: a batch's tier checks (``upgrade_many``: each customer's ledger read once, a
+    window several customers share for all of them in one statement, the status followed in
+    memory) leave the status rows that the same checks run one by one (``upgrade``, each
+    reading the ledger) leave, through every branch: no tier, a first tier, a higher tier
+    (kept to the later end), the same tier earned again (kept longer); in each kind of window."""
+    from service.state import ledger as L
+
+    bundled = Schema.for_directory(POLICIES).qualification
+    assert bundled is not None
+    q = dataclasses.replace(bundled, window=window)
+    zone = "Europe/London"
+    awards = [("e1", "2026-02-01T00:00:00", 10000), ("e2", "2026-03-01T00:00:00", 20000),
+              ("e3", "2026-05-01T00:00:00", 30000), ("e4", "2027-02-01T00:00:00", 120000),
+              ("e5", "2027-03-01T00:00:00", 1000), ("e6", "2028-02-01T00:00:00", 100000)]
+    earns = {"a": awards, "b": awards[:2] + awards[4:5], "c": awards[:1]}  # GOLD..PLATINUM, MVP, none
+
+    def lots(db: object) -> None:
+        store._lock_customers(db, [f"{way}-{c}" for way in ("one", "many") for c in earns])  # type: ignore[attr-defined]
+        for way in ("one", "many"):
+            for c, made in earns.items():
+                for event, when, units in made:
+                    L.post(store, db, f"{way}-{c}", f"{way}-{c}-{event}", "", [
+                        L.NewLot("points", units, at(when), at(when), L.NEVER, "p", "r", "1")])
+    store._run("test", lots)  # type: ignore[attr-defined]
+
+    def checks(way: str) -> list[tuple[str, T.TierCheck]]:  # the customers' checks interleaved, by time
+        return sorted(((f"{way}-{c}", T.TierCheck(q, zone, at(when))) for c, made in earns.items()
+                       for _, when, _ in made), key=lambda check: check[1].at)
+
+    def one_by_one(db: object) -> None:
+        for customer_id, check in checks("one"):
+            T.upgrade(store, db, customer_id, check)
+
+    store._run("test", one_by_one)  # type: ignore[attr-defined]
+    store._run("test", lambda db: T.upgrade_many(store, db, checks("many")))  # type: ignore[attr-defined]
+    rows = store._run("test", lambda db: {  # type: ignore[attr-defined]
+        f"{way}-{c}": T._status(store, db, f"{way}-{c}") for way in ("one", "many") for c in earns})
+    for c in earns:
+        assert rows[f"many-{c}"] == rows[f"one-{c}"], c
+    # Worked by hand: a's 2026 awards reach GOLD, its 2027 ones PLATINUM (since 2027-02-01),
+    # its 2028 ones PLATINUM again, kept to the end of the window after 2028's (London's
+    # midnight is 00:00Z in winter); an anniversary year runs from the first award, 1 February.
+    kept = {"calendar year": "2030-01-01T00:00:00", "anniversary year": "2030-02-01T00:00:00"}
+    if window in kept:
+        assert rows["many-a"] == ("PLATINUM", at("2027-02-01T00:00:00"), at(kept[window]))
+    if window == "calendar year":
+        assert (rows["many-b"][0], rows["many-c"]) == ("MVP", None)
 
 
 @pytest.mark.parametrize(("text", "expected"), [
