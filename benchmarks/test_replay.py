@@ -11,6 +11,7 @@ core, is ``python -m benchmarks.replay_measure`` (docs/performance.md, "Replayin
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +64,32 @@ COLUMNAR_EVENTS = 200_000
 COLUMNAR_VS_JOB_LIMIT = 4.5
 
 
-def _peak_rss_kb(argv: list[str]) -> tuple[int, str]:
-    """Run ``argv`` in a fresh process: its peak resident size in KB and its stdout."""
-    import resource
+#: Runs ``loyalty ARGS`` and writes its own ``VmHWM`` line to stderr at the end: the peak of
+#: that process alone. ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` is not: it is the largest of
+#: every child waited for so far, and a child started by vfork and exec carries into it the
+#: parent's peak (pytest's, hundreds of MB after the benchmarks before it).
+_OWN_PEAK = """
+import sys
+from service.cli import main
+try:
+    code = main(sys.argv[1:])
+finally:
+    with open("/proc/self/status") as status:
+        sys.stderr.write(next(line for line in status if line.startswith("VmHWM:")))
+sys.exit(code)
+"""
+
+
+def _peak_rss_kb(args: list[str]) -> tuple[int, str]:
+    """Run ``loyalty ARGS`` in a fresh process: its own peak resident size in KB (VmHWM) and its
+    stdout."""
     import subprocess
 
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    done = subprocess.run(argv, capture_output=True, text=True, check=False)
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return max(after, before), done.stdout
+    done = subprocess.run([sys.executable, "-c", _OWN_PEAK, *args], capture_output=True, text=True,
+                          check=False)
+    peak = [line for line in done.stderr.splitlines() if line.startswith("VmHWM:")]
+    assert peak, done.stderr[-2000:]
+    return int(peak[-1].split()[1]), done.stdout
 
 
 def test_gate_columnar_replay_vs_polars_job(tmp_path_factory: pytest.TempPathFactory, mode: Mode,
@@ -80,7 +98,6 @@ def test_gate_columnar_replay_vs_polars_job(tmp_path_factory: pytest.TempPathFac
     columnar) against the hand-written Polars job on the same Parquet history: the same
     figures, and at most COLUMNAR_VS_JOB_LIMIT times its CPU time (process CPU time: both use
     Polars' threads). Peak memory of each, in a fresh process, is reported."""
-    import sys
     import time
 
     from benchmarks import polars_job
@@ -125,8 +142,7 @@ def test_gate_columnar_replay_vs_polars_job(tmp_path_factory: pytest.TempPathFac
                                      "replay_us": best["replay"] / COLUMNAR_EVENTS * 1e6}))
     results.figure("columnar_replay_us_per_event", best["replay"] / COLUMNAR_EVENTS * 1e6)
     results.figure("polars_job_us_per_event", best["job"] / COLUMNAR_EVENTS * 1e6)
-    loyalty = str(Path(sys.executable).with_name("loyalty"))
-    rss, out = _peak_rss_kb([loyalty, "replay", old_dir, new_dir, str(history), "--jobs", "1",
+    rss, out = _peak_rss_kb(["replay", old_dir, new_dir, str(history), "--jobs", "1",
                              "--format", "json", "--no-progress"])
     results.figure("columnar_replay_peak_rss_mb", rss / 1024)
     assert f'"columnar_events": {COLUMNAR_EVENTS}' in out
